@@ -1,0 +1,296 @@
+//! The `berth` command line (SPEC §4): `serve`, `healthcheck`, and the admin
+//! commands that work on the data directory directly (`user add`,
+//! `token create`). Errors end here: printed once, with an exit code.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::domain::Role;
+use crate::engine::Engine;
+use crate::service::{Berth, NewUser};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "Developer workspaces on Docker, each project on its own volume")]
+struct Cli {
+    /// Config file (TOML); every key optional.
+    #[arg(long, global = true, env = "BERTH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Address to listen on (overrides the config's `listen`).
+        #[arg(long, env = "BERTH_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Exit 0 when the service answers /healthz.
+    Healthcheck {
+        #[arg(long, env = "BERTH_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Manage users (works on the data directory, server running or not).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens (works on the data directory, server running or not).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        email: String,
+        /// Make the user an admin (sees and manages everything).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from stdin (required: never on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a new API token for a user on stdout (and nothing else).
+    Create {
+        email: String,
+        /// A label to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+/// Runs the command line; the binary's `main` is only this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            serve(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck { listen } => {
+            let addr = listen.unwrap_or(config.listen);
+            healthcheck(&addr).await
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    email,
+                    admin,
+                    password_stdin,
+                },
+        } => {
+            if !password_stdin {
+                bail!("give the password on standard input with --password-stdin");
+            }
+            let password = read_password()?;
+            let store = open_store(&config).await?;
+            let role = if admin { Role::Admin } else { Role::Member };
+            let user = store
+                .add_user(NewUser {
+                    email,
+                    password,
+                    role,
+                })
+                .await?;
+            eprintln!("created {} user {} ({})", role.as_str(), user.email, user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command: TokenCommand::Create { email, name },
+        } => {
+            let store = open_store(&config).await?;
+            let token = store.create_api_token(&email, &name).await?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_password() -> Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from stdin")?;
+    let password = input.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}
+
+/// Opens (creating if needed) the data directory and the database.
+async fn open_store(config: &Config) -> Result<Store> {
+    create_data_dir(config)?;
+    let url = config.database_url();
+    Store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&url)))
+}
+
+fn create_data_dir(config: &Config) -> Result<()> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The database holds password hashes: owner only.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let addr: SocketAddr = config.listen_addr()?;
+    let store = open_store(&config).await?;
+    let docker_host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let (engine, info) = Engine::connect().await.with_context(|| {
+        format!(
+            "cannot reach the Docker engine at {docker_host}: is it running, and may this user use it?"
+        )
+    })?;
+    tracing::info!(
+        version = %info.version,
+        api = %info.api_version,
+        cpus = info.cpus,
+        cgroup = %info.cgroup_version,
+        "connected to the Docker engine"
+    );
+    let berth = Berth::new(store.clone(), engine, config, info.cpus);
+    for t in berth.types().await? {
+        if !t.available {
+            tracing::warn!(r#type = %t.name, reason = t.reason.as_deref().unwrap_or(""), "workspace type unavailable");
+        }
+    }
+    let changed = berth.reconcile_all().await?;
+    tracing::info!(changed, "reconciled workspaces with the engine");
+    crate::http::serve(berth, addr, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn healthcheck(addr: &str) -> Result<ExitCode> {
+    let url = format!("http://{addr}/healthz");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => {
+            println!("ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(r) => {
+            eprintln!("berth: {url} answered {}", r.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("berth: {url} did not answer: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@db:5432/berth"),
+            "postgres://…@db:5432/berth"
+        );
+        assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    #[test]
+    fn cli_parses_the_operator_interface() {
+        Cli::try_parse_from(["berth", "serve", "--listen", "127.0.0.1:1"]).unwrap();
+        Cli::try_parse_from(["berth", "healthcheck"]).unwrap();
+        Cli::try_parse_from(["berth", "user", "add", "a@b", "--admin", "--password-stdin"]).unwrap();
+        Cli::try_parse_from(["berth", "token", "create", "a@b"]).unwrap();
+        assert!(Cli::try_parse_from(["berth", "bogus"]).is_err());
+    }
+}

@@ -1,0 +1,374 @@
+//! Configuration: built-in defaults, then a TOML file, then `BERTH_*`
+//! environment variables (SPEC §4). Every key is optional; a misspelt key is
+//! an error that names it, never silently ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::types::builtin_types;
+use crate::domain::WorkspaceType;
+
+/// Environment variables with the `BERTH_` prefix that are not config keys.
+const NON_CONFIG_VARS: &[&str] = &["BERTH_CONFIG", "BERTH_SERVER", "BERTH_TOKEN", "BERTH_LOG"];
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config`/`BERTH_CONFIG` could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A key is unknown or has the wrong type (after layering).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Directory for the SQLite database and local backups.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to `berth.db` in `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// A name for this Berth installation, put on every container and volume
+    /// it makes (`berth.instance`), so that two installations sharing an
+    /// engine never take each other's resources for their own.
+    pub instance: String,
+    /// Largest request body accepted on JSON endpoints, in bytes.
+    pub max_body_bytes: usize,
+    /// How long `stop` waits for a workspace to exit before killing it.
+    pub stop_timeout_s: u32,
+    pub auth: AuthConfig,
+    pub types: BTreeMap<String, WorkspaceType>,
+    pub cleanup: CleanupConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of a login session (token and cookie), in hours.
+    pub session_ttl_h: u64,
+    /// Mark the session cookie `Secure` (set when served over HTTPS).
+    pub cookie_secure: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupConfig {
+    /// A running workspace with no activity for this long is stopped.
+    pub inactive_after_h: u64,
+    /// Days a deleted project's volume is kept before cleanup removes it.
+    pub volume_retention_days: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:7780".into(),
+            data_dir: PathBuf::from("./berth-data"),
+            database_url: None,
+            instance: "default".into(),
+            max_body_bytes: 1024 * 1024,
+            stop_timeout_s: 10,
+            auth: AuthConfig {
+                session_ttl_h: 24 * 7,
+                cookie_secure: false,
+            },
+            types: builtin_types(),
+            cleanup: CleanupConfig {
+                inactive_after_h: 24,
+                volume_retention_days: 7,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults → `file` (if given) → the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// As [`Config::load`], with the environment given (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut value =
+            toml::Value::try_from(Config::default()).expect("default config serialises");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let file_value: toml::Value =
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+            merge_file(&mut value, file_value);
+        }
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("BERTH_") else {
+                continue;
+            };
+            if NON_CONFIG_VARS.contains(&k.as_str()) || rest.is_empty() {
+                continue;
+            }
+            apply_env(&mut value, rest, v);
+        }
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rules serde cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.instance.is_empty()
+            || !self
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(ConfigError::Invalid(
+                "instance must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+            ));
+        }
+        for (name, t) in &self.types {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "type name {name:?} must use only letters, digits, '-' and '_'"
+                )));
+            }
+            // The host's CPU count is checked per workspace, where the
+            // message can tell the user which override to set.
+            t.validate(u32::MAX)
+                .map_err(|e| ConfigError::Invalid(format!("types.{name}: {e}")))?;
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen {:?} is not an address like 127.0.0.1:7780",
+                self.listen
+            ))
+        })
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory
+    /// (created if missing).
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("berth.db").display()
+            ),
+        }
+    }
+}
+
+/// Lays the file over the defaults: tables merge key by key, except that a
+/// `[types.X]` table replaces the built-in type X whole (SPEC §4), so a
+/// replaced type never inherits half of the old one.
+fn merge_file(base: &mut toml::Value, file: toml::Value) {
+    fn merge(base: &mut toml::Value, over: toml::Value, path: &[&str]) {
+        match (base, over) {
+            (toml::Value::Table(b), toml::Value::Table(o)) => {
+                for (k, v) in o {
+                    let replace_whole = path == ["types"];
+                    match b.get_mut(&k) {
+                        Some(existing) if !replace_whole => {
+                            let mut p = path.to_vec();
+                            p.push(&k);
+                            merge(existing, v, &p);
+                        }
+                        _ => {
+                            b.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (b, o) => *b = o,
+        }
+    }
+    merge(base, file, &[]);
+}
+
+/// Sets the key that `BERTH_<SECTION>_<KEY>` names. Keys contain
+/// underscores themselves, so the name is matched against the keys that
+/// exist, longest path first; what does not match is set as a new key at
+/// the deepest table reached (and an unknown one is then reported by serde).
+fn apply_env(root: &mut toml::Value, name: &str, raw: &str) {
+    let parts: Vec<String> = name.to_ascii_lowercase().split('_').map(String::from).collect();
+    let mut table = root;
+    let mut i = 0;
+    'walk: while i < parts.len() {
+        let toml::Value::Table(t) = table else { return };
+        for j in (i + 1..=parts.len()).rev() {
+            let key = parts[i..j].join("_");
+            if !t.contains_key(&key) {
+                continue;
+            }
+            if j == parts.len() {
+                let existing = t.get(&key).expect("checked");
+                let v = parse_env_value(raw, Some(existing));
+                t.insert(key, v);
+                return;
+            }
+            if t.get(&key).is_some_and(toml::Value::is_table) {
+                table = t.get_mut(&key).expect("checked");
+                i = j;
+                continue 'walk;
+            }
+        }
+        let key = parts[i..].join("_");
+        let v = parse_env_value(raw, None);
+        t.insert(key, v);
+        return;
+    }
+}
+
+/// An environment value as TOML (numbers, booleans, arrays), except where
+/// the key it replaces is a string: then it stays the text it is.
+fn parse_env_value(raw: &str, existing: Option<&toml::Value>) -> toml::Value {
+    if matches!(existing, Some(toml::Value::String(_))) {
+        return toml::Value::String(raw.to_string());
+    }
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7780");
+        assert_eq!(c.data_dir, PathBuf::from("./berth-data"));
+        assert!(c.types.contains_key("vscode"));
+        assert!(c.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn file_adds_types_and_replaces_builtins_whole() {
+        let f = file(
+            r#"
+            listen = "127.0.0.1:9999"
+            [types.shell]
+            image = "busybox:local"
+            port = 8080
+            [types.shell.resources]
+            cpus = 0.5
+            memory_mb = 64
+            [types.vscode]
+            image = "my/code:1"
+            port = 9000
+            [types.vscode.resources]
+            cpus = 1.0
+            memory_mb = 512
+            "#,
+        );
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9999");
+        assert_eq!(c.types["shell"].resources.memory_mb, 64);
+        assert!(c.types.contains_key("spreadsheet"));
+        let vs = &c.types["vscode"];
+        assert_eq!(vs.image, "my/code:1");
+        // Replaced whole: the built-in health check and reservation are gone.
+        assert!(vs.health_check.is_none());
+        assert_eq!(vs.resources.memory_reservation_mb, None);
+    }
+
+    #[test]
+    fn env_overrides_file_including_keys_with_underscores() {
+        let f = file("data_dir = \"/tmp/a\"\n");
+        let c = Config::load_from(
+            Some(f.path()),
+            &env(&[
+                ("BERTH_DATA_DIR", "/tmp/b"),
+                ("BERTH_CLEANUP_INACTIVE_AFTER_H", "12"),
+                ("BERTH_TYPES_VSCODE_RESOURCES_MEMORY_MB", "1024"),
+                ("BERTH_TYPES_VSCODE_RESOURCES_MEMORY_SWAP_MB", "2048"),
+                ("BERTH_DATABASE_URL", "sqlite://x.db"),
+                ("BERTH_INSTANCE", "123"),
+                ("BERTH_TOKEN", "not-config"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/b"));
+        assert_eq!(c.cleanup.inactive_after_h, 12);
+        assert_eq!(c.types["vscode"].resources.memory_mb, 1024);
+        assert_eq!(c.types["vscode"].resources.memory_swap_mb, Some(2048));
+        assert_eq!(c.database_url(), "sqlite://x.db");
+        assert_eq!(c.instance, "123");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let f = file("lisen = \"x\"\n");
+        let e = Config::load_from(Some(f.path()), &[]).unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
+        let e = Config::load_from(None, &env(&[("BERTH_BOGUS_KEY", "1")])).unwrap_err();
+        assert!(e.to_string().contains("bogus_key"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let e = Config::load_from(None, &env(&[("BERTH_LISTEN", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let f = file("[types.x]\nport = 1\n[types.x.resources]\ncpus = -1.0\nmemory_mb = 64\n");
+        let e = Config::load_from(Some(f.path()), &[]).unwrap_err();
+        assert!(e.to_string().contains("types.x"), "{e}");
+        let f = file("not toml [");
+        assert!(matches!(
+            Config::load_from(Some(f.path()), &[]),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::load_from(Some(Path::new("/nonexistent/berth.toml")), &[]),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}

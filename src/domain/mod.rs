@@ -1,0 +1,261 @@
+//! The domain: what a user, project, workspace and workspace type are, and the
+//! rules their values obey. Pure data and validation; no I/O, no wire formats.
+
+pub mod limits;
+pub mod types;
+
+pub use limits::{HealthCheck, LimitsError, ResourceLimits, ResourceOverrides};
+pub use types::{TypeAvailability, WorkspaceType};
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Milliseconds since the Unix epoch: how the store keeps every instant, so
+/// the same SQL runs on SQLite and Postgres.
+pub type Millis = i64;
+
+/// Now, in [`Millis`].
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A user's role. Members see their own resources only; admins see all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+/// A person who uses Berth.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub created_at: Millis,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether this user may see and act on a resource owned by `owner`.
+    /// Everything that answers a request by id goes through this, so that
+    /// another member's resource is indistinguishable from a missing one.
+    pub fn can_access(&self, owner: Uuid) -> bool {
+        self.is_admin() || self.id == owner
+    }
+}
+
+/// A project: a named, persistent Docker volume that workspaces mount.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub description: String,
+    /// The workspace type this project is meant for; `None` fits any type.
+    pub workspace_type: Option<String>,
+    /// The workspace this project was assigned to, if any.
+    pub workspace_id: Option<Uuid>,
+    pub volume_name: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// The Docker volume name of a project: stable, derived from the id.
+pub fn project_volume_name(id: Uuid) -> String {
+    format!("berth-project-{id}")
+}
+
+/// The Docker container name of a workspace: stable, derived from the id.
+pub fn workspace_container_name(id: Uuid) -> String {
+    format!("berth-ws-{id}")
+}
+
+/// Where a workspace stands. Health is reported separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceStatus {
+    /// No container running; the initial state.
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    /// Something went wrong; the workspace record carries the reason.
+    Error,
+    /// Kept for reference; not startable until unarchived.
+    Archived,
+}
+
+impl WorkspaceStatus {
+    pub const ALL: [WorkspaceStatus; 6] = [
+        WorkspaceStatus::Stopped,
+        WorkspaceStatus::Starting,
+        WorkspaceStatus::Running,
+        WorkspaceStatus::Stopping,
+        WorkspaceStatus::Error,
+        WorkspaceStatus::Archived,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceStatus::Stopped => "stopped",
+            WorkspaceStatus::Starting => "starting",
+            WorkspaceStatus::Running => "running",
+            WorkspaceStatus::Stopping => "stopping",
+            WorkspaceStatus::Error => "error",
+            WorkspaceStatus::Archived => "archived",
+        }
+    }
+}
+
+impl fmt::Display for WorkspaceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkspaceStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WorkspaceStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown workspace status {s:?}"))
+    }
+}
+
+/// Per-workspace settings layered over the type's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkspaceSettings {
+    pub resources: ResourceOverrides,
+}
+
+/// A workspace: one container of a configured type, on a project's volume.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub type_name: String,
+    pub project_id: Option<Uuid>,
+    pub is_default: bool,
+    pub settings: WorkspaceSettings,
+    pub status: WorkspaceStatus,
+    /// Why the workspace is in its status, when that needs saying
+    /// (an error's cause, a container that exited on its own).
+    pub status_reason: Option<String>,
+    pub container_id: Option<String>,
+    pub host_port: Option<u16>,
+    pub last_activity_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Workspace {
+    pub fn container_name(&self) -> String {
+        workspace_container_name(self.id)
+    }
+}
+
+/// Checks a user-given name: trimmed, 1 to 100 characters, no control
+/// characters. Returns the trimmed name or a message saying what to fix.
+pub fn validate_name(field: &str, raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if name.chars().count() > 100 {
+        return Err(format!("{field} must be at most 100 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{field} must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// Checks a free-text description: at most 2000 characters.
+pub fn validate_description(raw: &str) -> Result<String, String> {
+    if raw.chars().count() > 2000 {
+        return Err("description must be at most 2000 characters".into());
+    }
+    Ok(raw.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_through_its_name() {
+        for st in WorkspaceStatus::ALL {
+            assert_eq!(st.as_str().parse::<WorkspaceStatus>().unwrap(), st);
+        }
+        assert!("bogus".parse::<WorkspaceStatus>().is_err());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_name("name", "  a b ").unwrap(), "a b");
+        assert!(validate_name("name", "   ").is_err());
+        assert!(validate_name("name", &"x".repeat(101)).is_err());
+        assert!(validate_name("name", &"x".repeat(100)).is_ok());
+        assert!(validate_name("name", "a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn admins_access_everything_members_their_own() {
+        let owner = Uuid::new_v4();
+        let mut u = User {
+            id: owner,
+            email: "a@x".into(),
+            role: Role::Member,
+            created_at: 0,
+        };
+        assert!(u.can_access(owner));
+        assert!(!u.can_access(Uuid::new_v4()));
+        u.role = Role::Admin;
+        assert!(u.can_access(Uuid::new_v4()));
+    }
+
+    #[test]
+    fn names_derive_from_ids() {
+        let id = Uuid::nil();
+        assert_eq!(
+            project_volume_name(id),
+            "berth-project-00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            workspace_container_name(id),
+            "berth-ws-00000000-0000-0000-0000-000000000000"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! The Docker engine adapter: the only module that imports bollard. It
+//! speaks in Berth's terms (a workspace container spec, a container's state,
+//! a managed volume) and turns the engine's errors into [`EngineError`].
+
+mod containers;
+mod volumes;
+
+pub use containers::{ContainerSpec, ContainerState, HealthProbe, HealthReport};
+
+use std::time::Duration;
+
+use bollard::Docker;
+
+/// Label every resource Berth makes carries; nothing without it is touched.
+pub const LABEL_MANAGED: &str = "berth.managed";
+/// Which Berth installation made a resource (see `Config::instance`).
+pub const LABEL_INSTANCE: &str = "berth.instance";
+pub const LABEL_PROJECT_ID: &str = "berth.project.id";
+pub const LABEL_WORKSPACE_ID: &str = "berth.workspace.id";
+pub const LABEL_WORKSPACE_TYPE: &str = "berth.workspace.type";
+
+/// What went wrong talking to the engine.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The container, volume or image does not exist (engine 404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The engine refused because of the resource's state (engine 409), e.g.
+    /// a volume still in use or a name already taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The engine could not be reached or did not answer in time.
+    #[error("Docker engine unreachable: {0}")]
+    Unavailable(String),
+    /// The engine rejected the request as invalid (engine 400).
+    #[error("engine rejected the request: {0}")]
+    Rejected(String),
+    /// The engine failed (engine 5xx or an unexpected answer).
+    #[error("engine error: {0}")]
+    Failed(String),
+}
+
+impl From<bollard::errors::Error> for EngineError {
+    fn from(e: bollard::errors::Error) -> Self {
+        use bollard::errors::Error as B;
+        match e {
+            B::DockerResponseServerError {
+                status_code,
+                message,
+            } => match status_code {
+                404 => EngineError::NotFound(message),
+                409 => EngineError::Conflict(message),
+                400 => EngineError::Rejected(message),
+                _ => EngineError::Failed(format!("{status_code}: {message}")),
+            },
+            B::RequestTimeoutError => EngineError::Unavailable("request timed out".into()),
+            B::IOError { err } => EngineError::Unavailable(err.to_string()),
+            B::HyperResponseError { err } => EngineError::Unavailable(err.to_string()),
+            B::HyperLegacyError { err } => EngineError::Unavailable(err.to_string()),
+            other => EngineError::Failed(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Facts about the engine Berth checks at startup.
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    pub version: String,
+    pub api_version: String,
+    pub cpus: u32,
+    pub memory_bytes: i64,
+    pub cgroup_version: String,
+}
+
+/// A cheap-to-clone handle on the Docker engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    docker: Docker,
+}
+
+impl Engine {
+    /// Connects to the engine `DOCKER_HOST` names (the local socket when
+    /// unset), negotiates the API version, and checks that it answers.
+    pub async fn connect() -> Result<(Engine, EngineInfo)> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?
+            .with_timeout(Duration::from_secs(120));
+        // Answer fast at startup when nothing listens, rather than after the
+        // default 2-minute timeout.
+        let probe = docker.clone().with_timeout(Duration::from_secs(10));
+        probe.ping().await?;
+        let docker = docker.negotiate_version().await?;
+        let engine = Engine { docker };
+        let info = engine.info().await?;
+        Ok((engine, info))
+    }
+
+    pub async fn info(&self) -> Result<EngineInfo> {
+        let v = self.docker.version().await?;
+        let i = self.docker.info().await?;
+        Ok(EngineInfo {
+            version: v.version.unwrap_or_default(),
+            api_version: v.api_version.unwrap_or_default(),
+            cpus: i.ncpu.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1),
+            memory_bytes: i.mem_total.unwrap_or(0),
+            cgroup_version: i
+                .cgroup_version
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.docker.ping().await?;
+        Ok(())
+    }
+
+    /// Whether an image is present locally (nothing is pulled).
+    pub async fn image_present(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) => match EngineError::from(e) {
+                EngineError::NotFound(_) => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+}

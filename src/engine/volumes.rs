@@ -1,0 +1,57 @@
+//! Project volumes: named, labelled Docker volumes.
+
+use std::collections::HashMap;
+
+use bollard::models::VolumeCreateRequest;
+use bollard::query_parameters::RemoveVolumeOptionsBuilder;
+
+use super::{Engine, EngineError, Result};
+
+impl Engine {
+    /// Creates a named volume with these labels. Creating one that already
+    /// exists is fine when it carries the same labels (the engine answers
+    /// with the existing volume), so a retried project creation converges.
+    pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        let v = self
+            .docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.to_string()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await?;
+        let mismatched = labels
+            .iter()
+            .any(|(k, val)| v.labels.get(k) != Some(val));
+        if mismatched {
+            return Err(EngineError::Conflict(format!(
+                "volume {name} already exists and is not this project's"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The labels of a volume, or `None` when it does not exist.
+    pub async fn volume_labels(&self, name: &str) -> Result<Option<HashMap<String, String>>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(Some(v.labels)),
+            Err(e) => match EngineError::from(e) {
+                EngineError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Removes a volume; already gone is fine. In use is a
+    /// [`EngineError::Conflict`].
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let opts = RemoveVolumeOptionsBuilder::new().force(false).build();
+        match self.docker.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from(e) {
+                EngineError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}

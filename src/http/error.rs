@@ -1,0 +1,94 @@
+//! The one place where errors become HTTP responses: the envelope
+//! `{"success": false, "error": {"code", "message"}}` and a status code per
+//! error kind. Internal details are logged, never shown to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::engine::EngineError;
+use crate::service::ServiceError;
+
+/// An error as the API answers it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as S;
+        match e {
+            S::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            S::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m),
+            S::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            S::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            S::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            S::Unavailable(m) => {
+                tracing::warn!(error = %m, "engine unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", m)
+            }
+            S::Engine(e) => {
+                tracing::error!(error = %e, "engine call failed");
+                match e {
+                    // The engine's own words help the operator here (a port
+                    // taken, a limit the kernel refuses) and reveal nothing
+                    // about other users.
+                    EngineError::Conflict(m) => {
+                        ApiError::new(StatusCode::CONFLICT, "engine_conflict", m)
+                    }
+                    other => ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "engine_error",
+                        format!("the Docker engine failed: {other}"),
+                    ),
+                }
+            }
+            S::Store(e) => {
+                tracing::error!(error = %e, "store failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error (logged on the server)",
+                )
+            }
+            S::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error (logged on the server)",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "success": false,
+            "error": { "code": self.code, "message": self.message },
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = std::result::Result<T, ApiError>;

@@ -1,0 +1,105 @@
+//! The HTTP API (SPEC §2): routes, extractors, wire types and the mapping of
+//! errors to status codes. [`app`] builds the whole router, so tests drive it
+//! without a socket and `serve` only binds it.
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::service::Berth;
+use error::ApiError;
+use routes::{auth, projects, workspaces as ws};
+
+/// The whole API as one router.
+pub fn app(berth: Berth) -> Router {
+    let max_body = berth.config().max_body_bytes;
+    let api = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/projects", post(projects::create).get(projects::list))
+        .route("/projects/{id}", get(projects::get).delete(projects::delete))
+        .route("/workspaces", get(ws::list).post(ws::create))
+        .route("/workspaces/types", get(ws::types))
+        .route("/workspaces/stats", get(ws::stats))
+        .route("/workspaces/type/{type}", get(ws::by_type))
+        .route(
+            "/workspaces/{id}",
+            get(ws::get).put(ws::update).delete(ws::delete),
+        )
+        .route("/workspaces/{id}/set-default", post(ws::set_default))
+        .route("/workspaces/{id}/start", post(ws::start))
+        .route("/workspaces/{id}/stop", post(ws::stop))
+        .route("/workspaces/{id}/restart", post(ws::restart))
+        .route("/workspaces/{id}/status", get(ws::status))
+        .route("/workspaces/{id}/switch-project", post(ws::switch_project))
+        .route("/workspaces/{id}/projects", get(ws::projects))
+        .route(
+            "/workspaces/{id}/compatible-projects",
+            get(ws::compatible_projects),
+        )
+        .route("/workspaces/{id}/assign-project", post(ws::assign_project));
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error (logged on the server)",
+            )
+            .into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(berth)
+}
+
+async fn healthz() -> Response {
+    wire::ok(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+/// Serves the API on `addr` until `shutdown` completes; in-flight requests
+/// finish first.
+pub async fn serve(
+    berth: Berth,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, "Berth API listening");
+    axum::serve(listener, app(berth))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}

@@ -1,0 +1,6 @@
+//! Route handlers, one file per resource. Handlers parse (extractors), call
+//! the service, and shape the answer (wire types); nothing else.
+
+pub mod auth;
+pub mod projects;
+pub mod workspaces;

@@ -1,0 +1,54 @@
+//! `/api/projects`: create (with its volume), list, get, delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::http::error::ApiResult;
+use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
+use crate::http::wire::{ok, ok_with, CreateProjectRequest, DeleteProjectQuery, ProjectDto};
+use crate::service::Berth;
+
+pub async fn create(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateProjectRequest>,
+) -> ApiResult<Response> {
+    let p = berth
+        .create_project(
+            &caller.user,
+            &req.name,
+            req.description.as_deref(),
+            req.workspace_type.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ok(ProjectDto::from(&p))).into_response())
+}
+
+pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
+    let ps = berth.projects(&caller.user).await?;
+    Ok(ok(ps.iter().map(ProjectDto::from).collect::<Vec<_>>()))
+}
+
+pub async fn get(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let p = berth.project(&caller.user, id).await?;
+    Ok(ok(ProjectDto::from(&p)))
+}
+
+pub async fn delete(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<DeleteProjectQuery>,
+) -> ApiResult<Response> {
+    berth.delete_project(&caller.user, id, q.purge).await?;
+    let message = if q.purge {
+        "project and its volume deleted".to_string()
+    } else {
+        format!(
+            "project deleted; its volume is kept for {} days",
+            berth.config().cleanup.volume_retention_days
+        )
+    };
+    Ok(ok_with(serde_json::json!({ "id": id, "purged": q.purge }), message))
+}

@@ -1,0 +1,165 @@
+//! `/api/workspaces`: Phase 1 (records) and Phase 2 (lifecycle) endpoints.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::Workspace;
+use crate::http::error::ApiResult;
+use crate::http::extract::{ApiJson, Caller, IdPath};
+use crate::http::wire::{
+    ok, ok_with, CreateWorkspaceRequest, ProjectDto, ProjectIdRequest, StatsDto, StatusDto,
+    TypeDto, UpdateWorkspaceRequest, WorkspaceConfigDto, WorkspaceDto,
+};
+use crate::service::{Berth, CreateWorkspace, UpdateWorkspace};
+
+/// A workspace as the API shows it, with its effective configuration.
+pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
+    let config = berth.workspace_type(&w.type_name).ok().map(|t| WorkspaceConfigDto {
+        image: t.image.clone(),
+        port: t.port,
+        resource_limits: (&t.resources.merged(&w.settings.resources)).into(),
+        health_check: t.health_check.as_ref().map(Into::into),
+    });
+    WorkspaceDto::new(w, config)
+}
+
+fn list_dto(berth: &Berth, ws: &[Workspace]) -> Vec<WorkspaceDto> {
+    ws.iter().map(|w| workspace_dto(berth, w)).collect()
+}
+
+pub async fn types(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
+    let ts = berth.types().await?;
+    Ok(ok(ts.iter().map(TypeDto::from).collect::<Vec<_>>()))
+}
+
+pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
+    let ws = berth.workspaces(&caller.user).await?;
+    Ok(ok(list_dto(&berth, &ws)))
+}
+
+pub async fn stats(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
+    let s = berth.workspace_stats(&caller.user).await?;
+    let default = s.default_workspace.as_ref().map(|w| workspace_dto(&berth, w));
+    Ok(ok(StatsDto::new(&s, default)))
+}
+
+pub async fn by_type(
+    State(berth): State<Berth>,
+    caller: Caller,
+    Path(type_name): Path<String>,
+) -> ApiResult<Response> {
+    let ws = berth.workspaces_of_type(&caller.user, &type_name).await?;
+    Ok(ok(list_dto(&berth, &ws)))
+}
+
+pub async fn get(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let w = berth.workspace(&caller.user, id).await?;
+    Ok(ok(workspace_dto(&berth, &w)))
+}
+
+pub async fn create(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateWorkspaceRequest>,
+) -> ApiResult<Response> {
+    let w = berth
+        .create_workspace(
+            &caller.user,
+            CreateWorkspace {
+                name: req.name,
+                description: req.description,
+                type_name: req.type_name,
+                is_default: req.is_default,
+                project_id: req.project_id,
+                resources: req.resource_limits,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ok(workspace_dto(&berth, &w))).into_response())
+}
+
+pub async fn update(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(req): ApiJson<UpdateWorkspaceRequest>,
+) -> ApiResult<Response> {
+    let w = berth
+        .update_workspace(
+            &caller.user,
+            id,
+            UpdateWorkspace {
+                name: req.name,
+                description: req.description,
+                is_default: req.is_default,
+                project_id: req.current_project_id,
+                archived: req.archived,
+            },
+        )
+        .await?;
+    Ok(ok(workspace_dto(&berth, &w)))
+}
+
+pub async fn set_default(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let w = berth.set_default(&caller.user, id).await?;
+    Ok(ok(workspace_dto(&berth, &w)))
+}
+
+pub async fn delete(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    berth.delete_workspace(&caller.user, id).await?;
+    Ok(ok_with(
+        serde_json::json!({ "id": id }),
+        "workspace and its container deleted; the project volume is kept",
+    ))
+}
+
+pub async fn start(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let w = berth.start_workspace(&caller.user, id).await?;
+    Ok(ok_with(workspace_dto(&berth, &w), "workspace started"))
+}
+
+pub async fn stop(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let w = berth.stop_workspace(&caller.user, id).await?;
+    Ok(ok_with(workspace_dto(&berth, &w), "workspace stopped"))
+}
+
+pub async fn restart(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let w = berth.restart_workspace(&caller.user, id).await?;
+    Ok(ok_with(workspace_dto(&berth, &w), "workspace restarted"))
+}
+
+pub async fn status(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let r = berth.workspace_status(&caller.user, id).await?;
+    Ok(ok(StatusDto::from(&r)))
+}
+
+pub async fn switch_project(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(req): ApiJson<ProjectIdRequest>,
+) -> ApiResult<Response> {
+    let w = berth.switch_project(&caller.user, id, req.project_id).await?;
+    Ok(ok_with(workspace_dto(&berth, &w), "project switched"))
+}
+
+pub async fn projects(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let ps = berth.workspace_projects(&caller.user, id).await?;
+    Ok(ok(ps.iter().map(ProjectDto::from).collect::<Vec<_>>()))
+}
+
+pub async fn compatible_projects(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+    let ps = berth.compatible_projects(&caller.user, id).await?;
+    Ok(ok(ps.iter().map(ProjectDto::from).collect::<Vec<_>>()))
+}
+
+pub async fn assign_project(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(req): ApiJson<ProjectIdRequest>,
+) -> ApiResult<Response> {
+    let p = berth.assign_project(&caller.user, id, req.project_id).await?;
+    Ok(ok_with(ProjectDto::from(&p), "project assigned"))
+}

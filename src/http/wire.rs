@@ -1,0 +1,416 @@
+//! Wire types: the JSON the API reads and writes, in the original system's
+//! camelCase shapes. Only the HTTP layer knows these; domain types never
+//! derive a wire format of their own.
+
+use std::collections::BTreeMap;
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{HealthCheck, Millis, Project, ResourceLimits, ResourceOverrides, User, Workspace};
+use crate::engine::{ContainerState, HealthProbe, HealthReport};
+use crate::service::{StatusReport, TypeInfo, WorkspaceStats};
+
+/// The success envelope `{"success": true, "data": …, "message"?: …}`.
+#[derive(Serialize)]
+pub struct Envelope<T: Serialize> {
+    pub success: bool,
+    pub data: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+pub fn ok<T: Serialize>(data: T) -> Response {
+    Json(Envelope {
+        success: true,
+        data,
+        message: None,
+    })
+    .into_response()
+}
+
+pub fn ok_with<T: Serialize>(data: T, message: impl Into<String>) -> Response {
+    Json(Envelope {
+        success: true,
+        data,
+        message: Some(message.into()),
+    })
+    .into_response()
+}
+
+pub fn rfc3339(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+// ---- requests ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateProjectRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub workspace_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteProjectQuery {
+    #[serde(default)]
+    pub purge: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWorkspaceRequest {
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub is_default: Option<bool>,
+    pub project_id: Option<Uuid>,
+    pub resource_limits: Option<ResourceOverrides>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateWorkspaceRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub is_default: Option<bool>,
+    pub current_project_id: Option<Uuid>,
+    pub archived: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectIdRequest {
+    pub project_id: Uuid,
+}
+
+// ---- responses ----
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDto {
+    pub id: Uuid,
+    pub email: String,
+    pub role: &'static str,
+    pub created_at: String,
+}
+
+impl From<&User> for UserDto {
+    fn from(u: &User) -> Self {
+        UserDto {
+            id: u.id,
+            email: u.email.clone(),
+            role: u.role.as_str(),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_at: String,
+    pub user: UserDto,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub workspace_type: Option<String>,
+    pub workspace_id: Option<Uuid>,
+    pub volume_name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Project> for ProjectDto {
+    fn from(p: &Project) -> Self {
+        ProjectDto {
+            id: p.id,
+            user_id: p.owner_id,
+            name: p.name.clone(),
+            description: p.description.clone(),
+            workspace_type: p.workspace_type.clone(),
+            workspace_id: p.workspace_id,
+            volume_name: p.volume_name.clone(),
+            created_at: rfc3339(p.created_at),
+            updated_at: rfc3339(p.updated_at),
+        }
+    }
+}
+
+/// Limits in the original system's units: cores and MB.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsDto {
+    pub cpus: f64,
+    pub memory: u64,
+    pub memory_swap: u64,
+    pub memory_reservation: Option<u64>,
+}
+
+impl From<&ResourceLimits> for LimitsDto {
+    fn from(l: &ResourceLimits) -> Self {
+        LimitsDto {
+            cpus: l.cpus,
+            memory: l.memory_mb,
+            memory_swap: l.effective_swap_mb(),
+            memory_reservation: l.memory_reservation_mb,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckDto {
+    pub enabled: bool,
+    pub command: String,
+    pub interval: u64,
+    pub timeout: u64,
+    pub retries: u32,
+    pub start_period: u64,
+}
+
+impl From<&HealthCheck> for HealthCheckDto {
+    fn from(h: &HealthCheck) -> Self {
+        HealthCheckDto {
+            enabled: !h.disabled,
+            command: h.command.clone(),
+            interval: h.interval_s,
+            timeout: h.timeout_s,
+            retries: h.retries,
+            start_period: h.start_period_s,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeDto {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub description: String,
+    pub image: String,
+    pub port: u16,
+    pub resource_limits: LimitsDto,
+    pub health_check: Option<HealthCheckDto>,
+    pub available: bool,
+    pub unavailable_reason: Option<String>,
+}
+
+impl From<&TypeInfo> for TypeDto {
+    fn from(t: &TypeInfo) -> Self {
+        TypeDto {
+            type_name: t.name.clone(),
+            description: t.config.description.clone(),
+            image: t.config.image.clone(),
+            port: t.config.port,
+            resource_limits: (&t.config.resources).into(),
+            health_check: t.config.health_check.as_ref().map(Into::into),
+            available: t.available,
+            unavailable_reason: t.reason.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceConfigDto {
+    pub image: String,
+    pub port: u16,
+    pub resource_limits: LimitsDto,
+    pub health_check: Option<HealthCheckDto>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub status: &'static str,
+    pub status_reason: Option<String>,
+    pub is_default: bool,
+    pub current_project_id: Option<Uuid>,
+    pub container_id: Option<String>,
+    pub container_name: String,
+    pub host_port: Option<u16>,
+    /// Where the workspace answers on the Berth host, while running.
+    pub url: Option<String>,
+    pub config: Option<WorkspaceConfigDto>,
+    pub last_activity_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl WorkspaceDto {
+    /// `config` is `None` when the workspace's type was removed from the
+    /// configuration (the record is still shown, and can be deleted).
+    pub fn new(w: &Workspace, config: Option<WorkspaceConfigDto>) -> Self {
+        WorkspaceDto {
+            id: w.id,
+            user_id: w.owner_id,
+            name: w.name.clone(),
+            description: w.description.clone(),
+            type_name: w.type_name.clone(),
+            status: w.status.as_str(),
+            status_reason: w.status_reason.clone(),
+            is_default: w.is_default,
+            current_project_id: w.project_id,
+            container_id: w.container_id.clone(),
+            container_name: w.container_name(),
+            host_port: w.host_port,
+            url: w.host_port.map(|p| format!("http://127.0.0.1:{p}/")),
+            config,
+            last_activity_at: w.last_activity_at.map(rfc3339),
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsDto {
+    pub total: usize,
+    pub by_type: BTreeMap<String, usize>,
+    pub by_status: BTreeMap<String, usize>,
+    pub default_workspace: Option<WorkspaceDto>,
+}
+
+impl StatsDto {
+    pub fn new(s: &WorkspaceStats, default_workspace: Option<WorkspaceDto>) -> Self {
+        StatsDto {
+            total: s.total,
+            by_type: s.by_type.clone(),
+            by_status: s.by_status.clone(),
+            default_workspace,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthProbeDto {
+    pub exit_code: i64,
+    pub output: String,
+    pub start: String,
+    pub end: String,
+}
+
+impl From<&HealthProbe> for HealthProbeDto {
+    fn from(p: &HealthProbe) -> Self {
+        HealthProbeDto {
+            exit_code: p.exit_code,
+            output: p.output.clone(),
+            start: p.start.clone(),
+            end: p.end.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthDto {
+    pub status: String,
+    pub failing_streak: i64,
+    /// The last 3 checks, oldest first.
+    pub log: Vec<HealthProbeDto>,
+}
+
+impl From<&HealthReport> for HealthDto {
+    fn from(h: &HealthReport) -> Self {
+        let skip = h.log.len().saturating_sub(3);
+        HealthDto {
+            status: h.status.clone(),
+            failing_streak: h.failing_streak,
+            log: h.log.iter().skip(skip).map(Into::into).collect(),
+        }
+    }
+}
+
+/// A summary of the container, not the raw inspect (which would expose the
+/// environment of the container to anyone who can read its status).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerInfoDto {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    pub running: bool,
+    pub paused: bool,
+    pub exit_code: i64,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub restart_count: i64,
+    pub host_port: Option<u16>,
+}
+
+impl From<&ContainerState> for ContainerInfoDto {
+    fn from(c: &ContainerState) -> Self {
+        ContainerInfoDto {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            image: c.image.clone(),
+            state: c.status.clone(),
+            running: c.running,
+            paused: c.paused,
+            exit_code: c.exit_code,
+            oom_killed: c.oom_killed,
+            error: c.error.clone(),
+            started_at: c.started_at.clone(),
+            finished_at: c.finished_at.clone(),
+            restart_count: c.restart_count,
+            host_port: c.host_port.filter(|_| c.running),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDto {
+    pub status: &'static str,
+    pub status_reason: Option<String>,
+    pub container_running: bool,
+    pub container_info: Option<ContainerInfoDto>,
+    pub health: Option<HealthDto>,
+}
+
+impl From<&StatusReport> for StatusDto {
+    fn from(r: &StatusReport) -> Self {
+        StatusDto {
+            status: r.workspace.status.as_str(),
+            status_reason: r.workspace.status_reason.clone(),
+            container_running: r.container.as_ref().is_some_and(|c| c.running),
+            container_info: r.container.as_ref().map(Into::into),
+            health: r.health().map(Into::into),
+        }
+    }
+}

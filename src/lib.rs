@@ -1,0 +1,10 @@
+//! Berth: self-hosted developer workspaces as Docker containers, each project
+//! on its own persistent volume. See `ARCHITECTURE.md` for the code map.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod store;
+pub mod http;
+pub mod service;

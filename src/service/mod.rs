@@ -1,0 +1,154 @@
+//! The application: what Berth does with a request once the HTTP layer has
+//! parsed it. It joins the store and the engine, checks ownership and input,
+//! and serialises lifecycle operations per workspace. It knows nothing of
+//! HTTP; the CLI's admin commands and the tests call it directly.
+
+mod auth;
+mod projects;
+pub mod reconcile;
+mod workspaces;
+
+pub use auth::{AuthSession, NewUser};
+pub use workspaces::{
+    CreateWorkspace, StatusReport, TypeInfo, UpdateWorkspace, WorkspaceStats,
+};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OwnedMutexGuard;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineError};
+use crate::store::{Store, StoreError};
+
+/// Why a request could not be carried out. The HTTP layer maps each variant
+/// to a status code in one place (`http::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The resource does not exist or belongs to someone else (never tell
+    /// which: ids must not leak).
+    #[error("{0}")]
+    NotFound(String),
+    /// The input breaks a rule; the message says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with the resource's current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials, but the action needs another role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The engine is unreachable; try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The engine failed to do what was asked.
+    #[error(transparent)]
+    Engine(EngineError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Something that should not happen (a bug or a broken host).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ServiceError::Conflict(m),
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+impl From<EngineError> for ServiceError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Unavailable(m) => {
+                ServiceError::Unavailable(format!("Docker engine unreachable: {m}"))
+            }
+            other => ServiceError::Engine(other),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// The running application: a cheap-to-clone handle shared by every request.
+#[derive(Clone)]
+pub struct Berth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    engine: Engine,
+    config: Config,
+    host_cpus: u32,
+    /// One lock per workspace: lifecycle operations on one workspace run one
+    /// at a time, different workspaces in parallel.
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Berth {
+    pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> Berth {
+        Berth {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                config,
+                host_cpus,
+                locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn host_cpus(&self) -> u32 {
+        self.inner.host_cpus
+    }
+
+    /// Takes the lock of one workspace, waiting for any operation under way.
+    async fn lock_workspace(&self, id: Uuid) -> OwnedMutexGuard<()> {
+        let m = {
+            let mut locks = self.inner.locks.lock().expect("lock map poisoned");
+            locks.entry(id).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+
+    fn forget_lock(&self, id: Uuid) {
+        self.inner
+            .locks
+            .lock()
+            .expect("lock map poisoned")
+            .remove(&id);
+    }
+
+    /// Labels every resource of this installation carries.
+    fn base_labels(&self) -> HashMap<String, String> {
+        let mut l = HashMap::new();
+        l.insert(crate::engine::LABEL_MANAGED.to_string(), "true".to_string());
+        l.insert(
+            crate::engine::LABEL_INSTANCE.to_string(),
+            self.inner.config.instance.clone(),
+        );
+        l
+    }
+}

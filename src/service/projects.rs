@@ -1,0 +1,127 @@
+//! Projects: a record plus its Docker volume `berth-project-{id}`.
+
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::domain::{
+    now_millis, project_volume_name, validate_description, validate_name, Project, User,
+    WorkspaceStatus,
+};
+use crate::engine::{EngineError, LABEL_PROJECT_ID};
+
+impl Berth {
+    /// Creates a project and its volume. A volume that cannot be made leaves
+    /// no record behind.
+    pub async fn create_project(
+        &self,
+        user: &User,
+        name: &str,
+        description: Option<&str>,
+        workspace_type: Option<&str>,
+    ) -> Result<Project> {
+        let name = validate_name("name", name).map_err(ServiceError::Invalid)?;
+        let description =
+            validate_description(description.unwrap_or("")).map_err(ServiceError::Invalid)?;
+        if let Some(t) = workspace_type {
+            self.workspace_type(t)?;
+        }
+        let id = Uuid::new_v4();
+        let now = now_millis();
+        let project = Project {
+            id,
+            owner_id: user.id,
+            name,
+            description,
+            workspace_type: workspace_type.map(str::to_string),
+            workspace_id: None,
+            volume_name: project_volume_name(id),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_PROJECT_ID.to_string(), id.to_string());
+        // Volume first: a record without a volume would be a lie; a volume
+        // without a record is an orphan that cleanup reclaims.
+        self.engine()
+            .create_volume(&project.volume_name, labels)
+            .await?;
+        if let Err(e) = self.store().insert_project(&project).await {
+            let _ = self.engine().remove_volume(&project.volume_name).await;
+            return Err(e.into());
+        }
+        Ok(project)
+    }
+
+    /// A project the user may see, or NotFound.
+    pub async fn project(&self, user: &User, id: Uuid) -> Result<Project> {
+        match self.store().project(id).await? {
+            Some(p) if user.can_access(p.owner_id) => Ok(p),
+            _ => Err(ServiceError::NotFound(format!("project {id} not found"))),
+        }
+    }
+
+    /// The user's projects (all of them for an admin), newest first.
+    pub async fn projects(&self, user: &User) -> Result<Vec<Project>> {
+        let owner = (!user.is_admin()).then_some(user.id);
+        Ok(self.store().projects(owner).await?)
+    }
+
+    /// Deletes a project. Its volume is kept for the retention period unless
+    /// `purge`. Refused while a workspace on the project runs; stopped
+    /// workspaces lose their (volume-holding) container and their project.
+    pub async fn delete_project(&self, user: &User, id: Uuid, purge: bool) -> Result<()> {
+        let project = self.project(user, id).await?;
+        let on_project = self.store().workspaces_on_project(id).await?;
+        for ws in &on_project {
+            if matches!(
+                ws.status,
+                WorkspaceStatus::Running | WorkspaceStatus::Starting | WorkspaceStatus::Stopping
+            ) {
+                return Err(ServiceError::Conflict(format!(
+                    "workspace {} ({}) is using this project; stop it first",
+                    ws.id, ws.name
+                )));
+            }
+        }
+        for ws in on_project {
+            let _guard = self.lock_workspace(ws.id).await;
+            // Re-read under the lock: it may have started meanwhile.
+            let Some(mut ws) = self.store().workspace(ws.id).await? else {
+                continue;
+            };
+            if ws.project_id != Some(id) {
+                continue;
+            }
+            if let Some(c) = self.engine().inspect_container(&ws.container_name()).await? {
+                if c.running {
+                    return Err(ServiceError::Conflict(format!(
+                        "workspace {} ({}) is using this project; stop it first",
+                        ws.id, ws.name
+                    )));
+                }
+                self.engine().remove_container(&c.id).await?;
+            }
+            ws.project_id = None;
+            ws.container_id = None;
+            ws.host_port = None;
+            ws.updated_at = now_millis();
+            self.store().save_workspace(&ws).await?;
+        }
+        if purge {
+            match self.engine().remove_volume(&project.volume_name).await {
+                Ok(()) => {}
+                Err(EngineError::Conflict(m)) => {
+                    return Err(ServiceError::Conflict(format!(
+                        "volume {} is still in use: {m}",
+                        project.volume_name
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.store().purge_project(id).await?;
+        } else {
+            self.store().soft_delete_project(id, now_millis()).await?;
+        }
+        Ok(())
+    }
+}

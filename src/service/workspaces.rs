@@ -1,0 +1,610 @@
+//! Workspaces: records, their containers, and the lifecycle (start, stop,
+//! restart, switch project). Lifecycle operations on one workspace are
+//! serialised by its lock; each is idempotent.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::domain::{
+    now_millis, validate_description, validate_name, HealthCheck, Project, ResourceLimits,
+    ResourceOverrides, User, Workspace, WorkspaceSettings, WorkspaceStatus, WorkspaceType,
+};
+use crate::engine::{
+    ContainerSpec, ContainerState, EngineError, HealthReport, LABEL_WORKSPACE_ID,
+    LABEL_WORKSPACE_TYPE,
+};
+
+/// Input of `POST /api/workspaces`, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateWorkspace {
+    pub name: String,
+    pub description: Option<String>,
+    pub type_name: String,
+    pub is_default: Option<bool>,
+    pub project_id: Option<Uuid>,
+    pub resources: Option<ResourceOverrides>,
+}
+
+/// Input of `PUT /api/workspaces/:id`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateWorkspace {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub is_default: Option<bool>,
+    pub project_id: Option<Uuid>,
+    pub archived: Option<bool>,
+}
+
+/// A workspace type as listed: its config and whether it can be used now.
+#[derive(Debug, Clone)]
+pub struct TypeInfo {
+    pub name: String,
+    pub config: WorkspaceType,
+    pub available: bool,
+    pub reason: Option<String>,
+}
+
+/// `GET /api/workspaces/stats`.
+#[derive(Debug, Clone)]
+pub struct WorkspaceStats {
+    pub total: usize,
+    pub by_type: BTreeMap<String, usize>,
+    pub by_status: BTreeMap<String, usize>,
+    pub default_workspace: Option<Workspace>,
+}
+
+/// `GET /api/workspaces/:id/status`: the record, reconciled, with the
+/// engine's view of its container.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    pub workspace: Workspace,
+    pub container: Option<ContainerState>,
+}
+
+impl StatusReport {
+    pub fn health(&self) -> Option<&HealthReport> {
+        self.container.as_ref().and_then(|c| c.health.as_ref())
+    }
+}
+
+fn is_active(s: WorkspaceStatus) -> bool {
+    matches!(
+        s,
+        WorkspaceStatus::Running | WorkspaceStatus::Starting | WorkspaceStatus::Stopping
+    )
+}
+
+impl Berth {
+    /// A configured type, or a 400 that lists the known ones.
+    pub fn workspace_type(&self, name: &str) -> Result<&WorkspaceType> {
+        self.config().types.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.config().types.keys().map(String::as_str).collect();
+            ServiceError::Invalid(format!(
+                "unknown workspace type {name:?}; configured types: {}",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Whether a type's image is here (nothing is pulled).
+    async fn availability(&self, t: &WorkspaceType) -> Result<(bool, Option<String>)> {
+        if t.image.trim().is_empty() {
+            return Ok((false, Some("no image configured for this type".into())));
+        }
+        if self.engine().image_present(&t.image).await? {
+            Ok((true, None))
+        } else {
+            Ok((
+                false,
+                Some(format!(
+                    "image {} is not present on the Docker host (build, load or pull it there)",
+                    t.image
+                )),
+            ))
+        }
+    }
+
+    pub async fn types(&self) -> Result<Vec<TypeInfo>> {
+        let mut out = Vec::new();
+        for (name, t) in &self.config().types {
+            let (available, reason) = self.availability(t).await?;
+            out.push(TypeInfo {
+                name: name.clone(),
+                config: t.clone(),
+                available,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn type_info(&self, name: &str) -> Result<TypeInfo> {
+        let t = self
+            .config()
+            .types
+            .get(name)
+            .ok_or_else(|| ServiceError::NotFound(format!("workspace type {name:?} not found")))?;
+        let (available, reason) = self.availability(t).await?;
+        Ok(TypeInfo {
+            name: name.to_string(),
+            config: t.clone(),
+            available,
+            reason,
+        })
+    }
+
+    /// The limits a workspace runs with: its type's, overridden.
+    pub fn effective_limits(&self, ws: &Workspace) -> Result<ResourceLimits> {
+        Ok(self
+            .workspace_type(&ws.type_name)?
+            .resources
+            .merged(&ws.settings.resources))
+    }
+
+    /// The health check a workspace runs with.
+    pub fn effective_health_check(&self, ws: &Workspace) -> Result<Option<HealthCheck>> {
+        Ok(self.workspace_type(&ws.type_name)?.health_check.clone())
+    }
+
+    fn check_compatible(project: &Project, type_name: &str) -> Result<()> {
+        match &project.workspace_type {
+            Some(t) if t != type_name => Err(ServiceError::Invalid(format!(
+                "project {} is for workspace type {t:?}, not {type_name:?}",
+                project.id
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn create_workspace(&self, user: &User, req: CreateWorkspace) -> Result<Workspace> {
+        let name = validate_name("name", &req.name).map_err(ServiceError::Invalid)?;
+        let description = validate_description(req.description.as_deref().unwrap_or(""))
+            .map_err(ServiceError::Invalid)?;
+        let t = self.workspace_type(&req.type_name)?.clone();
+        let overrides = req.resources.unwrap_or_default();
+        t.resources
+            .merged(&overrides)
+            .validate(self.host_cpus())
+            .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
+        if let Some(pid) = req.project_id {
+            let p = self.project(user, pid).await?;
+            Self::check_compatible(&p, &req.type_name)?;
+        }
+        let (available, reason) = self.availability(&t).await?;
+        if !available {
+            return Err(ServiceError::Conflict(format!(
+                "workspace type {:?} is unavailable: {}",
+                req.type_name,
+                reason.unwrap_or_default()
+            )));
+        }
+        let existing = self.store().workspaces(Some(user.id)).await?;
+        let make_default = req.is_default.unwrap_or(false) || existing.is_empty();
+        let now = now_millis();
+        let ws = Workspace {
+            id: Uuid::new_v4(),
+            owner_id: user.id,
+            name,
+            description,
+            type_name: req.type_name,
+            project_id: req.project_id,
+            is_default: false,
+            settings: WorkspaceSettings {
+                resources: overrides,
+            },
+            status: WorkspaceStatus::Stopped,
+            status_reason: None,
+            container_id: None,
+            host_port: None,
+            last_activity_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store().insert_workspace(&ws).await?;
+        if make_default {
+            self.store().set_default_workspace(user.id, ws.id, now).await?;
+        }
+        self.workspace(user, ws.id).await
+    }
+
+    /// A workspace record the user may see, or NotFound. From the database
+    /// only: cheap enough for listings.
+    pub async fn workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        match self.store().workspace(id).await? {
+            Some(w) if user.can_access(w.owner_id) => Ok(w),
+            _ => Err(ServiceError::NotFound(format!("workspace {id} not found"))),
+        }
+    }
+
+    /// The user's workspaces (all for an admin): default first, then newest.
+    pub async fn workspaces(&self, user: &User) -> Result<Vec<Workspace>> {
+        let owner = (!user.is_admin()).then_some(user.id);
+        Ok(self.store().workspaces(owner).await?)
+    }
+
+    pub async fn workspaces_of_type(&self, user: &User, type_name: &str) -> Result<Vec<Workspace>> {
+        self.workspace_type(type_name)?;
+        let mut all = self.workspaces(user).await?;
+        all.retain(|w| w.type_name == type_name);
+        Ok(all)
+    }
+
+    pub async fn workspace_stats(&self, user: &User) -> Result<WorkspaceStats> {
+        let all = self.workspaces(user).await?;
+        let mut by_type = BTreeMap::new();
+        let mut by_status = BTreeMap::new();
+        for w in &all {
+            *by_type.entry(w.type_name.clone()).or_insert(0) += 1;
+            *by_status.entry(w.status.as_str().to_string()).or_insert(0) += 1;
+        }
+        let default_workspace = all
+            .iter()
+            .find(|w| w.is_default && w.owner_id == user.id)
+            .cloned();
+        Ok(WorkspaceStats {
+            total: all.len(),
+            by_type,
+            by_status,
+            default_workspace,
+        })
+    }
+
+    pub async fn update_workspace(
+        &self,
+        user: &User,
+        id: Uuid,
+        req: UpdateWorkspace,
+    ) -> Result<Workspace> {
+        self.workspace(user, id).await?;
+        // Validate everything before changing anything.
+        let name = req
+            .name
+            .as_deref()
+            .map(|n| validate_name("name", n))
+            .transpose()
+            .map_err(ServiceError::Invalid)?;
+        let description = req
+            .description
+            .as_deref()
+            .map(validate_description)
+            .transpose()
+            .map_err(ServiceError::Invalid)?;
+        if req.is_default == Some(false) {
+            let ws = self.workspace(user, id).await?;
+            if ws.is_default {
+                return Err(ServiceError::Invalid(
+                    "isDefault cannot be cleared; make another workspace the default instead"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(pid) = req.project_id {
+            self.switch_project(user, id, pid).await?;
+        }
+        let guard = self.lock_workspace(id).await;
+        let mut ws = self.workspace(user, id).await?;
+        if let Some(n) = name {
+            ws.name = n;
+        }
+        if let Some(d) = description {
+            ws.description = d;
+        }
+        match req.archived {
+            Some(true) if ws.status != WorkspaceStatus::Archived => {
+                let (fresh, _) = self.refresh(ws).await?;
+                ws = fresh;
+                if is_active(ws.status) {
+                    return Err(ServiceError::Conflict(
+                        "stop the workspace before archiving it".into(),
+                    ));
+                }
+                ws.status = WorkspaceStatus::Archived;
+                ws.status_reason = None;
+            }
+            Some(false) if ws.status == WorkspaceStatus::Archived => {
+                ws.status = WorkspaceStatus::Stopped;
+            }
+            _ => {}
+        }
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        drop(guard);
+        if req.is_default == Some(true) {
+            self.store()
+                .set_default_workspace(ws.owner_id, id, now_millis())
+                .await?;
+        }
+        self.workspace(user, id).await
+    }
+
+    pub async fn set_default(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        let ws = self.workspace(user, id).await?;
+        self.store()
+            .set_default_workspace(ws.owner_id, id, now_millis())
+            .await?;
+        self.workspace(user, id).await
+    }
+
+    /// Removes the workspace and its container; never the project volume.
+    pub async fn delete_workspace(&self, user: &User, id: Uuid) -> Result<()> {
+        let guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        self.engine().remove_container(&ws.container_name()).await?;
+        self.store().unassign_projects_of(id).await?;
+        self.store().delete_workspace(id).await?;
+        if ws.is_default {
+            let rest = self.store().workspaces(Some(ws.owner_id)).await?;
+            if let Some(next) = rest.first() {
+                self.store()
+                    .set_default_workspace(ws.owner_id, next.id, now_millis())
+                    .await?;
+            }
+        }
+        drop(guard);
+        self.forget_lock(id);
+        Ok(())
+    }
+
+    /// The container spec of a workspace, from its type and settings.
+    fn container_spec(&self, ws: &Workspace, project: &Project) -> Result<ContainerSpec> {
+        let t = self.workspace_type(&ws.type_name)?;
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_WORKSPACE_ID.into(), ws.id.to_string());
+        labels.insert(LABEL_WORKSPACE_TYPE.into(), ws.type_name.clone());
+        let mut env: Vec<String> = t.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.push(format!("WORKSPACE_ID={}", ws.id));
+        env.push(format!("WORKSPACE_TYPE={}", ws.type_name));
+        env.push(format!("PROJECT_ID={}", project.id));
+        Ok(ContainerSpec {
+            name: ws.container_name(),
+            image: t.image.clone(),
+            cmd: t.command.clone(),
+            env,
+            labels,
+            limits: self.effective_limits(ws)?,
+            health_check: self.effective_health_check(ws)?,
+            port: t.port,
+            volume: Some(project.volume_name.clone()),
+        })
+    }
+
+    /// Starts a workspace: creates its container if there is none. Running
+    /// already is success.
+    pub async fn start_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        self.start_locked(ws).await
+    }
+
+    async fn start_locked(&self, ws: Workspace) -> Result<Workspace> {
+        if ws.status == WorkspaceStatus::Archived {
+            return Err(ServiceError::Conflict(
+                "workspace is archived; unarchive it (PUT archived=false) to start it".into(),
+            ));
+        }
+        let (mut ws, container) = self.refresh(ws).await?;
+        if container.as_ref().is_some_and(|c| c.running) {
+            return Ok(ws);
+        }
+        let project_id = ws.project_id.ok_or_else(|| {
+            ServiceError::Conflict(
+                "workspace has no project; give it one with switch-project first".into(),
+            )
+        })?;
+        let project = self.store().project(project_id).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "project {project_id} of this workspace no longer exists; switch to another project"
+            ))
+        })?;
+        ws.status = WorkspaceStatus::Starting;
+        ws.status_reason = None;
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+
+        let result = self.create_and_start(&ws, &project, container).await;
+        let now = now_millis();
+        match result {
+            Ok(state) => {
+                ws.status = WorkspaceStatus::Running;
+                ws.status_reason = None;
+                ws.container_id = Some(state.id);
+                ws.host_port = state.host_port;
+                ws.last_activity_at = Some(now);
+                ws.updated_at = now;
+                self.store().save_workspace(&ws).await?;
+                Ok(ws)
+            }
+            Err(e) => {
+                ws.status = WorkspaceStatus::Error;
+                ws.status_reason = Some(format!("start failed: {e}"));
+                ws.updated_at = now;
+                self.store().save_workspace(&ws).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_and_start(
+        &self,
+        ws: &Workspace,
+        project: &Project,
+        existing: Option<ContainerState>,
+    ) -> Result<ContainerState> {
+        let id = match existing {
+            Some(c) => c.id,
+            None => {
+                let spec = self.container_spec(ws, project)?;
+                match self.engine().create_container(&spec).await {
+                    Ok(id) => id,
+                    Err(EngineError::NotFound(_)) => {
+                        return Err(ServiceError::Conflict(format!(
+                            "image {} of type {:?} is not present on the Docker host",
+                            spec.image, ws.type_name
+                        )))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        self.engine().start_container(&id).await?;
+        self.engine()
+            .inspect_container(&id)
+            .await?
+            .ok_or_else(|| ServiceError::Conflict("container vanished right after start".into()))
+    }
+
+    /// Stops a workspace, keeping its container (and so its logs).
+    /// Stopped already is success.
+    pub async fn stop_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        self.stop_locked(ws).await
+    }
+
+    async fn stop_locked(&self, ws: Workspace) -> Result<Workspace> {
+        let (mut ws, container) = self.refresh(ws).await?;
+        let Some(c) = container.filter(|c| c.running) else {
+            if ws.status == WorkspaceStatus::Error {
+                ws.status = WorkspaceStatus::Stopped;
+                ws.status_reason = None;
+                ws.updated_at = now_millis();
+                self.store().save_workspace(&ws).await?;
+            }
+            return Ok(ws);
+        };
+        ws.status = WorkspaceStatus::Stopping;
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        let result = self
+            .engine()
+            .stop_container(&c.id, self.config().stop_timeout_s)
+            .await;
+        if let Err(e) = result {
+            // Leave the record as the engine has it, then report.
+            let _ = self.refresh(ws).await;
+            return Err(e.into());
+        }
+        ws.status = WorkspaceStatus::Stopped;
+        ws.status_reason = None;
+        ws.host_port = None;
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        Ok(ws)
+    }
+
+    /// Restarts a running workspace; starts a stopped one.
+    pub async fn restart_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        let (mut ws, container) = self.refresh(ws).await?;
+        let Some(c) = container.filter(|c| c.running) else {
+            return self.start_locked(ws).await;
+        };
+        self.engine()
+            .restart_container(&c.id, self.config().stop_timeout_s)
+            .await?;
+        let state = self.engine().inspect_container(&c.id).await?;
+        let now = now_millis();
+        ws.status = if state.as_ref().is_some_and(|s| s.running) {
+            WorkspaceStatus::Running
+        } else {
+            WorkspaceStatus::Stopped
+        };
+        ws.status_reason = None;
+        ws.host_port = state.as_ref().and_then(|s| s.host_port);
+        ws.last_activity_at = Some(now);
+        ws.updated_at = now;
+        self.store().save_workspace(&ws).await?;
+        Ok(ws)
+    }
+
+    /// The workspace reconciled with the engine, and its container.
+    pub async fn workspace_status(&self, user: &User, id: Uuid) -> Result<StatusReport> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        let (workspace, container) = self.refresh(ws).await?;
+        Ok(StatusReport {
+            workspace,
+            container,
+        })
+    }
+
+    /// Mounts another project: the container is recreated with the new
+    /// volume (and started again if it was running).
+    pub async fn switch_project(
+        &self,
+        user: &User,
+        id: Uuid,
+        project_id: Uuid,
+    ) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        let project = self.project(user, project_id).await?;
+        if project.owner_id != ws.owner_id {
+            return Err(ServiceError::NotFound(format!(
+                "project {project_id} not found"
+            )));
+        }
+        Self::check_compatible(&project, &ws.type_name)?;
+        let (mut ws, container) = self.refresh(ws).await?;
+        if ws.project_id == Some(project_id) {
+            return Ok(ws);
+        }
+        let was_running = container.as_ref().is_some_and(|c| c.running);
+        if let Some(c) = container {
+            self.engine().remove_container(&c.id).await?;
+        }
+        ws.project_id = Some(project_id);
+        ws.container_id = None;
+        ws.host_port = None;
+        if ws.status != WorkspaceStatus::Archived {
+            ws.status = WorkspaceStatus::Stopped;
+            ws.status_reason = None;
+        }
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        if was_running {
+            return self.start_locked(ws).await;
+        }
+        Ok(ws)
+    }
+
+    /// Projects of a workspace: its current one and those assigned to it.
+    pub async fn workspace_projects(&self, user: &User, id: Uuid) -> Result<Vec<Project>> {
+        let ws = self.workspace(user, id).await?;
+        let all = self.store().projects(Some(ws.owner_id)).await?;
+        Ok(all
+            .into_iter()
+            .filter(|p| Some(p.id) == ws.project_id || p.workspace_id == Some(id))
+            .collect())
+    }
+
+    /// The owner's projects this workspace could mount.
+    pub async fn compatible_projects(&self, user: &User, id: Uuid) -> Result<Vec<Project>> {
+        let ws = self.workspace(user, id).await?;
+        let all = self.store().projects(Some(ws.owner_id)).await?;
+        Ok(all
+            .into_iter()
+            .filter(|p| p.workspace_type.as_deref().is_none_or(|t| t == ws.type_name))
+            .collect())
+    }
+
+    /// Assigns a project to a workspace (without mounting it; see
+    /// [`Berth::switch_project`]).
+    pub async fn assign_project(&self, user: &User, id: Uuid, project_id: Uuid) -> Result<Project> {
+        let ws = self.workspace(user, id).await?;
+        let project = self.project(user, project_id).await?;
+        if project.owner_id != ws.owner_id {
+            return Err(ServiceError::NotFound(format!(
+                "project {project_id} not found"
+            )));
+        }
+        Self::check_compatible(&project, &ws.type_name)?;
+        self.store()
+            .assign_project(project_id, id, &ws.type_name, now_millis())
+            .await?;
+        self.project(user, project_id).await
+    }
+}

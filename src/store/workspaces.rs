@@ -1,0 +1,150 @@
+//! Workspace records.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{get_opt_uuid, get_uuid, Result, Store, StoreError};
+use crate::domain::{Millis, Workspace, WorkspaceSettings};
+
+fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
+    let status: String = row.try_get("status")?;
+    let settings: String = row.try_get("settings")?;
+    let port: Option<i64> = row.try_get("host_port")?;
+    let is_default: i64 = row.try_get("is_default")?;
+    Ok(Workspace {
+        id: get_uuid(row, "id")?,
+        owner_id: get_uuid(row, "owner_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        type_name: row.try_get("type_name")?,
+        project_id: get_opt_uuid(row, "project_id")?,
+        is_default: is_default != 0,
+        settings: serde_json::from_str::<WorkspaceSettings>(&settings)
+            .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+        status: status.parse().map_err(StoreError::Corrupt)?,
+        status_reason: row.try_get("status_reason")?,
+        container_id: row.try_get("container_id")?,
+        host_port: port.and_then(|p| u16::try_from(p).ok()),
+        last_activity_at: row.try_get("last_activity_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn settings_json(w: &Workspace) -> String {
+    serde_json::to_string(&w.settings).expect("settings serialise")
+}
+
+impl Store {
+    pub async fn insert_workspace(&self, w: &Workspace) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workspaces (id, owner_id, name, description, type_name, project_id, \
+             is_default, settings, status, status_reason, container_id, host_port, \
+             last_activity_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(w.id.to_string())
+        .bind(w.owner_id.to_string())
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(&w.type_name)
+        .bind(w.project_id.map(|u| u.to_string()))
+        .bind(i64::from(w.is_default))
+        .bind(settings_json(w))
+        .bind(w.status.as_str())
+        .bind(w.status_reason.clone())
+        .bind(w.container_id.clone())
+        .bind(w.host_port.map(i64::from))
+        .bind(w.last_activity_at)
+        .bind(w.created_at)
+        .bind(w.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes every mutable field of the record back.
+    pub async fn save_workspace(&self, w: &Workspace) -> Result<()> {
+        sqlx::query(
+            "UPDATE workspaces SET name = $1, description = $2, project_id = $3, \
+             is_default = $4, settings = $5, status = $6, status_reason = $7, \
+             container_id = $8, host_port = $9, last_activity_at = $10, updated_at = $11 \
+             WHERE id = $12",
+        )
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(w.project_id.map(|u| u.to_string()))
+        .bind(i64::from(w.is_default))
+        .bind(settings_json(w))
+        .bind(w.status.as_str())
+        .bind(w.status_reason.clone())
+        .bind(w.container_id.clone())
+        .bind(w.host_port.map(i64::from))
+        .bind(w.last_activity_at)
+        .bind(w.updated_at)
+        .bind(w.id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn workspace(&self, id: Uuid) -> Result<Option<Workspace>> {
+        let row = sqlx::query("SELECT * FROM workspaces WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    /// Workspaces, default first, then newest; all owners when `owner` is `None`.
+    pub async fn workspaces(&self, owner: Option<Uuid>) -> Result<Vec<Workspace>> {
+        const ORDER: &str = "ORDER BY is_default DESC, created_at DESC, id";
+        let rows = match owner {
+            Some(o) => sqlx::query(&format!("SELECT * FROM workspaces WHERE owner_id = $1 {ORDER}"))
+                .bind(o.to_string())
+                .fetch_all(&self.pool)
+                .await?,
+            None => sqlx::query(&format!("SELECT * FROM workspaces {ORDER}"))
+                .fetch_all(&self.pool)
+                .await?,
+        };
+        rows.iter().map(workspace_from_row).collect()
+    }
+
+    /// Workspaces whose current project is `project_id`.
+    pub async fn workspaces_on_project(&self, project_id: Uuid) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query("SELECT * FROM workspaces WHERE project_id = $1")
+            .bind(project_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(workspace_from_row).collect()
+    }
+
+    pub async fn delete_workspace(&self, id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM workspaces WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes `id` its owner's only default workspace, atomically.
+    pub async fn set_default_workspace(&self, owner: Uuid, id: Uuid, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE workspaces SET is_default = 0, updated_at = $1 WHERE owner_id = $2 AND is_default = 1",
+        )
+        .bind(now)
+        .bind(owner.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE workspaces SET is_default = 1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
