@@ -223,7 +223,11 @@ fn merge_file(base: &mut toml::Value, file: toml::Value) {
 /// exist, longest path first; what does not match is set as a new key at
 /// the deepest table reached (and an unknown one is then reported by serde).
 fn apply_env(root: &mut toml::Value, name: &str, raw: &str) {
-    let parts: Vec<String> = name.to_ascii_lowercase().split('_').map(String::from).collect();
+    let parts: Vec<String> = name
+        .to_ascii_lowercase()
+        .split('_')
+        .map(String::from)
+        .collect();
     let mut table = root;
     let mut i = 0;
     'walk: while i < parts.len() {
@@ -259,7 +263,9 @@ fn parse_env_value(raw: &str, existing: Option<&toml::Value>) -> toml::Value {
         return toml::Value::String(raw.to_string());
     }
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }

@@ -5,6 +5,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
-pub mod store;
 pub mod http;
 pub mod service;
+pub mod store;

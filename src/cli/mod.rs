@@ -18,7 +18,11 @@ use crate::service::{Berth, NewUser};
 use crate::store::Store;
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "Developer workspaces on Docker, each project on its own volume")]
+#[command(
+    name = "berth",
+    version,
+    about = "Developer workspaces on Docker, each project on its own volume"
+)]
 struct Cli {
     /// Config file (TOML); every key optional.
     #[arg(long, global = true, env = "BERTH_CONFIG")]
@@ -141,7 +145,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     role,
                 })
                 .await?;
-            eprintln!("created {} user {} ({})", role.as_str(), user.email, user.id);
+            eprintln!(
+                "created {} user {} ({})",
+                role.as_str(),
+                user.email,
+                user.id
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Token {
@@ -289,7 +298,8 @@ mod tests {
     fn cli_parses_the_operator_interface() {
         Cli::try_parse_from(["berth", "serve", "--listen", "127.0.0.1:1"]).unwrap();
         Cli::try_parse_from(["berth", "healthcheck"]).unwrap();
-        Cli::try_parse_from(["berth", "user", "add", "a@b", "--admin", "--password-stdin"]).unwrap();
+        Cli::try_parse_from(["berth", "user", "add", "a@b", "--admin", "--password-stdin"])
+            .unwrap();
         Cli::try_parse_from(["berth", "token", "create", "a@b"]).unwrap();
         assert!(Cli::try_parse_from(["berth", "bogus"]).is_err());
     }

@@ -70,10 +70,7 @@ impl ResourceLimits {
     pub fn validate(&self, host_cpus: u32) -> Result<(), LimitsError> {
         let err = |m: String| Err(LimitsError(m));
         if !self.cpus.is_finite() || self.cpus <= 0.0 {
-            return err(format!(
-                "cpus must be a number above 0 (got {})",
-                self.cpus
-            ));
+            return err(format!("cpus must be a number above 0 (got {})", self.cpus));
         }
         if self.cpus > f64::from(host_cpus) {
             return err(format!(

@@ -50,11 +50,7 @@ impl WorkspaceType {
         if let Some(h) = &self.health_check {
             h.validate()?;
         }
-        if let Some(k) = self
-            .env
-            .keys()
-            .find(|k| k.is_empty() || k.contains('='))
-        {
+        if let Some(k) = self.env.keys().find(|k| k.is_empty() || k.contains('=')) {
             return Err(LimitsError(format!("env name {k:?} is not valid")));
         }
         Ok(())

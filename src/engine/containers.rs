@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, Mount, MountType,
-    PortBinding,
+    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, Mount, MountType, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
@@ -148,7 +147,9 @@ fn health_config(h: &HealthCheck) -> HealthConfig {
 impl Engine {
     /// Creates (does not start) a container; returns its id.
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
-        let opts = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
         let r = self
             .docker
             .create_container(Some(opts), spec.to_body())
@@ -252,20 +253,21 @@ impl Engine {
             })
         });
         let config = r.config.unwrap_or_default();
-        let host_port = r
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|ports| {
-                ports.into_values().flatten().flatten().find_map(|b| {
-                    b.host_port
-                        .and_then(|p| p.parse::<u16>().ok())
-                        .filter(|p| *p != 0)
-                })
-            });
+        let host_port = r.network_settings.and_then(|n| n.ports).and_then(|ports| {
+            ports.into_values().flatten().flatten().find_map(|b| {
+                b.host_port
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p != 0)
+            })
+        });
         let opt = |s: Option<String>| s.filter(|s| !s.is_empty() && !s.starts_with("0001-"));
         Ok(Some(ContainerState {
             id: r.id.unwrap_or_default(),
-            name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            name: r
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             image: config.image.unwrap_or_default(),
             status: state.status.map(|s| s.to_string()).unwrap_or_default(),
             running: state.running.unwrap_or(false),

@@ -103,12 +103,13 @@ impl Engine {
         Ok(EngineInfo {
             version: v.version.unwrap_or_default(),
             api_version: v.api_version.unwrap_or_default(),
-            cpus: i.ncpu.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1),
+            cpus: i
+                .ncpu
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1)
+                .max(1),
             memory_bytes: i.mem_total.unwrap_or(0),
-            cgroup_version: i
-                .cgroup_version
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
+            cgroup_version: i.cgroup_version.map(|c| c.to_string()).unwrap_or_default(),
         })
     }
 

@@ -20,9 +20,7 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        let mismatched = labels
-            .iter()
-            .any(|(k, val)| v.labels.get(k) != Some(val));
+        let mismatched = labels.iter().any(|(k, val)| v.labels.get(k) != Some(val));
         if mismatched {
             return Err(EngineError::Conflict(format!(
                 "volume {name} already exists and is not this project's"

@@ -30,7 +30,10 @@ pub fn app(berth: Berth) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
         .route("/projects", post(projects::create).get(projects::list))
-        .route("/projects/{id}", get(projects::get).delete(projects::delete))
+        .route(
+            "/projects/{id}",
+            get(projects::get).delete(projects::delete),
+        )
         .route("/workspaces", get(ws::list).post(ws::create))
         .route("/workspaces/types", get(ws::types))
         .route("/workspaces/stats", get(ws::stats))

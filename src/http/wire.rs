@@ -9,7 +9,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{HealthCheck, Millis, Project, ResourceLimits, ResourceOverrides, User, Workspace};
+use crate::domain::{
+    HealthCheck, Millis, Project, ResourceLimits, ResourceOverrides, User, Workspace,
+};
 use crate::engine::{ContainerState, HealthProbe, HealthReport};
 use crate::service::{StatusReport, TypeInfo, WorkspaceStats};
 

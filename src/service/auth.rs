@@ -56,7 +56,11 @@ async fn hash_password(password: String) -> Result<String> {
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -94,7 +98,9 @@ impl Store {
             ));
         }
         let hash = hash_password(new.password).await?;
-        Ok(self.insert_user(&email, &hash, new.role, now_millis()).await?)
+        Ok(self
+            .insert_user(&email, &hash, new.role, now_millis())
+            .await?)
     }
 
     /// Issues a non-expiring API token for `email`; returns the token itself
@@ -163,7 +169,9 @@ impl Berth {
     /// The user a token belongs to, with the token's id (for logout).
     pub async fn authenticate(&self, token: &str) -> Result<(User, Uuid)> {
         if !token.starts_with(TOKEN_PREFIX) {
-            return Err(ServiceError::Unauthorized("invalid or expired token".into()));
+            return Err(ServiceError::Unauthorized(
+                "invalid or expired token".into(),
+            ));
         }
         self.store()
             .user_by_token_hash(&hash_token(token), now_millis())

@@ -9,9 +9,7 @@ pub mod reconcile;
 mod workspaces;
 
 pub use auth::{AuthSession, NewUser};
-pub use workspaces::{
-    CreateWorkspace, StatusReport, TypeInfo, UpdateWorkspace, WorkspaceStats,
-};
+pub use workspaces::{CreateWorkspace, StatusReport, TypeInfo, UpdateWorkspace, WorkspaceStats};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -92,7 +92,11 @@ impl Berth {
             if ws.project_id != Some(id) {
                 continue;
             }
-            if let Some(c) = self.engine().inspect_container(&ws.container_name()).await? {
+            if let Some(c) = self
+                .engine()
+                .inspect_container(&ws.container_name())
+                .await?
+            {
                 if c.running {
                     return Err(ServiceError::Conflict(format!(
                         "workspace {} ({}) is using this project; stop it first",

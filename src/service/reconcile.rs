@@ -47,7 +47,10 @@ pub fn observe(
         ),
         (Running | Starting | Stopping, Some(s)) => {
             let why = if s.oom_killed {
-                Some(format!("container was OOM killed (exit code {})", s.exit_code))
+                Some(format!(
+                    "container was OOM killed (exit code {})",
+                    s.exit_code
+                ))
             } else if status == Running && !s.never_started {
                 Some(format!("container exited with code {}", s.exit_code))
             } else {
@@ -65,7 +68,10 @@ impl Berth {
         &self,
         mut ws: Workspace,
     ) -> Result<(Workspace, Option<ContainerState>)> {
-        let container = self.engine().inspect_container(&ws.container_name()).await?;
+        let container = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?;
         let seen = container.as_ref().map(Seen::from);
         let (status, reason) = observe(ws.status, ws.status_reason.as_deref(), seen.as_ref());
         let container_id = container.as_ref().map(|c| c.id.clone());
@@ -148,7 +154,10 @@ mod tests {
     fn an_exited_container_says_why() {
         assert_eq!(
             observe(Running, None, Some(&seen(false, 137, true))),
-            (Stopped, Some("container was OOM killed (exit code 137)".into()))
+            (
+                Stopped,
+                Some("container was OOM killed (exit code 137)".into())
+            )
         );
         assert_eq!(
             observe(Running, None, Some(&seen(false, 2, false))),
@@ -169,14 +178,22 @@ mod tests {
     #[test]
     fn stopped_keeps_its_reason_while_the_container_is_down() {
         assert_eq!(
-            observe(Stopped, Some("container exited with code 1"), Some(&seen(false, 1, false))),
+            observe(
+                Stopped,
+                Some("container exited with code 1"),
+                Some(&seen(false, 1, false))
+            ),
             (Stopped, Some("container exited with code 1".into()))
         );
     }
 
     #[test]
     fn archived_and_error_are_left_alone() {
-        for s in [None, Some(seen(true, 0, false)), Some(seen(false, 1, false))] {
+        for s in [
+            None,
+            Some(seen(true, 0, false)),
+            Some(seen(false, 1, false)),
+        ] {
             assert_eq!(observe(Archived, None, s.as_ref()), (Archived, None));
             assert_eq!(
                 observe(Error, Some("boom"), s.as_ref()),

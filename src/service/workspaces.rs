@@ -121,11 +121,10 @@ impl Berth {
     }
 
     pub async fn type_info(&self, name: &str) -> Result<TypeInfo> {
-        let t = self
-            .config()
-            .types
-            .get(name)
-            .ok_or_else(|| ServiceError::NotFound(format!("workspace type {name:?} not found")))?;
+        let t =
+            self.config().types.get(name).ok_or_else(|| {
+                ServiceError::NotFound(format!("workspace type {name:?} not found"))
+            })?;
         let (available, reason) = self.availability(t).await?;
         Ok(TypeInfo {
             name: name.to_string(),
@@ -204,7 +203,9 @@ impl Berth {
         };
         self.store().insert_workspace(&ws).await?;
         if make_default {
-            self.store().set_default_workspace(user.id, ws.id, now).await?;
+            self.store()
+                .set_default_workspace(user.id, ws.id, now)
+                .await?;
         }
         self.workspace(user, ws.id).await
     }
@@ -587,7 +588,11 @@ impl Berth {
         let all = self.store().projects(Some(ws.owner_id)).await?;
         Ok(all
             .into_iter()
-            .filter(|p| p.workspace_type.as_deref().is_none_or(|t| t == ws.type_name))
+            .filter(|p| {
+                p.workspace_type
+                    .as_deref()
+                    .is_none_or(|t| t == ws.type_name)
+            })
             .collect())
     }
 

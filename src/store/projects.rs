@@ -54,20 +54,23 @@ impl Store {
 
     /// Live projects, newest first; all owners when `owner` is `None`.
     pub async fn projects(&self, owner: Option<Uuid>) -> Result<Vec<Project>> {
-        let rows = match owner {
-            Some(o) => sqlx::query(
-                "SELECT * FROM projects WHERE deleted_at IS NULL AND owner_id = $1 \
+        let rows =
+            match owner {
+                Some(o) => {
+                    sqlx::query(
+                        "SELECT * FROM projects WHERE deleted_at IS NULL AND owner_id = $1 \
                  ORDER BY created_at DESC, id",
-            )
-            .bind(o.to_string())
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query(
-                "SELECT * FROM projects WHERE deleted_at IS NULL ORDER BY created_at DESC, id",
-            )
-            .fetch_all(&self.pool)
-            .await?,
-        };
+                    )
+                    .bind(o.to_string())
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                None => sqlx::query(
+                    "SELECT * FROM projects WHERE deleted_at IS NULL ORDER BY created_at DESC, id",
+                )
+                .fetch_all(&self.pool)
+                .await?,
+            };
         rows.iter().map(project_from_row).collect()
     }
 

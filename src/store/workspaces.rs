@@ -101,13 +101,19 @@ impl Store {
     pub async fn workspaces(&self, owner: Option<Uuid>) -> Result<Vec<Workspace>> {
         const ORDER: &str = "ORDER BY is_default DESC, created_at DESC, id";
         let rows = match owner {
-            Some(o) => sqlx::query(&format!("SELECT * FROM workspaces WHERE owner_id = $1 {ORDER}"))
+            Some(o) => {
+                sqlx::query(&format!(
+                    "SELECT * FROM workspaces WHERE owner_id = $1 {ORDER}"
+                ))
                 .bind(o.to_string())
                 .fetch_all(&self.pool)
-                .await?,
-            None => sqlx::query(&format!("SELECT * FROM workspaces {ORDER}"))
-                .fetch_all(&self.pool)
-                .await?,
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT * FROM workspaces {ORDER}"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         rows.iter().map(workspace_from_row).collect()
     }

@@ -22,7 +22,10 @@ fn cookie(berth: &Berth, value: &str, max_age_s: u64) -> HeaderValue {
     .expect("cookie is ASCII")
 }
 
-pub async fn login(State(berth): State<Berth>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Response> {
+pub async fn login(
+    State(berth): State<Berth>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
     let session = berth.login(&req.email, &req.password).await?;
     let max_age = berth.config().auth.session_ttl_h.saturating_mul(3600);
     let set_cookie = cookie(&berth, &session.token, max_age);

@@ -30,7 +30,11 @@ pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Respo
     Ok(ok(ps.iter().map(ProjectDto::from).collect::<Vec<_>>()))
 }
 
-pub async fn get(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn get(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let p = berth.project(&caller.user, id).await?;
     Ok(ok(ProjectDto::from(&p)))
 }
@@ -50,5 +54,8 @@ pub async fn delete(
             berth.config().cleanup.volume_retention_days
         )
     };
-    Ok(ok_with(serde_json::json!({ "id": id, "purged": q.purge }), message))
+    Ok(ok_with(
+        serde_json::json!({ "id": id, "purged": q.purge }),
+        message,
+    ))
 }

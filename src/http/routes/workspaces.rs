@@ -15,12 +15,15 @@ use crate::service::{Berth, CreateWorkspace, UpdateWorkspace};
 
 /// A workspace as the API shows it, with its effective configuration.
 pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
-    let config = berth.workspace_type(&w.type_name).ok().map(|t| WorkspaceConfigDto {
-        image: t.image.clone(),
-        port: t.port,
-        resource_limits: (&t.resources.merged(&w.settings.resources)).into(),
-        health_check: t.health_check.as_ref().map(Into::into),
-    });
+    let config = berth
+        .workspace_type(&w.type_name)
+        .ok()
+        .map(|t| WorkspaceConfigDto {
+            image: t.image.clone(),
+            port: t.port,
+            resource_limits: (&t.resources.merged(&w.settings.resources)).into(),
+            health_check: t.health_check.as_ref().map(Into::into),
+        });
     WorkspaceDto::new(w, config)
 }
 
@@ -40,7 +43,10 @@ pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Respo
 
 pub async fn stats(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
     let s = berth.workspace_stats(&caller.user).await?;
-    let default = s.default_workspace.as_ref().map(|w| workspace_dto(&berth, w));
+    let default = s
+        .default_workspace
+        .as_ref()
+        .map(|w| workspace_dto(&berth, w));
     Ok(ok(StatsDto::new(&s, default)))
 }
 
@@ -53,7 +59,11 @@ pub async fn by_type(
     Ok(ok(list_dto(&berth, &ws)))
 }
 
-pub async fn get(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn get(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let w = berth.workspace(&caller.user, id).await?;
     Ok(ok(workspace_dto(&berth, &w)))
 }
@@ -101,12 +111,20 @@ pub async fn update(
     Ok(ok(workspace_dto(&berth, &w)))
 }
 
-pub async fn set_default(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn set_default(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let w = berth.set_default(&caller.user, id).await?;
     Ok(ok(workspace_dto(&berth, &w)))
 }
 
-pub async fn delete(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn delete(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     berth.delete_workspace(&caller.user, id).await?;
     Ok(ok_with(
         serde_json::json!({ "id": id }),
@@ -114,22 +132,38 @@ pub async fn delete(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPa
     ))
 }
 
-pub async fn start(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn start(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let w = berth.start_workspace(&caller.user, id).await?;
     Ok(ok_with(workspace_dto(&berth, &w), "workspace started"))
 }
 
-pub async fn stop(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn stop(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let w = berth.stop_workspace(&caller.user, id).await?;
     Ok(ok_with(workspace_dto(&berth, &w), "workspace stopped"))
 }
 
-pub async fn restart(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn restart(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let w = berth.restart_workspace(&caller.user, id).await?;
     Ok(ok_with(workspace_dto(&berth, &w), "workspace restarted"))
 }
 
-pub async fn status(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn status(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let r = berth.workspace_status(&caller.user, id).await?;
     Ok(ok(StatusDto::from(&r)))
 }
@@ -140,16 +174,26 @@ pub async fn switch_project(
     IdPath(id): IdPath,
     ApiJson(req): ApiJson<ProjectIdRequest>,
 ) -> ApiResult<Response> {
-    let w = berth.switch_project(&caller.user, id, req.project_id).await?;
+    let w = berth
+        .switch_project(&caller.user, id, req.project_id)
+        .await?;
     Ok(ok_with(workspace_dto(&berth, &w), "project switched"))
 }
 
-pub async fn projects(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn projects(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let ps = berth.workspace_projects(&caller.user, id).await?;
     Ok(ok(ps.iter().map(ProjectDto::from).collect::<Vec<_>>()))
 }
 
-pub async fn compatible_projects(State(berth): State<Berth>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn compatible_projects(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     let ps = berth.compatible_projects(&caller.user, id).await?;
     Ok(ok(ps.iter().map(ProjectDto::from).collect::<Vec<_>>()))
 }
@@ -160,6 +204,8 @@ pub async fn assign_project(
     IdPath(id): IdPath,
     ApiJson(req): ApiJson<ProjectIdRequest>,
 ) -> ApiResult<Response> {
-    let p = berth.assign_project(&caller.user, id, req.project_id).await?;
+    let p = berth
+        .assign_project(&caller.user, id, req.project_id)
+        .await?;
     Ok(ok_with(ProjectDto::from(&p), "project assigned"))
 }

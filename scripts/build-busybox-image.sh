@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds a tiny local image from the host's static busybox (nothing is pulled):
+# an HTTP server on port 8080 serving /www, with /www/healthz for health
+# checks. Used by the tests and by the README's tour.
+#
+#   scripts/build-busybox-image.sh [TAG]     (default: berth-demo/busybox:latest)
+set -euo pipefail
+tag="${1:-berth-demo/busybox:latest}"
+busybox="$(command -v busybox || true)"
+if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
+  for c in /bin/busybox /usr/bin/busybox; do
+    if [ -x "$c" ] && ldd "$c" 2>&1 | grep -q 'not a dynamic'; then busybox="$c"; break; fi
+  done
+fi
+if [ -z "$busybox" ] || [ ! -x "$busybox" ]; then
+  echo "build-busybox-image: no static busybox found; install it with: apt-get install busybox-static" >&2
+  exit 1
+fi
+root="$(mktemp -d)"
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/bin" "$root/www" "$root/tmp" "$root/workspace" "$root/etc"
+cp "$busybox" "$root/bin/busybox"
+for app in sh ash httpd wget sleep cat echo rm ls mkdir touch true false kill ps env id nc \
+           date head tail du tar printf grep sed test cp mv chmod seq yes dd; do
+  ln -s busybox "$root/bin/$app"
+done
+echo ok > "$root/www/healthz"
+echo '<html><body>berth busybox workspace</body></html>' > "$root/www/index.html"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
+chmod 1777 "$root/tmp"
+tar -C "$root" -c . | docker import \
+  --change 'ENV PATH=/bin' \
+  --change 'WORKDIR /workspace' \
+  --change 'EXPOSE 8080' \
+  --change 'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]' \
+  - "$tag" >/dev/null
+echo "$tag"

@@ -1,0 +1,313 @@
+//! The operator interface end to end, as a new user meets it: the real
+//! `berth` binary creates a user and a token, serves, answers `healthcheck`,
+//! and the HTTP API runs a workspace from creation to deletion. Also: the
+//! startup errors an operator must be able to read.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker_inspect, ensure_test_image, TEST_IMAGE};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &std::path::Path, port: u16, instance: &str) -> std::path::PathBuf {
+    let path = dir.join("berth.toml");
+    let text = format!(
+        r#"
+listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+instance = "{instance}"
+
+[types.shell]
+image = "{TEST_IMAGE}"
+port = 8080
+[types.shell.resources]
+cpus = 0.5
+memory_mb = 64
+memory_reservation_mb = 16
+[types.shell.health_check]
+command = "wget -q -O /dev/null http://127.0.0.1:8080/healthz || exit 1"
+interval_s = 1
+timeout_s = 2
+retries = 2
+start_period_s = 0
+"#,
+        data = dir.join("data").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn berth(args: &[&str], config: &std::path::Path, stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("BERTH_CONFIG", config)
+        .env_remove("BERTH_LISTEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn berth");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn cleanup(instance: &str) {
+    let label = format!("label=berth.instance={instance}");
+    for (kind, rm) in [
+        ("ps", vec!["rm", "-f"]),
+        ("volume", vec!["volume", "rm", "-f"]),
+    ] {
+        let list = if kind == "ps" {
+            Command::new("docker")
+                .args(["ps", "-aq", "--filter", &label])
+                .output()
+        } else {
+            Command::new("docker")
+                .args(["volume", "ls", "-q", "--filter", &label])
+                .output()
+        };
+        if let Ok(o) = list {
+            let items: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !items.is_empty() {
+                let _ = Command::new("docker").args(&rm).args(&items).output();
+            }
+        }
+    }
+}
+
+struct Cleanup(String);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        cleanup(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_new_user_runs_a_workspace_through_the_binary_and_the_api() {
+    ensure_test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let instance = format!(
+        "test-cli-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _cleanup = Cleanup(instance.clone());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &instance);
+
+    // Admin commands work on the data directory, no server needed.
+    let out = berth(
+        &["user", "add", "admin@example.com", "--admin"],
+        &config,
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--password-stdin"));
+    let out = berth(
+        &[
+            "user",
+            "add",
+            "admin@example.com",
+            "--admin",
+            "--password-stdin",
+        ],
+        &config,
+        Some("correct-horse\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = berth(
+        &["user", "add", "admin@example.com", "--password-stdin"],
+        &config,
+        Some("another-pass\n"),
+    );
+    assert!(!out.status.success(), "duplicate email must fail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = berth(&["token", "create", "admin@example.com"], &config, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "token create prints the token only"
+    );
+    let token = stdout.trim().to_string();
+    assert!(token.starts_with("berth_"));
+    let out = berth(&["token", "create", "nobody@example.com"], &config, None);
+    assert!(!out.status.success());
+
+    // Serve, and wait for healthcheck to say so.
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("BERTH_LISTEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server { child };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = berth(&["healthcheck"], &config, None);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "server exited early"
+        );
+        assert!(Instant::now() < deadline, "server never became healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut r = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    use reqwest::Method as M;
+
+    // Password login works over the wire too.
+    let (s, v) = {
+        let r = http
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({ "email": "admin@example.com", "password": "correct-horse" }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(s, 200, "{v}");
+
+    let (s, v) = call(M::POST, "/api/projects", Some(json!({ "name": "demo" }))).await;
+    assert_eq!(s, 201, "{v}");
+    let pid = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        M::POST,
+        "/api/workspaces",
+        Some(json!({ "name": "ws", "type": "shell", "projectId": pid })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(M::POST, &format!("/api/workspaces/{id}/start"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = call(M::GET, &format!("/api/workspaces/{id}/status"), None).await;
+        if v["data"]["status"] == "running" && v["data"]["health"]["status"] == "healthy" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never healthy: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (s, v) = call(M::POST, &format!("/api/workspaces/{id}/stop"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["status"], "stopped");
+    let (s, v) = call(M::DELETE, &format!("/api/workspaces/{id}"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(docker_inspect("container", &format!("berth-ws-{id}")).is_none());
+
+    // SIGTERM shuts the server down cleanly.
+    let pid_s = server.child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid_s])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    let out = berth(&["healthcheck"], &config, None);
+    assert!(!out.status.success(), "healthcheck fails with no server");
+}
+
+#[test]
+fn serve_says_clearly_when_the_engine_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port(), "test-unreachable");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_config_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lisen"), "{err}");
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .env("BERTH_LISTEN", "not an address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+}

@@ -1,0 +1,344 @@
+//! Shared helpers for the integration tests: the local test image (built
+//! once from the host's static busybox), a Berth instance per test with its
+//! own database and a unique `berth.instance` label, requests through the
+//! real router, `docker inspect` for assertions, and cleanup of everything
+//! the test made (and nothing else).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use berth::config::Config;
+use berth::domain::{HealthCheck, ResourceLimits, Role, WorkspaceType};
+use berth::engine::Engine;
+use berth::service::{Berth, NewUser};
+use berth::store::Store;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// The image the test types run. Rebuilt when missing.
+pub const TEST_IMAGE: &str = "berth-test/busybox:v1";
+
+/// A type name whose image does not exist.
+pub const MISSING_TYPE: &str = "missing";
+
+/// Fails loudly when there is no engine: these tests exist to exercise it.
+pub fn require_docker() {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the integration tests need a running Docker engine (docker version failed)"
+    );
+}
+
+/// Builds the test image once per test process (idempotent across processes).
+pub fn ensure_test_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        require_docker();
+        let present = Command::new("docker")
+            .args(["image", "inspect", TEST_IMAGE])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !present {
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-busybox-image.sh");
+            let out = Command::new("bash")
+                .arg(script)
+                .arg(TEST_IMAGE)
+                .output()
+                .expect("run build-busybox-image.sh");
+            assert!(
+                out.status.success(),
+                "building the test image failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+/// The test workspace type: the busybox HTTP server with a fast health check.
+pub fn box_type() -> WorkspaceType {
+    WorkspaceType {
+        image: TEST_IMAGE.into(),
+        port: 8080,
+        command: vec![],
+        env: BTreeMap::from([("FROM_TYPE".to_string(), "yes".to_string())]),
+        description: "test box".into(),
+        resources: ResourceLimits {
+            cpus: 0.5,
+            memory_mb: 64,
+            memory_swap_mb: Some(128),
+            memory_reservation_mb: Some(16),
+        },
+        health_check: Some(HealthCheck {
+            command: "wget -q -O /dev/null http://127.0.0.1:8080/healthz || exit 1".into(),
+            disabled: false,
+            interval_s: 1,
+            timeout_s: 2,
+            retries: 2,
+            start_period_s: 0,
+        }),
+    }
+}
+
+pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
+    let mut c = Config {
+        data_dir: dir.to_path_buf(),
+        instance: instance.to_string(),
+        stop_timeout_s: 2,
+        max_body_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    c.types.insert("box".into(), box_type());
+    let mut other = box_type();
+    other.description = "a second type".into();
+    c.types.insert("other".into(), other);
+    let mut missing = box_type();
+    missing.image = format!("berth-test/no-such-image:{}", Uuid::new_v4().simple());
+    c.types.insert(MISSING_TYPE.into(), missing);
+    c
+}
+
+/// One Berth instance for one test.
+pub struct TestEnv {
+    pub berth: Berth,
+    pub router: Router,
+    pub instance: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        ensure_test_image();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let instance = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let config = test_config(dir.path(), &instance);
+        let berth = open(config).await;
+        let router = berth::http::app(berth.clone());
+        TestEnv {
+            berth,
+            router,
+            instance,
+            dir,
+        }
+    }
+
+    /// A second Berth on the same database and instance, as after a restart.
+    pub async fn reopen(&self) -> Berth {
+        open(test_config(self.dir.path(), &self.instance)).await
+    }
+
+    /// Creates a user and an API token for them.
+    pub async fn user(&self, role: Role) -> (Uuid, String) {
+        let email = format!("{}@test.example", Uuid::new_v4().simple());
+        let u = self
+            .berth
+            .store()
+            .add_user(NewUser {
+                email: email.clone(),
+                password: "password123".into(),
+                role,
+            })
+            .await
+            .expect("add user");
+        let token = self
+            .berth
+            .store()
+            .create_api_token(&email, "test")
+            .await
+            .expect("token");
+        (u.id, token)
+    }
+
+    pub async fn member(&self) -> String {
+        self.user(Role::Member).await.1
+    }
+
+    /// Sends a request through the router; returns status and parsed JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let (status, _, bytes) = self.send_raw(req).await;
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("response is not JSON: {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, json)
+    }
+
+    pub async fn send_raw(
+        &self,
+        req: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, headers, bytes)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Creates a project; returns its id.
+    pub async fn project(&self, token: &str, name: &str) -> String {
+        let (s, v) = self
+            .post("/api/projects", token, serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["data"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a `box` workspace on a new project; returns (workspace id, project id).
+    pub async fn workspace(&self, token: &str) -> (String, String) {
+        let pid = self.project(token, "p").await;
+        let (s, v) = self
+            .post(
+                "/api/workspaces",
+                token,
+                serde_json::json!({ "name": "w", "type": "box", "projectId": pid }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        (v["data"]["id"].as_str().unwrap().to_string(), pid)
+    }
+
+    /// Polls the status endpoint until `pred` holds (bounded).
+    pub async fn wait_status(
+        &self,
+        token: &str,
+        id: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            let (s, v) = self
+                .get(&format!("/api/workspaces/{id}/status"), token)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if pred(&v["data"]) {
+                return v["data"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+async fn open(config: Config) -> Berth {
+    let store = Store::connect(&config.database_url()).await.expect("store");
+    let (engine, info) = Engine::connect().await.expect("engine");
+    Berth::new(store, engine, config, info.cpus)
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let label = format!("label=berth.instance={}", self.instance);
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output();
+        if let Ok(out) = out {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .arg("rm")
+                    .arg("-f")
+                    .args(&ids)
+                    .output();
+            }
+        }
+        let out = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &label])
+            .output();
+        if let Ok(out) = out {
+            let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !names.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", "-f"])
+                    .args(&names)
+                    .output();
+            }
+        }
+    }
+}
+
+/// `docker inspect` of a container or volume, as JSON.
+pub fn docker_inspect(kind: &str, name: &str) -> Option<Value> {
+    let out = Command::new("docker")
+        .args([kind, "inspect", name])
+        .output()
+        .expect("docker inspect");
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
+    v.as_array().and_then(|a| a.first().cloned())
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
