@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::recovery::RecoveryPolicy;
 use crate::domain::types::builtin_types;
 use crate::domain::WorkspaceType;
 
@@ -52,6 +53,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub types: BTreeMap<String, WorkspaceType>,
     pub cleanup: CleanupConfig,
+    pub recovery: RecoveryPolicy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +92,7 @@ impl Default for Config {
                 inactive_after_h: 24,
                 volume_retention_days: 7,
             },
+            recovery: RecoveryPolicy::default(),
         }
     }
 }
@@ -161,6 +164,7 @@ impl Config {
             t.validate(u32::MAX)
                 .map_err(|e| ConfigError::Invalid(format!("types.{name}: {e}")))?;
         }
+        self.recovery.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),

@@ -312,8 +312,8 @@ async fn switch_project_remounts_the_new_volume_and_keeps_it_running() {
 }
 
 #[tokio::test]
-async fn status_follows_the_engine_and_a_restart_reconciles() {
-    let env = TestEnv::new().await;
+async fn status_follows_the_engine_and_a_restart_recovers_what_should_run() {
+    let mut env = TestEnv::new().await;
     let t = env.member().await;
     let (id, _) = env.workspace(&t).await;
     let (gone, _) = env.workspace(&t).await;
@@ -335,12 +335,14 @@ async fn status_follows_the_engine_and_a_restart_reconciles() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["status"], "running");
 
-    // While "Berth is down", one container vanishes and one exits.
+    // While Berth is down, one container vanishes and one is killed.
+    env.stop_watcher();
     docker(&["rm", "-f", &format!("berth-ws-{gone}")]);
     docker(&["kill", &format!("berth-ws-{exited}")]);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let restarted = env.reopen().await;
     let changed = restarted.reconcile_all().await.unwrap();
+    // The vanished one is now stopped; the killed one runs again on a new port.
     assert_eq!(changed, 2);
     let store = restarted.store();
     let rec = |w: &str| {
@@ -354,12 +356,26 @@ async fn status_follows_the_engine_and_a_restart_reconciles() {
         Some("container no longer exists")
     );
     let e = rec(&exited).await;
-    assert_eq!(e.status.as_str(), "stopped");
     assert_eq!(
-        e.status_reason.as_deref(),
-        Some("container exited with code 137")
+        e.status.as_str(),
+        "running",
+        "should run, so it was recovered"
     );
-    assert!(e.host_port.is_none());
+    let c = docker_inspect("container", &format!("berth-ws-{exited}")).unwrap();
+    assert_eq!(c["State"]["Running"], true);
+    assert_eq!(
+        e.host_port.map(u64::from),
+        c["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+            .as_str()
+            .and_then(|p| p.parse().ok())
+    );
+    let events = store.events(e.id, 10).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.kind == "recovery_restart" && ev.message.contains("exited with code 137")),
+        "{events:?}"
+    );
     let r = rec(&id).await;
     assert_eq!(r.status.as_str(), "running");
 }

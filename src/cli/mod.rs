@@ -230,9 +230,10 @@ async fn serve(config: Config) -> Result<()> {
             tracing::warn!(r#type = %t.name, reason = t.reason.as_deref().unwrap_or(""), "workspace type unavailable");
         }
     }
-    let changed = berth.reconcile_all().await?;
-    tracing::info!(changed, "reconciled workspaces with the engine");
+    // The watcher reconciles first, then follows engine events.
+    let watcher = berth.spawn_watcher();
     crate::http::serve(berth, addr, shutdown_signal()).await?;
+    watcher.abort();
     store.close().await;
     Ok(())
 }

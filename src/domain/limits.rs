@@ -173,10 +173,9 @@ impl HealthCheck {
 
     pub fn validate(&self) -> Result<(), LimitsError> {
         let err = |m: &str| Err(LimitsError(m.to_string()));
-        if self.disabled {
-            return Ok(());
-        }
-        if self.command.trim().is_empty() {
+        // Values are checked even while disabled: enabling later must not
+        // bring a bad one to the engine.
+        if !self.disabled && self.command.trim().is_empty() {
             return err("healthCheck.command must not be empty (or set disabled)");
         }
         if self.interval_s == 0 || self.interval_s > 86_400 {
@@ -192,6 +191,92 @@ impl HealthCheck {
             return err("healthCheck start period must be at most 86400 seconds");
         }
         Ok(())
+    }
+}
+
+/// A workspace's changes to its type's health check. Seconds, in the
+/// API's names; unset fields keep the type's value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckOverride {
+    /// `false` turns the check off (also one the image declares).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<u64>,
+}
+
+impl HealthCheckOverride {
+    pub fn is_empty(&self) -> bool {
+        self == &HealthCheckOverride::default()
+    }
+
+    /// `self` with the fields `newer` sets replaced.
+    pub fn updated(&self, newer: &HealthCheckOverride) -> HealthCheckOverride {
+        HealthCheckOverride {
+            enabled: newer.enabled.or(self.enabled),
+            command: newer.command.clone().or_else(|| self.command.clone()),
+            interval: newer.interval.or(self.interval),
+            timeout: newer.timeout.or(self.timeout),
+            retries: newer.retries.or(self.retries),
+            start_period: newer.start_period.or(self.start_period),
+        }
+    }
+
+    /// The check a workspace runs: the type's (`base`) with this laid over
+    /// it, validated. `None`: no check of Berth's (the image's own applies).
+    pub fn apply(&self, base: Option<&HealthCheck>) -> Result<Option<HealthCheck>, LimitsError> {
+        if self.is_empty() {
+            return Ok(base.cloned());
+        }
+        if self.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(LimitsError("healthCheck.command must not be empty".into()));
+        }
+        let mut h = match (base, &self.command) {
+            (Some(b), _) => b.clone(),
+            (None, Some(_)) | (None, None) if self.enabled == Some(false) => HealthCheck {
+                disabled: true,
+                ..HealthCheck::http_default(0)
+            },
+            (None, Some(_)) => HealthCheck {
+                command: String::new(),
+                ..HealthCheck::http_default(0)
+            },
+            (None, None) => {
+                return Err(LimitsError(
+                    "healthCheck.command is required: this workspace type has no health check to adjust"
+                        .into(),
+                ))
+            }
+        };
+        if let Some(c) = &self.command {
+            h.command = c.clone();
+        }
+        if let Some(v) = self.interval {
+            h.interval_s = v;
+        }
+        if let Some(v) = self.timeout {
+            h.timeout_s = v;
+        }
+        if let Some(v) = self.retries {
+            h.retries = v;
+        }
+        if let Some(v) = self.start_period {
+            h.start_period_s = v;
+        }
+        if let Some(e) = self.enabled {
+            h.disabled = !e;
+        }
+        h.validate()?;
+        Ok(Some(h))
     }
 }
 
@@ -279,6 +364,75 @@ mod tests {
         l.cpus = 1.5;
         assert_eq!(l.nano_cpus(), 1_500_000_000);
         assert_eq!(mb_to_bytes(512), 536_870_912);
+    }
+
+    #[test]
+    fn health_overrides_lay_over_the_type() {
+        let base = HealthCheck::http_default(8080);
+        assert_eq!(
+            HealthCheckOverride::default().apply(Some(&base)).unwrap(),
+            Some(base.clone())
+        );
+        assert_eq!(HealthCheckOverride::default().apply(None).unwrap(), None);
+        let o = HealthCheckOverride {
+            interval: Some(5),
+            retries: Some(1),
+            ..Default::default()
+        };
+        let h = o.apply(Some(&base)).unwrap().unwrap();
+        assert_eq!((h.interval_s, h.retries, h.timeout_s), (5, 1, 10));
+        assert_eq!(h.command, base.command);
+        // Disabled.
+        let off = HealthCheckOverride {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        assert!(off.apply(Some(&base)).unwrap().unwrap().disabled);
+        assert!(off.apply(None).unwrap().unwrap().disabled);
+        // A type without a check needs a command.
+        assert!(o.apply(None).is_err());
+        let cmd = HealthCheckOverride {
+            command: Some("true".into()),
+            ..Default::default()
+        };
+        assert_eq!(cmd.apply(None).unwrap().unwrap().command, "true");
+        // Out-of-range values are refused.
+        for bad in [
+            HealthCheckOverride {
+                interval: Some(0),
+                ..Default::default()
+            },
+            HealthCheckOverride {
+                retries: Some(0),
+                ..Default::default()
+            },
+            HealthCheckOverride {
+                timeout: Some(100_000),
+                ..Default::default()
+            },
+            HealthCheckOverride {
+                command: Some("  ".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.apply(Some(&base)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn health_override_updates_field_by_field() {
+        let a = HealthCheckOverride {
+            interval: Some(5),
+            command: Some("a".into()),
+            ..Default::default()
+        };
+        let b = HealthCheckOverride {
+            interval: Some(7),
+            ..Default::default()
+        };
+        let u = a.updated(&b);
+        assert_eq!(u.interval, Some(7));
+        assert_eq!(u.command.as_deref(), Some("a"));
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! rules their values obey. Pure data and validation; no I/O, no wire formats.
 
 pub mod limits;
+pub mod recovery;
 pub mod types;
 
-pub use limits::{HealthCheck, LimitsError, ResourceLimits, ResourceOverrides};
+pub use limits::{
+    HealthCheck, HealthCheckOverride, LimitsError, ResourceLimits, ResourceOverrides,
+};
 pub use types::{TypeAvailability, WorkspaceType};
 
 use std::fmt;
@@ -156,6 +159,8 @@ impl FromStr for WorkspaceStatus {
 #[serde(default)]
 pub struct WorkspaceSettings {
     pub resources: ResourceOverrides,
+    #[serde(skip_serializing_if = "HealthCheckOverride::is_empty")]
+    pub health_check: HealthCheckOverride,
 }
 
 /// A workspace: one container of a configured type, on a project's volume.
@@ -184,6 +189,30 @@ impl Workspace {
     pub fn container_name(&self) -> String {
         workspace_container_name(self.id)
     }
+}
+
+/// Something that happened to a workspace, kept for its owner to read.
+#[derive(Debug, Clone)]
+pub struct WorkspaceEvent {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub at: Millis,
+    /// What kind of thing happened; see [`event_kind`].
+    pub kind: String,
+    pub message: String,
+}
+
+/// The kinds of [`WorkspaceEvent`].
+pub mod event_kind {
+    pub const STARTED: &str = "started";
+    pub const STOPPED: &str = "stopped";
+    pub const RESTARTED: &str = "restarted";
+    pub const FAILED: &str = "failed";
+    pub const RECOVERY_SCHEDULED: &str = "recovery_scheduled";
+    pub const RECOVERY_RESTART: &str = "recovery_restart";
+    pub const RECOVERY_GAVE_UP: &str = "recovery_gave_up";
+    pub const OOM: &str = "oom";
+    pub const LIMITS_CHANGED: &str = "limits_changed";
 }
 
 /// Checks a user-given name: trimmed, 1 to 100 characters, no control

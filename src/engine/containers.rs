@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, Mount, MountType, PortBinding,
+    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HealthStatusEnum, HostConfig, Mount,
+    MountType, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
@@ -282,6 +283,21 @@ impl Engine {
             host_port,
             labels: config.labels.unwrap_or_default(),
         }))
+    }
+
+    /// Changes a container's CPU and memory limits in place (the engine's
+    /// update API): no restart, same container.
+    pub async fn update_limits(&self, id: &str, l: &ResourceLimits) -> Result<()> {
+        let body = ContainerUpdateBody {
+            nano_cpus: Some(l.nano_cpus()),
+            memory: Some(mb_to_bytes(l.memory_mb)),
+            memory_swap: Some(mb_to_bytes(l.effective_swap_mb())),
+            // 0 clears a reservation set before.
+            memory_reservation: Some(l.memory_reservation_mb.map(mb_to_bytes).unwrap_or(0)),
+            ..Default::default()
+        };
+        self.docker.update_container(id, body).await?;
+        Ok(())
     }
 
     /// Ids and names of the containers carrying Berth's managed label and

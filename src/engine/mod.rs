@@ -3,9 +3,13 @@
 //! a managed volume) and turns the engine's errors into [`EngineError`].
 
 mod containers;
+mod events;
+mod resources;
 mod volumes;
 
 pub use containers::{ContainerSpec, ContainerState, HealthProbe, HealthReport};
+pub use events::ContainerEvent;
+pub use resources::{cpu_percent, read_cgroup, ResourceSample};
 
 use std::time::Duration;
 

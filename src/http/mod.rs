@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -47,6 +47,9 @@ pub fn app(berth: Berth) -> Router {
         .route("/workspaces/{id}/stop", post(ws::stop))
         .route("/workspaces/{id}/restart", post(ws::restart))
         .route("/workspaces/{id}/status", get(ws::status))
+        .route("/workspaces/{id}/health", get(ws::health))
+        .route("/workspaces/{id}/events", get(ws::events))
+        .route("/workspaces/{id}/resources", patch(ws::update_resources))
         .route("/workspaces/{id}/switch-project", post(ws::switch_project))
         .route("/workspaces/{id}/projects", get(ws::projects))
         .route(

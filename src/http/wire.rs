@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    HealthCheck, Millis, Project, ResourceLimits, ResourceOverrides, User, Workspace,
+    HealthCheck, HealthCheckOverride, Millis, Project, ResourceLimits, ResourceOverrides, User,
+    Workspace, WorkspaceEvent,
 };
 use crate::engine::{ContainerState, HealthProbe, HealthReport};
-use crate::service::{StatusReport, TypeInfo, WorkspaceStats};
+use crate::service::{HealthSummary, ResourceUse, StatusReport, TypeInfo, WorkspaceStats};
 
 /// The success envelope `{"success": true, "data": …, "message"?: …}`.
 #[derive(Serialize)]
@@ -82,6 +83,7 @@ pub struct CreateWorkspaceRequest {
     pub is_default: Option<bool>,
     pub project_id: Option<Uuid>,
     pub resource_limits: Option<ResourceOverrides>,
+    pub health_check: Option<HealthCheckOverride>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +94,7 @@ pub struct UpdateWorkspaceRequest {
     pub is_default: Option<bool>,
     pub current_project_id: Option<Uuid>,
     pub archived: Option<bool>,
+    pub health_check: Option<HealthCheckOverride>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +406,89 @@ pub struct StatusDto {
     pub container_running: bool,
     pub container_info: Option<ContainerInfoDto>,
     pub health: Option<HealthDto>,
+    pub resources: Option<ResourcesDto>,
+}
+
+/// The design note's `resources`: CPU % and memory in MB.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesDto {
+    pub cpu_usage: Option<f64>,
+    pub memory_usage: f64,
+    pub memory_limit: Option<f64>,
+    pub source: &'static str,
+}
+
+impl From<&ResourceUse> for ResourcesDto {
+    fn from(r: &ResourceUse) -> Self {
+        ResourcesDto {
+            cpu_usage: r.cpu_percent,
+            memory_usage: r.memory_usage_mb,
+            memory_limit: r.memory_limit_mb,
+            source: r.source,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastCheckDto {
+    pub exit_code: i64,
+    pub output: String,
+    pub timestamp: String,
+}
+
+/// `GET /api/workspaces/:id/health`, the design note's shape plus a message.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthResponseDto {
+    pub healthy: bool,
+    pub status: &'static str,
+    pub failing_streak: i64,
+    pub last_check: Option<LastCheckDto>,
+    pub message: String,
+}
+
+impl From<&HealthSummary> for HealthResponseDto {
+    fn from(h: &HealthSummary) -> Self {
+        HealthResponseDto {
+            healthy: h.status == "healthy",
+            status: h.status,
+            failing_streak: h.failing_streak,
+            last_check: h.last_check.as_ref().map(|p| LastCheckDto {
+                exit_code: p.exit_code,
+                output: p.output.clone(),
+                timestamp: p.end.clone(),
+            }),
+            message: h.message.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDto {
+    pub id: Uuid,
+    pub at: String,
+    pub kind: String,
+    pub message: String,
+}
+
+impl From<&WorkspaceEvent> for EventDto {
+    fn from(e: &WorkspaceEvent) -> Self {
+        EventDto {
+            id: e.id,
+            at: rfc3339(e.at),
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventsQuery {
+    pub limit: Option<i64>,
 }
 
 impl From<&StatusReport> for StatusDto {
@@ -413,6 +499,7 @@ impl From<&StatusReport> for StatusDto {
             container_running: r.container.as_ref().is_some_and(|c| c.running),
             container_info: r.container.as_ref().map(Into::into),
             health: r.health().map(Into::into),
+            resources: r.resources.as_ref().map(Into::into),
         }
     }
 }

@@ -6,19 +6,23 @@
 mod auth;
 mod projects;
 pub mod reconcile;
+mod watcher;
 mod workspaces;
 
 pub use auth::{AuthSession, NewUser};
-pub use workspaces::{CreateWorkspace, StatusReport, TypeInfo, UpdateWorkspace, WorkspaceStats};
+pub use workspaces::{
+    CreateWorkspace, HealthSummary, ResourceUse, StatusReport, TypeInfo, UpdateWorkspace,
+    WorkspaceStats,
+};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ResourceSample};
 use crate::store::{Store, StoreError};
 
 /// Why a request could not be carried out. The HTTP layer maps each variant
@@ -91,6 +95,10 @@ struct Inner {
     /// One lock per workspace: lifecycle operations on one workspace run one
     /// at a time, different workspaces in parallel.
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Workspaces with a recovery restart scheduled (see `reconcile`).
+    recovering: Mutex<HashSet<Uuid>>,
+    /// The last resource sample per container, for CPU % between reads.
+    samples: Mutex<HashMap<String, ResourceSample>>,
 }
 
 impl Berth {
@@ -102,6 +110,8 @@ impl Berth {
                 config,
                 host_cpus,
                 locks: Mutex::new(HashMap::new()),
+                recovering: Mutex::new(HashSet::new()),
+                samples: Mutex::new(HashMap::new()),
             }),
         }
     }

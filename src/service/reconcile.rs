@@ -1,108 +1,388 @@
 //! Bringing the database into agreement with the engine (SPEC §3
-//! "Reconcile"). [`observe`] is the pure decision: from what the record says
-//! and what the engine shows, what the record should say. The rest applies it.
+//! "Reconcile"), and recovering workspaces that failed (SPEC §3 "Health").
+//!
+//! [`observe`] is the pure decision: from what the record says and what the
+//! engine shows, either the status the record should take, or a failure of a
+//! workspace that should be running. Failures go to the recovery planner
+//! (`domain::recovery::next_recovery_step`); [`Berth::apply_failure`]
+//! carries out its step. The same path serves the event watcher, status
+//! reads and the reconcile at startup, so a failure is handled once
+//! whichever notices it first.
+
+use std::time::Duration;
+
+use uuid::Uuid;
 
 use super::{Berth, Result};
-use crate::domain::{now_millis, Workspace, WorkspaceStatus};
+use crate::domain::recovery::{next_recovery_step, Failure, RecoveryStep};
+use crate::domain::{event_kind, now_millis, Workspace, WorkspaceStatus};
 use crate::engine::ContainerState;
 
 /// The parts of a container's state that decide a workspace's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub running: bool,
+    pub unhealthy: bool,
     pub exit_code: i64,
     pub oom_killed: bool,
-    /// Set when the container exists but was never started.
-    pub never_started: bool,
 }
 
 impl From<&ContainerState> for Seen {
     fn from(c: &ContainerState) -> Self {
         Seen {
             running: c.running,
+            unhealthy: c.health.as_ref().is_some_and(|h| h.status == "unhealthy"),
             exit_code: c.exit_code,
             oom_killed: c.oom_killed,
-            never_started: c.status == "created",
         }
     }
 }
 
-/// What a workspace's status and reason should be, given the engine's view
-/// (`None`: no container). Archived and error states are left for the
-/// operator or recovery to change; everything else follows the engine.
+/// What the record should become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to change.
+    Keep,
+    /// Take this status and reason.
+    Set(WorkspaceStatus, Option<String>),
+    /// A workspace that should be running has failed.
+    Failed(Failure),
+}
+
+/// Decides what a workspace's record should say given the engine's view
+/// (`seen`: `None` when there is no container). `recovering`: a restart is
+/// already scheduled, so nothing is to be decided now.
+///
+/// Running and Starting mean "should be running": a container found down or
+/// unhealthy then is a failure. A container that vanished was removed on
+/// purpose (by someone), so that is a stop, not a failure. Archived and
+/// error are left for a person or the cleanup job to change.
 pub fn observe(
     status: WorkspaceStatus,
     reason: Option<&str>,
     seen: Option<&Seen>,
-) -> (WorkspaceStatus, Option<String>) {
+    recovering: bool,
+) -> Verdict {
     use WorkspaceStatus::*;
-    let keep = (status, reason.map(str::to_string));
-    match (status, seen) {
-        (Archived | Error, _) => keep,
-        (_, Some(s)) if s.running => (Running, None),
-        (Stopped, _) => keep,
-        (Running | Starting | Stopping, None) => (
-            Stopped,
-            (status == Running).then(|| "container no longer exists".to_string()),
-        ),
-        (Running | Starting | Stopping, Some(s)) => {
-            let why = if s.oom_killed {
-                Some(format!(
-                    "container was OOM killed (exit code {})",
-                    s.exit_code
-                ))
-            } else if status == Running && !s.never_started {
-                Some(format!("container exited with code {}", s.exit_code))
-            } else {
-                None
-            };
-            (Stopped, why)
+    let same = |s: WorkspaceStatus, r: Option<String>| {
+        if s == status && r.as_deref() == reason {
+            Verdict::Keep
+        } else {
+            Verdict::Set(s, r)
         }
+    };
+    if recovering || matches!(status, Archived | Error) {
+        return Verdict::Keep;
+    }
+    match (status, seen) {
+        (Running, Some(s)) if s.running && s.unhealthy => Verdict::Failed(Failure::Unhealthy),
+        (_, Some(s)) if s.running => same(Running, None),
+        (Stopped, _) => Verdict::Keep,
+        (Stopping, _) => same(Stopped, None),
+        (Running | Starting, None) => same(Stopped, Some("container no longer exists".into())),
+        (Running | Starting, Some(s)) => Verdict::Failed(if s.oom_killed {
+            Failure::OomKilled
+        } else {
+            Failure::Exited(s.exit_code)
+        }),
+        (Archived | Error, _) => Verdict::Keep,
+    }
+}
+
+/// How a failure reads in a record when nothing restarts it.
+fn failure_reason(f: &Failure) -> String {
+    match f {
+        Failure::Unhealthy => "health check failing".into(),
+        Failure::OomKilled => "container was OOM killed".into(),
+        Failure::Exited(code) => format!("container exited with code {code}"),
     }
 }
 
 impl Berth {
-    /// Refreshes one workspace from the engine and saves it if anything
-    /// changed. Returns the workspace and its container state.
+    fn is_recovering(&self, id: Uuid) -> bool {
+        self.inner
+            .recovering
+            .lock()
+            .expect("recovering set poisoned")
+            .contains(&id)
+    }
+
+    fn set_recovering(&self, id: Uuid, on: bool) {
+        let mut set = self
+            .inner
+            .recovering
+            .lock()
+            .expect("recovering set poisoned");
+        if on {
+            set.insert(id);
+        } else {
+            set.remove(&id);
+        }
+    }
+
+    /// Refreshes one workspace from the engine and saves what changed.
+    /// With `recover`, a failure is handed to recovery; without (a user's
+    /// own start/stop is about to decide), it is only recorded. The caller
+    /// holds the workspace's lock.
     pub(super) async fn refresh(
         &self,
         mut ws: Workspace,
+        recover: bool,
     ) -> Result<(Workspace, Option<ContainerState>)> {
         let container = self
             .engine()
             .inspect_container(&ws.container_name())
             .await?;
         let seen = container.as_ref().map(Seen::from);
-        let (status, reason) = observe(ws.status, ws.status_reason.as_deref(), seen.as_ref());
+        let verdict = observe(
+            ws.status,
+            ws.status_reason.as_deref(),
+            seen.as_ref(),
+            self.is_recovering(ws.id),
+        );
         let container_id = container.as_ref().map(|c| c.id.clone());
         let host_port = container
             .as_ref()
             .filter(|c| c.running)
             .and_then(|c| c.host_port);
-        if status != ws.status
-            || reason != ws.status_reason
-            || container_id != ws.container_id
-            || host_port != ws.host_port
-        {
-            tracing::info!(workspace = %ws.id, from = %ws.status, to = %status, ?reason, "reconciled with engine");
-            ws.status = status;
-            ws.status_reason = reason;
-            ws.container_id = container_id;
-            ws.host_port = host_port;
+        let mut dirty = container_id != ws.container_id || host_port != ws.host_port;
+        ws.container_id = container_id;
+        ws.host_port = host_port;
+        match verdict {
+            Verdict::Keep => {}
+            Verdict::Set(status, reason) => {
+                tracing::info!(workspace = %ws.id, from = %ws.status, to = %status, ?reason, "reconciled with engine");
+                ws.status = status;
+                ws.status_reason = reason;
+                dirty = true;
+            }
+            Verdict::Failed(failure) => {
+                if dirty {
+                    ws.updated_at = now_millis();
+                    self.store().save_workspace(&ws).await?;
+                }
+                if recover {
+                    let ws = self.apply_failure(ws, failure).await?;
+                    let container = self
+                        .engine()
+                        .inspect_container(&ws.container_name())
+                        .await?;
+                    return Ok((ws, container));
+                }
+                if failure != Failure::Unhealthy {
+                    ws.status = WorkspaceStatus::Stopped;
+                    ws.status_reason = Some(failure_reason(&failure));
+                    dirty = true;
+                }
+            }
+        }
+        if dirty {
             ws.updated_at = now_millis();
             self.store().save_workspace(&ws).await?;
         }
         Ok((ws, container))
     }
 
-    /// Reconciles every workspace with the engine (at startup). Returns how
-    /// many records changed. One workspace failing does not stop the rest.
+    async fn record(&self, id: Uuid, kind: &str, message: &str) -> Result<()> {
+        tracing::info!(workspace = %id, kind, message, "workspace event");
+        Ok(self
+            .store()
+            .insert_event(id, now_millis(), kind, message)
+            .await?)
+    }
+
+    /// Carries out the recovery step for a failure. The caller holds the
+    /// workspace's lock.
+    async fn apply_failure(&self, mut ws: Workspace, failure: Failure) -> Result<Workspace> {
+        let policy = self.config().recovery.clone();
+        let what = failure_reason(&failure);
+        if !policy.enabled {
+            self.record(ws.id, event_kind::FAILED, &what).await?;
+            if failure != Failure::Unhealthy {
+                ws.status = WorkspaceStatus::Stopped;
+                ws.status_reason = Some(what);
+                ws.updated_at = now_millis();
+                self.store().save_workspace(&ws).await?;
+            }
+            return Ok(ws);
+        }
+        let now = now_millis();
+        let window_ms = i64::try_from(policy.window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let restarts = self
+            .store()
+            .event_times(
+                ws.id,
+                event_kind::RECOVERY_RESTART,
+                now.saturating_sub(window_ms),
+            )
+            .await?;
+        let since = self
+            .store()
+            .last_event_time(ws.id, event_kind::STARTED)
+            .await?;
+        match next_recovery_step(&failure, &restarts, since, now, &policy) {
+            RecoveryStep::GiveUp { reason } => {
+                // Keep the container (its logs say why) but stop it, so an
+                // unhealthy one does not keep burning resources.
+                if let Some(cid) = &ws.container_id {
+                    self.engine()
+                        .stop_container(cid, self.config().stop_timeout_s)
+                        .await?;
+                }
+                self.record(ws.id, event_kind::RECOVERY_GAVE_UP, &reason)
+                    .await?;
+                ws.status = WorkspaceStatus::Error;
+                ws.status_reason = Some(reason);
+                ws.host_port = None;
+                ws.updated_at = now_millis();
+                self.store().save_workspace(&ws).await?;
+                Ok(ws)
+            }
+            RecoveryStep::Restart {
+                after_ms: 0,
+                attempt,
+            } => self.recovery_restart(ws, &what, attempt).await,
+            RecoveryStep::Restart { after_ms, attempt } => {
+                let secs = after_ms as f64 / 1000.0;
+                self.record(
+                    ws.id,
+                    event_kind::RECOVERY_SCHEDULED,
+                    &format!("{what}; restart {attempt} in {secs} s"),
+                )
+                .await?;
+                ws.status = WorkspaceStatus::Starting;
+                ws.status_reason =
+                    Some(format!("recovering: {what}; restart {attempt} in {secs} s"));
+                ws.updated_at = now_millis();
+                self.store().save_workspace(&ws).await?;
+                self.set_recovering(ws.id, true);
+                let berth = self.clone();
+                let id = ws.id;
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    if let Err(e) = berth.scheduled_restart(id, what, attempt).await {
+                        tracing::warn!(workspace = %id, error = %e, "scheduled recovery failed");
+                    }
+                });
+                Ok(ws)
+            }
+        }
+    }
+
+    async fn scheduled_restart(&self, id: Uuid, what: String, attempt: u32) -> Result<()> {
+        let _guard = self.lock_workspace(id).await;
+        self.set_recovering(id, false);
+        let Some(ws) = self.store().workspace(id).await? else {
+            return Ok(());
+        };
+        // A person stopped, archived or deleted it meanwhile: their call.
+        if ws.status != WorkspaceStatus::Starting {
+            return Ok(());
+        }
+        self.recovery_restart(ws, &what, attempt).await?;
+        Ok(())
+    }
+
+    async fn recovery_restart(
+        &self,
+        mut ws: Workspace,
+        what: &str,
+        attempt: u32,
+    ) -> Result<Workspace> {
+        self.record(
+            ws.id,
+            event_kind::RECOVERY_RESTART,
+            &format!("restart {attempt} after: {what}"),
+        )
+        .await?;
+        let container = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?;
+        let result = match &container {
+            Some(c) if c.running => self
+                .engine()
+                .restart_container(&c.id, self.config().stop_timeout_s)
+                .await
+                .map_err(Into::into),
+            Some(c) => self
+                .engine()
+                .start_container(&c.id)
+                .await
+                .map_err(Into::into),
+            None => {
+                // Recreate from the spec (the project may be gone).
+                match ws.project_id {
+                    Some(pid) => match self.store().project(pid).await? {
+                        Some(p) => {
+                            let spec = self.container_spec(&ws, &p)?;
+                            match self.engine().create_container(&spec).await {
+                                Ok(id) => {
+                                    self.engine().start_container(&id).await.map_err(Into::into)
+                                }
+                                Err(e) => Err(e.into()),
+                            }
+                        }
+                        None => Err(super::ServiceError::Conflict(
+                            "project no longer exists".into(),
+                        )),
+                    },
+                    None => Err(super::ServiceError::Conflict(
+                        "workspace has no project".into(),
+                    )),
+                }
+            }
+        };
+        let state = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?;
+        match result {
+            Ok(()) => {
+                ws.status = WorkspaceStatus::Running;
+                ws.status_reason = None;
+            }
+            Err(e) => {
+                let reason = format!("recovery restart failed: {e}");
+                self.record(ws.id, event_kind::RECOVERY_GAVE_UP, &reason)
+                    .await?;
+                ws.status = WorkspaceStatus::Error;
+                ws.status_reason = Some(reason);
+            }
+        }
+        ws.container_id = state.as_ref().map(|s| s.id.clone());
+        ws.host_port = state
+            .as_ref()
+            .filter(|s| s.running)
+            .and_then(|s| s.host_port);
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        Ok(ws)
+    }
+
+    /// Re-checks one workspace against the engine, recovering it if it
+    /// failed. What the event watcher calls for every event.
+    pub async fn check_workspace(&self, id: Uuid) -> Result<()> {
+        let _guard = self.lock_workspace(id).await;
+        if let Some(ws) = self.store().workspace(id).await? {
+            self.refresh(ws, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Reconciles every workspace with the engine (at startup and after the
+    /// engine comes back), recovering those that should run and do not.
+    /// Returns how many records changed. One workspace failing does not stop
+    /// the rest.
     pub async fn reconcile_all(&self) -> Result<usize> {
         let mut changed = 0;
         for ws in self.store().workspaces(None).await? {
             let _guard = self.lock_workspace(ws.id).await;
+            let Some(ws) = self.store().workspace(ws.id).await? else {
+                continue;
+            };
             let before = (ws.status, ws.status_reason.clone(), ws.host_port);
-            match self.refresh(ws.clone()).await {
+            match self.refresh(ws.clone(), true).await {
                 Ok((after, _)) => {
                     if (after.status, after.status_reason, after.host_port) != before {
                         changed += 1;
@@ -123,9 +403,9 @@ mod tests {
     fn seen(running: bool, code: i64, oom: bool) -> Seen {
         Seen {
             running,
+            unhealthy: false,
             exit_code: code,
             oom_killed: oom,
-            never_started: false,
         }
     }
 
@@ -133,57 +413,75 @@ mod tests {
     fn a_running_container_means_running() {
         for st in [Stopped, Starting, Running, Stopping] {
             assert_eq!(
-                observe(st, Some("old"), Some(&seen(true, 0, false))),
-                (Running, None)
+                observe(st, Some("old"), Some(&seen(true, 0, false)), false),
+                Verdict::Set(Running, None)
             );
         }
+        assert_eq!(
+            observe(Running, None, Some(&seen(true, 0, false)), false),
+            Verdict::Keep
+        );
     }
 
     #[test]
-    fn a_vanished_container_stops_the_workspace() {
-        assert_eq!(
-            observe(Running, None, None),
-            (Stopped, Some("container no longer exists".into()))
-        );
-        assert_eq!(observe(Starting, None, None), (Stopped, None));
-        assert_eq!(observe(Stopping, None, None), (Stopped, None));
-        assert_eq!(observe(Stopped, None, None), (Stopped, None));
-    }
-
-    #[test]
-    fn an_exited_container_says_why() {
-        assert_eq!(
-            observe(Running, None, Some(&seen(false, 137, true))),
-            (
-                Stopped,
-                Some("container was OOM killed (exit code 137)".into())
-            )
-        );
-        assert_eq!(
-            observe(Running, None, Some(&seen(false, 2, false))),
-            (Stopped, Some("container exited with code 2".into()))
-        );
-        // A stop we asked for is no news.
-        assert_eq!(
-            observe(Stopping, None, Some(&seen(false, 0, false))),
-            (Stopped, None)
-        );
-        let created = Seen {
-            never_started: true,
-            ..seen(false, 0, false)
+    fn an_unhealthy_running_workspace_has_failed() {
+        let s = Seen {
+            unhealthy: true,
+            ..seen(true, 0, false)
         };
-        assert_eq!(observe(Running, None, Some(&created)), (Stopped, None));
+        assert_eq!(
+            observe(Running, None, Some(&s), false),
+            Verdict::Failed(Failure::Unhealthy)
+        );
+        // Still starting (or being recovered): not judged yet.
+        assert_eq!(observe(Running, None, Some(&s), true), Verdict::Keep);
     }
 
     #[test]
-    fn stopped_keeps_its_reason_while_the_container_is_down() {
+    fn a_vanished_container_is_a_stop_not_a_failure() {
         assert_eq!(
-            observe(
-                Stopped,
-                Some("container exited with code 1"),
-                Some(&seen(false, 1, false))
-            ),
-            (Stopped, Some("container exited with code 1".into()))
+            observe(Running, None, None, false),
+            Verdict::Set(Stopped, Some("container no longer exists".into()))
+        );
+        assert_eq!(
+            observe(Starting, None, None, false),
+            Verdict::Set(Stopped, Some("container no longer exists".into()))
+        );
+        assert_eq!(
+            observe(Stopping, None, None, false),
+            Verdict::Set(Stopped, None)
+        );
+        assert_eq!(observe(Stopped, None, None, false), Verdict::Keep);
+    }
+
+    #[test]
+    fn a_down_container_that_should_run_has_failed() {
+        assert_eq!(
+            observe(Running, None, Some(&seen(false, 137, true)), false),
+            Verdict::Failed(Failure::OomKilled)
+        );
+        assert_eq!(
+            observe(Running, None, Some(&seen(false, 2, false)), false),
+            Verdict::Failed(Failure::Exited(2))
+        );
+        assert_eq!(
+            observe(Starting, None, Some(&seen(false, 0, false)), false),
+            Verdict::Failed(Failure::Exited(0))
+        );
+        // A stop we asked for is no failure.
+        assert_eq!(
+            observe(Stopping, None, Some(&seen(false, 0, false)), false),
+            Verdict::Set(Stopped, None)
+        );
+        // Nor is a stopped workspace whose container is down.
+        assert_eq!(
+            observe(Stopped, Some("x"), Some(&seen(false, 1, false)), false),
+            Verdict::Keep
+        );
+        // While a restart is scheduled nothing is decided.
+        assert_eq!(
+            observe(Starting, None, Some(&seen(false, 1, false)), true),
+            Verdict::Keep
         );
     }
 
@@ -194,10 +492,10 @@ mod tests {
             Some(seen(true, 0, false)),
             Some(seen(false, 1, false)),
         ] {
-            assert_eq!(observe(Archived, None, s.as_ref()), (Archived, None));
+            assert_eq!(observe(Archived, None, s.as_ref(), false), Verdict::Keep);
             assert_eq!(
-                observe(Error, Some("boom"), s.as_ref()),
-                (Error, Some("boom".into()))
+                observe(Error, Some("boom"), s.as_ref(), false),
+                Verdict::Keep
             );
         }
     }

@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
 use crate::domain::{
-    now_millis, validate_description, validate_name, HealthCheck, Project, ResourceLimits,
-    ResourceOverrides, User, Workspace, WorkspaceSettings, WorkspaceStatus, WorkspaceType,
+    event_kind, now_millis, validate_description, validate_name, HealthCheck, HealthCheckOverride,
+    Project, ResourceLimits, ResourceOverrides, User, Workspace, WorkspaceEvent, WorkspaceSettings,
+    WorkspaceStatus, WorkspaceType,
 };
 use crate::engine::{
-    ContainerSpec, ContainerState, EngineError, HealthReport, LABEL_WORKSPACE_ID,
-    LABEL_WORKSPACE_TYPE,
+    cpu_percent, ContainerSpec, ContainerState, EngineError, HealthProbe, HealthReport,
+    LABEL_WORKSPACE_ID, LABEL_WORKSPACE_TYPE,
 };
 
 /// Input of `POST /api/workspaces`, already parsed.
@@ -25,6 +26,7 @@ pub struct CreateWorkspace {
     pub is_default: Option<bool>,
     pub project_id: Option<Uuid>,
     pub resources: Option<ResourceOverrides>,
+    pub health_check: Option<HealthCheckOverride>,
 }
 
 /// Input of `PUT /api/workspaces/:id`; `None` leaves a field as it is.
@@ -35,6 +37,7 @@ pub struct UpdateWorkspace {
     pub is_default: Option<bool>,
     pub project_id: Option<Uuid>,
     pub archived: Option<bool>,
+    pub health_check: Option<HealthCheckOverride>,
 }
 
 /// A workspace type as listed: its config and whether it can be used now.
@@ -61,11 +64,77 @@ pub struct WorkspaceStats {
 pub struct StatusReport {
     pub workspace: Workspace,
     pub container: Option<ContainerState>,
+    /// CPU and memory use, while the container runs.
+    pub resources: Option<ResourceUse>,
+}
+
+/// CPU and memory use of a running workspace.
+#[derive(Debug, Clone)]
+pub struct ResourceUse {
+    /// Percent of one core (200 = two cores busy); `None` until two samples.
+    pub cpu_percent: Option<f64>,
+    /// MB, page cache excluded.
+    pub memory_usage_mb: f64,
+    pub memory_limit_mb: Option<f64>,
+    /// `cgroup` or `engine`.
+    pub source: &'static str,
+}
+
+/// `GET /api/workspaces/:id/health`: one word for the state of the check,
+/// whatever the state of the container.
+#[derive(Debug, Clone)]
+pub struct HealthSummary {
+    /// `healthy`, `unhealthy`, `starting`, `none` (running without a check),
+    /// `stopped` (container not running) or `no_container`.
+    pub status: &'static str,
+    pub failing_streak: i64,
+    pub last_check: Option<HealthProbe>,
+    pub message: String,
 }
 
 impl StatusReport {
     pub fn health(&self) -> Option<&HealthReport> {
         self.container.as_ref().and_then(|c| c.health.as_ref())
+    }
+
+    pub fn health_summary(&self) -> HealthSummary {
+        let none = |status, message: &str| HealthSummary {
+            status,
+            failing_streak: 0,
+            last_check: None,
+            message: message.to_string(),
+        };
+        let Some(c) = &self.container else {
+            return none(
+                "no_container",
+                "the workspace has no container (never started, or removed)",
+            );
+        };
+        if !c.running {
+            return none("stopped", "the container is not running");
+        }
+        let Some(h) = &c.health else {
+            return none("none", "the container runs without a health check");
+        };
+        let status = match h.status.as_str() {
+            "healthy" => "healthy",
+            "unhealthy" => "unhealthy",
+            _ => "starting",
+        };
+        let message = match status {
+            "healthy" => "the health check passes".to_string(),
+            "unhealthy" => format!(
+                "the health check failed {} times in a row",
+                h.failing_streak
+            ),
+            _ => "the health check has not passed yet".to_string(),
+        };
+        HealthSummary {
+            status,
+            failing_streak: h.failing_streak,
+            last_check: h.log.last().cloned(),
+            message,
+        }
     }
 }
 
@@ -144,7 +213,11 @@ impl Berth {
 
     /// The health check a workspace runs with.
     pub fn effective_health_check(&self, ws: &Workspace) -> Result<Option<HealthCheck>> {
-        Ok(self.workspace_type(&ws.type_name)?.health_check.clone())
+        let base = self.workspace_type(&ws.type_name)?.health_check.as_ref();
+        ws.settings
+            .health_check
+            .apply(base)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
     }
 
     fn check_compatible(project: &Project, type_name: &str) -> Result<()> {
@@ -167,6 +240,10 @@ impl Berth {
             .merged(&overrides)
             .validate(self.host_cpus())
             .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
+        let health_check = req.health_check.unwrap_or_default();
+        health_check
+            .apply(t.health_check.as_ref())
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if let Some(pid) = req.project_id {
             let p = self.project(user, pid).await?;
             Self::check_compatible(&p, &req.type_name)?;
@@ -192,6 +269,7 @@ impl Berth {
             is_default: false,
             settings: WorkspaceSettings {
                 resources: overrides,
+                health_check,
             },
             status: WorkspaceStatus::Stopped,
             status_reason: None,
@@ -284,6 +362,23 @@ impl Berth {
         if let Some(pid) = req.project_id {
             self.switch_project(user, id, pid).await?;
         }
+        if let Some(hc) = &req.health_check {
+            let _guard = self.lock_workspace(id).await;
+            let mut ws = self.workspace(user, id).await?;
+            let updated = ws.settings.health_check.updated(hc);
+            updated
+                .apply(self.workspace_type(&ws.type_name)?.health_check.as_ref())
+                .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            if updated != ws.settings.health_check {
+                ws.settings.health_check = updated;
+                // The engine cannot change a health check in place.
+                let container = self
+                    .engine()
+                    .inspect_container(&ws.container_name())
+                    .await?;
+                self.recreate_locked(ws, container).await?;
+            }
+        }
         let guard = self.lock_workspace(id).await;
         let mut ws = self.workspace(user, id).await?;
         if let Some(n) = name {
@@ -294,7 +389,7 @@ impl Berth {
         }
         match req.archived {
             Some(true) if ws.status != WorkspaceStatus::Archived => {
-                let (fresh, _) = self.refresh(ws).await?;
+                let (fresh, _) = self.refresh(ws, false).await?;
                 ws = fresh;
                 if is_active(ws.status) {
                     return Err(ServiceError::Conflict(
@@ -335,6 +430,7 @@ impl Berth {
         self.engine().remove_container(&ws.container_name()).await?;
         self.store().unassign_projects_of(id).await?;
         self.store().delete_workspace(id).await?;
+        self.store().delete_events(id).await?;
         if ws.is_default {
             let rest = self.store().workspaces(Some(ws.owner_id)).await?;
             if let Some(next) = rest.first() {
@@ -349,7 +445,11 @@ impl Berth {
     }
 
     /// The container spec of a workspace, from its type and settings.
-    fn container_spec(&self, ws: &Workspace, project: &Project) -> Result<ContainerSpec> {
+    pub(super) fn container_spec(
+        &self,
+        ws: &Workspace,
+        project: &Project,
+    ) -> Result<ContainerSpec> {
         let t = self.workspace_type(&ws.type_name)?;
         let mut labels = self.base_labels();
         labels.insert(LABEL_WORKSPACE_ID.into(), ws.id.to_string());
@@ -385,7 +485,7 @@ impl Berth {
                 "workspace is archived; unarchive it (PUT archived=false) to start it".into(),
             ));
         }
-        let (mut ws, container) = self.refresh(ws).await?;
+        let (mut ws, container) = self.refresh(ws, false).await?;
         if container.as_ref().is_some_and(|c| c.running) {
             return Ok(ws);
         }
@@ -415,6 +515,9 @@ impl Berth {
                 ws.last_activity_at = Some(now);
                 ws.updated_at = now;
                 self.store().save_workspace(&ws).await?;
+                self.store()
+                    .insert_event(ws.id, now, event_kind::STARTED, "started")
+                    .await?;
                 Ok(ws)
             }
             Err(e) => {
@@ -465,7 +568,7 @@ impl Berth {
     }
 
     async fn stop_locked(&self, ws: Workspace) -> Result<Workspace> {
-        let (mut ws, container) = self.refresh(ws).await?;
+        let (mut ws, container) = self.refresh(ws, false).await?;
         let Some(c) = container.filter(|c| c.running) else {
             if ws.status == WorkspaceStatus::Error {
                 ws.status = WorkspaceStatus::Stopped;
@@ -484,7 +587,7 @@ impl Berth {
             .await;
         if let Err(e) = result {
             // Leave the record as the engine has it, then report.
-            let _ = self.refresh(ws).await;
+            let _ = self.refresh(ws, false).await;
             return Err(e.into());
         }
         ws.status = WorkspaceStatus::Stopped;
@@ -492,6 +595,9 @@ impl Berth {
         ws.host_port = None;
         ws.updated_at = now_millis();
         self.store().save_workspace(&ws).await?;
+        self.store()
+            .insert_event(ws.id, ws.updated_at, event_kind::STOPPED, "stopped")
+            .await?;
         Ok(ws)
     }
 
@@ -499,7 +605,7 @@ impl Berth {
     pub async fn restart_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
         let _guard = self.lock_workspace(id).await;
         let ws = self.workspace(user, id).await?;
-        let (mut ws, container) = self.refresh(ws).await?;
+        let (mut ws, container) = self.refresh(ws, false).await?;
         let Some(c) = container.filter(|c| c.running) else {
             return self.start_locked(ws).await;
         };
@@ -518,6 +624,10 @@ impl Berth {
         ws.last_activity_at = Some(now);
         ws.updated_at = now;
         self.store().save_workspace(&ws).await?;
+        // A restart by a person resets the recovery budget, as a start does.
+        self.store()
+            .insert_event(ws.id, now, event_kind::STARTED, "restarted")
+            .await?;
         Ok(ws)
     }
 
@@ -525,11 +635,56 @@ impl Berth {
     pub async fn workspace_status(&self, user: &User, id: Uuid) -> Result<StatusReport> {
         let _guard = self.lock_workspace(id).await;
         let ws = self.workspace(user, id).await?;
-        let (workspace, container) = self.refresh(ws).await?;
+        let (workspace, container) = self.refresh(ws, true).await?;
+        let resources = match container.as_ref().filter(|c| c.running) {
+            Some(c) => self.resource_use(&c.id).await?,
+            None => None,
+        };
         Ok(StatusReport {
             workspace,
             container,
+            resources,
         })
+    }
+
+    /// CPU and memory use of a running container. CPU % needs two samples:
+    /// the previous read's when recent, else a second one 100 ms later.
+    async fn resource_use(&self, container_id: &str) -> Result<Option<ResourceUse>> {
+        let Some(now) = self.engine().sample_resources(container_id).await? else {
+            return Ok(None);
+        };
+        let previous = {
+            let samples = self.inner.samples.lock().expect("samples poisoned");
+            samples
+                .get(container_id)
+                .filter(|p| now.at.duration_since(p.at) < std::time::Duration::from_secs(60))
+                .cloned()
+        };
+        let (earlier, later) = match previous {
+            Some(p) if now.at.duration_since(p.at) >= std::time::Duration::from_millis(50) => {
+                (p, now)
+            }
+            _ => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                match self.engine().sample_resources(container_id).await? {
+                    Some(second) => (now, second),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let cpu = cpu_percent(&earlier, &later).map(|p| (p * 100.0).round() / 100.0);
+        let mb = |b: u64| (b as f64 / 1_048_576.0 * 100.0).round() / 100.0;
+        let usage = ResourceUse {
+            cpu_percent: cpu,
+            memory_usage_mb: mb(later.memory_usage),
+            memory_limit_mb: later.memory_limit.map(mb),
+            source: later.source,
+        };
+        let mut samples = self.inner.samples.lock().expect("samples poisoned");
+        // Forget containers not read for a while, so the map stays small.
+        samples.retain(|_, s| later.at.duration_since(s.at) < std::time::Duration::from_secs(300));
+        samples.insert(container_id.to_string(), later);
+        Ok(Some(usage))
     }
 
     /// Mounts another project: the container is recreated with the new
@@ -549,15 +704,27 @@ impl Berth {
             )));
         }
         Self::check_compatible(&project, &ws.type_name)?;
-        let (mut ws, container) = self.refresh(ws).await?;
+        let (mut ws, container) = self.refresh(ws, false).await?;
         if ws.project_id == Some(project_id) {
             return Ok(ws);
         }
+        ws.project_id = Some(project_id);
+        self.recreate_locked(ws, container).await
+    }
+
+    /// Saves `ws` and replaces its container with one made from its current
+    /// settings: removed now, created again at the next start, or at once
+    /// (and started) if it was running. For what the engine cannot change in
+    /// place: the mounted volume, the health check. The caller holds the lock.
+    async fn recreate_locked(
+        &self,
+        mut ws: Workspace,
+        container: Option<ContainerState>,
+    ) -> Result<Workspace> {
         let was_running = container.as_ref().is_some_and(|c| c.running);
         if let Some(c) = container {
             self.engine().remove_container(&c.id).await?;
         }
-        ws.project_id = Some(project_id);
         ws.container_id = None;
         ws.host_port = None;
         if ws.status != WorkspaceStatus::Archived {
@@ -570,6 +737,80 @@ impl Berth {
             return self.start_locked(ws).await;
         }
         Ok(ws)
+    }
+
+    /// Changes a workspace's CPU and memory limits; a container that exists
+    /// is updated in place through the engine (same container, no restart).
+    pub async fn update_resources(
+        &self,
+        user: &User,
+        id: Uuid,
+        patch: ResourceOverrides,
+    ) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let mut ws = self.workspace(user, id).await?;
+        let merged_overrides = ResourceOverrides {
+            cpus: patch.cpus.or(ws.settings.resources.cpus),
+            memory: patch.memory.or(ws.settings.resources.memory),
+            memory_swap: patch.memory_swap.or(ws.settings.resources.memory_swap),
+            memory_reservation: patch
+                .memory_reservation
+                .or(ws.settings.resources.memory_reservation),
+        };
+        let limits = self
+            .workspace_type(&ws.type_name)?
+            .resources
+            .merged(&merged_overrides);
+        limits
+            .validate(self.host_cpus())
+            .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
+        if let Some(c) = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?
+        {
+            match self.engine().update_limits(&c.id, &limits).await {
+                Ok(()) => {}
+                Err(EngineError::Rejected(m)) | Err(EngineError::Failed(m)) => {
+                    return Err(ServiceError::Invalid(format!(
+                        "the engine refused these limits: {m}"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ws.settings.resources = merged_overrides;
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        self.store()
+            .insert_event(
+                ws.id,
+                ws.updated_at,
+                event_kind::LIMITS_CHANGED,
+                &format!(
+                    "cpus {}, memory {} MB, memory+swap {} MB, reservation {}",
+                    limits.cpus,
+                    limits.memory_mb,
+                    limits.effective_swap_mb(),
+                    limits
+                        .memory_reservation_mb
+                        .map(|r| format!("{r} MB"))
+                        .unwrap_or_else(|| "none".into())
+                ),
+            )
+            .await?;
+        Ok(ws)
+    }
+
+    /// The newest events of a workspace, newest first.
+    pub async fn workspace_events(
+        &self,
+        user: &User,
+        id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<WorkspaceEvent>> {
+        self.workspace(user, id).await?;
+        Ok(self.store().events(id, limit.clamp(1, 1000)).await?)
     }
 
     /// Projects of a workspace: its current one and those assigned to it.

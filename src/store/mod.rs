@@ -5,6 +5,7 @@
 //!
 //! Only this module writes SQL. Callers get domain types back.
 
+mod events;
 mod projects;
 mod users;
 mod workspaces;

@@ -16,6 +16,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use berth::config::Config;
+use berth::domain::recovery::RecoveryPolicy;
 use berth::domain::{HealthCheck, ResourceLimits, Role, WorkspaceType};
 use berth::engine::Engine;
 use berth::service::{Berth, NewUser};
@@ -76,7 +77,15 @@ pub fn box_type() -> WorkspaceType {
     WorkspaceType {
         image: TEST_IMAGE.into(),
         port: 8080,
-        command: vec![],
+        // The served files live in the container's /tmp and are written at
+        // start, so a test can break the health check (rm the file) and a
+        // restart mends it.
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www"
+                .into(),
+        ],
         env: BTreeMap::from([("FROM_TYPE".to_string(), "yes".to_string())]),
         description: "test box".into(),
         resources: ResourceLimits {
@@ -111,6 +120,32 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
     let mut missing = box_type();
     missing.image = format!("berth-test/no-such-image:{}", Uuid::new_v4().simple());
     c.types.insert(MISSING_TYPE.into(), missing);
+    // No health check of Berth's (and the image has none).
+    let mut plain = box_type();
+    plain.health_check = None;
+    c.types.insert("plain".into(), plain);
+    // Its main process outgrows its memory limit at once.
+    let mut hog = box_type();
+    hog.command = vec![
+        "sh".into(),
+        "-c".into(),
+        "exec dd if=/dev/zero of=/dev/null bs=128M count=1".into(),
+    ];
+    hog.resources = ResourceLimits {
+        cpus: 0.5,
+        memory_mb: 24,
+        memory_swap_mb: None,
+        memory_reservation_mb: None,
+    };
+    hog.health_check = None;
+    c.types.insert("hog".into(), hog);
+    c.recovery = RecoveryPolicy {
+        enabled: true,
+        max_restarts: 2,
+        window_s: 600,
+        backoff_base_s: 1,
+        backoff_max_s: 2,
+    };
     c
 }
 
@@ -120,6 +155,7 @@ pub struct TestEnv {
     pub router: Router,
     pub instance: String,
     pub dir: tempfile::TempDir,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestEnv {
@@ -130,11 +166,20 @@ impl TestEnv {
         let config = test_config(dir.path(), &instance);
         let berth = open(config).await;
         let router = berth::http::app(berth.clone());
+        let watcher = Some(berth.spawn_watcher());
         TestEnv {
             berth,
             router,
             instance,
             dir,
+            watcher,
+        }
+    }
+
+    /// Stops the event watcher, as if Berth were down.
+    pub fn stop_watcher(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
         }
     }
 
@@ -252,6 +297,30 @@ impl TestEnv {
     }
 
     /// Polls the status endpoint until `pred` holds (bounded).
+    /// Polls `path` until `pred` holds on its `data` (bounded).
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        path: &str,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (s, v) = self.get(path, token).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if pred(&v["data"]) {
+                return v["data"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     pub async fn wait_status(
         &self,
         token: &str,
@@ -285,6 +354,7 @@ async fn open(config: Config) -> Berth {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        self.stop_watcher();
         let label = format!("label=berth.instance={}", self.instance);
         let out = Command::new("docker")
             .args(["ps", "-aq", "--filter", &label])

@@ -4,12 +4,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::ResourceOverrides;
 use crate::domain::Workspace;
 use crate::http::error::ApiResult;
-use crate::http::extract::{ApiJson, Caller, IdPath};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
 use crate::http::wire::{
-    ok, ok_with, CreateWorkspaceRequest, ProjectDto, ProjectIdRequest, StatsDto, StatusDto,
-    TypeDto, UpdateWorkspaceRequest, WorkspaceConfigDto, WorkspaceDto,
+    ok, ok_with, CreateWorkspaceRequest, EventDto, EventsQuery, HealthResponseDto, ProjectDto,
+    ProjectIdRequest, StatsDto, StatusDto, TypeDto, UpdateWorkspaceRequest, WorkspaceConfigDto,
+    WorkspaceDto,
 };
 use crate::service::{Berth, CreateWorkspace, UpdateWorkspace};
 
@@ -22,7 +24,12 @@ pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
             image: t.image.clone(),
             port: t.port,
             resource_limits: (&t.resources.merged(&w.settings.resources)).into(),
-            health_check: t.health_check.as_ref().map(Into::into),
+            health_check: berth
+                .effective_health_check(w)
+                .ok()
+                .flatten()
+                .as_ref()
+                .map(Into::into),
         });
     WorkspaceDto::new(w, config)
 }
@@ -83,6 +90,7 @@ pub async fn create(
                 is_default: req.is_default,
                 project_id: req.project_id,
                 resources: req.resource_limits,
+                health_check: req.health_check,
             },
         )
         .await?;
@@ -105,6 +113,7 @@ pub async fn update(
                 is_default: req.is_default,
                 project_id: req.current_project_id,
                 archived: req.archived,
+                health_check: req.health_check,
             },
         )
         .await?;
@@ -208,4 +217,38 @@ pub async fn assign_project(
         .assign_project(&caller.user, id, req.project_id)
         .await?;
     Ok(ok_with(ProjectDto::from(&p), "project assigned"))
+}
+
+pub async fn health(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    let r = berth.workspace_status(&caller.user, id).await?;
+    Ok(ok(HealthResponseDto::from(&r.health_summary())))
+}
+
+pub async fn events(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> ApiResult<Response> {
+    let evs = berth
+        .workspace_events(&caller.user, id, q.limit.unwrap_or(50))
+        .await?;
+    Ok(ok(evs.iter().map(EventDto::from).collect::<Vec<_>>()))
+}
+
+pub async fn update_resources(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(patch): ApiJson<ResourceOverrides>,
+) -> ApiResult<Response> {
+    let w = berth.update_resources(&caller.user, id, patch).await?;
+    Ok(ok_with(
+        workspace_dto(&berth, &w),
+        "resource limits updated",
+    ))
 }

@@ -1,0 +1,89 @@
+//! The workspace event log: what happened to a workspace, when and why.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{get_uuid, Result, Store};
+use crate::domain::{Millis, WorkspaceEvent};
+
+impl Store {
+    pub async fn insert_event(
+        &self,
+        workspace_id: Uuid,
+        at: Millis,
+        kind: &str,
+        message: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workspace_events (id, workspace_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(workspace_id.to_string())
+        .bind(at)
+        .bind(kind)
+        .bind(message)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` events of a workspace, newest first.
+    pub async fn events(&self, workspace_id: Uuid, limit: i64) -> Result<Vec<WorkspaceEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM workspace_events WHERE workspace_id = $1 ORDER BY at DESC, id LIMIT $2",
+        )
+        .bind(workspace_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WorkspaceEvent {
+                    id: get_uuid(r, "id")?,
+                    workspace_id: get_uuid(r, "workspace_id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    /// When events of one kind happened since `since`.
+    pub async fn event_times(
+        &self,
+        workspace_id: Uuid,
+        kind: &str,
+        since: Millis,
+    ) -> Result<Vec<Millis>> {
+        let rows = sqlx::query(
+            "SELECT at FROM workspace_events WHERE workspace_id = $1 AND kind = $2 AND at >= $3",
+        )
+        .bind(workspace_id.to_string())
+        .bind(kind)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("at")?)).collect()
+    }
+
+    /// The time of the newest event of one kind.
+    pub async fn last_event_time(&self, workspace_id: Uuid, kind: &str) -> Result<Option<Millis>> {
+        let row = sqlx::query(
+            "SELECT MAX(at) AS at FROM workspace_events WHERE workspace_id = $1 AND kind = $2",
+        )
+        .bind(workspace_id.to_string())
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("at")?)
+    }
+
+    pub async fn delete_events(&self, workspace_id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM workspace_events WHERE workspace_id = $1")
+            .bind(workspace_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
