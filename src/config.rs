@@ -54,6 +54,27 @@ pub struct Config {
     pub types: BTreeMap<String, WorkspaceType>,
     pub cleanup: CleanupConfig,
     pub recovery: RecoveryPolicy,
+    pub stats: StatsConfig,
+    pub logs: LogsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Seconds between background samples of running workspaces.
+    pub interval_s: u64,
+    /// Minutes of CPU/memory history kept per running workspace.
+    pub history_min: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Largest plain-text log response, in bytes; longer output is cut
+    /// with a note saying so.
+    pub max_bytes: u64,
+    /// Largest `tail` accepted.
+    pub max_tail: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +114,14 @@ impl Default for Config {
                 volume_retention_days: 7,
             },
             recovery: RecoveryPolicy::default(),
+            stats: StatsConfig {
+                interval_s: 5,
+                history_min: 15,
+            },
+            logs: LogsConfig {
+                max_bytes: 64 * 1024 * 1024,
+                max_tail: 100_000,
+            },
         }
     }
 }
@@ -165,6 +194,11 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("types.{name}: {e}")))?;
         }
         self.recovery.validate().map_err(ConfigError::Invalid)?;
+        if self.stats.interval_s == 0 {
+            return Err(ConfigError::Invalid(
+                "stats.interval_s must be above 0".into(),
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),

@@ -232,8 +232,10 @@ async fn serve(config: Config) -> Result<()> {
     }
     // The watcher reconciles first, then follows engine events.
     let watcher = berth.spawn_watcher();
+    let sampler = berth.spawn_sampler();
     crate::http::serve(berth, addr, shutdown_signal()).await?;
     watcher.abort();
+    sampler.abort();
     store.close().await;
     Ok(())
 }

@@ -74,6 +74,8 @@ pub struct ContainerState {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub restart_count: i64,
+    /// The main process on the host, while running.
+    pub pid: Option<u32>,
     /// `None` when the container has no health check.
     pub health: Option<HealthReport>,
     /// The 127.0.0.1 port the workspace port is published on, while running.
@@ -279,6 +281,10 @@ impl Engine {
             started_at: opt(state.started_at),
             finished_at: opt(state.finished_at),
             restart_count: r.restart_count.unwrap_or(0),
+            pid: state
+                .pid
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|&p| p > 0),
             health,
             host_port,
             labels: config.labels.unwrap_or_default(),
@@ -298,6 +304,34 @@ impl Engine {
         };
         self.docker.update_container(id, body).await?;
         Ok(())
+    }
+
+    /// Running containers of this installation's workspaces, as
+    /// (container id, workspace id label).
+    pub async fn running_workspace_containers(
+        &self,
+        instance: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label",
+            vec![
+                format!("{LABEL_MANAGED}=true"),
+                format!("{}={instance}", super::LABEL_INSTANCE),
+            ],
+        );
+        filters.insert("status", vec!["running".to_string()]);
+        let opts = ListContainersOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let ws = c.labels?.get(super::LABEL_WORKSPACE_ID)?.clone();
+                Some((c.id?, ws))
+            })
+            .collect())
     }
 
     /// Ids and names of the containers carrying Berth's managed label and

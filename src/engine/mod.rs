@@ -4,12 +4,16 @@
 
 mod containers;
 mod events;
+mod logs;
 mod resources;
 mod volumes;
 
 pub use containers::{ContainerSpec, ContainerState, HealthProbe, HealthReport};
 pub use events::ContainerEvent;
-pub use resources::{cpu_percent, read_cgroup, ResourceSample};
+pub use logs::{LogChunk, LogQuery, LogStream};
+pub use resources::{
+    cpu_percent, parse_net_dev, read_cgroup, read_proc_stat, NetIo, ResourceSample,
+};
 
 use std::time::Duration;
 

@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::service::Berth;
 use error::ApiError;
-use routes::{auth, projects, workspaces as ws};
+use routes::{auth, observe, projects, workspaces as ws};
 
 /// The whole API as one router.
 pub fn app(berth: Berth) -> Router {
@@ -37,6 +37,7 @@ pub fn app(berth: Berth) -> Router {
         .route("/workspaces", get(ws::list).post(ws::create))
         .route("/workspaces/types", get(ws::types))
         .route("/workspaces/stats", get(ws::stats))
+        .route("/workspaces/stats/live", get(observe::fleet))
         .route("/workspaces/type/{type}", get(ws::by_type))
         .route(
             "/workspaces/{id}",
@@ -49,6 +50,11 @@ pub fn app(berth: Berth) -> Router {
         .route("/workspaces/{id}/status", get(ws::status))
         .route("/workspaces/{id}/health", get(ws::health))
         .route("/workspaces/{id}/events", get(ws::events))
+        .route("/workspaces/{id}/logs", get(observe::logs))
+        .route("/workspaces/{id}/logs/stream", get(observe::log_stream))
+        .route("/workspaces/{id}/stats", get(observe::stats))
+        .route("/workspaces/{id}/container-stats", get(observe::stats))
+        .route("/workspaces/{id}/stats/stream", get(observe::stats_stream))
         .route("/workspaces/{id}/resources", patch(ws::update_resources))
         .route("/workspaces/{id}/switch-project", post(ws::switch_project))
         .route("/workspaces/{id}/projects", get(ws::projects))

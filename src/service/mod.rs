@@ -4,12 +4,15 @@
 //! HTTP; the CLI's admin commands and the tests call it directly.
 
 mod auth;
+pub mod logs;
 mod projects;
 pub mod reconcile;
+pub mod stats;
 mod watcher;
 mod workspaces;
 
 pub use auth::{AuthSession, NewUser};
+pub use stats::{HistoryPoint, StatsView};
 pub use workspaces::{
     CreateWorkspace, HealthSummary, ResourceUse, StatusReport, TypeInfo, UpdateWorkspace,
     WorkspaceStats,
@@ -22,7 +25,7 @@ use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineError, ResourceSample};
+use crate::engine::{Engine, EngineError};
 use crate::store::{Store, StoreError};
 
 /// Why a request could not be carried out. The HTTP layer maps each variant
@@ -97,8 +100,10 @@ struct Inner {
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     /// Workspaces with a recovery restart scheduled (see `reconcile`).
     recovering: Mutex<HashSet<Uuid>>,
-    /// The last resource sample per container, for CPU % between reads.
-    samples: Mutex<HashMap<String, ResourceSample>>,
+    /// Per running container: pid, last sample and history (see `stats`).
+    tracked: Mutex<HashMap<String, stats::Tracked>>,
+    /// Log and stats streams open right now.
+    log_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Berth {
@@ -111,7 +116,8 @@ impl Berth {
                 host_cpus,
                 locks: Mutex::new(HashMap::new()),
                 recovering: Mutex::new(HashSet::new()),
-                samples: Mutex::new(HashMap::new()),
+                tracked: Mutex::new(HashMap::new()),
+                log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         }
     }

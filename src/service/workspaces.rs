@@ -13,8 +13,8 @@ use crate::domain::{
     WorkspaceStatus, WorkspaceType,
 };
 use crate::engine::{
-    cpu_percent, ContainerSpec, ContainerState, EngineError, HealthProbe, HealthReport,
-    LABEL_WORKSPACE_ID, LABEL_WORKSPACE_TYPE,
+    ContainerSpec, ContainerState, EngineError, HealthProbe, HealthReport, LABEL_WORKSPACE_ID,
+    LABEL_WORKSPACE_TYPE,
 };
 
 /// Input of `POST /api/workspaces`, already parsed.
@@ -637,7 +637,7 @@ impl Berth {
         let ws = self.workspace(user, id).await?;
         let (workspace, container) = self.refresh(ws, true).await?;
         let resources = match container.as_ref().filter(|c| c.running) {
-            Some(c) => self.resource_use(&c.id).await?,
+            Some(c) => self.resource_use(workspace.id, &c.id, c.pid).await?,
             None => None,
         };
         Ok(StatusReport {
@@ -647,44 +647,23 @@ impl Berth {
         })
     }
 
-    /// CPU and memory use of a running container. CPU % needs two samples:
-    /// the previous read's when recent, else a second one 100 ms later.
-    async fn resource_use(&self, container_id: &str) -> Result<Option<ResourceUse>> {
-        let Some(now) = self.engine().sample_resources(container_id).await? else {
+    /// CPU and memory use of a running container.
+    async fn resource_use(
+        &self,
+        workspace_id: Uuid,
+        container_id: &str,
+        pid: Option<u32>,
+    ) -> Result<Option<ResourceUse>> {
+        let Some((_, later, cpu)) = self.sample_pair(workspace_id, container_id, pid).await? else {
             return Ok(None);
         };
-        let previous = {
-            let samples = self.inner.samples.lock().expect("samples poisoned");
-            samples
-                .get(container_id)
-                .filter(|p| now.at.duration_since(p.at) < std::time::Duration::from_secs(60))
-                .cloned()
-        };
-        let (earlier, later) = match previous {
-            Some(p) if now.at.duration_since(p.at) >= std::time::Duration::from_millis(50) => {
-                (p, now)
-            }
-            _ => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                match self.engine().sample_resources(container_id).await? {
-                    Some(second) => (now, second),
-                    None => return Ok(None),
-                }
-            }
-        };
-        let cpu = cpu_percent(&earlier, &later).map(|p| (p * 100.0).round() / 100.0);
-        let mb = |b: u64| (b as f64 / 1_048_576.0 * 100.0).round() / 100.0;
-        let usage = ResourceUse {
-            cpu_percent: cpu,
-            memory_usage_mb: mb(later.memory_usage),
-            memory_limit_mb: later.memory_limit.map(mb),
-            source: later.source,
-        };
-        let mut samples = self.inner.samples.lock().expect("samples poisoned");
-        // Forget containers not read for a while, so the map stays small.
-        samples.retain(|_, s| later.at.duration_since(s.at) < std::time::Duration::from_secs(300));
-        samples.insert(container_id.to_string(), later);
-        Ok(Some(usage))
+        let v = super::stats::view(workspace_id, container_id, cpu, &later);
+        Ok(Some(ResourceUse {
+            cpu_percent: v.cpu_percent,
+            memory_usage_mb: v.memory_usage_mb,
+            memory_limit_mb: v.memory_limit_mb,
+            source: v.source,
+        }))
     }
 
     /// Mounts another project: the container is recreated with the new

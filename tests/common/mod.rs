@@ -139,6 +139,17 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
     };
     hog.health_check = None;
     c.types.insert("hog".into(), hog);
+    // Says known lines on stdout and stderr, then serves like `box`.
+    let mut talker = box_type();
+    talker.command = vec![
+        "sh".into(),
+        "-c".into(),
+        "echo out-1; echo err-1 >&2; echo out-2; echo err-2 >&2; \
+         mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www"
+            .into(),
+    ];
+    c.types.insert("talker".into(), talker);
+    c.stats.interval_s = 1;
     c.recovery = RecoveryPolicy {
         enabled: true,
         max_restarts: 2,
@@ -156,6 +167,7 @@ pub struct TestEnv {
     pub instance: String,
     pub dir: tempfile::TempDir,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    sampler: tokio::task::JoinHandle<()>,
 }
 
 impl TestEnv {
@@ -167,12 +179,14 @@ impl TestEnv {
         let berth = open(config).await;
         let router = berth::http::app(berth.clone());
         let watcher = Some(berth.spawn_watcher());
+        let sampler = berth.spawn_sampler();
         TestEnv {
             berth,
             router,
             instance,
             dir,
             watcher,
+            sampler,
         }
     }
 
@@ -355,6 +369,7 @@ async fn open(config: Config) -> Berth {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         self.stop_watcher();
+        self.sampler.abort();
         let label = format!("label=berth.instance={}", self.instance);
         let out = Command::new("docker")
             .args(["ps", "-aq", "--filter", &label])

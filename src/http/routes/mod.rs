@@ -2,5 +2,6 @@
 //! the service, and shape the answer (wire types); nothing else.
 
 pub mod auth;
+pub mod observe;
 pub mod projects;
 pub mod workspaces;

@@ -1,0 +1,334 @@
+//! Live resource figures: one workspace now, all of a user's running
+//! workspaces in one call (the dashboard's hot path), and a short history
+//! per running workspace kept by a background sampler.
+//!
+//! Counters come from the engine adapter (`engine::resources`: cgroup files
+//! when visible, else the engine's stats API). CPU % needs two samples; the
+//! sampler keeps the previous one per container, so a read is one sample,
+//! not a two-second engine round-trip.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::domain::{now_millis, Millis, User, WorkspaceStatus};
+use crate::engine::{cpu_percent, NetIo, ResourceSample};
+
+/// A previous sample younger than this gives CPU % directly.
+const FRESH: Duration = Duration::from_secs(60);
+/// Shorter gaps than this make CPU % too noisy to report.
+const MIN_GAP: Duration = Duration::from_millis(50);
+/// When no recent sample exists, wait this long for a second one.
+const SECOND_SAMPLE: Duration = Duration::from_millis(200);
+
+/// One point of a workspace's resource history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPoint {
+    pub at: Millis,
+    pub cpu_percent: f64,
+    pub memory_mb: f64,
+}
+
+/// Figures for one running workspace, in the design note's units.
+#[derive(Debug, Clone)]
+pub struct StatsView {
+    pub workspace_id: Uuid,
+    pub container_id: String,
+    /// Percent of one core; `None` without two samples.
+    pub cpu_percent: Option<f64>,
+    pub cpu_usage_ns: u64,
+    pub system_usage_ns: Option<u64>,
+    pub online_cpus: u32,
+    pub memory_usage_mb: f64,
+    pub memory_limit_mb: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub memory_cache_mb: f64,
+    pub networks: BTreeMap<String, NetIo>,
+    pub blk_read: u64,
+    pub blk_write: u64,
+    pub pids: Option<u64>,
+    pub source: &'static str,
+    pub at: Millis,
+}
+
+/// What the sampler knows of one running container.
+#[derive(Debug, Default)]
+pub(super) struct Tracked {
+    workspace_id: Option<Uuid>,
+    pid: Option<u32>,
+    last: Option<ResourceSample>,
+    /// CPU % as of `last`, for reads that come too soon after it.
+    last_cpu: Option<f64>,
+    history: VecDeque<HistoryPoint>,
+}
+
+/// What a new sample can be compared with.
+enum Previous {
+    /// A sample old enough for a CPU % of its own.
+    Sample(ResourceSample),
+    /// A sample taken moments ago: its CPU % still stands.
+    Cpu(f64),
+    Nothing,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn mb(bytes: u64) -> f64 {
+    round2(bytes as f64 / 1_048_576.0)
+}
+
+/// The figures from a sample, with the CPU % computed against an earlier one.
+pub fn view(
+    workspace_id: Uuid,
+    container_id: &str,
+    cpu_percent: Option<f64>,
+    later: &ResourceSample,
+) -> StatsView {
+    let limit = later.memory_limit;
+    StatsView {
+        workspace_id,
+        container_id: container_id.to_string(),
+        cpu_percent,
+        cpu_usage_ns: later.cpu_ns,
+        system_usage_ns: later.system_ns,
+        online_cpus: later.online_cpus,
+        memory_usage_mb: mb(later.memory_usage),
+        memory_limit_mb: limit.map(mb),
+        memory_percent: limit
+            .filter(|&l| l > 0)
+            .map(|l| round2(later.memory_usage as f64 / l as f64 * 100.0)),
+        memory_cache_mb: mb(later.memory_cache),
+        networks: later.networks.clone(),
+        blk_read: later.blk_read,
+        blk_write: later.blk_write,
+        pids: later.pids,
+        source: later.source,
+        at: now_millis(),
+    }
+}
+
+impl Berth {
+    fn previous(&self, container_id: &str, now: &ResourceSample) -> Previous {
+        let tracked = self.inner.tracked.lock().expect("tracked poisoned");
+        let Some(t) = tracked.get(container_id) else {
+            return Previous::Nothing;
+        };
+        let Some(p) = &t.last else {
+            return Previous::Nothing;
+        };
+        let age = now.at.saturating_duration_since(p.at);
+        if (MIN_GAP..FRESH).contains(&age) {
+            Previous::Sample(p.clone())
+        } else if age < MIN_GAP {
+            t.last_cpu.map(Previous::Cpu).unwrap_or(Previous::Nothing)
+        } else {
+            Previous::Nothing
+        }
+    }
+
+    fn remember(
+        &self,
+        container_id: &str,
+        workspace_id: Uuid,
+        pid: Option<u32>,
+        s: ResourceSample,
+        cpu: Option<f64>,
+    ) {
+        let mut tracked = self.inner.tracked.lock().expect("tracked poisoned");
+        let t = tracked.entry(container_id.to_string()).or_default();
+        t.workspace_id = Some(workspace_id);
+        t.pid = pid.or(t.pid);
+        t.last = Some(s);
+        t.last_cpu = cpu;
+    }
+
+    fn known_pid(&self, container_id: &str) -> Option<u32> {
+        let tracked = self.inner.tracked.lock().expect("tracked poisoned");
+        tracked.get(container_id).and_then(|t| t.pid)
+    }
+
+    /// A sample now, the one it was compared with, and the CPU %: against
+    /// the last sample kept when recent, else a second one a moment later.
+    pub(super) async fn sample_pair(
+        &self,
+        workspace_id: Uuid,
+        container_id: &str,
+        pid: Option<u32>,
+    ) -> Result<Option<(Option<ResourceSample>, ResourceSample, Option<f64>)>> {
+        let Some(first) = self.engine().sample_resources(container_id, pid).await? else {
+            return Ok(None);
+        };
+        let pair = match self.previous(container_id, &first) {
+            Previous::Sample(p) => (Some(p), first),
+            Previous::Cpu(c) => return Ok(Some((None, first, Some(c)))),
+            Previous::Nothing => {
+                tokio::time::sleep(SECOND_SAMPLE).await;
+                match self.engine().sample_resources(container_id, pid).await? {
+                    Some(second) => (Some(first), second),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let cpu = pair
+            .0
+            .as_ref()
+            .and_then(|e| cpu_percent(e, &pair.1))
+            .map(round2);
+        self.remember(container_id, workspace_id, pid, pair.1.clone(), cpu);
+        Ok(Some((pair.0, pair.1, cpu)))
+    }
+
+    /// The figures of one running workspace, with its recent history.
+    pub async fn resource_stats(
+        &self,
+        user: &User,
+        id: Uuid,
+    ) -> Result<(StatsView, Vec<HistoryPoint>)> {
+        let ws = self.workspace(user, id).await?;
+        let not_running = || {
+            ServiceError::Conflict(
+                "the workspace is not running; start it to see its figures".into(),
+            )
+        };
+        let c = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?
+            .filter(|c| c.running)
+            .ok_or_else(not_running)?;
+        let (_, later, cpu) = self
+            .sample_pair(id, &c.id, c.pid)
+            .await?
+            .ok_or_else(not_running)?;
+        Ok((view(id, &c.id, cpu, &later), self.history(&c.id)))
+    }
+
+    fn history(&self, container_id: &str) -> Vec<HistoryPoint> {
+        let tracked = self.inner.tracked.lock().expect("tracked poisoned");
+        tracked
+            .get(container_id)
+            .map(|t| t.history.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Current figures of every running workspace the user may see, in one
+    /// call: one cgroup read per container (and at most one short wait for
+    /// containers the sampler has not seen yet).
+    pub async fn fleet_stats(&self, user: &User) -> Result<Vec<StatsView>> {
+        let running: Vec<_> = self
+            .workspaces(user)
+            .await?
+            .into_iter()
+            .filter(|w| w.status == WorkspaceStatus::Running)
+            .filter_map(|w| w.container_id.clone().map(|c| (w.id, c)))
+            .collect();
+        let mut out = Vec::with_capacity(running.len());
+        let mut unpaired = Vec::new();
+        for (ws_id, cid) in running {
+            let pid = match self.known_pid(&cid) {
+                Some(p) => Some(p),
+                None => self
+                    .engine()
+                    .inspect_container(&cid)
+                    .await?
+                    .filter(|c| c.running)
+                    .and_then(|c| c.pid),
+            };
+            let Some(now) = self.engine().sample_resources(&cid, pid).await? else {
+                continue;
+            };
+            match self.previous(&cid, &now) {
+                Previous::Sample(prev) => {
+                    let cpu = cpu_percent(&prev, &now).map(round2);
+                    out.push(view(ws_id, &cid, cpu, &now));
+                    self.remember(&cid, ws_id, pid, now, cpu);
+                }
+                Previous::Cpu(c) => out.push(view(ws_id, &cid, Some(c), &now)),
+                Previous::Nothing => unpaired.push((ws_id, cid, pid, now)),
+            }
+        }
+        if !unpaired.is_empty() {
+            tokio::time::sleep(SECOND_SAMPLE).await;
+            for (ws_id, cid, pid, first) in unpaired {
+                if let Some(second) = self.engine().sample_resources(&cid, pid).await? {
+                    let cpu = cpu_percent(&first, &second).map(round2);
+                    out.push(view(ws_id, &cid, cpu, &second));
+                    self.remember(&cid, ws_id, pid, second, cpu);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts the sampler: every `stats.interval_s` it samples each running
+    /// workspace container of this installation and keeps the last
+    /// `stats.history_min` minutes of CPU and memory per container.
+    pub fn spawn_sampler(&self) -> JoinHandle<()> {
+        let berth = self.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_secs(berth.config().stats.interval_s.max(1));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = berth.sample_all().await {
+                    tracing::debug!(error = %e, "stats sampling failed");
+                }
+            }
+        })
+    }
+
+    async fn sample_all(&self) -> Result<()> {
+        let cfg = &self.config().stats;
+        let keep = (cfg.history_min.saturating_mul(60) / cfg.interval_s.max(1)).max(1) as usize;
+        let running = self
+            .engine()
+            .running_workspace_containers(&self.config().instance)
+            .await?;
+        {
+            let mut tracked = self.inner.tracked.lock().expect("tracked poisoned");
+            tracked.retain(|cid, _| running.iter().any(|(c, _)| c == cid));
+        }
+        for (cid, ws) in running {
+            let Ok(ws_id) = Uuid::parse_str(&ws) else {
+                continue;
+            };
+            let pid = match self.known_pid(&cid) {
+                Some(p) => Some(p),
+                None => self
+                    .engine()
+                    .inspect_container(&cid)
+                    .await?
+                    .and_then(|c| c.pid),
+            };
+            let Some(now) = self.engine().sample_resources(&cid, pid).await? else {
+                continue;
+            };
+            let mut tracked = self.inner.tracked.lock().expect("tracked poisoned");
+            let t = tracked.entry(cid.clone()).or_default();
+            let cpu = t.last.as_ref().and_then(|prev| cpu_percent(prev, &now));
+            if let Some(cpu) = cpu {
+                {
+                    t.history.push_back(HistoryPoint {
+                        at: now_millis(),
+                        cpu_percent: round2(cpu),
+                        memory_mb: mb(now.memory_usage),
+                    });
+                    while t.history.len() > keep {
+                        t.history.pop_front();
+                    }
+                }
+            }
+            t.workspace_id = Some(ws_id);
+            t.pid = pid;
+            t.last = Some(now);
+            t.last_cpu = cpu.map(round2);
+        }
+        Ok(())
+    }
+}
