@@ -93,6 +93,37 @@ pub struct CleanupConfig {
     pub inactive_after_h: u64,
     /// Days a deleted project's volume is kept before cleanup removes it.
     pub volume_retention_days: u64,
+    /// A managed container without a workspace record is left alone this
+    /// long (it may be being created).
+    pub container_grace_min: u64,
+    pub schedules: CleanupSchedules,
+}
+
+/// 5-field cron expressions (local time), or "off".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSchedules {
+    pub inactive: String,
+    pub orphaned_containers: String,
+    pub orphaned_volumes: String,
+    pub error_recovery: String,
+}
+
+/// A parsed schedule: `None` when "off".
+pub fn parse_schedule(expr: &str) -> Result<Option<croner::Cron>, String> {
+    let e = expr.trim();
+    if e.eq_ignore_ascii_case("off") || e.is_empty() {
+        return Ok(None);
+    }
+    let fields = e.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!(
+            "{expr:?} has {fields} fields; use 5 (minute hour day-of-month month day-of-week) or \"off\""
+        ));
+    }
+    e.parse::<croner::Cron>()
+        .map(Some)
+        .map_err(|err| format!("{expr:?} is not a valid cron expression: {err}"))
 }
 
 impl Default for Config {
@@ -112,6 +143,14 @@ impl Default for Config {
             cleanup: CleanupConfig {
                 inactive_after_h: 24,
                 volume_retention_days: 7,
+                container_grace_min: 10,
+                // The design note's defaults.
+                schedules: CleanupSchedules {
+                    inactive: "0 * * * *".into(),
+                    orphaned_containers: "0 */6 * * *".into(),
+                    orphaned_volumes: "0 2 * * *".into(),
+                    error_recovery: "*/30 * * * *".into(),
+                },
             },
             recovery: RecoveryPolicy::default(),
             stats: StatsConfig {
@@ -194,6 +233,16 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("types.{name}: {e}")))?;
         }
         self.recovery.validate().map_err(ConfigError::Invalid)?;
+        let sch = &self.cleanup.schedules;
+        for (key, expr) in [
+            ("inactive", &sch.inactive),
+            ("orphaned_containers", &sch.orphaned_containers),
+            ("orphaned_volumes", &sch.orphaned_volumes),
+            ("error_recovery", &sch.error_recovery),
+        ] {
+            parse_schedule(expr)
+                .map_err(|e| ConfigError::Invalid(format!("cleanup.schedules.{key}: {e}")))?;
+        }
         if self.stats.interval_s == 0 {
             return Err(ConfigError::Invalid(
                 "stats.interval_s must be above 0".into(),
@@ -396,6 +445,26 @@ mod tests {
         assert!(e.to_string().contains("lisen"), "{e}");
         let e = Config::load_from(None, &env(&[("BERTH_BOGUS_KEY", "1")])).unwrap_err();
         assert!(e.to_string().contains("bogus_key"), "{e}");
+    }
+
+    #[test]
+    fn schedules_are_five_field_cron_or_off() {
+        assert!(parse_schedule("0 * * * *").unwrap().is_some());
+        assert!(parse_schedule("off").unwrap().is_none());
+        assert!(parse_schedule("*/30 * * * *").unwrap().is_some());
+        assert!(parse_schedule("0 0 * * * *")
+            .unwrap_err()
+            .contains("6 fields"));
+        assert!(parse_schedule("61 * * * *").is_err());
+        let e = Config::load_from(
+            None,
+            &env(&[("BERTH_CLEANUP_SCHEDULES_INACTIVE", "every hour")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("cleanup.schedules.inactive"), "{e}");
+        let c =
+            Config::load_from(None, &env(&[("BERTH_CLEANUP_SCHEDULES_INACTIVE", "off")])).unwrap();
+        assert_eq!(c.cleanup.schedules.inactive, "off");
     }
 
     #[test]

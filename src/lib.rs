@@ -6,5 +6,6 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod jobs;
 pub mod service;
 pub mod store;

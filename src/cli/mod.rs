@@ -233,9 +233,20 @@ async fn serve(config: Config) -> Result<()> {
     // The watcher reconciles first, then follows engine events.
     let watcher = berth.spawn_watcher();
     let sampler = berth.spawn_sampler();
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let scheduler = berth.spawn_scheduler(jobs_stopped);
     crate::http::serve(berth, addr, shutdown_signal()).await?;
     watcher.abort();
     sampler.abort();
+    // Let a job that is running finish (bounded), so no action is cut
+    // in half.
+    let _ = stop_jobs.send(true);
+    if tokio::time::timeout(Duration::from_secs(60), scheduler)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a job was still running after 60 s; exiting anyway");
+    }
     store.close().await;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The domain: what a user, project, workspace and workspace type are, and the
 //! rules their values obey. Pure data and validation; no I/O, no wire formats.
 
+pub mod cleanup;
+pub mod jobs;
 pub mod limits;
 pub mod recovery;
 pub mod types;
@@ -8,7 +10,7 @@ pub mod types;
 pub use limits::{
     HealthCheck, HealthCheckOverride, LimitsError, ResourceLimits, ResourceOverrides,
 };
-pub use types::{TypeAvailability, WorkspaceType};
+pub use types::{ActivityProbe, TypeAvailability, WorkspaceType};
 
 use std::fmt;
 use std::str::FromStr;

@@ -30,6 +30,38 @@ pub struct WorkspaceType {
     /// When absent the image's own HEALTHCHECK (if any) applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// How to ask a running workspace when it was last used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_probe: Option<ActivityProbe>,
+}
+
+/// An HTTP endpoint of the workspace that reports its last use, e.g.
+/// code-server's `/healthz` → `{"status":"alive","lastHeartbeat":1700000000000}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityProbe {
+    /// Path on the workspace's port, starting with `/`.
+    pub path: String,
+    /// JSON field holding the time: unix milliseconds or seconds, or RFC 3339.
+    pub field: String,
+}
+
+impl ActivityProbe {
+    /// Reads the last-use time (unix ms) out of the endpoint's JSON answer.
+    pub fn read(&self, body: &serde_json::Value) -> Option<super::Millis> {
+        match body.get(&self.field)? {
+            serde_json::Value::Number(n) => {
+                let v = n.as_f64()?;
+                // Seconds until the year 5138; milliseconds after.
+                let ms = if v < 1e11 { v * 1000.0 } else { v };
+                (ms > 0.0).then_some(ms as i64)
+            }
+            serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_millis()),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a type can be used right now, and if not, why.
@@ -82,6 +114,10 @@ pub fn builtin_types() -> BTreeMap<String, WorkspaceType> {
                 memory_reservation_mb: Some(512),
             },
             health_check: Some(HealthCheck::http_default(8080)),
+            activity_probe: Some(ActivityProbe {
+                path: "/healthz".into(),
+                field: "lastHeartbeat".into(),
+            }),
         },
     );
     m.insert(
@@ -100,6 +136,7 @@ pub fn builtin_types() -> BTreeMap<String, WorkspaceType> {
                 memory_reservation_mb: Some(384),
             },
             health_check: Some(HealthCheck::http_default(8081)),
+            activity_probe: None,
         },
     );
     m
@@ -130,6 +167,30 @@ mod tests {
         assert_eq!(sp.resources.memory_reservation_mb, Some(384));
         vs.validate(2).unwrap();
         sp.validate(2).unwrap();
+    }
+
+    #[test]
+    fn activity_probes_read_ms_seconds_and_rfc3339() {
+        let p = ActivityProbe {
+            path: "/healthz".into(),
+            field: "lastHeartbeat".into(),
+        };
+        let j = |v: serde_json::Value| serde_json::json!({ "lastHeartbeat": v });
+        assert_eq!(
+            p.read(&j(serde_json::json!(1_700_000_000_000i64))),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            p.read(&j(serde_json::json!(1_700_000_000))),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            p.read(&j(serde_json::json!("2023-11-14T22:13:20Z"))),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(p.read(&j(serde_json::json!(0))), None);
+        assert_eq!(p.read(&j(serde_json::json!(null))), None);
+        assert_eq!(p.read(&serde_json::json!({})), None);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HealthStatusEnum, HostConfig, Mount,
-    MountType, PortBinding,
+    ContainerCreateBody, ContainerSummaryStateEnum, ContainerUpdateBody, HealthConfig,
+    HealthStatusEnum, HostConfig, Mount, MountType, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
@@ -14,6 +14,7 @@ use bollard::query_parameters::{
 };
 
 use super::{Engine, EngineError, Result, LABEL_MANAGED};
+use crate::domain::cleanup::ContainerSeen;
 use crate::domain::limits::mb_to_bytes;
 use crate::domain::{HealthCheck, ResourceLimits};
 
@@ -304,6 +305,45 @@ impl Engine {
         };
         self.docker.update_container(id, body).await?;
         Ok(())
+    }
+
+    /// Every container, running or not, that carries Berth's managed label
+    /// or mounts a managed volume: what the cleanup planners look at.
+    pub async fn list_containers_seen(&self) -> Result<Vec<ContainerSeen>> {
+        let opts = ListContainersOptionsBuilder::new().all(true).build();
+        let list = self.docker.list_containers(Some(opts)).await?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let status = c.status.unwrap_or_default();
+                let healthy = if status.contains("(healthy)") {
+                    Some(true)
+                } else if status.contains("(unhealthy)") || status.contains("(health: starting)") {
+                    Some(false)
+                } else {
+                    None
+                };
+                ContainerSeen {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    labels: c.labels.unwrap_or_default(),
+                    created_at: c.created.unwrap_or(0).saturating_mul(1000),
+                    running: matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING)),
+                    healthy,
+                    volumes: c
+                        .mounts
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|m| m.name)
+                        .collect(),
+                }
+            })
+            .collect())
     }
 
     /// Running containers of this installation's workspaces, as

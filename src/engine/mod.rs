@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-/// Label every resource Berth makes carries; nothing without it is touched.
-pub const LABEL_MANAGED: &str = "berth.managed";
-/// Which Berth installation made a resource (see `Config::instance`).
-pub const LABEL_INSTANCE: &str = "berth.instance";
-pub const LABEL_PROJECT_ID: &str = "berth.project.id";
-pub const LABEL_WORKSPACE_ID: &str = "berth.workspace.id";
+/// Labels on every resource Berth makes (defined with the cleanup rules
+/// that depend on them): `berth.managed=true` (nothing without it is
+/// touched) and `berth.instance` (which installation made it).
+pub use crate::domain::cleanup::{
+    LABEL_HELPER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT_ID, LABEL_WORKSPACE_ID,
+};
 pub const LABEL_WORKSPACE_TYPE: &str = "berth.workspace.type";
 
 /// What went wrong talking to the engine.
@@ -103,6 +103,14 @@ impl Engine {
         let engine = Engine { docker };
         let info = engine.info().await?;
         Ok((engine, info))
+    }
+
+    /// A client for the engine at a unix socket, without checking that it
+    /// answers (calls fail with `Unavailable` until it does).
+    pub fn at_unix_socket(path: &str) -> Result<Engine> {
+        let docker = Docker::connect_with_unix(path, 10, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        Ok(Engine { docker })
     }
 
     pub async fn info(&self) -> Result<EngineInfo> {

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 
 use bollard::models::VolumeCreateRequest;
-use bollard::query_parameters::RemoveVolumeOptionsBuilder;
+use bollard::query_parameters::{ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder};
 
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Result, LABEL_MANAGED};
+use crate::domain::cleanup::VolumeSeen;
 
 impl Engine {
     /// Creates a named volume with these labels. Creating one that already
@@ -38,6 +39,23 @@ impl Engine {
                 other => Err(other),
             },
         }
+    }
+
+    /// Volumes carrying Berth's managed label (any instance: the cleanup
+    /// planner decides which are this installation's).
+    pub async fn list_managed_volumes(&self) -> Result<Vec<VolumeSeen>> {
+        let mut filters = HashMap::new();
+        filters.insert("label", vec![format!("{LABEL_MANAGED}=true")]);
+        let opts = ListVolumesOptionsBuilder::new().filters(&filters).build();
+        let r = self.docker.list_volumes(Some(opts)).await?;
+        Ok(r.volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| VolumeSeen {
+                name: v.name,
+                labels: v.labels,
+            })
+            .collect())
     }
 
     /// Removes a volume; already gone is fine. In use is a

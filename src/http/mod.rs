@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::service::Berth;
 use error::ApiError;
-use routes::{auth, observe, projects, workspaces as ws};
+use routes::{auth, jobs, observe, projects, workspaces as ws};
 
 /// The whole API as one router.
 pub fn app(berth: Berth) -> Router {
@@ -38,6 +38,9 @@ pub fn app(berth: Berth) -> Router {
         .route("/workspaces/types", get(ws::types))
         .route("/workspaces/stats", get(ws::stats))
         .route("/workspaces/stats/live", get(observe::fleet))
+        .route("/workspaces/cleanup", post(jobs::cleanup))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{name}/run", post(jobs::run))
         .route("/workspaces/type/{type}", get(ws::by_type))
         .route(
             "/workspaces/{id}",

@@ -5,6 +5,7 @@
 
 mod auth;
 pub mod logs;
+pub mod maintenance;
 mod projects;
 pub mod reconcile;
 pub mod stats;
@@ -102,6 +103,8 @@ struct Inner {
     recovering: Mutex<HashSet<Uuid>>,
     /// Per running container: pid, last sample and history (see `stats`).
     tracked: Mutex<HashMap<String, stats::Tracked>>,
+    /// One lock per scheduled job (see `jobs`).
+    job_locks: crate::jobs::JobLocks,
     /// Log and stats streams open right now.
     log_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -117,6 +120,7 @@ impl Berth {
                 locks: Mutex::new(HashMap::new()),
                 recovering: Mutex::new(HashSet::new()),
                 tracked: Mutex::new(HashMap::new()),
+                job_locks: crate::jobs::JobLocks::new(),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         }
@@ -136,6 +140,10 @@ impl Berth {
 
     pub fn host_cpus(&self) -> u32 {
         self.inner.host_cpus
+    }
+
+    pub fn job_locks(&self) -> &crate::jobs::JobLocks {
+        &self.inner.job_locks
     }
 
     /// Takes the lock of one workspace, waiting for any operation under way.

@@ -564,10 +564,11 @@ impl Berth {
     pub async fn stop_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
         let _guard = self.lock_workspace(id).await;
         let ws = self.workspace(user, id).await?;
-        self.stop_locked(ws).await
+        self.stop_locked(ws, "stopped").await
     }
 
-    async fn stop_locked(&self, ws: Workspace) -> Result<Workspace> {
+    /// `why` is the event recorded when a running container is stopped.
+    pub(super) async fn stop_locked(&self, ws: Workspace, why: &str) -> Result<Workspace> {
         let (mut ws, container) = self.refresh(ws, false).await?;
         let Some(c) = container.filter(|c| c.running) else {
             if ws.status == WorkspaceStatus::Error {
@@ -596,7 +597,7 @@ impl Berth {
         ws.updated_at = now_millis();
         self.store().save_workspace(&ws).await?;
         self.store()
-            .insert_event(ws.id, ws.updated_at, event_kind::STOPPED, "stopped")
+            .insert_event(ws.id, ws.updated_at, event_kind::STOPPED, why)
             .await?;
         Ok(ws)
     }

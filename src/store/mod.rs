@@ -6,6 +6,7 @@
 //! Only this module writes SQL. Callers get domain types back.
 
 mod events;
+mod jobs;
 mod projects;
 mod users;
 mod workspaces;

@@ -102,6 +102,11 @@ pub fn box_type() -> WorkspaceType {
             retries: 2,
             start_period_s: 0,
         }),
+        // Tests write /tmp/www/activity to play a workspace reporting use.
+        activity_probe: Some(berth::domain::ActivityProbe {
+            path: "/activity".into(),
+            field: "lastHeartbeat".into(),
+        }),
     }
 }
 
@@ -172,10 +177,16 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
+        Self::with(|_| {}).await
+    }
+
+    /// A test environment whose config `tweak` adjusts.
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestEnv {
         ensure_test_image();
         let dir = tempfile::tempdir().expect("temp dir");
         let instance = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
-        let config = test_config(dir.path(), &instance);
+        let mut config = test_config(dir.path(), &instance);
+        tweak(&mut config);
         let berth = open(config).await;
         let router = berth::http::app(berth.clone());
         let watcher = Some(berth.spawn_watcher());

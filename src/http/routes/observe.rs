@@ -108,6 +108,7 @@ pub async fn logs(
 ) -> ApiResult<Response> {
     let q = log_query(&berth, &p, Some(100))?;
     let logs = berth.workspace_logs(&caller.user, id, q).await?;
+    berth.touch(caller.user.id, id).await;
     let cap = berth.config().logs.max_bytes;
     let guard = logs.guard;
     let mut sent = 0u64;
@@ -286,6 +287,7 @@ pub async fn log_stream(
         follow: true,
     };
     let logs = berth.workspace_logs(&caller.user, id, q).await?;
+    berth.touch(caller.user.id, id).await;
     let state = LineEvents {
         engine: pump(Box::pin(logs.stream), logs.guard),
         partial: [Vec::new(), Vec::new()],
@@ -337,6 +339,7 @@ pub async fn stats(
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
     let (v, history) = berth.resource_stats(&caller.user, id).await?;
+    berth.touch(caller.user.id, id).await;
     Ok(ok(ResourceStatsDto::new(&v, Some(&history))))
 }
 
@@ -362,6 +365,7 @@ pub async fn stats_stream(
     }
     // Checks ownership and that it runs, and gives the first figures.
     let (first, _) = berth.resource_stats(&caller.user, id).await?;
+    berth.touch(caller.user.id, id).await;
     let cid = first.container_id.clone();
     let pid = berth
         .engine()

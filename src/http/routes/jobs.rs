@@ -1,0 +1,187 @@
+//! Cleanup and the job scheduler: `POST /api/workspaces/cleanup`,
+//! `GET /api/jobs`, `POST /api/jobs/:name/run`. Admins only.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Local;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::jobs::{JobDetail, JobRun};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiQuery, Caller};
+use crate::http::wire::{ok, rfc3339};
+use crate::jobs::JobName;
+use crate::service::Berth;
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.user.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an admin may run or inspect cleanup jobs",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DryRunQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailDto {
+    job: String,
+    action: String,
+    resource: String,
+    reason: String,
+    outcome: String,
+}
+
+impl From<&JobDetail> for DetailDto {
+    fn from(d: &JobDetail) -> Self {
+        DetailDto {
+            job: d.job.clone(),
+            action: d.action.clone(),
+            resource: d.resource.clone(),
+            reason: d.reason.clone(),
+            outcome: d.outcome.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDto {
+    id: uuid::Uuid,
+    job: String,
+    started_at: String,
+    finished_at: String,
+    outcome: &'static str,
+    dry_run: bool,
+    counts: std::collections::BTreeMap<String, u64>,
+    error: Option<String>,
+    details: Vec<DetailDto>,
+}
+
+impl From<&JobRun> for RunDto {
+    fn from(r: &JobRun) -> Self {
+        RunDto {
+            id: r.id,
+            job: r.name.clone(),
+            started_at: rfc3339(r.started_at),
+            finished_at: rfc3339(r.finished_at),
+            outcome: r.outcome.as_str(),
+            dry_run: r.dry_run,
+            counts: r.counts.clone(),
+            error: r.error.clone(),
+            details: r.details.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// The design note's report: four counts, plus what was (or would be) done.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupDto {
+    inactive_containers: u64,
+    orphaned_containers: u64,
+    orphaned_volumes: u64,
+    error_workspaces: u64,
+    dry_run: bool,
+    details: Vec<DetailDto>,
+    /// Jobs that failed, with why (the others still ran).
+    errors: Vec<JobErrorDto>,
+}
+
+#[derive(Serialize)]
+pub struct JobErrorDto {
+    job: String,
+    error: String,
+}
+
+pub async fn cleanup(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let r = berth.run_cleanup(q.dry_run).await;
+    let count = |k: JobName| r.counts.get(k.count_key()).copied().unwrap_or(0);
+    Ok(ok(CleanupDto {
+        inactive_containers: count(JobName::Inactive),
+        orphaned_containers: count(JobName::OrphanedContainers),
+        orphaned_volumes: count(JobName::OrphanedVolumes),
+        error_workspaces: count(JobName::ErrorRecovery),
+        dry_run: r.dry_run,
+        details: r.details.iter().map(Into::into).collect(),
+        errors: r
+            .runs
+            .iter()
+            .filter_map(|run| {
+                run.error.as_ref().map(|e| JobErrorDto {
+                    job: run.name.clone(),
+                    error: e.clone(),
+                })
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDto {
+    name: &'static str,
+    schedule: String,
+    enabled: bool,
+    next_run: Option<String>,
+    running: bool,
+    recent_runs: Vec<RunDto>,
+}
+
+pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let now = Local::now();
+    let mut out = Vec::new();
+    for job in JobName::ALL {
+        let runs = berth
+            .store()
+            .job_runs(job.as_str(), 10)
+            .await
+            .map_err(crate::service::ServiceError::from)?;
+        let next = job.next_run(berth.config(), now);
+        out.push(JobDto {
+            name: job.as_str(),
+            schedule: job.schedule(berth.config()).to_string(),
+            enabled: next.is_some(),
+            next_run: next.map(|t| t.to_rfc3339()),
+            running: berth.job_locks().is_running(job),
+            recent_runs: runs.iter().map(Into::into).collect(),
+        });
+    }
+    Ok(ok(out))
+}
+
+pub async fn run(
+    State(berth): State<Berth>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let job = JobName::parse(&name).ok_or_else(|| {
+        let known: Vec<&str> = JobName::ALL.iter().map(|j| j.as_str()).collect();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no job {name:?}; jobs: {}", known.join(", ")),
+        )
+    })?;
+    let run = berth.run_job(job, q.dry_run).await;
+    Ok(ok(RunDto::from(&run)))
+}

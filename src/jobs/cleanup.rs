@@ -1,0 +1,270 @@
+//! The cleanup jobs' executors: take a snapshot (records from the store,
+//! containers and volumes from the engine, now, the policy), hand it to the
+//! pure planners in `domain::cleanup`, and carry out the plan, or in a dry
+//! run only report it. Each action is re-checked under the workspace's lock
+//! by the service, so a plan made a moment ago never undoes a person's act.
+
+use std::collections::{BTreeMap, HashSet};
+
+use uuid::Uuid;
+
+use super::JobName;
+use crate::domain::cleanup::{
+    plan_error_recovery, plan_inactive, plan_orphaned_containers, plan_orphaned_volumes,
+    CleanupAction, CleanupPolicy,
+};
+use crate::domain::jobs::{JobDetail, JobOutcome, JobRun};
+use crate::domain::now_millis;
+use crate::engine::LABEL_PROJECT_ID;
+use crate::service::maintenance::Applied;
+use crate::service::{Berth, Result};
+
+/// What `POST /api/workspaces/cleanup` answers: the design note's four
+/// counts, and every action with its resource, reason and outcome.
+#[derive(Debug, Clone)]
+pub struct CleanupReport {
+    pub dry_run: bool,
+    pub counts: BTreeMap<String, u64>,
+    pub details: Vec<JobDetail>,
+    pub runs: Vec<JobRun>,
+}
+
+impl CleanupReport {
+    pub fn from_runs(dry_run: bool, runs: Vec<JobRun>) -> CleanupReport {
+        let mut counts = BTreeMap::new();
+        let mut details = Vec::new();
+        for r in &runs {
+            for (k, v) in &r.counts {
+                *counts.entry(k.clone()).or_insert(0) += v;
+            }
+            details.extend(r.details.iter().cloned());
+        }
+        for j in JobName::ALL {
+            counts.entry(j.count_key().to_string()).or_insert(0);
+        }
+        CleanupReport {
+            dry_run,
+            counts,
+            details,
+            runs,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.runs.iter().any(|r| r.outcome == JobOutcome::Failed)
+    }
+}
+
+fn policy(berth: &Berth) -> CleanupPolicy {
+    let c = &berth.config().cleanup;
+    let h = |x: u64| i64::try_from(x.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+    CleanupPolicy {
+        instance: berth.config().instance.clone(),
+        inactive_after_ms: h(c.inactive_after_h),
+        container_grace_ms: i64::try_from(c.container_grace_min.saturating_mul(60_000))
+            .unwrap_or(i64::MAX),
+        volume_retention_ms: h(c.volume_retention_days.saturating_mul(24)),
+    }
+}
+
+fn describe(a: &CleanupAction) -> Option<(&'static str, String, &str)> {
+    Some(match a {
+        CleanupAction::StopWorkspace {
+            workspace_id,
+            reason,
+        } => ("stop_workspace", workspace_id.to_string(), reason),
+        CleanupAction::RemoveContainer { name, reason, .. } => {
+            ("remove_container", name.clone(), reason)
+        }
+        CleanupAction::RemoveVolume { name, reason } => ("remove_volume", name.clone(), reason),
+        CleanupAction::MarkRunning {
+            workspace_id,
+            reason,
+        } => ("mark_running", workspace_id.to_string(), reason),
+        CleanupAction::CleanUpErrored {
+            workspace_id,
+            reason,
+            ..
+        } => ("clean_up_errored", workspace_id.to_string(), reason),
+        CleanupAction::StartVolumeClock { .. } | CleanupAction::ClearVolumeClock { .. } => {
+            return None
+        }
+    })
+}
+
+impl Berth {
+    /// Plans one job from a fresh snapshot and applies it unless `dry_run`.
+    /// An error here (the snapshot could not be taken) fails the whole run;
+    /// an action that fails is reported in its detail and the rest go on.
+    pub(super) async fn execute_job(&self, job: JobName, dry_run: bool) -> Result<Vec<JobDetail>> {
+        let now = now_millis();
+        let policy = policy(self);
+        let containers = self.engine().list_containers_seen().await?;
+        let plan = match job {
+            JobName::Inactive => {
+                self.probe_activity().await?;
+                let ws = self.store().workspaces(None).await?;
+                plan_inactive(&ws, &containers, now, &policy)
+            }
+            JobName::OrphanedContainers => {
+                let ids: HashSet<Uuid> = self
+                    .store()
+                    .workspaces(None)
+                    .await?
+                    .into_iter()
+                    .map(|w| w.id)
+                    .collect();
+                plan_orphaned_containers(&ids, &containers, now, &policy)
+            }
+            JobName::OrphanedVolumes => {
+                let projects = self.store().projects_seen().await?;
+                let volumes = self.engine().list_managed_volumes().await?;
+                let clocks = self.store().volume_clocks().await?;
+                plan_orphaned_volumes(&projects, &volumes, &containers, &clocks, now, &policy)
+            }
+            JobName::ErrorRecovery => {
+                let ws = self.store().workspaces(None).await?;
+                plan_error_recovery(&ws, &containers)
+            }
+        };
+        let volumes_projects = if job == JobName::OrphanedVolumes {
+            self.engine()
+                .list_managed_volumes()
+                .await?
+                .into_iter()
+                .filter_map(|v| {
+                    let p = v.labels.get(LABEL_PROJECT_ID)?;
+                    Some((v.name, Uuid::parse_str(p).ok()?))
+                })
+                .collect::<BTreeMap<_, _>>()
+        } else {
+            BTreeMap::new()
+        };
+        let mut details = Vec::new();
+        for action in plan {
+            let described = describe(&action);
+            if dry_run {
+                if let Some((kind, resource, reason)) = described {
+                    details.push(JobDetail {
+                        job: job.as_str().into(),
+                        action: kind.into(),
+                        resource,
+                        reason: reason.to_string(),
+                        outcome: "planned".into(),
+                    });
+                }
+                continue;
+            }
+            let result = self.apply(&action, now, &policy, &volumes_projects).await;
+            if let Some((kind, resource, reason)) = described {
+                let outcome = match result {
+                    Ok(Applied::Done) => "done".to_string(),
+                    Ok(Applied::Skipped(why)) => format!("skipped: {why}"),
+                    Err(e) => format!("failed: {e}"),
+                };
+                details.push(JobDetail {
+                    job: job.as_str().into(),
+                    action: kind.into(),
+                    resource,
+                    reason: reason.to_string(),
+                    outcome,
+                });
+            } else if let Err(e) = result {
+                tracing::warn!(job = job.as_str(), error = %e, "cleanup bookkeeping failed");
+            }
+        }
+        Ok(details)
+    }
+
+    /// Asks running workspaces whose type has an activity probe when they
+    /// were last used (on their 127.0.0.1 port), and records the answer. A
+    /// probe that fails says nothing: the workspace keeps its last activity.
+    async fn probe_activity(&self) -> Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .map_err(|e| crate::service::ServiceError::Internal(e.to_string()))?;
+        for ws in self.store().workspaces(None).await? {
+            let (Some(port), crate::domain::WorkspaceStatus::Running) = (ws.host_port, ws.status)
+            else {
+                continue;
+            };
+            let Some(probe) = self
+                .config()
+                .types
+                .get(&ws.type_name)
+                .and_then(|t| t.activity_probe.clone())
+            else {
+                continue;
+            };
+            let url = format!("http://127.0.0.1:{port}{}", probe.path);
+            let Ok(resp) = client.get(&url).send().await else {
+                continue;
+            };
+            if !resp.status().is_success() {
+                continue;
+            }
+            let Ok(body) = resp.json::<serde_json::Value>().await else {
+                continue;
+            };
+            if let Some(at) = probe.read(&body) {
+                // Never in the future: a workspace's clock may run ahead.
+                self.store()
+                    .touch_activity(ws.id, at.min(now_millis()))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        action: &CleanupAction,
+        now: i64,
+        policy: &CleanupPolicy,
+        volume_projects: &BTreeMap<String, Uuid>,
+    ) -> Result<Applied> {
+        match action {
+            CleanupAction::StopWorkspace {
+                workspace_id,
+                reason,
+            } => {
+                let idle_since = now - policy.inactive_after_ms;
+                self.stop_idle_workspace(*workspace_id, idle_since, reason)
+                    .await
+            }
+            CleanupAction::RemoveContainer { container_id, .. } => {
+                self.engine().remove_container(container_id).await?;
+                Ok(Applied::Done)
+            }
+            CleanupAction::RemoveVolume { name, .. } => {
+                self.engine().remove_volume(name).await?;
+                self.store().clear_volume_clock(name).await?;
+                if let Some(pid) = volume_projects.get(name) {
+                    // The record was only kept for the retained volume.
+                    if self.store().project(*pid).await?.is_none() {
+                        self.store().purge_project(*pid).await?;
+                    }
+                }
+                Ok(Applied::Done)
+            }
+            CleanupAction::StartVolumeClock { name } => {
+                self.store().start_volume_clock(name, now).await?;
+                Ok(Applied::Done)
+            }
+            CleanupAction::ClearVolumeClock { name } => {
+                self.store().clear_volume_clock(name).await?;
+                Ok(Applied::Done)
+            }
+            CleanupAction::MarkRunning {
+                workspace_id,
+                reason,
+            } => self.mark_error_running(*workspace_id, reason).await,
+            CleanupAction::CleanUpErrored {
+                workspace_id,
+                reason,
+                ..
+            } => self.clean_errored_workspace(*workspace_id, reason).await,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! What the cleanup jobs do to one workspace, each under the workspace's
+//! lock and after re-reading it: the plan was made from a snapshot, and a
+//! person may have acted since.
+
+use uuid::Uuid;
+
+use super::{Berth, Result};
+use crate::domain::{event_kind, now_millis, Millis, WorkspaceStatus};
+
+/// What became of one planned action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// Nothing to do any more; says why.
+    Skipped(String),
+}
+
+impl Berth {
+    /// Stops a workspace idle since before `idle_since`.
+    pub async fn stop_idle_workspace(
+        &self,
+        id: Uuid,
+        idle_since: Millis,
+        reason: &str,
+    ) -> Result<Applied> {
+        let _guard = self.lock_workspace(id).await;
+        let Some(ws) = self.store().workspace(id).await? else {
+            return Ok(Applied::Skipped("workspace deleted".into()));
+        };
+        if ws.status != WorkspaceStatus::Running {
+            return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
+        }
+        if ws.last_activity_at.unwrap_or(ws.created_at) > idle_since {
+            return Ok(Applied::Skipped("used since the plan was made".into()));
+        }
+        self.stop_locked(ws, &format!("stopped by cleanup: {reason}"))
+            .await?;
+        Ok(Applied::Done)
+    }
+
+    /// An errored workspace whose container runs healthy is running again.
+    pub async fn mark_error_running(&self, id: Uuid, reason: &str) -> Result<Applied> {
+        let _guard = self.lock_workspace(id).await;
+        let Some(mut ws) = self.store().workspace(id).await? else {
+            return Ok(Applied::Skipped("workspace deleted".into()));
+        };
+        if ws.status != WorkspaceStatus::Error {
+            return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
+        }
+        let c = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?;
+        let Some(c) = c.filter(|c| c.running) else {
+            return Ok(Applied::Skipped("container no longer runs".into()));
+        };
+        ws.status = WorkspaceStatus::Running;
+        ws.status_reason = None;
+        ws.container_id = Some(c.id);
+        ws.host_port = c.host_port;
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        // A fresh start as far as the recovery budget is concerned.
+        self.store()
+            .insert_event(
+                id,
+                ws.updated_at,
+                event_kind::STARTED,
+                &format!("recovered by cleanup: {reason}"),
+            )
+            .await?;
+        Ok(Applied::Done)
+    }
+
+    /// An errored workspace that cannot be recovered: its container is
+    /// removed (never its volume) and it is marked stopped.
+    pub async fn clean_errored_workspace(&self, id: Uuid, reason: &str) -> Result<Applied> {
+        let _guard = self.lock_workspace(id).await;
+        let Some(mut ws) = self.store().workspace(id).await? else {
+            return Ok(Applied::Skipped("workspace deleted".into()));
+        };
+        if ws.status != WorkspaceStatus::Error {
+            return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
+        }
+        self.engine().remove_container(&ws.container_name()).await?;
+        let was = ws.status_reason.take().unwrap_or_default();
+        ws.status = WorkspaceStatus::Stopped;
+        ws.container_id = None;
+        ws.host_port = None;
+        ws.updated_at = now_millis();
+        self.store().save_workspace(&ws).await?;
+        self.store()
+            .insert_event(
+                id,
+                ws.updated_at,
+                event_kind::STOPPED,
+                &format!("cleaned up by cleanup ({reason}); the error was: {was}"),
+            )
+            .await?;
+        Ok(Applied::Done)
+    }
+
+    /// Records use of a workspace by its owner (API actions, proxy traffic).
+    pub async fn touch(&self, user_id: Uuid, id: Uuid) {
+        let Ok(Some(ws)) = self.store().workspace(id).await else {
+            return;
+        };
+        if ws.owner_id != user_id {
+            return;
+        }
+        if let Err(e) = self.store().touch_activity(id, now_millis()).await {
+            tracing::warn!(workspace = %id, error = %e, "recording activity failed");
+        }
+    }
+}
