@@ -467,3 +467,103 @@ async fn another_members_health_events_and_limits_are_404() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// A unix-socket relay to the real engine that the test can cut and
+/// restore: what Berth sees when the engine restarts.
+struct EngineRelay {
+    path: std::path::PathBuf,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EngineRelay {
+    fn start(path: &std::path::Path) -> EngineRelay {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut engine) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                    }
+                });
+            }
+            // Dropping the JoinSet (when this task is aborted) cuts every
+            // open connection, the event stream among them.
+        });
+        EngineRelay {
+            path: path.to_path_buf(),
+            task: Some(task),
+        }
+    }
+
+    fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_engine_comes_back_the_watcher_recovers_what_should_run() {
+    let env = TestEnv::new().await;
+    let t = env.member().await;
+    let (id, _) = env.workspace(&t).await;
+    start(&env, &t, &id).await;
+    let name = format!("berth-ws-{id}");
+
+    // A second Berth on the same database, talking to the engine through a
+    // relay, with its own watcher. The test env's own watcher is stopped.
+    let mut env = env;
+    env.stop_watcher();
+    let sock = env.dir.path().join("engine.sock");
+    let mut relay = EngineRelay::start(&sock);
+    let engine = berth::engine::Engine::at_unix_socket(sock.to_str().unwrap()).unwrap();
+    let relayed = berth::service::Berth::new(
+        env.berth.store().clone(),
+        engine,
+        env.berth.config().clone(),
+        2,
+    );
+    let watcher = relayed.spawn_watcher();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    // The engine "restarts": connections drop, and the container is down
+    // when it comes back (no restart policy, as after a daemon restart).
+    relay.cut();
+    docker(&["kill", &name]);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        docker_inspect("container", &name).unwrap()["State"]["Running"],
+        false,
+        "nobody can have restarted it while the engine was away"
+    );
+    let _relay = EngineRelay::start(&sock);
+
+    // The watcher reconnects, reconciles, and recovers the workspace.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let c = docker_inspect("container", &name).unwrap();
+        if c["State"]["Running"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let evs = events(&env, &t, &id).await;
+    assert!(
+        evs.iter().any(|e| e["kind"] == "recovery_restart"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("exited with code 137")),
+        "{evs:?}"
+    );
+    watcher.abort();
+}
