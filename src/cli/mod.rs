@@ -225,6 +225,13 @@ async fn serve(config: Config) -> Result<()> {
         "connected to the Docker engine"
     );
     let berth = Berth::new(store.clone(), engine, config, info.cpus);
+    let failed = berth.fail_interrupted_backups().await?;
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            "backups interrupted by the last stop were marked failed"
+        );
+    }
     for t in berth.types().await? {
         if !t.available {
             tracing::warn!(r#type = %t.name, reason = t.reason.as_deref().unwrap_or(""), "workspace type unavailable");

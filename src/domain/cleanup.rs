@@ -45,6 +45,9 @@ pub struct VolumeSeen {
 pub struct ProjectSeen {
     pub id: Uuid,
     pub deleted_at: Option<Millis>,
+    /// The volume the project uses now; a restore moves it to a new one and
+    /// the old one is kept only for the retention period.
+    pub volume_name: String,
 }
 
 /// The thresholds of SPEC §3 "Cleanup".
@@ -209,7 +212,7 @@ pub fn plan_orphaned_volumes(
         // When did it become an orphan?
         let since = match project {
             Some(p) => match p.deleted_at {
-                None => {
+                None if p.volume_name == v.name => {
                     if clocks.contains_key(&v.name) {
                         out.push(CleanupAction::ClearVolumeClock {
                             name: v.name.clone(),
@@ -217,6 +220,16 @@ pub fn plan_orphaned_volumes(
                     }
                     continue;
                 }
+                // A live project's previous volume (replaced by a restore).
+                None => match clocks.get(&v.name) {
+                    Some(first_seen) => *first_seen,
+                    None => {
+                        out.push(CleanupAction::StartVolumeClock {
+                            name: v.name.clone(),
+                        });
+                        continue;
+                    }
+                },
                 Some(deleted) => deleted,
             },
             None => match clocks.get(&v.name) {
@@ -233,10 +246,10 @@ pub fn plan_orphaned_volumes(
         if age < policy.volume_retention_ms || mounted.contains(v.name.as_str()) {
             continue;
         }
-        let why = if project.is_some() {
-            "project deleted"
-        } else {
-            "no project record"
+        let why = match project {
+            Some(p) if p.deleted_at.is_none() => "replaced by a restore",
+            Some(_) => "project deleted",
+            None => "no project record",
         };
         out.push(CleanupAction::RemoveVolume {
             name: v.name.clone(),
@@ -519,10 +532,46 @@ mod tests {
     }
 
     #[test]
+    fn a_live_projects_replaced_volume_goes_after_retention() {
+        let r = policy().volume_retention_ms;
+        let p = ProjectSeen {
+            id: Uuid::new_v4(),
+            deleted_at: None,
+            volume_name: "new".into(),
+        };
+        let vols = [vol("new", Some(p.id)), vol("old", Some(p.id))];
+        let plan = plan_orphaned_volumes(
+            std::slice::from_ref(&p),
+            &vols,
+            &[],
+            &HashMap::new(),
+            NOW,
+            &policy(),
+        );
+        assert_eq!(
+            plan,
+            vec![CleanupAction::StartVolumeClock { name: "old".into() }]
+        );
+        let clocks = HashMap::from([("old".to_string(), NOW - r)]);
+        let plan = plan_orphaned_volumes(
+            std::slice::from_ref(&p),
+            &vols,
+            &[],
+            &clocks,
+            NOW,
+            &policy(),
+        );
+        assert!(
+            matches!(&plan[0], CleanupAction::RemoveVolume { name, reason } if name == "old" && reason.starts_with("replaced"))
+        );
+    }
+
+    #[test]
     fn volumes_of_live_projects_are_kept_and_lose_any_clock() {
         let p = ProjectSeen {
             id: Uuid::new_v4(),
             deleted_at: None,
+            volume_name: "v".into(),
         };
         let clocks = HashMap::from([("v".to_string(), 0)]);
         let plan = plan_orphaned_volumes(
@@ -554,10 +603,12 @@ mod tests {
         let at = ProjectSeen {
             id: Uuid::new_v4(),
             deleted_at: Some(NOW - r),
+            volume_name: "at".into(),
         };
         let under = ProjectSeen {
             id: Uuid::new_v4(),
             deleted_at: Some(NOW - r + 1),
+            volume_name: "under".into(),
         };
         let vols = [vol("at", Some(at.id)), vol("under", Some(under.id))];
         let plan = plan_orphaned_volumes(&[at, under], &vols, &[], &HashMap::new(), NOW, &policy());
@@ -611,6 +662,7 @@ mod tests {
         let gone = ProjectSeen {
             id: Uuid::new_v4(),
             deleted_at: Some(0),
+            volume_name: "mounted".into(),
         };
         let mounted = vol("mounted", Some(gone.id));
         let user = ContainerSeen {

@@ -199,6 +199,16 @@ impl Engine {
         Ok(())
     }
 
+    pub async fn pause_container(&self, id: &str) -> Result<()> {
+        self.docker.pause_container(id).await?;
+        Ok(())
+    }
+
+    pub async fn unpause_container(&self, id: &str) -> Result<()> {
+        self.docker.unpause_container(id).await?;
+        Ok(())
+    }
+
     /// Removes a container (forcefully, running or not); already gone is fine.
     /// Never removes its volumes.
     pub async fn remove_container(&self, id: &str) -> Result<()> {

@@ -30,6 +30,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Where the volume's data lives on the engine's host, or `None` when
+    /// the volume does not exist.
+    pub async fn volume_mountpoint(&self, name: &str) -> Result<Option<String>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(Some(v.mountpoint)),
+            Err(e) => match EngineError::from(e) {
+                EngineError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     /// The labels of a volume, or `None` when it does not exist.
     pub async fn volume_labels(&self, name: &str) -> Result<Option<HashMap<String, String>>> {
         match self.docker.inspect_volume(name).await {

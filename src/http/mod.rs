@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::service::Berth;
 use error::ApiError;
-use routes::{auth, jobs, observe, projects, workspaces as ws};
+use routes::{auth, backups, jobs, observe, projects, workspaces as ws};
 
 /// The whole API as one router.
 pub fn app(berth: Berth) -> Router {
@@ -39,6 +39,14 @@ pub fn app(berth: Berth) -> Router {
         .route("/workspaces/stats", get(ws::stats))
         .route("/workspaces/stats/live", get(observe::fleet))
         .route("/workspaces/cleanup", post(jobs::cleanup))
+        .route("/workspaces/projects/{id}/backup", post(backups::create))
+        .route("/workspaces/projects/{id}/restore", post(backups::restore))
+        .route("/workspaces/projects/{id}/clone", post(backups::clone))
+        .route("/workspaces/projects/{id}/volume-size", get(backups::size))
+        .route("/projects/{id}/backups", get(backups::list))
+        .route("/backups/{id}", get(backups::get).delete(backups::delete))
+        .route("/backups/{id}/download", get(backups::download))
+        .route("/backups/{id}/verify", post(backups::verify))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{name}/run", post(jobs::run))
         .route("/workspaces/type/{type}", get(ws::by_type))

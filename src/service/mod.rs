@@ -4,6 +4,7 @@
 //! HTTP; the CLI's admin commands and the tests call it directly.
 
 mod auth;
+pub mod backups;
 pub mod logs;
 pub mod maintenance;
 mod projects;
@@ -49,6 +50,10 @@ pub enum ServiceError {
     /// Valid credentials, but the action needs another role.
     #[error("{0}")]
     Forbidden(String),
+    /// The input is well-formed but what it names cannot be used (a damaged
+    /// or unsafe archive).
+    #[error("{0}")]
+    Refused(String),
     /// The engine is unreachable; try again later.
     #[error("{0}")]
     Unavailable(String),
@@ -103,6 +108,8 @@ struct Inner {
     recovering: Mutex<HashSet<Uuid>>,
     /// Per running container: pid, last sample and history (see `stats`).
     tracked: Mutex<HashMap<String, stats::Tracked>>,
+    /// Recently computed volume sizes.
+    sizes: Mutex<backups::SizeCache>,
     /// One lock per scheduled job (see `jobs`).
     job_locks: crate::jobs::JobLocks,
     /// Log and stats streams open right now.
@@ -121,6 +128,7 @@ impl Berth {
                 recovering: Mutex::new(HashSet::new()),
                 tracked: Mutex::new(HashMap::new()),
                 job_locks: crate::jobs::JobLocks::new(),
+                sizes: Mutex::new(backups::SizeCache::default()),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         }

@@ -66,7 +66,7 @@ impl Store {
 
     /// Every project record, live or deleted, for the volume planner.
     pub async fn projects_seen(&self) -> Result<Vec<ProjectSeen>> {
-        let rows = sqlx::query("SELECT id, deleted_at FROM projects")
+        let rows = sqlx::query("SELECT id, deleted_at, volume_name FROM projects")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -74,6 +74,7 @@ impl Store {
                 Ok(ProjectSeen {
                     id: get_uuid(r, "id")?,
                     deleted_at: r.try_get("deleted_at")?,
+                    volume_name: r.try_get("volume_name")?,
                 })
             })
             .collect()

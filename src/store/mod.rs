@@ -5,6 +5,7 @@
 //!
 //! Only this module writes SQL. Callers get domain types back.
 
+mod backups;
 mod events;
 mod jobs;
 mod projects;

@@ -1,0 +1,423 @@
+//! Volume archives on the host's filesystem: write a compressed tar of a
+//! directory while hashing it, check one, and extract one safely. Blocking
+//! code (run it in `spawn_blocking`): tar, zstd and flate2 are synchronous,
+//! and every byte is streamed, never staged whole in memory.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::backups::Compression;
+
+/// Why an archive could not be written, read or extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The filesystem failed.
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    /// The archive holds something that must not be extracted.
+    #[error("archive refused: {0}")]
+    Unsafe(String),
+    /// The archive is damaged or not what its record says.
+    #[error("archive is damaged: {0}")]
+    Corrupt(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ArchiveError {
+    let context = context.into();
+    move |source| ArchiveError::Io { context, source }
+}
+
+/// A writer that hashes and counts what passes through.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What a written archive is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// Writes a compressed tar of everything under `src` (entries named
+/// relative to it, symlinks stored as links, owners, modes and times kept)
+/// to `out`, created with mode 0600 and fsynced before returning.
+pub fn write_archive(
+    src: &Path,
+    out: &Path,
+    compression: Compression,
+) -> Result<Written, ArchiveError> {
+    let file = create_private(out)?;
+    let hashing = Hashing {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let hashing = match compression {
+        Compression::Zstd => {
+            let mut enc =
+                zstd::stream::write::Encoder::new(hashing, 3).map_err(io_err("starting zstd"))?;
+            let workers = std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1);
+            enc.multithread(workers).map_err(io_err("zstd threads"))?;
+            let enc = tar_dir(src, enc)?;
+            enc.finish().map_err(io_err("finishing zstd"))?
+        }
+        Compression::Gzip => {
+            let enc = flate2::write::GzEncoder::new(hashing, flate2::Compression::new(6));
+            let enc = tar_dir(src, enc)?;
+            enc.finish().map_err(io_err("finishing gzip"))?
+        }
+    };
+    let Hashing { inner, hash, bytes } = hashing;
+    let file = inner.into_inner().map_err(|e| ArchiveError::Io {
+        context: "flushing the archive".into(),
+        source: e.into_error(),
+    })?;
+    file.sync_all().map_err(io_err("fsync of the archive"))?;
+    Ok(Written {
+        size_bytes: bytes,
+        sha256: hex::encode(hash.finalize()),
+    })
+}
+
+fn tar_dir<W: Write>(src: &Path, w: W) -> Result<W, ArchiveError> {
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    b.append_dir_all(".", src)
+        .map_err(io_err(format!("archiving {}", src.display())))?;
+    b.into_inner().map_err(io_err("finishing the tar stream"))
+}
+
+fn create_private(path: &Path) -> Result<File, ArchiveError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .map_err(io_err(format!("creating {}", path.display())))
+}
+
+/// The SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
+    let mut f = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).map_err(io_err(format!("opening {}", path.display())))?,
+    );
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err("reading the archive"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn decoder(path: &Path, compression: Compression) -> Result<Box<dyn Read>, ArchiveError> {
+    let f = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).map_err(io_err(format!("opening {}", path.display())))?,
+    );
+    Ok(match compression {
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(io_err("starting zstd"))?)
+        }
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(f)),
+    })
+}
+
+/// Checks that an entry may be extracted under a root: a relative path
+/// without `..`, no device files, and links that stay inside.
+pub fn check_entry(
+    path: &Path,
+    kind: tar::EntryType,
+    link: Option<&Path>,
+) -> Result<(), ArchiveError> {
+    let shown = path.display();
+    for c in path.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(ArchiveError::Unsafe(format!("{shown}: path contains ..")))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(ArchiveError::Unsafe(format!("{shown}: absolute path")))
+            }
+        }
+    }
+    if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+        return Err(ArchiveError::Unsafe(format!("{shown}: device file")));
+    }
+    if let Some(target) = link {
+        match kind {
+            tar::EntryType::Link => {
+                // A hard link names another entry of the archive.
+                check_entry(target, tar::EntryType::Regular, None)?;
+            }
+            // Absolute targets resolve inside the workspace container, where
+            // the volume is mounted; relative ones must not climb above the
+            // volume's root.
+            tar::EntryType::Symlink if target.is_relative() => {
+                let mut depth: i64 = path
+                    .parent()
+                    .map(|p| {
+                        p.components()
+                            .filter(|c| matches!(c, Component::Normal(_)))
+                            .count() as i64
+                    })
+                    .unwrap_or(0);
+                for c in target.components() {
+                    match c {
+                        Component::ParentDir => depth -= 1,
+                        Component::Normal(_) => depth += 1,
+                        _ => {}
+                    }
+                    if depth < 0 {
+                        return Err(ArchiveError::Unsafe(format!(
+                            "{shown}: symlink to {} points out of the volume",
+                            target.display()
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole archive through, checking every entry: the archive is
+/// readable and would extract safely.
+pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, ArchiveError> {
+    let mut a = tar::Archive::new(decoder(path, compression)?);
+    let mut entries = 0u64;
+    for e in a
+        .entries()
+        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+    {
+        let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        let p = e
+            .path()
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+            .into_owned();
+        let link = e
+            .link_name()
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+            .map(|l| l.into_owned());
+        check_entry(&p, e.header().entry_type(), link.as_deref())?;
+        io::copy(&mut e, &mut io::sink()).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        entries += 1;
+    }
+    Ok(entries)
+}
+
+/// Extracts an archive into `dst` (an empty directory), keeping owners,
+/// modes and times. Every entry is checked before anything is written; on
+/// any error the caller discards `dst`.
+pub fn extract_archive(
+    path: &Path,
+    compression: Compression,
+    dst: &Path,
+) -> Result<(), ArchiveError> {
+    // First pass: refuse the whole archive before touching anything.
+    verify_archive(path, compression)?;
+    let mut a = tar::Archive::new(decoder(path, compression)?);
+    a.set_preserve_permissions(true);
+    a.set_preserve_ownerships(true);
+    a.set_preserve_mtime(true);
+    a.set_unpack_xattrs(false);
+    a.set_overwrite(true);
+    let mut dirs = Vec::new();
+    for e in a
+        .entries()
+        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+    {
+        let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        if e.header().entry_type() == tar::EntryType::Directory {
+            // Directory times are set after their contents are written.
+            dirs.push((
+                e.path()
+                    .map_err(|x| ArchiveError::Corrupt(x.to_string()))?
+                    .into_owned(),
+                e.header().mtime().unwrap_or(0),
+            ));
+        }
+        let ok = e.unpack_in(dst).map_err(io_err("extracting the archive"))?;
+        if !ok {
+            return Err(ArchiveError::Unsafe(
+                "an entry would land outside the volume".into(),
+            ));
+        }
+    }
+    for (p, mtime) in dirs.into_iter().rev() {
+        let full: PathBuf = dst.join(&p);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+        if let Ok(f) = File::open(&full) {
+            let _ = f.set_modified(t);
+        }
+    }
+    Ok(())
+}
+
+/// Apparent size of everything under `root`, as `du -sb` counts it: files,
+/// directories and symlinks by their length, hard links once.
+pub fn dir_size(root: &Path) -> Result<u64, ArchiveError> {
+    use std::collections::HashSet;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md =
+            std::fs::symlink_metadata(&p).map_err(io_err(format!("reading {}", p.display())))?;
+        #[cfg(unix)]
+        {
+            if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
+                continue;
+            }
+        }
+        total += md.len();
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p).map_err(io_err(format!("listing {}", p.display())))? {
+                stack.push(e.map_err(io_err("listing"))?.path());
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tar::EntryType as T;
+
+    fn p(s: &str) -> &Path {
+        Path::new(s)
+    }
+
+    #[test]
+    fn entry_paths_must_stay_relative_and_inside() {
+        check_entry(p("a/b.txt"), T::Regular, None).unwrap();
+        check_entry(p("./a"), T::Directory, None).unwrap();
+        assert!(check_entry(p("../escape"), T::Regular, None).is_err());
+        assert!(check_entry(p("a/../../x"), T::Regular, None).is_err());
+        assert!(check_entry(p("/etc/passwd"), T::Regular, None).is_err());
+        assert!(check_entry(p("dev/sda"), T::Block, None).is_err());
+        assert!(check_entry(p("dev/tty"), T::Char, None).is_err());
+        check_entry(p("fifo"), T::Fifo, None).unwrap();
+    }
+
+    #[test]
+    fn links_must_not_point_out() {
+        check_entry(p("a/link"), T::Symlink, Some(p("../b"))).unwrap();
+        check_entry(p("a/b/link"), T::Symlink, Some(p("../../c"))).unwrap();
+        assert!(check_entry(p("a/link"), T::Symlink, Some(p("../../etc"))).is_err());
+        assert!(check_entry(p("link"), T::Symlink, Some(p(".."))).is_err());
+        check_entry(p("bin/python"), T::Symlink, Some(p("/usr/bin/python3"))).unwrap();
+        assert!(check_entry(p("hard"), T::Link, Some(p("../x"))).is_err());
+        assert!(check_entry(p("hard"), T::Link, Some(p("/etc/shadow"))).is_err());
+        check_entry(p("hard"), T::Link, Some(p("a/b.txt"))).unwrap();
+    }
+
+    #[test]
+    fn round_trip_keeps_content_modes_links_and_times() {
+        #[cfg(unix)]
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("d/e")).unwrap();
+        std::fs::write(src.path().join("d/e/f.txt"), b"hello").unwrap();
+        std::fs::set_permissions(
+            src.path().join("d/e/f.txt"),
+            std::fs::Permissions::from_mode(0o751),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("e/f.txt", src.path().join("d/link")).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        File::options()
+            .write(true)
+            .open(src.path().join("d/e/f.txt"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        for c in [Compression::Zstd, Compression::Gzip] {
+            let file = out.path().join(format!("a.{}", c.as_str()));
+            let w = write_archive(src.path(), &file, c).unwrap();
+            assert_eq!(w.sha256, sha256_file(&file).unwrap());
+            assert_eq!(w.size_bytes, std::fs::metadata(&file).unwrap().len());
+            let dst = tempfile::tempdir().unwrap();
+            extract_archive(&file, c, dst.path()).unwrap();
+            assert_eq!(
+                std::fs::read(dst.path().join("d/e/f.txt")).unwrap(),
+                b"hello"
+            );
+            let md = std::fs::metadata(dst.path().join("d/e/f.txt")).unwrap();
+            assert_eq!(md.permissions().mode() & 0o777, 0o751);
+            assert_eq!(md.modified().unwrap(), t);
+            assert_eq!(
+                std::fs::read_link(dst.path().join("d/link")).unwrap(),
+                Path::new("e/f.txt")
+            );
+            assert_eq!(dir_size(dst.path()).unwrap(), dir_size(src.path()).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_is_damage() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("x"), vec![7u8; 100_000]).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("a.tar.gz");
+        write_archive(src.path(), &file, Compression::Gzip).unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&file, bytes).unwrap();
+        assert!(verify_archive(&file, Compression::Gzip).is_err());
+    }
+
+    #[test]
+    fn archives_are_private_files() {
+        #[cfg(unix)]
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("a.tar.zst");
+        write_archive(src.path(), &file, Compression::Zstd).unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            write_archive(src.path(), &file, Compression::Zstd).is_err(),
+            "never overwrites"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Backups of project volumes: what a catalogue entry is.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Millis;
+
+/// How an archive is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Multi-threaded zstd: the default, fast and small.
+    Zstd,
+    /// A standard `.tar.gz` any `tar xzf` opens.
+    Gzip,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+        }
+    }
+
+    /// The file name suffix.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "tar.zst",
+            Compression::Gzip => "tar.gz",
+        }
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "zstd" => Ok(Compression::Zstd),
+            "gzip" => Ok(Compression::Gzip),
+            other => Err(format!("compression must be zstd or gzip (got {other:?})")),
+        }
+    }
+}
+
+/// Where a backup is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupState {
+    InProgress,
+    Complete,
+    Failed,
+}
+
+impl BackupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupState::InProgress => "in_progress",
+            BackupState::Complete => "complete",
+            BackupState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for BackupState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackupState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "in_progress" => Ok(BackupState::InProgress),
+            "complete" => Ok(BackupState::Complete),
+            "failed" => Ok(BackupState::Failed),
+            other => Err(format!("unknown backup state {other:?}")),
+        }
+    }
+}
+
+/// One entry of the backup catalogue.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub owner_id: Uuid,
+    pub created_at: Millis,
+    pub completed_at: Option<Millis>,
+    pub state: BackupState,
+    pub compression: Compression,
+    pub size_bytes: Option<u64>,
+    pub sha256: Option<String>,
+    /// Taken while a workspace was running on the volume (crash-consistent,
+    /// not paused).
+    pub crash_consistent: bool,
+    pub error: Option<String>,
+}
+
+impl Backup {
+    /// The archive's file name inside the backup directory: derived from
+    /// the id, never from a request.
+    pub fn file_name(&self) -> String {
+        format!("{}.{}", self.id, self.compression.extension())
+    }
+}

@@ -1,0 +1,277 @@
+//! Project volumes over HTTP: backup, the catalogue, download, verify,
+//! restore, clone and size.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use uuid::Uuid;
+
+use crate::domain::backups::{Backup, Compression};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, Caller, IdPath};
+use crate::http::wire::{ok, ok_with, rfc3339, ProjectDto};
+use crate::service::Berth;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupDto {
+    id: Uuid,
+    project_id: Uuid,
+    created_at: String,
+    completed_at: Option<String>,
+    state: &'static str,
+    compression: &'static str,
+    size_bytes: Option<u64>,
+    sha256: Option<String>,
+    /// Taken while a workspace ran on the volume, without pausing it.
+    crash_consistent: bool,
+    error: Option<String>,
+    /// The stored archive on the Berth host (for compatibility; never
+    /// taken from a request).
+    backup_path: String,
+}
+
+fn dto(berth: &Berth, b: &Backup) -> BackupDto {
+    BackupDto {
+        id: b.id,
+        project_id: b.project_id,
+        created_at: rfc3339(b.created_at),
+        completed_at: b.completed_at.map(rfc3339),
+        state: b.state.as_str(),
+        compression: b.compression.as_str(),
+        size_bytes: b.size_bytes,
+        sha256: b.sha256.clone(),
+        crash_consistent: b.crash_consistent,
+        error: b.error.clone(),
+        backup_path: berth
+            .backup_path(b)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupRequest {
+    compression: Option<String>,
+    pause_workspace: Option<bool>,
+}
+
+/// `POST /api/workspaces/projects/:projectId/backup`; an empty body is fine.
+pub async fn create(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: BackupRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        BackupRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
+    };
+    let compression = match req.compression.as_deref() {
+        None => Compression::Zstd,
+        Some(c) => c.parse().map_err(ApiError::bad_request)?,
+    };
+    let b = berth
+        .create_backup(
+            &caller.user,
+            project_id,
+            compression,
+            req.pause_workspace.unwrap_or(false),
+        )
+        .await?;
+    let msg = if b.crash_consistent {
+        "backup complete (crash-consistent: a workspace was running; pass pauseWorkspace for a consistent copy)"
+    } else {
+        "backup complete"
+    };
+    Ok((StatusCode::CREATED, ok_with(dto(&berth, &b), msg)).into_response())
+}
+
+pub async fn list(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+) -> ApiResult<Response> {
+    let list = berth.backups_of(&caller.user, project_id).await?;
+    Ok(ok(list.iter().map(|b| dto(&berth, b)).collect::<Vec<_>>()))
+}
+
+pub async fn get(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    let b = berth.backup(&caller.user, id).await?;
+    Ok(ok(dto(&berth, &b)))
+}
+
+pub async fn delete(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    berth.delete_backup(&caller.user, id).await?;
+    Ok(ok_with(serde_json::json!({ "id": id }), "backup deleted"))
+}
+
+/// Streams the archive with its length and checksum.
+pub async fn download(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    let (b, path) = berth.backup_file(&caller.user, id).await?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::from(crate::service::ServiceError::Internal(e.to_string())))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::from(crate::service::ServiceError::Internal(e.to_string())))?
+        .len();
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(match b.compression {
+            Compression::Zstd => "application/zstd",
+            Compression::Gzip => "application/gzip",
+        }),
+    );
+    let name = format!("attachment; filename=\"{}\"", b.file_name());
+    h.insert(
+        CONTENT_DISPOSITION,
+        HeaderValue::from_str(&name).expect("ASCII"),
+    );
+    if let Some(sum) = &b.sha256 {
+        h.insert(
+            "x-checksum-sha256",
+            HeaderValue::from_str(sum).expect("hex"),
+        );
+    }
+    Ok(resp)
+}
+
+pub async fn verify(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    let (b, entries) = berth.verify_backup(&caller.user, id).await?;
+    Ok(ok_with(
+        serde_json::json!({ "id": b.id, "valid": true, "entries": entries, "sha256": b.sha256 }),
+        "checksum matches and the archive reads through",
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreRequest {
+    backup_id: Uuid,
+    stop_workspace: Option<bool>,
+}
+
+pub async fn restore(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+    ApiJson(req): ApiJson<RestoreRequest>,
+) -> ApiResult<Response> {
+    let r = berth
+        .restore(
+            &caller.user,
+            project_id,
+            req.backup_id,
+            req.stop_workspace.unwrap_or(false),
+        )
+        .await?;
+    Ok(ok_with(
+        serde_json::json!({
+            "restored": true,
+            "backupId": r.backup.id,
+            "volumeName": r.volume_name,
+            "previousVolume": r.previous_volume,
+            "restartedWorkspaces": r.restarted,
+        }),
+        format!(
+            "restored; the previous volume is kept for {} days",
+            berth.config().cleanup.volume_retention_days
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloneRequest {
+    target_project_id: Option<Uuid>,
+    /// Create the target project with this name instead.
+    name: Option<String>,
+    overwrite: Option<bool>,
+}
+
+pub async fn clone(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+    ApiJson(req): ApiJson<CloneRequest>,
+) -> ApiResult<Response> {
+    let source = berth.project(&caller.user, project_id).await?;
+    let target = match (req.target_project_id, req.name) {
+        (Some(t), None) => berth.project(&caller.user, t).await?,
+        (None, Some(name)) => {
+            berth
+                .create_project(&caller.user, &name, None, source.workspace_type.as_deref())
+                .await?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either targetProjectId (an existing project) or name (a new one)",
+            ))
+        }
+    };
+    let t = berth
+        .clone_volume(
+            &caller.user,
+            project_id,
+            target,
+            req.overwrite.unwrap_or(false),
+        )
+        .await?;
+    Ok(ok_with(
+        serde_json::json!({ "volumeName": t.volume_name, "targetProject": ProjectDto::from(&t) }),
+        "volume cloned",
+    ))
+}
+
+pub async fn size(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+) -> ApiResult<Response> {
+    let bytes = berth.volume_size(&caller.user, project_id).await?;
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    Ok(ok(serde_json::json!({
+        "sizeBytes": bytes,
+        "sizeMB": round2(bytes as f64 / 1_048_576.0),
+        "sizeGB": round2(bytes as f64 / 1_073_741_824.0),
+    })))
+}

@@ -1,0 +1,124 @@
+//! The backup catalogue's records.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{get_uuid, Result, Store, StoreError};
+use crate::domain::backups::Backup;
+use crate::domain::Millis;
+
+fn backup_from_row(r: &AnyRow) -> Result<Backup> {
+    let state: String = r.try_get("state")?;
+    let compression: String = r.try_get("compression")?;
+    let size: Option<i64> = r.try_get("size_bytes")?;
+    let crash: i64 = r.try_get("crash_consistent")?;
+    Ok(Backup {
+        id: get_uuid(r, "id")?,
+        project_id: get_uuid(r, "project_id")?,
+        owner_id: get_uuid(r, "owner_id")?,
+        created_at: r.try_get("created_at")?,
+        completed_at: r.try_get("completed_at")?,
+        state: state.parse().map_err(StoreError::Corrupt)?,
+        compression: compression.parse().map_err(StoreError::Corrupt)?,
+        size_bytes: size.map(|s| s.max(0) as u64),
+        sha256: r.try_get("sha256")?,
+        crash_consistent: crash != 0,
+        error: r.try_get("error")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_backup(&self, b: &Backup) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO backups (id, project_id, owner_id, created_at, completed_at, state, \
+             compression, size_bytes, sha256, crash_consistent, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(b.id.to_string())
+        .bind(b.project_id.to_string())
+        .bind(b.owner_id.to_string())
+        .bind(b.created_at)
+        .bind(b.completed_at)
+        .bind(b.state.as_str())
+        .bind(b.compression.as_str())
+        .bind(b.size_bytes.map(|s| s as i64))
+        .bind(b.sha256.clone())
+        .bind(i64::from(b.crash_consistent))
+        .bind(b.error.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the outcome of a backup.
+    pub async fn finish_backup(&self, b: &Backup) -> Result<()> {
+        sqlx::query(
+            "UPDATE backups SET state = $1, completed_at = $2, size_bytes = $3, sha256 = $4, \
+             error = $5 WHERE id = $6",
+        )
+        .bind(b.state.as_str())
+        .bind(b.completed_at)
+        .bind(b.size_bytes.map(|s| s as i64))
+        .bind(b.sha256.clone())
+        .bind(b.error.clone())
+        .bind(b.id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn backup(&self, id: Uuid) -> Result<Option<Backup>> {
+        let row = sqlx::query("SELECT * FROM backups WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(backup_from_row).transpose()
+    }
+
+    /// A project's backups, newest first.
+    pub async fn backups_of(&self, project_id: Uuid) -> Result<Vec<Backup>> {
+        let rows =
+            sqlx::query("SELECT * FROM backups WHERE project_id = $1 ORDER BY created_at DESC, id")
+                .bind(project_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(backup_from_row).collect()
+    }
+
+    pub async fn delete_backup(&self, id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM backups WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks backups left `in_progress` by a server that stopped as failed;
+    /// returns them.
+    pub async fn fail_interrupted_backups(&self, now: Millis) -> Result<Vec<Backup>> {
+        let rows = sqlx::query("SELECT * FROM backups WHERE state = 'in_progress'")
+            .fetch_all(&self.pool)
+            .await?;
+        let list: Vec<Backup> = rows.iter().map(backup_from_row).collect::<Result<_>>()?;
+        sqlx::query(
+            "UPDATE backups SET state = 'failed', completed_at = $1, \
+             error = 'interrupted: the server stopped during the backup' WHERE state = 'in_progress'",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(list)
+    }
+
+    /// Points a project at another volume (after a restore).
+    pub async fn set_project_volume(&self, id: Uuid, volume: &str, now: Millis) -> Result<()> {
+        sqlx::query("UPDATE projects SET volume_name = $1, updated_at = $2 WHERE id = $3")
+            .bind(volume)
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
