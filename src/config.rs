@@ -56,6 +56,22 @@ pub struct Config {
     pub recovery: RecoveryPolicy,
     pub stats: StatsConfig,
     pub logs: LogsConfig,
+    pub backups: BackupsConfig,
+}
+
+/// Defaults for every project's backups; a project may set its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupsConfig {
+    /// When each project is backed up (5-field cron, local time), or "off".
+    pub schedule: String,
+    pub keep_last: u32,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    /// How often the scheduler looks for projects that are due.
+    pub check_schedule: String,
+    /// Largest archive accepted by upload, in MB.
+    pub max_upload_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +177,14 @@ impl Default for Config {
                 max_bytes: 64 * 1024 * 1024,
                 max_tail: 100_000,
             },
+            backups: BackupsConfig {
+                schedule: "off".into(),
+                keep_last: 7,
+                keep_daily: 7,
+                keep_weekly: 4,
+                check_schedule: "* * * * *".into(),
+                max_upload_mb: 20 * 1024,
+            },
         }
     }
 }
@@ -235,13 +259,21 @@ impl Config {
         self.recovery.validate().map_err(ConfigError::Invalid)?;
         let sch = &self.cleanup.schedules;
         for (key, expr) in [
+            ("backups.schedule", &self.backups.schedule),
+            ("backups.check_schedule", &self.backups.check_schedule),
             ("inactive", &sch.inactive),
             ("orphaned_containers", &sch.orphaned_containers),
             ("orphaned_volumes", &sch.orphaned_volumes),
             ("error_recovery", &sch.error_recovery),
         ] {
-            parse_schedule(expr)
-                .map_err(|e| ConfigError::Invalid(format!("cleanup.schedules.{key}: {e}")))?;
+            parse_schedule(expr).map_err(|e| {
+                let key = if key.starts_with("backups.") {
+                    key.to_string()
+                } else {
+                    format!("cleanup.schedules.{key}")
+                };
+                ConfigError::Invalid(format!("{key}: {e}"))
+            })?;
         }
         if self.stats.interval_s == 0 {
             return Err(ConfigError::Invalid(

@@ -311,3 +311,133 @@ fn a_bad_config_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_cut_short_by_a_killed_server_is_failed_on_restart() {
+    ensure_test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let instance = format!(
+        "test-kill-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _cleanup = Cleanup(instance.clone());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &instance);
+    let out = berth(
+        &["user", "add", "a@example.com", "--password-stdin"],
+        &config,
+        Some("password-1\n"),
+    );
+    assert!(out.status.success());
+    let token =
+        String::from_utf8(berth(&["token", "create", "a@example.com"], &config, None).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let serve = || {
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("BERTH_LISTEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_up = |server: &mut Child| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !berth(&["healthcheck"], &config, None).status.success() {
+            assert!(server.try_wait().unwrap().is_none(), "server exited early");
+            assert!(Instant::now() < deadline, "server never came up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut server = Server { child: serve() };
+    wait_up(&mut server.child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let v: Value = http
+        .post(format!("{base}/api/projects"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "big" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = v["data"]["id"].as_str().unwrap().to_string();
+    // Enough incompressible data that the backup takes a while.
+    let vol = format!("berth-project-{pid}");
+    let st = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{vol}:/data"),
+            TEST_IMAGE,
+            "sh",
+            "-c",
+            "dd if=/dev/urandom of=/data/big bs=1M count=400 2>/dev/null",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let backups = dir.path().join("data/backups");
+    let req = http
+        .post(format!("{base}/api/workspaces/projects/{pid}/backup"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send();
+    let pending = tokio::spawn(req);
+    // Kill the server while the archive is being written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let writing = std::fs::read_dir(&backups)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            })
+            .unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backup never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the request died with the server"
+    );
+    let complete_looking: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !n.ends_with(".tmp"))
+        .collect();
+    assert!(complete_looking.is_empty(), "{complete_looking:?}");
+
+    let mut server = Server { child: serve() };
+    wait_up(&mut server.child);
+    let v: Value = http
+        .get(format!("{base}/api/projects/{pid}/backups"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = v["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["state"], "failed");
+    assert!(
+        list[0]["error"].as_str().unwrap().contains("interrupted"),
+        "{v}"
+    );
+    let left = std::fs::read_dir(&backups).unwrap().count();
+    assert_eq!(left, 0, "the partial file is removed at startup");
+}

@@ -498,3 +498,169 @@ async fn size_matches_du_and_the_catalogue_is_private() {
     let (s, _) = env.get(&format!("/api/backups/{bid}"), &a).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_checked_before_they_join_the_catalogue() {
+    let env = TestEnv::with(|c| c.backups.max_upload_mb = 1).await;
+    let t = env.member().await;
+    let src = env.project(&t, "src").await;
+    std::fs::write(mountpoint(&volume_of(&env, &src)).join("hello.txt"), "hi\n").unwrap();
+    let before = manifest(&mountpoint(&volume_of(&env, &src)));
+    let (_, v) = backup(&env, &t, &src, json!({})).await;
+    let bid = v["data"]["id"].as_str().unwrap().to_string();
+    let req = Request::get(format!("/api/backups/{bid}/download"))
+        .header("authorization", format!("Bearer {t}"))
+        .body(Body::empty())
+        .unwrap();
+    let (_, h, archive) = env.send_raw(req).await;
+    let sum = h["x-checksum-sha256"].to_str().unwrap().to_string();
+
+    let dst = env.project(&t, "dst").await;
+    let upload = |body: Vec<u8>, sum: Option<&str>, q: &str| {
+        let mut r = Request::post(format!("/api/projects/{dst}/backups/upload{q}"))
+            .header("authorization", format!("Bearer {t}"))
+            .header("content-type", "application/octet-stream");
+        if let Some(s) = sum {
+            r = r.header("x-checksum-sha256", s);
+        }
+        r.body(Body::from(body)).unwrap()
+    };
+    let (s, v) = env.send(upload(archive.clone(), Some(&sum), "")).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["compression"], "zstd", "detected");
+    assert_eq!(v["data"]["sha256"], sum.as_str());
+    let up = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{dst}/restore"),
+            &t,
+            json!({ "backupId": up }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(manifest(&mountpoint(&volume_of(&env, &dst))), before);
+
+    let wrong = "0".repeat(64);
+    for (body, sum, q, want) in [
+        (
+            archive.clone(),
+            Some(wrong.as_str()),
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            b"not an archive at all".to_vec(),
+            None,
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            archive.clone(),
+            None,
+            "?compression=gzip",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (archive.clone(), Some("xyz"), "", StatusCode::BAD_REQUEST),
+        (
+            vec![7u8; 2 * 1024 * 1024],
+            None,
+            "",
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ] {
+        let (s, v) = env.send(upload(body, sum, q)).await;
+        assert_eq!(s, want, "{q} {sum:?}: {v}");
+    }
+    // Refused uploads leave nothing behind.
+    let (_, list) = env.get(&format!("/api/projects/{dst}/backups"), &t).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path().join("backups"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_run_when_due_and_prune_by_policy() {
+    let env = TestEnv::new().await;
+    let t = env.member().await;
+    let a = env.user(berth::domain::Role::Admin).await.1;
+    let pid = env.project(&t, "p").await;
+    let path = format!("/api/projects/{pid}/backup-policy");
+    let (s, v) = env.get(&path, &t).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["schedule"], "off");
+    assert_eq!(v["data"]["keepLast"], 7);
+    for bad in [
+        json!({ "schedule": "sometimes" }),
+        json!({ "keepLast": -1 }),
+        json!({ "keepLast": 20000 }),
+    ] {
+        let (s, v) = env
+            .call(Method::PUT, &path, Some(&t), Some(bad.clone()))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (s, v) = env
+        .call(
+            Method::PUT,
+            &path,
+            Some(&t),
+            Some(
+                json!({ "schedule": "* * * * *", "keepLast": 1, "keepDaily": 0, "keepWeekly": 0 }),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["own"]["keepLast"], 1);
+
+    // Three old backups in the catalogue; the schedule is overdue.
+    let project = env
+        .berth
+        .store()
+        .project(Uuid::parse_str(&pid).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let now = berth::domain::now_millis();
+    for h in [3, 2, 1] {
+        let b = Backup {
+            id: Uuid::new_v4(),
+            project_id: project.id,
+            owner_id: project.owner_id,
+            created_at: now - h * 3_600_000,
+            completed_at: Some(now - h * 3_600_000),
+            state: BackupState::Complete,
+            compression: Compression::Zstd,
+            size_bytes: Some(1),
+            sha256: Some("00".into()),
+            crash_consistent: false,
+            error: None,
+        };
+        env.berth.store().insert_backup(&b).await.unwrap();
+    }
+    let (s, run) = env
+        .call(Method::POST, "/api/jobs/backups/run", Some(&a), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{run}");
+    let details = run["data"]["details"].as_array().unwrap();
+    assert_eq!(
+        details
+            .iter()
+            .filter(|d| d["action"] == "backup" && d["outcome"] == "done")
+            .count(),
+        1,
+        "{run}"
+    );
+    assert_eq!(
+        details.iter().filter(|d| d["action"] == "prune").count(),
+        3,
+        "{run}"
+    );
+    let (_, list) = env.get(&format!("/api/projects/{pid}/backups"), &t).await;
+    let list = list["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["state"], "complete");
+}

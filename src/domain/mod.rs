@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod jobs;
 pub mod limits;
 pub mod recovery;
+pub mod retention;
 pub mod types;
 
 pub use limits::{

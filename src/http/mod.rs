@@ -44,6 +44,15 @@ pub fn app(berth: Berth) -> Router {
         .route("/workspaces/projects/{id}/clone", post(backups::clone))
         .route("/workspaces/projects/{id}/volume-size", get(backups::size))
         .route("/projects/{id}/backups", get(backups::list))
+        .route(
+            "/projects/{id}/backups/upload",
+            // Streamed to disk and bounded by backups.max_upload_mb instead.
+            post(backups::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/projects/{id}/backup-policy",
+            get(backups::get_policy).put(backups::put_policy),
+        )
         .route("/backups/{id}", get(backups::get).delete(backups::delete))
         .route("/backups/{id}/download", get(backups::download))
         .route("/backups/{id}/verify", post(backups::verify))

@@ -39,7 +39,7 @@ impl CleanupReport {
             }
             details.extend(r.details.iter().cloned());
         }
-        for j in JobName::ALL {
+        for j in JobName::CLEANUP {
             counts.entry(j.count_key().to_string()).or_insert(0);
         }
         CleanupReport {
@@ -97,6 +97,9 @@ impl Berth {
     /// An error here (the snapshot could not be taken) fails the whole run;
     /// an action that fails is reported in its detail and the rest go on.
     pub(super) async fn execute_job(&self, job: JobName, dry_run: bool) -> Result<Vec<JobDetail>> {
+        if job == JobName::Backups {
+            return self.run_scheduled_backups(dry_run).await;
+        }
         let now = now_millis();
         let policy = policy(self);
         let containers = self.engine().list_containers_seen().await?;
@@ -126,6 +129,7 @@ impl Berth {
                 let ws = self.store().workspaces(None).await?;
                 plan_error_recovery(&ws, &containers)
             }
+            JobName::Backups => unreachable!("handled above"),
         };
         let volumes_projects = if job == JobName::OrphanedVolumes {
             self.engine()

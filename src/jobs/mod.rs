@@ -5,6 +5,7 @@
 //! previous one still going is recorded as skipped); shutdown waits for
 //! runs in progress.
 
+mod backups;
 mod cleanup;
 
 pub use cleanup::CleanupReport;
@@ -30,10 +31,21 @@ pub enum JobName {
     OrphanedContainers,
     OrphanedVolumes,
     ErrorRecovery,
+    /// Backs up projects whose schedule is due, then prunes by retention.
+    Backups,
 }
 
 impl JobName {
-    pub const ALL: [JobName; 4] = [
+    pub const ALL: [JobName; 5] = [
+        JobName::Inactive,
+        JobName::OrphanedContainers,
+        JobName::OrphanedVolumes,
+        JobName::ErrorRecovery,
+        JobName::Backups,
+    ];
+
+    /// The four cleanup jobs of the design note.
+    pub const CLEANUP: [JobName; 4] = [
         JobName::Inactive,
         JobName::OrphanedContainers,
         JobName::OrphanedVolumes,
@@ -46,6 +58,7 @@ impl JobName {
             JobName::OrphanedContainers => "orphaned-containers",
             JobName::OrphanedVolumes => "orphaned-volumes",
             JobName::ErrorRecovery => "error-recovery",
+            JobName::Backups => "backups",
         }
     }
 
@@ -56,6 +69,7 @@ impl JobName {
             JobName::OrphanedContainers => "orphanedContainers",
             JobName::OrphanedVolumes => "orphanedVolumes",
             JobName::ErrorRecovery => "errorWorkspaces",
+            JobName::Backups => "backups",
         }
     }
 
@@ -71,6 +85,7 @@ impl JobName {
             JobName::OrphanedContainers => &s.orphaned_containers,
             JobName::OrphanedVolumes => &s.orphaned_volumes,
             JobName::ErrorRecovery => &s.error_recovery,
+            JobName::Backups => &config.backups.check_schedule,
         }
     }
 
@@ -179,7 +194,7 @@ impl Berth {
     /// does not stop the rest), as `POST /api/workspaces/cleanup` does.
     pub async fn run_cleanup(&self, dry_run: bool) -> CleanupReport {
         let mut runs = Vec::new();
-        for job in JobName::ALL {
+        for job in JobName::CLEANUP {
             runs.push(self.run_job(job, dry_run).await);
         }
         CleanupReport::from_runs(dry_run, runs)

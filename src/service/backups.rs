@@ -18,8 +18,10 @@ use uuid::Uuid;
 use super::{Berth, Result, ServiceError};
 use crate::backup::{self, ArchiveError};
 use crate::domain::backups::{Backup, BackupState, Compression};
+use crate::domain::retention::{plan_retention, BackupSeen, RetentionPolicy};
 use crate::domain::{now_millis, Project, User};
 use crate::engine::LABEL_PROJECT_ID;
+use crate::store::BackupPolicyRow;
 
 /// How long a volume size stays cached.
 const SIZE_TTL: Duration = Duration::from_secs(10);
@@ -138,9 +140,20 @@ impl Berth {
         pause: bool,
     ) -> Result<Backup> {
         let project = self.project(user, project_id).await?;
+        self.backup_project(&project, compression, pause).await
+    }
+
+    /// Backs up a project's volume (the caller has checked ownership).
+    pub async fn backup_project(
+        &self,
+        project: &Project,
+        compression: Compression,
+        pause: bool,
+    ) -> Result<Backup> {
+        let project_id = project.id;
         let _guard = self.lock_workspace(project.id).await;
         let src = self.volume_dir(&project.volume_name).await?;
-        let running = self.running_on(&project).await?;
+        let running = self.running_on(project).await?;
         let mut b = Backup {
             id: Uuid::new_v4(),
             project_id,
@@ -156,7 +169,7 @@ impl Berth {
         };
         self.store().insert_backup(&b).await?;
         let final_path = self.backup_path(&b)?;
-        let tmp = final_path.with_extension(format!("{}.tmp", compression.extension()));
+        let tmp = final_path.with_file_name(format!("{}.tmp", b.file_name()));
         let mut paused = Vec::new();
         if pause {
             for (_, cid) in &running {
@@ -441,5 +454,217 @@ impl Berth {
             .0
             .insert(project.volume_name, (Instant::now(), size));
         Ok(size)
+    }
+}
+
+/// A project's backup schedule and retention, with where each came from.
+#[derive(Debug, Clone)]
+pub struct BackupPolicy {
+    pub schedule: String,
+    pub retention: RetentionPolicy,
+    /// What the project set itself (the rest is the config's default).
+    pub own: BackupPolicyRow,
+}
+
+impl Berth {
+    fn effective_policy(&self, own: BackupPolicyRow) -> BackupPolicy {
+        let d = &self.config().backups;
+        BackupPolicy {
+            schedule: own.schedule.clone().unwrap_or_else(|| d.schedule.clone()),
+            retention: RetentionPolicy {
+                keep_last: own.keep_last.unwrap_or(d.keep_last),
+                keep_daily: own.keep_daily.unwrap_or(d.keep_daily),
+                keep_weekly: own.keep_weekly.unwrap_or(d.keep_weekly),
+            },
+            own,
+        }
+    }
+
+    pub async fn backup_policy(&self, user: &User, project_id: Uuid) -> Result<BackupPolicy> {
+        self.project(user, project_id).await?;
+        let own = self.store().backup_policy(project_id).await?;
+        Ok(self.effective_policy(own))
+    }
+
+    pub(crate) async fn policy_of(&self, project_id: Uuid) -> Result<BackupPolicy> {
+        let own = self.store().backup_policy(project_id).await?;
+        Ok(self.effective_policy(own))
+    }
+
+    /// Sets a project's own schedule and retention (unset: the default).
+    pub async fn set_backup_policy(
+        &self,
+        user: &User,
+        project_id: Uuid,
+        own: BackupPolicyRow,
+    ) -> Result<BackupPolicy> {
+        self.project(user, project_id).await?;
+        if let Some(s) = &own.schedule {
+            crate::config::parse_schedule(s)
+                .map_err(|e| ServiceError::Invalid(format!("schedule: {e}")))?;
+        }
+        for (name, v) in [
+            ("keepLast", own.keep_last),
+            ("keepDaily", own.keep_daily),
+            ("keepWeekly", own.keep_weekly),
+        ] {
+            if v.is_some_and(|v| v > 10_000) {
+                return Err(ServiceError::Invalid(format!(
+                    "{name} must be at most 10000"
+                )));
+            }
+        }
+        self.store().set_backup_policy(project_id, &own).await?;
+        Ok(self.effective_policy(own))
+    }
+
+    /// Deletes what the project's retention policy no longer keeps; returns
+    /// the ids deleted.
+    pub(crate) async fn prune_backups(&self, project_id: Uuid) -> Result<Vec<Uuid>> {
+        let policy = self.policy_of(project_id).await?;
+        let all = self.store().backups_of(project_id).await?;
+        let seen: Vec<BackupSeen> = all
+            .iter()
+            .map(|b| BackupSeen {
+                id: b.id,
+                created_at: b.created_at,
+                state: b.state,
+            })
+            .collect();
+        let gone = plan_retention(&seen, &policy.retention);
+        for id in &gone {
+            if let Some(b) = all.iter().find(|b| b.id == *id) {
+                let _ = std::fs::remove_file(self.backup_path(b)?);
+                self.store().delete_backup(*id).await?;
+            }
+        }
+        Ok(gone)
+    }
+}
+
+impl Berth {
+    /// Takes an archive uploaded by a user into the catalogue: streamed to a
+    /// private temporary file (at most `backups.max_upload_mb`), hashed,
+    /// checked against `expected_sha256` when given, read through for
+    /// safety, and only then renamed into place and marked complete.
+    pub async fn upload_backup<S, E>(
+        &self,
+        user: &User,
+        project_id: Uuid,
+        compression: Option<Compression>,
+        expected_sha256: Option<String>,
+        mut body: S,
+    ) -> Result<Backup>
+    where
+        S: futures_util::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        use sha2::{Digest, Sha256};
+        use tokio::io::AsyncWriteExt;
+
+        let project = self.project(user, project_id).await?;
+        let limit = self
+            .config()
+            .backups
+            .max_upload_mb
+            .saturating_mul(1024 * 1024);
+        let id = Uuid::new_v4();
+        let dir = self.backup_dir()?;
+        let tmp = dir.join(format!("{id}.upload.tmp"));
+        let mut opts = tokio::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        let mut file = opts
+            .open(&tmp)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("creating {}: {e}", tmp.display())))?;
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let mut head = Vec::new();
+        let result: Result<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk =
+                    chunk.map_err(|e| ServiceError::Invalid(format!("reading the upload: {e}")))?;
+                size += chunk.len() as u64;
+                if size > limit {
+                    return Err(ServiceError::TooLarge(format!(
+                        "the archive exceeds the upload limit of {} MB",
+                        self.config().backups.max_upload_mb
+                    )));
+                }
+                if head.len() < 4 {
+                    head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
+                }
+                hash.update(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("writing the upload: {e}")))?;
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| ServiceError::Internal(format!("fsync of the upload: {e}")))?;
+            Ok(())
+        }
+        .await;
+        drop(file);
+        let fail = |e: ServiceError| {
+            let _ = std::fs::remove_file(&tmp);
+            e
+        };
+        result.map_err(fail)?;
+        let sha = hex::encode(hash.finalize());
+        if let Some(want) = expected_sha256 {
+            if !want.eq_ignore_ascii_case(&sha) {
+                return Err(fail(ServiceError::Refused(format!(
+                    "checksum mismatch: the header says {want}, the upload is {sha}"
+                ))));
+            }
+        }
+        let sniffed = if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else {
+            None
+        };
+        let compression = match (compression, sniffed) {
+            (Some(c), Some(s)) if c != s => {
+                return Err(fail(ServiceError::Refused(format!(
+                    "the upload is {} but compression={} was given",
+                    s.as_str(),
+                    c.as_str()
+                ))))
+            }
+            (_, Some(s)) => s,
+            (_, None) => {
+                return Err(fail(ServiceError::Refused(
+                    "the upload is neither a zstd nor a gzip archive".into(),
+                )))
+            }
+        };
+        let t = tmp.clone();
+        blocking(move || backup::verify_archive(&t, compression))
+            .await
+            .map_err(fail)?;
+        let now = now_millis();
+        let b = Backup {
+            id,
+            project_id,
+            owner_id: project.owner_id,
+            created_at: now,
+            completed_at: Some(now),
+            state: BackupState::Complete,
+            compression,
+            size_bytes: Some(size),
+            sha256: Some(sha),
+            crash_consistent: false,
+            error: None,
+        };
+        std::fs::rename(&tmp, self.backup_path(&b)?)
+            .map_err(|e| fail(ServiceError::Internal(format!("renaming the upload: {e}"))))?;
+        self.store().insert_backup(&b).await?;
+        Ok(b)
     }
 }

@@ -54,6 +54,9 @@ pub enum ServiceError {
     /// or unsafe archive).
     #[error("{0}")]
     Refused(String),
+    /// The request body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
     /// The engine is unreachable; try again later.
     #[error("{0}")]
     Unavailable(String),

@@ -122,3 +122,55 @@ impl Store {
         Ok(())
     }
 }
+
+/// A project's own backup settings; `None` fields fall back to the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupPolicyRow {
+    pub schedule: Option<String>,
+    pub keep_last: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+}
+
+impl Store {
+    pub async fn backup_policy(&self, project_id: Uuid) -> Result<BackupPolicyRow> {
+        let row = sqlx::query("SELECT * FROM backup_policies WHERE project_id = $1")
+            .bind(project_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else {
+            return Ok(BackupPolicyRow::default());
+        };
+        let n = |c: &str| -> Result<Option<u32>> {
+            let v: Option<i64> = r.try_get(c)?;
+            Ok(v.map(|v| v.clamp(0, u32::MAX as i64) as u32))
+        };
+        Ok(BackupPolicyRow {
+            schedule: r.try_get("schedule")?,
+            keep_last: n("keep_last")?,
+            keep_daily: n("keep_daily")?,
+            keep_weekly: n("keep_weekly")?,
+        })
+    }
+
+    pub async fn set_backup_policy(&self, project_id: Uuid, p: &BackupPolicyRow) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM backup_policies WHERE project_id = $1")
+            .bind(project_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO backup_policies (project_id, schedule, keep_last, keep_daily, keep_weekly) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(project_id.to_string())
+        .bind(p.schedule.clone())
+        .bind(p.keep_last.map(i64::from))
+        .bind(p.keep_daily.map(i64::from))
+        .bind(p.keep_weekly.map(i64::from))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

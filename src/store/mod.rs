@@ -12,6 +12,7 @@ mod projects;
 mod users;
 mod workspaces;
 
+pub use backups::BackupPolicyRow;
 pub use users::TokenKind;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

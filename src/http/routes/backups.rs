@@ -275,3 +275,117 @@ pub async fn size(
         "sizeGB": round2(bytes as f64 / 1_073_741_824.0),
     })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// `zstd` or `gzip`; detected from the archive when absent.
+    compression: Option<String>,
+}
+
+/// `POST /api/projects/:id/backups/upload`: the archive as the raw body,
+/// streamed; `X-Checksum-Sha256` is checked when sent.
+pub async fn upload(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<UploadQuery>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let compression = q
+        .compression
+        .as_deref()
+        .map(str::parse::<Compression>)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let expected = headers
+        .get("x-checksum-sha256")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|s| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()))
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::bad_request("X-Checksum-Sha256 must be 64 hex digits"))
+        })
+        .transpose()?;
+    let b = berth
+        .upload_backup(
+            &caller.user,
+            project_id,
+            compression,
+            expected,
+            body.into_data_stream(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ok_with(
+            dto(&berth, &b),
+            "archive checked and added to the catalogue",
+        ),
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyDto {
+    schedule: String,
+    keep_last: u32,
+    keep_daily: u32,
+    keep_weekly: u32,
+    /// The fields this project set itself; the others come from the config.
+    own: PolicyRequest,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyRequest {
+    schedule: Option<String>,
+    keep_last: Option<u32>,
+    keep_daily: Option<u32>,
+    keep_weekly: Option<u32>,
+}
+
+fn policy_dto(p: crate::service::backups::BackupPolicy) -> PolicyDto {
+    PolicyDto {
+        schedule: p.schedule,
+        keep_last: p.retention.keep_last,
+        keep_daily: p.retention.keep_daily,
+        keep_weekly: p.retention.keep_weekly,
+        own: PolicyRequest {
+            schedule: p.own.schedule,
+            keep_last: p.own.keep_last,
+            keep_daily: p.own.keep_daily,
+            keep_weekly: p.own.keep_weekly,
+        },
+    }
+}
+
+pub async fn get_policy(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    Ok(ok(policy_dto(berth.backup_policy(&caller.user, id).await?)))
+}
+
+/// Replaces the project's own settings; a field left out goes back to the
+/// config's default.
+pub async fn put_policy(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(req): ApiJson<PolicyRequest>,
+) -> ApiResult<Response> {
+    let own = crate::store::BackupPolicyRow {
+        schedule: req.schedule,
+        keep_last: req.keep_last,
+        keep_daily: req.keep_daily,
+        keep_weekly: req.keep_weekly,
+    };
+    Ok(ok(policy_dto(
+        berth.set_backup_policy(&caller.user, id, own).await?,
+    )))
+}

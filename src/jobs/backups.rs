@@ -1,0 +1,110 @@
+//! The scheduled backup job: every check (default each minute) it backs up
+//! the projects whose schedule has come round since their last backup, then
+//! prunes their catalogue by the retention policy.
+
+use chrono::{DateTime, Local};
+
+use crate::config::parse_schedule;
+use crate::domain::backups::Compression;
+use crate::domain::jobs::JobDetail;
+use crate::service::{Berth, Result};
+
+/// Whether a schedule has come round since `last` (the newest backup, or
+/// the project's creation): its most recent time at or before `now` is
+/// after `last`.
+pub fn is_due(cron: &croner::Cron, last: DateTime<Local>, now: DateTime<Local>) -> bool {
+    cron.find_previous_occurrence(&now, true)
+        .map(|prev| prev > last)
+        .unwrap_or(false)
+}
+
+fn local(ms: i64) -> DateTime<Local> {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&Local)
+}
+
+impl Berth {
+    pub(super) async fn run_scheduled_backups(&self, dry_run: bool) -> Result<Vec<JobDetail>> {
+        let now = Local::now();
+        let mut details = Vec::new();
+        for project in self.store().projects(None).await? {
+            let policy = self.policy_of(project.id).await?;
+            let Ok(Some(cron)) = parse_schedule(&policy.schedule) else {
+                continue;
+            };
+            let newest = self
+                .store()
+                .backups_of(project.id)
+                .await?
+                .first()
+                .map(|b| b.created_at)
+                .unwrap_or(project.created_at);
+            if !is_due(&cron, local(newest), now) {
+                continue;
+            }
+            let mut detail = JobDetail {
+                job: "backups".into(),
+                action: "backup".into(),
+                resource: project.id.to_string(),
+                reason: format!("schedule {:?} came round", policy.schedule),
+                outcome: "planned".into(),
+            };
+            if dry_run {
+                details.push(detail);
+                continue;
+            }
+            match self
+                .backup_project(&project, Compression::Zstd, false)
+                .await
+            {
+                Ok(b) => {
+                    detail.outcome = "done".into();
+                    detail.reason = format!("{}; backup {}", detail.reason, b.id);
+                }
+                Err(e) => detail.outcome = format!("failed: {e}"),
+            }
+            details.push(detail);
+            match self.prune_backups(project.id).await {
+                Ok(gone) => details.extend(gone.into_iter().map(|id| JobDetail {
+                    job: "backups".into(),
+                    action: "prune".into(),
+                    resource: id.to_string(),
+                    reason: "not kept by the retention policy".into(),
+                    outcome: "done".into(),
+                })),
+                Err(e) => details.push(JobDetail {
+                    job: "backups".into(),
+                    action: "prune".into(),
+                    resource: project.id.to_string(),
+                    reason: "retention".into(),
+                    outcome: format!("failed: {e}"),
+                }),
+            }
+        }
+        Ok(details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn due_once_per_occurrence() {
+        let cron: croner::Cron = "0 2 * * *".parse().unwrap();
+        let at = |d, h, m| Local.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        // Last backup yesterday 02:00; now 01:59 → not yet; 02:00 → due.
+        assert!(!is_due(&cron, at(1, 2, 0), at(2, 1, 59)));
+        assert!(is_due(&cron, at(1, 2, 0), at(2, 2, 0)));
+        assert!(
+            is_due(&cron, at(1, 2, 0), at(2, 9, 0)),
+            "a missed time is caught up"
+        );
+        // Backed up at 02:00:30 today: not due again until tomorrow.
+        let just_done = Local.with_ymd_and_hms(2026, 11, 2, 2, 0, 30).unwrap();
+        assert!(!is_due(&cron, just_done, at(2, 23, 0)));
+        assert!(is_due(&cron, just_done, at(3, 2, 0)));
+    }
+}
