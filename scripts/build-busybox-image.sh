@@ -21,7 +21,7 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/www" "$root/tmp" "$root/workspace" "$root/etc"
 cp "$busybox" "$root/bin/busybox"
 for app in sh ash httpd wget sleep cat echo rm ls mkdir touch true false kill ps env id nc \
-           date head tail du tar printf grep sed test cp mv chmod seq yes dd; do
+           date head tail du tar printf grep sed test cp mv chmod seq yes dd gzip gunzip zcat ln chown; do
   ln -s busybox "$root/bin/$app"
 done
 echo ok > "$root/www/healthz"

@@ -43,7 +43,7 @@ fn populate(volume: &str) {
         busybox dd if=/dev/urandom of=dir/sub/blob bs=1024 count=300 2>/dev/null; \
         echo x > 'with space/f'; busybox chmod 640 dir/a.txt; busybox chmod 700 dir/sub; \
         busybox chown 1000:1001 dir/a.txt; busybox chown -h 1234:1234 dir; \
-        busybox ln -s a.txt dir/link; busybox ln -s /usr/bin/python3 abs-link; \
+        busybox ln -s a.txt dir/link; busybox ln -s /usr/bin/python3 abs-link; busybox ln -s ../../lib/file/magic.mgc dir/out-link; \
         busybox touch -d '2001-02-03 04:05:06' dir/a.txt; \
         busybox touch -h -d '2002-02-03 04:05:06' dir/link";
     docker(&[
