@@ -173,20 +173,15 @@ pub fn check_entry(
     if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
         return Err(ArchiveError::Unsafe(format!("{shown}: device file")));
     }
-    if let Some(target) = link {
-        match kind {
-            tar::EntryType::Link => {
-                // A hard link names another entry of the archive.
-                check_entry(target, tar::EntryType::Regular, None)?;
-            }
-            // A symlink is data: its target is resolved inside the workspace
-            // container, never on the host, so where it points is not checked
-            // here (a volume may well hold `../../lib/x` links, and its own
-            // backup must restore). What must never happen is writing
-            // *through* a symlink: `extract_archive` refuses any entry whose
-            // path passes through a symlink the archive made.
-            _ => {}
-        }
+    // A symlink is data: its target is resolved inside the workspace
+    // container, never on the host, so where it points is not checked here
+    // (a volume may well hold `../../lib/x` links, and its own backup must
+    // restore). What must never happen is writing *through* a symlink:
+    // `verify_archive` refuses any entry whose path passes through a symlink
+    // the archive made. A hard link, though, names another entry of the
+    // archive and must stay inside.
+    if let (Some(target), tar::EntryType::Link) = (link, kind) {
+        check_entry(target, tar::EntryType::Regular, None)?;
     }
     Ok(())
 }
