@@ -41,6 +41,14 @@ impl From<ServiceError> for ApiError {
             S::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
             S::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             S::Refused(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", m),
+            S::VolumeAccess(m) => {
+                tracing::warn!(error = %m, "volume data not reachable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "volume_access_unavailable",
+                    m,
+                )
+            }
             S::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             S::Unavailable(m) => {
                 tracing::warn!(error = %m, "engine unavailable");

@@ -105,9 +105,9 @@ impl Berth {
             })?;
         let dir = PathBuf::from(mp);
         if std::fs::read_dir(&dir).is_err() {
-            return Err(ServiceError::Unavailable(format!(
-                "cannot read the volume's data at {} from here: volume operations need Berth \
-                 to run as root on the Docker host",
+            return Err(ServiceError::VolumeAccess(format!(
+                "cannot read the volume's data at {} from here: backup, restore, clone and size \
+                 need Berth to run as root on the Docker host (a remote engine is not supported yet)",
                 dir.display()
             )));
         }

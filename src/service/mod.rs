@@ -54,6 +54,10 @@ pub enum ServiceError {
     /// or unsafe archive).
     #[error("{0}")]
     Refused(String),
+    /// Volume data cannot be reached from where Berth runs (not root on the
+    /// engine's host); the operation needs it.
+    #[error("{0}")]
+    VolumeAccess(String),
     /// The request body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
