@@ -27,15 +27,7 @@ async fn run_job(env: &TestEnv, t: &str, job: &str) -> Value {
 
 async fn started(env: &TestEnv, t: &str) -> (String, String) {
     let (id, pid) = env.workspace(t).await;
-    let (s, v) = env
-        .call(
-            Method::POST,
-            &format!("/api/workspaces/{id}/start"),
-            Some(t),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    env.start(t, &id).await;
     (id, pid)
 }
 

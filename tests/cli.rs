@@ -77,37 +77,10 @@ fn berth(args: &[&str], config: &std::path::Path, stdin: Option<&str>) -> Output
     child.wait_with_output().unwrap()
 }
 
-fn cleanup(instance: &str) {
-    let label = format!("label=berth.instance={instance}");
-    for (kind, rm) in [
-        ("ps", vec!["rm", "-f"]),
-        ("volume", vec!["volume", "rm", "-f"]),
-    ] {
-        let list = if kind == "ps" {
-            Command::new("docker")
-                .args(["ps", "-aq", "--filter", &label])
-                .output()
-        } else {
-            Command::new("docker")
-                .args(["volume", "ls", "-q", "--filter", &label])
-                .output()
-        };
-        if let Ok(o) = list {
-            let items: Vec<String> = String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(String::from)
-                .collect();
-            if !items.is_empty() {
-                let _ = Command::new("docker").args(&rm).args(&items).output();
-            }
-        }
-    }
-}
-
 struct Cleanup(String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        cleanup(&self.0);
+        common::remove_instance(&self.0);
     }
 }
 

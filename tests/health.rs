@@ -10,16 +10,7 @@ use common::{docker, docker_inspect, TestEnv};
 use serde_json::{json, Value};
 
 async fn start(env: &TestEnv, t: &str, id: &str) -> Value {
-    let (s, v) = env
-        .call(
-            Method::POST,
-            &format!("/api/workspaces/{id}/start"),
-            Some(t),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v
+    env.start(t, id).await
 }
 
 async fn create(env: &TestEnv, t: &str, body: Value) -> String {

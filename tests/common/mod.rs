@@ -346,6 +346,7 @@ impl TestEnv {
         }
     }
 
+    /// Polls a workspace's status until `pred` holds (bounded).
     pub async fn wait_status(
         &self,
         token: &str,
@@ -353,21 +354,28 @@ impl TestEnv {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(45);
-        loop {
-            let (s, v) = self
-                .get(&format!("/api/workspaces/{id}/status"), token)
-                .await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-            if pred(&v["data"]) {
-                return v["data"].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        self.wait_for(
+            token,
+            &format!("/api/workspaces/{id}/status"),
+            what,
+            45,
+            pred,
+        )
+        .await
+    }
+
+    /// Starts a workspace through the API, asserting it worked.
+    pub async fn start(&self, token: &str, id: &str) -> Value {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                &format!("/api/workspaces/{id}/start"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
     }
 }
 
@@ -381,38 +389,38 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         self.stop_watcher();
         self.sampler.abort();
-        let label = format!("label=berth.instance={}", self.instance);
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &label])
+        remove_instance(&self.instance);
+    }
+}
+
+/// Removes every container, then every volume, labelled with `instance`.
+pub fn remove_instance(instance: &str) {
+    let label = format!("label=berth.instance={instance}");
+    let list = |args: &[&str]| -> Vec<String> {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let containers = list(&["ps", "-aq", "--filter", &label]);
+    if !containers.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&containers)
             .output();
-        if let Ok(out) = out {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(String::from)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .arg("rm")
-                    .arg("-f")
-                    .args(&ids)
-                    .output();
-            }
-        }
-        let out = Command::new("docker")
-            .args(["volume", "ls", "-q", "--filter", &label])
+    }
+    let volumes = list(&["volume", "ls", "-q", "--filter", &label]);
+    if !volumes.is_empty() {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f"])
+            .args(&volumes)
             .output();
-        if let Ok(out) = out {
-            let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(String::from)
-                .collect();
-            if !names.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["volume", "rm", "-f"])
-                    .args(&names)
-                    .output();
-            }
-        }
     }
 }
 
