@@ -57,6 +57,15 @@ pub struct Config {
     pub stats: StatsConfig,
     pub logs: LogsConfig,
     pub backups: BackupsConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Defaults for every project's backups; a project may set its own.
@@ -185,6 +194,7 @@ impl Default for Config {
                 check_schedule: "* * * * *".into(),
                 max_upload_mb: 20 * 1024,
             },
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -8,5 +8,6 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod service;
 pub mod store;

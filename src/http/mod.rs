@@ -86,6 +86,7 @@ pub fn app(berth: Berth) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(routes::metrics::render))
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -98,8 +99,28 @@ pub fn app(berth: Berth) -> Router {
             )
             .into_response()
         }))
+        .layer(axum::middleware::from_fn(track_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(berth)
+}
+
+/// Counts requests by route (the matched pattern, so ids do not explode the
+/// label set), method and status, with a latency histogram.
+async fn track_requests(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("berth_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("berth_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    resp
 }
 
 async fn healthz() -> Response {

@@ -176,6 +176,15 @@ impl Berth {
             details,
             error,
         };
+        metrics::counter!("berth_job_runs_total", "job" => job.as_str(), "outcome" => run.outcome.as_str())
+            .increment(1);
+        metrics::histogram!("berth_job_duration_seconds", "job" => job.as_str())
+            .record((run.finished_at - run.started_at) as f64 / 1000.0);
+        for d in &run.details {
+            let outcome = d.outcome.split(':').next().unwrap_or("").to_string();
+            metrics::counter!("berth_cleanup_actions_total", "job" => job.as_str(), "action" => d.action.clone(), "outcome" => outcome)
+                .increment(1);
+        }
         match &run.error {
             Some(e) => tracing::warn!(job = job.as_str(), dry_run, error = %e, "job failed"),
             None => tracing::info!(job = job.as_str(), dry_run, actions = done, "job finished"),

@@ -179,6 +179,7 @@ impl Berth {
                 }
             }
         }
+        let started = Instant::now();
         let (src2, tmp2) = (src.clone(), tmp.clone());
         let result = blocking(move || backup::write_archive(&src2, &tmp2, compression)).await;
         // Always unpause, whatever happened.
@@ -204,9 +205,18 @@ impl Berth {
                 b.size_bytes = Some(w.size_bytes);
                 b.sha256 = Some(w.sha256);
                 self.store().finish_backup(&b).await?;
+                let p = project_id.to_string();
+                metrics::counter!("berth_backups_total", "outcome" => "complete").increment(1);
+                metrics::histogram!("berth_backup_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::gauge!("berth_backup_last_size_bytes", "project" => p.clone())
+                    .set(w.size_bytes as f64);
+                metrics::gauge!("berth_backup_last_success_timestamp_seconds", "project" => p)
+                    .set(now_millis() as f64 / 1000.0);
                 Ok(b)
             }
             Err(e) => {
+                metrics::counter!("berth_backups_total", "outcome" => "failed").increment(1);
                 let _ = std::fs::remove_file(&tmp);
                 b.state = BackupState::Failed;
                 b.error = Some(e.to_string());

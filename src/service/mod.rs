@@ -86,6 +86,14 @@ impl From<StoreError> for ServiceError {
 
 impl From<EngineError> for ServiceError {
     fn from(e: EngineError) -> Self {
+        let kind = match &e {
+            EngineError::NotFound(_) => "not_found",
+            EngineError::Conflict(_) => "conflict",
+            EngineError::Unavailable(_) => "unavailable",
+            EngineError::Rejected(_) => "rejected",
+            EngineError::Failed(_) => "failed",
+        };
+        metrics::counter!("berth_engine_errors_total", "kind" => kind).increment(1);
         match e {
             EngineError::Unavailable(m) => {
                 ServiceError::Unavailable(format!("Docker engine unreachable: {m}"))
@@ -125,6 +133,8 @@ struct Inner {
 
 impl Berth {
     pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> Berth {
+        // Install the metrics recorder before anything records.
+        let _ = crate::metrics::handle();
         Berth {
             inner: Arc::new(Inner {
                 store,

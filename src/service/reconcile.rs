@@ -220,8 +220,14 @@ impl Berth {
             .store()
             .last_event_time(ws.id, event_kind::STARTED)
             .await?;
+        let kind = match failure {
+            Failure::Unhealthy => "unhealthy",
+            Failure::OomKilled => "oom",
+            Failure::Exited(_) => "exited",
+        };
         match next_recovery_step(&failure, &restarts, since, now, &policy) {
             RecoveryStep::GiveUp { reason } => {
+                metrics::counter!("berth_recovery_gave_up_total", "reason" => kind).increment(1);
                 // Keep the container (its logs say why) but stop it, so an
                 // unhealthy one does not keep burning resources.
                 if let Some(cid) = &ws.container_id {
@@ -243,6 +249,7 @@ impl Berth {
                 attempt,
             } => self.recovery_restart(ws, &what, attempt).await,
             RecoveryStep::Restart { after_ms, attempt } => {
+                metrics::counter!("berth_recovery_restarts_total", "reason" => kind).increment(1);
                 let secs = after_ms as f64 / 1000.0;
                 self.record(
                     ws.id,

@@ -324,6 +324,12 @@ impl Berth {
                     }
                 }
             }
+            let w = ws_id.to_string();
+            if let Some(c) = cpu {
+                metrics::gauge!("berth_workspace_cpu_percent", "workspace" => w.clone()).set(c);
+            }
+            metrics::gauge!("berth_workspace_memory_bytes", "workspace" => w)
+                .set(now.memory_usage as f64);
             t.workspace_id = Some(ws_id);
             t.pid = pid;
             t.last = Some(now);

@@ -60,6 +60,7 @@ impl Berth {
         };
         tracing::debug!(workspace = %id, action = %ev.action, "engine event");
         if ev.action == "oom" {
+            metrics::counter!("berth_oom_kills_total").increment(1);
             let limit = self
                 .store()
                 .workspace(id)

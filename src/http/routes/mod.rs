@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod backups;
 pub mod jobs;
+pub mod metrics;
 pub mod observe;
 pub mod projects;
 pub mod workspaces;
