@@ -78,6 +78,8 @@ pub fn write_archive(
                 .map(|n| n.get() as u32)
                 .unwrap_or(1);
             enc.multithread(workers).map_err(io_err("zstd threads"))?;
+            enc.include_checksum(true)
+                .map_err(io_err("zstd checksum"))?;
             let enc = tar_dir(src, enc)?;
             enc.finish().map_err(io_err("finishing zstd"))?
         }
@@ -224,6 +226,10 @@ pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, Arch
         io::copy(&mut e, &mut io::sink()).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
         entries += 1;
     }
+    // Read past the tar end to the end of the compressed stream, so the
+    // gzip CRC and zstd checksum are checked too.
+    io::copy(&mut a.into_inner(), &mut io::sink())
+        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
     Ok(entries)
 }
 
@@ -390,11 +396,19 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let file = out.path().join("a.tar.gz");
         write_archive(src.path(), &file, Compression::Gzip).unwrap();
-        let mut bytes = std::fs::read(&file).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0xff;
-        std::fs::write(&file, bytes).unwrap();
-        assert!(verify_archive(&file, Compression::Gzip).is_err());
+        let good = std::fs::read(&file).unwrap();
+        // Past the 10-byte gzip header, every single flipped byte is caught
+        // (by inflate, the tar checks, or the trailing CRC and length).
+        for i in 10..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0xff;
+            std::fs::write(&file, &bad).unwrap();
+            assert!(
+                verify_archive(&file, Compression::Gzip).is_err(),
+                "flip at {i} of {}",
+                good.len()
+            );
+        }
     }
 
     #[test]
