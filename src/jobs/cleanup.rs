@@ -103,6 +103,9 @@ impl Berth {
         let now = now_millis();
         let policy = policy(self);
         let containers = self.engine().list_containers_seen().await?;
+        // Which project each managed volume belongs to (read once: the
+        // volume planner and the executor both need it).
+        let mut volume_projects = BTreeMap::new();
         let plan = match job {
             JobName::Inactive => {
                 self.probe_activity().await?;
@@ -122,6 +125,13 @@ impl Berth {
             JobName::OrphanedVolumes => {
                 let projects = self.store().projects_seen().await?;
                 let volumes = self.engine().list_managed_volumes().await?;
+                volume_projects = volumes
+                    .iter()
+                    .filter_map(|v| {
+                        let p = v.labels.get(LABEL_PROJECT_ID)?;
+                        Some((v.name.clone(), Uuid::parse_str(p).ok()?))
+                    })
+                    .collect();
                 let clocks = self.store().volume_clocks().await?;
                 plan_orphaned_volumes(&projects, &volumes, &containers, &clocks, now, &policy)
             }
@@ -130,19 +140,6 @@ impl Berth {
                 plan_error_recovery(&ws, &containers)
             }
             JobName::Backups => unreachable!("handled above"),
-        };
-        let volumes_projects = if job == JobName::OrphanedVolumes {
-            self.engine()
-                .list_managed_volumes()
-                .await?
-                .into_iter()
-                .filter_map(|v| {
-                    let p = v.labels.get(LABEL_PROJECT_ID)?;
-                    Some((v.name, Uuid::parse_str(p).ok()?))
-                })
-                .collect::<BTreeMap<_, _>>()
-        } else {
-            BTreeMap::new()
         };
         let mut details = Vec::new();
         for action in plan {
@@ -159,7 +156,7 @@ impl Berth {
                 }
                 continue;
             }
-            let result = self.apply(&action, now, &policy, &volumes_projects).await;
+            let result = self.apply(&action, now, &policy, &volume_projects).await;
             if let Some((kind, resource, reason)) = described {
                 let outcome = match result {
                     Ok(Applied::Done) => "done".to_string(),
