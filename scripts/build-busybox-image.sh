@@ -3,9 +3,14 @@
 # an HTTP server on port 8080 serving /www, with /www/healthz for health
 # checks. Used by the tests and by the README's tour.
 #
-#   scripts/build-busybox-image.sh [TAG]     (default: berth-demo/busybox:latest)
+#   scripts/build-busybox-image.sh [TAG] [PROGRAM]
+#
+# TAG defaults to berth-demo/busybox:latest. PROGRAM, when given, is copied to
+# /bin/<its name> together with the shared libraries it links (from ldd), so a
+# host-built test fixture such as target/debug/berth-echo runs in the image.
 set -euo pipefail
 tag="${1:-berth-demo/busybox:latest}"
+program="${2:-}"
 busybox="$(command -v busybox || true)"
 if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
   for c in /bin/busybox /usr/bin/busybox; do
@@ -28,6 +33,14 @@ echo ok > "$root/www/healthz"
 echo '<html><body>berth busybox workspace</body></html>' > "$root/www/index.html"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
 chmod 1777 "$root/tmp"
+if [ -n "$program" ]; then
+  cp "$program" "$root/bin/$(basename "$program")"
+  # Every library ldd resolves (and the loader), at the same path.
+  for lib in $(ldd "$program" | grep -o '/[^ ]*' | sort -u); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+fi
 tar -C "$root" -c . | docker import \
   --change 'ENV PATH=/bin' \
   --change 'WORKDIR /workspace' \

@@ -58,6 +58,21 @@ pub struct Config {
     pub logs: LogsConfig,
     pub backups: BackupsConfig,
     pub metrics: MetricsConfig,
+    pub proxy: ProxyConfig,
+}
+
+/// The workspace proxy (`/api/workspaces/:id/proxy/…`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// How long a request to a stopped workspace waits for it to start and
+    /// become healthy before it is answered 504.
+    pub wake_timeout_s: u64,
+    /// How long the proxy waits for the workspace's response headers.
+    pub response_timeout_s: u64,
+    /// Proxy traffic records activity at most this often per workspace (an
+    /// open WebSocket counts as traffic).
+    pub activity_interval_s: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -195,6 +210,11 @@ impl Default for Config {
                 max_upload_mb: 20 * 1024,
             },
             metrics: MetricsConfig::default(),
+            proxy: ProxyConfig {
+                wake_timeout_s: 60,
+                response_timeout_s: 300,
+                activity_interval_s: 30,
+            },
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod backups;
 pub mod cleanup;
 pub mod jobs;
 pub mod limits;
+pub mod proxy;
 pub mod recovery;
 pub mod retention;
 pub mod types;

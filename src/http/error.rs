@@ -49,6 +49,9 @@ impl From<ServiceError> for ApiError {
                     m,
                 )
             }
+            S::NotReady(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "workspace_unavailable", m)
+            }
             S::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             S::Unavailable(m) => {
                 tracing::warn!(error = %m, "engine unavailable");

@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{any, get, patch, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::Berth;
 use error::ApiError;
-use routes::{auth, backups, jobs, observe, projects, workspaces as ws};
+use routes::{auth, backups, jobs, observe, projects, proxy, workspaces as ws};
 
 /// The whole API as one router.
 pub fn app(berth: Berth) -> Router {
@@ -82,7 +82,17 @@ pub fn app(berth: Berth) -> Router {
             "/workspaces/{id}/compatible-projects",
             get(ws::compatible_projects),
         )
-        .route("/workspaces/{id}/assign-project", post(ws::assign_project));
+        .route("/workspaces/{id}/assign-project", post(ws::assign_project))
+        .route("/workspaces/{id}/proxy", any(proxy::bare))
+        // Bodies stream through unbuffered, so no body limit applies.
+        .route(
+            "/workspaces/{id}/proxy/",
+            any(proxy::proxy).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/workspaces/{id}/proxy/{*rest}",
+            any(proxy::proxy).layer(DefaultBodyLimit::disable()),
+        );
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -151,8 +161,12 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, "Berth API listening");
-    axum::serve(listener, app(berth))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")
+    // Connect info gives the proxy the client address for X-Forwarded-For.
+    axum::serve(
+        listener,
+        app(berth).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("HTTP server failed")
 }

@@ -8,6 +8,7 @@ pub mod backups;
 pub mod logs;
 pub mod maintenance;
 mod projects;
+pub mod proxy;
 pub mod reconcile;
 pub mod stats;
 mod watcher;
@@ -61,6 +62,10 @@ pub enum ServiceError {
     /// The request body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// The workspace cannot serve right now (error, archived, not
+    /// startable); the message says why.
+    #[error("{0}")]
+    NotReady(String),
     /// The engine is unreachable; try again later.
     #[error("{0}")]
     Unavailable(String),
@@ -127,6 +132,8 @@ struct Inner {
     sizes: Mutex<backups::SizeCache>,
     /// One lock per scheduled job (see `jobs`).
     job_locks: crate::jobs::JobLocks,
+    /// When proxy traffic last recorded activity, per workspace.
+    proxy_touched: Mutex<HashMap<Uuid, std::time::Instant>>,
     /// Log and stats streams open right now.
     log_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -146,6 +153,7 @@ impl Berth {
                 tracked: Mutex::new(HashMap::new()),
                 job_locks: crate::jobs::JobLocks::new(),
                 sizes: Mutex::new(backups::SizeCache::default()),
+                proxy_touched: Mutex::new(HashMap::new()),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         }

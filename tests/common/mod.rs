@@ -72,6 +72,58 @@ pub fn ensure_test_image() {
     });
 }
 
+/// The busybox test image with the `berth-echo` fixture added, tagged by the
+/// fixture's checksum so a rebuilt fixture gets a new image. Built once per
+/// test process.
+pub fn ensure_echo_image() -> String {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        require_docker();
+        let program = env!("CARGO_BIN_EXE_berth-echo");
+        let bytes = std::fs::read(program).expect("read berth-echo");
+        let digest = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let tag = format!("berth-test/echo:{}", &digest[..16]);
+        let present = Command::new("docker")
+            .args(["image", "inspect", &tag])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !present {
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-busybox-image.sh");
+            let out = Command::new("bash")
+                .arg(script)
+                .arg(&tag)
+                .arg(program)
+                .output()
+                .expect("run build-busybox-image.sh");
+            assert!(
+                out.status.success(),
+                "building the echo image failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tag
+    })
+    .clone()
+}
+
+/// A workspace type running the `berth-echo` fixture (HTTP + WebSocket echo)
+/// with a fast health check.
+pub fn echo_type() -> WorkspaceType {
+    WorkspaceType {
+        image: ensure_echo_image(),
+        command: vec!["/bin/berth-echo".into()],
+        env: BTreeMap::new(),
+        description: "echo fixture".into(),
+        activity_probe: None,
+        ..box_type()
+    }
+}
+
 /// The test workspace type: the busybox HTTP server with a fast health check.
 pub fn box_type() -> WorkspaceType {
     WorkspaceType {
@@ -376,6 +428,23 @@ impl TestEnv {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v
+    }
+}
+
+impl TestEnv {
+    /// Serves the router on a loopback port (for clients that need a real
+    /// socket: WebSockets, streaming); the server ends with the test's runtime.
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let app = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
     }
 }
 

@@ -7,4 +7,5 @@ pub mod jobs;
 pub mod metrics;
 pub mod observe;
 pub mod projects;
+pub mod proxy;
 pub mod workspaces;

@@ -1,0 +1,104 @@
+//! The service side of the workspace proxy: find the port to forward to,
+//! waking a stopped workspace on access (bounded), and record proxy traffic
+//! as activity at most once per `proxy.activity_interval_s`. The HTTP side
+//! (`http::routes::proxy`) moves the bytes.
+
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::domain::proxy::{wake_step, WakeStep, WakeView};
+use crate::domain::User;
+
+/// Where a proxy request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// Forward to this 127.0.0.1 port.
+    Ready(u16),
+    /// Still starting when the wait ran out; it goes on starting.
+    Waking,
+}
+
+/// How often a waiting request looks at the workspace again.
+const POLL: Duration = Duration::from_millis(200);
+
+impl Berth {
+    /// The port to forward a proxy request for workspace `id` to. A stopped
+    /// workspace is started and waited for (until healthy, when it has a
+    /// health check) at most `wait`.
+    pub async fn proxy_upstream(&self, user: &User, id: Uuid, wait: Duration) -> Result<Upstream> {
+        let deadline = Instant::now() + wait;
+        let mut started = false;
+        loop {
+            let ws = self.workspace(user, id).await?;
+            let container = self
+                .engine()
+                .inspect_container(&ws.container_name())
+                .await?;
+            let running = container.as_ref().is_some_and(|c| c.running);
+            let step = wake_step(&WakeView {
+                status: ws.status,
+                reason: ws.status_reason.as_deref(),
+                running,
+                health: container
+                    .as_ref()
+                    .and_then(|c| c.health.as_ref())
+                    .map(|h| h.status.as_str()),
+                host_port: container
+                    .as_ref()
+                    .filter(|c| c.running)
+                    .and_then(|c| c.host_port),
+                started,
+            });
+            match step {
+                WakeStep::Forward(port) => return Ok(Upstream::Ready(port)),
+                WakeStep::Unavailable(m) => return Err(ServiceError::NotReady(m)),
+                WakeStep::Start => {
+                    tracing::info!(workspace = %id, "waking workspace on proxy access");
+                    // In its own task, so a client that gives up does not
+                    // cancel a start half way.
+                    let this = self.clone();
+                    let user = user.clone();
+                    let start = tokio::spawn(async move { this.start_workspace(&user, id).await });
+                    match start.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e @ (ServiceError::Conflict(_) | ServiceError::Invalid(_)))) => {
+                            return Err(ServiceError::NotReady(format!(
+                                "workspace is stopped and cannot be started: {e}"
+                            )))
+                        }
+                        Ok(Err(e)) => return Err(e),
+                        Err(e) => return Err(ServiceError::Internal(format!("start task: {e}"))),
+                    }
+                    started = true;
+                    continue;
+                }
+                WakeStep::Wait => {}
+            }
+            if Instant::now() >= deadline {
+                return Ok(Upstream::Waking);
+            }
+            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+
+    /// Records proxy traffic to workspace `id` by `user_id` as activity,
+    /// at most once per `proxy.activity_interval_s`.
+    pub fn proxy_activity(&self, user_id: Uuid, id: Uuid) {
+        let every = Duration::from_secs(self.config().proxy.activity_interval_s);
+        {
+            let mut last = self.inner.proxy_touched.lock().expect("proxy map poisoned");
+            let now = Instant::now();
+            if last
+                .get(&id)
+                .is_some_and(|t| now.duration_since(*t) < every)
+            {
+                return;
+            }
+            last.insert(id, now);
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.touch(user_id, id).await });
+    }
+}
