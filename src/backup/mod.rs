@@ -188,17 +188,16 @@ pub fn check_entry(
     Ok(())
 }
 
-/// Reads the whole archive through, checking every entry: the archive is
-/// readable and would extract safely.
-pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, ArchiveError> {
-    let mut a = tar::Archive::new(decoder(path, compression)?);
-    let mut entries = 0u64;
-    let mut symlinks: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
-    for e in a
-        .entries()
-        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
-    {
-        let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+/// Checks entries one by one as they stream past: each is safe on its own
+/// ([`check_entry`]) and none is written through a symlink an earlier entry
+/// made.
+#[derive(Default)]
+struct EntryGuard {
+    symlinks: std::collections::HashSet<PathBuf>,
+}
+
+impl EntryGuard {
+    fn check<R: Read>(&mut self, e: &tar::Entry<'_, R>) -> Result<(), ArchiveError> {
         let p = e
             .path()
             .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
@@ -213,7 +212,7 @@ pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, Arch
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
-        if let Some(through) = norm.ancestors().skip(1).find(|a| symlinks.contains(*a)) {
+        if let Some(through) = norm.ancestors().skip(1).find(|a| self.symlinks.contains(*a)) {
             return Err(ArchiveError::Unsafe(format!(
                 "{} would be written through the symlink {}",
                 p.display(),
@@ -221,8 +220,24 @@ pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, Arch
             )));
         }
         if kind == tar::EntryType::Symlink {
-            symlinks.insert(norm);
+            self.symlinks.insert(norm);
         }
+        Ok(())
+    }
+}
+
+/// Reads the whole archive through, checking every entry: the archive is
+/// readable and would extract safely.
+pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, ArchiveError> {
+    let mut a = tar::Archive::new(decoder(path, compression)?);
+    let mut guard = EntryGuard::default();
+    let mut entries = 0u64;
+    for e in a
+        .entries()
+        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+    {
+        let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        guard.check(&e)?;
         io::copy(&mut e, &mut io::sink()).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
         entries += 1;
     }
@@ -233,28 +248,170 @@ pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, Arch
     Ok(entries)
 }
 
-/// Extracts an archive into `dst` (an empty directory), keeping owners,
-/// modes and times. Every entry is checked before anything is written; on
-/// any error the caller discards `dst`.
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The reading end of the decompression thread's pipe.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The sender is done: end of the stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Decompresses `path` into `tx` in 256 KiB chunks while hashing the
+/// compressed bytes; returns the file's SHA-256 (read to its very end).
+fn decompress_into(
+    path: &Path,
+    compression: Compression,
+    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> Result<String, ArchiveError> {
+    let file = File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
+    let hashing = BufReader::with_capacity(
+        1 << 20,
+        HashingReader {
+            inner: file,
+            hash: Sha256::new(),
+        },
+    );
+    fn pump(r: &mut dyn Read, tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) -> bool {
+        loop {
+            let mut chunk = vec![0u8; 256 * 1024];
+            match r.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.send(Ok(chunk)).is_err() {
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return false;
+                }
+            }
+        }
+    }
+    let mut rest = match compression {
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(hashing)
+                .map_err(io_err("starting zstd"))?;
+            if !pump(&mut d, &tx) {
+                return Err(ArchiveError::Corrupt("decompression stopped".into()));
+            }
+            d.finish()
+        }
+        Compression::Gzip => {
+            let mut d = flate2::bufread::GzDecoder::new(hashing);
+            if !pump(&mut d, &tx) {
+                return Err(ArchiveError::Corrupt("decompression stopped".into()));
+            }
+            d.into_inner()
+        }
+    };
+    drop(tx);
+    // Whatever follows the compressed stream counts for the checksum too.
+    io::copy(&mut rest, &mut io::sink()).map_err(io_err("reading the archive"))?;
+    Ok(hex::encode(rest.into_inner().hash.finalize()))
+}
+
+/// Extracts an archive into `dst` (an empty directory nobody else uses),
+/// keeping owners, modes and times, in one pass: a thread decompresses while
+/// this one writes (as `zstd -d | tar x` overlaps), each entry is checked
+/// before it is written, and the file's SHA-256 is computed on the way and
+/// compared with `sha256` at the end. On any error — an unsafe entry, a
+/// damaged stream, a checksum that differs — the caller discards `dst`;
+/// nothing else was touched.
 pub fn extract_archive(
     path: &Path,
     compression: Compression,
+    sha256: Option<&str>,
     dst: &Path,
 ) -> Result<(), ArchiveError> {
-    // First pass: refuse the whole archive before touching anything.
-    verify_archive(path, compression)?;
-    let mut a = tar::Archive::new(decoder(path, compression)?);
+    let (tx, rx) = std::sync::mpsc::sync_channel(16);
+    let src = path.to_path_buf();
+    let decompressor = std::thread::spawn(move || decompress_into(&src, compression, tx));
+    let reader = ChannelReader {
+        rx,
+        buf: Vec::new(),
+        pos: 0,
+    };
+    let extracted = unpack_checked(reader, dst);
+    // Dropping the reader (inside unpack_checked) stops the thread early on
+    // failure; on success it has drained the stream.
+    let hashed = decompressor
+        .join()
+        .map_err(|_| ArchiveError::Corrupt("the decompression thread panicked".into()))?;
+    let got = match (extracted, hashed) {
+        (Ok(()), Ok(got)) => got,
+        // Damage shows as a decoding error or as a tar error mid-way; say
+        // "damaged" when the checksum says so, whatever failed first.
+        (Err(e), _) | (Ok(()), Err(e)) => {
+            if let Some(want) = sha256 {
+                if matches!(e, ArchiveError::Io { .. } | ArchiveError::Corrupt(_))
+                    && sha256_file(path).is_ok_and(|got| got != want)
+                {
+                    return Err(ArchiveError::Corrupt(format!(
+                        "checksum mismatch (recorded {want}): {e}"
+                    )));
+                }
+            }
+            return Err(e);
+        }
+    };
+    match sha256 {
+        Some(want) if want != got => Err(ArchiveError::Corrupt(format!(
+            "checksum mismatch (recorded {want}, file has {got})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn unpack_checked(reader: ChannelReader, dst: &Path) -> Result<(), ArchiveError> {
+    let mut a = tar::Archive::new(reader);
     a.set_preserve_permissions(true);
     a.set_preserve_ownerships(true);
     a.set_preserve_mtime(true);
     a.set_unpack_xattrs(false);
     a.set_overwrite(true);
+    let mut guard = EntryGuard::default();
     let mut dirs = Vec::new();
     for e in a
         .entries()
         .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
     {
         let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        guard.check(&e)?;
         if e.header().entry_type() == tar::EntryType::Directory {
             // Directory times are set after their contents are written.
             dirs.push((
@@ -271,6 +428,9 @@ pub fn extract_archive(
             ));
         }
     }
+    // Drain to the end so the decompressor reads (and hashes) everything.
+    io::copy(&mut a.into_inner(), &mut io::sink())
+        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
     for (p, mtime) in dirs.into_iter().rev() {
         let full: PathBuf = dst.join(&p);
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
@@ -373,7 +533,7 @@ mod tests {
             assert_eq!(w.sha256, sha256_file(&file).unwrap());
             assert_eq!(w.size_bytes, std::fs::metadata(&file).unwrap().len());
             let dst = tempfile::tempdir().unwrap();
-            extract_archive(&file, c, dst.path()).unwrap();
+            extract_archive(&file, c, None, dst.path()).unwrap();
             assert_eq!(
                 std::fs::read(dst.path().join("d/e/f.txt")).unwrap(),
                 b"hello"
@@ -386,6 +546,42 @@ mod tests {
                 Path::new("e/f.txt")
             );
             assert_eq!(dir_size(dst.path()).unwrap(), dir_size(src.path()).unwrap());
+        }
+    }
+
+    #[test]
+    fn extraction_checks_the_checksum_in_its_single_pass() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("x"), vec![7u8; 300_000]).unwrap();
+        std::fs::write(src.path().join("y"), b"hello").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        for c in [Compression::Zstd, Compression::Gzip] {
+            let file = out.path().join(format!("a-{c:?}.tar"));
+            let written = write_archive(src.path(), &file, c).unwrap();
+            let good = std::fs::read(&file).unwrap();
+            let want = sha256_file(&file).unwrap();
+            assert_eq!(want, written.sha256);
+            let dst = tempfile::tempdir().unwrap();
+            extract_archive(&file, c, Some(&want), dst.path()).unwrap();
+            assert_eq!(std::fs::read(dst.path().join("y")).unwrap(), b"hello");
+            // Any flipped byte, header included, is refused as damage.
+            for i in (0..good.len()).step_by(3) {
+                let mut bad = good.clone();
+                bad[i] ^= 0xff;
+                std::fs::write(&file, &bad).unwrap();
+                let dst = tempfile::tempdir().unwrap();
+                let e = extract_archive(&file, c, Some(&want), dst.path()).unwrap_err();
+                assert!(
+                    matches!(e, ArchiveError::Corrupt(_)),
+                    "{c:?} flip at {i}: {e}"
+                );
+            }
+            // Bytes appended after the stream change the checksum too.
+            let mut longer = good.clone();
+            longer.extend_from_slice(b"trailing");
+            std::fs::write(&file, &longer).unwrap();
+            let dst = tempfile::tempdir().unwrap();
+            assert!(extract_archive(&file, c, Some(&want), dst.path()).is_err());
         }
     }
 
@@ -433,7 +629,7 @@ mod tests {
         let e = verify_archive(&file, Compression::Gzip).unwrap_err();
         assert!(e.to_string().contains("through the symlink d"), "{e}");
         let dst = tempfile::tempdir().unwrap();
-        assert!(extract_archive(&file, Compression::Gzip, dst.path()).is_err());
+        assert!(extract_archive(&file, Compression::Gzip, None, dst.path()).is_err());
     }
 
     #[test]

@@ -292,8 +292,11 @@ impl Berth {
         .await
     }
 
-    /// Replaces a project's data with a backup's. Verifies first; refuses
-    /// while a workspace on the project runs unless `stop_workspaces`.
+    /// Replaces a project's data with a backup's. Refuses while a workspace
+    /// on the project runs unless `stop_workspaces`. The archive is
+    /// extracted into a new volume in one pass that checks every entry and
+    /// the file's checksum; only a complete, verified copy replaces the
+    /// project's volume.
     pub async fn restore(
         &self,
         user: &User,
@@ -304,7 +307,11 @@ impl Berth {
         let project = self.project(user, project_id).await?;
         let (b, path) = self.backup_file(user, backup_id).await?;
         let _guard = self.lock_workspace(project.id).await;
-        self.check_archive(&b, &path).await?;
+        if b.sha256.is_none() {
+            return Err(ServiceError::Refused(
+                "this backup has no recorded checksum; it cannot be restored".into(),
+            ));
+        }
         let running = self.running_on(&project).await?;
         if !running.is_empty() && !stop_workspaces {
             return Err(ServiceError::Conflict(format!(
@@ -324,8 +331,9 @@ impl Berth {
                 return Err(e);
             }
         };
-        let (p, c, d) = (path.clone(), b.compression, dst.clone());
-        if let Err(e) = blocking(move || backup::extract_archive(&p, c, &d)).await {
+        let (p, c, d, sum) = (path.clone(), b.compression, dst.clone(), b.sha256.clone());
+        if let Err(e) = blocking(move || backup::extract_archive(&p, c, sum.as_deref(), &d)).await
+        {
             let _ = self.engine().remove_volume(&new_volume).await;
             return Err(e);
         }

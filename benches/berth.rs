@@ -1,0 +1,1174 @@
+//! The benchmark (issue 9): Berth side by side with the original system's
+//! approach and with the machine's limits, alternating subjects in one run,
+//! medians and ratios printed as a table and written as JSON under
+//! `bench/results/`.
+//!
+//! ```text
+//! cargo bench --bench berth                  # full: 656 MB / 51k-file volume, 50 workspaces
+//! cargo bench --bench berth -- --quick       # small data, a few workspaces (CI runs this)
+//! cargo bench --bench berth -- --only volumes,stats --runs 5 --data /usr/share
+//! ```
+//!
+//! It starts the real `berth` binary as a server on loopback with its own
+//! data directory and `berth.instance` label, drives it over HTTP, and
+//! removes every container and volume with that label at the end. Needs the
+//! Docker engine, root (volume mountpoints for the host baselines), `zstd`
+//! and a static busybox (`scripts/setup` installs them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const IMAGE: &str = "berth-bench/busybox:v1";
+const HEALTH: &str = "wget -q -O /dev/null http://127.0.0.1:8080/healthz || exit 1";
+
+struct Opts {
+    quick: bool,
+    runs: usize,
+    only: Option<Vec<String>>,
+    data: Option<PathBuf>,
+}
+
+impl Opts {
+    fn parse() -> Opts {
+        let mut o = Opts {
+            quick: false,
+            runs: 0,
+            only: None,
+            data: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--quick" => o.quick = true,
+                "--runs" => o.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+                "--only" => {
+                    o.only = Some(
+                        args.next()
+                            .expect("--only a,b")
+                            .split(',')
+                            .map(String::from)
+                            .collect(),
+                    )
+                }
+                "--data" => o.data = Some(args.next().expect("--data DIR").into()),
+                // cargo bench passes --bench; nothing else is expected.
+                "--bench" => {}
+                other => panic!(
+                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint, --data DIR"
+                ),
+            }
+        }
+        if o.runs == 0 {
+            o.runs = if o.quick { 2 } else { 3 };
+        }
+        o
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == section))
+    }
+}
+
+// ---------------------------------------------------------------- results
+
+/// One measured subject: seconds per run.
+struct Row {
+    section: &'static str,
+    measurement: String,
+    subject: String,
+    samples: Vec<f64>,
+    /// What the figure is: seconds (default) or another unit.
+    unit: &'static str,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let m = s.len() / 2;
+    if s.len() % 2 == 0 {
+        (s[m - 1] + s[m]) / 2.0
+    } else {
+        s[m]
+    }
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((s.len() as f64 - 1.0) * p).round() as usize;
+    s[i]
+}
+
+/// The value a target is judged on, and whether it is met; `None` when the
+/// run did not measure it.
+type Check = Box<dyn Fn(&Results) -> Option<(f64, bool)>>;
+
+/// A target the issue sets, checked against the medians.
+struct Target {
+    text: &'static str,
+    check: Check,
+}
+
+#[derive(Default)]
+struct Results {
+    rows: Vec<Row>,
+}
+
+impl Results {
+    fn add(&mut self, section: &'static str, measurement: &str, subject: &str, samples: Vec<f64>) {
+        self.add_unit(section, measurement, subject, samples, "s");
+    }
+
+    fn add_unit(
+        &mut self,
+        section: &'static str,
+        measurement: &str,
+        subject: &str,
+        samples: Vec<f64>,
+        unit: &'static str,
+    ) {
+        eprintln!(
+            "  {measurement:<28} {subject:<34} median {:>10.4} {unit}  ({} runs)",
+            median(&samples),
+            samples.len()
+        );
+        self.rows.push(Row {
+            section,
+            measurement: measurement.into(),
+            subject: subject.into(),
+            samples,
+            unit,
+        });
+    }
+
+    fn median_of(&self, measurement: &str, subject: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.measurement == measurement && r.subject == subject)
+            .map(|r| median(&r.samples))
+    }
+}
+
+fn targets() -> Vec<Target> {
+    /// `base / berth` ≥ `k`: Berth is at least k times faster.
+    fn faster(
+        text: &'static str,
+        m: &'static str,
+        berth: &'static str,
+        base: &'static str,
+        k: f64,
+    ) -> Target {
+        Target {
+            text,
+            check: Box::new(move |r| {
+                let x = r.median_of(m, base)? / r.median_of(m, berth)?;
+                Some((x, x >= k))
+            }),
+        }
+    }
+    /// `berth / limit` ≤ `k`: Berth takes at most k times the limit.
+    fn within(
+        text: &'static str,
+        m: &'static str,
+        berth: &'static str,
+        limit: &'static str,
+        k: f64,
+    ) -> Target {
+        Target {
+            text,
+            check: Box::new(move |r| {
+                let x = r.median_of(m, berth)? / r.median_of(m, limit)?;
+                Some((x, x <= k))
+            }),
+        }
+    }
+    fn abs(text: &'static str, m: &'static str, s: &'static str, pass: fn(f64) -> bool) -> Target {
+        Target {
+            text,
+            check: Box::new(move |r| {
+                let v = r.median_of(m, s)?;
+                Some((v, pass(v)))
+            }),
+        }
+    }
+    vec![
+        faster(
+            "backup: original / berth ≥ 5",
+            "backup",
+            "berth zstd",
+            "original (docker run tar czf)",
+            5.0,
+        ),
+        within(
+            "backup: berth / host tar|zstd ≤ 1.5",
+            "backup",
+            "berth zstd",
+            "limit (host tar | zstd -T0 -3)",
+            1.5,
+        ),
+        faster(
+            "restore: original / berth ≥ 2",
+            "restore",
+            "berth",
+            "original (docker run tar xzf)",
+            2.0,
+        ),
+        within(
+            "restore: berth / host zstd -d|tar x ≤ 1.3",
+            "restore",
+            "berth",
+            "limit (host zstd -d | tar x)",
+            1.3,
+        ),
+        faster(
+            "clone: original / berth ≥ 2.5",
+            "clone",
+            "berth",
+            "original (docker run cp -a)",
+            2.5,
+        ),
+        within(
+            "clone: berth / host cp -a ≤ 1.3",
+            "clone",
+            "berth",
+            "limit (host cp -a)",
+            1.3,
+        ),
+        abs(
+            "volume size cached ≤ 0.2 s",
+            "volume size",
+            "berth cached",
+            |v| v <= 0.2,
+        ),
+        abs(
+            "fleet stats, 50 workspaces < 0.1 s",
+            "stats, 50 running",
+            "berth /stats/live",
+            |v| v < 0.1,
+        ),
+        within(
+            "start: berth / docker run -d ≤ 1.1",
+            "start to running",
+            "berth create+start",
+            "docker run -d",
+            1.1,
+        ),
+        abs("status p99 < 0.005 s", "api status p99", "berth", |v| {
+            v < 0.005
+        }),
+        abs("idle RSS < 30 MB", "footprint idle", "berth RSS", |v| {
+            v < 30.0
+        }),
+    ]
+}
+
+fn report(results: &Results, opts: &Opts, meta: Value) {
+    println!();
+    println!(
+        "{:<24} {:<36} {:>12} {:>10}",
+        "measurement", "subject", "median", "vs berth"
+    );
+    println!("{}", "-".repeat(86));
+    let mut by_measurement: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for r in &results.rows {
+        if !by_measurement.contains_key(r.measurement.as_str()) {
+            order.push(r.measurement.as_str());
+        }
+        by_measurement.entry(&r.measurement).or_default().push(r);
+    }
+    let mut json_rows = Vec::new();
+    for m in order {
+        let rows = &by_measurement[m];
+        let berth = rows
+            .iter()
+            .find(|r| r.subject.starts_with("berth"))
+            .map(|r| median(&r.samples));
+        for r in rows {
+            let med = median(&r.samples);
+            let vs = match berth {
+                Some(b) if r.unit == "s" && !r.subject.starts_with("berth") => {
+                    format!("{:.2}×", med / b)
+                }
+                _ => String::new(),
+            };
+            let shown = match r.unit {
+                "s" if med < 1.0 => format!("{:.1} ms", med * 1000.0),
+                "s" => format!("{med:.2} s"),
+                u => format!("{med:.1} {u}"),
+            };
+            println!("{:<24} {:<36} {:>12} {:>10}", m, r.subject, shown, vs);
+            json_rows.push(json!({
+                "section": r.section,
+                "measurement": r.measurement,
+                "subject": r.subject,
+                "unit": r.unit,
+                "median": med,
+                "samples": r.samples,
+            }));
+        }
+    }
+    println!();
+    println!("targets (\"vs berth\" above = subject median / Berth median):");
+    let mut json_targets = Vec::new();
+    for t in targets() {
+        match (t.check)(results) {
+            Some((v, pass)) => {
+                println!(
+                    "  [{}] {:<46} {:.3}",
+                    if pass { "met" } else { "MISSED" },
+                    t.text,
+                    v
+                );
+                json_targets.push(json!({"target": t.text, "value": v, "met": pass}));
+            }
+            None => println!("  [ -- ] {:<46} not measured in this run", t.text),
+        }
+    }
+    let out = json!({
+        "meta": meta,
+        "mode": if opts.quick { "quick" } else { "full" },
+        "runs": opts.runs,
+        "rows": json_rows,
+        "targets": json_targets,
+    });
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/results");
+    std::fs::create_dir_all(&dir).expect("create bench/results");
+    let name = format!(
+        "{}-{}.json",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        if opts.quick { "quick" } else { "full" }
+    );
+    std::fs::write(dir.join(&name), serde_json::to_string_pretty(&out).unwrap())
+        .expect("write results");
+    println!("\nwritten to bench/results/{name}");
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Runs a shell command; panics with its stderr when it fails.
+fn sh(cmd: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", cmd])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "command failed: {cmd}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn timed(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+async fn timed_async<F: std::future::Future>(f: F) -> (f64, F::Output) {
+    let t = Instant::now();
+    let out = f.await;
+    (t.elapsed().as_secs_f64(), out)
+}
+
+/// A data set that is the same on every machine: a tree shaped like
+/// /usr/share (many small text files, some larger incompressible ones,
+/// symlinks), from a fixed seed.
+fn generate(dir: &Path, files: usize, total_bytes: u64) {
+    const WORDS: &[&str] = &[
+        "the",
+        "workspace",
+        "volume",
+        "backup",
+        "container",
+        "engine",
+        "restore",
+        "project",
+        "health",
+        "memory",
+        "limit",
+        "configuration",
+        "documentation",
+        "example",
+        "function",
+        "return",
+        "value",
+        "string",
+        "license",
+        "copyright",
+        "translation",
+        "message",
+        "error",
+        "server",
+        "client",
+        "request",
+        "response",
+        "{",
+        "}",
+        "(",
+        ")",
+        ";",
+        "=",
+        "\n",
+        "\n\t",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(656);
+    let mean = (total_bytes / files as u64).max(1) as f64;
+    let mut written = 0u64;
+    let mut buf = Vec::new();
+    for i in 0..files {
+        let d = dir.join(format!("d{:02}/s{:03}", i % 37, (i / 37) % 40));
+        if i % 1000 == 0 || !d.exists() {
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        // Exponential sizes around the mean: mostly small, a long tail.
+        let u: f64 = rng.gen_range(0.0001..1.0);
+        let size = ((-u.ln()) * mean) as usize;
+        buf.clear();
+        if rng.gen_bool(0.2) {
+            // Already compressed data (images, .gz docs).
+            buf.resize(size, 0);
+            rng.fill(&mut buf[..]);
+        } else {
+            while buf.len() < size {
+                buf.extend_from_slice(WORDS[rng.gen_range(0..WORDS.len())].as_bytes());
+                buf.push(b' ');
+            }
+            buf.truncate(size);
+        }
+        let p = d.join(format!("f{i}.txt"));
+        std::fs::write(&p, &buf).unwrap();
+        written += buf.len() as u64;
+        if i % 500 == 7 {
+            std::os::unix::fs::symlink(format!("f{i}.txt"), d.join(format!("l{i}"))).unwrap();
+        }
+    }
+    eprintln!("  generated {files} files, {:.0} MB", written as f64 / 1e6);
+}
+
+// ---------------------------------------------------------------- the server
+
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+    instance: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let instance = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let config = format!(
+            r#"listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+instance = "{instance}"
+stop_timeout_s = 2
+
+[types.bench]
+image = "{IMAGE}"
+port = 8080
+command = ["sh", "-c", "mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www"]
+[types.bench.resources]
+cpus = 0.5
+memory_mb = 64
+memory_swap_mb = 128
+[types.bench.health_check]
+command = "{HEALTH}"
+interval_s = 1
+timeout_s = 2
+retries = 3
+
+[types.fleet]
+image = "{IMAGE}"
+port = 8080
+command = ["sh", "-c", "while true; do echo line $(date); sleep 1; done & mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www"]
+[types.fleet.resources]
+cpus = 0.25
+memory_mb = 32
+[types.fleet.health_check]
+command = "{HEALTH}"
+interval_s = 30
+timeout_s = 3
+retries = 3
+"#,
+            data = dir.path().join("data").display(),
+        );
+        let cfg = dir.path().join("berth.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let bin = env!("CARGO_BIN_EXE_berth");
+        let mut add = Command::new(bin)
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "user",
+                "add",
+                "bench@example.com",
+            ])
+            .args(["--admin", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write as _;
+            add.stdin
+                .take()
+                .unwrap()
+                .write_all(b"bench-password\n")
+                .unwrap();
+        }
+        assert!(add.wait().unwrap().success(), "berth user add failed");
+        let token = Command::new(bin)
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "token",
+                "create",
+                "bench@example.com",
+            ])
+            .output()
+            .unwrap();
+        assert!(token.status.success(), "berth token create failed");
+        let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+        let child = Command::new(bin)
+            .args(["--config", cfg.to_str().unwrap(), "serve"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "berth serve did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            child,
+            base,
+            token,
+            instance,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS");
+        kb / 1024.0
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(
+            status.is_success(),
+            "{method} {path} answered {status}: {text}"
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn project(&self, name: &str) -> (String, String) {
+        let v = self.post("/api/projects", json!({ "name": name })).await;
+        (
+            v["data"]["id"].as_str().unwrap().to_string(),
+            v["data"]["volumeName"].as_str().unwrap().to_string(),
+        )
+    }
+
+    async fn workspace(&self, type_name: &str) -> String {
+        let (pid, _) = self.project("ws").await;
+        let v = self
+            .post(
+                "/api/workspaces",
+                json!({ "name": "w", "type": type_name, "projectId": pid }),
+            )
+            .await;
+        v["data"]["id"].as_str().unwrap().to_string()
+    }
+
+    fn label(&self) -> String {
+        format!("berth.instance={}", self.instance)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let label = format!("label={}", self.label());
+        let _ = sh(&format!(
+            "ids=$(docker ps -aq --filter {label}); [ -z \"$ids\" ] || docker rm -f $ids >/dev/null; \
+             vs=$(docker volume ls -q --filter {label}); [ -z \"$vs\" ] || docker volume rm -f $vs >/dev/null; true"
+        ));
+    }
+}
+
+fn mountpoint(volume: &str) -> String {
+    sh(&format!(
+        "docker volume inspect -f '{{{{.Mountpoint}}}}' {volume}"
+    ))
+}
+
+/// A scratch volume for a baseline, labelled so the cleanup finds it.
+fn scratch_volume(server: &Server, name: &str) -> String {
+    let v = format!(
+        "{}-{name}-{}",
+        server.instance,
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    sh(&format!(
+        "docker volume create --label {} {v} >/dev/null",
+        server.label()
+    ));
+    v
+}
+
+fn remove_volume(v: &str) {
+    sh(&format!("docker volume rm -f {v} >/dev/null"));
+}
+
+// ---------------------------------------------------------------- sections
+
+async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
+    eprintln!("== volumes: backup, restore, clone, size");
+    let (src, src_vol) = server.project("bench-source").await;
+    let src_mp = mountpoint(&src_vol);
+    match &opts.data {
+        Some(d) => {
+            sh(&format!("cp -a {}/. {src_mp}/", d.display()));
+            eprintln!("  copied {}", d.display());
+        }
+        None if opts.quick => generate(Path::new(&src_mp), 2_000, 20_000_000),
+        None => generate(Path::new(&src_mp), 51_000, 656_000_000),
+    }
+    let files = sh(&format!("find {src_mp} | wc -l"));
+    let bytes = sh(&format!("du -sb {src_mp} | cut -f1"));
+    eprintln!("  data: {files} entries, {bytes} bytes");
+    let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let w = work.path().display().to_string();
+
+    let runs = opts.runs;
+    let (mut bz, mut bg, mut orig, mut host) = (vec![], vec![], vec![], vec![]);
+    // Page cache stays warm on purpose: every subject reads the same data in
+    // turn, and a first, untimed pass warms it for all alike.
+    for i in 0..=runs {
+        let keep = i > 0;
+        let (t, v) =
+            timed_async(server.post(&format!("/api/workspaces/projects/{src}/backup"), json!({})))
+                .await;
+        let id = v["data"]["id"].as_str().unwrap().to_string();
+        server
+            .call(reqwest::Method::DELETE, &format!("/api/backups/{id}"), None)
+            .await;
+        if keep {
+            bz.push(t);
+        }
+        let (t, v) = timed_async(server.post(
+            &format!("/api/workspaces/projects/{src}/backup"),
+            json!({"compression": "gzip"}),
+        ))
+        .await;
+        let id = v["data"]["id"].as_str().unwrap().to_string();
+        server
+            .call(reqwest::Method::DELETE, &format!("/api/backups/{id}"), None)
+            .await;
+        if keep {
+            bg.push(t);
+        }
+        let t = timed(|| {
+            sh(&format!(
+                "docker run --rm -v {src_vol}:/data:ro -v {w}:/backup {IMAGE} tar czf /backup/original.tar.gz -C /data ."
+            ));
+        });
+        if keep {
+            orig.push(t);
+        }
+        let t = timed(|| {
+            sh(&format!(
+                "tar -cf - -C {src_mp} . | zstd -T0 -3 -q -f -o {w}/host.tar.zst"
+            ));
+        });
+        if keep {
+            host.push(t);
+        }
+    }
+    results.add("volumes", "backup", "berth zstd", bz);
+    results.add("volumes", "backup", "berth gzip", bg);
+    results.add("volumes", "backup", "original (docker run tar czf)", orig);
+    results.add("volumes", "backup", "limit (host tar | zstd -T0 -3)", host);
+
+    // Restore: the same archive each time, into the project (Berth) or a
+    // fresh volume (baselines).
+    let backup = server
+        .post(&format!("/api/workspaces/projects/{src}/backup"), json!({}))
+        .await;
+    let backup_id = backup["data"]["id"].as_str().unwrap().to_string();
+    let (dst, _) = server.project("bench-restore").await;
+    let (mut b, mut orig, mut host) = (vec![], vec![], vec![]);
+    for i in 0..=runs {
+        let keep = i > 0;
+        let (t, _) = timed_async(server.post(
+            &format!("/api/workspaces/projects/{dst}/restore"),
+            json!({ "backupId": backup_id }),
+        ))
+        .await;
+        if keep {
+            b.push(t);
+        }
+        let v = scratch_volume(server, "orig-restore");
+        let t = timed(|| {
+            sh(&format!(
+                "docker run --rm -v {v}:/data -v {w}:/backup {IMAGE} tar xzf /backup/original.tar.gz -C /data"
+            ));
+        });
+        remove_volume(&v);
+        if keep {
+            orig.push(t);
+        }
+        let v = scratch_volume(server, "host-restore");
+        let mp = mountpoint(&v);
+        let t = timed(|| {
+            sh(&format!("zstd -d -q -c {w}/host.tar.zst | tar -x -C {mp}"));
+        });
+        remove_volume(&v);
+        if keep {
+            host.push(t);
+        }
+    }
+    results.add("volumes", "restore", "berth", b);
+    results.add("volumes", "restore", "original (docker run tar xzf)", orig);
+    results.add("volumes", "restore", "limit (host zstd -d | tar x)", host);
+
+    // Clone into a new, empty project each time.
+    let (mut b, mut orig, mut host) = (vec![], vec![], vec![]);
+    let mut clones = Vec::new();
+    for i in 0..=runs {
+        let keep = i > 0;
+        let (target, _) = server.project("bench-clone").await;
+        let (t, _) = timed_async(server.post(
+            &format!("/api/workspaces/projects/{src}/clone"),
+            json!({ "targetProjectId": target }),
+        ))
+        .await;
+        clones.push(target);
+        if keep {
+            b.push(t);
+        }
+        let v = scratch_volume(server, "orig-clone");
+        let t = timed(|| {
+            sh(&format!(
+                "docker run --rm -v {src_vol}:/from:ro -v {v}:/to {IMAGE} cp -a /from/. /to/"
+            ));
+        });
+        remove_volume(&v);
+        if keep {
+            orig.push(t);
+        }
+        let v = scratch_volume(server, "host-clone");
+        let mp = mountpoint(&v);
+        let t = timed(|| {
+            sh(&format!("cp -a {src_mp}/. {mp}/"));
+        });
+        remove_volume(&v);
+        if keep {
+            host.push(t);
+        }
+    }
+    results.add("volumes", "clone", "berth", b);
+    results.add("volumes", "clone", "original (docker run cp -a)", orig);
+    results.add("volumes", "clone", "limit (host cp -a)", host);
+
+    // Size: each clone is a volume Berth has not measured yet (uncached).
+    let (mut b, mut cached, mut orig, mut host) = (vec![], vec![], vec![], vec![]);
+    for (i, p) in clones.iter().enumerate() {
+        let keep = i > 0;
+        let path = format!("/api/workspaces/projects/{p}/volume-size");
+        let (t, v) = timed_async(server.get(&path)).await;
+        // A clone's directories may take other sizes than the source's;
+        // the tests check exactness, this only that the figure is real.
+        let got = v["data"]["sizeBytes"].as_f64().unwrap();
+        let want: f64 = bytes.parse().unwrap();
+        assert!(
+            (got - want).abs() / want < 0.02,
+            "size {got} vs du -sb {want}"
+        );
+        let (tc, _) = timed_async(server.get(&path)).await;
+        if keep {
+            b.push(t);
+            cached.push(tc);
+        }
+        let t = timed(|| {
+            sh(&format!(
+                "docker run --rm -v {src_vol}:/data:ro {IMAGE} du -sb /data >/dev/null"
+            ));
+        });
+        if keep {
+            orig.push(t);
+        }
+        let t = timed(|| {
+            sh(&format!("du -sb {src_mp} >/dev/null"));
+        });
+        if keep {
+            host.push(t);
+        }
+    }
+    results.add("volumes", "volume size", "berth", b);
+    results.add("volumes", "volume size", "berth cached", cached);
+    results.add(
+        "volumes",
+        "volume size",
+        "original (docker run du -sb)",
+        orig,
+    );
+    results.add("volumes", "volume size", "limit (host du -sb)", host);
+}
+
+async fn wait_healthy(server: &Server, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = server.get(&format!("/api/workspaces/{id}/health")).await;
+        if v["data"]["status"] == "healthy" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workspace {id} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn start(server: &Server, opts: &Opts, results: &mut Results) {
+    eprintln!("== start: create+start through the API vs docker run -d");
+    let (mut running, mut healthy, mut d_running, mut d_healthy) = (vec![], vec![], vec![], vec![]);
+    for i in 0..=opts.runs {
+        let keep = i > 0;
+        let (pid, _) = server.project("start").await;
+        let t0 = Instant::now();
+        let v = server
+            .post(
+                "/api/workspaces",
+                json!({ "name": "s", "type": "bench", "projectId": pid }),
+            )
+            .await;
+        let id = v["data"]["id"].as_str().unwrap().to_string();
+        let v = server
+            .post(&format!("/api/workspaces/{id}/start"), json!({}))
+            .await;
+        assert_eq!(v["data"]["status"], "running", "{v}");
+        let t_run = t0.elapsed().as_secs_f64();
+        wait_healthy(server, &id).await;
+        let t_healthy = t0.elapsed().as_secs_f64();
+        server
+            .post(&format!("/api/workspaces/{id}/stop"), json!({}))
+            .await;
+
+        // The same container by hand: limits, label, loopback port, volume,
+        // health check.
+        let vol = scratch_volume(server, "start");
+        let name = format!("{}-run-{i}", server.instance);
+        let t0 = Instant::now();
+        sh(&format!(
+            "docker run -d --name {name} --label {label} --cpus 0.5 -m 64m --memory-swap 128m \
+             -p 127.0.0.1::8080 -v {vol}:/workspace --health-cmd '{HEALTH}' --health-interval 1s \
+             --health-timeout 2s --health-retries 3 {IMAGE} sh -c \
+             'mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www' >/dev/null",
+            label = server.label()
+        ));
+        let t_drun = t0.elapsed().as_secs_f64();
+        loop {
+            let h = sh(&format!(
+                "docker inspect -f '{{{{.State.Health.Status}}}}' {name}"
+            ));
+            if h == "healthy" {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "docker run container never healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let t_dhealthy = t0.elapsed().as_secs_f64();
+        sh(&format!("docker rm -f {name} >/dev/null"));
+        if keep {
+            running.push(t_run);
+            healthy.push(t_healthy);
+            d_running.push(t_drun);
+            d_healthy.push(t_dhealthy);
+        }
+    }
+    results.add("start", "start to running", "berth create+start", running);
+    results.add("start", "start to running", "docker run -d", d_running);
+    results.add("start", "start to healthy", "berth create+start", healthy);
+    results.add("start", "start to healthy", "docker run -d", d_healthy);
+}
+
+/// Starts `fleet` workspaces until `n` run; returns their ids.
+async fn grow_fleet(server: &Server, fleet: &mut Vec<String>, n: usize) {
+    while fleet.len() < n {
+        let id = server.workspace("fleet").await;
+        server
+            .post(&format!("/api/workspaces/{id}/start"), json!({}))
+            .await;
+        fleet.push(id);
+    }
+}
+
+async fn stats(server: &Server, opts: &Opts, results: &mut Results, fleet: &mut Vec<String>) {
+    eprintln!("== stats: fleet stats vs docker stats --no-stream");
+    let sizes: &[usize] = if opts.quick { &[1, 5] } else { &[1, 20, 50] };
+    for &n in sizes {
+        grow_fleet(server, fleet, n).await;
+        let names: Vec<String> = fleet.iter().map(|id| format!("berth-ws-{id}")).collect();
+        let names = names.join(" ");
+        // Let the sampler see every container once.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (mut b, mut d) = (vec![], vec![]);
+        for i in 0..=opts.runs.max(3) {
+            let (t, v) = timed_async(server.get("/api/workspaces/stats/live")).await;
+            let seen = v["data"].as_array().map(|a| a.len()).unwrap_or_default();
+            assert!(seen >= n, "fleet stats saw {seen} of {n}: {v}");
+            let td = timed(|| {
+                sh(&format!("docker stats --no-stream {names} >/dev/null"));
+            });
+            if i > 0 {
+                b.push(t);
+                d.push(td);
+            }
+        }
+        let m = format!("stats, {n} running");
+        results.add("stats", &m, "berth /stats/live", b);
+        results.add("stats", &m, "docker stats --no-stream", d);
+    }
+}
+
+async fn footprint(server: &Server, results: &mut Results, fleet: &[String], idle: f64) {
+    eprintln!("== footprint: resident memory of the server");
+    results.add_unit("footprint", "footprint idle", "berth RSS", vec![idle], "MB");
+    results.add_unit(
+        "footprint",
+        &format!("footprint, {} workspaces", fleet.len()),
+        "berth RSS",
+        vec![server.rss_mb()],
+        "MB",
+    );
+    // SSE log streams to 20 clients (or as many workspaces as run).
+    let clients = 20;
+    let mut streams = Vec::new();
+    for i in 0..clients {
+        let id = &fleet[i % fleet.len()];
+        let resp = server
+            .http
+            .get(format!(
+                "{}/api/workspaces/{id}/logs/stream?tail=10",
+                server.base
+            ))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        streams.push(tokio::spawn(async move {
+            let mut resp = resp;
+            let mut n = 0usize;
+            while let Ok(Some(c)) = resp.chunk().await {
+                n += c.len();
+            }
+            n
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    results.add_unit(
+        "footprint",
+        &format!("footprint, {clients} SSE clients"),
+        "berth RSS",
+        vec![server.rss_mb()],
+        "MB",
+    );
+    for s in streams {
+        s.abort();
+    }
+}
+
+async fn api(server: &Server, opts: &Opts, results: &mut Results, fleet: &[String]) {
+    let records = if opts.quick { 50 } else { 200 };
+    eprintln!(
+        "== api: status and list latency, {records} records, {} running",
+        fleet.len()
+    );
+    let have = server.get("/api/workspaces").await["data"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or_default();
+    let (pid, _) = server.project("records").await;
+    for i in have..records {
+        server
+            .post(
+                "/api/workspaces",
+                json!({ "name": format!("r{i}"), "type": "bench", "projectId": pid }),
+            )
+            .await;
+    }
+    let secs = if opts.quick { 2 } else { 10 };
+    for (what, paths) in [
+        (
+            "status",
+            fleet
+                .iter()
+                .map(|id| format!("/api/workspaces/{id}/status"))
+                .collect::<Vec<_>>(),
+        ),
+        ("list", vec!["/api/workspaces".to_string()]),
+    ] {
+        let concurrency = 8;
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut tasks = Vec::new();
+        for c in 0..concurrency {
+            let http = server.http.clone();
+            let base = server.base.clone();
+            let token = server.token.clone();
+            let paths = paths.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = c;
+                while Instant::now() < deadline {
+                    let p = &paths[i % paths.len()];
+                    i += 1;
+                    let t = Instant::now();
+                    let r = http
+                        .get(format!("{base}{p}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success());
+                    let _ = r.bytes().await.unwrap();
+                    lat.push(t.elapsed().as_secs_f64());
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let rps = all.len() as f64 / secs as f64;
+        results.add(
+            "api",
+            &format!("api {what} p50"),
+            "berth",
+            vec![percentile(&all, 0.5)],
+        );
+        results.add(
+            "api",
+            &format!("api {what} p99"),
+            "berth",
+            vec![percentile(&all, 0.99)],
+        );
+        results.add_unit(
+            "api",
+            &format!("api {what} throughput"),
+            "berth (8 clients)",
+            vec![rps],
+            "req/s",
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let opts = Opts::parse();
+    sh("docker version --format '{{.Server.Version}}' >/dev/null");
+    sh(&format!(
+        "docker image inspect {IMAGE} >/dev/null 2>&1 || bash {}/scripts/build-busybox-image.sh {IMAGE} >/dev/null",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    sh("command -v zstd >/dev/null || { echo 'zstd is needed (scripts/setup installs it)' >&2; exit 1; }");
+    let meta = json!({
+        "date": chrono::Utc::now().to_rfc3339(),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "kernel": sh("uname -r"),
+        "engine": sh("docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'"),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    });
+    eprintln!(
+        "berth benchmark ({} mode, {} runs per subject): {meta}",
+        if opts.quick { "quick" } else { "full" },
+        opts.runs
+    );
+
+    let server = Server::start();
+    // Let it settle (migrations, first engine calls) before the idle figure.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = server.rss_mb();
+    let mut results = Results::default();
+    if opts.wants("volumes") {
+        volumes(&server, &opts, &mut results).await;
+    }
+    if opts.wants("start") {
+        start(&server, &opts, &mut results).await;
+    }
+    let mut fleet = Vec::new();
+    if opts.wants("stats") {
+        stats(&server, &opts, &mut results, &mut fleet).await;
+    }
+    if opts.wants("footprint") {
+        grow_fleet(&server, &mut fleet, if opts.quick { 5 } else { 50 }).await;
+        footprint(&server, &mut results, &fleet, idle).await;
+    }
+    if opts.wants("api") {
+        grow_fleet(&server, &mut fleet, if opts.quick { 5 } else { 20 }).await;
+        api(&server, &opts, &mut results, &fleet[..fleet.len().min(20)]).await;
+    }
+    report(&results, &opts, meta);
+    drop(server);
+}
