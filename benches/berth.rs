@@ -692,6 +692,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
     let files = sh(&format!("find {src_mp} | wc -l"));
     let bytes = sh(&format!("du -sb {src_mp} | cut -f1"));
     eprintln!("  data: {files} entries, {bytes} bytes");
+    let label = server.label();
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let w = work.path().display().to_string();
 
@@ -725,7 +726,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         }
         let t = timed(|| {
             sh(&format!(
-                "docker run --rm -v {src_vol}:/data:ro -v {w}:/backup {IMAGE} tar czf /backup/original.tar.gz -C /data ."
+                "docker run --rm --label {label} -v {src_vol}:/data:ro -v {w}:/backup {IMAGE} tar czf /backup/original.tar.gz -C /data ."
             ));
         });
         if keep {
@@ -766,7 +767,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         let v = scratch_volume(server, "orig-restore");
         let t = timed(|| {
             sh(&format!(
-                "docker run --rm -v {v}:/data -v {w}:/backup {IMAGE} tar xzf /backup/original.tar.gz -C /data"
+                "docker run --rm --label {label} -v {v}:/data -v {w}:/backup {IMAGE} tar xzf /backup/original.tar.gz -C /data"
             ));
         });
         remove_volume(&v);
@@ -805,7 +806,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         let v = scratch_volume(server, "orig-clone");
         let t = timed(|| {
             sh(&format!(
-                "docker run --rm -v {src_vol}:/from:ro -v {v}:/to {IMAGE} cp -a /from/. /to/"
+                "docker run --rm --label {label} -v {src_vol}:/from:ro -v {v}:/to {IMAGE} cp -a /from/. /to/"
             ));
         });
         remove_volume(&v);
@@ -847,7 +848,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         }
         let t = timed(|| {
             sh(&format!(
-                "docker run --rm -v {src_vol}:/data:ro {IMAGE} du -sb /data >/dev/null"
+                "docker run --rm --label {label} -v {src_vol}:/data:ro {IMAGE} du -sb /data >/dev/null"
             ));
         });
         if keep {

@@ -96,6 +96,19 @@ pub struct BackupsConfig {
     pub check_schedule: String,
     /// Largest archive accepted by upload, in MB.
     pub max_upload_mb: u64,
+    /// How volume data is read and written: `host` (the volume's directory,
+    /// as root on the engine's host), `engine` (the engine's archive API,
+    /// works with a remote engine) or `auto` (host when readable).
+    pub volume_access: VolumeAccess,
+}
+
+/// See [`BackupsConfig::volume_access`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeAccess {
+    Auto,
+    Host,
+    Engine,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,6 +221,7 @@ impl Default for Config {
                 keep_weekly: 4,
                 check_schedule: "* * * * *".into(),
                 max_upload_mb: 20 * 1024,
+                volume_access: VolumeAccess::Auto,
             },
             metrics: MetricsConfig::default(),
             proxy: ProxyConfig {

@@ -664,3 +664,141 @@ async fn scheduled_backups_run_when_due_and_prune_by_policy() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["state"], "complete");
 }
+
+/// The same operations through the engine's archive API (what a remote
+/// engine needs), forced with `backups.volume_access = "engine"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_archive_path_backs_up_restores_clones_and_sizes() {
+    let env =
+        TestEnv::with(|c| c.backups.volume_access = berth::config::VolumeAccess::Engine).await;
+    let t = env.member().await;
+    let pid = env.project(&t, "remote").await;
+    let vol = volume_of(&env, &pid);
+    populate(&vol);
+    let before = manifest(&mountpoint(&vol));
+
+    let (s, v) = backup(&env, &t, &pid, json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let bid = v["data"]["id"].as_str().unwrap().to_string();
+    let path = PathBuf::from(v["data"]["backupPath"].as_str().unwrap());
+    let sha = v["data"]["sha256"].as_str().unwrap().to_string();
+
+    // The archive is the same format as the host path writes: it extracts
+    // on the host to exactly the volume's content.
+    let out = tempfile::tempdir().unwrap();
+    berth::backup::extract_archive(&path, Compression::Zstd, Some(&sha), out.path()).unwrap();
+    let mut host_view = manifest(out.path());
+    let mut want = before.clone();
+    host_view.remove("");
+    want.remove("");
+    assert_eq!(host_view, want, "engine-made archive extracted on the host");
+
+    // Restore through the engine: exactly the backup, later files gone.
+    std::fs::write(mountpoint(&vol).join("after"), "x").unwrap();
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/restore"),
+            &t,
+            json!({ "backupId": bid }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let restored = volume_of(&env, &pid);
+    assert_ne!(restored, vol);
+    let mut got = manifest(&mountpoint(&restored));
+    got.remove("");
+    assert_eq!(got, want, "restored through the engine");
+
+    // A damaged archive is refused and the project keeps its volume.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/restore"),
+            &t,
+            json!({ "backupId": bid }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(volume_of(&env, &pid), restored);
+
+    // Clone into a new project, then over a non-empty one.
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/clone"),
+            &t,
+            json!({ "name": "copy" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let copy = v["data"]["targetProject"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut got = manifest(&mountpoint(&volume_of(&env, &copy)));
+    got.remove("");
+    assert_eq!(got, want, "cloned through the engine");
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/clone"),
+            &t,
+            json!({ "targetProjectId": copy }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    std::fs::write(mountpoint(&volume_of(&env, &copy)).join("extra"), "x").unwrap();
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/clone"),
+            &t,
+            json!({ "targetProjectId": copy, "overwrite": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut got = manifest(&mountpoint(&volume_of(&env, &copy)));
+    got.remove("");
+    assert_eq!(got, want, "overwritten through the engine: extra is gone");
+
+    // Size from the tar stream: du -sb's figure within directory rounding.
+    let (s, v) = env
+        .get(&format!("/api/workspaces/projects/{copy}/volume-size"), &t)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let du = std::process::Command::new("du")
+        .arg("-sb")
+        .arg(mountpoint(&volume_of(&env, &copy)))
+        .output()
+        .unwrap();
+    let du: f64 = String::from_utf8_lossy(&du.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let got = v["data"]["sizeBytes"].as_f64().unwrap();
+    assert!(
+        (got - du).abs() <= 4096.0 * 8.0,
+        "size {got} vs du -sb {du}"
+    );
+
+    // Every helper container is gone.
+    let filter = format!("label=berth.instance={}", env.instance);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=berth.helper=true",
+        ]);
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "helpers left: {left}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

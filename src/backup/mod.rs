@@ -56,11 +56,32 @@ pub struct Written {
     pub sha256: String,
 }
 
+/// Where the entries of an archive come from.
+pub enum TarSource<'a> {
+    /// A directory on this host, read directly.
+    Dir(&'a Path),
+    /// A tar stream (the engine's archive API) whose entries sit under
+    /// `strip/`; they are written relative to it, as `Dir` would write them.
+    Stream {
+        reader: Box<dyn Read + Send + 'a>,
+        strip: &'a str,
+    },
+}
+
 /// Writes a compressed tar of everything under `src` (entries named
 /// relative to it, symlinks stored as links, owners, modes and times kept)
 /// to `out`, created with mode 0600 and fsynced before returning.
 pub fn write_archive(
     src: &Path,
+    out: &Path,
+    compression: Compression,
+) -> Result<Written, ArchiveError> {
+    write_archive_from(TarSource::Dir(src), out, compression)
+}
+
+/// [`write_archive`] from any [`TarSource`].
+pub fn write_archive_from(
+    src: TarSource<'_>,
     out: &Path,
     compression: Compression,
 ) -> Result<Written, ArchiveError> {
@@ -80,12 +101,12 @@ pub fn write_archive(
             enc.multithread(workers).map_err(io_err("zstd threads"))?;
             enc.include_checksum(true)
                 .map_err(io_err("zstd checksum"))?;
-            let enc = tar_dir(src, enc)?;
+            let enc = tar_source(src, enc)?;
             enc.finish().map_err(io_err("finishing zstd"))?
         }
         Compression::Gzip => {
             let enc = flate2::write::GzEncoder::new(hashing, flate2::Compression::new(6));
-            let enc = tar_dir(src, enc)?;
+            let enc = tar_source(src, enc)?;
             enc.finish().map_err(io_err("finishing gzip"))?
         }
     };
@@ -99,6 +120,111 @@ pub fn write_archive(
         size_bytes: bytes,
         sha256: hex::encode(hash.finalize()),
     })
+}
+
+fn tar_source<W: Write>(src: TarSource<'_>, w: W) -> Result<W, ArchiveError> {
+    match src {
+        TarSource::Dir(dir) => tar_dir(dir, w),
+        TarSource::Stream { reader, strip } => tar_rewrite(reader, strip, w),
+    }
+}
+
+/// Copies a tar stream's entries, renamed from `strip/x` to `x` (the root
+/// `strip/` itself becomes `./`); hard links are renamed the same way.
+fn tar_rewrite<W: Write>(input: impl Read, strip: &str, w: W) -> Result<W, ArchiveError> {
+    rename_entries(input, w, |path| {
+        let rel = path.strip_prefix(strip).ok()?;
+        Some(if rel.as_os_str().is_empty() {
+            PathBuf::from("./")
+        } else {
+            rel.to_path_buf()
+        })
+    })
+}
+
+/// Writes an archive's tar stream with every entry moved under `prefix/`
+/// (the root `./` becomes `prefix/`), for the engine to extract at `/`.
+pub fn write_prefixed_tar<W: Write>(
+    path: &Path,
+    compression: Compression,
+    prefix: &str,
+    w: W,
+) -> Result<W, ArchiveError> {
+    let input = decoder(path, compression)?;
+    rename_entries(input, w, |p| {
+        let rel: PathBuf = p
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        Some(Path::new(prefix).join(rel))
+    })
+}
+
+/// Copies a tar stream's entries (headers, data, links) under new names;
+/// `rename` answering `None` is an entry that does not belong there.
+fn rename_entries<W: Write>(
+    input: impl Read,
+    w: W,
+    rename: impl Fn(&Path) -> Option<PathBuf>,
+) -> Result<W, ArchiveError> {
+    let corrupt = |e: io::Error| ArchiveError::Corrupt(format!("reading the tar stream: {e}"));
+    let mut b = tar::Builder::new(w);
+    let mut a = tar::Archive::new(input);
+    for e in a.entries().map_err(corrupt)? {
+        let mut e = e.map_err(corrupt)?;
+        let path = e.path().map_err(corrupt)?.into_owned();
+        let Some(rel) = rename(&path) else {
+            return Err(ArchiveError::Corrupt(format!(
+                "unexpected entry {}",
+                path.display()
+            )));
+        };
+        let mut h = e.header().clone();
+        let kind = h.entry_type();
+        let written = match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = e
+                    .link_name()
+                    .map_err(corrupt)?
+                    .unwrap_or_default()
+                    .into_owned();
+                // A hard link names another entry: renamed alike. A
+                // symlink's target is data.
+                let target = if kind == tar::EntryType::Link {
+                    rename(&target).unwrap_or(target)
+                } else {
+                    target
+                };
+                b.append_link(&mut h, &rel, &target)
+            }
+            _ => b.append_data(&mut h, &rel, &mut e),
+        };
+        written.map_err(io_err(format!("archiving {}", rel.display())))?;
+    }
+    b.into_inner().map_err(io_err("finishing the tar stream"))
+}
+
+/// The size `du -sb` would report for the tree in a tar stream: files and
+/// symlinks by their length, hard links once, directories as 4096 bytes
+/// (an ext4 directory's size until it holds many entries).
+pub fn tar_stream_size(input: impl Read) -> Result<u64, ArchiveError> {
+    let corrupt =
+        |e: io::Error| ArchiveError::Corrupt(format!("reading the volume's tar stream: {e}"));
+    let mut a = tar::Archive::new(input);
+    let mut total = 0u64;
+    for e in a.entries().map_err(corrupt)? {
+        let e = e.map_err(corrupt)?;
+        total += match e.header().entry_type() {
+            tar::EntryType::Directory => 4096,
+            tar::EntryType::Symlink => e
+                .link_name_bytes()
+                .map(|l| l.len() as u64)
+                .unwrap_or_default(),
+            tar::EntryType::Link => 0,
+            _ => e.header().size().map_err(corrupt)?,
+        };
+    }
+    Ok(total)
 }
 
 fn tar_dir<W: Write>(src: &Path, w: W) -> Result<W, ArchiveError> {
@@ -140,7 +266,7 @@ pub fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
     Ok(hex::encode(h.finalize()))
 }
 
-fn decoder(path: &Path, compression: Compression) -> Result<Box<dyn Read>, ArchiveError> {
+fn decoder(path: &Path, compression: Compression) -> Result<Box<dyn Read + Send>, ArchiveError> {
     let f = BufReader::with_capacity(
         1 << 20,
         File::open(path).map_err(io_err(format!("opening {}", path.display())))?,
@@ -212,7 +338,11 @@ impl EntryGuard {
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
-        if let Some(through) = norm.ancestors().skip(1).find(|a| self.symlinks.contains(*a)) {
+        if let Some(through) = norm
+            .ancestors()
+            .skip(1)
+            .find(|a| self.symlinks.contains(*a))
+        {
             return Err(ArchiveError::Unsafe(format!(
                 "{} would be written through the symlink {}",
                 p.display(),

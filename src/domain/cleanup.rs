@@ -142,6 +142,10 @@ pub fn plan_inactive(
         .collect()
 }
 
+/// How long a helper container (never started; archive access) is left
+/// alone: longer than any backup or restore runs.
+pub const HELPER_GRACE_MS: Millis = 24 * 3_600_000;
+
 /// Managed containers of this installation with no workspace record,
 /// older than the grace period, are removed. Running helpers are in use and
 /// kept; a container being created is younger than the grace period.
@@ -168,7 +172,14 @@ pub fn plan_orphaned_containers(
                 return None;
             }
             let age = now - c.created_at;
-            if age < policy.container_grace_ms {
+            // A helper is never started: one that serves a long backup
+            // over the archive API looks idle, so it gets a day.
+            let grace = if helper {
+                policy.container_grace_ms.max(HELPER_GRACE_MS)
+            } else {
+                policy.container_grace_ms
+            };
+            if age < grace {
                 return None;
             }
             let what = if helper {
@@ -500,13 +511,15 @@ mod tests {
 
     #[test]
     fn running_helpers_are_in_use_stopped_old_helpers_go() {
-        let mut running = orphan(10 * H, &[(LABEL_HELPER, "true")]);
+        let mut running = orphan(30 * H, &[(LABEL_HELPER, "true")]);
         running.running = true;
-        let idle = orphan(10 * H, &[(LABEL_HELPER, "true")]);
+        let idle = orphan(24 * H, &[(LABEL_HELPER, "true")]);
+        // Past the workspace grace, within a helper's: a long backup.
+        let busy = orphan(10 * H, &[(LABEL_HELPER, "true")]);
         let young = orphan(1, &[(LABEL_HELPER, "true")]);
         let plan = plan_orphaned_containers(
             &HashSet::new(),
-            &[running, idle.clone(), young],
+            &[running, idle.clone(), busy, young],
             NOW,
             &policy(),
         );

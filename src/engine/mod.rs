@@ -2,6 +2,7 @@
 //! speaks in Berth's terms (a workspace container spec, a container's state,
 //! a managed volume) and turns the engine's errors into [`EngineError`].
 
+pub mod archive;
 mod containers;
 mod events;
 mod logs;

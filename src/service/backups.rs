@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::volume_io::Access;
 use super::{Berth, Result, ServiceError};
 use crate::backup::{self, ArchiveError};
 use crate::domain::backups::{Backup, BackupState, Compression};
@@ -95,7 +96,7 @@ impl Berth {
     }
 
     /// The directory of a volume's data on this host.
-    async fn volume_dir(&self, volume: &str) -> Result<PathBuf> {
+    pub(super) async fn volume_dir(&self, volume: &str) -> Result<PathBuf> {
         let mp = self
             .engine()
             .volume_mountpoint(volume)
@@ -106,8 +107,9 @@ impl Berth {
         let dir = PathBuf::from(mp);
         if std::fs::read_dir(&dir).is_err() {
             return Err(ServiceError::VolumeAccess(format!(
-                "cannot read the volume's data at {} from here: backup, restore, clone and size \
-                 need Berth to run as root on the Docker host (a remote engine is not supported yet)",
+                "cannot read the volume's data at {} from here (backups.volume_access = \"host\" \
+                 needs Berth to run as root on the Docker host); set it to \"auto\" or \"engine\" \
+                 to go through the engine's archive API",
                 dir.display()
             )));
         }
@@ -152,7 +154,7 @@ impl Berth {
     ) -> Result<Backup> {
         let project_id = project.id;
         let _guard = self.lock_workspace(project.id).await;
-        let src = self.volume_dir(&project.volume_name).await?;
+        let access = self.access(&project.volume_name).await?;
         let running = self.running_on(project).await?;
         let mut b = Backup {
             id: Uuid::new_v4(),
@@ -180,8 +182,16 @@ impl Berth {
             }
         }
         let started = Instant::now();
-        let (src2, tmp2) = (src.clone(), tmp.clone());
-        let result = blocking(move || backup::write_archive(&src2, &tmp2, compression)).await;
+        let result = match access {
+            Access::Host(src) => {
+                let tmp2 = tmp.clone();
+                blocking(move || backup::write_archive(&src, &tmp2, compression)).await
+            }
+            Access::Engine => {
+                self.archive_via_engine(&project.volume_name, tmp.clone(), compression)
+                    .await
+            }
+        };
         // Always unpause, whatever happened.
         for cid in paused {
             if let Err(e) = self.engine().unpause_container(&cid).await {
@@ -324,33 +334,32 @@ impl Berth {
         let mut labels = self.base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
         self.engine().create_volume(&new_volume, labels).await?;
-        let dst = match self.volume_dir(&new_volume).await {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = self.engine().remove_volume(&new_volume).await;
-                return Err(e);
+        let extracted = match self.access(&new_volume).await {
+            Ok(Access::Host(dst)) => {
+                let (p, c, sum) = (path.clone(), b.compression, b.sha256.clone());
+                blocking(move || backup::extract_archive(&p, c, sum.as_deref(), &dst)).await
             }
+            Ok(Access::Engine) => {
+                // The engine extracts as bytes arrive: check everything first.
+                match self.check_archive(&b, &path).await {
+                    Ok(_) => {
+                        self.extract_via_engine(&path, b.compression, &new_volume)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         };
-        let (p, c, d, sum) = (path.clone(), b.compression, dst.clone(), b.sha256.clone());
-        if let Err(e) = blocking(move || backup::extract_archive(&p, c, sum.as_deref(), &d)).await
-        {
+        if let Err(e) = extracted {
             let _ = self.engine().remove_volume(&new_volume).await;
             return Err(e);
         }
-        // The switch: stop what runs, drop containers that mount the old
-        // volume (they are recreated on the new one at start), point the
-        // project at the new volume, start again what ran.
         let user_ids: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
         for w in &user_ids {
             self.stop_workspace(user, *w).await?;
         }
-        for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.lock_workspace(ws.id).await;
-            self.engine().remove_container(&ws.container_name()).await?;
-        }
-        self.store()
-            .set_project_volume(project.id, &new_volume, now_millis())
-            .await?;
+        self.switch_project_volume(&project, &new_volume).await?;
         for w in &user_ids {
             self.start_workspace(user, *w).await?;
         }
@@ -361,6 +370,67 @@ impl Berth {
             previous_volume: project.volume_name,
             restarted: user_ids,
         })
+    }
+
+    /// Points a project at another volume: containers that mount the old
+    /// one are removed (they are recreated on the new one at start; the
+    /// caller has stopped them), and the old volume is left for the cleanup
+    /// job's retention period.
+    async fn switch_project_volume(&self, project: &Project, new_volume: &str) -> Result<()> {
+        for ws in self.store().workspaces_on_project(project.id).await? {
+            let _wg = self.lock_workspace(ws.id).await;
+            self.engine().remove_container(&ws.container_name()).await?;
+        }
+        self.store()
+            .set_project_volume(project.id, new_volume, now_millis())
+            .await?;
+        self.inner
+            .sizes
+            .lock()
+            .expect("sizes poisoned")
+            .0
+            .remove(&project.volume_name);
+        Ok(())
+    }
+
+    /// Clone through the engine's archive API. A non-empty target (with
+    /// `overwrite`) cannot be cleared through that API, so the copy goes
+    /// into a new volume that then replaces the target's.
+    async fn clone_via_engine(
+        &self,
+        source: &Project,
+        target: Project,
+        overwrite: bool,
+    ) -> Result<Project> {
+        let empty = self.is_empty_via_engine(&target.volume_name).await?;
+        if !empty && !overwrite {
+            return Err(ServiceError::Conflict(
+                "the target project's volume is not empty; pass \"overwrite\": true to replace its content"
+                    .into(),
+            ));
+        }
+        if empty {
+            self.copy_via_engine(&source.volume_name, &target.volume_name)
+                .await?;
+            self.inner
+                .sizes
+                .lock()
+                .expect("sizes poisoned")
+                .0
+                .remove(&target.volume_name);
+            return Ok(target);
+        }
+        let short = Uuid::new_v4().simple().to_string();
+        let new_volume = format!("berth-project-{}-{}", target.id, &short[..8]);
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_PROJECT_ID.to_string(), target.id.to_string());
+        self.engine().create_volume(&new_volume, labels).await?;
+        if let Err(e) = self.copy_via_engine(&source.volume_name, &new_volume).await {
+            let _ = self.engine().remove_volume(&new_volume).await;
+            return Err(e);
+        }
+        self.switch_project_volume(&target, &new_volume).await?;
+        Ok(self.store().project(target.id).await?.unwrap_or(target))
     }
 
     /// Copies one project's data into another's volume, keeping owners,
@@ -385,8 +455,13 @@ impl Berth {
                 "a workspace on the target project is running; stop it first".into(),
             ));
         }
-        let src = self.volume_dir(&source.volume_name).await?;
-        let dst = self.volume_dir(&target.volume_name).await?;
+        let (src, dst) = match (
+            self.access(&source.volume_name).await?,
+            self.access(&target.volume_name).await?,
+        ) {
+            (Access::Host(s), Access::Host(d)) => (s, d),
+            _ => return self.clone_via_engine(&source, target, overwrite).await,
+        };
         let empty = std::fs::read_dir(&dst)
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
@@ -463,8 +538,10 @@ impl Berth {
                 return Ok(*size);
             }
         }
-        let dir = self.volume_dir(&project.volume_name).await?;
-        let size = blocking(move || backup::dir_size(&dir)).await?;
+        let size = match self.access(&project.volume_name).await? {
+            Access::Host(dir) => blocking(move || backup::dir_size(&dir)).await?,
+            Access::Engine => self.size_via_engine(&project.volume_name).await?,
+        };
         self.inner
             .sizes
             .lock()

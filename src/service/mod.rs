@@ -11,6 +11,7 @@ mod projects;
 pub mod proxy;
 pub mod reconcile;
 pub mod stats;
+mod volume_io;
 mod watcher;
 mod workspaces;
 

@@ -1,0 +1,267 @@
+//! How project data moves: straight through the volume's directory when
+//! Berth can read it (root on the engine's host; fastest), or through the
+//! engine's archive API with a never-started helper container otherwise (a
+//! remote engine). `backups.volume_access` picks: `auto` (host when
+//! readable), `host` or `engine`. Both paths write and read the same archive
+//! format, so a backup made one way restores the other.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::backup::{self, ArchiveError, TarSource, Written};
+use crate::config::VolumeAccess;
+use crate::domain::backups::Compression;
+use crate::domain::cleanup::LABEL_HELPER;
+use crate::engine::archive::HELPER_MOUNT;
+
+/// How a volume's data is reached.
+pub(super) enum Access {
+    /// Its directory on this host.
+    Host(PathBuf),
+    /// Through the engine's archive API.
+    Engine,
+}
+
+/// A helper container, removed when dropped (also when the request that
+/// made it is cancelled).
+struct Helper {
+    id: String,
+    berth: Berth,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let (id, berth) = (self.id.clone(), self.berth.clone());
+        tokio::spawn(async move {
+            if let Err(e) = berth.engine().remove_container(&id).await {
+                tracing::warn!(helper = %id, error = %e, "removing a helper container failed");
+            }
+        });
+    }
+}
+
+/// Reads, on a blocking thread, what an async task sends.
+struct ChannelRead {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelRead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Sends what is written, from a blocking thread, to an async receiver.
+struct ChannelWrite {
+    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl io::Write for ChannelWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn strip_root() -> &'static str {
+    HELPER_MOUNT.trim_start_matches('/')
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, ArchiveError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("archive task failed: {e}")))?
+        .map_err(Into::into)
+}
+
+impl Berth {
+    /// How to reach `volume`'s data under the configured policy.
+    pub(super) async fn access(&self, volume: &str) -> Result<Access> {
+        let mode = self.config().backups.volume_access;
+        if mode == VolumeAccess::Engine {
+            if self.engine().volume_labels(volume).await?.is_none() {
+                return Err(ServiceError::Conflict(format!(
+                    "volume {volume} does not exist on the Docker host"
+                )));
+            }
+            return Ok(Access::Engine);
+        }
+        match self.volume_dir(volume).await {
+            Ok(dir) => Ok(Access::Host(dir)),
+            Err(ServiceError::VolumeAccess(m)) if mode == VolumeAccess::Auto => {
+                tracing::debug!(volume, reason = %m, "volume data through the engine");
+                Ok(Access::Engine)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn helper(&self, volume: &str, read_only: bool) -> Result<Helper> {
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_HELPER.to_string(), "true".to_string());
+        let name = format!(
+            "berth-helper-{}",
+            &Uuid::new_v4().simple().to_string()[..12]
+        );
+        let id = self
+            .engine()
+            .create_helper(&name, volume, read_only, labels)
+            .await?;
+        Ok(Helper {
+            id,
+            berth: self.clone(),
+        })
+    }
+
+    /// The volume's tar stream (entries under `data/`), readable on a
+    /// blocking thread; the helper lives as long as the returned guard.
+    async fn volume_reader(&self, volume: &str) -> Result<(ChannelRead, Helper)> {
+        let helper = self.helper(volume, true).await?;
+        let mut stream = Box::pin(self.engine().download_volume(&helper.id));
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let item = chunk.map_err(|e| io::Error::other(e.to_string()));
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok((
+            ChannelRead {
+                rx,
+                cur: Bytes::new(),
+            },
+            helper,
+        ))
+    }
+
+    /// Writes an archive of `volume` to `out` through the engine.
+    pub(super) async fn archive_via_engine(
+        &self,
+        volume: &str,
+        out: PathBuf,
+        compression: Compression,
+    ) -> Result<Written> {
+        let (reader, helper) = self.volume_reader(volume).await?;
+        let written = blocking(move || {
+            backup::write_archive_from(
+                TarSource::Stream {
+                    reader: Box::new(reader),
+                    strip: strip_root(),
+                },
+                &out,
+                compression,
+            )
+        })
+        .await;
+        drop(helper);
+        written
+    }
+
+    /// Sizes `volume` by reading its tar stream through the engine.
+    pub(super) async fn size_via_engine(&self, volume: &str) -> Result<u64> {
+        let (reader, helper) = self.volume_reader(volume).await?;
+        let size = blocking(move || backup::tar_stream_size(reader)).await;
+        drop(helper);
+        // The stream counts the volume's root directory itself too.
+        size
+    }
+
+    /// Whether `volume` holds nothing (through the engine).
+    pub(super) async fn is_empty_via_engine(&self, volume: &str) -> Result<bool> {
+        let (reader, helper) = self.volume_reader(volume).await?;
+        let entries = blocking(move || {
+            let mut a = tar::Archive::new(reader);
+            let mut n = 0;
+            for e in a
+                .entries()
+                .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+            {
+                e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+                n += 1;
+                // The root and one more: not empty.
+                if n > 1 {
+                    break;
+                }
+            }
+            Ok(n)
+        })
+        .await;
+        drop(helper);
+        Ok(entries? <= 1)
+    }
+
+    /// Extracts a verified archive into `volume` (new and empty) through the
+    /// engine. The caller has checked the checksum and every entry first:
+    /// the engine extracts as the bytes arrive.
+    pub(super) async fn extract_via_engine(
+        &self,
+        archive: &Path,
+        compression: Compression,
+        volume: &str,
+    ) -> Result<()> {
+        let helper = self.helper(volume, false).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
+        let archive = archive.to_path_buf();
+        // Entries go under `data/` and are unpacked at `/`: the engine
+        // refuses symlinks that point above the directory it unpacks in,
+        // and a volume may hold `../..` links that are fine inside the
+        // workspace.
+        let pump = tokio::task::spawn_blocking(move || {
+            let w = ChannelWrite { tx: tx.clone() };
+            let w = io::BufWriter::with_capacity(256 * 1024, w);
+            let done = backup::write_prefixed_tar(&archive, compression, strip_root(), w)
+                .and_then(|mut w| w.flush().map_err(|e| ArchiveError::Corrupt(e.to_string())));
+            if let Err(e) = done {
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            }
+        });
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let uploaded = self.engine().upload_tar(&helper.id, "/", body).await;
+        let _ = pump.await;
+        drop(helper);
+        uploaded.map_err(|e| {
+            ServiceError::Refused(format!("the engine could not extract the archive: {e}"))
+        })
+    }
+
+    /// Copies `src`'s data into `dst` through the engine: the source
+    /// helper's tar stream goes straight into the target helper.
+    pub(super) async fn copy_via_engine(&self, src: &str, dst: &str) -> Result<()> {
+        let from = self.helper(src, true).await?;
+        let to = self.helper(dst, false).await?;
+        let body = self
+            .engine()
+            .download_volume(&from.id)
+            .map(|r| r.map_err(|e| io::Error::other(e.to_string())));
+        // Entries are `data/…`; unpacked at `/` they land in the mount.
+        let r = self.engine().upload_tar(&to.id, "/", body).await;
+        drop((from, to));
+        Ok(r?)
+    }
+}
