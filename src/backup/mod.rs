@@ -571,6 +571,132 @@ fn unpack_checked(reader: ChannelReader, dst: &Path) -> Result<(), ArchiveError>
     Ok(())
 }
 
+/// What [`copy_tree`] cannot copy itself (the caller falls back to `cp -a`).
+#[derive(Debug)]
+pub struct Unsupported(pub PathBuf);
+
+/// Copies everything under `src` into the existing directory `dst`, as
+/// `cp -a src/. dst/` does minus extended attributes: contents, owners,
+/// modes, times, symlinks as links, hard links as links. Regular files are
+/// copied by `workers` threads (in-kernel `copy_file_range` through
+/// `std::fs::copy`); directories get their modes and times last, deepest
+/// first. A FIFO, socket or device file is [`Unsupported`] and nothing is
+/// promised about `dst` then (the caller starts over another way).
+pub fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    workers: usize,
+) -> Result<Result<u64, Unsupported>, ArchiveError> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+    let meta_err = |p: &Path| io_err(format!("reading {}", p.display()));
+    let mut dirs: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
+    let mut files: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut first_of: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let from = src.join(&rel);
+        let to = dst.join(&rel);
+        let md = std::fs::symlink_metadata(&from).map_err(meta_err(&from))?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            if !rel.as_os_str().is_empty() {
+                std::fs::create_dir(&to).map_err(io_err(format!("creating {}", to.display())))?;
+            }
+            for e in std::fs::read_dir(&from).map_err(meta_err(&from))? {
+                let e = e.map_err(meta_err(&from))?;
+                stack.push(rel.join(e.file_name()));
+            }
+            dirs.push((rel, md));
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&from).map_err(meta_err(&from))?;
+            std::os::unix::fs::symlink(&target, &to)
+                .map_err(io_err(format!("creating {}", to.display())))?;
+            lchown(&to, Some(md.uid()), Some(md.gid()))
+                .map_err(io_err(format!("owning {}", to.display())))?;
+            let t = filetime::FileTime::from_last_modification_time(&md);
+            let a = filetime::FileTime::from_last_access_time(&md);
+            filetime::set_symlink_file_times(&to, a, t)
+                .map_err(io_err(format!("timing {}", to.display())))?;
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                if let Some(first) = first_of.get(&(md.dev(), md.ino())) {
+                    links.push((first.clone(), rel));
+                    continue;
+                }
+                first_of.insert((md.dev(), md.ino()), rel.clone());
+            }
+            files.push((rel, md));
+        } else {
+            return Ok(Err(Unsupported(from)));
+        }
+    }
+    let copied = files.len() as u64;
+    // Files in parallel: each worker takes the next file by index.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure: std::sync::Mutex<Option<ArchiveError>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((rel, md)) = files.get(i) else {
+                    return;
+                };
+                if failure.lock().expect("poisoned").is_some() {
+                    return;
+                }
+                let (from, to) = (src.join(rel), dst.join(rel));
+                let done = (|| -> io::Result<()> {
+                    std::fs::copy(&from, &to)?;
+                    lchown(&to, Some(md.uid()), Some(md.gid()))?;
+                    // After chown, which clears set-id bits.
+                    std::fs::set_permissions(
+                        &to,
+                        std::fs::Permissions::from_mode(md.mode() & 0o7777),
+                    )?;
+                    filetime::set_file_times(
+                        &to,
+                        filetime::FileTime::from_last_access_time(md),
+                        filetime::FileTime::from_last_modification_time(md),
+                    )
+                })();
+                if let Err(e) = done {
+                    *failure.lock().expect("poisoned") = Some(ArchiveError::Io {
+                        context: format!("copying {}", from.display()),
+                        source: e,
+                    });
+                    return;
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("poisoned") {
+        return Err(e);
+    }
+    for (first, rel) in links {
+        let to = dst.join(&rel);
+        std::fs::hard_link(dst.join(&first), &to)
+            .map_err(io_err(format!("linking {}", to.display())))?;
+    }
+    // Deepest first, so setting a directory's time is not undone by
+    // creating something inside it.
+    for (rel, md) in dirs.into_iter().rev() {
+        let to = dst.join(&rel);
+        lchown(&to, Some(md.uid()), Some(md.gid()))
+            .map_err(io_err(format!("owning {}", to.display())))?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+            .map_err(io_err(format!("chmod {}", to.display())))?;
+        filetime::set_file_times(
+            &to,
+            filetime::FileTime::from_last_access_time(&md),
+            filetime::FileTime::from_last_modification_time(&md),
+        )
+        .map_err(io_err(format!("timing {}", to.display())))?;
+    }
+    Ok(Ok(copied))
+}
+
 /// Apparent size of everything under `root`, as `du -sb` counts it: files,
 /// directories and symlinks by their length, hard links once.
 pub fn dir_size(root: &Path) -> Result<u64, ArchiveError> {
@@ -713,6 +839,89 @@ mod tests {
             let dst = tempfile::tempdir().unwrap();
             assert!(extract_archive(&file, c, Some(&want), dst.path()).is_err());
         }
+    }
+
+    /// Everything `cp -a` would keep, but extended attributes.
+    fn tree_manifest(root: &Path) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let what = if md.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&p).unwrap().display())
+            } else if md.is_dir() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    stack.push(e.unwrap().path());
+                }
+                "dir".into()
+            } else {
+                format!(
+                    "{:?} links={}",
+                    std::fs::read(&p).unwrap().len(),
+                    md.nlink()
+                )
+            };
+            out.push(format!(
+                "{rel} {what} mode={:o} uid={} gid={} mtime={}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.mtime()
+            ));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn copy_tree_keeps_what_cp_a_keeps() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        std::fs::create_dir_all(s.join("a/b/c")).unwrap();
+        std::fs::write(s.join("a/file"), b"hello").unwrap();
+        std::fs::write(s.join("a/b/c/big"), vec![9u8; 3_000_000]).unwrap();
+        std::fs::write(s.join("empty"), b"").unwrap();
+        std::fs::hard_link(s.join("a/file"), s.join("a/b/hard")).unwrap();
+        std::os::unix::fs::symlink("../file", s.join("a/b/rel-link")).unwrap();
+        std::os::unix::fs::symlink("/nowhere/at/all", s.join("dangling")).unwrap();
+        std::fs::set_permissions(s.join("a/file"), std::fs::Permissions::from_mode(0o4750))
+            .unwrap();
+        std::fs::set_permissions(s.join("a/b"), std::fs::Permissions::from_mode(0o701)).unwrap();
+        for i in 0..200 {
+            std::fs::write(s.join(format!("a/b/c/f{i}")), format!("{i}")).unwrap();
+        }
+        // Owners other than ours, when we may set them (root in CI).
+        let _ = std::os::unix::fs::lchown(s.join("empty"), Some(1234), Some(4321));
+        let _ = std::os::unix::fs::lchown(s.join("dangling"), Some(1000), Some(1000));
+        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+        filetime::set_file_times(s.join("a/b/c"), old, old).unwrap();
+        filetime::set_symlink_file_times(s.join("dangling"), old, old).unwrap();
+        filetime::set_file_times(s.join("a/b/c/big"), old, old).unwrap();
+
+        let dst = tempfile::tempdir().unwrap();
+        let n = copy_tree(s, dst.path(), 3).unwrap().unwrap();
+        assert_eq!(
+            n,
+            1 + 1 + 1 + 200,
+            "regular files; the hard link is linked, not copied"
+        );
+        let (mut want, mut got) = (tree_manifest(s), tree_manifest(dst.path()));
+        // The roots' own times are the temp dirs'.
+        want.retain(|l| !l.starts_with(" dir"));
+        got.retain(|l| !l.starts_with(" dir"));
+        assert_eq!(got, want);
+
+        let fifo = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(fifo.path().join("pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let out = tempfile::tempdir().unwrap();
+        assert!(copy_tree(fifo.path(), out.path(), 2).unwrap().is_err());
     }
 
     #[test]

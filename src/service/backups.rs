@@ -473,46 +473,34 @@ impl Berth {
         }
         if !empty {
             let d = dst.clone();
-            blocking(move || {
-                for e in std::fs::read_dir(&d).map_err(|e| ArchiveError::Io {
-                    context: "listing the target".into(),
-                    source: e,
-                })? {
-                    let p = e
-                        .map_err(|e| ArchiveError::Io {
-                            context: "listing the target".into(),
-                            source: e,
-                        })?
-                        .path();
-                    let r = if p.is_dir() && !p.is_symlink() {
-                        std::fs::remove_dir_all(&p)
-                    } else {
-                        std::fs::remove_file(&p)
-                    };
-                    r.map_err(|e| ArchiveError::Io {
-                        context: format!("clearing {}", p.display()),
-                        source: e,
-                    })?;
-                }
-                Ok(())
-            })
-            .await?;
+            blocking(move || clear_dir(&d)).await?;
         }
-        // cp -a keeps everything (hard links and xattrs too) at the speed of
-        // the host's own copy.
-        let out = tokio::process::Command::new("cp")
-            .arg("-a")
-            .arg("--")
-            .arg(format!("{}/.", src.display()))
-            .arg(&dst)
-            .output()
-            .await
-            .map_err(|e| ServiceError::Internal(format!("running cp: {e}")))?;
-        if !out.status.success() {
-            return Err(ServiceError::Internal(format!(
-                "copying the volume failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+        // A parallel copy of our own (in-kernel copy_file_range per file);
+        // `cp -a` for what it does not handle (FIFOs, device files).
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .max(2);
+        let (s2, d2) = (src.clone(), dst.clone());
+        let copied = blocking(move || backup::copy_tree(&s2, &d2, workers)).await?;
+        if let Err(backup::Unsupported(what)) = copied {
+            tracing::info!(file = %what.display(), "special file in the volume: copying with cp -a");
+            let d = dst.clone();
+            blocking(move || clear_dir(&d)).await?;
+            let out = tokio::process::Command::new("cp")
+                .arg("-a")
+                .arg("--")
+                .arg(format!("{}/.", src.display()))
+                .arg(&dst)
+                .output()
+                .await
+                .map_err(|e| ServiceError::Internal(format!("running cp: {e}")))?;
+            if !out.status.success() {
+                return Err(ServiceError::Internal(format!(
+                    "copying the volume failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
         }
         self.inner
             .sizes
@@ -762,4 +750,25 @@ impl Berth {
         self.store().insert_backup(&b).await?;
         Ok(b)
     }
+}
+
+/// Removes everything inside `dir`, keeping `dir`.
+fn clear_dir(dir: &Path) -> std::result::Result<(), ArchiveError> {
+    let listing = |e| ArchiveError::Io {
+        context: format!("listing {}", dir.display()),
+        source: e,
+    };
+    for e in std::fs::read_dir(dir).map_err(listing)? {
+        let p = e.map_err(listing)?.path();
+        let r = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|e| ArchiveError::Io {
+            context: format!("clearing {}", p.display()),
+            source: e,
+        })?;
+    }
+    Ok(())
 }
