@@ -414,3 +414,200 @@ async fn a_backup_cut_short_by_a_killed_server_is_failed_on_restart() {
     let left = std::fs::read_dir(&backups).unwrap().count();
     assert_eq!(left, 0, "the partial file is removed at startup");
 }
+
+/// Runs the client half of the binary against `server` with the kept
+/// credentials in `creds`; the environment's BERTH_TOKEN is not used.
+fn client(args: &[&str], server: &str, creds: &std::path::Path, stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("BERTH_SERVER", server)
+        .env("BERTH_CLIENT_CONFIG", creds)
+        .env_remove("BERTH_TOKEN")
+        .env_remove("BERTH_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn berth");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).expect("--json output parses")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_client_drives_a_server_end_to_end() {
+    ensure_test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let instance = format!(
+        "test-cli-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _cleanup = Cleanup(instance.clone());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &instance);
+    ok(&berth(
+        &[
+            "user",
+            "add",
+            "admin@example.com",
+            "--admin",
+            "--password-stdin",
+        ],
+        &config,
+        Some("correct-horse\n"),
+    ));
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("BERTH_LISTEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server { child };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !berth(&["healthcheck"], &config, None).status.success() {
+        assert!(Instant::now() < deadline, "server never became healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let creds = dir.path().join("client/credentials.json");
+    let run = |args: &[&str]| client(args, &base, &creds, None);
+
+    // Not logged in: the server's message and how to fix it, exit 1.
+    let out = run(&["ws", "ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("authentication required") && err.contains("berth login"),
+        "{err}"
+    );
+
+    // Log in with the password on stdin; the token is kept 0600.
+    let out = client(
+        &["login", "--email", "admin@example.com"],
+        &base,
+        &creds,
+        Some("correct-horse\n"),
+    );
+    ok(&out);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let wrong = client(
+        &["login", "--email", "admin@example.com"],
+        &base,
+        &creds,
+        Some("nope\n"),
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+
+    // Project, workspace, start and wait for health.
+    let project = ok(&run(&["project", "create", "demo"])).trim().to_string();
+    assert_eq!(project.len(), 36, "prints the id: {project}");
+    let ws = ok(&run(&[
+        "ws",
+        "create",
+        "dev",
+        "--type",
+        "shell",
+        "--project",
+        &project,
+    ]))
+    .trim()
+    .to_string();
+    ok(&run(&["ws", "start", &ws, "--wait", "--timeout", "60"]));
+    let status = json_of(&run(&["ws", "status", &ws, "--json"]));
+    assert_eq!(status["status"], "running", "{status}");
+    assert_eq!(status["health"]["status"], "healthy", "{status}");
+    let list = json_of(&run(&["ws", "ls", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let table = ok(&run(&["ws", "ls"]));
+    assert!(
+        table.starts_with("ID") && table.contains("STATUS"),
+        "{table}"
+    );
+    assert!(table.contains(&ws) && table.contains("running"), "{table}");
+    ok(&run(&["ws", "logs", &ws, "--tail", "5"]));
+    ok(&run(&["ws", "health", &ws]));
+
+    // Backup, download with the server's checksum, upload it back.
+    ok(&run(&["backup", "create", &project]));
+    let backups = json_of(&run(&["backup", "ls", &project, "--json"]));
+    let b = &backups[0];
+    assert_eq!(b["state"], "complete", "{backups}");
+    let id = b["id"].as_str().unwrap();
+    let file = dir.path().join("dl.tar.zst");
+    ok(&run(&[
+        "backup",
+        "download",
+        id,
+        "-o",
+        file.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::read(&file).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        b["sha256"].as_str().unwrap()
+    );
+    let up = json_of(&run(&[
+        "backup",
+        "upload",
+        &project,
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(up["state"], "complete", "{up}");
+    assert_eq!(up["sha256"], b["sha256"]);
+    let verified = json_of(&run(&["backup", "verify", id, "--json"]));
+    assert!(verified["entries"].as_u64().unwrap() >= 1, "{verified}");
+    let size = json_of(&run(&["volume", "size", &project, "--json"]));
+    assert!(size["sizeBytes"].as_u64().is_some(), "{size}");
+    let cleanup = json_of(&run(&["cleanup", "--dry-run", "--json"]));
+    assert_eq!(cleanup["dryRun"], true, "{cleanup}");
+    let jobs = ok(&run(&["jobs"]));
+    assert!(
+        jobs.starts_with("JOB") && jobs.contains("orphaned-volumes"),
+        "{jobs}"
+    );
+
+    // Errors: the server's message (1), usage (2), a bad token (1).
+    let out = run(&["ws", "show", "not-a-uuid"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UUID"));
+    assert_eq!(run(&["ws"]).status.code(), Some(2));
+    assert_eq!(run(&["volume", "clone", &project]).status.code(), Some(2));
+    let out = client(&["--token", "berth_wrong", "ws", "ls"], &base, &creds, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[HTTP 401]"));
+
+    ok(&run(&["ws", "stop", &ws]));
+    ok(&run(&["ws", "rm", &ws]));
+
+    // The server is gone: a clean message, exit 3.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let out = run(&["project", "ls"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the Berth server"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clean line: {err}");
+}

@@ -1,6 +1,9 @@
-//! The `berth` command line (SPEC §4): `serve`, `healthcheck`, and the admin
+//! The `berth` command line (SPEC §4): `serve`, `healthcheck`, the admin
 //! commands that work on the data directory directly (`user add`,
-//! `token create`). Errors end here: printed once, with an exit code.
+//! `token create`), and the client commands that talk to a running server
+//! (`client.rs`). Errors end here: printed once, with an exit code.
+
+mod client;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -27,6 +30,8 @@ struct Cli {
     /// Config file (TOML); every key optional.
     #[arg(long, global = true, env = "BERTH_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    client: client::ClientOpts,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +59,42 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Log in to a server (--email, password on stdin; or --token) and keep
+    /// the server and token for the commands below (file mode 0600).
+    Login {
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Forget the kept server and token.
+    Logout,
+    /// Projects: create, ls, rm.
+    Project {
+        #[command(subcommand)]
+        command: client::ProjectCmd,
+    },
+    /// Workspaces: create, ls, show, start, stop, restart, rm, status,
+    /// health, logs, stats.
+    Ws {
+        #[command(subcommand)]
+        command: client::WsCmd,
+    },
+    /// Backups: create, ls, download, upload, restore, verify, rm.
+    Backup {
+        #[command(subcommand)]
+        command: client::BackupCmd,
+    },
+    /// Project volumes: clone, size.
+    Volume {
+        #[command(subcommand)]
+        command: client::VolumeCmd,
+    },
+    /// Run the cleanup jobs now (admin); --dry-run reports only.
+    Cleanup {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The scheduled jobs and their recent runs (admin).
+    Jobs,
 }
 
 #[derive(Subcommand)]
@@ -111,8 +152,28 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let mut config = Config::load(cli.config.as_deref())?;
-    match cli.command {
+    // Client commands need no server configuration.
+    let opts = &cli.client;
+    let outcome = match cli.command {
+        Command::Login { email } => client::login(opts, email).await,
+        Command::Logout => client::logout(),
+        Command::Project { command } => client::project(opts, command).await,
+        Command::Ws { command } => client::ws(opts, command).await,
+        Command::Backup { command } => client::backup(opts, command).await,
+        Command::Volume { command } => client::volume(opts, command).await,
+        Command::Cleanup { dry_run } => client::cleanup(opts, dry_run).await,
+        Command::Jobs => client::jobs(opts).await,
+        command => return run_local(cli.config, command).await,
+    };
+    Ok(match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.exit(),
+    })
+}
+
+async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<ExitCode> {
+    let mut config = Config::load(config_file.as_deref())?;
+    match command {
         Command::Serve { listen } => {
             if let Some(l) = listen {
                 config.listen = l;
@@ -161,6 +222,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
+        _ => unreachable!("client commands are handled by run"),
     }
 }
 

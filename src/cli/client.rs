@@ -1,0 +1,1138 @@
+//! The client half of `berth`: commands that talk to a running server over
+//! its HTTP API (`--server`/`BERTH_SERVER`, token from `--token`/
+//! `BERTH_TOKEN` or what `berth login` stored). Human tables by default,
+//! `--json` prints the server's `data` as JSON for scripts.
+//!
+//! Exit codes: 0 done; 1 the server said no (its message is printed);
+//! 2 usage (clap's, and local mistakes such as a missing file); 3 the
+//! server could not be reached.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use sha2::Digest;
+
+/// Where `berth login` keeps the server and token (mode 0600).
+pub fn credentials_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_CLIENT_CONFIG") {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("berth").join("credentials.json"))
+}
+
+/// Options every client command takes.
+#[derive(Args, Clone)]
+pub struct ClientOpts {
+    /// Berth server URL (default: what `berth login` stored, else http://127.0.0.1:7780).
+    #[arg(long, global = true, env = "BERTH_SERVER")]
+    pub server: Option<String>,
+    /// API token (default: what `berth login` stored).
+    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the server's answer as JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project (and its volume).
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List your projects.
+    Ls,
+    /// Delete a project; its volume is kept unless --purge.
+    Rm {
+        id: String,
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WsCmd {
+    /// Create a workspace.
+    Create {
+        name: String,
+        /// Workspace type (see `berth ws types`).
+        #[arg(long = "type")]
+        type_name: String,
+        /// Project whose volume it mounts.
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List your workspaces.
+    Ls,
+    /// The workspace types and whether they can run.
+    Types,
+    /// One workspace, in full.
+    Show { id: String },
+    /// Start a workspace; --wait until it is healthy.
+    Start {
+        id: String,
+        #[arg(long)]
+        wait: bool,
+        /// Seconds --wait waits at most.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Stop a workspace.
+    Stop { id: String },
+    /// Restart a workspace.
+    Restart { id: String },
+    /// Delete a workspace (its project's volume stays).
+    Rm { id: String },
+    /// Status, health and resource use.
+    Status { id: String },
+    /// The health check's state.
+    Health { id: String },
+    /// Container logs.
+    Logs {
+        id: String,
+        /// Keep following (Server-Sent Events) until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        tail: Option<u64>,
+        /// Unix seconds, or a duration such as 10m, 2h.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        timestamps: bool,
+    },
+    /// CPU, memory, network and block I/O.
+    Stats {
+        id: String,
+        /// Refresh every 2 s until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BackupCmd {
+    /// Back up a project's volume.
+    Create {
+        project: String,
+        /// zstd (default) or gzip.
+        #[arg(long)]
+        compression: Option<String>,
+        /// Pause running workspaces for a consistent copy.
+        #[arg(long)]
+        pause: bool,
+    },
+    /// A project's backups.
+    Ls { project: String },
+    /// Download an archive (its checksum is checked).
+    Download {
+        id: String,
+        /// File to write (default: the server's file name).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Upload an archive into a project's catalogue.
+    Upload { project: String, file: PathBuf },
+    /// Replace a project's data with a backup's.
+    Restore {
+        project: String,
+        backup: String,
+        /// Stop running workspaces on the project (and start them after).
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Re-read an archive and check it.
+    Verify { id: String },
+    /// Delete a backup.
+    Rm { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum VolumeCmd {
+    /// Copy a project's data into another project (or a new one).
+    Clone {
+        project: String,
+        /// Existing target project.
+        #[arg(long, conflicts_with = "name", required_unless_present = "name")]
+        to: Option<String>,
+        /// Create the target project with this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace a non-empty target's content.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// How much data a project holds.
+    Size { project: String },
+}
+
+/// A failed client command, by exit code.
+pub enum Failure {
+    /// The server answered with an error (exit 1).
+    Server(String),
+    /// Could not reach the server (exit 3).
+    Unreachable(String),
+    /// A local mistake (exit 2).
+    Usage(String),
+}
+
+impl Failure {
+    pub fn exit(self) -> ExitCode {
+        let (msg, code) = match self {
+            Failure::Server(m) => (m, 1),
+            Failure::Usage(m) => (m, 2),
+            Failure::Unreachable(m) => (m, 3),
+        };
+        eprintln!("berth: {msg}");
+        ExitCode::from(code)
+    }
+}
+
+type Res<T> = std::result::Result<T, Failure>;
+
+/// A connection to one server.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+    pub json: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Stored {
+    server: Option<String>,
+    token: Option<String>,
+}
+
+fn stored() -> Stored {
+    credentials_path()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+impl Client {
+    pub fn new(opts: &ClientOpts) -> Client {
+        let saved = stored();
+        let base = opts
+            .server
+            .clone()
+            .or(saved.server)
+            .unwrap_or_else(|| "http://127.0.0.1:7780".into())
+            .trim_end_matches('/')
+            .to_string();
+        Client {
+            base,
+            token: opts.token.clone().or(saved.token),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .expect("HTTP client"),
+            json: opts.json,
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Failure {
+        let why = if e.is_connect() {
+            "connection refused or no route (is `berth serve` running there?)".to_string()
+        } else if e.is_timeout() {
+            "timed out".to_string()
+        } else {
+            e.to_string()
+        };
+        Failure::Unreachable(format!(
+            "cannot reach the Berth server at {}: {why}",
+            self.base
+        ))
+    }
+
+    /// Sends and turns an error envelope into [`Failure::Server`].
+    async fn send(&self, req: reqwest::RequestBuilder) -> Res<reqwest::Response> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string());
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+            " (log in with `berth login`, or pass --token / BERTH_TOKEN)"
+        } else {
+            ""
+        };
+        Err(Failure::Server(format!(
+            "{msg}{hint} [HTTP {}]",
+            status.as_u16()
+        )))
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Res<Value> {
+        let mut req = self.request(method, path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = self.send(req).await?;
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| Failure::Server(format!("the server's answer is not JSON: {e}")))?;
+        Ok(v.get("data").cloned().unwrap_or(v))
+    }
+
+    async fn get(&self, path: &str) -> Res<Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Res<Value> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Res<Value> {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Prints `data` as JSON (with --json) or with `human`.
+    fn show(&self, data: &Value, human: impl FnOnce(&Value)) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(data).expect("JSON"));
+        } else {
+            human(data);
+        }
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints rows under headers, columns padded to their widest cell.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+fn mb(bytes: &Value) -> String {
+    bytes
+        .as_f64()
+        .map(|b| format!("{:.1} MB", b / 1e6))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A progress bar on stderr when it is a terminal.
+fn bar(len: Option<u64>, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = match len {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .expect("template")
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// `berth login --email E` (password on stdin) or `berth login --token T`.
+pub async fn login(opts: &ClientOpts, email: Option<String>) -> Res<()> {
+    let client = Client::new(opts);
+    let token = match email {
+        None => opts.token.clone().ok_or_else(|| {
+            Failure::Usage("give --email (the password is read from stdin) or --token".into())
+        })?,
+        Some(email) => {
+            if std::io::stdin().is_terminal() {
+                eprint!("password for {email}: ");
+                let _ = std::io::stderr().flush();
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| Failure::Usage(format!("reading the password: {e}")))?;
+            let v = client
+                .post(
+                    "/api/auth/login",
+                    json!({ "email": email, "password": password.trim_end_matches(['\r', '\n']) }),
+                )
+                .await?;
+            s(&v["accessToken"])
+        }
+    };
+    // Check it before keeping it.
+    let check = Client {
+        token: Some(token.clone()),
+        ..Client::new(opts)
+    };
+    let me = check.get("/api/auth/me").await?;
+    let path = credentials_path()
+        .ok_or_else(|| Failure::Usage("no HOME or XDG_CONFIG_HOME to keep the token in".into()))?;
+    write_private(
+        &path,
+        &serde_json::to_vec_pretty(&Stored {
+            server: Some(check.base.clone()),
+            token: Some(token),
+        })
+        .expect("JSON"),
+    )
+    .map_err(|e| Failure::Usage(format!("writing {}: {e}", path.display())))?;
+    eprintln!(
+        "logged in to {} as {}; token kept in {}",
+        check.base,
+        s(&me["email"]),
+        path.display()
+    );
+    Ok(())
+}
+
+pub fn logout() -> Res<()> {
+    if let Some(p) = credentials_path() {
+        match std::fs::remove_file(&p) {
+            Ok(()) => eprintln!("removed {}", p.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::Usage(format!("removing {}: {e}", p.display()))),
+        }
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open: make sure.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
+}
+
+pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
+        ProjectCmd::Create { name, description } => {
+            let v = c
+                .post(
+                    "/api/projects",
+                    json!({ "name": name, "description": description }),
+                )
+                .await?;
+            c.show(&v, |v| {
+                println!("{}", s(&v["id"]));
+                eprintln!(
+                    "created project {} on volume {}",
+                    s(&v["name"]),
+                    s(&v["volumeName"])
+                );
+            });
+        }
+        ProjectCmd::Ls => {
+            let v = c.get("/api/projects").await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        vec![
+                            s(&p["id"]),
+                            s(&p["name"]),
+                            s(&p["volumeName"]),
+                            s(&p["createdAt"]),
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "NAME", "VOLUME", "CREATED"], rows);
+            });
+        }
+        ProjectCmd::Rm { id, purge } => {
+            let v = c
+                .delete(&format!(
+                    "/api/projects/{id}{}",
+                    if purge { "?purge=true" } else { "" }
+                ))
+                .await?;
+            c.show(&v, |_| eprintln!("deleted project {id}"));
+        }
+    }
+    Ok(())
+}
+
+fn workspace_rows(v: &Value) -> Vec<Vec<String>> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            vec![
+                s(&w["id"]),
+                s(&w["name"]),
+                s(&w["type"]),
+                s(&w["status"]),
+                s(&w["currentProjectId"]),
+                s(&w["url"]),
+            ]
+        })
+        .collect()
+}
+
+/// Parses `--since`: Unix seconds, or a duration back from now (30s, 10m, 2h, 1d).
+fn since_arg(raw: &str) -> Res<i64> {
+    if let Ok(n) = raw.parse::<i64>() {
+        return Ok(n);
+    }
+    let (num, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => 0,
+    };
+    match num.parse::<i64>() {
+        Ok(n) if secs > 0 => Ok(chrono::Utc::now().timestamp() - n * secs),
+        _ => Err(Failure::Usage(format!(
+            "--since {raw:?}: give Unix seconds or a duration like 30s, 10m, 2h, 1d"
+        ))),
+    }
+}
+
+pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
+        WsCmd::Create {
+            name,
+            type_name,
+            project,
+            description,
+        } => {
+            let v = c
+                .post(
+                    "/api/workspaces",
+                    json!({ "name": name, "type": type_name, "projectId": project, "description": description }),
+                )
+                .await?;
+            c.show(&v, |v| {
+                println!("{}", s(&v["id"]));
+                eprintln!("created workspace {} ({})", s(&v["name"]), s(&v["type"]));
+            });
+        }
+        WsCmd::Ls => {
+            let v = c.get("/api/workspaces").await?;
+            c.show(&v, |v| {
+                table(
+                    &["ID", "NAME", "TYPE", "STATUS", "PROJECT", "URL"],
+                    workspace_rows(v),
+                )
+            });
+        }
+        WsCmd::Types => {
+            let v = c.get("/api/workspaces/types").await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        vec![
+                            s(&t["name"]),
+                            if t["available"] == true {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
+                            s(&t["config"]["image"]),
+                            s(&t["reason"]),
+                        ]
+                    })
+                    .collect();
+                table(&["TYPE", "AVAILABLE", "IMAGE", "WHY NOT"], rows);
+            });
+        }
+        WsCmd::Show { id } => {
+            let v = c.get(&format!("/api/workspaces/{id}")).await?;
+            c.show(&v, |v| {
+                for key in [
+                    "id",
+                    "name",
+                    "type",
+                    "status",
+                    "statusReason",
+                    "currentProjectId",
+                    "url",
+                    "containerName",
+                    "lastActivityAt",
+                    "createdAt",
+                ] {
+                    println!("{key:<17}{}", s(&v[key]));
+                }
+            });
+        }
+        WsCmd::Start { id, wait, timeout } => {
+            let v = c
+                .post(&format!("/api/workspaces/{id}/start"), json!({}))
+                .await?;
+            if wait {
+                wait_healthy(&c, &id, Duration::from_secs(timeout)).await?;
+            }
+            let v = if wait {
+                c.get(&format!("/api/workspaces/{id}")).await?
+            } else {
+                v
+            };
+            c.show(&v, |v| eprintln!("{} {}", s(&v["status"]), s(&v["url"])));
+        }
+        WsCmd::Stop { id } => {
+            let v = c
+                .post(&format!("/api/workspaces/{id}/stop"), json!({}))
+                .await?;
+            c.show(&v, |v| eprintln!("{}", s(&v["status"])));
+        }
+        WsCmd::Restart { id } => {
+            let v = c
+                .post(&format!("/api/workspaces/{id}/restart"), json!({}))
+                .await?;
+            c.show(&v, |v| eprintln!("{}", s(&v["status"])));
+        }
+        WsCmd::Rm { id } => {
+            let v = c.delete(&format!("/api/workspaces/{id}")).await?;
+            c.show(&v, |_| eprintln!("deleted workspace {id}"));
+        }
+        WsCmd::Status { id } => {
+            let v = c.get(&format!("/api/workspaces/{id}/status")).await?;
+            c.show(&v, |v| {
+                println!("status           {}", s(&v["status"]));
+                if !v["statusReason"].is_null() {
+                    println!("reason           {}", s(&v["statusReason"]));
+                }
+                println!("health           {}", s(&v["health"]["status"]));
+                println!("container        {}", s(&v["containerInfo"]["state"]));
+                let r = &v["resources"];
+                if !r.is_null() {
+                    println!(
+                        "cpu              {}%",
+                        r["cpuUsage"]
+                            .as_f64()
+                            .map(|x| format!("{x:.1}"))
+                            .unwrap_or("-".into())
+                    );
+                    println!(
+                        "memory           {} MB of {} MB",
+                        s(&r["memoryUsage"]),
+                        s(&r["memoryLimit"])
+                    );
+                }
+            });
+        }
+        WsCmd::Health { id } => {
+            let v = c.get(&format!("/api/workspaces/{id}/health")).await?;
+            c.show(&v, |v| {
+                println!(
+                    "{} (failing streak {})",
+                    s(&v["status"]),
+                    s(&v["failingStreak"])
+                );
+                if let Some(o) = v["lastCheck"]["output"].as_str() {
+                    if !o.trim().is_empty() {
+                        println!("last check: {}", o.trim());
+                    }
+                }
+            });
+        }
+        WsCmd::Logs {
+            id,
+            follow,
+            tail,
+            since,
+            timestamps,
+        } => logs(&c, &id, follow, tail, since, timestamps).await?,
+        WsCmd::Stats { id, watch } => loop {
+            let v = c.get(&format!("/api/workspaces/{id}/stats")).await?;
+            c.show(&v, |v| {
+                println!(
+                    "cpu {:>6}%  memory {} MB / {} MB  pids {}  net rx {} tx {}",
+                    v["cpu"]["percent"]
+                        .as_f64()
+                        .map(|x| format!("{x:.1}"))
+                        .unwrap_or("-".into()),
+                    s(&v["memory"]["usage"]),
+                    s(&v["memory"]["limit"]),
+                    s(&v["pids"]),
+                    s(&v["network"]["rxBytes"]),
+                    s(&v["network"]["txBytes"]),
+                )
+            });
+            if !watch {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        },
+    }
+    Ok(())
+}
+
+async fn wait_healthy(c: &Client, id: &str, timeout: Duration) -> Res<()> {
+    let started = Instant::now();
+    let spinner = if std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .expect("template"),
+        );
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    loop {
+        let h = c.get(&format!("/api/workspaces/{id}/health")).await?;
+        let status = s(&h["status"]);
+        spinner.set_message(format!("waiting for workspace {id}: {status}"));
+        match status.as_str() {
+            // Running without a health check counts as ready.
+            "healthy" | "none" => {
+                spinner.finish_and_clear();
+                return Ok(());
+            }
+            "stopped" | "no_container" => {
+                spinner.finish_and_clear();
+                return Err(Failure::Server(format!(
+                    "workspace {id} stopped while starting"
+                )));
+            }
+            _ => {}
+        }
+        if started.elapsed() > timeout {
+            spinner.finish_and_clear();
+            return Err(Failure::Server(format!(
+                "workspace {id} is not healthy after {} s (last: {status})",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn logs(
+    c: &Client,
+    id: &str,
+    follow: bool,
+    tail: Option<u64>,
+    since: Option<String>,
+    timestamps: bool,
+) -> Res<()> {
+    let mut q = vec![format!("timestamps={timestamps}")];
+    if let Some(t) = tail {
+        q.push(format!("tail={t}"));
+    }
+    if !follow {
+        if let Some(s) = since {
+            q.push(format!("since={}", since_arg(&s)?));
+        }
+        let resp = c
+            .send(c.request(
+                reqwest::Method::GET,
+                &format!("/api/workspaces/{id}/logs?{}", q.join("&")),
+            ))
+            .await?;
+        let text = resp.text().await.map_err(|e| c.unreachable(e))?;
+        print!("{text}");
+        return Ok(());
+    }
+    let mut resp = c
+        .send(c.request(
+            reqwest::Method::GET,
+            &format!("/api/workspaces/{id}/logs/stream?{}", q.join("&")),
+        ))
+        .await?;
+    // Server-Sent Events: print each `data:` line; `event: end` is the end.
+    let mut pending = String::new();
+    let mut event = String::new();
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| c.unreachable(e))? {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(nl) = pending.find('\n') {
+            let line: String = pending.drain(..=nl).collect();
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                if event == "end" {
+                    return Ok(());
+                }
+                let d = d.strip_prefix(' ').unwrap_or(d);
+                let _ = writeln!(out, "{d}");
+                let _ = out.flush();
+            } else if line.is_empty() {
+                event.clear();
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
+    let c = Client::new(opts);
+    let summary = |b: &Value| {
+        format!(
+            "{} {} {} {} sha256 {}",
+            s(&b["id"]),
+            s(&b["state"]),
+            s(&b["compression"]),
+            mb(&b["sizeBytes"]),
+            s(&b["sha256"])
+        )
+    };
+    match cmd {
+        BackupCmd::Create {
+            project,
+            compression,
+            pause,
+        } => {
+            let mut body = json!({ "pauseWorkspace": pause });
+            if let Some(comp) = compression {
+                body["compression"] = json!(comp);
+            }
+            let v = c
+                .post(&format!("/api/workspaces/projects/{project}/backup"), body)
+                .await?;
+            c.show(&v, |v| println!("{}", summary(v)));
+        }
+        BackupCmd::Ls { project } => {
+            let v = c.get(&format!("/api/projects/{project}/backups")).await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| {
+                        vec![
+                            s(&b["id"]),
+                            s(&b["createdAt"]),
+                            s(&b["state"]),
+                            s(&b["compression"]),
+                            mb(&b["sizeBytes"]),
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "CREATED", "STATE", "COMPRESSION", "SIZE"], rows);
+            });
+        }
+        BackupCmd::Download { id, output } => download(&c, &id, output).await?,
+        BackupCmd::Upload { project, file } => {
+            let v = upload(&c, &project, &file).await?;
+            c.show(&v, |v| println!("{}", summary(v)));
+        }
+        BackupCmd::Restore {
+            project,
+            backup,
+            stop,
+        } => {
+            let v = c
+                .post(
+                    &format!("/api/workspaces/projects/{project}/restore"),
+                    json!({ "backupId": backup, "stopWorkspace": stop }),
+                )
+                .await?;
+            c.show(&v, |v| {
+                eprintln!(
+                    "restored {backup} into volume {} (previous volume {} kept for the retention period)",
+                    s(&v["volumeName"]),
+                    s(&v["previousVolume"])
+                )
+            });
+        }
+        BackupCmd::Verify { id } => {
+            let v = c
+                .post(&format!("/api/backups/{id}/verify"), json!({}))
+                .await?;
+            c.show(&v, |v| {
+                println!("ok: {} entries, checksum matches", s(&v["entries"]))
+            });
+        }
+        BackupCmd::Rm { id } => {
+            let v = c.delete(&format!("/api/backups/{id}")).await?;
+            c.show(&v, |_| eprintln!("deleted backup {id}"));
+        }
+    }
+    Ok(())
+}
+
+async fn download(c: &Client, id: &str, output: Option<PathBuf>) -> Res<()> {
+    let mut resp = c
+        .send(c.request(reqwest::Method::GET, &format!("/api/backups/{id}/download")))
+        .await?;
+    let name = resp
+        .headers()
+        .get(reqwest::header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("filename=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{id}.tar"));
+    let want = resp
+        .headers()
+        .get("x-checksum-sha256")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = output.unwrap_or_else(|| PathBuf::from(&name));
+    let part = path.with_extension("part");
+    let mut file = std::fs::File::create(&part)
+        .map_err(|e| Failure::Usage(format!("creating {}: {e}", part.display())))?;
+    let pb = bar(resp.content_length(), "download");
+    let mut hash = sha2::Sha256::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| c.unreachable(e))? {
+        hash.update(&chunk);
+        file.write_all(&chunk)
+            .map_err(|e| Failure::Usage(format!("writing {}: {e}", part.display())))?;
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    file.sync_all()
+        .map_err(|e| Failure::Usage(format!("writing {}: {e}", part.display())))?;
+    let got = hex::encode(hash.finalize());
+    if let Some(want) = want {
+        if want != got {
+            let _ = std::fs::remove_file(&part);
+            return Err(Failure::Server(format!(
+                "the download's checksum {got} is not the server's {want}; nothing was kept"
+            )));
+        }
+    }
+    std::fs::rename(&part, &path)
+        .map_err(|e| Failure::Usage(format!("renaming to {}: {e}", path.display())))?;
+    let info = json!({ "file": path, "sha256": got });
+    c.show(&info, |_| println!("{}  {}", got, path.display()));
+    Ok(())
+}
+
+async fn upload(c: &Client, project: &str, file: &Path) -> Res<Value> {
+    let f = tokio::fs::File::open(file)
+        .await
+        .map_err(|e| Failure::Usage(format!("opening {}: {e}", file.display())))?;
+    let len = f
+        .metadata()
+        .await
+        .map_err(|e| Failure::Usage(format!("reading {}: {e}", file.display())))?
+        .len();
+    // The checksum first, so the server can check what it received.
+    let sum = {
+        let file = file.to_path_buf();
+        tokio::task::spawn_blocking(move || crate::backup::sha256_file(&file))
+            .await
+            .map_err(|e| Failure::Usage(e.to_string()))?
+            .map_err(|e| Failure::Usage(e.to_string()))?
+    };
+    let pb = bar(Some(len), "upload");
+    let pb2 = pb.clone();
+    let stream = futures_util::stream::unfold(f, move |mut f| {
+        let pb = pb2.clone();
+        async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    pb.inc(n as u64);
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        }
+    });
+    let resp = c
+        .send(
+            c.request(
+                reqwest::Method::POST,
+                &format!("/api/projects/{project}/backups/upload"),
+            )
+            .header("x-checksum-sha256", sum)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(stream)),
+        )
+        .await;
+    pb.finish_and_clear();
+    let v: Value = resp?
+        .json()
+        .await
+        .map_err(|e| Failure::Server(format!("the server's answer is not JSON: {e}")))?;
+    Ok(v.get("data").cloned().unwrap_or(v))
+}
+
+pub async fn volume(opts: &ClientOpts, cmd: VolumeCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
+        VolumeCmd::Clone {
+            project,
+            to,
+            name,
+            overwrite,
+        } => {
+            let body = match (to, name) {
+                (Some(t), _) => json!({ "targetProjectId": t, "overwrite": overwrite }),
+                (None, Some(n)) => json!({ "name": n }),
+                (None, None) => unreachable!("clap requires --to or --name"),
+            };
+            let v = c
+                .post(&format!("/api/workspaces/projects/{project}/clone"), body)
+                .await?;
+            c.show(&v, |v| {
+                println!("{}", s(&v["volumeName"]));
+            });
+        }
+        VolumeCmd::Size { project } => {
+            let v = c
+                .get(&format!("/api/workspaces/projects/{project}/volume-size"))
+                .await?;
+            c.show(&v, |v| {
+                println!("{} bytes ({} MB)", s(&v["sizeBytes"]), s(&v["sizeMB"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+pub async fn cleanup(opts: &ClientOpts, dry_run: bool) -> Res<()> {
+    let c = Client::new(opts);
+    let v = c
+        .post(
+            &format!("/api/workspaces/cleanup?dryRun={dry_run}"),
+            json!({}),
+        )
+        .await?;
+    c.show(&v, |v| {
+        println!(
+            "{}inactive {}, orphaned containers {}, orphaned volumes {}, error workspaces {}",
+            if dry_run {
+                "would clean: "
+            } else {
+                "cleaned: "
+            },
+            s(&v["inactiveContainers"]),
+            s(&v["orphanedContainers"]),
+            s(&v["orphanedVolumes"]),
+            s(&v["errorWorkspaces"])
+        );
+        let rows: Vec<Vec<String>> = v["details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                vec![
+                    s(&d["job"]),
+                    s(&d["action"]),
+                    s(&d["resource"]),
+                    s(&d["outcome"]),
+                    s(&d["reason"]),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            table(&["JOB", "ACTION", "RESOURCE", "OUTCOME", "REASON"], rows);
+        }
+        for e in v["errors"].as_array().into_iter().flatten() {
+            eprintln!("job {} failed: {}", s(&e["job"]), s(&e["error"]));
+        }
+    });
+    Ok(())
+}
+
+pub async fn jobs(opts: &ClientOpts) -> Res<()> {
+    let c = Client::new(opts);
+    let v = c.get("/api/jobs").await?;
+    c.show(&v, |v| {
+        let rows = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|j| {
+                let last = &j["recentRuns"][0];
+                vec![
+                    s(&j["name"]),
+                    s(&j["schedule"]),
+                    s(&j["nextRun"]),
+                    if last.is_null() {
+                        "-".into()
+                    } else {
+                        format!("{} {}", s(&last["outcome"]), s(&last["startedAt"]))
+                    },
+                ]
+            })
+            .collect();
+        table(&["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN"], rows);
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_seconds_or_durations() {
+        assert!(matches!(since_arg("1700000000"), Ok(1_700_000_000)));
+        let now = chrono::Utc::now().timestamp();
+        let ten_min = since_arg("10m").ok().unwrap();
+        assert!((now - 600 - ten_min).abs() <= 2);
+        assert!(since_arg("2h").is_ok() && since_arg("1d").is_ok() && since_arg("30s").is_ok());
+        assert!(since_arg("soon").is_err());
+        assert!(since_arg("5y").is_err());
+        assert!(since_arg("").is_err());
+    }
+}
