@@ -373,6 +373,24 @@ fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Levels the ground before a timed step: dirty pages written out, the page
+/// cache dropped (root), and the step's inputs (directories or files) read
+/// back into it.
+fn settle(warm: &[&str]) {
+    sh("sync");
+    if std::fs::write("/proc/sys/vm/drop_caches", "3").is_err() {
+        eprintln!("  (cannot drop caches: not root? figures will be noisier)");
+    }
+    for p in warm {
+        // Through cat: GNU tar skips reading data when writing to /dev/null.
+        if Path::new(p).is_dir() {
+            sh(&format!("tar -cf - -C {p} . | cat > /dev/null"));
+        } else {
+            sh(&format!("cat {p} > /dev/null"));
+        }
+    }
+}
+
 fn timed(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
@@ -554,7 +572,7 @@ retries = 3
         let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
         let child = Command::new(bin)
             .args(["--config", cfg.to_str().unwrap(), "serve"])
-            .env("RUST_LOG", "warn")
+            .env("BERTH_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -698,10 +716,13 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
 
     let runs = opts.runs;
     let (mut bz, mut bg, mut orig, mut host) = (vec![], vec![], vec![], vec![]);
-    // Page cache stays warm on purpose: every subject reads the same data in
-    // turn, and a first, untimed pass warms it for all alike.
+    // Before each timed step: dirty pages written out, caches dropped, the
+    // step's input read back in. Every subject starts alike (input cached,
+    // memory free, nothing to write back); without this, whoever comes
+    // after a multi-GB write pays for it (seen: the same `cp -a` 8 s or 14 s).
     for i in 0..=runs {
         let keep = i > 0;
+        settle(&[&src_mp]);
         let (t, v) =
             timed_async(server.post(&format!("/api/workspaces/projects/{src}/backup"), json!({})))
                 .await;
@@ -712,6 +733,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         if keep {
             bz.push(t);
         }
+        settle(&[&src_mp]);
         let (t, v) = timed_async(server.post(
             &format!("/api/workspaces/projects/{src}/backup"),
             json!({"compression": "gzip"}),
@@ -724,6 +746,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         if keep {
             bg.push(t);
         }
+        settle(&[&src_mp]);
         let t = timed(|| {
             sh(&format!(
                 "docker run --rm --label {label} -v {src_vol}:/data:ro -v {w}:/backup {IMAGE} tar czf /backup/original.tar.gz -C /data ."
@@ -732,6 +755,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         if keep {
             orig.push(t);
         }
+        settle(&[&src_mp]);
         let t = timed(|| {
             sh(&format!(
                 "tar -cf - -C {src_mp} . | zstd -T0 -3 -q -f -o {w}/host.tar.zst"
@@ -752,10 +776,12 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         .post(&format!("/api/workspaces/projects/{src}/backup"), json!({}))
         .await;
     let backup_id = backup["data"]["id"].as_str().unwrap().to_string();
+    let berth_archive = backup["data"]["backupPath"].as_str().unwrap().to_string();
     let (dst, _) = server.project("bench-restore").await;
     let (mut b, mut orig, mut host) = (vec![], vec![], vec![]);
     for i in 0..=runs {
         let keep = i > 0;
+        settle(&[&berth_archive]);
         let (t, _) = timed_async(server.post(
             &format!("/api/workspaces/projects/{dst}/restore"),
             json!({ "backupId": backup_id }),
@@ -765,6 +791,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
             b.push(t);
         }
         let v = scratch_volume(server, "orig-restore");
+        settle(&[&format!("{w}/original.tar.gz")]);
         let t = timed(|| {
             sh(&format!(
                 "docker run --rm --label {label} -v {v}:/data -v {w}:/backup {IMAGE} tar xzf /backup/original.tar.gz -C /data"
@@ -776,6 +803,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         }
         let v = scratch_volume(server, "host-restore");
         let mp = mountpoint(&v);
+        settle(&[&format!("{w}/host.tar.zst")]);
         let t = timed(|| {
             sh(&format!("zstd -d -q -c {w}/host.tar.zst | tar -x -C {mp}"));
         });
@@ -794,6 +822,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
     for i in 0..=runs {
         let keep = i > 0;
         let (target, _) = server.project("bench-clone").await;
+        settle(&[&src_mp]);
         let (t, _) = timed_async(server.post(
             &format!("/api/workspaces/projects/{src}/clone"),
             json!({ "targetProjectId": target }),
@@ -804,6 +833,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
             b.push(t);
         }
         let v = scratch_volume(server, "orig-clone");
+        settle(&[&src_mp]);
         let t = timed(|| {
             sh(&format!(
                 "docker run --rm --label {label} -v {src_vol}:/from:ro -v {v}:/to {IMAGE} cp -a /from/. /to/"
@@ -815,6 +845,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         }
         let v = scratch_volume(server, "host-clone");
         let mp = mountpoint(&v);
+        settle(&[&src_mp]);
         let t = timed(|| {
             sh(&format!("cp -a {src_mp}/. {mp}/"));
         });
@@ -832,6 +863,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
     for (i, p) in clones.iter().enumerate() {
         let keep = i > 0;
         let path = format!("/api/workspaces/projects/{p}/volume-size");
+        sh("sync");
         let (t, v) = timed_async(server.get(&path)).await;
         // A clone's directories may take other sizes than the source's;
         // the tests check exactness, this only that the figure is real.
@@ -846,6 +878,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
             b.push(t);
             cached.push(tc);
         }
+        sh("sync");
         let t = timed(|| {
             sh(&format!(
                 "docker run --rm --label {label} -v {src_vol}:/data:ro {IMAGE} du -sb /data >/dev/null"
@@ -854,6 +887,7 @@ async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
         if keep {
             orig.push(t);
         }
+        sh("sync");
         let t = timed(|| {
             sh(&format!("du -sb {src_mp} >/dev/null"));
         });
