@@ -188,3 +188,59 @@ async fn metrics_parse_and_move_with_what_happens() {
         StatusCode::OK
     );
 }
+
+/// The per-workspace health gauge behind the "unhealthy for 10 minutes"
+/// alert: 1 while the check fails, back to 0 once the workspace stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unhealthy_gauge_follows_the_health_check() {
+    let env = TestEnv::with(|c| c.recovery.enabled = false).await;
+    let t = env.member().await;
+    let (id, _) = env.workspace(&t).await;
+    env.start(&t, &id).await;
+    let series = format!("workspace=\"{id}\"");
+    let gauge = |m: &[(String, f64)]| {
+        m.iter()
+            .find(|(s, _)| s.starts_with("berth_workspace_unhealthy{") && s.contains(&series))
+            .map(|(_, v)| *v)
+    };
+    let wait_for = |want: f64, what: &'static str| {
+        let env = &env;
+        let gauge = &gauge;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let (_, m) = scrape(env, None).await;
+                if gauge(&m) == Some(want) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "gauge never {what}: {:?}",
+                    gauge(&m)
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+    };
+    env.wait_for(
+        &t,
+        &format!("/api/workspaces/{id}/health"),
+        "healthy",
+        30,
+        |d| d["status"] == "healthy",
+    )
+    .await;
+    wait_for(0.0, "0 while healthy").await;
+    common::docker(&["exec", &format!("berth-ws-{id}"), "rm", "/tmp/www/healthz"]);
+    wait_for(1.0, "1 while unhealthy").await;
+    let (s, v) = env
+        .call(
+            Method::POST,
+            &format!("/api/workspaces/{id}/stop"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_for(0.0, "back to 0 when stopped").await;
+}

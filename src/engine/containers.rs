@@ -361,7 +361,7 @@ impl Engine {
     pub async fn running_workspace_containers(
         &self,
         instance: &str,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(String, String, bool)>> {
         let mut filters = HashMap::new();
         filters.insert(
             "label",
@@ -378,8 +378,14 @@ impl Engine {
         Ok(list
             .into_iter()
             .filter_map(|c| {
+                // The list's status text says "(unhealthy)" while the health
+                // check fails; no inspect per container needed.
+                let unhealthy = c
+                    .status
+                    .as_deref()
+                    .is_some_and(|s| s.contains("(unhealthy)"));
                 let ws = c.labels?.get(super::LABEL_WORKSPACE_ID)?.clone();
-                Some((c.id?, ws))
+                Some((c.id?, ws, unhealthy))
             })
             .collect())
     }

@@ -292,9 +292,20 @@ impl Berth {
             .await?;
         {
             let mut tracked = self.inner.tracked.lock().expect("tracked poisoned");
-            tracked.retain(|cid, _| running.iter().any(|(c, _)| c == cid));
+            tracked.retain(|cid, t| {
+                let still = running.iter().any(|(c, _, _)| c == cid);
+                if !still {
+                    // Not running is not unhealthy: the series must not
+                    // keep firing an alert for a stopped workspace.
+                    if let Some(w) = t.workspace_id {
+                        metrics::gauge!("berth_workspace_unhealthy", "workspace" => w.to_string())
+                            .set(0.0);
+                    }
+                }
+                still
+            });
         }
-        for (cid, ws) in running {
+        for (cid, ws, unhealthy) in running {
             let Ok(ws_id) = Uuid::parse_str(&ws) else {
                 continue;
             };
@@ -328,6 +339,8 @@ impl Berth {
             if let Some(c) = cpu {
                 metrics::gauge!("berth_workspace_cpu_percent", "workspace" => w.clone()).set(c);
             }
+            metrics::gauge!("berth_workspace_unhealthy", "workspace" => w.clone())
+                .set(if unhealthy { 1.0 } else { 0.0 });
             metrics::gauge!("berth_workspace_memory_bytes", "workspace" => w)
                 .set(now.memory_usage as f64);
             t.workspace_id = Some(ws_id);
