@@ -12,8 +12,15 @@ use crate::domain::recovery::RecoveryPolicy;
 use crate::domain::types::builtin_types;
 use crate::domain::WorkspaceType;
 
-/// Environment variables with the `BERTH_` prefix that are not config keys.
-const NON_CONFIG_VARS: &[&str] = &["BERTH_CONFIG", "BERTH_SERVER", "BERTH_TOKEN", "BERTH_LOG"];
+/// `BERTH_*` variables that are not configuration keys (the client and
+/// logging use them); everything else under `BERTH_` must be a key.
+const NON_CONFIG_VARS: &[&str] = &[
+    "BERTH_CONFIG",
+    "BERTH_SERVER",
+    "BERTH_TOKEN",
+    "BERTH_LOG",
+    "BERTH_CLIENT_CONFIG",
+];
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -502,6 +509,8 @@ mod tests {
                 ("BERTH_DATABASE_URL", "sqlite://x.db"),
                 ("BERTH_INSTANCE", "123"),
                 ("BERTH_TOKEN", "not-config"),
+                ("BERTH_CLIENT_CONFIG", "/tmp/creds.json"),
+                ("BERTH_SERVER", "http://x"),
                 ("OTHER", "ignored"),
             ]),
         )
