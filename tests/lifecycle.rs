@@ -87,7 +87,17 @@ async fn the_container_carries_limits_health_check_labels_mount_port_and_env() {
     );
     assert!(envs.contains(&"FROM_TYPE=yes"), "{envs:?}");
 
-    // The workspace answers on its published loopback port.
+    // The workspace answers on its published loopback port once its server
+    // is up (`running` means the process started, not that it listens yet:
+    // until then Docker's port forwarder accepts and closes).
+    env.wait_for(
+        &t,
+        &format!("/api/workspaces/{id}/health"),
+        "healthy",
+        30,
+        |d| d["status"] == "healthy",
+    )
+    .await;
     let body = reqwest::get(format!("http://127.0.0.1:{host_port}/healthz"))
         .await
         .expect("workspace answers on 127.0.0.1")
