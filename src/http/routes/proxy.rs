@@ -102,7 +102,7 @@ pub async fn proxy(
         }
     };
     berth.proxy_activity(caller.user.id, id);
-    forward(
+    let answer = forward(
         &berth,
         caller.user.id,
         id,
@@ -112,7 +112,27 @@ pub async fn proxy(
         &path_and_query,
         Duration::from_secs(config.response_timeout_s),
     )
-    .await
+    .await;
+    match answer {
+        // The workspace may have died between the check and the request
+        // (a program that exits at once): say so, rather than blame the
+        // connection.
+        Err(e) if e.status == StatusCode::BAD_GATEWAY => {
+            let name = crate::domain::workspace_container_name(id);
+            match berth.engine().inspect_container(&name).await {
+                Ok(Some(c)) if !c.running => Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "workspace_unavailable",
+                    format!(
+                        "the workspace's container exited (code {}) while the request was forwarded; recovery will restart it",
+                        c.exit_code
+                    ),
+                )),
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
 }
 
 /// A page load by a browser (as opposed to a script's or API client's
