@@ -49,6 +49,9 @@ enum Command {
         #[arg(long, env = "BERTH_LISTEN")]
         listen: Option<String>,
     },
+    /// Print the API's OpenAPI 3.1 document (as `GET /api/openapi.json`
+    /// serves it; `docs/openapi.json` is this output).
+    Openapi,
     /// Manage users (works on the data directory, server running or not).
     User {
         #[command(subcommand)]
@@ -163,6 +166,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Volume { command } => client::volume(opts, command).await,
         Command::Cleanup { dry_run } => client::cleanup(opts, dry_run).await,
         Command::Jobs => client::jobs(opts).await,
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::document_text());
+            return Ok(ExitCode::SUCCESS);
+        }
         command => return run_local(cli.config, command).await,
     };
     Ok(match outcome {

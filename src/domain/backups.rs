@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Millis;
 
 /// How an archive is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Multi-threaded zstd: the default, fast and small.
@@ -47,7 +47,9 @@ impl FromStr for Compression {
 }
 
 /// Where a backup is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized (and described) as `as_str` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum BackupState {
     InProgress,
     Complete,

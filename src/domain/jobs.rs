@@ -21,7 +21,9 @@ pub struct JobDetail {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized (and described) as `as_str` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum JobOutcome {
     Ok,
     /// The job could not finish (e.g. the engine failed); see `error`.

@@ -28,7 +28,7 @@ pub struct ResourceLimits {
 /// A workspace's own choices, each replacing the type's default when set.
 /// Field names are the API's (`memory`, not `memory_mb`), MB as in the
 /// original system.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,7 +196,7 @@ impl HealthCheck {
 
 /// A workspace's changes to its type's health check. Seconds, in the
 /// API's names; unset fields keep the type's value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheckOverride {
     /// `false` turns the check off (also one the image declares).

@@ -31,7 +31,7 @@ pub fn now_millis() -> Millis {
 }
 
 /// A user's role. Members see their own resources only; admins see all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -107,7 +107,19 @@ pub fn workspace_container_name(id: Uuid) -> String {
 }
 
 /// Where a workspace stands. Health is reported separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkspaceStatus {
     /// No container running; the initial state.

@@ -93,23 +93,33 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// The error envelope every failure answers with (described in the API
+/// document as `Error`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorEnvelope {
+    #[schemars(extend("const" = false))]
+    pub success: bool,
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_request`, `unauthorized`,
+    /// `forbidden`, `not_found`, `conflict`, `refused`, `payload_too_large`,
+    /// `engine_unavailable`, `workspace_unavailable`, … (see the status).
+    pub code: String,
+    /// For people: what went wrong and what to change.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            success: bool,
-            error: Detail<'a>,
-        }
-        #[derive(serde::Serialize)]
-        struct Detail<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        let body = Body {
+        let body = ErrorEnvelope {
             success: false,
-            error: Detail {
-                code: self.code,
-                message: &self.message,
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
             },
         };
         (self.status, Json(body)).into_response()

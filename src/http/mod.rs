@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod routes;
 pub mod wire;
 
@@ -13,91 +14,361 @@ use std::net::SocketAddr;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, patch, post};
+use axum::routing::MethodRouter;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::Berth;
 use error::ApiError;
+use openapi::Op;
 use routes::{auth, backups, jobs, observe, projects, proxy, workspaces as ws};
 
-/// The whole API as one router.
+/// The whole API, in one list: each entry is a route and its description.
+/// The router ([`app`]) and the OpenAPI document ([`openapi::document`]) are
+/// both built from this list and nothing else.
+pub fn operations() -> Vec<Op> {
+    use crate::domain::ResourceOverrides;
+    use backups::{
+        BackupDto, BackupRequest, CloneRequest, ClonedDto, PolicyDto, PolicyRequest,
+        RestoreRequest, RestoredDto, SizeDto, UploadQuery, VerifyDto,
+    };
+    use jobs::{CleanupDto, DryRunQuery, JobDto, RunDto};
+    use observe::{LogStreamParams, LogsParams, StatsStreamParams};
+    use wire::*;
+    const SSE: &[&str] = &["text/event-stream"];
+    vec![
+        // ---- service ----
+        Op::get("/healthz", "healthz", healthz)
+            .public()
+            .tag("service")
+            .summary("Liveness: the process answers")
+            .ok::<HealthzDto>(),
+        Op::get("/metrics", "metrics", routes::metrics::render)
+            .metrics_auth()
+            .tag("service")
+            .summary("Prometheus metrics (text exposition format)")
+            .raw(&["text/plain; version=0.0.4; charset=utf-8"], "Metrics in the Prometheus text format."),
+        Op::get("/api/openapi.json", "openapi", openapi::serve_document)
+            .public()
+            .tag("service")
+            .summary("This document (OpenAPI 3.1)")
+            .raw(&["application/json"], "The OpenAPI 3.1 description of the API."),
+        // ---- auth ----
+        Op::post("/api/auth/login", "login", auth::login)
+            .public()
+            .tag("auth")
+            .summary("Log in with email and password")
+            .describe("Answers a bearer token and sets the session cookie.")
+            .json::<LoginRequest>()
+            .ok::<LoginResponse>()
+            .errors(&[401]),
+        Op::post("/api/auth/logout", "logout", auth::logout)
+            .tag("auth")
+            .summary("Revoke the token (or session) used for this request")
+            .ok::<LoggedOutDto>(),
+        Op::get("/api/auth/me", "me", auth::me)
+            .tag("auth")
+            .summary("The signed-in user")
+            .ok::<UserDto>(),
+        // ---- projects ----
+        Op::post("/api/projects", "createProject", projects::create)
+            .tag("projects")
+            .summary("Create a project and its volume")
+            .json::<CreateProjectRequest>()
+            .created::<ProjectDto>()
+            .engine(),
+        Op::get("/api/projects", "listProjects", projects::list)
+            .tag("projects")
+            .summary("The caller's projects (all, for an admin)")
+            .ok::<Vec<ProjectDto>>(),
+        Op::get("/api/projects/{id}", "getProject", projects::get)
+            .tag("projects")
+            .summary("One project")
+            .ok::<ProjectDto>(),
+        Op::delete("/api/projects/{id}", "deleteProject", projects::delete)
+            .tag("projects")
+            .summary("Delete a project")
+            .describe("Refused while a workspace uses it. With `purge=true` its volume and backups go too; otherwise the volume is kept for the retention period.")
+            .query::<DeleteProjectQuery>()
+            .ok::<ProjectDeletedDto>()
+            .errors(&[409])
+            .engine(),
+        // ---- workspaces ----
+        Op::get("/api/workspaces", "listWorkspaces", ws::list)
+            .tag("workspaces")
+            .summary("The caller's workspaces (all, for an admin)")
+            .ok::<Vec<WorkspaceDto>>(),
+        Op::post("/api/workspaces", "createWorkspace", ws::create)
+            .tag("workspaces")
+            .summary("Create a workspace of a configured type")
+            .json::<CreateWorkspaceRequest>()
+            .created::<WorkspaceDto>()
+            .errors(&[404, 409]),
+        Op::get("/api/workspaces/types", "listTypes", ws::types)
+            .tag("workspaces")
+            .summary("The configured workspace types, and whether each can start here")
+            .ok::<Vec<TypeDto>>(),
+        Op::get("/api/workspaces/stats", "workspaceCounts", ws::stats)
+            .tag("workspaces")
+            .summary("Counts by type and status, and the default workspace")
+            .ok::<StatsDto>(),
+        Op::get("/api/workspaces/stats/live", "fleetStats", observe::fleet)
+            .tag("observe")
+            .summary("Live resource figures of every running workspace of the caller")
+            .ok::<Vec<ResourceStatsDto>>()
+            .engine(),
+        Op::get("/api/workspaces/type/{type}", "workspacesByType", ws::by_type)
+            .tag("workspaces")
+            .summary("The caller's workspaces of one type")
+            .ok::<Vec<WorkspaceDto>>(),
+        Op::get("/api/workspaces/{id}", "getWorkspace", ws::get)
+            .tag("workspaces")
+            .summary("One workspace")
+            .ok::<WorkspaceDto>(),
+        Op::put("/api/workspaces/{id}", "updateWorkspace", ws::update)
+            .tag("workspaces")
+            .summary("Rename, describe, archive, set default, change the health check")
+            .json::<UpdateWorkspaceRequest>()
+            .ok::<WorkspaceDto>()
+            .errors(&[409])
+            .engine(),
+        Op::delete("/api/workspaces/{id}", "deleteWorkspace", ws::delete)
+            .tag("workspaces")
+            .summary("Delete a workspace (its container goes; the project's volume stays)")
+            .ok::<DeletedDto>()
+            .engine(),
+        Op::post("/api/workspaces/{id}/set-default", "setDefaultWorkspace", ws::set_default)
+            .tag("workspaces")
+            .summary("Make this the caller's default workspace")
+            .ok::<WorkspaceDto>(),
+        Op::post("/api/workspaces/{id}/start", "startWorkspace", ws::start)
+            .tag("lifecycle")
+            .summary("Start (creating the container if needed)")
+            .ok::<WorkspaceDto>()
+            .errors(&[409, 422])
+            .engine(),
+        Op::post("/api/workspaces/{id}/stop", "stopWorkspace", ws::stop)
+            .tag("lifecycle")
+            .summary("Stop")
+            .ok::<WorkspaceDto>()
+            .errors(&[409])
+            .engine(),
+        Op::post("/api/workspaces/{id}/restart", "restartWorkspace", ws::restart)
+            .tag("lifecycle")
+            .summary("Restart")
+            .ok::<WorkspaceDto>()
+            .errors(&[409, 422])
+            .engine(),
+        Op::get("/api/workspaces/{id}/status", "workspaceStatus", ws::status)
+            .tag("lifecycle")
+            .summary("Status, container summary, health and resource use")
+            .ok::<StatusDto>()
+            .engine(),
+        Op::get("/api/workspaces/{id}/health", "workspaceHealth", ws::health)
+            .tag("lifecycle")
+            .summary("The health check's state and last result")
+            .ok::<HealthResponseDto>()
+            .engine(),
+        Op::get("/api/workspaces/{id}/events", "workspaceEvents", ws::events)
+            .tag("lifecycle")
+            .summary("Recent lifecycle events (starts, recoveries, OOM kills), newest first")
+            .query::<EventsQuery>()
+            .ok::<Vec<EventDto>>(),
+        Op::patch("/api/workspaces/{id}/resources", "updateResources", ws::update_resources)
+            .tag("lifecycle")
+            .summary("Change CPU and memory limits, live when running")
+            .describe("Fields left out keep their value. Units: cores and MB.")
+            .json::<ResourceOverrides>()
+            .ok::<WorkspaceDto>()
+            .errors(&[409, 422])
+            .engine(),
+        Op::post("/api/workspaces/{id}/switch-project", "switchProject", ws::switch_project)
+            .tag("workspaces")
+            .summary("Put another project's volume in the workspace (restarts it if running)")
+            .json::<ProjectIdRequest>()
+            .ok::<WorkspaceDto>()
+            .errors(&[409, 422])
+            .engine(),
+        Op::get("/api/workspaces/{id}/projects", "workspaceProjects", ws::projects)
+            .tag("workspaces")
+            .summary("Projects assigned to this workspace")
+            .ok::<Vec<ProjectDto>>(),
+        Op::get("/api/workspaces/{id}/compatible-projects", "compatibleProjects", ws::compatible_projects)
+            .tag("workspaces")
+            .summary("The caller's projects this workspace can open")
+            .ok::<Vec<ProjectDto>>(),
+        Op::post("/api/workspaces/{id}/assign-project", "assignProject", ws::assign_project)
+            .tag("workspaces")
+            .summary("Assign a project to this workspace")
+            .json::<ProjectIdRequest>()
+            .ok::<ProjectDto>()
+            .errors(&[409]),
+        // ---- observe ----
+        Op::get("/api/workspaces/{id}/logs", "workspaceLogs", observe::logs)
+            .tag("observe")
+            .summary("Container logs as plain text (stdout and stderr)")
+            .query::<LogsParams>()
+            .raw(&["text/plain; charset=utf-8"], "The log lines, streamed, up to `logs.max_bytes`.")
+            .engine(),
+        Op::get("/api/workspaces/{id}/logs/stream", "workspaceLogStream", observe::log_stream)
+            .tag("observe")
+            .summary("Follow the logs (Server-Sent Events)")
+            .describe("One `data:` event per line, with the line's timestamp as `id` (send `Last-Event-ID` to resume). `event: error` carries an engine error; `event: end` means the container stopped.")
+            .query::<LogStreamParams>()
+            .header("Last-Event-ID", "Resume after this event id (an RFC 3339 timestamp).")
+            .raw(SSE, "An event stream.")
+            .engine(),
+        Op::get("/api/workspaces/{id}/stats", "workspaceStats", observe::stats)
+            .tag("observe")
+            .summary("CPU, memory, network, block I/O and recent history")
+            .ok::<ResourceStatsDto>()
+            .errors(&[409])
+            .engine(),
+        Op::get("/api/workspaces/{id}/container-stats", "containerStats", observe::stats)
+            .tag("observe")
+            .summary("Same as `/stats` (the original system's path)")
+            .ok::<ResourceStatsDto>()
+            .errors(&[409])
+            .engine(),
+        Op::get("/api/workspaces/{id}/stats/stream", "workspaceStatsStream", observe::stats_stream)
+            .tag("observe")
+            .summary("Resource figures every `interval` seconds (Server-Sent Events)")
+            .describe("Each `data:` is a ResourceStats object as JSON; `event: end` when the container stops.")
+            .query::<StatsStreamParams>()
+            .raw(SSE, "An event stream.")
+            .errors(&[409])
+            .engine(),
+        // ---- proxy ----
+        Op::any("/api/workspaces/{id}/proxy", "proxyBare", proxy::bare)
+            .public()
+            .tag("proxy")
+            .summary("Redirects to `/proxy/`, keeping the query")
+            .redirect(308, "To the same path with a trailing slash."),
+        Op::any("/api/workspaces/{id}/proxy/", "proxyRoot", proxy::proxy)
+            .tag("proxy")
+            .summary("The workspace's own app, at its root")
+            .describe("Forwarded to the workspace's published port on 127.0.0.1, bodies streamed both ways; WebSocket upgrades are tunnelled. A stopped workspace is started and waited for.")
+            .passthrough("What the workspace answers.")
+            .unlimited_body()
+            .errors(&[502, 503, 504])
+            .starting_page(),
+        Op::any("/api/workspaces/{id}/proxy/{*rest}", "proxy", proxy::proxy)
+            .tag("proxy")
+            .summary("The workspace's own app")
+            .describe("As `/proxy/`, for any path below it.")
+            .passthrough("What the workspace answers.")
+            .unlimited_body()
+            .errors(&[502, 503, 504])
+            .starting_page(),
+        // ---- volumes and backups ----
+        Op::post("/api/workspaces/projects/{id}/backup", "createBackup", backups::create)
+            .tag("backups")
+            .summary("Back up the project's volume into the catalogue")
+            .describe("An empty body is fine (zstd, no pause).")
+            .optional_json::<BackupRequest>()
+            .created::<BackupDto>()
+            .errors(&[409, 413, 415, 422])
+            .engine(),
+        Op::post("/api/workspaces/projects/{id}/restore", "restoreBackup", backups::restore)
+            .tag("backups")
+            .summary("Restore a backup into the project (a new volume; the old one is kept)")
+            .json::<RestoreRequest>()
+            .ok::<RestoredDto>()
+            .errors(&[409, 422])
+            .engine(),
+        Op::post("/api/workspaces/projects/{id}/clone", "cloneVolume", backups::clone)
+            .tag("backups")
+            .summary("Copy the project's volume into another project (existing or new)")
+            .json::<CloneRequest>()
+            .ok::<ClonedDto>()
+            .errors(&[409, 422])
+            .engine(),
+        Op::get("/api/workspaces/projects/{id}/volume-size", "volumeSize", backups::size)
+            .tag("backups")
+            .summary("The size of the project's volume")
+            .ok::<SizeDto>()
+            .engine(),
+        Op::get("/api/projects/{id}/backups", "listBackups", backups::list)
+            .tag("backups")
+            .summary("The project's backup catalogue, newest first")
+            .ok::<Vec<BackupDto>>(),
+        Op::post("/api/projects/{id}/backups/upload", "uploadBackup", backups::upload)
+            .tag("backups")
+            .summary("Add an archive to the catalogue (checked before it is kept)")
+            .query::<UploadQuery>()
+            .header("X-Checksum-Sha256", "The archive's SHA-256 (64 hex digits); checked when sent.")
+            .raw_body("application/octet-stream", "A `.tar.zst` or `.tar.gz` archive as Berth writes them.")
+            .created::<BackupDto>()
+            .errors(&[413, 422])
+            .unlimited_body(),
+        Op::get("/api/projects/{id}/backup-policy", "getBackupPolicy", backups::get_policy)
+            .tag("backups")
+            .summary("The project's schedule and retention (own settings and effective)")
+            .ok::<PolicyDto>(),
+        Op::put("/api/projects/{id}/backup-policy", "putBackupPolicy", backups::put_policy)
+            .tag("backups")
+            .summary("Set the project's schedule and retention; a field left out follows the config")
+            .json::<PolicyRequest>()
+            .ok::<PolicyDto>(),
+        Op::get("/api/backups/{id}", "getBackup", backups::get)
+            .tag("backups")
+            .summary("One backup")
+            .ok::<BackupDto>(),
+        Op::delete("/api/backups/{id}", "deleteBackup", backups::delete)
+            .tag("backups")
+            .summary("Delete a backup and its archive")
+            .ok::<DeletedDto>()
+            .errors(&[409]),
+        Op::get("/api/backups/{id}/download", "downloadBackup", backups::download)
+            .tag("backups")
+            .summary("The archive, streamed, with `X-Checksum-Sha256`")
+            .raw(&["application/zstd", "application/gzip"], "The archive.")
+            .errors(&[409]),
+        Op::post("/api/backups/{id}/verify", "verifyBackup", backups::verify)
+            .tag("backups")
+            .summary("Check the archive's checksum and read it through")
+            .ok::<VerifyDto>()
+            .errors(&[409, 422]),
+        // ---- jobs ----
+        Op::post("/api/workspaces/cleanup", "cleanup", jobs::cleanup)
+            .admin()
+            .tag("jobs")
+            .summary("Run every cleanup job now and report what it did (or would do)")
+            .query::<DryRunQuery>()
+            .ok::<CleanupDto>(),
+        Op::get("/api/jobs", "listJobs", jobs::list)
+            .admin()
+            .tag("jobs")
+            .summary("Scheduled jobs, their next run and recent runs")
+            .ok::<Vec<JobDto>>(),
+        Op::post("/api/jobs/{name}/run", "runJob", jobs::run)
+            .admin()
+            .tag("jobs")
+            .summary("Run one job now")
+            .query::<DryRunQuery>()
+            .ok::<RunDto>(),
+    ]
+}
+
+/// The whole API as one router, built from [`operations`].
 pub fn app(berth: Berth) -> Router {
     let max_body = berth.config().max_body_bytes;
-    let api = Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(auth::me))
-        .route("/projects", post(projects::create).get(projects::list))
-        .route(
-            "/projects/{id}",
-            get(projects::get).delete(projects::delete),
-        )
-        .route("/workspaces", get(ws::list).post(ws::create))
-        .route("/workspaces/types", get(ws::types))
-        .route("/workspaces/stats", get(ws::stats))
-        .route("/workspaces/stats/live", get(observe::fleet))
-        .route("/workspaces/cleanup", post(jobs::cleanup))
-        .route("/workspaces/projects/{id}/backup", post(backups::create))
-        .route("/workspaces/projects/{id}/restore", post(backups::restore))
-        .route("/workspaces/projects/{id}/clone", post(backups::clone))
-        .route("/workspaces/projects/{id}/volume-size", get(backups::size))
-        .route("/projects/{id}/backups", get(backups::list))
-        .route(
-            "/projects/{id}/backups/upload",
-            // Streamed to disk and bounded by backups.max_upload_mb instead.
-            post(backups::upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/projects/{id}/backup-policy",
-            get(backups::get_policy).put(backups::put_policy),
-        )
-        .route("/backups/{id}", get(backups::get).delete(backups::delete))
-        .route("/backups/{id}/download", get(backups::download))
-        .route("/backups/{id}/verify", post(backups::verify))
-        .route("/jobs", get(jobs::list))
-        .route("/jobs/{name}/run", post(jobs::run))
-        .route("/workspaces/type/{type}", get(ws::by_type))
-        .route(
-            "/workspaces/{id}",
-            get(ws::get).put(ws::update).delete(ws::delete),
-        )
-        .route("/workspaces/{id}/set-default", post(ws::set_default))
-        .route("/workspaces/{id}/start", post(ws::start))
-        .route("/workspaces/{id}/stop", post(ws::stop))
-        .route("/workspaces/{id}/restart", post(ws::restart))
-        .route("/workspaces/{id}/status", get(ws::status))
-        .route("/workspaces/{id}/health", get(ws::health))
-        .route("/workspaces/{id}/events", get(ws::events))
-        .route("/workspaces/{id}/logs", get(observe::logs))
-        .route("/workspaces/{id}/logs/stream", get(observe::log_stream))
-        .route("/workspaces/{id}/stats", get(observe::stats))
-        .route("/workspaces/{id}/container-stats", get(observe::stats))
-        .route("/workspaces/{id}/stats/stream", get(observe::stats_stream))
-        .route("/workspaces/{id}/resources", patch(ws::update_resources))
-        .route("/workspaces/{id}/switch-project", post(ws::switch_project))
-        .route("/workspaces/{id}/projects", get(ws::projects))
-        .route(
-            "/workspaces/{id}/compatible-projects",
-            get(ws::compatible_projects),
-        )
-        .route("/workspaces/{id}/assign-project", post(ws::assign_project))
-        .route("/workspaces/{id}/proxy", any(proxy::bare))
-        // Bodies stream through unbuffered, so no body limit applies.
-        .route(
-            "/workspaces/{id}/proxy/",
-            any(proxy::proxy).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/workspaces/{id}/proxy/{*rest}",
-            any(proxy::proxy).layer(DefaultBodyLimit::disable()),
-        );
-
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(routes::metrics::render))
-        .nest("/api", api)
+    // Several operations share a path (one per method): merge them.
+    let mut by_path: Vec<(&'static str, MethodRouter<Berth>)> = Vec::new();
+    for op in operations() {
+        let path = op.path();
+        let router = op.into_router();
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(router),
+            None => by_path.push((path, router)),
+        }
+    }
+    let mut routes = Router::new();
+    for (path, router) in by_path {
+        routes = routes.route(path, router);
+    }
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -117,14 +388,22 @@ pub fn app(berth: Berth) -> Router {
 /// Counts requests by route (the matched pattern, so ids do not explode the
 /// label set), method and status, with a latency histogram.
 async fn track_requests(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let route = req
+    let matched = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
+        .cloned();
+    let route = matched
+        .as_ref()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let started = std::time::Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    // Lets a caller in the same process (the tests) find the operation that
+    // answered, to check the response against its description.
+    if let Some(m) = matched {
+        resp.extensions_mut().insert(m);
+    }
     let status = resp.status().as_u16().to_string();
     metrics::counter!("berth_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
@@ -134,7 +413,10 @@ async fn track_requests(req: axum::extract::Request, next: axum::middleware::Nex
 }
 
 async fn healthz() -> Response {
-    wire::ok(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+    wire::ok(wire::HealthzDto {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 async fn not_found() -> ApiError {

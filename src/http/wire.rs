@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ use crate::service::{
 };
 
 /// The success envelope `{"success": true, "data": …, "message"?: …}`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Envelope<T: Serialize> {
     pub success: bool,
     pub data: T,
@@ -45,6 +46,23 @@ pub fn ok_with<T: Serialize>(data: T, message: impl Into<String>) -> Response {
     .into_response()
 }
 
+/// Schema of a time on the wire: an RFC 3339 string, as [`rfc3339`] and the
+/// engine write them. Used with `#[schemars(with = "Timestamp")]` on the
+/// `String` fields that carry times.
+pub struct Timestamp;
+
+impl JsonSchema for Timestamp {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}
+
 pub fn rfc3339(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -53,14 +71,14 @@ pub fn rfc3339(ms: Millis) -> String {
 
 // ---- requests ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProjectRequest {
     pub name: String,
@@ -68,14 +86,15 @@ pub struct CreateProjectRequest {
     pub workspace_type: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteProjectQuery {
+    /// Also remove the project's volume and backups now.
     #[serde(default)]
     pub purge: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
     pub name: String,
@@ -88,7 +107,7 @@ pub struct CreateWorkspaceRequest {
     pub health_check: Option<HealthCheckOverride>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWorkspaceRequest {
     pub name: Option<String>,
@@ -99,7 +118,7 @@ pub struct UpdateWorkspaceRequest {
     pub health_check: Option<HealthCheckOverride>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProjectIdRequest {
     pub project_id: Uuid,
@@ -107,12 +126,42 @@ pub struct ProjectIdRequest {
 
 // ---- responses ----
 
-#[derive(Serialize)]
+/// `GET /healthz`.
+#[derive(Serialize, JsonSchema)]
+pub struct HealthzDto {
+    #[schemars(extend("const" = "ok"))]
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+/// What a delete answers: the id of what is gone.
+#[derive(Serialize, JsonSchema)]
+pub struct DeletedDto {
+    pub id: Uuid,
+}
+
+/// `DELETE /api/projects/:id`.
+#[derive(Serialize, JsonSchema)]
+pub struct ProjectDeletedDto {
+    pub id: Uuid,
+    /// Whether the volume and the backups went with the project.
+    pub purged: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedOutDto {
+    pub logged_out: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDto {
     pub id: Uuid,
     pub email: String,
+    #[schemars(with = "crate::domain::Role")]
     pub role: &'static str,
+    #[schemars(with = "Timestamp")]
     pub created_at: String,
 }
 
@@ -127,16 +176,18 @@ impl From<&User> for UserDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
     pub access_token: String,
+    #[schemars(extend("const" = "Bearer"))]
     pub token_type: &'static str,
+    #[schemars(with = "Timestamp")]
     pub expires_at: String,
     pub user: UserDto,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectDto {
     pub id: Uuid,
@@ -146,7 +197,9 @@ pub struct ProjectDto {
     pub workspace_type: Option<String>,
     pub workspace_id: Option<Uuid>,
     pub volume_name: String,
+    #[schemars(with = "Timestamp")]
     pub created_at: String,
+    #[schemars(with = "Timestamp")]
     pub updated_at: String,
 }
 
@@ -167,7 +220,7 @@ impl From<&Project> for ProjectDto {
 }
 
 /// Limits in the original system's units: cores and MB.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsDto {
     pub cpus: f64,
@@ -187,7 +240,7 @@ impl From<&ResourceLimits> for LimitsDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckDto {
     pub enabled: bool,
@@ -211,7 +264,7 @@ impl From<&HealthCheck> for HealthCheckDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeDto {
     #[serde(rename = "type")]
@@ -240,7 +293,7 @@ impl From<&TypeInfo> for TypeDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceConfigDto {
     pub image: String,
@@ -249,7 +302,7 @@ pub struct WorkspaceConfigDto {
     pub health_check: Option<HealthCheckDto>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceDto {
     pub id: Uuid,
@@ -258,6 +311,7 @@ pub struct WorkspaceDto {
     pub description: String,
     #[serde(rename = "type")]
     pub type_name: String,
+    #[schemars(with = "crate::domain::WorkspaceStatus")]
     pub status: &'static str,
     pub status_reason: Option<String>,
     pub is_default: bool,
@@ -268,8 +322,11 @@ pub struct WorkspaceDto {
     /// Where the workspace answers on the Berth host, while running.
     pub url: Option<String>,
     pub config: Option<WorkspaceConfigDto>,
+    #[schemars(with = "Option<Timestamp>")]
     pub last_activity_at: Option<String>,
+    #[schemars(with = "Timestamp")]
     pub created_at: String,
+    #[schemars(with = "Timestamp")]
     pub updated_at: String,
 }
 
@@ -299,7 +356,7 @@ impl WorkspaceDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsDto {
     pub total: usize,
@@ -319,12 +376,14 @@ impl StatsDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthProbeDto {
     pub exit_code: i64,
     pub output: String,
+    #[schemars(with = "Timestamp")]
     pub start: String,
+    #[schemars(with = "Timestamp")]
     pub end: String,
 }
 
@@ -339,7 +398,7 @@ impl From<&HealthProbe> for HealthProbeDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthDto {
     pub status: String,
@@ -361,7 +420,7 @@ impl From<&HealthReport> for HealthDto {
 
 /// A summary of the container, not the raw inspect (which would expose the
 /// environment of the container to anyone who can read its status).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerInfoDto {
     pub id: String,
@@ -374,7 +433,9 @@ pub struct ContainerInfoDto {
     #[serde(rename = "OOMKilled")]
     pub oom_killed: bool,
     pub error: Option<String>,
+    #[schemars(with = "Option<Timestamp>")]
     pub started_at: Option<String>,
+    #[schemars(with = "Option<Timestamp>")]
     pub finished_at: Option<String>,
     pub restart_count: i64,
     pub host_port: Option<u16>,
@@ -400,9 +461,10 @@ impl From<&ContainerState> for ContainerInfoDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDto {
+    #[schemars(with = "crate::domain::WorkspaceStatus")]
     pub status: &'static str,
     pub status_reason: Option<String>,
     pub container_running: bool,
@@ -412,12 +474,14 @@ pub struct StatusDto {
 }
 
 /// The design note's `resources`: CPU % and memory in MB.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcesDto {
     pub cpu_usage: Option<f64>,
     pub memory_usage: f64,
     pub memory_limit: Option<f64>,
+    /// Where the figures were read: the cgroup files or the engine's stats API.
+    #[schemars(extend("enum" = ["cgroup", "engine"]))]
     pub source: &'static str,
 }
 
@@ -432,19 +496,21 @@ impl From<&ResourceUse> for ResourcesDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastCheckDto {
     pub exit_code: i64,
     pub output: String,
+    #[schemars(with = "Timestamp")]
     pub timestamp: String,
 }
 
 /// `GET /api/workspaces/:id/health`, the design note's shape plus a message.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthResponseDto {
     pub healthy: bool,
+    #[schemars(extend("enum" = ["healthy", "unhealthy", "starting", "none", "stopped", "no_container"]))]
     pub status: &'static str,
     pub failing_streak: i64,
     pub last_check: Option<LastCheckDto>,
@@ -467,10 +533,11 @@ impl From<&HealthSummary> for HealthResponseDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDto {
     pub id: Uuid,
+    #[schemars(with = "Timestamp")]
     pub at: String,
     pub kind: String,
     pub message: String,
@@ -487,9 +554,10 @@ impl From<&WorkspaceEvent> for EventDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventsQuery {
+    /// At most this many events (default 50).
     pub limit: Option<i64>,
 }
 
@@ -508,7 +576,7 @@ impl From<&StatusReport> for StatusDto {
 
 /// Stats of one workspace in the design note's shape (MB, percent), plus
 /// network, block I/O, pids and, for one workspace, its recent history.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatsDto {
     pub workspace_id: Uuid,
@@ -519,13 +587,16 @@ pub struct ResourceStatsDto {
     #[serde(rename = "blockIO")]
     pub block_io: BlockIoDto,
     pub pids: Option<u64>,
+    /// Where the figures were read: the cgroup files or the engine's stats API.
+    #[schemars(extend("enum" = ["cgroup", "engine"]))]
     pub source: &'static str,
+    #[schemars(with = "Timestamp")]
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryDto>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CpuDto {
     pub percent: Option<f64>,
@@ -534,7 +605,7 @@ pub struct CpuDto {
     pub online_cpus: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryDto {
     pub percent: Option<f64>,
@@ -543,7 +614,7 @@ pub struct MemoryDto {
     pub cache: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetIoDto {
     pub rx_bytes: u64,
@@ -552,7 +623,7 @@ pub struct NetIoDto {
     pub tx_packets: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkDto {
     pub interfaces: BTreeMap<String, NetIoDto>,
@@ -562,16 +633,17 @@ pub struct NetworkDto {
     pub tx_packets: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockIoDto {
     pub read_bytes: u64,
     pub write_bytes: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryDto {
+    #[schemars(with = "Timestamp")]
     pub at: String,
     pub cpu_percent: f64,
     pub memory_usage: f64,

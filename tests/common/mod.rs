@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod described;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -329,9 +331,14 @@ impl TestEnv {
         &self,
         req: Request<Body>,
     ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let method = req.method().clone();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
+        let matched = resp
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .cloned();
         let bytes = resp
             .into_body()
             .collect()
@@ -339,6 +346,7 @@ impl TestEnv {
             .unwrap()
             .to_bytes()
             .to_vec();
+        described::check(&method, matched.as_ref(), status, &headers, &bytes);
         (status, headers, bytes)
     }
 

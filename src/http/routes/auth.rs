@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, Caller, SESSION_COOKIE};
-use crate::http::wire::{ok, rfc3339, LoginRequest, LoginResponse, UserDto};
+use crate::http::wire::{ok, rfc3339, LoggedOutDto, LoginRequest, LoginResponse, UserDto};
 use crate::service::Berth;
 
 fn cookie(berth: &Berth, value: &str, max_age_s: u64) -> HeaderValue {
@@ -42,7 +42,7 @@ pub async fn login(
 
 pub async fn logout(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
     berth.logout(caller.token_id).await?;
-    let mut resp = ok(serde_json::json!({ "loggedOut": true }));
+    let mut resp = ok(LoggedOutDto { logged_out: true });
     resp.headers_mut().insert(SET_COOKIE, cookie(&berth, "", 0));
     Ok(resp.into_response())
 }

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
@@ -13,17 +14,21 @@ use uuid::Uuid;
 use crate::domain::backups::{Backup, Compression};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Caller, IdPath};
-use crate::http::wire::{ok, ok_with, rfc3339, ProjectDto};
+use crate::http::wire::{ok, ok_with, rfc3339, DeletedDto, ProjectDto, Timestamp};
 use crate::service::Berth;
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupDto {
     id: Uuid,
     project_id: Uuid,
+    #[schemars(with = "Timestamp")]
     created_at: String,
+    #[schemars(with = "Option<Timestamp>")]
     completed_at: Option<String>,
+    #[schemars(with = "crate::domain::backups::BackupState")]
     state: &'static str,
+    #[schemars(with = "Compression")]
     compression: &'static str,
     size_bytes: Option<u64>,
     sha256: Option<String>,
@@ -54,7 +59,51 @@ fn dto(berth: &Berth, b: &Backup) -> BackupDto {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /api/backups/:id/verify`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyDto {
+    id: Uuid,
+    valid: bool,
+    /// Entries read through in the archive.
+    entries: u64,
+    sha256: Option<String>,
+}
+
+/// `POST /api/workspaces/projects/:projectId/restore`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredDto {
+    restored: bool,
+    backup_id: Uuid,
+    /// The project's volume now: a new one holding the archive's files.
+    volume_name: String,
+    /// The volume the project had before, kept for the retention period.
+    previous_volume: String,
+    /// Workspaces that were stopped for the restore and started again.
+    restarted_workspaces: Vec<Uuid>,
+}
+
+/// `POST /api/workspaces/projects/:projectId/clone`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClonedDto {
+    volume_name: String,
+    target_project: ProjectDto,
+}
+
+/// `GET /api/workspaces/projects/:projectId/volume-size`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SizeDto {
+    size_bytes: u64,
+    #[serde(rename = "sizeMB")]
+    size_mb: f64,
+    #[serde(rename = "sizeGB")]
+    size_gb: f64,
+}
+
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupRequest {
     compression: Option<String>,
@@ -118,7 +167,7 @@ pub async fn delete(
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
     berth.delete_backup(&caller.user, id).await?;
-    Ok(ok_with(serde_json::json!({ "id": id }), "backup deleted"))
+    Ok(ok_with(DeletedDto { id }, "backup deleted"))
 }
 
 /// Streams the archive with its length and checksum.
@@ -178,12 +227,17 @@ pub async fn verify(
 ) -> ApiResult<Response> {
     let (b, entries) = berth.verify_backup(&caller.user, id).await?;
     Ok(ok_with(
-        serde_json::json!({ "id": b.id, "valid": true, "entries": entries, "sha256": b.sha256 }),
+        VerifyDto {
+            id: b.id,
+            valid: true,
+            entries,
+            sha256: b.sha256,
+        },
         "checksum matches and the archive reads through",
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreRequest {
     backup_id: Uuid,
@@ -205,13 +259,13 @@ pub async fn restore(
         )
         .await?;
     Ok(ok_with(
-        serde_json::json!({
-            "restored": true,
-            "backupId": r.backup.id,
-            "volumeName": r.volume_name,
-            "previousVolume": r.previous_volume,
-            "restartedWorkspaces": r.restarted,
-        }),
+        RestoredDto {
+            restored: true,
+            backup_id: r.backup.id,
+            volume_name: r.volume_name,
+            previous_volume: r.previous_volume,
+            restarted_workspaces: r.restarted,
+        },
         format!(
             "restored; the previous volume is kept for {} days",
             berth.config().cleanup.volume_retention_days
@@ -219,7 +273,7 @@ pub async fn restore(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloneRequest {
     target_project_id: Option<Uuid>,
@@ -257,7 +311,10 @@ pub async fn clone(
         )
         .await?;
     Ok(ok_with(
-        serde_json::json!({ "volumeName": t.volume_name, "targetProject": ProjectDto::from(&t) }),
+        ClonedDto {
+            volume_name: t.volume_name.clone(),
+            target_project: ProjectDto::from(&t),
+        },
         "volume cloned",
     ))
 }
@@ -269,14 +326,14 @@ pub async fn size(
 ) -> ApiResult<Response> {
     let bytes = berth.volume_size(&caller.user, project_id).await?;
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
-    Ok(ok(serde_json::json!({
-        "sizeBytes": bytes,
-        "sizeMB": round2(bytes as f64 / 1_048_576.0),
-        "sizeGB": round2(bytes as f64 / 1_073_741_824.0),
-    })))
+    Ok(ok(SizeDto {
+        size_bytes: bytes,
+        size_mb: round2(bytes as f64 / 1_048_576.0),
+        size_gb: round2(bytes as f64 / 1_073_741_824.0),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `zstd` or `gzip`; detected from the archive when absent.
@@ -328,7 +385,7 @@ pub async fn upload(
         .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyDto {
     schedule: String,
@@ -339,7 +396,7 @@ pub struct PolicyDto {
     own: PolicyRequest,
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRequest {
     schedule: Option<String>,

@@ -5,12 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Local;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::jobs::{JobDetail, JobRun};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiQuery, Caller};
-use crate::http::wire::{ok, rfc3339};
+use crate::http::wire::{ok, rfc3339, Timestamp};
 use crate::jobs::JobName;
 use crate::service::Berth;
 
@@ -26,14 +27,15 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DryRunQuery {
+    /// Report what would be done, and do nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DetailDto {
     job: String,
@@ -55,13 +57,16 @@ impl From<&JobDetail> for DetailDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunDto {
     id: uuid::Uuid,
     job: String,
+    #[schemars(with = "Timestamp")]
     started_at: String,
+    #[schemars(with = "Timestamp")]
     finished_at: String,
+    #[schemars(with = "crate::domain::jobs::JobOutcome")]
     outcome: &'static str,
     dry_run: bool,
     counts: std::collections::BTreeMap<String, u64>,
@@ -86,7 +91,7 @@ impl From<&JobRun> for RunDto {
 }
 
 /// The design note's report: four counts, plus what was (or would be) done.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupDto {
     inactive_containers: u64,
@@ -99,7 +104,7 @@ pub struct CleanupDto {
     errors: Vec<JobErrorDto>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct JobErrorDto {
     job: String,
     error: String,
@@ -133,12 +138,13 @@ pub async fn cleanup(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobDto {
     name: &'static str,
     schedule: String,
     enabled: bool,
+    #[schemars(with = "Option<Timestamp>")]
     next_run: Option<String>,
     running: bool,
     recent_runs: Vec<RunDto>,

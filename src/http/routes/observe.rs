@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::engine::{EngineError, LogChunk, LogQuery, LogStream};
@@ -23,13 +24,16 @@ use crate::service::logs::StreamGuard;
 use crate::service::stats::view;
 use crate::service::Berth;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogsParams {
     /// Lines from the end: a number, or `all`.
     tail: Option<String>,
+    /// Lines written at or after this time (Unix seconds).
     since: Option<i64>,
+    /// Lines written before this time (Unix seconds).
     until: Option<i64>,
+    /// Prefix each line with its RFC 3339 timestamp.
     timestamps: Option<bool>,
     /// `stdout`, `stderr` or `all`.
     stream: Option<String>,
@@ -146,12 +150,16 @@ pub async fn logs(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogStreamParams {
+    /// Lines from the end to send first: a number, or `all`.
     tail: Option<String>,
+    /// Start at this time (Unix seconds).
     since: Option<i64>,
+    /// Prefix each line with its RFC 3339 timestamp.
     timestamps: Option<bool>,
+    /// `stdout`, `stderr` or `all`.
     stream: Option<String>,
 }
 
@@ -343,7 +351,7 @@ pub async fn stats(
     Ok(ok(ResourceStatsDto::new(&v, Some(&history))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatsStreamParams {
     /// Seconds between events (1 to 60, default 2).

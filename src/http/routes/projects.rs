@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
-use crate::http::wire::{ok, ok_with, CreateProjectRequest, DeleteProjectQuery, ProjectDto};
+use crate::http::wire::{
+    ok, ok_with, CreateProjectRequest, DeleteProjectQuery, ProjectDeletedDto, ProjectDto,
+};
 use crate::service::Berth;
 
 pub async fn create(
@@ -55,7 +57,10 @@ pub async fn delete(
         )
     };
     Ok(ok_with(
-        serde_json::json!({ "id": id, "purged": q.purge }),
+        ProjectDeletedDto {
+            id,
+            purged: q.purge,
+        },
         message,
     ))
 }

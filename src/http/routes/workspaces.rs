@@ -9,9 +9,9 @@ use crate::domain::Workspace;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
 use crate::http::wire::{
-    ok, ok_with, CreateWorkspaceRequest, EventDto, EventsQuery, HealthResponseDto, ProjectDto,
-    ProjectIdRequest, StatsDto, StatusDto, TypeDto, UpdateWorkspaceRequest, WorkspaceConfigDto,
-    WorkspaceDto,
+    ok, ok_with, CreateWorkspaceRequest, DeletedDto, EventDto, EventsQuery, HealthResponseDto,
+    ProjectDto, ProjectIdRequest, StatsDto, StatusDto, TypeDto, UpdateWorkspaceRequest,
+    WorkspaceConfigDto, WorkspaceDto,
 };
 use crate::service::{Berth, CreateWorkspace, UpdateWorkspace};
 
@@ -136,7 +136,7 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     berth.delete_workspace(&caller.user, id).await?;
     Ok(ok_with(
-        serde_json::json!({ "id": id }),
+        DeletedDto { id },
         "workspace and its container deleted; the project volume is kept",
     ))
 }
