@@ -370,12 +370,39 @@ async fn bad_input_is_a_clear_4xx_never_a_500() {
             StatusCode::BAD_REQUEST,
             "invalid request body",
         ),
+        // serde would take an array field by field; Berth does not.
+        (
+            ws(json!({"name":"w","type":"box","resourceLimits":[2, 512]})),
+            StatusCode::BAD_REQUEST,
+            "resourceLimits must be an object with named fields",
+        ),
     ];
     for (body, want, needle) in cases {
         let (s, v) = env.post("/api/workspaces", &t, body.clone()).await;
         assert_error(s, &v, want, needle);
         assert!(s.is_client_error(), "{body}: {s}");
     }
+
+    // An array for a whole body is refused where a struct is read, also for
+    // the optional body of a backup.
+    let (wid, _) = env.workspace(&t).await;
+    let (s, v) = env
+        .call(
+            Method::PATCH,
+            &format!("/api/workspaces/{wid}/resources"),
+            Some(&t),
+            Some(json!([2, 512])),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "body must be an object");
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/backup"),
+            &t,
+            json!([null, null]),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "body must be an object");
 
     // Malformed JSON, wrong content type, oversized body.
     let raw = |ct: Option<&str>, body: String| {

@@ -2,11 +2,13 @@
 //! error envelope: the caller (bearer token or session cookie), JSON bodies,
 //! UUID path segments and query strings.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -66,20 +68,137 @@ impl FromRequestParts<Berth> for Caller {
 /// A JSON body whose every rejection is an [`ApiError`]: 400 for malformed
 /// JSON or wrong fields, 413 past the size limit, 415 without a JSON
 /// content type.
+///
+/// serde's derived structs also accept a JSON array, field by field in
+/// declaration order (`[2, 512]` as `{"cpus": 2, "memory": 512}`): a silent
+/// trap for a client, so an array where the type's schema has an object is
+/// refused, naming where.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + JsonSchema + 'static,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(json_rejection(rej)),
+        if !is_json(req.headers()) {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body is too large",
+                )
+            } else {
+                ApiError::bad_request(e.body_text())
+            }
+        })?;
+        parse_json_body(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a request body as `T` with [`ApiJson`]'s rules (also for
+/// handlers that take an optional body).
+pub fn parse_json_body<T: DeserializeOwned + JsonSchema + 'static>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    let axum::Json(v) = axum::Json::<T>::from_bytes(bytes).map_err(json_rejection)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(at) = array_for_object::<T>(&value) {
+        return Err(ApiError::bad_request(format!(
+            "invalid request body: {at} must be an object with named fields, not an array"
+        )));
+    }
+    Ok(v)
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Where `value` has an array at a place `T`'s schema describes an object
+/// (`body` for the whole, else the field path), if anywhere.
+fn array_for_object<T: JsonSchema + 'static>(value: &serde_json::Value) -> Option<String> {
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Schemas = HashMap<TypeId, Arc<(serde_json::Value, serde_json::Value)>>;
+    static CACHE: OnceLock<Mutex<Schemas>> = OnceLock::new();
+    let entry = {
+        let mut cache = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .expect("schema cache");
+        cache
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| {
+                let mut g = schemars::generate::SchemaSettings::draft2020_12()
+                    .for_deserialize()
+                    .into_generator();
+                let root = g.subschema_for::<T>().to_value();
+                let defs = serde_json::Value::Object(g.take_definitions(false));
+                Arc::new((root, defs))
+            })
+            .clone()
+    };
+    let (root, defs) = &*entry;
+    find_array_for_object(value, root, defs, "body")
+}
+
+fn find_array_for_object(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    defs: &serde_json::Value,
+    at: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    // Follow `$ref` into the definitions.
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or("");
+        return find_array_for_object(value, defs.get(name)?, defs, at);
+    }
+    // `Option<Struct>`: the branch that is not null.
+    for key in ["anyOf", "oneOf"] {
+        if let Some(branches) = schema.get(key).and_then(Value::as_array) {
+            return branches
+                .iter()
+                .filter(|b| b.get("type") != Some(&Value::from("null")))
+                .find_map(|b| find_array_for_object(value, b, defs, at));
+        }
+    }
+    let props = schema.get("properties").and_then(Value::as_object)?;
+    match value {
+        Value::Array(_) => Some(at.to_string()),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            let sub = props.get(k)?;
+            let path = if at == "body" {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            find_array_for_object(v, sub, defs, &path)
+        }),
+        _ => None,
     }
 }
 

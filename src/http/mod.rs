@@ -297,7 +297,11 @@ pub fn operations() -> Vec<Op> {
             .tag("backups")
             .summary("Add an archive to the catalogue (checked before it is kept)")
             .query::<UploadQuery>()
-            .header("X-Checksum-Sha256", "The archive's SHA-256 (64 hex digits); checked when sent.")
+            .header_matching(
+                "X-Checksum-Sha256",
+                "The archive's SHA-256 (64 hex digits); checked when sent.",
+                "^[0-9a-fA-F]{64}$",
+            )
             .raw_body("application/octet-stream", "A `.tar.zst` or `.tar.gz` archive as Berth writes them.")
             .created::<BackupDto>()
             .errors(&[413, 422])

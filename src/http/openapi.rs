@@ -92,7 +92,7 @@ pub struct Op {
     outputs: Vec<(u16, Output)>,
     errors: Vec<u16>,
     /// Request headers worth describing: (name, description).
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, &'static str, Option<&'static str>)>,
     /// 503 may also be the HTML "starting your workspace" page.
     starting_page: bool,
 }
@@ -211,7 +211,18 @@ impl Op {
     }
 
     pub fn header(mut self, name: &'static str, description: &'static str) -> Op {
-        self.headers.push((name, description));
+        self.headers.push((name, description, None));
+        self
+    }
+
+    /// A request header whose value must match `pattern`.
+    pub fn header_matching(
+        mut self,
+        name: &'static str,
+        description: &'static str,
+        pattern: &'static str,
+    ) -> Op {
+        self.headers.push((name, description, Some(pattern)));
         self
     }
 
@@ -497,6 +508,9 @@ pub fn document_of(ops: &[Op]) -> Value {
                             param["description"] = d;
                         }
                         // A query parameter is left out, never null.
+                        if let Some(Value::Array(values)) = m.get_mut("enum") {
+                            values.retain(|v| !v.is_null());
+                        }
                         if let Some(Value::Array(types)) = m.get("type") {
                             let types: Vec<Value> =
                                 types.iter().filter(|t| *t != "null").cloned().collect();
@@ -514,10 +528,14 @@ pub fn document_of(ops: &[Op]) -> Value {
                 }
             }
         }
-        for (name, description) in &op.headers {
+        for (name, description, pattern) in &op.headers {
+            let mut schema = json!({ "type": "string" });
+            if let Some(p) = pattern {
+                schema["pattern"] = json!(p);
+            }
             params.push(json!({
                 "name": name, "in": "header", "required": false,
-                "description": description, "schema": { "type": "string" }
+                "description": description, "schema": schema
             }));
         }
 

@@ -63,6 +63,27 @@ impl JsonSchema for Timestamp {
     }
 }
 
+/// Schema of a name as `domain::validate_name` accepts it: 1 to 100
+/// characters, not only spaces, no control characters.
+pub struct Name;
+
+impl JsonSchema for Name {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Name".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+        })
+    }
+}
+
 pub fn rfc3339(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -81,7 +102,9 @@ pub struct LoginRequest {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProjectRequest {
+    #[schemars(with = "Name")]
     pub name: String,
+    #[schemars(length(max = 2000))]
     pub description: Option<String>,
     pub workspace_type: Option<String>,
 }
@@ -97,7 +120,9 @@ pub struct DeleteProjectQuery {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
+    #[schemars(with = "Name")]
     pub name: String,
+    #[schemars(length(max = 2000))]
     pub description: Option<String>,
     #[serde(rename = "type")]
     pub type_name: String,
@@ -110,7 +135,9 @@ pub struct CreateWorkspaceRequest {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWorkspaceRequest {
+    #[schemars(with = "Option<Name>")]
     pub name: Option<String>,
+    #[schemars(length(max = 2000))]
     pub description: Option<String>,
     pub is_default: Option<bool>,
     pub current_project_id: Option<Uuid>,
@@ -557,7 +584,8 @@ impl From<&WorkspaceEvent> for EventDto {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventsQuery {
-    /// At most this many events (default 50).
+    /// At most this many events: default 50; values outside 1 to 1000 are
+    /// taken as the nearest of the two.
     pub limit: Option<i64>,
 }
 

@@ -106,6 +106,8 @@ pub struct SizeDto {
 #[derive(Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupRequest {
+    /// Default `zstd`.
+    #[schemars(with = "Option<Compression>")]
     compression: Option<String>,
     pause_workspace: Option<bool>,
 }
@@ -120,8 +122,7 @@ pub async fn create(
     let req: BackupRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BackupRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
+        crate::http::extract::parse_json_body(&body)?
     };
     let compression = match req.compression.as_deref() {
         None => Compression::Zstd,
@@ -278,6 +279,7 @@ pub async fn restore(
 pub struct CloneRequest {
     target_project_id: Option<Uuid>,
     /// Create the target project with this name instead.
+    #[schemars(with = "Option<crate::http::wire::Name>")]
     name: Option<String>,
     overwrite: Option<bool>,
 }
@@ -337,6 +339,7 @@ pub async fn size(
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `zstd` or `gzip`; detected from the archive when absent.
+    #[schemars(with = "Option<Compression>")]
     compression: Option<String>,
 }
 

@@ -27,15 +27,19 @@ use crate::service::Berth;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogsParams {
-    /// Lines from the end: a number, or `all`.
+    /// Lines from the end: a number up to `logs.max_tail` (100000), or `all`.
+    #[schemars(regex(pattern = r"^(all|[0-9]+)$"))]
     tail: Option<String>,
     /// Lines written at or after this time (Unix seconds).
+    #[schemars(range(min = 0, max = 2147483647))]
     since: Option<i64>,
     /// Lines written before this time (Unix seconds).
+    #[schemars(range(min = 0, max = 2147483647))]
     until: Option<i64>,
     /// Prefix each line with its RFC 3339 timestamp.
     timestamps: Option<bool>,
     /// `stdout`, `stderr` or `all`.
+    #[schemars(extend("enum" = ["stdout", "stderr", "all", null]))]
     stream: Option<String>,
     /// Answer as a file download.
     download: Option<bool>,
@@ -153,13 +157,16 @@ pub async fn logs(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogStreamParams {
-    /// Lines from the end to send first: a number, or `all`.
+    /// Lines from the end to send first: a number up to `logs.max_tail`, or `all`.
+    #[schemars(regex(pattern = r"^(all|[0-9]+)$"))]
     tail: Option<String>,
     /// Start at this time (Unix seconds).
+    #[schemars(range(min = 0, max = 2147483647))]
     since: Option<i64>,
     /// Prefix each line with its RFC 3339 timestamp.
     timestamps: Option<bool>,
     /// `stdout`, `stderr` or `all`.
+    #[schemars(extend("enum" = ["stdout", "stderr", "all", null]))]
     stream: Option<String>,
 }
 
@@ -355,6 +362,7 @@ pub async fn stats(
 #[serde(deny_unknown_fields)]
 pub struct StatsStreamParams {
     /// Seconds between events (1 to 60, default 2).
+    #[schemars(range(min = 1, max = 60))]
     interval: Option<u64>,
 }
 
