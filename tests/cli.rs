@@ -548,6 +548,91 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     ok(&run(&["ws", "logs", &ws, "--tail", "5"]));
     ok(&run(&["ws", "health", &ws]));
 
+    // Types, live limits, update, events, the stats stream.
+    let types = ok(&run(&["ws", "types"]));
+    assert!(
+        types
+            .lines()
+            .any(|l| l.starts_with("shell ") && l.contains(" yes ")),
+        "{types}"
+    );
+    let limits = json_of(&run(&["ws", "resources", &ws, "--memory", "96", "--json"]));
+    assert_eq!(limits["memory"], 96, "{limits}");
+    let inspect = docker_inspect("container", &format!("berth-ws-{ws}")).unwrap();
+    assert_eq!(
+        inspect["HostConfig"]["Memory"],
+        96 * 1024 * 1024,
+        "the running container's limit changed"
+    );
+    let shown = ok(&run(&["ws", "resources", &ws]));
+    assert!(shown.contains("memory             96 MB"), "{shown}");
+    ok(&run(&["ws", "update", &ws, "--name", "renamed"]));
+    assert_eq!(
+        json_of(&run(&["ws", "show", &ws, "--json"]))["name"],
+        "renamed"
+    );
+    assert_eq!(run(&["ws", "update", &ws]).status.code(), Some(2));
+    let events = json_of(&run(&["ws", "events", &ws, "--json"]));
+    assert!(!events.as_array().unwrap().is_empty(), "{events}");
+    let mut watch = Command::new(BIN)
+        .args(["ws", "stats", &ws, "--watch"])
+        .env("BERTH_SERVER", &base)
+        .env("BERTH_CLIENT_CONFIG", &creds)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        for _ in 0..2 {
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+        }
+    });
+    for n in 0..2 {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("stats --watch printed {n} lines in 20 s"));
+        assert!(
+            line.starts_with("cpu ") && line.contains("memory"),
+            "{line}"
+        );
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // The backup policy: options merge into the project's own settings.
+    let p = json_of(&run(&[
+        "backup",
+        "policy",
+        &project,
+        "--keep-last",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(p["own"]["keepLast"], 2, "{p}");
+    let p = json_of(&run(&[
+        "backup",
+        "policy",
+        &project,
+        "--schedule",
+        "0 4 * * *",
+        "--json",
+    ]));
+    assert_eq!(p["own"]["keepLast"], 2, "kept: {p}");
+    assert_eq!(p["schedule"], "0 4 * * *", "{p}");
+    let p = json_of(&run(&["backup", "policy", &project, "--reset", "--json"]));
+    assert!(
+        p["own"]["keepLast"].is_null() && p["own"]["schedule"].is_null(),
+        "{p}"
+    );
+    let out = run(&["backup", "policy", &project, "--schedule", "every day"]);
+    assert_eq!(out.status.code(), Some(1), "the server refuses a bad cron");
+
     // Backup, download with the server's checksum, upload it back.
     ok(&run(&["backup", "create", &project]));
     let backups = json_of(&run(&["backup", "ls", &project, "--json"]));

@@ -115,9 +115,47 @@ pub enum WsCmd {
     /// CPU, memory, network and block I/O.
     Stats {
         id: String,
-        /// Refresh every 2 s until interrupted.
+        /// Follow the live stream (a line every 2 s) until interrupted.
         #[arg(long)]
         watch: bool,
+    },
+    /// Change CPU and memory limits (live, when running); shows them
+    /// without options.
+    Resources {
+        id: String,
+        /// CPU cores (e.g. 1.5).
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Memory limit in MB.
+        #[arg(long)]
+        memory: Option<u64>,
+        /// Memory plus swap in MB (equal to --memory: no swap).
+        #[arg(long)]
+        memory_swap: Option<u64>,
+        /// Soft memory reservation in MB.
+        #[arg(long)]
+        memory_reservation: Option<u64>,
+    },
+    /// Rename, describe, make default, archive or unarchive.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Make it your default workspace.
+        #[arg(long)]
+        default: bool,
+        #[arg(long, conflicts_with = "unarchive")]
+        archive: bool,
+        #[arg(long)]
+        unarchive: bool,
+    },
+    /// Recent lifecycle events (starts, recoveries, OOM kills).
+    Events {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
 }
 
@@ -154,6 +192,24 @@ pub enum BackupCmd {
     },
     /// Re-read an archive and check it.
     Verify { id: String },
+    /// A project's backup schedule and retention; options change them (a
+    /// setting left out keeps the project's own value; --reset goes back to
+    /// the server's defaults).
+    Policy {
+        project: String,
+        /// Cron expression (5 fields), e.g. "0 3 * * *".
+        #[arg(long)]
+        schedule: Option<String>,
+        #[arg(long)]
+        keep_last: Option<u32>,
+        #[arg(long)]
+        keep_daily: Option<u32>,
+        #[arg(long)]
+        keep_weekly: Option<u32>,
+        /// Forget the project's own settings.
+        #[arg(long, conflicts_with_all = ["schedule", "keep_last", "keep_daily", "keep_weekly"])]
+        reset: bool,
+    },
     /// Delete a backup.
     Rm { id: String },
 }
@@ -311,6 +367,40 @@ impl Client {
 
     async fn delete(&self, path: &str) -> Res<Value> {
         self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Reads the Server-Sent Events at `path`, calling `on(event, data)`
+    /// per event (`event` is "message" when unnamed) until it returns false
+    /// or the stream ends. Bytes are split into lines before decoding, so a
+    /// character across two chunks stays whole.
+    async fn follow_events(&self, path: &str, mut on: impl FnMut(&str, &str) -> bool) -> Res<()> {
+        let mut resp = self.send(self.request(reqwest::Method::GET, path)).await?;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut event = String::new();
+        let mut data: Vec<String> = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(e))? {
+            pending.extend_from_slice(&chunk);
+            while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+                let raw: Vec<u8> = pending.drain(..=nl).collect();
+                let line = String::from_utf8_lossy(&raw);
+                let line = line.trim_end_matches(['\r', '\n']);
+                if line.is_empty() {
+                    if !data.is_empty() {
+                        let name = if event.is_empty() { "message" } else { &event };
+                        if !on(name, &data.join("\n")) {
+                            return Ok(());
+                        }
+                    }
+                    event.clear();
+                    data.clear();
+                } else if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Prints `data` as JSON (with --json) or with `human`.
@@ -590,14 +680,14 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                     .flatten()
                     .map(|t| {
                         vec![
-                            s(&t["name"]),
+                            s(&t["type"]),
                             if t["available"] == true {
                                 "yes".into()
                             } else {
                                 "no".into()
                             },
-                            s(&t["config"]["image"]),
-                            s(&t["reason"]),
+                            s(&t["image"]),
+                            s(&t["unavailableReason"]),
                         ]
                     })
                     .collect();
@@ -701,29 +791,138 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             since,
             timestamps,
         } => logs(&c, &id, follow, tail, since, timestamps).await?,
-        WsCmd::Stats { id, watch } => loop {
+        WsCmd::Stats { id, watch: false } => {
             let v = c.get(&format!("/api/workspaces/{id}/stats")).await?;
+            c.show(&v, |v| println!("{}", stats_line(v)));
+        }
+        WsCmd::Stats { id, watch: true } => {
+            let path = format!("/api/workspaces/{id}/stats/stream?interval=2");
+            c.follow_events(&path, |event, data| match event {
+                "end" => {
+                    eprintln!("{data}");
+                    false
+                }
+                "error" => {
+                    eprintln!("error: {data}");
+                    true
+                }
+                _ => {
+                    match serde_json::from_str::<Value>(data) {
+                        Ok(v) => c.show(&v, |v| println!("{}", stats_line(v))),
+                        Err(_) => eprintln!("unreadable event: {data}"),
+                    }
+                    true
+                }
+            })
+            .await?;
+        }
+        WsCmd::Resources {
+            id,
+            cpus,
+            memory,
+            memory_swap,
+            memory_reservation,
+        } => {
+            let change = [
+                ("cpus", cpus.map(Value::from)),
+                ("memory", memory.map(Value::from)),
+                ("memorySwap", memory_swap.map(Value::from)),
+                ("memoryReservation", memory_reservation.map(Value::from)),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)))
+            .collect::<serde_json::Map<_, _>>();
+            let v = if change.is_empty() {
+                c.get(&format!("/api/workspaces/{id}")).await?
+            } else {
+                c.call(
+                    reqwest::Method::PATCH,
+                    &format!("/api/workspaces/{id}/resources"),
+                    Some(Value::Object(change)),
+                )
+                .await?
+            };
+            let limits = v["config"]["resourceLimits"].clone();
+            c.show(&limits, |l| {
+                println!("cpus               {}", s(&l["cpus"]));
+                println!("memory             {} MB", s(&l["memory"]));
+                println!("memory+swap        {} MB", s(&l["memorySwap"]));
+                println!("memory reservation {} MB", s(&l["memoryReservation"]));
+            });
+        }
+        WsCmd::Update {
+            id,
+            name,
+            description,
+            default,
+            archive,
+            unarchive,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), n.into());
+            }
+            if let Some(d) = description {
+                body.insert("description".into(), d.into());
+            }
+            if default {
+                body.insert("isDefault".into(), true.into());
+            }
+            if archive || unarchive {
+                body.insert("archived".into(), archive.into());
+            }
+            if body.is_empty() {
+                return Err(Failure::Usage(
+                    "nothing to change: give --name, --description, --default, --archive or --unarchive".into(),
+                ));
+            }
+            let v = c
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/workspaces/{id}"),
+                    Some(Value::Object(body)),
+                )
+                .await?;
             c.show(&v, |v| {
-                println!(
-                    "cpu {:>6}%  memory {} MB / {} MB  pids {}  net rx {} tx {}",
-                    v["cpu"]["percent"]
-                        .as_f64()
-                        .map(|x| format!("{x:.1}"))
-                        .unwrap_or("-".into()),
-                    s(&v["memory"]["usage"]),
-                    s(&v["memory"]["limit"]),
-                    s(&v["pids"]),
-                    s(&v["network"]["rxBytes"]),
-                    s(&v["network"]["txBytes"]),
+                eprintln!(
+                    "updated {} ({}, {})",
+                    s(&v["name"]),
+                    s(&v["status"]),
+                    s(&v["id"])
                 )
             });
-            if !watch {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        },
+        }
+        WsCmd::Events { id, limit } => {
+            let v = c
+                .get(&format!("/api/workspaces/{id}/events?limit={limit}"))
+                .await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| vec![s(&e["at"]), s(&e["kind"]), s(&e["message"])])
+                    .collect();
+                table(&["AT", "KIND", "MESSAGE"], rows);
+            });
+        }
     }
     Ok(())
+}
+
+fn stats_line(v: &Value) -> String {
+    format!(
+        "cpu {:>6}%  memory {} MB / {} MB  pids {}  net rx {} tx {}",
+        v["cpu"]["percent"]
+            .as_f64()
+            .map(|x| format!("{x:.1}"))
+            .unwrap_or("-".into()),
+        s(&v["memory"]["usage"]),
+        s(&v["memory"]["limit"]),
+        s(&v["pids"]),
+        s(&v["network"]["rxBytes"]),
+        s(&v["network"]["txBytes"]),
+    )
 }
 
 async fn wait_healthy(c: &Client, id: &str, timeout: Duration) -> Res<()> {
@@ -794,36 +993,23 @@ async fn logs(
         print!("{text}");
         return Ok(());
     }
-    let mut resp = c
-        .send(c.request(
-            reqwest::Method::GET,
-            &format!("/api/workspaces/{id}/logs/stream?{}", q.join("&")),
-        ))
-        .await?;
-    // Server-Sent Events: print each `data:` line; `event: end` is the end.
-    let mut pending = String::new();
-    let mut event = String::new();
     let mut out = std::io::stdout().lock();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| c.unreachable(e))? {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(nl) = pending.find('\n') {
-            let line: String = pending.drain(..=nl).collect();
-            let line = line.trim_end_matches(['\r', '\n']);
-            if let Some(e) = line.strip_prefix("event:") {
-                event = e.trim().to_string();
-            } else if let Some(d) = line.strip_prefix("data:") {
-                if event == "end" {
-                    return Ok(());
-                }
-                let d = d.strip_prefix(' ').unwrap_or(d);
-                let _ = writeln!(out, "{d}");
-                let _ = out.flush();
-            } else if line.is_empty() {
-                event.clear();
+    c.follow_events(
+        &format!("/api/workspaces/{id}/logs/stream?{}", q.join("&")),
+        |event, data| match event {
+            "end" => false,
+            "error" => {
+                eprintln!("error: {data}");
+                true
             }
-        }
-    }
-    Ok(())
+            _ => {
+                let _ = writeln!(out, "{data}");
+                let _ = out.flush();
+                true
+            }
+        },
+    )
+    .await
 }
 
 pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
@@ -908,6 +1094,56 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
         BackupCmd::Rm { id } => {
             let v = c.delete(&format!("/api/backups/{id}")).await?;
             c.show(&v, |_| eprintln!("deleted backup {id}"));
+        }
+        BackupCmd::Policy {
+            project,
+            schedule,
+            keep_last,
+            keep_daily,
+            keep_weekly,
+            reset,
+        } => {
+            let path = format!("/api/projects/{project}/backup-policy");
+            let changes = [
+                ("schedule", schedule.map(Value::from)),
+                ("keepLast", keep_last.map(Value::from)),
+                ("keepDaily", keep_daily.map(Value::from)),
+                ("keepWeekly", keep_weekly.map(Value::from)),
+            ];
+            let v = if reset {
+                c.call(reqwest::Method::PUT, &path, Some(json!({}))).await?
+            } else if changes.iter().all(|(_, v)| v.is_none()) {
+                c.get(&path).await?
+            } else {
+                // PUT replaces the project's own settings: start from them.
+                let current = c.get(&path).await?;
+                let mut own = current["own"].as_object().cloned().unwrap_or_default();
+                own.retain(|_, v| !v.is_null());
+                for (k, v) in changes {
+                    if let Some(v) = v {
+                        own.insert(k.into(), v);
+                    }
+                }
+                c.call(reqwest::Method::PUT, &path, Some(Value::Object(own)))
+                    .await?
+            };
+            c.show(&v, |v| {
+                let mark = |k: &str| {
+                    if v["own"][k].is_null() {
+                        "(default)"
+                    } else {
+                        "(this project)"
+                    }
+                };
+                println!("schedule     {} {}", s(&v["schedule"]), mark("schedule"));
+                println!("keep last    {} {}", s(&v["keepLast"]), mark("keepLast"));
+                println!("keep daily   {} {}", s(&v["keepDaily"]), mark("keepDaily"));
+                println!(
+                    "keep weekly  {} {}",
+                    s(&v["keepWeekly"]),
+                    mark("keepWeekly")
+                );
+            });
         }
     }
     Ok(())
