@@ -697,3 +697,40 @@ async fn healthz_answers_without_auth() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["status"], "ok");
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_with_a_strict_content_security_policy() {
+    let env = TestEnv::new().await;
+    let (s, h, body) = env
+        .send_raw(Request::get("/").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains(r#"<script src="/ui/app.js""#), "{page}");
+    // No inline script or handler the policy would block.
+    assert!(
+        !page.contains("<script>") && !page.contains("onclick"),
+        "{page}"
+    );
+    for (path, ct) in [
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/app.css", "text/css; charset=utf-8"),
+        ("/favicon.ico", "image/svg+xml"),
+    ] {
+        let (s, h, body) = env
+            .send_raw(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        assert_eq!(h["content-type"], ct, "{path}");
+        assert!(!body.is_empty(), "{path}");
+    }
+}

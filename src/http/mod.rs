@@ -54,6 +54,34 @@ pub fn operations() -> Vec<Op> {
             .tag("service")
             .summary("This document (OpenAPI 3.1)")
             .raw(&["application/json"], "The OpenAPI 3.1 description of the API."),
+        // ---- web UI ----
+        Op::get("/", "ui", routes::ui::index)
+            .public()
+            .tag("ui")
+            .summary("The web UI (log in, workspaces, logs, stats, projects, backups)")
+            .raw(&["text/html; charset=utf-8"], "The UI's page."),
+        Op::get("/ui/app.js", "uiScript", routes::ui::script)
+            .public()
+            .tag("ui")
+            .summary("The web UI's script")
+            .raw(&["text/javascript; charset=utf-8"], "JavaScript."),
+        Op::get("/ui/app.css", "uiStyle", routes::ui::style)
+            .public()
+            .tag("ui")
+            .summary("The web UI's style sheet")
+            .raw(&["text/css; charset=utf-8"], "CSS."),
+        Op::get("/ui/favicon.svg", "uiIcon", routes::ui::icon)
+            .public()
+            .tag("ui")
+            .summary("The web UI's icon")
+            .raw(&["image/svg+xml"], "SVG."),
+        // Browsers ask for it on every page of the origin, proxied
+        // workspaces' pages included.
+        Op::get("/favicon.ico", "favicon", routes::ui::icon)
+            .public()
+            .tag("ui")
+            .summary("The icon, where browsers look for it")
+            .raw(&["image/svg+xml"], "SVG."),
         // ---- auth ----
         Op::post("/api/auth/login", "login", auth::login)
             .public()

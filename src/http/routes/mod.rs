@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod observe;
 pub mod projects;
 pub mod proxy;
+pub mod ui;
 pub mod workspaces;

@@ -1,0 +1,458 @@
+// Berth's web UI: plain JavaScript over the same JSON API the CLI uses
+// (GET /api/openapi.json describes it). The session cookie set by login
+// authenticates every call; no token is kept in the page.
+"use strict";
+
+const main = document.getElementById("main");
+const flashBox = document.getElementById("flash");
+let me = null;
+let timers = [];
+let streams = [];
+
+// ---- helpers ----
+
+function h(v) {
+  return String(v ?? "").replace(/[&<>"']/g, (c) => ({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+  })[c]);
+}
+
+function badge(v) {
+  return v ? `<span class="badge ${h(v)}">${h(v)}</span>` : `<span class="muted">–</span>`;
+}
+
+function bytes(n) {
+  if (n == null) return "–";
+  const u = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
+
+function when(t) {
+  return t ? new Date(t).toLocaleString() : "–";
+}
+
+function flash(msg, error) {
+  flashBox.innerHTML = `<div class="msg ${error ? "error" : ""}">${h(msg)}</div>`;
+  clearTimeout(flash.t);
+  flash.t = setTimeout(() => { flashBox.innerHTML = ""; }, error ? 8000 : 4000);
+}
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    opts.headers["content-type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  const text = await r.text();
+  let v = null;
+  try { v = JSON.parse(text); } catch (_) { /* not JSON */ }
+  if (!r.ok) {
+    const msg = (v && v.error && v.error.message) || text || r.statusText;
+    if (r.status === 401 && !path.endsWith("/auth/login")) {
+      me = null;
+      location.hash = "#/login";
+    }
+    throw new ApiError(r.status, msg);
+  }
+  return v ? v.data : null;
+}
+
+// Runs an action from a button, with its result or error in the flash.
+async function act(button, work, done) {
+  if (button) button.disabled = true;
+  try {
+    const msg = await work();
+    if (msg) flash(msg);
+    if (done) await done();
+  } catch (e) {
+    flash(e.message, true);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function stopLive() {
+  timers.forEach(clearInterval);
+  streams.forEach((s) => s.close());
+  timers = [];
+  streams = [];
+}
+
+function every(ms, f) {
+  timers.push(setInterval(f, ms));
+}
+
+// ---- routing ----
+
+const routes = [
+  [/^#\/login$/, viewLogin],
+  [/^#\/?$/, viewWorkspaces],
+  [/^#\/ws\/([0-9a-f-]{36})$/, viewWorkspace],
+  [/^#\/projects$/, viewProjects],
+  [/^#\/project\/([0-9a-f-]{36})$/, viewProject],
+];
+
+async function route() {
+  stopLive();
+  const hash = location.hash || "#/";
+  if (!me && hash !== "#/login") {
+    try {
+      me = await api("GET", "/api/auth/me");
+    } catch (_) {
+      location.hash = "#/login";
+      return;
+    }
+  }
+  document.getElementById("nav").hidden = !me;
+  document.getElementById("who").textContent = me ? `${me.email} (${me.role})` : "";
+  document.querySelectorAll("[data-nav]").forEach((a) => {
+    const section = hash.startsWith("#/project") ? "projects" : "workspaces";
+    a.classList.toggle("active", a.dataset.nav === section);
+  });
+  for (const [re, view] of routes) {
+    const m = hash.match(re);
+    if (m) {
+      try {
+        await view(...m.slice(1));
+      } catch (e) {
+        main.innerHTML = `<p class="muted">${h(e.message)}</p>`;
+      }
+      return;
+    }
+  }
+  main.innerHTML = `<p class="muted">No such page. <a href="#/">Workspaces</a></p>`;
+}
+
+window.addEventListener("hashchange", route);
+document.getElementById("logout").addEventListener("click", () =>
+  act(null, async () => {
+    await api("POST", "/api/auth/logout");
+    me = null;
+    location.hash = "#/login";
+    return "logged out";
+  }));
+
+// ---- login ----
+
+async function viewLogin() {
+  me = null;
+  document.getElementById("nav").hidden = true;
+  main.innerHTML = `
+    <form class="card login" id="login-form">
+      <h1>Log in to Berth</h1>
+      <label>Email <input name="email" type="email" autocomplete="username" required autofocus></label>
+      <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+      <button class="primary" type="submit">Log in</button>
+    </form>`;
+  document.getElementById("login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      const r = await api("POST", "/api/auth/login", { email: f.get("email"), password: f.get("password") });
+      me = r.user;
+      location.hash = "#/";
+    });
+  });
+}
+
+// ---- workspaces ----
+
+async function viewWorkspaces() {
+  const [list, types, projects] = await Promise.all([
+    api("GET", "/api/workspaces"),
+    api("GET", "/api/workspaces/types"),
+    api("GET", "/api/projects"),
+  ]);
+  const names = Object.fromEntries(projects.map((p) => [p.id, p.name]));
+  const usable = types.filter((t) => t.available);
+  main.innerHTML = `
+    <h1>Workspaces</h1>
+    <table id="ws-table">
+      <thead><tr><th>Name</th><th>Type</th><th>Status</th><th>Project</th><th>Last activity</th><th></th></tr></thead>
+      <tbody>${list.map((w) => wsRow(w, names)).join("") ||
+        `<tr><td colspan="6" class="muted">No workspaces yet: create one below.</td></tr>`}</tbody>
+    </table>
+    <h2>New workspace</h2>
+    <form class="inline" id="ws-create">
+      <label>Name <input name="name" required maxlength="100"></label>
+      <label>Type <select name="type">${usable.map((t) =>
+        `<option value="${h(t.type)}">${h(t.type)} — ${h(t.description)}</option>`).join("")}</select></label>
+      <label>Project <select name="project">
+        <option value="">a new project, named like the workspace</option>
+        ${projects.map((p) => `<option value="${h(p.id)}">${h(p.name)}</option>`).join("")}
+      </select></label>
+      <button class="primary" type="submit" ${usable.length ? "" : "disabled"}>Create</button>
+    </form>
+    ${types.filter((t) => !t.available).map((t) =>
+      `<p class="muted">${h(t.type)} is unavailable: ${h(t.unavailableReason)}</p>`).join("")}`;
+  document.getElementById("ws-create").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      let projectId = f.get("project");
+      if (!projectId) {
+        const p = await api("POST", "/api/projects", { name: f.get("name"), workspaceType: f.get("type") });
+        projectId = p.id;
+      }
+      const w = await api("POST", "/api/workspaces", { name: f.get("name"), type: f.get("type"), projectId });
+      return `created ${w.name}`;
+    }, viewWorkspaces);
+  });
+  every(5000, async () => {
+    try {
+      const fresh = await api("GET", "/api/workspaces");
+      const body = document.querySelector("#ws-table tbody");
+      if (body && fresh.length === list.length) body.innerHTML = fresh.map((w) => wsRow(w, names)).join("");
+    } catch (_) { /* the next tick retries */ }
+  });
+}
+
+function wsRow(w, projectNames) {
+  const running = w.status === "running" || w.status === "starting";
+  return `<tr data-id="${h(w.id)}">
+    <td><a href="#/ws/${h(w.id)}">${h(w.name)}</a>${w.isDefault ? ` <span class="muted">(default)</span>` : ""}</td>
+    <td>${h(w.type)}</td>
+    <td>${badge(w.status)}${w.statusReason ? `<div class="muted">${h(w.statusReason)}</div>` : ""}</td>
+    <td>${h(projectNames[w.currentProjectId] || "–")}</td>
+    <td>${when(w.lastActivityAt)}</td>
+    <td class="actions">
+      <a class="button primary" href="/api/workspaces/${h(w.id)}/proxy/" target="_blank" rel="noopener">Open</a>
+      ${running
+        ? `<button data-act="stop">Stop</button> <button data-act="restart">Restart</button>`
+        : `<button data-act="start">Start</button>`}
+    </td></tr>`;
+}
+
+// Buttons in workspace rows and on the workspace page.
+main.addEventListener("click", (ev) => {
+  const b = ev.target.closest("button[data-act]");
+  if (!b) return;
+  const id = b.closest("[data-id]")?.dataset.id;
+  const a = b.dataset.act;
+  if (["start", "stop", "restart"].includes(a)) {
+    act(b, async () => {
+      const w = await api("POST", `/api/workspaces/${id}/${a}`);
+      return `${w.name}: ${w.status}`;
+    }, route);
+  } else if (a === "delete-ws") {
+    if (!confirm("Delete this workspace? Its project's files stay.")) return;
+    act(b, async () => {
+      await api("DELETE", `/api/workspaces/${id}`);
+      location.hash = "#/";
+      return "workspace deleted";
+    });
+  } else if (handlers[a]) {
+    handlers[a](b, id);
+  }
+});
+const handlers = {};
+
+async function viewWorkspace(id) {
+  const [w, st, events] = await Promise.all([
+    api("GET", `/api/workspaces/${id}`),
+    api("GET", `/api/workspaces/${id}/status`),
+    api("GET", `/api/workspaces/${id}/events?limit=20`),
+  ]);
+  const l = (w.config && w.config.resourceLimits) || {};
+  const running = st.containerRunning;
+  main.innerHTML = `
+    <div data-id="${h(w.id)}">
+    <h1>${h(w.name)} <span class="muted">${h(w.type)}</span></h1>
+    <p>
+      <a class="button primary" href="/api/workspaces/${h(w.id)}/proxy/" target="_blank" rel="noopener">Open</a>
+      ${running ? `<button data-act="stop">Stop</button> <button data-act="restart">Restart</button>`
+                : `<button data-act="start">Start</button>`}
+      <button class="danger" data-act="delete-ws">Delete</button>
+    </p>
+    <div class="card grid kv">
+      <dl><dt>Status</dt><dd>${badge(st.status)} ${h(st.statusReason || "")}</dd>
+          <dt>Health</dt><dd>${badge(st.health ? st.health.status : null)}${st.health && st.health.failingStreak
+            ? ` <span class="muted">failing ${h(st.health.failingStreak)}×</span>` : ""}</dd></dl>
+      <dl><dt>CPU</dt><dd id="cpu">–</dd><dt>Memory</dt><dd id="mem">–</dd></dl>
+      <dl><dt>Network rx / tx</dt><dd id="net">–</dd><dt>Processes</dt><dd id="pids">–</dd></dl>
+      <dl><dt>Container</dt><dd>${h(w.containerName)}</dd><dt>Image</dt><dd>${h(w.config ? w.config.image : "–")}</dd></dl>
+    </div>
+    <h2>Logs</h2>
+    <pre class="logs" id="logs">${running ? "" : "The workspace is not running."}</pre>
+    <h2>Limits</h2>
+    <form class="inline" id="limits">
+      <label>CPUs <input name="cpus" type="number" step="0.1" min="0.1" value="${h(l.cpus)}"></label>
+      <label>Memory (MB) <input name="memory" type="number" min="6" value="${h(l.memory)}"></label>
+      <label>Memory + swap (MB) <input name="memorySwap" type="number" min="6" value="${h(l.memorySwap)}"></label>
+      <label>Reservation (MB) <input name="memoryReservation" type="number" min="0" value="${h(l.memoryReservation)}"></label>
+      <button type="submit">Apply${running ? " live" : ""}</button>
+    </form>
+    <h2>Events</h2>
+    <table><thead><tr><th>When</th><th>Kind</th><th>Message</th></tr></thead><tbody>
+      ${events.map((e) => `<tr><td>${when(e.at)}</td><td>${h(e.kind)}</td><td>${h(e.message)}</td></tr>`).join("")
+        || `<tr><td colspan="3" class="muted">None yet.</td></tr>`}
+    </tbody></table>
+    </div>`;
+  document.getElementById("limits").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    const change = {};
+    for (const k of ["cpus", "memory", "memorySwap", "memoryReservation"]) {
+      const v = f.get(k);
+      if (v !== "" && v !== null) change[k] = Number(v);
+    }
+    act(ev.submitter, async () => {
+      await api("PATCH", `/api/workspaces/${id}/resources`, change);
+      return "limits applied";
+    });
+  });
+  if (!running) return;
+  const logs = document.getElementById("logs");
+  const logStream = new EventSource(`/api/workspaces/${id}/logs/stream?tail=200`);
+  logStream.onmessage = (e) => {
+    const atBottom = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
+    logs.append(e.data + "\n");
+    if (atBottom) logs.scrollTop = logs.scrollHeight;
+  };
+  logStream.addEventListener("end", () => { logs.append("— the container stopped —\n"); logStream.close(); });
+  const stats = new EventSource(`/api/workspaces/${id}/stats/stream?interval=2`);
+  stats.onmessage = (e) => {
+    const s = JSON.parse(e.data);
+    document.getElementById("cpu").textContent = s.cpu.percent == null ? "–" : `${s.cpu.percent.toFixed(1)} %`;
+    document.getElementById("mem").textContent =
+      `${s.memory.usage.toFixed(1)} MB${s.memory.limit ? ` of ${s.memory.limit.toFixed(0)} MB` : ""}`;
+    document.getElementById("net").textContent = `${bytes(s.network.rxBytes)} / ${bytes(s.network.txBytes)}`;
+    document.getElementById("pids").textContent = s.pids ?? "–";
+  };
+  stats.addEventListener("end", () => stats.close());
+  streams.push(logStream, stats);
+}
+
+// ---- projects and backups ----
+
+async function viewProjects() {
+  const projects = await api("GET", "/api/projects");
+  main.innerHTML = `
+    <h1>Projects</h1>
+    <table><thead><tr><th>Name</th><th>Type</th><th>Volume</th><th>Created</th></tr></thead><tbody>
+      ${projects.map((p) => `<tr><td><a href="#/project/${h(p.id)}">${h(p.name)}</a></td>
+        <td>${h(p.workspaceType || "–")}</td><td class="muted">${h(p.volumeName)}</td><td>${when(p.createdAt)}</td></tr>`).join("")
+        || `<tr><td colspan="4" class="muted">No projects yet.</td></tr>`}
+    </tbody></table>
+    <h2>New project</h2>
+    <form class="inline" id="project-create">
+      <label>Name <input name="name" required maxlength="100"></label>
+      <label>Description <input name="description" maxlength="2000"></label>
+      <button class="primary" type="submit">Create</button>
+    </form>`;
+  document.getElementById("project-create").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      const p = await api("POST", "/api/projects", { name: f.get("name"), description: f.get("description") });
+      return `created ${p.name}`;
+    }, viewProjects);
+  });
+}
+
+async function viewProject(id) {
+  const [p, backups, policy] = await Promise.all([
+    api("GET", `/api/projects/${id}`),
+    api("GET", `/api/projects/${id}/backups`),
+    api("GET", `/api/projects/${id}/backup-policy`),
+  ]);
+  main.innerHTML = `
+    <div data-id="${h(p.id)}">
+    <h1>${h(p.name)} <span class="muted">${h(p.description)}</span></h1>
+    <p><span class="muted">Volume</span> ${h(p.volumeName)} · <span id="size"><button class="link" data-act="size">size</button></span></p>
+    <h2>Backups</h2>
+    <form class="inline" id="backup-create">
+      <label>Compression <select name="compression"><option>zstd</option><option>gzip</option></select></label>
+      <label><span><input type="checkbox" name="pause"> pause running workspaces</span></label>
+      <button class="primary" type="submit">Back up now</button>
+    </form>
+    <table id="backups"><thead><tr><th>Taken</th><th>State</th><th>Size</th><th>Compression</th><th></th></tr></thead><tbody>
+      ${backups.map((b) => `<tr data-backup="${h(b.id)}">
+        <td>${when(b.createdAt)}${b.crashConsistent ? ` <span class="muted" title="taken while a workspace ran">(crash-consistent)</span>` : ""}</td>
+        <td>${badge(b.state)}${b.error ? `<div class="muted">${h(b.error)}</div>` : ""}</td>
+        <td>${bytes(b.sizeBytes)}</td><td>${h(b.compression)}</td>
+        <td class="actions">${b.state === "complete" ? `
+          <a class="button" href="/api/backups/${h(b.id)}/download">Download</a>
+          <button data-act="verify">Verify</button>
+          <button data-act="restore">Restore</button>` : ""}
+          <button class="danger" data-act="delete-backup">Delete</button></td></tr>`).join("")
+        || `<tr><td colspan="5" class="muted">No backups yet.</td></tr>`}
+    </tbody></table>
+    <h2>Schedule and retention</h2>
+    <form class="inline" id="policy">
+      <label>Schedule (cron) <input name="schedule" value="${h(policy.own.schedule || "")}" placeholder="${h(policy.schedule)}"></label>
+      <label>Keep last <input name="keepLast" type="number" min="0" value="${h(policy.own.keepLast ?? "")}" placeholder="${h(policy.keepLast)}"></label>
+      <label>Keep daily <input name="keepDaily" type="number" min="0" value="${h(policy.own.keepDaily ?? "")}" placeholder="${h(policy.keepDaily)}"></label>
+      <label>Keep weekly <input name="keepWeekly" type="number" min="0" value="${h(policy.own.keepWeekly ?? "")}" placeholder="${h(policy.keepWeekly)}"></label>
+      <button type="submit">Save</button>
+    </form>
+    <p class="muted">Empty fields follow the server's defaults (shown greyed).</p>
+    <h2>Clone</h2>
+    <form class="inline" id="clone">
+      <label>New project name <input name="name" required maxlength="100" value="${h(p.name)}-copy"></label>
+      <button type="submit">Clone the volume</button>
+    </form>
+    </div>`;
+  document.getElementById("backup-create").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      await api("POST", `/api/workspaces/projects/${id}/backup`,
+        { compression: f.get("compression"), pauseWorkspace: f.get("pause") === "on" });
+      return "backup complete";
+    }, () => viewProject(id));
+  });
+  document.getElementById("policy").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    const body = {};
+    if (f.get("schedule")) body.schedule = f.get("schedule");
+    for (const k of ["keepLast", "keepDaily", "keepWeekly"]) if (f.get(k) !== "") body[k] = Number(f.get(k));
+    act(ev.submitter, async () => {
+      await api("PUT", `/api/projects/${id}/backup-policy`, body);
+      return "policy saved";
+    }, () => viewProject(id));
+  });
+  document.getElementById("clone").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      const r = await api("POST", `/api/workspaces/projects/${id}/clone`, { name: f.get("name") });
+      location.hash = `#/project/${r.targetProject.id}`;
+      return `cloned into ${r.targetProject.name}`;
+    });
+  });
+}
+
+handlers.size = (b, id) => act(b, async () => {
+  const s = await api("GET", `/api/workspaces/projects/${id}/volume-size`);
+  document.getElementById("size").textContent = bytes(s.sizeBytes);
+});
+handlers.verify = (b) => act(b, async () => {
+  const r = await api("POST", `/api/backups/${b.closest("[data-backup]").dataset.backup}/verify`);
+  return `backup verified: ${r.entries} entries, checksum matches`;
+});
+handlers.restore = (b, id) => {
+  if (!confirm("Replace the project's files with this backup? The current volume is kept for the retention period.")) return;
+  act(b, async () => {
+    await api("POST", `/api/workspaces/projects/${id}/restore`,
+      { backupId: b.closest("[data-backup]").dataset.backup, stopWorkspace: true });
+    return "restored";
+  }, () => viewProject(id));
+};
+handlers["delete-backup"] = (b, id) => {
+  if (!confirm("Delete this backup and its archive?")) return;
+  act(b, async () => {
+    await api("DELETE", `/api/backups/${b.closest("[data-backup]").dataset.backup}`);
+    return "backup deleted";
+  }, () => viewProject(id));
+};
+
+route();
