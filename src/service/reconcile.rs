@@ -120,6 +120,24 @@ impl Berth {
         }
     }
 
+    /// Whether the record already agrees with what the engine shows, so that
+    /// [`Self::refresh`] would neither save nor hand a failure to recovery.
+    /// A reader that sees agreement may answer without the workspace's lock.
+    pub(super) fn agrees(&self, ws: &Workspace, container: Option<&ContainerState>) -> bool {
+        let seen = container.map(Seen::from);
+        let verdict = observe(
+            ws.status,
+            ws.status_reason.as_deref(),
+            seen.as_ref(),
+            self.is_recovering(ws.id),
+        );
+        let container_id = container.map(|c| c.id.as_str());
+        let host_port = container.filter(|c| c.running).and_then(|c| c.host_port);
+        matches!(verdict, Verdict::Keep)
+            && container_id == ws.container_id.as_deref()
+            && host_port == ws.host_port
+    }
+
     /// Refreshes one workspace from the engine and saves what changed.
     /// With `recover`, a failure is handed to recovery; without (a user's
     /// own start/stop is about to decide), it is only recorded. The caller

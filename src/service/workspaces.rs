@@ -634,9 +634,22 @@ impl Berth {
 
     /// The workspace reconciled with the engine, and its container.
     pub async fn workspace_status(&self, user: &User, id: Uuid) -> Result<StatusReport> {
-        let _guard = self.lock_workspace(id).await;
+        // Usually the record agrees with the engine and there is nothing to
+        // write: answer without the workspace's lock, so readers of one
+        // workspace do not queue behind each other (or behind a start).
+        // Otherwise reconcile under the lock, from a fresh read.
         let ws = self.workspace(user, id).await?;
-        let (workspace, container) = self.refresh(ws, true).await?;
+        let container = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?;
+        let (workspace, container) = if self.agrees(&ws, container.as_ref()) {
+            (ws, container)
+        } else {
+            let _guard = self.lock_workspace(id).await;
+            let ws = self.workspace(user, id).await?;
+            self.refresh(ws, true).await?
+        };
         let resources = match container.as_ref().filter(|c| c.running) {
             Some(c) => self.resource_use(workspace.id, &c.id, c.pid).await?,
             None => None,
