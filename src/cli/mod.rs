@@ -301,6 +301,11 @@ async fn serve(config: Config) -> Result<()> {
             "backups interrupted by the last stop were marked failed"
         );
     }
+    if store.user_count().await? == 0 {
+        tracing::warn!(
+            "no users yet: create the first with `berth user add you@example.com --admin --password-stdin` (same --config), then log in at http://{addr}/"
+        );
+    }
     for t in berth.types().await? {
         if !t.available {
             tracing::warn!(r#type = %t.name, reason = t.reason.as_deref().unwrap_or(""), "workspace type unavailable");

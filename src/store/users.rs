@@ -64,6 +64,14 @@ impl Store {
         Ok(user)
     }
 
+    /// How many users there are (a fresh installation has none).
+    pub async fn user_count(&self) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
     /// The user with this email and their password hash.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>> {
         let row = sqlx::query("SELECT * FROM users WHERE email = $1")

@@ -138,6 +138,14 @@ def run(d, wait):
     row.find_element(By.CSS_SELECTOR, "button[data-act=stop]").click()
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"tr[data-id='{ws_id}']"), "stopped"))
 
+    step("an admin sees the jobs and what cleanup would do")
+    d.find_element(By.ID, "nav-jobs").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#jobs tr[data-job='orphaned-volumes']")))
+    d.find_element(By.CSS_SELECTOR, "button[data-act=cleanup-dry]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "report"), "Dry run"))
+    d.find_element(By.CSS_SELECTOR, "#jobs tr[data-job='inactive'] button[data-act=job-dry]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "report"), "Dry run"))
+
     step("log out: the session is gone")
     d.find_element(By.ID, "logout").click()
     wait.until(ec.presence_of_element_located((By.ID, "login-form")))

@@ -97,6 +97,7 @@ const routes = [
   [/^#\/ws\/([0-9a-f-]{36})$/, viewWorkspace],
   [/^#\/projects$/, viewProjects],
   [/^#\/project\/([0-9a-f-]{36})$/, viewProject],
+  [/^#\/jobs$/, viewJobs],
 ];
 
 async function route() {
@@ -112,8 +113,9 @@ async function route() {
   }
   document.getElementById("nav").hidden = !me;
   document.getElementById("who").textContent = me ? `${me.email} (${me.role})` : "";
+  document.getElementById("nav-jobs").hidden = !(me && me.role === "admin");
   document.querySelectorAll("[data-nav]").forEach((a) => {
-    const section = hash.startsWith("#/project") ? "projects" : "workspaces";
+    const section = hash.startsWith("#/project") ? "projects" : hash.startsWith("#/jobs") ? "jobs" : "workspaces";
     a.classList.toggle("active", a.dataset.nav === section);
   });
   for (const [re, view] of routes) {
@@ -430,6 +432,58 @@ async function viewProject(id) {
     });
   });
 }
+
+// ---- jobs and cleanup (admins) ----
+
+async function viewJobs() {
+  const jobs = await api("GET", "/api/jobs");
+  main.innerHTML = `
+    <h1>Jobs</h1>
+    <table id="jobs"><thead><tr><th>Job</th><th>Schedule</th><th>Next run</th><th>Last run</th><th></th></tr></thead><tbody>
+      ${jobs.map((j) => {
+        const last = j.recentRuns[0];
+        return `<tr data-job="${h(j.name)}"><td>${h(j.name)}${j.running ? ` ${badge("running")}` : ""}</td>
+          <td>${j.enabled ? h(j.schedule) : `<span class="muted">off</span>`}</td>
+          <td>${when(j.nextRun)}</td>
+          <td>${last ? `${badge(last.outcome)} ${when(last.finishedAt)}${last.dryRun ? " (dry run)" : ""}` : `<span class="muted">never</span>`}</td>
+          <td class="actions"><button data-act="job-dry">Dry run</button> <button data-act="job-run">Run now</button></td></tr>`;
+      }).join("")}
+    </tbody></table>
+    <h2>Cleanup</h2>
+    <p>All cleanup jobs at once: stop inactive workspaces, remove orphaned containers and volumes, recover workspaces in error.</p>
+    <p><button data-act="cleanup-dry">What would it do?</button> <button class="danger" data-act="cleanup-run">Clean up now</button></p>
+    <div id="report"></div>`;
+}
+
+function showReport(r) {
+  const counts = r.counts
+    ? Object.entries(r.counts).map(([k, v]) => `${h(k)} ${h(v)}`).join(", ")
+    : `inactive containers ${h(r.inactiveContainers)}, orphaned containers ${h(r.orphanedContainers)}, ` +
+      `orphaned volumes ${h(r.orphanedVolumes)}, workspaces in error ${h(r.errorWorkspaces)}`;
+  const errors = r.errors ? r.errors.map((e) => `${e.job}: ${e.error}`) : (r.error ? [r.error] : []);
+  document.getElementById("report").innerHTML = `
+    <div class="card"><strong>${r.dryRun ? "Dry run — nothing was changed." : "Done."}</strong>
+      <p>${counts || "nothing to do"}</p>
+      ${errors.map((e) => `<p class="muted">${h(e)}</p>`).join("")}
+      <table><thead><tr><th>Job</th><th>Action</th><th>Resource</th><th>Why</th><th>Outcome</th></tr></thead><tbody>
+        ${r.details.map((d) => `<tr><td>${h(d.job)}</td><td>${h(d.action)}</td><td>${h(d.resource)}</td>
+          <td>${h(d.reason)}</td><td>${h(d.outcome)}</td></tr>`).join("")
+          || `<tr><td colspan="5" class="muted">No actions.</td></tr>`}
+      </tbody></table></div>`;
+}
+
+handlers["cleanup-dry"] = (b) => act(b, async () => showReport(await api("POST", "/api/workspaces/cleanup?dryRun=true")));
+handlers["cleanup-run"] = (b) => {
+  if (!confirm("Run every cleanup job now?")) return;
+  act(b, async () => showReport(await api("POST", "/api/workspaces/cleanup")));
+};
+handlers["job-dry"] = (b) => act(b, async () =>
+  showReport(await api("POST", `/api/jobs/${b.closest("[data-job]").dataset.job}/run?dryRun=true`)));
+handlers["job-run"] = (b) => {
+  const job = b.closest("[data-job]").dataset.job;
+  if (!confirm(`Run ${job} now?`)) return;
+  act(b, async () => showReport(await api("POST", `/api/jobs/${job}/run`)), viewJobs);
+};
 
 handlers.size = (b, id) => act(b, async () => {
   const s = await api("GET", `/api/workspaces/projects/${id}/volume-size`);
