@@ -433,6 +433,28 @@ async fn only_the_owner_reaches_a_workspace_through_the_proxy() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     let (s, _) = env.get(&format!("/api/workspaces/{id}/proxy/"), &a).await;
     assert_eq!(s, StatusCode::OK);
+
+    // A browser's page load without a session (a link from another site,
+    // where the SameSite=Strict cookie stays home) goes to the UI's login,
+    // which comes back to the exact path and query afterwards.
+    let req = Request::get(format!("/api/workspaces/{id}/proxy/a/b?x=1&y=2"))
+        .header("sec-fetch-mode", "navigate")
+        .header("accept", "text/html")
+        .body(Body::empty())
+        .unwrap();
+    let (s, h, _) = env.send_raw(req).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h["location"],
+        format!("/#/login?next=%2Fapi%2Fworkspaces%2F{id}%2Fproxy%2Fa%2Fb%3Fx%3D1%26y%3D2")
+    );
+    // A script's request still gets the 401 it can act on.
+    let req = Request::get(format!("/api/workspaces/{id}/proxy/"))
+        .header("sec-fetch-mode", "cors")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, _) = env.send_raw(req).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

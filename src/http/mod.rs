@@ -278,6 +278,7 @@ pub fn operations() -> Vec<Op> {
             .summary("The workspace's own app, at its root")
             .describe("Forwarded to the workspace's published port on 127.0.0.1, bodies streamed both ways; WebSocket upgrades are tunnelled. A stopped workspace is started and waited for.")
             .passthrough("What the workspace answers.")
+            .redirect(303, "A browser's page load without a session goes to the web UI's login, which comes back here after.")
             .unlimited_body()
             .errors(&[502, 503, 504])
             .starting_page(),
@@ -286,6 +287,7 @@ pub fn operations() -> Vec<Op> {
             .summary("The workspace's own app")
             .describe("As `/proxy/`, for any path below it.")
             .passthrough("What the workspace answers.")
+            .redirect(303, "A browser's page load without a session goes to the web UI's login, which comes back here after.")
             .unlimited_body()
             .errors(&[502, 503, 504])
             .starting_page(),

@@ -50,13 +50,16 @@ def main():
             print("console:", e, file=sys.stderr)
         raise
     finally:
-        # The 401s the flow provokes on purpose (before login, a wrong
-        # password, after logout) are logged by the browser too.
-        errors = [
-            e for e in d.get_log("browser")
-            if e["level"] == "SEVERE"
-            and not (e["source"] == "network" and "/api/auth/" in e["message"] and " 401 " in e["message"])
-        ]
+        # The browser also logs the statuses the flow provokes on purpose:
+        # 401s (before login, a wrong password, after logout) and the proxy's
+        # 503 "starting" page while a stopped workspace wakes.
+        def expected(e):
+            m = e["message"]
+            return e["source"] == "network" and (
+                ("/api/auth/" in m and " 401 " in m) or ("/proxy/" in m and " 503 " in m)
+            )
+
+        errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE" and not expected(e)]
         d.quit()
     assert not errors, f"errors in the browser console: {errors}"
     step("all steps passed")
@@ -153,6 +156,20 @@ def run(d, wait):
         "const done = arguments[0]; fetch('/api/auth/me').then(r => done(r.status));"
     )
     assert status == 401, status
+
+    step("a link to the workspace without a session: login, then the workspace")
+    d.get(f"{BASE}/api/workspaces/{ws_id}/proxy/")
+    wait.until(ec.url_contains("#/login?next="))
+    form = wait.until(ec.presence_of_element_located((By.ID, "login-form")))
+    form.find_element(By.NAME, "email").send_keys(EMAIL)
+    form.find_element(By.NAME, "password").send_keys(PASSWORD)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # The workspace was stopped: the proxy wakes it (a "starting" page that
+    # reloads itself first), then serves its page.
+    WebDriverWait(d, 90, poll_frequency=1).until(
+        lambda d: "berth busybox workspace" in d.page_source
+    )
+    assert d.current_url.endswith(f"/api/workspaces/{ws_id}/proxy/"), d.current_url
 
 
 if __name__ == "__main__":

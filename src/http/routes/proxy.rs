@@ -59,11 +59,30 @@ pub async fn bare(OriginalUri(uri): OriginalUri) -> Response {
 
 pub async fn proxy(
     State(berth): State<Berth>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     Path(params): Path<std::collections::HashMap<String, String>>,
     OriginalUri(original): OriginalUri,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let caller = match caller {
+        Ok(c) => c,
+        // A page load without a session (a link from another site: the
+        // SameSite=Strict cookie is not sent; or a session that expired)
+        // goes to the UI's login, which comes back here afterwards.
+        Err(e) if e.status == StatusCode::UNAUTHORIZED && is_navigation(req.headers()) => {
+            let back = original
+                .path_and_query()
+                .map(|pq| pq.as_str())
+                .unwrap_or("/");
+            let to = format!("/#/login?next={}", percent_encode(back));
+            return Ok((
+                StatusCode::SEE_OTHER,
+                [(LOCATION, to.as_str()), (header::CACHE_CONTROL, "no-store")],
+            )
+                .into_response());
+        }
+        Err(e) => return Err(e),
+    };
     let raw_id = params.get("id").map(String::as_str).unwrap_or_default();
     let id = parse_uuid("workspace id", raw_id)?;
     let prefix = format!("/api/workspaces/{raw_id}/proxy");
@@ -133,6 +152,19 @@ pub async fn proxy(
         }
         other => other,
     }
+}
+
+/// Everything but RFC 3986's unreserved characters, percent-encoded.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A page load by a browser (as opposed to a script's or API client's

@@ -57,7 +57,7 @@ async function api(method, path, body) {
     const msg = (v && v.error && v.error.message) || text || r.statusText;
     if (r.status === 401 && !path.endsWith("/auth/login")) {
       me = null;
-      location.hash = "#/login";
+      if (!location.hash.startsWith("#/login")) location.hash = "#/login";
     }
     throw new ApiError(r.status, msg);
   }
@@ -92,7 +92,7 @@ function every(ms, f) {
 // ---- routing ----
 
 const routes = [
-  [/^#\/login$/, viewLogin],
+  [/^#\/login(?:\?.*)?$/, viewLogin],
   [/^#\/?$/, viewWorkspaces],
   [/^#\/ws\/([0-9a-f-]{36})$/, viewWorkspace],
   [/^#\/projects$/, viewProjects],
@@ -100,10 +100,28 @@ const routes = [
   [/^#\/jobs$/, viewJobs],
 ];
 
+// Where to go after login: only a workspace's page behind the proxy (the
+// proxy sends a browser without a session here with ?next=).
+function nextTarget() {
+  const q = new URLSearchParams((location.hash.split("?")[1]) || "");
+  const next = q.get("next") || "";
+  return /^\/api\/workspaces\/[0-9a-f-]{36}\/proxy\//.test(next) ? next : null;
+}
+
 async function route() {
   stopLive();
   const hash = location.hash || "#/";
-  if (!me && hash !== "#/login") {
+  if (hash.startsWith("#/login")) {
+    // Perhaps the session is fine (the cookie stays home on a link from
+    // another site): then go on at once.
+    try {
+      me = await api("GET", "/api/auth/me");
+      const next = nextTarget();
+      if (next) location.replace(next); else location.hash = "#/";
+      return;
+    } catch (_) { /* not logged in: show the form */ }
+  }
+  if (!me && !hash.startsWith("#/login")) {
     try {
       me = await api("GET", "/api/auth/me");
     } catch (_) {
@@ -159,7 +177,8 @@ async function viewLogin() {
     act(ev.submitter, async () => {
       const r = await api("POST", "/api/auth/login", { email: f.get("email"), password: f.get("password") });
       me = r.user;
-      location.hash = "#/";
+      const next = nextTarget();
+      if (next) location.replace(next); else location.hash = "#/";
     });
   });
 }
