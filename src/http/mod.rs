@@ -476,7 +476,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(%addr, "Berth API listening");
+    tracing::info!(%addr, "Berth listening: the web UI at http://{addr}/, the API under /api (described at /api/openapi.json)");
     // Connect info gives the proxy the client address for X-Forwarded-For.
     axum::serve(
         listener,
