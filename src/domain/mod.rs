@@ -1,6 +1,7 @@
 //! The domain: what a user, project, workspace and workspace type are, and the
 //! rules their values obey. Pure data and validation; no I/O, no wire formats.
 
+pub mod accounts;
 pub mod backups;
 pub mod cleanup;
 pub mod jobs;

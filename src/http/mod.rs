@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::service::Berth;
 use error::ApiError;
 use openapi::Op;
-use routes::{auth, backups, jobs, observe, projects, proxy, workspaces as ws};
+use routes::{auth, backups, jobs, observe, projects, proxy, users, workspaces as ws};
 
 /// The whole API, in one list: each entry is a route and its description.
 /// The router ([`app`]) and the OpenAPI document ([`openapi::document`]) are
@@ -99,6 +99,62 @@ pub fn operations() -> Vec<Op> {
             .tag("auth")
             .summary("The signed-in user")
             .ok::<UserDto>(),
+        Op::post("/api/auth/password", "changePassword", auth::change_password)
+            .tag("auth")
+            .summary("Change your password")
+            .describe("Needs the current password. Ends your other login sessions; API tokens stay.")
+            .json::<ChangePasswordRequest>()
+            .ok::<PasswordChangedDto>(),
+        Op::get("/api/auth/tokens", "listTokens", auth::tokens)
+            .tag("auth")
+            .summary("Your tokens: API tokens and login sessions (never the secrets)")
+            .ok::<Vec<TokenDto>>(),
+        Op::post("/api/auth/tokens", "createToken", auth::create_token)
+            .tag("auth")
+            .summary("Make an API token for scripts")
+            .describe("The token is in the answer, and only there. It does not expire; revoke it when done.")
+            .json::<CreateTokenRequest>()
+            .created::<CreatedTokenDto>(),
+        Op::delete("/api/auth/tokens/{id}", "revokeToken", auth::revoke_token)
+            .tag("auth")
+            .summary("Revoke one of your tokens or sessions")
+            .describe("Not the one the request is made with (409): that is `POST /api/auth/logout`.")
+            .ok::<DeletedDto>()
+            .errors(&[409]),
+        // ---- users (admins) ----
+        Op::get("/api/users", "listUsers", users::list)
+            .tag("users")
+            .admin()
+            .summary("Every user, with how many projects and workspaces they own")
+            .ok::<Vec<AccountDto>>(),
+        Op::post("/api/users", "createUser", users::create)
+            .tag("users")
+            .admin()
+            .summary("Add a user")
+            .json::<CreateUserRequest>()
+            .created::<AccountDto>()
+            .errors(&[409]),
+        Op::get("/api/users/{id}", "getUser", users::get)
+            .tag("users")
+            .admin()
+            .summary("One user")
+            .ok::<AccountDto>(),
+        Op::patch("/api/users/{id}", "updateUser", users::update)
+            .tag("users")
+            .admin()
+            .summary("Change a user's role or reset their password")
+            .describe("A new password ends the user's login sessions. The last admin cannot become a member (409).")
+            .json::<UpdateUserRequest>()
+            .ok::<AccountDto>()
+            .errors(&[409]),
+        Op::delete("/api/users/{id}", "deleteUser", users::delete)
+            .tag("users")
+            .admin()
+            .summary("Remove a user")
+            .describe("Their tokens go with them. What they own (projects, workspaces, backups) passes to `transferTo`, which is required when they own any; nothing is deleted. Not yourself, not the last admin (409).")
+            .query::<DeleteUserQuery>()
+            .ok::<UserDeletedDto>()
+            .errors(&[409]),
         // ---- projects ----
         Op::post("/api/projects", "createProject", projects::create)
             .tag("projects")

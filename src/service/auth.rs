@@ -1,4 +1,8 @@
-//! Users, passwords (argon2id) and tokens (random, stored as SHA-256).
+//! Users, passwords (argon2id) and tokens (random, stored as SHA-256):
+//! logging in, authenticating a request, and managing accounts and tokens.
+//! Account management is written against the [`Store`] so that the CLI
+//! (on the data directory) and the API (through [`Berth`]) run the same
+//! code and the same rules (`domain::accounts`).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -8,8 +12,13 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
+use crate::domain::accounts::{check_password, check_removal, check_role_change, Holdings};
 use crate::domain::{now_millis, Millis, Role, User};
-use crate::store::{Store, TokenKind};
+use crate::store::{Store, TokenInfo, TokenKind};
+
+/// How stale a token's "last used" may get before a request refreshes it:
+/// recording every request would put a database write on every read.
+const TOUCH_EVERY_MS: Millis = 60_000;
 
 /// Prefix of every token Berth issues, so secret scanners can spot a leak.
 const TOKEN_PREFIX: &str = "berth_";
@@ -72,7 +81,7 @@ async fn verify_password(password: String, hash: String) -> bool {
 const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3bUJgc1cD2QMfe00PPiqrQKv3ZkCgYorM3UB29r4Tl0";
 
-fn check_email(email: &str) -> Result<String> {
+pub(super) fn check_email(email: &str) -> Result<String> {
     let email = email.trim().to_ascii_lowercase();
     let valid = email.len() <= 254
         && email
@@ -92,11 +101,7 @@ fn check_email(email: &str) -> Result<String> {
 impl Store {
     pub async fn add_user(&self, new: NewUser) -> Result<User> {
         let email = check_email(&new.email)?;
-        if new.password.chars().count() < 8 {
-            return Err(ServiceError::Invalid(
-                "password must be at least 8 characters".into(),
-            ));
-        }
+        check_password(&new.password).map_err(ServiceError::Invalid)?;
         let hash = hash_password(new.password).await?;
         Ok(self
             .insert_user(&email, &hash, new.role, now_millis())
@@ -106,22 +111,157 @@ impl Store {
     /// Issues a non-expiring API token for `email`; returns the token itself
     /// (shown once, never stored).
     pub async fn create_api_token(&self, email: &str, name: &str) -> Result<String> {
-        let email = check_email(email)?;
-        let (user, _) = self
+        let user = self.find_user(email).await?;
+        Ok(self.issue_api_token(&user, name).await?.1)
+    }
+
+    /// Issues a non-expiring API token; returns its id and the token itself
+    /// (shown once, never stored).
+    pub async fn issue_api_token(&self, user: &User, name: &str) -> Result<(TokenInfo, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(ServiceError::Invalid(
+                "a token's name must be 1 to 100 characters, without control characters".into(),
+            ));
+        }
+        let token = new_token();
+        let now = now_millis();
+        let id = self
+            .insert_token(
+                user.id,
+                &hash_token(&token),
+                TokenKind::Api,
+                name,
+                now,
+                None,
+            )
+            .await?;
+        let info = TokenInfo {
+            id,
+            kind: TokenKind::Api,
+            name: name.to_string(),
+            created_at: now,
+            expires_at: None,
+            last_used_at: None,
+        };
+        Ok((info, token))
+    }
+
+    /// The user with this email or id (the CLI names users either way).
+    pub async fn find_user(&self, key: &str) -> Result<User> {
+        if let Ok(id) = Uuid::parse_str(key.trim()) {
+            return self
+                .user(id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no user with id {id}")));
+        }
+        let email = check_email(key)?;
+        Ok(self
             .user_by_email(&email)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no user with email {email}")))?;
-        let token = new_token();
-        self.insert_token(
-            user.id,
-            &hash_token(&token),
-            TokenKind::Api,
-            name,
-            now_millis(),
-            None,
+            .ok_or_else(|| ServiceError::NotFound(format!("no user with email {email}")))?
+            .0)
+    }
+
+    /// Every user with what they own.
+    pub async fn user_summaries(&self) -> Result<Vec<(User, Holdings)>> {
+        let mut out = Vec::new();
+        for user in self.users().await? {
+            let holdings = self.holdings(user.id).await?;
+            out.push((user, holdings));
+        }
+        Ok(out)
+    }
+
+    /// Gives `target` a role, unless that leaves no admin.
+    pub async fn change_role(&self, target: &User, role: Role) -> Result<User> {
+        check_role_change(target, role, self.admin_count().await?)
+            .map_err(ServiceError::Conflict)?;
+        self.set_role(target.id, role).await?;
+        // Two admins demoting each other at once both pass the check above;
+        // the one that finds no admin left puts its target back.
+        if self.admin_count().await? == 0 {
+            self.set_role(target.id, Role::Admin).await?;
+            return Err(ServiceError::Conflict(format!(
+                "{} is the only admin; make another user admin first",
+                target.email
+            )));
+        }
+        Ok(User {
+            role,
+            ..target.clone()
+        })
+    }
+
+    /// Sets a user's password (an admin's reset, or the CLI) and ends their
+    /// login sessions, except `keep`; returns how many ended. API tokens are
+    /// separate credentials and stay.
+    pub async fn set_password(
+        &self,
+        target: &User,
+        password: String,
+        keep: Option<Uuid>,
+    ) -> Result<u64> {
+        check_password(&password).map_err(ServiceError::Invalid)?;
+        let hash = hash_password(password).await?;
+        self.update_password(target.id, &hash).await?;
+        Ok(self.delete_sessions_of(target.id, keep).await?)
+    }
+
+    /// Removes `target` (`actor`: the admin asking, `None` from the CLI).
+    /// What they own passes to `heir`; without one they must own no live
+    /// project or workspace, and their deleted projects still awaiting
+    /// volume removal pass to the actor (or, from the CLI, the oldest
+    /// admin) so that cleanup still finds them.
+    pub async fn remove_user(
+        &self,
+        actor: Option<&User>,
+        target: &User,
+        heir: Option<&User>,
+    ) -> Result<()> {
+        let holdings = self.holdings(target.id).await?;
+        check_removal(
+            actor.map(|a| a.id),
+            target,
+            self.admin_count().await?,
+            holdings,
+            heir,
         )
-        .await?;
-        Ok(token)
+        .map_err(ServiceError::Conflict)?;
+        let heir_id = match (heir, actor) {
+            (Some(h), _) => h.id,
+            (None, Some(a)) => a.id,
+            (None, None) => {
+                let users = self.users().await?;
+                users
+                    .iter()
+                    .find(|u| u.is_admin() && u.id != target.id)
+                    .or_else(|| users.iter().find(|u| u.id != target.id))
+                    .map(|u| u.id)
+                    // The only user: nothing of theirs can be live (checked
+                    // above), so deleted projects have nobody to go to.
+                    .unwrap_or(target.id)
+            }
+        };
+        if heir_id == target.id {
+            return Err(ServiceError::Conflict(format!(
+                "{} is the only user; add another before removing it",
+                target.email
+            )));
+        }
+        self.delete_user(target.id, heir_id).await?;
+        Ok(())
+    }
+
+    /// Revokes one of `user`'s tokens (404 if they have no such token).
+    pub async fn revoke_token(&self, user: &User, token_id: Uuid) -> Result<()> {
+        if self.delete_token_of(user.id, token_id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "no token with id {token_id}"
+            )))
+        }
     }
 }
 
@@ -173,10 +313,150 @@ impl Berth {
                 "invalid or expired token".into(),
             ));
         }
-        self.store()
-            .user_by_token_hash(&hash_token(token), now_millis())
+        let now = now_millis();
+        let found = self
+            .store()
+            .user_by_token_hash(&hash_token(token), now)
             .await?
-            .ok_or_else(|| ServiceError::Unauthorized("invalid or expired token".into()))
+            .ok_or_else(|| ServiceError::Unauthorized("invalid or expired token".into()))?;
+        if found
+            .last_used_at
+            .is_none_or(|t| now.saturating_sub(t) >= TOUCH_EVERY_MS)
+        {
+            self.store().touch_token(found.token_id, now).await?;
+        }
+        Ok((found.user, found.token_id))
+    }
+
+    /// The caller's live tokens, newest first.
+    pub async fn tokens(&self, user: &User) -> Result<Vec<TokenInfo>> {
+        Ok(self.store().tokens_of(user.id, now_millis()).await?)
+    }
+
+    /// Every user with what they own (admins only, checked by the caller).
+    pub async fn accounts(&self) -> Result<Vec<(User, Holdings)>> {
+        self.store().user_summaries().await
+    }
+
+    /// One user with what they own.
+    pub async fn account(&self, id: Uuid) -> Result<(User, Holdings)> {
+        let user = self
+            .store()
+            .user(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user with id {id}")))?;
+        let holdings = self.store().holdings(id).await?;
+        Ok((user, holdings))
+    }
+
+    /// An admin's change to a user: a role, a password reset, or both. Both
+    /// are checked before either is written, so a refused request changes
+    /// nothing. Returns the user as changed and what was done, in words.
+    pub async fn update_account(
+        &self,
+        actor: &User,
+        actor_token: Uuid,
+        id: Uuid,
+        role: Option<Role>,
+        password: Option<String>,
+    ) -> Result<(User, Holdings, Vec<String>)> {
+        if role.is_none() && password.is_none() {
+            return Err(ServiceError::Invalid(
+                "nothing to change: give role and/or password".into(),
+            ));
+        }
+        let (mut user, holdings) = self.account(id).await?;
+        if let Some(p) = &password {
+            check_password(p).map_err(ServiceError::Invalid)?;
+        }
+        if let Some(r) = role {
+            check_role_change(&user, r, self.store().admin_count().await?)
+                .map_err(ServiceError::Conflict)?;
+        }
+        let mut done = Vec::new();
+        if let Some(p) = password {
+            // An admin resetting their own password keeps the session asking.
+            let keep = (user.id == actor.id).then_some(actor_token);
+            let ended = self.store().set_password(&user, p, keep).await?;
+            done.push(format!("password set; {ended} login session(s) ended"));
+        }
+        if let Some(r) = role.filter(|r| *r != user.role) {
+            user = self.store().change_role(&user, r).await?;
+            done.push(format!("role is now {}", r.as_str()));
+        }
+        Ok((user, holdings, done))
+    }
+
+    /// An admin removes a user, handing what they own to `transfer_to`.
+    /// Returns the removed user and the heir.
+    pub async fn remove_account(
+        &self,
+        actor: &User,
+        id: Uuid,
+        transfer_to: Option<Uuid>,
+    ) -> Result<(User, Option<User>)> {
+        let (user, _) = self.account(id).await?;
+        let heir = match transfer_to {
+            Some(h) => Some(self.store().user(h).await?.ok_or_else(|| {
+                ServiceError::Invalid(format!("transferTo: no user with id {h}"))
+            })?),
+            None => None,
+        };
+        self.store()
+            .remove_user(Some(actor), &user, heir.as_ref())
+            .await?;
+        Ok((user, heir))
+    }
+
+    /// Makes an API token for the caller.
+    pub async fn create_token(&self, user: &User, name: &str) -> Result<(TokenInfo, String)> {
+        self.store().issue_api_token(user, name).await
+    }
+
+    /// Revokes one of the caller's tokens, never the one in use (that is a
+    /// logout, and a client that revokes it by accident locks itself out).
+    pub async fn revoke_token(&self, user: &User, current: Uuid, id: Uuid) -> Result<()> {
+        if id == current {
+            return Err(ServiceError::Conflict(
+                "this request was made with that token; use POST /api/auth/logout to end it".into(),
+            ));
+        }
+        self.store().revoke_token(user, id).await
+    }
+
+    /// Adds a user (admins only, checked by the caller).
+    pub async fn add_account(&self, new: NewUser) -> Result<(User, Holdings)> {
+        let user = self.store().add_user(new).await?;
+        Ok((user, Holdings::default()))
+    }
+
+    /// Changes the caller's own password, given the current one, and ends
+    /// their other login sessions (the one asking stays); returns how many
+    /// ended.
+    pub async fn change_own_password(
+        &self,
+        user: &User,
+        token_id: Uuid,
+        current: &str,
+        new: String,
+    ) -> Result<u64> {
+        let (_, hash) = self
+            .store()
+            .user_by_email(&user.email)
+            .await?
+            .ok_or_else(|| ServiceError::Unauthorized("invalid or expired token".into()))?;
+        if !verify_password(current.to_string(), hash).await {
+            // Not 401: the caller is authenticated; what they typed is wrong.
+            return Err(ServiceError::Invalid(
+                "currentPassword is not your current password".into(),
+            ));
+        }
+        if current == new {
+            return Err(ServiceError::Invalid(
+                "newPassword must differ from the current one".into(),
+            ));
+        }
+        self.store().set_password(user, new, Some(token_id)).await
     }
 
     /// Revokes one token.

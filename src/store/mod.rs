@@ -13,7 +13,7 @@ mod users;
 mod workspaces;
 
 pub use backups::BackupPolicyRow;
-pub use users::TokenKind;
+pub use users::{TokenInfo, TokenKind, TokenUse};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Row};

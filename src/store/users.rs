@@ -6,6 +6,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{conflict_on_unique, get_uuid, Result, Store, StoreError};
+use crate::domain::accounts::Holdings;
 use crate::domain::{Millis, Role, User};
 
 /// What a token was made for.
@@ -18,12 +19,40 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             TokenKind::Api => "api",
             TokenKind::Session => "session",
         }
     }
+
+    fn parse(s: &str) -> Result<TokenKind> {
+        match s {
+            "api" => Ok(TokenKind::Api),
+            "session" => Ok(TokenKind::Session),
+            other => Err(StoreError::Corrupt(format!("token kind {other:?}"))),
+        }
+    }
+}
+
+/// A token as listed to its owner: never the token itself (only its hash is
+/// stored), but enough to recognise and revoke it.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub kind: TokenKind,
+    pub name: String,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+}
+
+/// The token a request presented, as authentication found it.
+#[derive(Debug, Clone)]
+pub struct TokenUse {
+    pub user: User,
+    pub token_id: Uuid,
+    pub last_used_at: Option<Millis>,
 }
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -117,22 +146,170 @@ impl Store {
         Ok(id)
     }
 
-    /// The user a live (unexpired) token belongs to, with the token's id.
+    /// The user a live (unexpired) token belongs to, with the token's id and
+    /// when it was last used.
     pub async fn user_by_token_hash(
         &self,
         token_hash: &str,
         now: Millis,
-    ) -> Result<Option<(User, Uuid)>> {
+    ) -> Result<Option<TokenUse>> {
         let row = sqlx::query(
-            "SELECT u.*, t.id AS token_id FROM tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT u.*, t.id AS token_id, t.last_used_at AS token_last_used_at \
+             FROM tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((user_from_row(&r)?, get_uuid(&r, "token_id")?)))
-            .transpose()
+        row.map(|r| {
+            Ok(TokenUse {
+                user: user_from_row(&r)?,
+                token_id: get_uuid(&r, "token_id")?,
+                last_used_at: r.try_get("token_last_used_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that a token was used at `now`.
+    pub async fn touch_token(&self, token_id: Uuid, now: Millis) -> Result<()> {
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(token_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every user, oldest first.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, email")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn admin_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = $1")
+            .bind(Role::Admin.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The live projects and the workspaces a user owns.
+    pub async fn holdings(&self, user_id: Uuid) -> Result<Holdings> {
+        let projects: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM projects WHERE owner_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(user_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        let workspaces: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE owner_id = $1")
+                .bind(user_id.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Holdings {
+            projects: u64::try_from(projects).unwrap_or(0),
+            workspaces: u64::try_from(workspaces).unwrap_or(0),
+        })
+    }
+
+    pub async fn set_role(&self, user_id: Uuid, role: Role) -> Result<()> {
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a user in one transaction: everything they own (projects,
+    /// deleted ones awaiting volume removal included, workspaces, backup
+    /// records) passes to `heir`, their tokens go with them. The handed-over
+    /// workspaces lose their "default" mark: the heir has their own.
+    pub async fn delete_user(&self, user_id: Uuid, heir: Uuid) -> Result<()> {
+        let (from, to) = (user_id.to_string(), heir.to_string());
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "UPDATE projects SET owner_id = $1 WHERE owner_id = $2",
+            "UPDATE workspaces SET owner_id = $1, is_default = 0 WHERE owner_id = $2",
+            "UPDATE backups SET owner_id = $1 WHERE owner_id = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(&to)
+                .bind(&from)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM tokens WHERE user_id = $1")
+            .bind(&from)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(&from)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A user's tokens, newest first.
+    pub async fn tokens_of(&self, user_id: Uuid, now: Millis) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tokens WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > $2) \
+             ORDER BY created_at DESC, id",
+        )
+        .bind(user_id.to_string())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(TokenInfo {
+                    id: get_uuid(r, "id")?,
+                    kind: TokenKind::parse(&kind)?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes one of a user's tokens; false if they have no such token.
+    pub async fn delete_token_of(&self, user_id: Uuid, token_id: Uuid) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
+            .bind(token_id.to_string())
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Ends a user's login sessions (not their API tokens), except `keep`;
+    /// returns how many.
+    pub async fn delete_sessions_of(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<u64> {
+        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
+        let r = sqlx::query("DELETE FROM tokens WHERE user_id = $1 AND kind = $2 AND id <> $3")
+            .bind(user_id.to_string())
+            .bind(TokenKind::Session.as_str())
+            .bind(keep)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     pub async fn delete_token(&self, token_id: Uuid) -> Result<()> {

@@ -1,13 +1,17 @@
-//! `/api/auth`: login (token + session cookie), logout, me.
+//! `/api/auth`: login (token + session cookie), logout, me, and what a user
+//! manages of their own account: their password and their tokens.
 
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiResult;
-use crate::http::extract::{ApiJson, Caller, SESSION_COOKIE};
-use crate::http::wire::{ok, rfc3339, LoggedOutDto, LoginRequest, LoginResponse, UserDto};
+use crate::http::extract::{ApiJson, Caller, IdPath, SESSION_COOKIE};
+use crate::http::wire::{
+    ok, ok_with, rfc3339, ChangePasswordRequest, CreateTokenRequest, CreatedTokenDto, DeletedDto,
+    LoggedOutDto, LoginRequest, LoginResponse, PasswordChangedDto, TokenDto, UserDto,
+};
 use crate::service::Berth;
 
 fn cookie(berth: &Berth, value: &str, max_age_s: u64) -> HeaderValue {
@@ -49,4 +53,63 @@ pub async fn logout(State(berth): State<Berth>, caller: Caller) -> ApiResult<Res
 
 pub async fn me(caller: Caller) -> Response {
     ok(UserDto::from(&caller.user))
+}
+
+pub async fn change_password(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<Response> {
+    let ended = berth
+        .change_own_password(
+            &caller.user,
+            caller.token_id,
+            &req.current_password,
+            req.new_password,
+        )
+        .await?;
+    Ok(ok_with(
+        PasswordChangedDto {
+            ended_sessions: ended,
+        },
+        format!("password changed; {ended} other login session(s) ended"),
+    ))
+}
+
+pub async fn tokens(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
+    let tokens = berth.tokens(&caller.user).await?;
+    Ok(ok(tokens
+        .iter()
+        .map(|t| TokenDto::new(t, caller.token_id))
+        .collect::<Vec<_>>()))
+}
+
+pub async fn create_token(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateTokenRequest>,
+) -> ApiResult<Response> {
+    let (info, token) = berth.create_token(&caller.user, &req.name).await?;
+    let body = CreatedTokenDto {
+        id: info.id,
+        name: info.name,
+        token,
+        created_at: rfc3339(info.created_at),
+    };
+    Ok((
+        StatusCode::CREATED,
+        ok_with(body, "keep the token now: it is not shown again"),
+    )
+        .into_response())
+}
+
+pub async fn revoke_token(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    berth
+        .revoke_token(&caller.user, caller.token_id, id)
+        .await?;
+    Ok(ok(DeletedDto { id }))
 }

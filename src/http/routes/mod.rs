@@ -9,4 +9,5 @@ pub mod observe;
 pub mod projects;
 pub mod proxy;
 pub mod ui;
+pub mod users;
 pub mod workspaces;

@@ -1,0 +1,105 @@
+//! `/api/users`: account management for admins — list, add, change role
+//! or reset a password, remove (handing what the user owned to another).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::Role;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
+use crate::http::wire::{
+    ok, ok_with, AccountDto, CreateUserRequest, DeleteUserQuery, UpdateUserRequest, UserDeletedDto,
+};
+use crate::service::{Berth, NewUser};
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.user.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an admin may manage users",
+        ))
+    }
+}
+
+pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let users = berth.accounts().await?;
+    Ok(ok(users
+        .iter()
+        .map(|(u, h)| AccountDto::new(u, *h))
+        .collect::<Vec<_>>()))
+}
+
+pub async fn create(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let (user, holdings) = berth
+        .add_account(NewUser {
+            email: req.email,
+            password: req.password,
+            role: req.role.unwrap_or(Role::Member),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, ok(AccountDto::new(&user, holdings))).into_response())
+}
+
+pub async fn get(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let (user, holdings) = berth.account(id).await?;
+    Ok(ok(AccountDto::new(&user, holdings)))
+}
+
+pub async fn update(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(req): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let (user, holdings, done) = berth
+        .update_account(&caller.user, caller.token_id, id, req.role, req.password)
+        .await?;
+    let dto = AccountDto::new(&user, holdings);
+    Ok(if done.is_empty() {
+        ok(dto)
+    } else {
+        ok_with(dto, done.join("; "))
+    })
+}
+
+pub async fn delete(
+    State(berth): State<Berth>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<DeleteUserQuery>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let (user, heir) = berth
+        .remove_account(&caller.user, id, q.transfer_to)
+        .await?;
+    let message = match &heir {
+        Some(h) => format!(
+            "{} removed; what they owned now belongs to {}",
+            user.email, h.email
+        ),
+        None => format!("{} removed", user.email),
+    };
+    Ok(ok_with(
+        UserDeletedDto {
+            id,
+            transferred_to: heir.map(|h| h.id),
+        },
+        message,
+    ))
+}
