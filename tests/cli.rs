@@ -696,3 +696,123 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     assert!(err.contains("cannot reach the Berth server"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clean line: {err}");
 }
+
+/// The operator's account commands on the data directory: list, reset a
+/// password, change a role (never leaving no admin), list and revoke
+/// tokens, and remove a user (refused while they own work).
+#[test]
+fn operators_manage_accounts_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port(), "cli-accounts-unused");
+    let run = |args: &[&str], stdin: Option<&str>| berth(args, &config, stdin);
+    let say = |out: &Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    let out = run(
+        &[
+            "user",
+            "add",
+            "boss@example.com",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some("boss-password\n"),
+    );
+    assert!(out.status.success(), "{}", say(&out));
+    let out = run(
+        &["user", "add", "dev@example.com", "--password-stdin"],
+        Some("dev-password\n"),
+    );
+    assert!(out.status.success(), "{}", say(&out));
+
+    let out = run(&["user", "ls", "--json"], None);
+    assert!(out.status.success(), "{}", say(&out));
+    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let roles: Vec<(&str, &str)> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["email"].as_str().unwrap(), u["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [("boss@example.com", "admin"), ("dev@example.com", "member")]
+    );
+    let table = String::from_utf8(run(&["user", "ls"], None).stdout).unwrap();
+    assert!(
+        table.starts_with("EMAIL") && table.contains("dev@example.com"),
+        "{table}"
+    );
+
+    // The only admin stays admin; exit 1 with the reason.
+    let out = run(&["user", "role", "boss@example.com", "member"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", say(&out));
+    assert!(say(&out).contains("only admin"), "{}", say(&out));
+    let out = run(&["user", "role", "dev@example.com", "root"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a role clap does not know is usage"
+    );
+
+    // Tokens: made, listed without the secret, revoked.
+    let token = String::from_utf8(
+        run(
+            &["token", "create", "dev@example.com", "--name", "laptop"],
+            None,
+        )
+        .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    assert!(token.starts_with("berth_"), "{token}");
+    let out = run(&["token", "ls", "dev@example.com", "--json"], None);
+    assert!(out.status.success(), "{}", say(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
+    let tokens: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "{tokens}");
+    assert_eq!(tokens[0]["name"], "laptop");
+    let id = tokens[0]["id"].as_str().unwrap();
+    let out = run(&["token", "revoke", "boss@example.com", id], None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not boss's token: {}",
+        say(&out)
+    );
+    let out = run(&["token", "revoke", "dev@example.com", id], None);
+    assert!(out.status.success(), "{}", say(&out));
+    let out = run(&["token", "ls", "dev@example.com", "--json"], None);
+    let tokens: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tokens, json!([]));
+
+    // A password reset; a short one is refused.
+    let out = run(
+        &["user", "passwd", "dev@example.com", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(say(&out).contains("at least 8"), "{}", say(&out));
+    let out = run(
+        &["user", "passwd", "dev@example.com", "--password-stdin"],
+        Some("a-new-password\n"),
+    );
+    assert!(out.status.success(), "{}", say(&out));
+    assert!(
+        say(&out).contains("password set for dev@example.com"),
+        "{}",
+        say(&out)
+    );
+
+    // Promote, then the old admin may go; the last one may not.
+    let out = run(&["user", "role", "dev@example.com", "admin"], None);
+    assert!(out.status.success(), "{}", say(&out));
+    let out = run(&["user", "rm", "boss@example.com"], None);
+    assert!(out.status.success(), "{}", say(&out));
+    let out = run(&["user", "rm", "dev@example.com"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(say(&out).contains("only admin"), "{}", say(&out));
+    let out = run(&["user", "rm", "nobody@example.com"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(say(&out).contains("no user with email"), "{}", say(&out));
+}

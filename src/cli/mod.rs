@@ -15,8 +15,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::domain::Role;
+use crate::domain::{now_millis, Role};
 use crate::engine::Engine;
+use crate::http::wire::rfc3339;
 use crate::service::{Berth, NewUser};
 use crate::store::Store;
 
@@ -112,6 +113,36 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// List users with what they own.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (read from stdin); ends their login sessions.
+    Passwd {
+        /// Email or id.
+        user: String,
+        /// Read the password from stdin (required: never on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make a user an admin or a member (the last admin stays admin).
+    Role {
+        /// Email or id.
+        user: String,
+        #[arg(value_parser = ["admin", "member"])]
+        role: String,
+    },
+    /// Remove a user; what they own passes to --transfer-to (required when
+    /// they own projects or workspaces; nothing is deleted).
+    Rm {
+        /// Email or id.
+        user: String,
+        /// Email or id of the user who receives their projects, workspaces
+        /// and backups.
+        #[arg(long)]
+        transfer_to: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +153,20 @@ enum TokenCommand {
         /// A label to recognise the token by.
         #[arg(long, default_value = "cli")]
         name: String,
+    },
+    /// List a user's tokens (never the secrets).
+    Ls {
+        /// Email or id.
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one of a user's tokens or login sessions.
+    Revoke {
+        /// Email or id.
+        user: String,
+        /// The token's id, as `token ls` shows it.
+        id: uuid::Uuid,
     },
 }
 
@@ -221,12 +266,149 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::User {
+            command: UserCommand::Ls { json },
+        } => {
+            let store = open_store(&config).await?;
+            let users = store.user_summaries().await?;
+            if json {
+                let rows: Vec<_> = users
+                    .iter()
+                    .map(|(u, h)| {
+                        serde_json::json!({
+                            "id": u.id, "email": u.email, "role": u.role.as_str(),
+                            "createdAt": rfc3339(u.created_at),
+                            "projects": h.projects, "workspaces": h.workspaces,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                let rows = users
+                    .iter()
+                    .map(|(u, h)| {
+                        vec![
+                            u.email.clone(),
+                            u.role.as_str().to_string(),
+                            h.projects.to_string(),
+                            h.workspaces.to_string(),
+                            rfc3339(u.created_at),
+                            u.id.to_string(),
+                        ]
+                    })
+                    .collect();
+                client::table(
+                    &["EMAIL", "ROLE", "PROJECTS", "WORKSPACES", "CREATED", "ID"],
+                    rows,
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command:
+                UserCommand::Passwd {
+                    user,
+                    password_stdin,
+                },
+        } => {
+            if !password_stdin {
+                bail!("give the password on standard input with --password-stdin");
+            }
+            let password = read_password()?;
+            let store = open_store(&config).await?;
+            let user = store.find_user(&user).await?;
+            let ended = store.set_password(&user, password, None).await?;
+            eprintln!(
+                "password set for {}; {ended} login session(s) ended",
+                user.email
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command: UserCommand::Role { user, role },
+        } => {
+            let store = open_store(&config).await?;
+            let user = store.find_user(&user).await?;
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            store.change_role(&user, role).await?;
+            eprintln!("{} is now {}", user.email, role.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command: UserCommand::Rm { user, transfer_to },
+        } => {
+            let store = open_store(&config).await?;
+            let user = store.find_user(&user).await?;
+            let heir = match transfer_to {
+                Some(h) => Some(store.find_user(&h).await?),
+                None => None,
+            };
+            store.remove_user(None, &user, heir.as_ref()).await?;
+            match heir {
+                Some(h) => eprintln!(
+                    "removed {}; what they owned now belongs to {}",
+                    user.email, h.email
+                ),
+                None => eprintln!("removed {}", user.email),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token {
             command: TokenCommand::Create { email, name },
         } => {
             let store = open_store(&config).await?;
             let token = store.create_api_token(&email, &name).await?;
             println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command: TokenCommand::Ls { user, json },
+        } => {
+            let store = open_store(&config).await?;
+            let user = store.find_user(&user).await?;
+            let tokens = store.tokens_of(user.id, now_millis()).await?;
+            if json {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "id": t.id, "name": t.name, "kind": t.kind.as_str(),
+                            "createdAt": rfc3339(t.created_at),
+                            "expiresAt": t.expires_at.map(rfc3339),
+                            "lastUsedAt": t.last_used_at.map(rfc3339),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                let when = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "-".into());
+                let rows = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.to_string(),
+                            t.kind.as_str().to_string(),
+                            t.name.clone(),
+                            rfc3339(t.created_at),
+                            when(t.last_used_at),
+                            when(t.expires_at),
+                        ]
+                    })
+                    .collect();
+                client::table(
+                    &["ID", "KIND", "NAME", "CREATED", "LAST USED", "EXPIRES"],
+                    rows,
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { user, id },
+        } => {
+            let store = open_store(&config).await?;
+            let user = store.find_user(&user).await?;
+            store.revoke_token(&user, id).await?;
+            eprintln!("revoked token {id} of {}", user.email);
             Ok(ExitCode::SUCCESS)
         }
         _ => unreachable!("client commands are handled by run"),
