@@ -135,24 +135,38 @@ pub async fn proxy(
     match answer {
         // The workspace may have died between the check and the request
         // (a program that exits at once): say so, rather than blame the
-        // connection.
+        // connection. The engine may not have seen the exit yet when the
+        // connection drops, so look for a short while before blaming the
+        // workspace's server.
         Err(e) if e.status == StatusCode::BAD_GATEWAY => {
             let name = crate::domain::workspace_container_name(id);
-            match berth.engine().inspect_container(&name).await {
-                Ok(Some(c)) if !c.running => Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "workspace_unavailable",
-                    format!(
-                        "the workspace's container exited (code {}) while the request was forwarded; recovery will restart it",
-                        c.exit_code
-                    ),
-                )),
-                _ => Err(e),
+            let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+            loop {
+                match berth.engine().inspect_container(&name).await {
+                    Ok(Some(c)) if !c.running => {
+                        break Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "workspace_unavailable",
+                            format!(
+                                "the workspace's container exited (code {}) while the request was forwarded; recovery will restart it",
+                                c.exit_code
+                            ),
+                        ))
+                    }
+                    Ok(Some(_)) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    _ => break Err(e),
+                }
             }
         }
         other => other,
     }
 }
+
+/// How long a failed forward waits to see whether the container exited
+/// (then the answer is 503 with its exit code, not a 502).
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything but RFC 3986's unreserved characters, percent-encoded.
 fn percent_encode(s: &str) -> String {
