@@ -5,7 +5,8 @@ BERTH_URL, BERTH_EMAIL and BERTH_PASSWORD.
 
 The flow a new user takes: log in, create a workspace (and its project),
 start it, watch its live figures, open it through the proxy, back up its
-project, log out. Any error in the browser's console (a Content-Security-
+project; an admin's users page and jobs; your own tokens and password; log
+out. Any error in the browser's console (a Content-Security-
 Policy violation, a script error) fails the run.
 """
 
@@ -13,6 +14,7 @@ import json
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -24,6 +26,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 BASE = os.environ["BERTH_URL"]
 EMAIL = os.environ["BERTH_EMAIL"]
 PASSWORD = os.environ["BERTH_PASSWORD"]
+NEW_PASSWORD = PASSWORD + "-changed"
 
 
 def browser():
@@ -149,6 +152,57 @@ def run(d, wait):
     d.find_element(By.CSS_SELECTOR, "#jobs tr[data-job='inactive'] button[data-act=job-dry]").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "report"), "Dry run"))
 
+    step("an admin adds a user, makes them admin, resets their password, removes them")
+    d.find_element(By.ID, "nav-users").click()
+    form = wait.until(ec.presence_of_element_located((By.ID, "user-form")))
+    form.find_element(By.NAME, "email").send_keys("dev@example.com")
+    form.find_element(By.NAME, "password").send_keys("dev-password")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "added dev@example.com"))
+    dev = "#users tr[data-email='dev@example.com']"
+    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, dev)))
+    assert "member" in row.text, row.text
+    row.find_element(By.CSS_SELECTOR, "button[data-act=user-role]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "dev@example.com is now admin"))
+    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, dev)))
+    row.find_element(By.CSS_SELECTOR, "button[data-act=user-reset]").click()
+    reset = d.find_element(By.ID, "reset-form")
+    reset.find_element(By.NAME, "password").send_keys("reset-password")
+    reset.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "password set for dev@example.com"))
+    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, dev)))
+    row.find_element(By.CSS_SELECTOR, "button[data-act=user-remove]").click()
+    wait.until(ec.alert_is_present()).accept()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "removed dev@example.com"))
+    assert "dev@example.com" not in text_of(d, "#users")
+
+    step("your account: make an API token, see it once, revoke it")
+    d.find_element(By.ID, "who").click()
+    form = wait.until(ec.presence_of_element_located((By.ID, "token-form")))
+    form.find_element(By.NAME, "name").send_keys("ui-script")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    token = wait.until(ec.presence_of_element_located((By.ID, "token-value"))).text
+    assert token.startswith("berth_"), token
+    req = urllib.request.Request(BASE + "/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert json.load(urllib.request.urlopen(req))["data"]["email"] == EMAIL
+    assert "this session" in text_of(d, "#tokens")
+    d.find_element(By.CSS_SELECTOR, "#tokens button[data-act=revoke-token]").click()
+    wait.until(ec.alert_is_present()).accept()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "token revoked"))
+    try:
+        urllib.request.urlopen(req)
+        raise AssertionError("the revoked token still works")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401, e.code
+
+    step("change your password")
+    form = d.find_element(By.ID, "password-form")
+    form.find_element(By.NAME, "current").send_keys(PASSWORD)
+    form.find_element(By.NAME, "new").send_keys(NEW_PASSWORD)
+    form.find_element(By.NAME, "again").send_keys(NEW_PASSWORD)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "password changed"))
+
     step("log out: the session is gone")
     d.find_element(By.ID, "logout").click()
     wait.until(ec.presence_of_element_located((By.ID, "login-form")))
@@ -162,7 +216,7 @@ def run(d, wait):
     wait.until(ec.url_contains("#/login?next="))
     form = wait.until(ec.presence_of_element_located((By.ID, "login-form")))
     form.find_element(By.NAME, "email").send_keys(EMAIL)
-    form.find_element(By.NAME, "password").send_keys(PASSWORD)
+    form.find_element(By.NAME, "password").send_keys(NEW_PASSWORD)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     # The workspace was stopped: the proxy wakes it (a "starting" page that
     # reloads itself first), then serves its page.

@@ -98,6 +98,8 @@ const routes = [
   [/^#\/projects$/, viewProjects],
   [/^#\/project\/([0-9a-f-]{36})$/, viewProject],
   [/^#\/jobs$/, viewJobs],
+  [/^#\/account$/, viewAccount],
+  [/^#\/users$/, viewUsers],
 ];
 
 // Where to go after login: only a workspace's page behind the proxy (the
@@ -132,8 +134,10 @@ async function route() {
   document.getElementById("nav").hidden = !me;
   document.getElementById("who").textContent = me ? `${me.email} (${me.role})` : "";
   document.getElementById("nav-jobs").hidden = !(me && me.role === "admin");
+  document.getElementById("nav-users").hidden = !(me && me.role === "admin");
   document.querySelectorAll("[data-nav]").forEach((a) => {
-    const section = hash.startsWith("#/project") ? "projects" : hash.startsWith("#/jobs") ? "jobs" : "workspaces";
+    const section = hash.startsWith("#/project") ? "projects"
+      : ["jobs", "users", "account"].find((s) => hash.startsWith(`#/${s}`)) || "workspaces";
     a.classList.toggle("active", a.dataset.nav === section);
   });
   for (const [re, view] of routes) {
@@ -526,6 +530,145 @@ handlers["delete-backup"] = (b, id) => {
     await api("DELETE", `/api/backups/${b.closest("[data-backup]").dataset.backup}`);
     return "backup deleted";
   }, () => viewProject(id));
+};
+
+// ---- your account: password and tokens ----
+
+async function viewAccount() {
+  const tokens = await api("GET", "/api/auth/tokens");
+  main.innerHTML = `
+    <h1>Your account</h1>
+    <p>${h(me.email)} · ${badge(me.role)}</p>
+    <h2>Password</h2>
+    <form class="inline" id="password-form">
+      <label>Current password <input name="current" type="password" autocomplete="current-password" required></label>
+      <label>New password <input name="new" type="password" autocomplete="new-password" minlength="8" required></label>
+      <label>Repeat it <input name="again" type="password" autocomplete="new-password" minlength="8" required></label>
+      <button type="submit">Change password</button>
+    </form>
+    <p class="muted">Changing it logs out your other sessions. API tokens keep working; revoke them below.</p>
+    <h2>Tokens and sessions</h2>
+    <table id="tokens"><thead><tr><th>Name</th><th>Kind</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead><tbody>
+      ${tokens.map((t) => `<tr data-token="${h(t.id)}"><td>${h(t.name)}${t.current ? ` ${badge("this session")}` : ""}</td>
+        <td>${h(t.kind)}</td><td>${when(t.createdAt)}</td><td>${when(t.lastUsedAt)}</td>
+        <td>${t.expiresAt ? when(t.expiresAt) : `<span class="muted">never</span>`}</td>
+        <td class="actions">${t.current ? "" : `<button class="danger" data-act="revoke-token">Revoke</button>`}</td></tr>`).join("")}
+    </tbody></table>
+    <form class="inline" id="token-form">
+      <label>New API token, named <input name="name" required maxlength="100" placeholder="e.g. ci, laptop"></label>
+      <button type="submit">Make token</button>
+    </form>
+    <div id="new-token"></div>`;
+  document.getElementById("password-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    if (f.get("new") !== f.get("again")) { flash("the two new passwords differ", true); return; }
+    act(ev.submitter, async () => {
+      const r = await api("POST", "/api/auth/password", { currentPassword: f.get("current"), newPassword: f.get("new") });
+      ev.target.reset();
+      return `password changed; ${r.endedSessions} other session(s) logged out`;
+    }, viewAccount);
+  });
+  document.getElementById("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      const t = await api("POST", "/api/auth/tokens", { name: f.get("name") });
+      await viewAccount();
+      document.getElementById("new-token").innerHTML = `
+        <div class="card"><strong>Token "${h(t.name)}" — copy it now, it is not shown again:</strong>
+          <pre class="token" id="token-value">${h(t.token)}</pre>
+          <p class="muted">Use it as <code>Authorization: Bearer …</code>, or <code>berth login --token</code>.</p></div>`;
+    });
+  });
+}
+
+handlers["revoke-token"] = (b) => {
+  if (!confirm("Revoke this token? Whatever uses it stops working.")) return;
+  act(b, async () => {
+    await api("DELETE", `/api/auth/tokens/${b.closest("[data-token]").dataset.token}`);
+    return "token revoked";
+  }, viewAccount);
+};
+
+// ---- users (admins) ----
+
+async function viewUsers() {
+  const users = await api("GET", "/api/users");
+  const others = (u) => users.filter((o) => o.id !== u.id)
+    .map((o) => `<option value="${h(o.id)}">${h(o.email)}</option>`).join("");
+  main.innerHTML = `
+    <h1>Users</h1>
+    <table id="users"><thead><tr><th>Email</th><th>Role</th><th>Projects</th><th>Workspaces</th><th>Created</th><th></th></tr></thead><tbody>
+      ${users.map((u) => `<tr data-user="${h(u.id)}" data-email="${h(u.email)}"><td>${h(u.email)}${u.id === me.id ? ` ${badge("you")}` : ""}</td>
+        <td>${badge(u.role)}</td><td>${h(u.projects)}</td><td>${h(u.workspaces)}</td><td>${when(u.createdAt)}</td>
+        <td class="actions">
+          <button data-act="user-role" data-role="${u.role === "admin" ? "member" : "admin"}">Make ${u.role === "admin" ? "member" : "admin"}</button>
+          <button data-act="user-reset">Reset password</button>
+          ${u.id === me.id ? "" : `${u.projects + u.workspaces > 0
+            ? `<select data-heir title="Who receives their projects and workspaces"><option value="">hand their work to…</option>${others(u)}</select>` : ""}
+          <button class="danger" data-act="user-remove">Remove</button>`}
+        </td></tr>`).join("")}
+    </tbody></table>
+    <form class="inline" id="reset-form" hidden>
+      <label>New password for <strong id="reset-who"></strong> <input name="password" type="password" autocomplete="new-password" minlength="8" required></label>
+      <button type="submit">Set password</button> <button type="button" data-act="reset-cancel">Cancel</button>
+    </form>
+    <h2>Add a user</h2>
+    <form class="inline" id="user-form">
+      <label>Email <input name="email" type="email" required></label>
+      <label>Password <input name="password" type="password" autocomplete="new-password" minlength="8" required></label>
+      <label>Role <select name="role"><option value="member">member</option><option value="admin">admin</option></select></label>
+      <button class="primary" type="submit">Add user</button>
+    </form>
+    <p class="muted">They log in with this password and can change it under their account.</p>`;
+  document.getElementById("user-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      const u = await api("POST", "/api/users", { email: f.get("email"), password: f.get("password"), role: f.get("role") });
+      return `added ${u.email}`;
+    }, viewUsers);
+  });
+  document.getElementById("reset-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    act(ev.submitter, async () => {
+      await api("PATCH", `/api/users/${ev.target.dataset.user}`, { password: f.get("password") });
+      return `password set for ${document.getElementById("reset-who").textContent}; their sessions are logged out`;
+    }, viewUsers);
+  });
+}
+
+handlers["user-role"] = (b) => {
+  const row = b.closest("[data-user]");
+  act(b, async () => {
+    const u = await api("PATCH", `/api/users/${row.dataset.user}`, { role: b.dataset.role });
+    return `${u.email} is now ${u.role}`;
+  }, async () => {
+    if (row.dataset.user === me.id) me = await api("GET", "/api/auth/me");
+    await route();
+  });
+};
+handlers["user-reset"] = (b) => {
+  const row = b.closest("[data-user]");
+  const form = document.getElementById("reset-form");
+  form.dataset.user = row.dataset.user;
+  document.getElementById("reset-who").textContent = row.dataset.email;
+  form.hidden = false;
+  form.querySelector("input").focus();
+};
+handlers["reset-cancel"] = () => { document.getElementById("reset-form").hidden = true; };
+handlers["user-remove"] = (b) => {
+  const row = b.closest("[data-user]");
+  const heir = row.querySelector("[data-heir]");
+  if (heir && !heir.value) { flash(`choose who receives ${row.dataset.email}'s projects and workspaces`, true); return; }
+  const to = heir ? heir.selectedOptions[0].textContent : null;
+  if (!confirm(`Remove ${row.dataset.email}?${to ? ` Their projects, workspaces and backups go to ${to}.` : ""}`)) return;
+  act(b, async () => {
+    await api("DELETE", `/api/users/${row.dataset.user}${heir ? `?transferTo=${encodeURIComponent(heir.value)}` : ""}`);
+    return `removed ${row.dataset.email}`;
+  }, viewUsers);
 };
 
 route();
