@@ -684,6 +684,49 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[HTTP 401]"));
 
+    // Your account: a token for a script, listed, revoked; the password.
+    let me = json_of(&run(&["account", "show", "--json"]));
+    assert_eq!(me["email"], "admin@example.com");
+    let token = ok(&run(&["account", "token-add", "deploy"]))
+        .trim()
+        .to_string();
+    assert!(token.starts_with("berth_"), "{token}");
+    let as_script = client(&["--token", &token, "account", "show"], &base, &creds, None);
+    assert!(ok(&as_script).contains("admin@example.com (admin)"));
+    let tokens = json_of(&run(&["account", "tokens", "--json"]));
+    let deploy = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "deploy")
+        .expect("the new token is listed");
+    assert!(!tokens.to_string().contains(&token), "never the secret");
+    let listed = ok(&run(&["account", "tokens"]));
+    assert!(listed.contains("(this one)"), "{listed}");
+    ok(&run(&[
+        "account",
+        "token-rm",
+        deploy["id"].as_str().unwrap(),
+    ]));
+    let out = client(&["--token", &token, "account", "show"], &base, &creds, None);
+    assert_eq!(out.status.code(), Some(1), "revoked");
+    assert_eq!(run(&["account", "token-rm", "nope"]).status.code(), Some(2));
+    let out = client(
+        &["account", "passwd"],
+        &base,
+        &creds,
+        Some("wrong-one\nnew-password\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("currentPassword"));
+    ok(&client(
+        &["account", "passwd"],
+        &base,
+        &creds,
+        Some("correct-horse\nnew-password\n"),
+    ));
+    ok(&run(&["account", "show"]));
+
     ok(&run(&["ws", "stop", &ws]));
     ok(&run(&["ws", "rm", &ws]));
 

@@ -233,6 +233,21 @@ pub enum VolumeCmd {
     Size { project: String },
 }
 
+#[derive(Subcommand)]
+pub enum AccountCmd {
+    /// Who you are logged in as.
+    Show,
+    /// Change your password: the current one and the new one on standard
+    /// input, one per line. Ends your other login sessions.
+    Passwd,
+    /// Your API tokens and login sessions (never the secrets).
+    Tokens,
+    /// Make an API token for a script; prints it (and nothing else) once.
+    TokenAdd { name: String },
+    /// Revoke one of your tokens or sessions by id.
+    TokenRm { id: String },
+}
+
 /// A failed client command, by exit code.
 pub enum Failure {
     /// The server answered with an error (exit 1).
@@ -1326,6 +1341,93 @@ pub async fn cleanup(opts: &ClientOpts, dry_run: bool) -> Res<()> {
             eprintln!("job {} failed: {}", s(&e["job"]), s(&e["error"]));
         }
     });
+    Ok(())
+}
+
+pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
+        AccountCmd::Show => {
+            let v = c.get("/api/auth/me").await?;
+            c.show(&v, |v| {
+                println!("{} ({}), id {}", s(&v["email"]), s(&v["role"]), s(&v["id"]))
+            });
+        }
+        AccountCmd::Passwd => {
+            let tty = std::io::stdin().is_terminal();
+            let line = |prompt: &str| -> Res<String> {
+                if tty {
+                    eprint!("{prompt}: ");
+                }
+                let mut l = String::new();
+                std::io::stdin()
+                    .read_line(&mut l)
+                    .map_err(|e| Failure::Usage(format!("reading standard input: {e}")))?;
+                Ok(l.trim_end_matches(['\r', '\n']).to_string())
+            };
+            let current = line("current password")?;
+            let new = line("new password")?;
+            if current.is_empty() || new.is_empty() {
+                return Err(Failure::Usage(
+                    "give the current and the new password on standard input, one per line".into(),
+                ));
+            }
+            let v = c
+                .post(
+                    "/api/auth/password",
+                    json!({ "currentPassword": current, "newPassword": new }),
+                )
+                .await?;
+            c.show(&v, |v| {
+                eprintln!(
+                    "password changed; {} other login session(s) ended",
+                    s(&v["endedSessions"])
+                )
+            });
+        }
+        AccountCmd::Tokens => {
+            let v = c.get("/api/auth/tokens").await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let name = if t["current"] == true {
+                            format!("{} (this one)", s(&t["name"]))
+                        } else {
+                            s(&t["name"])
+                        };
+                        vec![
+                            s(&t["id"]),
+                            s(&t["kind"]),
+                            name,
+                            s(&t["createdAt"]),
+                            s(&t["lastUsedAt"]),
+                            s(&t["expiresAt"]),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["ID", "KIND", "NAME", "CREATED", "LAST USED", "EXPIRES"],
+                    rows,
+                );
+            });
+        }
+        AccountCmd::TokenAdd { name } => {
+            let v = c.post("/api/auth/tokens", json!({ "name": name })).await?;
+            c.show(&v, |v| println!("{}", s(&v["token"])));
+        }
+        AccountCmd::TokenRm { id } => {
+            let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| {
+                Failure::Usage(format!(
+                    "{id:?} is not a token id (see `berth account tokens`)"
+                ))
+            })?;
+            let v = c.delete(&format!("/api/auth/tokens/{id}")).await?;
+            c.show(&v, |_| eprintln!("revoked token {id}"));
+        }
+    }
     Ok(())
 }
 

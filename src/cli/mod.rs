@@ -99,6 +99,12 @@ enum Command {
     },
     /// The scheduled jobs and their recent runs (admin).
     Jobs,
+    /// Your account on the server: show, passwd, tokens, token-add,
+    /// token-rm.
+    Account {
+        #[command(subcommand)]
+        command: client::AccountCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +217,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Volume { command } => client::volume(opts, command).await,
         Command::Cleanup { dry_run } => client::cleanup(opts, dry_run).await,
         Command::Jobs => client::jobs(opts).await,
+        Command::Account { command } => client::account(opts, command).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_text());
             return Ok(ExitCode::SUCCESS);
