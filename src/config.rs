@@ -107,6 +107,55 @@ pub struct BackupsConfig {
     /// as root on the engine's host), `engine` (the engine's archive API,
     /// works with a remote engine) or `auto` (host when readable).
     pub volume_access: VolumeAccess,
+    /// A copy of every complete backup in S3-compatible object storage.
+    pub remote: RemoteConfig,
+}
+
+/// Where backups are copied off this host: any S3-compatible object store
+/// (AWS S3, MinIO, Ceph, Cloudflare R2, Backblaze B2, …). Off while `url`
+/// is empty.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// `s3://bucket` or `s3://bucket/prefix`; empty: no remote copies.
+    pub url: String,
+    /// The store's endpoint, e.g. `https://minio.internal:9000`; empty for
+    /// AWS itself.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    /// Better given as `BERTH_BACKUPS_REMOTE_SECRET_ACCESS_KEY` than in
+    /// the file.
+    pub secret_access_key: String,
+    /// Allow an `http://` endpoint (a store on a trusted network).
+    pub allow_http: bool,
+}
+
+impl RemoteConfig {
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+}
+
+// The secret never reaches a log line.
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &if self.secret_access_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 /// See [`BackupsConfig::volume_access`].
@@ -229,6 +278,14 @@ impl Default for Config {
                 check_schedule: "* * * * *".into(),
                 max_upload_mb: 20 * 1024,
                 volume_access: VolumeAccess::Auto,
+                remote: RemoteConfig {
+                    url: String::new(),
+                    endpoint: String::new(),
+                    region: "us-east-1".into(),
+                    access_key_id: String::new(),
+                    secret_access_key: String::new(),
+                    allow_http: false,
+                },
             },
             metrics: MetricsConfig::default(),
             proxy: ProxyConfig {
@@ -282,6 +339,8 @@ impl Config {
     /// Rules serde cannot express.
     fn check(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        crate::remote::check_config(&self.backups.remote)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.instance.is_empty()
             || !self
                 .instance

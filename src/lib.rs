@@ -9,5 +9,6 @@ pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod remote;
 pub mod service;
 pub mod store;

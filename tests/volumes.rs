@@ -236,6 +236,7 @@ async fn damaged_or_unsafe_archives_are_refused_and_change_nothing() {
             sha256: None,
             crash_consistent: false,
             error: None,
+            remote: None,
         };
         let file = env.berth.backup_path(&b).unwrap();
         let script = format!(
@@ -638,6 +639,7 @@ async fn scheduled_backups_run_when_due_and_prune_by_policy() {
             sha256: Some("00".into()),
             crash_consistent: false,
             error: None,
+            remote: None,
         };
         env.berth.store().insert_backup(&b).await.unwrap();
     }

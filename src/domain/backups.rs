@@ -100,6 +100,50 @@ pub struct Backup {
     /// not paused).
     pub crash_consistent: bool,
     pub error: Option<String>,
+    /// The copy in remote storage; `None` when remote copies were off.
+    pub remote: Option<RemoteCopy>,
+}
+
+/// Where a backup's remote copy stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteState {
+    /// Waiting to be uploaded (or being uploaded).
+    Pending,
+    /// Uploaded, its size checked.
+    Stored,
+    /// The last upload failed; the backups job tries again.
+    Failed,
+}
+
+impl RemoteState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteState::Pending => "pending",
+            RemoteState::Stored => "stored",
+            RemoteState::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for RemoteState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(RemoteState::Pending),
+            "stored" => Ok(RemoteState::Stored),
+            "failed" => Ok(RemoteState::Failed),
+            other => Err(format!("unknown remote state {other:?}")),
+        }
+    }
+}
+
+/// A backup's remote copy: its state, when it was stored, why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCopy {
+    pub state: RemoteState,
+    pub at: Option<Millis>,
+    pub error: Option<String>,
 }
 
 impl Backup {

@@ -53,6 +53,10 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "workspace_unavailable", m)
             }
             S::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            S::Remote(m) => {
+                tracing::warn!(error = %m, "remote backup store failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "remote_storage_error", m)
+            }
             S::Unavailable(m) => {
                 tracing::warn!(error = %m, "engine unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", m)

@@ -173,7 +173,7 @@ pub fn operations() -> Vec<Op> {
         Op::delete("/api/projects/{id}", "deleteProject", projects::delete)
             .tag("projects")
             .summary("Delete a project")
-            .describe("Refused while a workspace uses it. With `purge=true` its volume and backups go too; otherwise the volume is kept for the retention period.")
+            .describe("Refused while a workspace uses it. With `purge=true` its volume goes now; otherwise the volume is kept for the retention period. Its backups stay in the catalogue until deleted.")
             .query::<DeleteProjectQuery>()
             .ok::<ProjectDeletedDto>()
             .errors(&[409])
@@ -413,13 +413,14 @@ pub fn operations() -> Vec<Op> {
         Op::get("/api/backups/{id}/download", "downloadBackup", backups::download)
             .tag("backups")
             .summary("The archive, streamed, with `X-Checksum-Sha256`")
+            .describe("When the local archive is gone and a remote copy is stored, it is fetched back first (checksum checked: 422 if it does not match, 502 if the store fails).")
             .raw(&["application/zstd", "application/gzip"], "The archive.")
-            .errors(&[409]),
+            .errors(&[409, 422, 502]),
         Op::post("/api/backups/{id}/verify", "verifyBackup", backups::verify)
             .tag("backups")
             .summary("Check the archive's checksum and read it through")
             .ok::<VerifyDto>()
-            .errors(&[409, 422]),
+            .errors(&[409, 422, 502]),
         // ---- jobs ----
         Op::post("/api/workspaces/cleanup", "cleanup", jobs::cleanup)
             .admin()

@@ -1,6 +1,7 @@
 //! The scheduled backup job: every check (default each minute) it backs up
 //! the projects whose schedule has come round since their last backup, then
-//! prunes their catalogue by the retention policy.
+//! prunes their catalogue by the retention policy, then sends the remote
+//! copies that are not stored yet (`backups.remote`).
 
 use chrono::{DateTime, Local};
 
@@ -81,6 +82,18 @@ impl Berth {
                     outcome: format!("failed: {e}"),
                 }),
             }
+        }
+        // Then the remote copies that are not stored yet (a failed upload,
+        // a server stopped mid-way, backups from before remote copies).
+        match self.send_pending_offsite(dry_run).await {
+            Ok(sent) => details.extend(sent),
+            Err(e) => details.push(JobDetail {
+                job: "backups".into(),
+                action: "send_remote".into(),
+                resource: "catalogue".into(),
+                reason: "remote copies".into(),
+                outcome: format!("failed: {e}"),
+            }),
         }
         Ok(details)
     }

@@ -168,6 +168,7 @@ impl Berth {
             sha256: None,
             crash_consistent: !running.is_empty() && !pause,
             error: None,
+            remote: None,
         };
         self.store().insert_backup(&b).await?;
         let final_path = self.backup_path(&b)?;
@@ -223,6 +224,10 @@ impl Berth {
                     .set(w.size_bytes as f64);
                 metrics::gauge!("berth_backup_last_success_timestamp_seconds", "project" => p)
                     .set(now_millis() as f64 / 1000.0);
+                if let Err(e) = self.queue_offsite(&mut b).await {
+                    // The backup itself is fine; the backups job sends it later.
+                    tracing::warn!(backup = %b.id, error = %e, "could not queue the remote copy");
+                }
                 Ok(b)
             }
             Err(e) => {
@@ -261,7 +266,9 @@ impl Berth {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(ServiceError::Internal(format!("removing the archive: {e}"))),
         }
-        Ok(self.store().delete_backup(id).await?)
+        self.store().delete_backup(id).await?;
+        self.forget_offsite(&b).await;
+        Ok(())
     }
 
     /// A complete backup and its file, for download.
@@ -271,11 +278,7 @@ impl Berth {
             return Err(ServiceError::Conflict(format!("the backup is {}", b.state)));
         }
         let path = self.backup_path(&b)?;
-        if !path.exists() {
-            return Err(ServiceError::Conflict(
-                "the backup's archive is missing".into(),
-            ));
-        }
+        self.ensure_local(&b, &path).await?;
         Ok((b, path))
     }
 
@@ -619,6 +622,7 @@ impl Berth {
             if let Some(b) = all.iter().find(|b| b.id == *id) {
                 let _ = std::fs::remove_file(self.backup_path(b)?);
                 self.store().delete_backup(*id).await?;
+                self.forget_offsite(b).await;
             }
         }
         Ok(gone)
@@ -732,7 +736,7 @@ impl Berth {
             .await
             .map_err(fail)?;
         let now = now_millis();
-        let b = Backup {
+        let mut b = Backup {
             id,
             project_id,
             owner_id: project.owner_id,
@@ -744,10 +748,14 @@ impl Berth {
             sha256: Some(sha),
             crash_consistent: false,
             error: None,
+            remote: None,
         };
         std::fs::rename(&tmp, self.backup_path(&b)?)
             .map_err(|e| fail(ServiceError::Internal(format!("renaming the upload: {e}"))))?;
         self.store().insert_backup(&b).await?;
+        if let Err(e) = self.queue_offsite(&mut b).await {
+            tracing::warn!(backup = %b.id, error = %e, "could not queue the remote copy");
+        }
         Ok(b)
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 pub mod backups;
 pub mod logs;
 pub mod maintenance;
+mod offsite;
 mod projects;
 pub mod proxy;
 pub mod reconcile;
@@ -70,6 +71,9 @@ pub enum ServiceError {
     /// The engine is unreachable; try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// The remote backup store failed or could not be reached.
+    #[error("{0}")]
+    Remote(String),
     /// The engine failed to do what was asked.
     #[error(transparent)]
     Engine(EngineError),
@@ -137,12 +141,23 @@ struct Inner {
     proxy_touched: Mutex<HashMap<Uuid, std::time::Instant>>,
     /// Log and stats streams open right now.
     log_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where backups are copied off the host, if anywhere.
+    remote: Option<crate::remote::Remote>,
+    /// Backups whose remote copy is being sent right now.
+    sending: Mutex<HashSet<Uuid>>,
 }
 
 impl Berth {
     pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> Berth {
         // Install the metrics recorder before anything records.
         let _ = crate::metrics::handle();
+        // The loader checked the settings; what fails here is the client
+        // itself (TLS roots, say): say so and go on without remote copies.
+        let remote =
+            crate::remote::Remote::from_config(&config.backups.remote).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "remote backup storage is off");
+                None
+            });
         Berth {
             inner: Arc::new(Inner {
                 store,
@@ -156,6 +171,8 @@ impl Berth {
                 sizes: Mutex::new(backups::SizeCache::default()),
                 proxy_touched: Mutex::new(HashMap::new()),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                remote,
+                sending: Mutex::new(HashSet::new()),
             }),
         }
     }

@@ -5,7 +5,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_uuid, Result, Store, StoreError};
-use crate::domain::backups::Backup;
+use crate::domain::backups::{Backup, RemoteCopy, RemoteState};
 use crate::domain::Millis;
 
 fn backup_from_row(r: &AnyRow) -> Result<Backup> {
@@ -13,6 +13,15 @@ fn backup_from_row(r: &AnyRow) -> Result<Backup> {
     let compression: String = r.try_get("compression")?;
     let size: Option<i64> = r.try_get("size_bytes")?;
     let crash: i64 = r.try_get("crash_consistent")?;
+    let remote_state: Option<String> = r.try_get("remote_state")?;
+    let remote = match remote_state {
+        Some(st) => Some(RemoteCopy {
+            state: st.parse().map_err(StoreError::Corrupt)?,
+            at: r.try_get("remote_at")?,
+            error: r.try_get("remote_error")?,
+        }),
+        None => None,
+    };
     Ok(Backup {
         id: get_uuid(r, "id")?,
         project_id: get_uuid(r, "project_id")?,
@@ -25,6 +34,7 @@ fn backup_from_row(r: &AnyRow) -> Result<Backup> {
         sha256: r.try_get("sha256")?,
         crash_consistent: crash != 0,
         error: r.try_get("error")?,
+        remote,
     })
 }
 
@@ -66,6 +76,33 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Records where a backup's remote copy stands.
+    pub async fn set_backup_remote(&self, id: Uuid, remote: &RemoteCopy) -> Result<()> {
+        sqlx::query(
+            "UPDATE backups SET remote_state = $1, remote_at = $2, remote_error = $3 WHERE id = $4",
+        )
+        .bind(remote.state.as_str())
+        .bind(remote.at)
+        .bind(remote.error.clone())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Complete backups whose remote copy is not stored: pending, failed,
+    /// or never tried (made while remote copies were off), oldest first.
+    pub async fn backups_to_send(&self) -> Result<Vec<Backup>> {
+        let rows = sqlx::query(
+            "SELECT * FROM backups WHERE state = 'complete' \
+             AND (remote_state IS NULL OR remote_state <> $1) ORDER BY created_at",
+        )
+        .bind(RemoteState::Stored.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(backup_from_row).collect()
     }
 
     pub async fn backup(&self, id: Uuid) -> Result<Option<Backup>> {

@@ -38,6 +38,21 @@ pub struct BackupDto {
     /// The stored archive on the Berth host (for compatibility; never
     /// taken from a request).
     backup_path: String,
+    /// The copy in remote storage (`backups.remote`); null when remote
+    /// copies were off.
+    remote: Option<RemoteDto>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteDto {
+    /// `pending` (being sent), `stored`, or `failed` (retried by the
+    /// backups job).
+    #[schemars(with = "crate::domain::backups::RemoteState")]
+    state: &'static str,
+    #[schemars(with = "Option<Timestamp>")]
+    stored_at: Option<String>,
+    error: Option<String>,
 }
 
 fn dto(berth: &Berth, b: &Backup) -> BackupDto {
@@ -56,6 +71,11 @@ fn dto(berth: &Berth, b: &Backup) -> BackupDto {
             .backup_path(b)
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+        remote: b.remote.as_ref().map(|r| RemoteDto {
+            state: r.state.as_str(),
+            stored_at: r.at.map(rfc3339),
+            error: r.error.clone(),
+        }),
     }
 }
 

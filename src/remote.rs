@@ -1,0 +1,358 @@
+//! Remote copies of backups in S3-compatible object storage, through the
+//! `object_store` crate. The only module that imports it.
+//!
+//! Layout under the configured prefix: `<project id>/<backup id>.tar.zst`
+//! (or `.tar.gz`), and beside it `<backup id>.json`, the catalogue entry,
+//! so a bucket alone says what each archive is when the host and its
+//! database are gone. Uploads carry the archive's SHA-256 (the store
+//! checks the bytes it received against it); downloads are hashed on the
+//! way and refused unless they match the catalogue.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3Builder, Checksum};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::RemoteConfig;
+
+/// Archives up to this size go up in one request; larger ones in parts.
+const SINGLE_PUT_MAX: u64 = 64 * 1024 * 1024;
+/// Bytes read from the archive per part (S3's minimum part is 5 MiB).
+const PART: usize = 16 * 1024 * 1024;
+
+/// What went wrong with the remote store.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The configuration cannot work; the message says which key.
+    #[error("backups.remote: {0}")]
+    Config(String),
+    /// The store refused or could not be reached.
+    #[error("remote store: {0}")]
+    Store(String),
+    /// A local file could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// What came back is not what was stored.
+    #[error("the remote copy is damaged: {0}")]
+    Corrupt(String),
+}
+
+impl From<object_store::Error> for RemoteError {
+    fn from(e: object_store::Error) -> Self {
+        RemoteError::Store(e.to_string())
+    }
+}
+
+/// Bucket and prefix from `s3://bucket[/prefix]`.
+pub fn parse_url(url: &str) -> Result<(String, String), RemoteError> {
+    let rest = url.strip_prefix("s3://").ok_or_else(|| {
+        RemoteError::Config(format!(
+            "url {url:?} must look like s3://bucket or s3://bucket/prefix"
+        ))
+    })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !valid_bucket {
+        return Err(RemoteError::Config(format!(
+            "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' or '.')"
+        )));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+/// Checks a configuration without connecting (for the config loader).
+pub fn check_config(c: &RemoteConfig) -> Result<(), RemoteError> {
+    if !c.enabled() {
+        return Ok(());
+    }
+    parse_url(&c.url)?;
+    if c.endpoint.starts_with("http://") && !c.allow_http {
+        return Err(RemoteError::Config(format!(
+            "endpoint {} is plain http; set allow_http = true if that is meant",
+            c.endpoint
+        )));
+    }
+    if !c.endpoint.is_empty()
+        && !c.endpoint.starts_with("http://")
+        && !c.endpoint.starts_with("https://")
+    {
+        return Err(RemoteError::Config(format!(
+            "endpoint {:?} must start with https:// (or http://)",
+            c.endpoint
+        )));
+    }
+    if c.access_key_id.is_empty() != c.secret_access_key.is_empty() {
+        return Err(RemoteError::Config(
+            "give both access_key_id and secret_access_key, or neither (then the \
+             AWS_* environment variables are used)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The remote store, ready to use.
+#[derive(Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    bucket: String,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Remote(s3://{}/{})", self.bucket, self.prefix)
+    }
+}
+
+impl Remote {
+    /// `None` when remote copies are off.
+    pub fn from_config(c: &RemoteConfig) -> Result<Option<Remote>, RemoteError> {
+        if !c.enabled() {
+            return Ok(None);
+        }
+        check_config(c)?;
+        let (bucket, prefix) = parse_url(&c.url)?;
+        // Credentials from the environment (AWS_*) unless configured.
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .with_region(&c.region)
+            .with_checksum_algorithm(Checksum::SHA256)
+            .with_allow_http(c.allow_http);
+        if !c.endpoint.is_empty() {
+            // A custom endpoint is an S3-compatible server: path-style
+            // addressing works everywhere, virtual hosts not always.
+            b = b
+                .with_endpoint(c.endpoint.trim_end_matches('/'))
+                .with_virtual_hosted_style_request(false);
+        }
+        if !c.access_key_id.is_empty() {
+            b = b
+                .with_access_key_id(&c.access_key_id)
+                .with_secret_access_key(&c.secret_access_key);
+        }
+        let store = b.build()?;
+        Ok(Some(Remote {
+            store: Arc::new(store),
+            prefix,
+            bucket,
+        }))
+    }
+
+    /// `s3://bucket/key`, for messages.
+    pub fn describe(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, key)
+    }
+
+    /// The object key of a file name under the prefix.
+    pub fn key(&self, project: &str, file: &str) -> String {
+        if self.prefix.is_empty() {
+            format!("{project}/{file}")
+        } else {
+            format!("{}/{project}/{file}", self.prefix)
+        }
+    }
+
+    /// Uploads a file; `sha256` (hex) is what it must hash to.
+    pub async fn put_file(&self, key: &str, file: &Path, sha256: &str) -> Result<u64, RemoteError> {
+        let path = ObjectPath::from(key);
+        let mut f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| RemoteError::Io(format!("opening {}: {e}", file.display())))?;
+        let size = f
+            .metadata()
+            .await
+            .map_err(|e| RemoteError::Io(e.to_string()))?
+            .len();
+        let mut hasher = Sha256::new();
+        if size <= SINGLE_PUT_MAX {
+            let mut buf = Vec::with_capacity(size as usize);
+            f.read_to_end(&mut buf)
+                .await
+                .map_err(|e| RemoteError::Io(e.to_string()))?;
+            hasher.update(&buf);
+            check_sum(hasher, sha256, "the local archive")?;
+            self.store.put(&path, PutPayload::from(buf)).await?;
+        } else {
+            let upload = self.store.put_multipart(&path).await?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
+            let mut buf = vec![0u8; PART];
+            let sent: Result<(), RemoteError> = async {
+                loop {
+                    let n = f
+                        .read(&mut buf)
+                        .await
+                        .map_err(|e| RemoteError::Io(e.to_string()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    // At most two parts in flight: bounded memory.
+                    w.wait_for_capacity(2).await?;
+                    w.write(&buf[..n]);
+                }
+                Ok(())
+            }
+            .await;
+            let checked = sent.and_then(|()| check_sum(hasher, sha256, "the local archive"));
+            match checked {
+                Ok(()) => {
+                    w.finish().await?;
+                }
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        let meta = self.store.head(&path).await?;
+        if meta.size != size {
+            return Err(RemoteError::Corrupt(format!(
+                "{} holds {} bytes, the archive {size}",
+                self.describe(key),
+                meta.size
+            )));
+        }
+        Ok(size)
+    }
+
+    /// Stores a small document (the catalogue entry beside an archive).
+    pub async fn put_json(&self, key: &str, value: &serde_json::Value) -> Result<(), RemoteError> {
+        let body = serde_json::to_vec_pretty(value).expect("JSON");
+        self.store
+            .put(&ObjectPath::from(key), PutPayload::from(body))
+            .await?;
+        Ok(())
+    }
+
+    /// Downloads an object into `dest` (created or truncated), refusing it
+    /// unless it hashes to `sha256` (hex). On refusal `dest` is removed.
+    pub async fn get_file(&self, key: &str, dest: &Path, sha256: &str) -> Result<u64, RemoteError> {
+        let got = self.store.get(&ObjectPath::from(key)).await?;
+        let mut stream = got.into_stream();
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| RemoteError::Io(format!("creating {}: {e}", dest.display())))?;
+        let mut hasher = Sha256::new();
+        let mut n = 0u64;
+        let result: Result<(), RemoteError> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                hasher.update(&chunk);
+                n += chunk.len() as u64;
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|e| RemoteError::Io(e.to_string()))?;
+            }
+            out.sync_all()
+                .await
+                .map_err(|e| RemoteError::Io(e.to_string()))?;
+            check_sum(hasher, sha256, &self.describe(key))
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(dest).await;
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    /// Removes an object; one already gone is fine.
+    pub async fn delete(&self, key: &str) -> Result<(), RemoteError> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn check_sum(hasher: Sha256, want: &str, what: &str) -> Result<(), RemoteError> {
+    let got = hex::encode(hasher.finalize());
+    if got != want {
+        return Err(RemoteError::Corrupt(format!(
+            "{what} hashes to {got}, the catalogue says {want}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str, endpoint: &str) -> RemoteConfig {
+        RemoteConfig {
+            url: url.into(),
+            endpoint: endpoint.into(),
+            region: "us-east-1".into(),
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            allow_http: false,
+        }
+    }
+
+    #[test]
+    fn urls_name_a_bucket_and_an_optional_prefix() {
+        assert_eq!(
+            parse_url("s3://backups").unwrap(),
+            ("backups".into(), "".into())
+        );
+        assert_eq!(
+            parse_url("s3://backups/berth/prod/").unwrap(),
+            ("backups".into(), "berth/prod".into())
+        );
+        for bad in [
+            "backups",
+            "http://x/y",
+            "s3://",
+            "s3://UPPER",
+            "s3://a",
+            "s3://a_b",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configuration_mistakes_are_named() {
+        assert!(check_config(&config("", "")).is_ok(), "off is fine");
+        assert!(check_config(&config("s3://b-1", "")).is_ok());
+        let err = check_config(&config("s3://b-1", "http://127.0.0.1:9000")).unwrap_err();
+        assert!(err.to_string().contains("allow_http"), "{err}");
+        let mut c = config("s3://b-1", "http://127.0.0.1:9000");
+        c.allow_http = true;
+        assert!(check_config(&c).is_ok());
+        let err = check_config(&config("s3://b-1", "minio:9000")).unwrap_err();
+        assert!(err.to_string().contains("https://"), "{err}");
+        let mut c = config("s3://b-1", "");
+        c.secret_access_key.clear();
+        let err = check_config(&c).unwrap_err();
+        assert!(err.to_string().contains("both"), "{err}");
+    }
+
+    #[test]
+    fn keys_sit_under_the_prefix_by_project() {
+        let r = Remote::from_config(&config("s3://b-1/team/", ""))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.key("p", "x.tar.zst"), "team/p/x.tar.zst");
+        let r = Remote::from_config(&config("s3://b-1", ""))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.key("p", "x.tar.zst"), "p/x.tar.zst");
+        assert_eq!(r.describe("p/x"), "s3://b-1/p/x");
+        let shown = format!("{:?}", config("s3://b-1", ""));
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("\"s\""),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! Remote copies of backups (`backups.remote`): each complete backup is
+//! sent to the object store as soon as it is written, with its catalogue
+//! entry beside it; the backups job retries what failed (and sends what
+//! was made before remote copies were turned on); deleting or pruning a
+//! backup deletes its remote copy; a backup whose local archive is gone is
+//! fetched back — checksum checked — before a download, verify or restore.
+
+use std::path::Path;
+
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::domain::backups::{Backup, RemoteCopy, RemoteState};
+use crate::domain::jobs::JobDetail;
+use crate::domain::now_millis;
+use crate::remote::{Remote, RemoteError};
+
+impl From<RemoteError> for ServiceError {
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::Corrupt(m) => {
+                ServiceError::Refused(format!("the remote copy is damaged: {m}; it was not used"))
+            }
+            RemoteError::Io(m) => ServiceError::Internal(m),
+            other => ServiceError::Remote(other.to_string()),
+        }
+    }
+}
+
+/// Takes a backup id out of the in-flight set when the send ends, however.
+struct Sending<'a>(&'a Berth, Uuid);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .sending
+            .lock()
+            .expect("sending set poisoned")
+            .remove(&self.1);
+    }
+}
+
+impl Berth {
+    pub(super) fn remote(&self) -> Option<&Remote> {
+        self.inner.remote.as_ref()
+    }
+
+    fn archive_key(&self, remote: &Remote, b: &Backup) -> String {
+        remote.key(&b.project_id.to_string(), &b.file_name())
+    }
+
+    fn entry_key(&self, remote: &Remote, b: &Backup) -> String {
+        remote.key(&b.project_id.to_string(), &format!("{}.json", b.id))
+    }
+
+    /// After a backup completes: marks it pending and sends it in the
+    /// background (the request that made it does not wait for the upload).
+    pub(super) async fn queue_offsite(&self, b: &mut Backup) -> Result<()> {
+        if self.remote().is_none() {
+            return Ok(());
+        }
+        let pending = RemoteCopy {
+            state: RemoteState::Pending,
+            at: None,
+            error: None,
+        };
+        self.store().set_backup_remote(b.id, &pending).await?;
+        b.remote = Some(pending);
+        let (berth, b) = (self.clone(), b.clone());
+        tokio::spawn(async move {
+            if let Err(e) = berth.send_offsite(&b).await {
+                tracing::warn!(backup = %b.id, error = %e, "remote copy failed; the backups job retries");
+            }
+        });
+        Ok(())
+    }
+
+    /// Sends one backup and its catalogue entry; records the outcome.
+    /// Returns `Ok(false)` when another task is already sending it.
+    pub(super) async fn send_offsite(&self, b: &Backup) -> Result<bool> {
+        let Some(remote) = self.remote() else {
+            return Ok(false);
+        };
+        if !self
+            .inner
+            .sending
+            .lock()
+            .expect("sending set poisoned")
+            .insert(b.id)
+        {
+            return Ok(false);
+        }
+        let _sending = Sending(self, b.id);
+        let started = std::time::Instant::now();
+        let result = self.upload(remote, b).await;
+        let copy = match &result {
+            Ok(()) => RemoteCopy {
+                state: RemoteState::Stored,
+                at: Some(now_millis()),
+                error: None,
+            },
+            Err(e) => RemoteCopy {
+                state: RemoteState::Failed,
+                at: None,
+                error: Some(e.to_string()),
+            },
+        };
+        let outcome = if result.is_ok() { "stored" } else { "failed" };
+        metrics::counter!("berth_backup_remote_total", "outcome" => outcome).increment(1);
+        if result.is_ok() {
+            metrics::histogram!("berth_backup_remote_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
+        // The backup may have been deleted meanwhile: then there is no row
+        // to update, and the copy just made goes too.
+        if self.store().backup(b.id).await?.is_none() {
+            self.forget_offsite(b).await;
+            return Ok(true);
+        }
+        self.store().set_backup_remote(b.id, &copy).await?;
+        result.map(|()| true)
+    }
+
+    async fn upload(&self, remote: &Remote, b: &Backup) -> Result<()> {
+        let sha = b
+            .sha256
+            .clone()
+            .ok_or_else(|| ServiceError::Refused("the backup has no recorded checksum".into()))?;
+        let path = self.backup_path(b)?;
+        if !path.exists() {
+            return Err(ServiceError::Conflict(
+                "the backup's archive is missing here; nothing to send".into(),
+            ));
+        }
+        remote
+            .put_file(&self.archive_key(remote, b), &path, &sha)
+            .await?;
+        let project = self.store().project(b.project_id).await?;
+        let entry = serde_json::json!({
+            "id": b.id,
+            "projectId": b.project_id,
+            "projectName": project.map(|p| p.name),
+            "createdAt": crate::http::wire::rfc3339(b.created_at),
+            "completedAt": b.completed_at.map(crate::http::wire::rfc3339),
+            "compression": b.compression.as_str(),
+            "sizeBytes": b.size_bytes,
+            "sha256": sha,
+            "crashConsistent": b.crash_consistent,
+            "archive": b.file_name(),
+        });
+        remote.put_json(&self.entry_key(remote, b), &entry).await?;
+        Ok(())
+    }
+
+    /// Deletes a backup's remote copy, if it may have one. A failure is
+    /// logged, not raised: the catalogue entry goes either way, and the
+    /// message names the object to remove by hand.
+    pub(super) async fn forget_offsite(&self, b: &Backup) {
+        let Some(remote) = self.remote() else { return };
+        if b.remote.is_none() && !self.inner.sending.lock().expect("poisoned").contains(&b.id) {
+            return;
+        }
+        for key in [self.archive_key(remote, b), self.entry_key(remote, b)] {
+            if let Err(e) = remote.delete(&key).await {
+                metrics::counter!("berth_backup_remote_total", "outcome" => "delete_failed")
+                    .increment(1);
+                tracing::warn!(object = %remote.describe(&key), error = %e, "could not delete a backup's remote copy");
+            }
+        }
+    }
+
+    /// Makes sure a complete backup's archive is here: when the local file
+    /// is gone and a remote copy is stored, fetches it back (refused unless
+    /// it hashes to the catalogue's checksum).
+    pub(super) async fn ensure_local(&self, b: &Backup, path: &Path) -> Result<()> {
+        if path.exists() {
+            return Ok(());
+        }
+        let stored = b
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.state == RemoteState::Stored);
+        let (Some(remote), true) = (self.remote(), stored) else {
+            return Err(ServiceError::Conflict(
+                "the backup's archive is missing".into(),
+            ));
+        };
+        let sha = b
+            .sha256
+            .clone()
+            .ok_or_else(|| ServiceError::Refused("the backup has no recorded checksum".into()))?;
+        let tmp = path.with_extension(format!("fetch-{}.tmp", Uuid::new_v4().simple()));
+        let key = self.archive_key(remote, b);
+        tracing::info!(backup = %b.id, object = %remote.describe(&key), "fetching the archive back from remote storage");
+        remote.get_file(&key, &tmp, &sha).await?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ServiceError::Internal(format!("placing the fetched archive: {e}"))
+        })?;
+        metrics::counter!("berth_backup_remote_total", "outcome" => "fetched").increment(1);
+        Ok(())
+    }
+
+    /// The backups job's remote pass: sends every complete backup whose
+    /// copy is not stored (failed, pending from a stopped server, or made
+    /// before remote copies were on).
+    pub(crate) async fn send_pending_offsite(&self, dry_run: bool) -> Result<Vec<JobDetail>> {
+        if self.remote().is_none() {
+            return Ok(Vec::new());
+        }
+        let mut details = Vec::new();
+        for b in self.store().backups_to_send().await? {
+            let reason = match &b.remote {
+                None => "no remote copy yet".to_string(),
+                Some(r) if r.state == RemoteState::Failed => format!(
+                    "the last attempt failed: {}",
+                    r.error.as_deref().unwrap_or("?")
+                ),
+                Some(_) => "waiting to be sent".to_string(),
+            };
+            let mut detail = JobDetail {
+                job: "backups".into(),
+                action: "send_remote".into(),
+                resource: b.id.to_string(),
+                reason,
+                outcome: "planned".into(),
+            };
+            if !dry_run {
+                detail.outcome = match self.send_offsite(&b).await {
+                    Ok(true) => "done".into(),
+                    Ok(false) => "skipped: already being sent".into(),
+                    Err(e) => format!("failed: {e}"),
+                };
+            }
+            details.push(detail);
+        }
+        Ok(details)
+    }
+}
