@@ -583,6 +583,40 @@ mod tests {
     }
 
     #[test]
+    fn remote_backup_storage_comes_from_the_file_and_its_secret_from_the_environment() {
+        let f = file(
+            "[backups.remote]\nurl = \"s3://team-backups/berth\"\nendpoint = \"https://minio.example:9000\"\naccess_key_id = \"berth\"\n",
+        );
+        let c = Config::load_from(
+            Some(f.path()),
+            &env(&[(
+                "BERTH_BACKUPS_REMOTE_SECRET_ACCESS_KEY",
+                "s3cr3t/with+chars",
+            )]),
+        )
+        .unwrap();
+        let r = &c.backups.remote;
+        assert!(r.enabled());
+        assert_eq!(r.url, "s3://team-backups/berth");
+        assert_eq!(r.secret_access_key, "s3cr3t/with+chars");
+        assert_eq!(r.region, "us-east-1");
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "the secret is never printed"
+        );
+        // Off by default.
+        assert!(!Config::load_from(None, &[])
+            .unwrap()
+            .backups
+            .remote
+            .enabled());
+        // A mistake is refused at load, naming the key.
+        let e =
+            Config::load_from(None, &env(&[("BERTH_BACKUPS_REMOTE_URL", "minio:/x")])).unwrap_err();
+        assert!(e.to_string().contains("backups.remote: url"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors_that_name_them() {
         let f = file("lisen = \"x\"\n");
         let e = Config::load_from(Some(f.path()), &[]).unwrap_err();

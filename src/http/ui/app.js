@@ -398,17 +398,18 @@ async function viewProject(id) {
       <label><span><input type="checkbox" name="pause"> pause running workspaces</span></label>
       <button class="primary" type="submit">Back up now</button>
     </form>
-    <table id="backups"><thead><tr><th>Taken</th><th>State</th><th>Size</th><th>Compression</th><th></th></tr></thead><tbody>
+    <table id="backups"><thead><tr><th>Taken</th><th>State</th><th>Size</th><th>Compression</th><th>Remote copy</th><th></th></tr></thead><tbody>
       ${backups.map((b) => `<tr data-backup="${h(b.id)}">
         <td>${when(b.createdAt)}${b.crashConsistent ? ` <span class="muted" title="taken while a workspace ran">(crash-consistent)</span>` : ""}</td>
         <td>${badge(b.state)}${b.error ? `<div class="muted">${h(b.error)}</div>` : ""}</td>
         <td>${bytes(b.sizeBytes)}</td><td>${h(b.compression)}</td>
+        <td>${b.remote ? `${badge(b.remote.state)}${b.remote.error ? `<div class="muted">${h(b.remote.error)}</div>` : ""}` : `<span class="muted">–</span>`}</td>
         <td class="actions">${b.state === "complete" ? `
           <a class="button" href="/api/backups/${h(b.id)}/download">Download</a>
           <button data-act="verify">Verify</button>
           <button data-act="restore">Restore</button>` : ""}
           <button class="danger" data-act="delete-backup">Delete</button></td></tr>`).join("")
-        || `<tr><td colspan="5" class="muted">No backups yet.</td></tr>`}
+        || `<tr><td colspan="6" class="muted">No backups yet.</td></tr>`}
     </tbody></table>
     <h2>Schedule and retention</h2>
     <form class="inline" id="policy">
