@@ -172,6 +172,17 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
         max_body_bytes: 64 * 1024,
         ..Config::default()
     };
+    // With BERTH_TEST_DATABASE_URL (a PostgreSQL server, e.g.
+    // postgres://berth@127.0.0.1:55432) every environment gets its own
+    // database there, named after its instance; `scripts/test` runs the
+    // store-heavy test files that way too (SQLite otherwise).
+    if let Ok(server) = std::env::var("BERTH_TEST_DATABASE_URL") {
+        c.database_url = Some(format!(
+            "{}/{}",
+            server.trim_end_matches('/'),
+            instance.replace('-', "_")
+        ));
+    }
     c.types.insert("box".into(), box_type());
     let mut other = box_type();
     other.description = "a second type".into();
@@ -457,7 +468,21 @@ impl TestEnv {
 }
 
 async fn open(config: Config) -> Berth {
-    let store = Store::connect(&config.database_url()).await.expect("store");
+    let url = config.database_url();
+    if let Some((server, db)) = url
+        .strip_prefix("postgres://")
+        .and_then(|rest| rest.rsplit_once('/'))
+    {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&format!("postgres://{server}/postgres"))
+            .await
+            .expect("the PostgreSQL server of BERTH_TEST_DATABASE_URL");
+        // Already there when reopened, as after a restart.
+        let _ = sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut admin)
+            .await;
+    }
+    let store = Store::connect(&url).await.expect("store");
     let (engine, info) = Engine::connect().await.expect("engine");
     Berth::new(store, engine, config, info.cpus)
 }
