@@ -25,6 +25,22 @@ pub struct Caller {
     pub token_id: Uuid,
 }
 
+impl Caller {
+    /// Refuses with 403 unless the caller is an admin; `what` ends the
+    /// message "only an admin may …".
+    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
+        if self.user.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("only an admin may {what}"),
+            ))
+        }
+    }
+}
+
 fn token_from(parts: &Parts) -> Option<String> {
     // Another scheme (Basic, say) is meant for a workspace's own app behind
     // the proxy; the session cookie may still authenticate the request.

@@ -16,15 +16,7 @@ use crate::jobs::JobName;
 use crate::service::Berth;
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.user.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only an admin may run or inspect cleanup jobs",
-        ))
-    }
+    caller.require_admin("run or inspect cleanup jobs")
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -14,15 +14,7 @@ use crate::http::wire::{
 use crate::service::{Berth, NewUser};
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.user.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only an admin may manage users",
-        ))
-    }
+    caller.require_admin("manage users")
 }
 
 pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
