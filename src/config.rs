@@ -129,6 +129,11 @@ pub struct RemoteConfig {
     pub secret_access_key: String,
     /// Allow an `http://` endpoint (a store on a trusted network).
     pub allow_http: bool,
+    /// Keep only this many newest archives per project on this host once
+    /// their remote copy is stored (older ones are fetched back when
+    /// needed); unset: keep every archive here too.
+    #[serde(default)]
+    pub keep_local: Option<u32>,
 }
 
 impl RemoteConfig {
@@ -154,6 +159,7 @@ impl std::fmt::Debug for RemoteConfig {
                 },
             )
             .field("allow_http", &self.allow_http)
+            .field("keep_local", &self.keep_local)
             .finish()
     }
 }
@@ -285,6 +291,7 @@ impl Default for Config {
                     access_key_id: String::new(),
                     secret_access_key: String::new(),
                     allow_http: false,
+                    keep_local: None,
                 },
             },
             metrics: MetricsConfig::default(),
@@ -589,10 +596,13 @@ mod tests {
         );
         let c = Config::load_from(
             Some(f.path()),
-            &env(&[(
-                "BERTH_BACKUPS_REMOTE_SECRET_ACCESS_KEY",
-                "s3cr3t/with+chars",
-            )]),
+            &env(&[
+                (
+                    "BERTH_BACKUPS_REMOTE_SECRET_ACCESS_KEY",
+                    "s3cr3t/with+chars",
+                ),
+                ("BERTH_BACKUPS_REMOTE_KEEP_LOCAL", "3"),
+            ]),
         )
         .unwrap();
         let r = &c.backups.remote;
@@ -600,6 +610,7 @@ mod tests {
         assert_eq!(r.url, "s3://team-backups/berth");
         assert_eq!(r.secret_access_key, "s3cr3t/with+chars");
         assert_eq!(r.region, "us-east-1");
+        assert_eq!(r.keep_local, Some(3));
         assert!(
             !format!("{c:?}").contains("s3cr3t"),
             "the secret is never printed"

@@ -296,6 +296,7 @@ mod tests {
             access_key_id: "k".into(),
             secret_access_key: "s".into(),
             allow_http: false,
+            keep_local: None,
         }
     }
 

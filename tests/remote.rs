@@ -133,7 +133,7 @@ fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-async fn env_with_remote(port: u16) -> TestEnv {
+async fn env_with_remote(port: u16, keep_local: Option<u32>) -> TestEnv {
     TestEnv::with(|c| {
         c.backups.remote = RemoteConfig {
             url: format!("s3://{BUCKET}/team"),
@@ -142,6 +142,7 @@ async fn env_with_remote(port: u16) -> TestEnv {
             access_key_id: "berth-test".into(),
             secret_access_key: "berth-test-secret".into(),
             allow_http: true,
+            keep_local,
         };
     })
     .await
@@ -180,7 +181,7 @@ async fn backup(env: &TestEnv, token: &str, pid: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_go_offsite_come_back_when_lost_and_go_with_their_entry() {
     let moto = Moto::start(free_port()).await;
-    let env = env_with_remote(moto.port).await;
+    let env = env_with_remote(moto.port, None).await;
     let token = env.member().await;
     let pid = env.project(&token, "offsite").await;
     // Over 64 MiB of incompressible data: the archive goes up in parts.
@@ -296,7 +297,7 @@ async fn backups_go_offsite_come_back_when_lost_and_go_with_their_entry() {
 async fn a_copy_that_failed_while_the_store_was_down_is_sent_by_the_backups_job() {
     let port = free_port();
     let moto = Moto::start(port).await;
-    let env = env_with_remote(port).await;
+    let env = env_with_remote(port, None).await;
     let (_, admin) = env.user(Role::Admin).await;
     let pid = env.project(&admin, "outage").await;
     drop(moto);
@@ -349,4 +350,68 @@ async fn a_copy_that_failed_while_the_store_was_down_is_sent_by_the_backups_job(
         .await
         .expect("sent");
     assert_eq!(sha(&bytes), b["sha256"].as_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keep_local_older_archives_live_only_remotely_until_needed() {
+    let moto = Moto::start(free_port()).await;
+    let env = env_with_remote(moto.port, Some(1)).await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let pid = env.project(&admin, "lean").await;
+    let first = backup(&env, &admin, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = remote_state(&env, &admin, &first, "stored").await["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = backup(&env, &admin, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    remote_state(&env, &admin, &second, "stored").await;
+    let file = |id: &str| env.dir.path().join(format!("backups/{id}.tar.zst"));
+
+    let evictions = |v: &Value| -> Vec<(String, String)> {
+        v["data"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["action"] == "evict_local")
+            .map(|d| {
+                (
+                    d["resource"].as_str().unwrap().to_string(),
+                    d["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (s, v) = env
+        .post("/api/jobs/backups/run?dryRun=true", &admin, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(evictions(&v), [(first.clone(), "planned".to_string())]);
+    assert!(file(&first).exists(), "a dry run removes nothing");
+
+    let (s, v) = env.post("/api/jobs/backups/run", &admin, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(evictions(&v), [(first.clone(), "done".to_string())]);
+    assert!(!file(&first).exists());
+    assert!(file(&second).exists(), "the newest stays here");
+    let (_, v) = env.get(&format!("/api/backups/{first}"), &admin).await;
+    assert_eq!(v["data"]["storedLocally"], false, "{v}");
+    assert_eq!(v["data"]["remote"]["state"], "stored", "{v}");
+
+    // Needed again: fetched back, checksum checked.
+    let req = axum::http::Request::builder()
+        .uri(format!("/api/backups/{first}/download"))
+        .header("authorization", format!("Bearer {admin}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (s, _, body) = env.send_raw(req).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(sha(&body), want);
+    let (_, v) = env.get(&format!("/api/backups/{first}"), &admin).await;
+    assert_eq!(v["data"]["storedLocally"], true, "{v}");
 }

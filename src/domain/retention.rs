@@ -248,3 +248,107 @@ mod tests {
         assert_eq!(g1.len(), 1);
     }
 }
+
+/// What the local-copy planner needs of a backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSeen {
+    pub id: Uuid,
+    pub created_at: Millis,
+    pub state: BackupState,
+    /// Its remote copy is stored (size checked).
+    pub stored_remotely: bool,
+    /// Its archive is on this host now.
+    pub on_disk: bool,
+}
+
+/// The local archives to remove when only the newest `keep` per project
+/// stay on this host (`backups.remote.keep_local`): complete backups past
+/// the newest `keep` whose remote copy is stored. Never one without a
+/// stored remote copy (it would be lost), never an in-progress or failed
+/// one (not this planner's business), and only files that are there.
+pub fn plan_local_eviction(backups: &[LocalSeen], keep: u32) -> Vec<Uuid> {
+    let mut complete: Vec<&LocalSeen> = backups
+        .iter()
+        .filter(|b| b.state == BackupState::Complete)
+        .collect();
+    complete.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    complete
+        .into_iter()
+        .skip(keep as usize)
+        .filter(|b| b.stored_remotely && b.on_disk)
+        .map(|b| b.id)
+        .collect()
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+
+    fn seen(n: u128, at: Millis, state: BackupState, stored: bool, on_disk: bool) -> LocalSeen {
+        LocalSeen {
+            id: Uuid::from_u128(n),
+            created_at: at,
+            state,
+            stored_remotely: stored,
+            on_disk,
+        }
+    }
+
+    #[test]
+    fn the_newest_stay_and_older_stored_ones_go() {
+        use BackupState::Complete;
+        let list = [
+            seen(1, 100, Complete, true, true),
+            seen(2, 300, Complete, true, true),
+            seen(3, 200, Complete, true, true),
+            seen(4, 400, Complete, true, true),
+        ];
+        // Input order does not matter: by time, newest first 4, 2, 3, 1.
+        assert_eq!(
+            plan_local_eviction(&list, 2),
+            vec![Uuid::from_u128(3), Uuid::from_u128(1)]
+        );
+        assert_eq!(plan_local_eviction(&list, 4), Vec::<Uuid>::new());
+        assert_eq!(plan_local_eviction(&list, 10), Vec::<Uuid>::new());
+        assert_eq!(
+            plan_local_eviction(&list, 0).len(),
+            4,
+            "0: none kept locally"
+        );
+    }
+
+    #[test]
+    fn nothing_without_a_stored_remote_copy_and_nothing_already_gone() {
+        use BackupState::Complete;
+        let list = [
+            seen(1, 100, Complete, false, true),
+            seen(2, 200, Complete, true, false),
+            seen(3, 300, Complete, true, true),
+            seen(4, 400, Complete, true, true),
+        ];
+        assert_eq!(plan_local_eviction(&list, 1), vec![Uuid::from_u128(3)]);
+    }
+
+    #[test]
+    fn only_complete_backups_count_and_go() {
+        use BackupState::{Complete, Failed, InProgress};
+        let list = [
+            seen(1, 100, Complete, true, true),
+            seen(2, 500, InProgress, false, true),
+            seen(3, 400, Failed, false, false),
+            seen(4, 300, Complete, true, true),
+        ];
+        // The failed and in-progress ones neither use up `keep` nor go.
+        assert_eq!(plan_local_eviction(&list, 1), vec![Uuid::from_u128(1)]);
+    }
+
+    #[test]
+    fn equal_times_are_ordered_by_id_so_runs_agree() {
+        use BackupState::Complete;
+        let list = [
+            seen(9, 100, Complete, true, true),
+            seen(1, 100, Complete, true, true),
+        ];
+        assert_eq!(plan_local_eviction(&list, 1), vec![Uuid::from_u128(9)]);
+    }
+}

@@ -95,6 +95,17 @@ impl Berth {
                 outcome: format!("failed: {e}"),
             }),
         }
+        // Last, with `keep_local`: local archives that live remotely now.
+        match self.evict_local(dry_run).await {
+            Ok(gone) => details.extend(gone),
+            Err(e) => details.push(JobDetail {
+                job: "backups".into(),
+                action: "evict_local".into(),
+                resource: "catalogue".into(),
+                reason: "backups.remote.keep_local".into(),
+                outcome: format!("failed: {e}"),
+            }),
+        }
         Ok(details)
     }
 }

@@ -13,6 +13,7 @@ use super::{Berth, Result, ServiceError};
 use crate::domain::backups::{Backup, RemoteCopy, RemoteState};
 use crate::domain::jobs::JobDetail;
 use crate::domain::now_millis;
+use crate::domain::retention::{plan_local_eviction, LocalSeen};
 use crate::remote::{Remote, RemoteError};
 
 impl From<RemoteError> for ServiceError {
@@ -234,6 +235,58 @@ impl Berth {
                 };
             }
             details.push(detail);
+        }
+        Ok(details)
+    }
+
+    /// The backups job's last pass, with `backups.remote.keep_local`:
+    /// removes the local archives past the newest N per project whose
+    /// remote copy is stored (`domain::retention::plan_local_eviction`).
+    pub(crate) async fn evict_local(&self, dry_run: bool) -> Result<Vec<JobDetail>> {
+        let Some(keep) = self.config().backups.remote.keep_local else {
+            return Ok(Vec::new());
+        };
+        if self.remote().is_none() {
+            return Ok(Vec::new());
+        }
+        let mut details = Vec::new();
+        for project in self.store().projects(None).await? {
+            let backups = self.store().backups_of(project.id).await?;
+            let mut seen = Vec::with_capacity(backups.len());
+            for b in &backups {
+                seen.push(LocalSeen {
+                    id: b.id,
+                    created_at: b.created_at,
+                    state: b.state,
+                    stored_remotely: b
+                        .remote
+                        .as_ref()
+                        .is_some_and(|r| r.state == RemoteState::Stored),
+                    on_disk: self.backup_path(b)?.exists(),
+                });
+            }
+            for id in plan_local_eviction(&seen, keep) {
+                let Some(b) = backups.iter().find(|b| b.id == id) else {
+                    continue;
+                };
+                let mut detail = JobDetail {
+                    job: "backups".into(),
+                    action: "evict_local".into(),
+                    resource: id.to_string(),
+                    reason: format!(
+                        "its remote copy is stored; only the newest {keep} stay on this host"
+                    ),
+                    outcome: "planned".into(),
+                };
+                if !dry_run {
+                    detail.outcome = match std::fs::remove_file(self.backup_path(b)?) {
+                        Ok(()) => "done".into(),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "done".into(),
+                        Err(e) => format!("failed: {e}"),
+                    };
+                }
+                details.push(detail);
+            }
         }
         Ok(details)
     }

@@ -41,6 +41,9 @@ pub struct BackupDto {
     /// The copy in remote storage (`backups.remote`); null when remote
     /// copies were off.
     remote: Option<RemoteDto>,
+    /// The archive is on this host (false once `keep_local` moved it to
+    /// remote storage only; it is fetched back when needed).
+    stored_locally: bool,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -71,6 +74,7 @@ fn dto(berth: &Berth, b: &Backup) -> BackupDto {
             .backup_path(b)
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+        stored_locally: berth.backup_path(b).is_ok_and(|p| p.exists()),
         remote: b.remote.as_ref().map(|r| RemoteDto {
             state: r.state.as_str(),
             stored_at: r.at.map(rfc3339),

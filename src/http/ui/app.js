@@ -403,7 +403,7 @@ async function viewProject(id) {
         <td>${when(b.createdAt)}${b.crashConsistent ? ` <span class="muted" title="taken while a workspace ran">(crash-consistent)</span>` : ""}</td>
         <td>${badge(b.state)}${b.error ? `<div class="muted">${h(b.error)}</div>` : ""}</td>
         <td>${bytes(b.sizeBytes)}</td><td>${h(b.compression)}</td>
-        <td>${b.remote ? `${badge(b.remote.state)}${b.remote.error ? `<div class="muted">${h(b.remote.error)}</div>` : ""}` : `<span class="muted">–</span>`}</td>
+        <td>${b.remote ? `${badge(b.remote.state)}${b.storedLocally ? "" : ` <span class="muted" title="fetched back when needed">remote only</span>`}${b.remote.error ? `<div class="muted">${h(b.remote.error)}</div>` : ""}` : `<span class="muted">–</span>`}</td>
         <td class="actions">${b.state === "complete" ? `
           <a class="button" href="/api/backups/${h(b.id)}/download">Download</a>
           <button data-act="verify">Verify</button>
