@@ -212,6 +212,11 @@ impl Berth {
         }
         let mut details = Vec::new();
         for b in self.store().backups_to_send().await? {
+            // An archive that is not here cannot be sent; saying so every
+            // minute would bury the report.
+            if !self.backup_path(&b)?.exists() {
+                continue;
+            }
             let reason = match &b.remote {
                 None => "no remote copy yet".to_string(),
                 Some(r) if r.state == RemoteState::Failed => format!(
