@@ -639,6 +639,11 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     let b = &backups[0];
     assert_eq!(b["state"], "complete", "{backups}");
     let id = b["id"].as_str().unwrap();
+    let listed = ok(&run(&["backup", "ls", &project]));
+    assert!(
+        listed.starts_with("ID") && listed.contains(id) && listed.contains("local"),
+        "{listed}"
+    );
     let file = dir.path().join("dl.tar.zst");
     ok(&run(&[
         "backup",

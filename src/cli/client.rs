@@ -1062,16 +1062,31 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
                     .into_iter()
                     .flatten()
                     .map(|b| {
+                        // Where the archive is: here, in remote storage, or
+                        // both (`backups.remote`).
+                        let remote = &b["remote"]["state"];
+                        let place = match (b["storedLocally"] == true, remote.as_str()) {
+                            _ if b["state"] != "complete" => "-".to_string(),
+                            (true, None) => "local".to_string(),
+                            (true, Some(r)) => format!("local, remote {r}"),
+                            (false, Some("stored")) => "remote only".to_string(),
+                            (false, Some(r)) => format!("missing (remote {r})"),
+                            (false, None) => "missing".to_string(),
+                        };
                         vec![
                             s(&b["id"]),
                             s(&b["createdAt"]),
                             s(&b["state"]),
                             s(&b["compression"]),
                             mb(&b["sizeBytes"]),
+                            place,
                         ]
                     })
                     .collect();
-                table(&["ID", "CREATED", "STATE", "COMPRESSION", "SIZE"], rows);
+                table(
+                    &["ID", "CREATED", "STATE", "COMPRESSION", "SIZE", "STORED"],
+                    rows,
+                );
             });
         }
         BackupCmd::Download { id, output } => download(&c, &id, output).await?,
