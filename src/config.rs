@@ -44,6 +44,11 @@ pub enum ConfigError {
 pub struct Config {
     /// Address the HTTP API listens on.
     pub listen: String,
+    /// The URL people open Berth at (e.g. `https://berth.example.com`);
+    /// empty: `http://` + `listen` (a wildcard address as 127.0.0.1). The
+    /// login handoff of app origins sends browsers there, and app URLs take
+    /// their scheme and port from it.
+    pub public_url: String,
     /// Directory for the SQLite database and local backups.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; defaults to `berth.db` in `data_dir`.
@@ -80,6 +85,18 @@ pub struct ProxyConfig {
     /// Proxy traffic records activity at most this often per workspace (an
     /// open WebSocket counts as traffic).
     pub activity_interval_s: u64,
+    /// Serve each workspace's app on an origin of its own,
+    /// `<name>--<short id>.<app_domain>` (and `<port>--<name>--<short id>.…`
+    /// for its other ports), behind a wildcard DNS record. `localhost` works
+    /// on one machine with no DNS set-up (browsers resolve `*.localhost` to
+    /// loopback). Empty: path mode only.
+    pub app_domain: String,
+    /// Let admins open other users' apps in path mode, where the app's page
+    /// runs on Berth's origin with the admin's credentials. Dangerous: any
+    /// member could then act as an admin by getting one to look.
+    pub dangerous_allow_path_app_admin_access: bool,
+    /// Let owners share a port with everyone, without a login.
+    pub allow_public_shares: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -245,6 +262,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:7780".into(),
+            public_url: String::new(),
             data_dir: PathBuf::from("./berth-data"),
             database_url: None,
             instance: "default".into(),
@@ -299,6 +317,9 @@ impl Default for Config {
                 wake_timeout_s: 60,
                 response_timeout_s: 300,
                 activity_interval_s: 30,
+                app_domain: String::new(),
+                dangerous_allow_path_app_admin_access: false,
+                allow_public_shares: false,
             },
         }
     }
@@ -336,9 +357,15 @@ impl Config {
             }
             apply_env(&mut value, rest, v);
         }
-        let config: Config = value
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let message = readable(e.into_inner().message());
+            ConfigError::Invalid(if path == "." || path.is_empty() {
+                message
+            } else {
+                format!("{path}: {message}")
+            })
+        })?;
         config.check()?;
         Ok(config)
     }
@@ -346,6 +373,8 @@ impl Config {
     /// Rules serde cannot express.
     fn check(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.public_origin()?;
+        check_app_domain(&self.proxy.app_domain).map_err(ConfigError::Invalid)?;
         crate::remote::check_config(&self.backups.remote)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.instance.is_empty()
@@ -414,6 +443,36 @@ impl Config {
         })
     }
 
+    /// Berth's own origin (`scheme://host[:port]`, no trailing slash), from
+    /// `public_url` or `listen`.
+    pub fn public_origin(&self) -> Result<url::Url, ConfigError> {
+        let raw = if self.public_url.trim().is_empty() {
+            let addr = self.listen_addr()?;
+            let ip = match addr.ip() {
+                ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+                ip => ip,
+            };
+            format!("http://{}", SocketAddr::new(ip, addr.port()))
+        } else {
+            self.public_url.trim().to_string()
+        };
+        let bad = |why: &str| {
+            ConfigError::Invalid(format!(
+                "public_url {raw:?} {why}; give the URL people open Berth at, like https://berth.example.com"
+            ))
+        };
+        let url = url::Url::parse(&raw).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad("must be an http:// or https:// URL with a host"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(
+                "must not have a path, query or fragment (Berth is served at the root)",
+            ));
+        }
+        Ok(url)
+    }
+
     /// The database URL, defaulting to SQLite in the data directory
     /// (created if missing).
     pub fn database_url(&self) -> String {
@@ -424,6 +483,49 @@ impl Config {
                 self.data_dir.join("berth.db").display()
             ),
         }
+    }
+}
+
+/// `proxy.app_domain`: empty, or a DNS name (no wildcard, no port).
+fn check_app_domain(d: &str) -> Result<(), String> {
+    if d.is_empty() {
+        return Ok(());
+    }
+    if let Some(bare) = d.strip_prefix("*.") {
+        return Err(format!(
+            "proxy.app_domain: give the domain without the wildcard ({bare:?}); the DNS record is *.{bare}"
+        ));
+    }
+    let ok = d.len() <= 200
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    if !ok {
+        return Err(format!(
+            "proxy.app_domain {d:?} is not a lowercase DNS name like apps.example.com or localhost (no port: apps use public_url's)"
+        ));
+    }
+    Ok(())
+}
+
+/// serde's messages, in the words of a config file: "expected an array of
+/// strings, found a string" rather than "invalid type: string …, expected a
+/// sequence".
+fn readable(message: &str) -> String {
+    let m = message
+        .replace("a sequence", "an array")
+        .replace("a map", "a table");
+    match m
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    {
+        Some((found, expected)) => format!("expected {expected}, found {found}"),
+        None => m,
     }
 }
 
@@ -634,6 +736,77 @@ mod tests {
         assert!(e.to_string().contains("lisen"), "{e}");
         let e = Config::load_from(None, &env(&[("BERTH_BOGUS_KEY", "1")])).unwrap_err();
         assert!(e.to_string().contains("bogus_key"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_in_a_config_files_words() {
+        let f = file("[types.jupyter]\nport = 8888\ncommand = \"jupyter lab\"\n[types.jupyter.resources]\ncpus = 1.0\nmemory_mb = 512\n");
+        let e = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("types.jupyter.command: expected an array of strings"),
+            "{e}"
+        );
+        let f = file("[types.x]\nport = \"8080\"\n");
+        let e = Config::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("types.x.port: expected u16, found string"),
+            "{e}"
+        );
+        let e = Config::load_from(
+            None,
+            &env(&[("BERTH_PROXY_APP_DOMAIN", "*.apps.example.com")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("without the wildcard"), "{e}");
+        let e = Config::load_from(
+            None,
+            &env(&[("BERTH_PUBLIC_URL", "https://x.example/berth")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("public_url"), "{e}");
+    }
+
+    #[test]
+    fn the_example_configs_load_and_public_url_defaults_from_listen() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let both = format!(
+            "{}\n{}",
+            std::fs::read_to_string(dir.join("berth.toml")).unwrap(),
+            std::fs::read_to_string(dir.join("jupyterlab.toml")).unwrap()
+        );
+        let f = file(&both);
+        let c = Config::load_from(Some(f.path()), &[]).unwrap();
+        let j = &c.types["jupyter"];
+        assert!(j.proxy.keep_prefix);
+        assert_eq!(j.port, 8888);
+        assert_eq!(
+            c.public_origin().unwrap().as_str(),
+            "http://127.0.0.1:7780/"
+        );
+        let c = Config::load_from(None, &env(&[("BERTH_LISTEN", "0.0.0.0:9000")])).unwrap();
+        assert_eq!(
+            c.public_origin().unwrap().as_str(),
+            "http://127.0.0.1:9000/"
+        );
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("BERTH_PUBLIC_URL", "https://berth.example.com"),
+                ("BERTH_PROXY_APP_DOMAIN", "apps.example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.public_origin().unwrap().as_str(),
+            "https://berth.example.com/"
+        );
+        assert_eq!(c.proxy.app_domain, "apps.example.com");
     }
 
     #[test]

@@ -9,11 +9,19 @@
 //! - `GET /stream?chunks=N&delay_ms=M` → N lines, one every M ms (streaming)
 //! - `GET /slow?ms=N` → answers after N ms
 //! - `GET /redirect` → 302 to `/target`
-//! - anything else → JSON `{method, path, query, headers, body, bodyBytes}`
+//! - `GET /set-cookie?c=<Set-Cookie value>&c=…` → 200 with those cookies
+//! - `GET /page.html` → an HTML page whose script tries what a hostile
+//!   workspace would (read Berth's API, mint a token, read cookies) and
+//!   writes what happened into `#out` as JSON (`?berth=<Berth's origin>`)
+//! - anything else → JSON `{method, path, query, headers, body, bodyBytes,
+//!   listener}`
 //!
-//! Usage: `berth-echo [ADDR]` (default `0.0.0.0:8080`).
+//! Usage: `berth-echo [ADDR…]` (default `0.0.0.0:8080`); each address is
+//! served the same way, e.g. `0.0.0.0:8080 127.0.0.1:5173` for a second
+//! server that only the container's own loopback reaches.
 
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -27,10 +35,24 @@ use serde::Deserialize;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "0.0.0.0:8080".into());
-    let app = Router::new()
+    let mut addrs: Vec<String> = std::env::args().skip(1).collect();
+    if addrs.is_empty() {
+        addrs.push("0.0.0.0:8080".into());
+    }
+    let mut servers = Vec::new();
+    for addr in addrs {
+        let listener = tokio::net::TcpListener::bind(&addr).await?;
+        eprintln!("berth-echo listening on {addr}");
+        servers.push(tokio::spawn(axum::serve(listener, app(addr)).into_future()));
+    }
+    for s in servers {
+        s.await.map_err(std::io::Error::other)??;
+    }
+    Ok(())
+}
+
+fn app(listener: String) -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/ws", get(ws))
         .route("/stream", get(stream))
@@ -39,13 +61,64 @@ async fn main() -> std::io::Result<()> {
             "/redirect",
             get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/target")]) }),
         )
-        .fallback(echo);
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("berth-echo listening on {addr}");
-    axum::serve(listener, app).await
+        .route("/set-cookie", get(set_cookie))
+        .route("/page.html", get(page))
+        .fallback(move |req: Request| echo(req, listener.clone()))
 }
 
-async fn echo(req: Request) -> Response {
+async fn set_cookie(req: Request) -> Response {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let mut resp = "cookies set\n".into_response();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == "c" {
+            if let Ok(v) = header::HeaderValue::from_str(&v) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+    }
+    resp
+}
+
+/// What a hostile page would try from a workspace's origin.
+const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>echo page</title></head>
+<body><pre id="out">running</pre>
+<script>
+(async () => {
+  const berth = new URLSearchParams(location.search).get("berth") || "";
+  const out = {};
+  try {
+    const r = await fetch(berth + "/api/auth/me", { credentials: "include" });
+    out.me = "read " + r.status + " " + (await r.text()).slice(0, 300);
+  } catch (e) { out.me = "blocked"; }
+  try {
+    const r = await fetch(berth + "/api/auth/tokens", {
+      method: "POST", credentials: "include",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "stolen" }) });
+    out.mint = "read " + r.status + " " + (await r.text()).slice(0, 300);
+  } catch (e) { out.mint = "blocked"; }
+  try {
+    await fetch(berth + "/api/auth/tokens", {
+      method: "POST", mode: "no-cors", credentials: "include",
+      headers: { "content-type": "text/plain" }, body: "{"name":"stolen-blind"}" });
+    out.blind = "sent";
+  } catch (e) { out.blind = "blocked"; }
+  try {
+    const r = await fetch("/api/auth/me");
+    out.sameOrigin = r.status + " " + (await r.text()).slice(0, 120);
+  } catch (e) { out.sameOrigin = "error"; }
+  out.cookies = document.cookie;
+  document.getElementById("out").textContent = JSON.stringify(out);
+})();
+</script></body></html>
+"#;
+
+async fn page() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+}
+
+async fn echo(req: Request, listener: String) -> Response {
     let (parts, body) = req.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
         Ok(b) => b,
@@ -65,6 +138,7 @@ async fn echo(req: Request) -> Response {
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
         "bodyBytes": body.len(),
+        "listener": listener,
     });
     (
         [(header::CONTENT_TYPE, "application/json")],

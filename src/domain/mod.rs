@@ -2,6 +2,7 @@
 //! rules their values obey. Pure data and validation; no I/O, no wire formats.
 
 pub mod accounts;
+pub mod apps;
 pub mod backups;
 pub mod cleanup;
 pub mod jobs;

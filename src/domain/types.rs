@@ -19,8 +19,14 @@ pub struct WorkspaceType {
     /// The port the workspace serves on inside the container; published on
     /// 127.0.0.1 with a host port the engine picks.
     pub port: u16,
-    /// Arguments given to the image (Docker's `Cmd`); the image's own when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Arguments given to the image (Docker's `Cmd`); the image's own when
+    /// empty. No shell is involved: use `["sh", "-c", "…"]` to expand the
+    /// variables Berth sets (`$BERTH_PROXY_PREFIX`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "string_list"
+    )]
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -33,6 +39,51 @@ pub struct WorkspaceType {
     /// How to ask a running workspace when it was last used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_probe: Option<ActivityProbe>,
+    /// How the proxy forwards to this type's app.
+    #[serde(default, skip_serializing_if = "TypeProxy::is_default")]
+    pub proxy: TypeProxy,
+}
+
+/// `[types.NAME.proxy]`: how requests reach the type's app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeProxy {
+    /// The app is served under a base path, `$BERTH_PROXY_PREFIX`
+    /// (`/api/workspaces/<id>/proxy/`), and wants to see it: path mode
+    /// forwards the full path instead of removing the prefix, and an app
+    /// origin adds it. For apps that take a base URL, such as
+    /// `jupyter lab --ServerApp.base_url="$BERTH_PROXY_PREFIX"`.
+    #[serde(default)]
+    pub keep_prefix: bool,
+}
+
+impl TypeProxy {
+    fn is_default(&self) -> bool {
+        self == &TypeProxy::default()
+    }
+}
+
+/// A list of strings, refused with a message a config file's author
+/// understands when it is a single string (the usual slip).
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of strings (e.g. [\"sh\", \"-c\", \"…\"])")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
 }
 
 /// An HTTP endpoint of the workspace that reports its last use, e.g.
@@ -118,6 +169,7 @@ pub fn builtin_types() -> BTreeMap<String, WorkspaceType> {
                 path: "/healthz".into(),
                 field: "lastHeartbeat".into(),
             }),
+            proxy: TypeProxy::default(),
         },
     );
     m.insert(
@@ -137,6 +189,7 @@ pub fn builtin_types() -> BTreeMap<String, WorkspaceType> {
             },
             health_check: Some(HealthCheck::http_default(8081)),
             activity_probe: None,
+            proxy: TypeProxy::default(),
         },
     );
     m

@@ -6,12 +6,14 @@ pub mod archive;
 mod containers;
 mod events;
 mod logs;
+mod relay;
 mod resources;
 mod volumes;
 
 pub use containers::{ContainerSpec, ContainerState, HealthProbe, HealthReport};
 pub use events::ContainerEvent;
 pub use logs::{LogChunk, LogQuery, LogStream};
+pub use relay::{RelayStream, RELAY_PATH};
 pub use resources::{
     cpu_percent, parse_net_dev, read_cgroup, read_proc_stat, NetIo, ResourceSample,
 };
@@ -87,6 +89,7 @@ pub struct EngineInfo {
 #[derive(Clone, Debug)]
 pub struct Engine {
     docker: Docker,
+    relay: relay::SharedRelayState,
 }
 
 impl Engine {
@@ -101,7 +104,10 @@ impl Engine {
         let probe = docker.clone().with_timeout(Duration::from_secs(10));
         probe.ping().await?;
         let docker = docker.negotiate_version().await?;
-        let engine = Engine { docker };
+        let engine = Engine {
+            docker,
+            relay: Default::default(),
+        };
         let info = engine.info().await?;
         Ok((engine, info))
     }
@@ -111,7 +117,10 @@ impl Engine {
     pub fn at_unix_socket(path: &str) -> Result<Engine> {
         let docker = Docker::connect_with_unix(path, 10, bollard::API_DEFAULT_VERSION)
             .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        Ok(Engine { docker })
+        Ok(Engine {
+            docker,
+            relay: Default::default(),
+        })
     }
 
     pub async fn info(&self) -> Result<EngineInfo> {

@@ -41,7 +41,9 @@ impl Caller {
     }
 }
 
-fn token_from(parts: &Parts) -> Option<String> {
+/// The token a request carries, and whether it came from the session
+/// cookie (rather than an `Authorization: Bearer` header).
+fn token_from(parts: &Parts) -> Option<(String, bool)> {
     // Another scheme (Basic, say) is meant for a workspace's own app behind
     // the proxy; the session cookie may still authenticate the request.
     let bearer = parts
@@ -51,8 +53,8 @@ fn token_from(parts: &Parts) -> Option<String> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_string());
-    if bearer.is_some() {
-        return bearer;
+    if let Some(b) = bearer {
+        return Some((b, false));
     }
     parts
         .headers
@@ -62,20 +64,53 @@ fn token_from(parts: &Parts) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string())
+        .map(|(_, v)| (v.to_string(), true))
+}
+
+/// Whether a request that the session cookie authenticates may change
+/// anything: only when it comes from Berth's own pages. SameSite=Strict
+/// keeps other sites out, but not other origins of the same site (a
+/// workspace's published port on this host, a sibling subdomain), so the
+/// browser's `Origin` must be this very origin — the `Host` asked for, or
+/// `public_url` behind a reverse proxy that rewrites `Host` — (or, without
+/// one, `Sec-Fetch-Site: same-origin`). Bearer tokens are not sent by
+/// browsers on their own and need no such check.
+fn cookie_request_allowed(parts: &Parts, public_origin: &str) -> bool {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    match header("origin") {
+        Some(origin) => {
+            let host = header("host").unwrap_or_default();
+            origin.eq_ignore_ascii_case(public_origin)
+                || origin
+                    .split_once("://")
+                    .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+        }
+        None => header("sec-fetch-site") == Some("same-origin"),
+    }
 }
 
 impl FromRequestParts<Berth> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, berth: &Berth) -> Result<Self, Self::Rejection> {
-        let token = token_from(parts).ok_or_else(|| {
+        let (token, from_cookie) = token_from(parts).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "authentication required: send 'Authorization: Bearer <token>' or log in",
             )
         })?;
+        if from_cookie && !cookie_request_allowed(parts, &berth.app_urls().public_base()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "a request that changes something with the session cookie must come from Berth's own pages (same Origin); scripts send 'Authorization: Bearer <token>'",
+            ));
+        }
         let (user, token_id) = berth.authenticate(&token).await?;
         Ok(Caller { user, token_id })
     }

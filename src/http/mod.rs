@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::service::Berth;
 use error::ApiError;
 use openapi::Op;
-use routes::{auth, backups, jobs, observe, projects, proxy, users, workspaces as ws};
+use routes::{apps, auth, backups, jobs, observe, projects, proxy, users, workspaces as ws};
 
 /// The whole API, in one list: each entry is a route and its description.
 /// The router ([`app`]) and the OpenAPI document ([`openapi::document`]) are
@@ -332,20 +332,73 @@ pub fn operations() -> Vec<Op> {
         Op::any("/api/workspaces/{id}/proxy/", "proxyRoot", proxy::proxy)
             .tag("proxy")
             .summary("The workspace's own app, at its root")
-            .describe("Forwarded to the workspace's published port on 127.0.0.1, bodies streamed both ways; WebSocket upgrades are tunnelled. A stopped workspace is started and waited for.")
+            .describe("Path mode: forwarded to the workspace's published port on 127.0.0.1, bodies streamed both ways; WebSocket upgrades are tunnelled. A stopped workspace is started and waited for. Serves the workspace's owner only (403 for an admin, unless `proxy.dangerous_allow_path_app_admin_access`); with `proxy.app_domain` set, browser navigations go to the app's own origin.")
             .passthrough("What the workspace answers.")
-            .redirect(303, "A browser's page load without a session goes to the web UI's login, which comes back here after.")
+            .redirect(303, "A browser's page load without a session goes to the web UI's login, which comes back here after; with `proxy.app_domain`, to the app's own origin.")
             .unlimited_body()
-            .errors(&[502, 503, 504])
+            .errors(&[403, 502, 503, 504])
             .starting_page(),
         Op::any("/api/workspaces/{id}/proxy/{*rest}", "proxy", proxy::proxy)
             .tag("proxy")
             .summary("The workspace's own app")
             .describe("As `/proxy/`, for any path below it.")
             .passthrough("What the workspace answers.")
-            .redirect(303, "A browser's page load without a session goes to the web UI's login, which comes back here after.")
+            .redirect(303, "A browser's page load without a session goes to the web UI's login, which comes back here after; with `proxy.app_domain`, to the app's own origin.")
             .unlimited_body()
-            .errors(&[502, 503, 504])
+            .errors(&[403, 502, 503, 504])
+            .starting_page(),
+        // ---- workspace apps: ports, shares, the login handoff ----
+        Op::get("/api/workspaces/{id}/ports", "workspacePorts", apps::ports)
+            .tag("apps")
+            .summary("The TCP ports the workspace listens on, with their URLs and shares")
+            .describe("Read from the running container's network namespace; a stopped workspace listens on none.")
+            .ok::<Vec<PortDto>>()
+            .engine(),
+        Op::put("/api/workspaces/{id}/shares/{port}", "shareWorkspacePort", apps::put_share)
+            .tag("apps")
+            .summary("Share a port of your workspace on its app origin")
+            .describe("`authenticated`: anyone logged in to Berth may open it; `public`: anyone (only with `proxy.allow_public_shares`); `owner` ends the share. Shares apply on app origins only (`proxy.app_domain`); path mode serves the owner alone.")
+            .json::<ShareRequest>()
+            .ok::<ShareDto>(),
+        Op::delete("/api/workspaces/{id}/shares/{port}", "unshareWorkspacePort", apps::delete_share)
+            .tag("apps")
+            .summary("End a port's share (its owner, or an admin)")
+            .ok::<UnsharedDto>(),
+        Op::get("/api/shares", "listShares", apps::list_shares)
+            .tag("apps")
+            .admin()
+            .summary("Every shared port of every workspace")
+            .ok::<Vec<ShareDto>>(),
+        Op::get("/api/apps/auth", "appHandoff", apps::handoff)
+            .public()
+            .tag("apps")
+            .summary("Log a browser in to a workspace app's own origin")
+            .describe("With Berth's session, redirects to the app origin with a single-use code that it exchanges for an app cookie valid on that origin only; without one, to the web UI's login, which comes back here.")
+            .query::<HandoffQuery>()
+            .redirect(303, "To the app origin with a code, or to the login.")
+            .errors(&[400, 404]),
+        Op::any("/api/workspaces/{id}/ports/{port}", "portProxyBare", proxy::bare)
+            .public()
+            .tag("apps")
+            .summary("Redirects to `/ports/{port}/`, keeping the query")
+            .redirect(308, "To the same path with a trailing slash."),
+        Op::any("/api/workspaces/{id}/ports/{port}/", "portProxyRoot", proxy::port_proxy)
+            .tag("apps")
+            .summary("Another port of the workspace, at its root (path mode, owner only)")
+            .describe("Reached inside the container through the engine (never its IP address). Browser navigations go to the port's own origin when `proxy.app_domain` is set.")
+            .passthrough("What the workspace answers.")
+            .redirect(303, "To the login, or to the port's own origin.")
+            .unlimited_body()
+            .errors(&[403, 502, 503, 504])
+            .starting_page(),
+        Op::any("/api/workspaces/{id}/ports/{port}/{*rest}", "portProxy", proxy::port_proxy)
+            .tag("apps")
+            .summary("Another port of the workspace (path mode, owner only)")
+            .describe("As `/ports/{port}/`, for any path below it.")
+            .passthrough("What the workspace answers.")
+            .redirect(303, "To the login, or to the port's own origin.")
+            .unlimited_body()
+            .errors(&[403, 502, 503, 504])
             .starting_page(),
         // ---- volumes and backups ----
         Op::post("/api/workspaces/projects/{id}/backup", "createBackup", backups::create)
@@ -472,6 +525,11 @@ pub fn app(berth: Berth) -> Router {
             .into_response()
         }))
         .layer(axum::middleware::from_fn(track_requests))
+        // App origins are answered before the API's routes are looked at.
+        .layer(axum::middleware::from_fn_with_state(
+            berth.clone(),
+            apps::by_host,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(berth)
 }

@@ -350,6 +350,9 @@ pub struct WorkspaceDto {
     pub host_port: Option<u16>,
     /// Where the workspace answers on the Berth host, while running.
     pub url: Option<String>,
+    /// What a person opens: the app's own origin when `proxy.app_domain` is
+    /// set, else its path under Berth (`/api/workspaces/{id}/proxy/`).
+    pub app_url: String,
     pub config: Option<WorkspaceConfigDto>,
     #[schemars(with = "Option<Timestamp>")]
     pub last_activity_at: Option<String>,
@@ -362,7 +365,7 @@ pub struct WorkspaceDto {
 impl WorkspaceDto {
     /// `config` is `None` when the workspace's type was removed from the
     /// configuration (the record is still shown, and can be deleted).
-    pub fn new(w: &Workspace, config: Option<WorkspaceConfigDto>) -> Self {
+    pub fn new(w: &Workspace, config: Option<WorkspaceConfigDto>, app_url: String) -> Self {
         WorkspaceDto {
             id: w.id,
             user_id: w.owner_id,
@@ -377,6 +380,7 @@ impl WorkspaceDto {
             container_name: w.container_name(),
             host_port: w.host_port,
             url: w.host_port.map(|p| format!("http://127.0.0.1:{p}/")),
+            app_url,
             config,
             last_activity_at: w.last_activity_at.map(rfc3339),
             created_at: rfc3339(w.created_at),
@@ -881,4 +885,73 @@ pub struct UserDeletedDto {
     pub id: Uuid,
     /// Who received what the user owned.
     pub transferred_to: Option<Uuid>,
+}
+
+// ---- workspace apps ----
+
+/// `GET /api/apps/auth`: where to go once logged in.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoffQuery {
+    /// The app URL the browser asked for (on an app origin of this Berth).
+    pub redirect: String,
+}
+
+/// A TCP port a workspace listens on.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortDto {
+    pub port: u16,
+    /// The address it listens on inside the workspace (`0.0.0.0`, `::`,
+    /// `127.0.0.1`…); any of them can be opened.
+    pub address: String,
+    /// The type's own port (the workspace's app).
+    pub main: bool,
+    /// Who may open it on its app origin besides the owner.
+    pub share: crate::domain::apps::ShareLevel,
+    /// Where it opens: its own origin with `proxy.app_domain`, else its path.
+    pub url: String,
+}
+
+impl From<&crate::service::apps::PortInfo> for PortDto {
+    fn from(p: &crate::service::apps::PortInfo) -> Self {
+        PortDto {
+            port: p.listener.port,
+            address: p.listener.address.to_string(),
+            main: p.main,
+            share: p.share,
+            url: p.url.clone(),
+        }
+    }
+}
+
+/// `PUT /api/workspaces/{id}/shares/{port}`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShareRequest {
+    /// `authenticated` (anyone logged in), `public` (anyone; only where the
+    /// operator allows it) or `owner` (ends the share).
+    pub level: crate::domain::apps::ShareLevel,
+}
+
+/// A port's share.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareDto {
+    pub workspace_id: Uuid,
+    pub workspace_name: String,
+    pub owner_id: Uuid,
+    pub port: u16,
+    pub level: crate::domain::apps::ShareLevel,
+    pub url: String,
+    #[schemars(with = "Timestamp")]
+    pub created_at: String,
+}
+
+/// `DELETE /api/workspaces/{id}/shares/{port}`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsharedDto {
+    pub workspace_id: Uuid,
+    pub port: u16,
 }

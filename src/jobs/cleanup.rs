@@ -190,15 +190,22 @@ impl Berth {
             else {
                 continue;
             };
-            let Some(probe) = self
+            let Some((probe, keep_prefix)) = self
                 .config()
                 .types
                 .get(&ws.type_name)
-                .and_then(|t| t.activity_probe.clone())
+                .and_then(|t| t.activity_probe.clone().map(|p| (p, t.proxy.keep_prefix)))
             else {
                 continue;
             };
-            let url = format!("http://127.0.0.1:{port}{}", probe.path);
+            // An app served under its base path answers there.
+            let path = crate::domain::apps::upstream_path(
+                true,
+                keep_prefix,
+                &crate::service::apps::AppUrls::proxy_prefix(ws.id),
+                &probe.path,
+            );
+            let url = format!("http://127.0.0.1:{port}{path}");
             let Ok(resp) = client.get(&url).send().await else {
                 continue;
             };

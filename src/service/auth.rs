@@ -205,6 +205,9 @@ impl Store {
         check_password(&password).map_err(ServiceError::Invalid)?;
         let hash = hash_password(password).await?;
         self.update_password(target.id, &hash).await?;
+        // App cookies end too, the asking session's included: they were
+        // handed out under the old password.
+        self.delete_app_sessions_of(target.id).await?;
         Ok(self.delete_sessions_of(target.id, keep).await?)
     }
 

@@ -3,6 +3,7 @@
 //! and serialises lifecycle operations per workspace. It knows nothing of
 //! HTTP; the CLI's admin commands and the tests call it directly.
 
+pub mod apps;
 mod auth;
 pub mod backups;
 pub mod logs;
@@ -145,6 +146,8 @@ struct Inner {
     remote: Option<crate::remote::Remote>,
     /// Backups whose remote copy is being sent right now.
     sending: Mutex<HashSet<Uuid>>,
+    /// Where workspace apps are served.
+    app_urls: apps::AppUrls,
 }
 
 impl Berth {
@@ -162,7 +165,6 @@ impl Berth {
             inner: Arc::new(Inner {
                 store,
                 engine,
-                config,
                 host_cpus,
                 locks: Mutex::new(HashMap::new()),
                 recovering: Mutex::new(HashSet::new()),
@@ -173,6 +175,8 @@ impl Berth {
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
                 remote,
                 sending: Mutex::new(HashSet::new()),
+                app_urls: apps::AppUrls::new(&config),
+                config,
             }),
         }
     }

@@ -12,10 +12,11 @@ use crate::domain::proxy::{wake_step, WakeStep, WakeView};
 use crate::domain::User;
 
 /// Where a proxy request goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
-    /// Forward to this 127.0.0.1 port.
-    Ready(u16),
+    /// Running: the type's port is published on this 127.0.0.1 port; other
+    /// ports are reached through the container (its id).
+    Ready { host_port: u16, container: String },
     /// Still starting when the wait ran out; it goes on starting.
     Waking,
 }
@@ -28,10 +29,27 @@ impl Berth {
     /// workspace is started and waited for (until healthy, when it has a
     /// health check) at most `wait`.
     pub async fn proxy_upstream(&self, user: &User, id: Uuid, wait: Duration) -> Result<Upstream> {
+        self.workspace(user, id).await?;
+        self.upstream_of(id, Some(user), wait).await
+    }
+
+    /// As [`Berth::proxy_upstream`] for a workspace the caller already may
+    /// open; `waker` (who may start it) is `None` for someone it is only
+    /// shared with: a stopped workspace then stays stopped.
+    pub async fn upstream_of(
+        &self,
+        id: Uuid,
+        waker: Option<&User>,
+        wait: Duration,
+    ) -> Result<Upstream> {
         let deadline = Instant::now() + wait;
         let mut started = false;
         loop {
-            let ws = self.workspace(user, id).await?;
+            let ws = self
+                .store()
+                .workspace(id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no workspace with id {id}")))?;
             let container = self
                 .engine()
                 .inspect_container(&ws.container_name())
@@ -52,14 +70,24 @@ impl Berth {
                 started,
             });
             match step {
-                WakeStep::Forward(port) => return Ok(Upstream::Ready(port)),
+                WakeStep::Forward(port) => {
+                    return Ok(Upstream::Ready {
+                        host_port: port,
+                        container: container.map(|c| c.id).unwrap_or_default(),
+                    })
+                }
                 WakeStep::Unavailable(m) => return Err(ServiceError::NotReady(m)),
+                WakeStep::Start if waker.is_none() => {
+                    return Err(ServiceError::NotReady(
+                        "the workspace is stopped; its owner can start it".into(),
+                    ))
+                }
                 WakeStep::Start => {
                     tracing::info!(workspace = %id, "waking workspace on proxy access");
                     // In its own task, so a client that gives up does not
                     // cancel a start half way.
                     let this = self.clone();
-                    let user = user.clone();
+                    let user = waker.cloned().expect("checked above");
                     let start = tokio::spawn(async move { this.start_workspace(&user, id).await });
                     match start.await {
                         Ok(Ok(_)) => {}

@@ -458,6 +458,14 @@ impl Berth {
         env.push(format!("WORKSPACE_ID={}", ws.id));
         env.push(format!("WORKSPACE_TYPE={}", ws.type_name));
         env.push(format!("PROJECT_ID={}", project.id));
+        // Where the app is served: apps that take a base path use the
+        // prefix (`[types.X.proxy] keep_prefix`); BERTH_APP_URL is what a
+        // person opens in the configured mode.
+        env.push(format!(
+            "BERTH_PROXY_PREFIX={}",
+            super::apps::AppUrls::proxy_prefix(ws.id)
+        ));
+        env.push(format!("BERTH_APP_URL={}", self.app_urls().app_url(ws)));
         Ok(ContainerSpec {
             name: ws.container_name(),
             image: t.image.clone(),

@@ -5,6 +5,7 @@
 //!
 //! Only this module writes SQL. Callers get domain types back.
 
+mod apps;
 mod backups;
 mod events;
 mod jobs;
@@ -12,6 +13,7 @@ mod projects;
 mod users;
 mod workspaces;
 
+pub use apps::{AppCode, AppShare};
 pub use backups::BackupPolicyRow;
 pub use users::{TokenInfo, TokenKind, TokenUse};
 

@@ -55,7 +55,7 @@ pub struct TokenUse {
     pub last_used_at: Option<Millis>,
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User> {
+pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
     let role: String = row.try_get("role")?;
     Ok(User {
         id: get_uuid(row, "id")?,

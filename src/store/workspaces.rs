@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{get_opt_uuid, get_uuid, Result, Store, StoreError};
 use crate::domain::{Millis, Workspace, WorkspaceSettings};
 
-fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
+pub(super) fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
     let status: String = row.try_get("status")?;
     let settings: String = row.try_get("settings")?;
     let port: Option<i64> = row.try_get("host_port")?;

@@ -161,6 +161,7 @@ pub fn box_type() -> WorkspaceType {
             path: "/activity".into(),
             field: "lastHeartbeat".into(),
         }),
+        proxy: Default::default(),
     }
 }
 
@@ -247,8 +248,34 @@ impl TestEnv {
 
     /// A test environment whose config `tweak` adjusts.
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestEnv {
-        ensure_test_image();
         let dir = tempfile::tempdir().expect("temp dir");
+        Self::build(dir, tweak).await
+    }
+
+    /// A test environment already serving on a loopback port, whose
+    /// `listen` (and so its public URL) is that port: for tests that follow
+    /// Berth's own redirects (app origins, the login handoff).
+    pub async fn served(tweak: impl FnOnce(&mut Config)) -> (TestEnv, std::net::SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = Self::build(dir, |c| {
+            c.listen = addr.to_string();
+            tweak(c)
+        })
+        .await;
+        let app = env
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (env, addr)
+    }
+
+    async fn build(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestEnv {
+        ensure_test_image();
         let instance = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
         let mut config = test_config(dir.path(), &instance);
         tweak(&mut config);
@@ -298,6 +325,28 @@ impl TestEnv {
             .await
             .expect("token");
         (u.id, token)
+    }
+
+    /// Creates a user and logs them in as a browser would: the session
+    /// token (the value of the `berth_session` cookie) and their id.
+    pub async fn session(&self, role: Role) -> (Uuid, String) {
+        let email = format!("{}@test.example", Uuid::new_v4().simple());
+        let u = self
+            .berth
+            .store()
+            .add_user(NewUser {
+                email: email.clone(),
+                password: "password123".into(),
+                role,
+            })
+            .await
+            .expect("add user");
+        let s = self
+            .berth
+            .login(&email, "password123")
+            .await
+            .expect("login");
+        (u.id, s.token)
     }
 
     pub async fn member(&self) -> String {

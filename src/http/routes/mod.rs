@@ -1,6 +1,7 @@
 //! Route handlers, one file per resource. Handlers parse (extractors), call
 //! the service, and shape the answer (wire types); nothing else.
 
+pub mod apps;
 pub mod auth;
 pub mod backups;
 pub mod jobs;

@@ -1,13 +1,20 @@
-//! `ANY /api/workspaces/:id/proxy/*path`: a reverse proxy to the workspace's
-//! port published on 127.0.0.1 (SPEC §2 item 18).
+//! Path mode: `ANY /api/workspaces/:id/proxy/*path` (the workspace's app)
+//! and `ANY /api/workspaces/:id/ports/:port/*path` (another port of it), on
+//! Berth's own origin; and the forwarder that app origins
+//! (`routes::apps`) share.
+//!
+//! A page served in path mode is same-origin with Berth's API, so it could
+//! act as whoever views it: path mode serves the workspace's owner only
+//! (`domain::apps::path_access`), scopes the cookies the app sets to its
+//! prefix and drops any named like Berth's. With `proxy.app_domain` set,
+//! browser navigations go to the app's own origin instead.
 //!
 //! Bodies stream both ways (nothing is buffered), WebSocket (any `Upgrade`)
 //! connections are tunnelled byte for byte once both sides agreed, and the
 //! workspace never sees Berth's credentials: a Bearer `Authorization` header
-//! and the session cookie are removed, as are hop-by-hop headers (RFC 9110
-//! §7.6.1). The path after `/proxy` is what the workspace sees; the prefix
-//! goes in `X-Forwarded-Prefix`, and redirects to absolute paths are put
-//! back under it so a browser stays inside the proxy.
+//! and Berth's cookies are removed, as are hop-by-hop headers (RFC 9110
+//! §7.6.1). The type's own port is reached on its 127.0.0.1 published port;
+//! other ports through the engine (`engine::relay`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,21 +23,25 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, Path, Request, State};
 use axum::http::header::{
     self, HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, COOKIE, HOST, LOCATION,
-    UPGRADE,
+    SET_COOKIE, UPGRADE,
 };
 use axum::http::{StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
+use crate::domain::apps::{
+    path_access, rewrite_location, rewrite_set_cookie, strip_berth_cookies, upstream_path,
+    CookieScope, PathAccess,
+};
 use crate::http::error::ApiError;
-use crate::http::extract::{parse_uuid, Caller, SESSION_COOKIE};
+use crate::http::extract::{parse_uuid, Caller};
+use crate::service::apps::AppTarget;
 use crate::service::proxy::Upstream;
 use crate::service::Berth;
 
-/// How long a browser navigation waits before it gets the "starting" page
-/// (which reloads itself) instead of waiting for the whole wake timeout.
-const NAVIGATION_WAIT: Duration = Duration::from_secs(3);
+/// How long the workspace has to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
@@ -57,6 +68,7 @@ pub async fn bare(OriginalUri(uri): OriginalUri) -> Response {
     (StatusCode::PERMANENT_REDIRECT, [(LOCATION, to)]).into_response()
 }
 
+/// The workspace's app in path mode.
 pub async fn proxy(
     State(berth): State<Berth>,
     caller: Result<Caller, ApiError>,
@@ -64,75 +76,204 @@ pub async fn proxy(
     OriginalUri(original): OriginalUri,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let raw_id = params.get("id").cloned().unwrap_or_default();
+    path_mode(berth, caller, &raw_id, None, original, req).await
+}
+
+/// Another port of the workspace in path mode.
+pub async fn port_proxy(
+    State(berth): State<Berth>,
+    caller: Result<Caller, ApiError>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    OriginalUri(original): OriginalUri,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let raw_id = params.get("id").cloned().unwrap_or_default();
+    let raw_port = params.get("port").map(String::as_str).unwrap_or_default();
+    let port = raw_port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("port {raw_port:?} is not a port number (1-65535)"))
+        })?;
+    path_mode(berth, caller, &raw_id, Some(port), original, req).await
+}
+
+async fn path_mode(
+    berth: Berth,
+    caller: Result<Caller, ApiError>,
+    raw_id: &str,
+    port: Option<u16>,
+    original: Uri,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let navigation = is_navigation(req.headers());
     let caller = match caller {
         Ok(c) => c,
         // A page load without a session (a link from another site: the
         // SameSite=Strict cookie is not sent; or a session that expired)
         // goes to the UI's login, which comes back here afterwards.
-        Err(e) if e.status == StatusCode::UNAUTHORIZED && is_navigation(req.headers()) => {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED && navigation => {
             let back = original
                 .path_and_query()
                 .map(|pq| pq.as_str())
                 .unwrap_or("/");
-            let to = format!("/#/login?next={}", percent_encode(back));
-            return Ok((
-                StatusCode::SEE_OTHER,
-                [(LOCATION, to.as_str()), (header::CACHE_CONTROL, "no-store")],
-            )
-                .into_response());
+            return Ok(see_other(&format!(
+                "/#/login?next={}",
+                percent_encode(back)
+            )));
         }
         Err(e) => return Err(e),
     };
-    let raw_id = params.get("id").map(String::as_str).unwrap_or_default();
     let id = parse_uuid("workspace id", raw_id)?;
-    let prefix = format!("/api/workspaces/{raw_id}/proxy");
-    // What follows the prefix, exactly as the client sent it (still
-    // percent-encoded).
-    let rest = original
-        .path()
-        .strip_prefix(&prefix)
-        .filter(|r| r.starts_with('/'))
-        .unwrap_or("/");
-    let path_and_query = match original.query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_string(),
-    };
-
+    let ws = berth.workspace(&caller.user, id).await?;
+    let target = berth.app_target(ws, port)?;
     let config = &berth.config().proxy;
-    let wake_timeout = Duration::from_secs(config.wake_timeout_s);
-    let navigation = is_navigation(req.headers());
-    let wait = if navigation {
-        wake_timeout.min(NAVIGATION_WAIT)
-    } else {
-        wake_timeout
+    if path_access(
+        &caller.user,
+        target.ws.owner_id,
+        config.dangerous_allow_path_app_admin_access,
+    ) == PathAccess::AdminRefused
+    {
+        return Ok(path_refused(&berth, &target, navigation));
+    }
+    let prefix = match port {
+        None => format!("/api/workspaces/{raw_id}/proxy/"),
+        Some(p) => format!("/api/workspaces/{raw_id}/ports/{p}/"),
     };
-    let port = match berth.proxy_upstream(&caller.user, id, wait).await? {
-        Upstream::Ready(port) => port,
-        Upstream::Waking if navigation => return Ok(starting_page()),
-        Upstream::Waking => {
-            return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "workspace_starting",
-                format!(
-                    "workspace did not become ready within {} s (proxy.wake_timeout_s); it is still starting, try again",
-                    config.wake_timeout_s
-                ),
-            ))
+    let requested = original
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    // Where app origins exist, a page is shown there, never on Berth's.
+    if navigation {
+        let label_port = (!target.main).then_some(target.port);
+        if let Some(origin) = berth.app_urls().app_origin(&target.ws, label_port) {
+            let rest = upstream_path(false, false, &prefix, &requested);
+            return Ok(see_other(&format!("{origin}{rest}")));
         }
+    }
+    let path_and_query = upstream_path(false, target.keep_prefix, &prefix, &requested);
+    let upstream = wake(&berth, &target, Some(&caller.user), navigation).await?;
+    let Some((host_port, container)) = upstream else {
+        return Ok(starting_page());
     };
     berth.proxy_activity(caller.user.id, id);
-    let answer = forward(
+    forward(
         &berth,
-        caller.user.id,
-        id,
         req,
-        port,
-        &prefix,
-        &path_and_query,
-        Duration::from_secs(config.response_timeout_s),
+        Forward {
+            target: &target,
+            host_port,
+            container,
+            path_and_query,
+            path_prefix: Some(prefix),
+            activity_user: Some(caller.user.id),
+        },
     )
-    .await;
-    match answer {
+    .await
+}
+
+/// A 303 to `to`, not to be cached.
+pub(crate) fn see_other(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, to), (header::CACHE_CONTROL, "no-store")],
+    )
+        .into_response()
+}
+
+/// An admin opening another user's app in path mode: refused, with a page
+/// (or, for an API client, an error) that says why and what to do.
+fn path_refused(berth: &Berth, target: &AppTarget, navigation: bool) -> Response {
+    let why = "This app runs on Berth's own origin here (path mode), where its pages could act \
+               with your Berth credentials. Only the workspace's owner opens it in path mode.";
+    let fix = if berth.app_urls().subdomain() {
+        "Open it from Berth's workspace page: it opens on an origin of its own."
+    } else {
+        "Ask the operator to serve apps on their own origins (proxy.app_domain), where an \
+         admin may look at any workspace's app safely."
+    };
+    if !navigation {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "path_app_refused",
+            format!("{why} {fix} (workspace {})", target.ws.id),
+        )
+        .into_response();
+    }
+    let html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Not opened in path mode</title></head>\
+<body style=\"font-family: system-ui, sans-serif; margin: 3em; max-width: 40em\">\
+<h1>This app is not opened here</h1><p>{why}</p><p>{fix}</p></body></html>\n"
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// Waits for the workspace to serve (starting it when `waker` may):
+/// `Some((host port, container))` when it does, `None` when a browser
+/// navigation should get the starting page, a 504 for an API client that
+/// waited the whole wake timeout.
+pub(crate) async fn wake(
+    berth: &Berth,
+    target: &AppTarget,
+    waker: Option<&crate::domain::User>,
+    navigation: bool,
+) -> Result<Option<(u16, String)>, ApiError> {
+    match berth
+        .upstream_of(target.ws.id, waker, berth.app_wake_wait(navigation))
+        .await?
+    {
+        Upstream::Ready {
+            host_port,
+            container,
+        } => Ok(Some((host_port, container))),
+        Upstream::Waking if navigation => Ok(None),
+        Upstream::Waking => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "workspace_starting",
+            format!(
+                "workspace did not become ready within {} s (proxy.wake_timeout_s); it is still starting, try again",
+                berth.config().proxy.wake_timeout_s
+            ),
+        )),
+    }
+}
+
+/// One request to forward to a workspace.
+pub(crate) struct Forward<'a> {
+    pub target: &'a AppTarget,
+    /// The type's port, published on 127.0.0.1.
+    pub host_port: u16,
+    /// The container, for other ports (reached through the engine).
+    pub container: String,
+    /// What the workspace is asked for.
+    pub path_and_query: String,
+    /// Path mode's prefix: redirects and cookies are put under it. `None`
+    /// on an app origin.
+    pub path_prefix: Option<String>,
+    /// Whose traffic this is (only the owner's counts as activity).
+    pub activity_user: Option<Uuid>,
+}
+
+/// Forwards `req`; a workspace that died meanwhile is a 503 with its exit
+/// code rather than a bare 502.
+pub(crate) async fn forward(
+    berth: &Berth,
+    req: Request,
+    f: Forward<'_>,
+) -> Result<Response, ApiError> {
+    let id = f.target.ws.id;
+    match forward_once(berth, req, f).await {
         // The workspace may have died between the check and the request
         // (a program that exits at once): say so, rather than blame the
         // connection. The engine may not have seen the exit yet when the
@@ -169,7 +310,7 @@ pub async fn proxy(
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything but RFC 3986's unreserved characters, percent-encoded.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -184,7 +325,7 @@ fn percent_encode(s: &str) -> String {
 /// A page load by a browser (as opposed to a script's or API client's
 /// request), which is better answered with a page that retries than kept
 /// waiting for a minute.
-fn is_navigation(headers: &HeaderMap) -> bool {
+pub(crate) fn is_navigation(headers: &HeaderMap) -> bool {
     if let Some(mode) = headers.get("sec-fetch-mode") {
         return mode.as_bytes().eq_ignore_ascii_case(b"navigate");
     }
@@ -195,7 +336,7 @@ fn is_navigation(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.contains("text/html"))
 }
 
-fn starting_page() -> Response {
+pub(crate) fn starting_page() -> Response {
     let html = "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
 <meta http-equiv=\"refresh\" content=\"2\"><title>Starting workspace…</title></head>\
 <body style=\"font-family: system-ui, sans-serif; margin: 3em\">\
@@ -243,7 +384,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Removes Berth's credentials: a Bearer `Authorization` header (another
-/// scheme belongs to the workspace's own app) and the session cookie.
+/// scheme belongs to the workspace's own app) and Berth's cookies.
 fn strip_credentials(headers: &mut HeaderMap) {
     let bearer = headers
         .get(AUTHORIZATION)
@@ -253,21 +394,15 @@ fn strip_credentials(headers: &mut HeaderMap) {
     if bearer {
         headers.remove(AUTHORIZATION);
     }
-    let kept: Vec<String> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty())
-        .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k).trim() != SESSION_COOKIE)
-        .map(str::to_string)
-        .collect();
+    let kept = strip_berth_cookies(
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     headers.remove(COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-            headers.insert(COOKIE, v);
-        }
+    if let Some(v) = kept.and_then(|k| HeaderValue::from_str(&k).ok()) {
+        headers.insert(COOKIE, v);
     }
 }
 
@@ -276,17 +411,63 @@ fn upstream_error(status: StatusCode, code: &'static str, message: String) -> Ap
     ApiError::new(status, code, message)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn forward(
+/// A connection to the workspace: a TCP socket to its published port, or
+/// an exec relay to another port.
+trait UpstreamIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> UpstreamIo for T {}
+
+async fn connect(berth: &Berth, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, ApiError> {
+    if !f.target.main {
+        return match berth
+            .engine()
+            .relay_connect(&f.container, f.target.port)
+            .await
+        {
+            Ok(Ok(stream)) => Ok(Box::new(stream)),
+            Ok(Err(why)) => Err(upstream_error(
+                StatusCode::BAD_GATEWAY,
+                "port_not_listening",
+                format!("{why}; start a server on it inside the workspace"),
+            )),
+            Err(e) => Err(upstream_error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!(
+                    "cannot reach port {} inside the workspace: {e}",
+                    f.target.port
+                ),
+            )),
+        };
+    }
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(("127.0.0.1", f.host_port)),
+    )
+    .await
+    {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(Box::new(s))
+        }
+        Ok(Err(e)) => Err(upstream_error(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("the workspace did not accept the connection on its port: {e}"),
+        )),
+        Err(_) => Err(upstream_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the workspace did not accept the connection in time".into(),
+        )),
+    }
+}
+
+async fn forward_once(
     berth: &Berth,
-    user_id: Uuid,
-    id: Uuid,
     mut req: Request,
-    port: u16,
-    prefix: &str,
-    path_and_query: &str,
-    response_timeout: Duration,
+    f: Forward<'_>,
 ) -> Result<Response, ApiError> {
+    let response_timeout = Duration::from_secs(berth.config().proxy.response_timeout_s);
     let upgrade = upgrade_requested(req.headers());
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let client_addr = req
@@ -305,14 +486,15 @@ async fn forward(
         parts.headers.insert(UPGRADE, protocol.clone());
     }
     let h = &mut parts.headers;
-    // The workspace sees the host the browser used (code-server compares
-    // it with Origin), and where the request really came from.
+    // The workspace sees the host the browser used (code-server and
+    // Jupyter compare it with Origin), and where the request came from.
     match &original_host {
         Some(host) => {
             h.insert("x-forwarded-host", host.clone());
         }
         None => {
-            let v = HeaderValue::from_str(&format!("127.0.0.1:{port}")).expect("valid host");
+            let v =
+                HeaderValue::from_str(&format!("127.0.0.1:{}", f.host_port)).expect("valid host");
             h.insert(HOST, v);
         }
     }
@@ -326,45 +508,32 @@ async fn forward(
         }
     }
     if !h.contains_key("x-forwarded-proto") {
-        let proto = if berth.config().auth.cookie_secure {
+        let proto = if berth.config().auth.cookie_secure || berth.app_urls().secure() {
             "https"
         } else {
             "http"
         };
         h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
     }
-    if let Ok(v) = HeaderValue::from_str(prefix) {
-        h.insert("x-forwarded-prefix", v);
+    // Where the prefix was removed, the app learns what it was.
+    match &f.path_prefix {
+        Some(prefix) if !f.target.keep_prefix => {
+            if let Ok(v) = HeaderValue::from_str(prefix.trim_end_matches('/')) {
+                h.insert("x-forwarded-prefix", v);
+            }
+        }
+        _ => {
+            h.remove("x-forwarded-prefix");
+        }
     }
-    parts.uri = path_and_query
+    parts.uri = f
+        .path_and_query
         .parse::<Uri>()
         .map_err(|e| ApiError::bad_request(format!("invalid proxied path: {e}")))?;
     parts.version = Version::HTTP_11;
     let upstream_req = Request::from_parts(parts, body);
 
-    let stream = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return Err(upstream_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
-                format!("the workspace did not accept the connection on its port: {e}"),
-            ))
-        }
-        Err(_) => {
-            return Err(upstream_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                "the workspace did not accept the connection in time".into(),
-            ))
-        }
-    };
-    let _ = stream.set_nodelay(true);
+    let stream = connect(berth, &f).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| {
@@ -420,7 +589,13 @@ async fn forward(
             ));
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
-        tunnel(berth.clone(), user_id, id, client_upgrade, upstream_upgrade);
+        tunnel(
+            berth.clone(),
+            f.activity_user,
+            f.target.ws.id,
+            client_upgrade,
+            upstream_upgrade,
+        );
         // The 101 goes back as it came, Upgrade and Connection included.
         let (parts, _) = resp.into_parts();
         return Ok(Response::from_parts(parts, Body::empty()));
@@ -428,15 +603,39 @@ async fn forward(
 
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(loc) = parts.headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
-        // An absolute path on the workspace is under the prefix here.
-        if loc.starts_with('/') && !loc.starts_with("//") {
-            if let Ok(v) = HeaderValue::from_str(&format!("{prefix}{loc}")) {
-                parts.headers.insert(LOCATION, v);
-            }
+    rewrite_response_headers(&mut parts.headers, f.path_prefix.as_deref());
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// What the browser must not get as the workspace sent it: in path mode
+/// absolute redirects go under the prefix; cookies lose `Domain`, go under
+/// the prefix in path mode, and never carry Berth's names.
+fn rewrite_response_headers(headers: &mut HeaderMap, path_prefix: Option<&str>) {
+    if let (Some(prefix), Some(loc)) = (
+        path_prefix,
+        headers.get(LOCATION).and_then(|v| v.to_str().ok()),
+    ) {
+        if let Some(v) =
+            rewrite_location(false, prefix, loc).and_then(|l| HeaderValue::from_str(&l).ok())
+        {
+            headers.insert(LOCATION, v);
         }
     }
-    Ok(Response::from_parts(parts, Body::new(body)))
+    let scope = match path_prefix {
+        Some(p) => CookieScope::Prefix(p),
+        None => CookieScope::Host,
+    };
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| rewrite_set_cookie(v, scope))
+        .filter_map(|v| HeaderValue::from_str(&v).ok())
+        .collect();
+    headers.remove(SET_COOKIE);
+    for c in cookies {
+        headers.append(SET_COOKIE, c);
+    }
 }
 
 /// Joins the client's and the workspace's upgraded connections and copies
@@ -444,7 +643,7 @@ async fn forward(
 /// activity (an editor left open keeps its workspace).
 fn tunnel(
     berth: Berth,
-    user_id: Uuid,
+    user_id: Option<Uuid>,
     id: Uuid,
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
@@ -464,7 +663,9 @@ fn tunnel(
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                berth.proxy_activity(user_id, id);
+                if let Some(user_id) = user_id {
+                    berth.proxy_activity(user_id, id);
+                }
             }
         };
         tokio::select! {

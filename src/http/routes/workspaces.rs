@@ -31,7 +31,7 @@ pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
                 .as_ref()
                 .map(Into::into),
         });
-    WorkspaceDto::new(w, config)
+    WorkspaceDto::new(w, config, berth.app_urls().app_url(w))
 }
 
 fn list_dto(berth: &Berth, ws: &[Workspace]) -> Vec<WorkspaceDto> {

@@ -102,12 +102,15 @@ const routes = [
   [/^#\/users$/, viewUsers],
 ];
 
-// Where to go after login: only a workspace's page behind the proxy (the
-// proxy sends a browser without a session here with ?next=).
+// Where to go after login: only a workspace's app (the proxy, or the login
+// handoff of an app's own origin, sends a browser without a session here
+// with ?next=).
 function nextTarget() {
   const q = new URLSearchParams((location.hash.split("?")[1]) || "");
   const next = q.get("next") || "";
-  return /^\/api\/workspaces\/[0-9a-f-]{36}\/proxy\//.test(next) ? next : null;
+  const ok = /^\/api\/workspaces\/[0-9a-f-]{36}\/(proxy|ports\/[0-9]+)\//.test(next)
+    || /^\/api\/apps\/auth\?redirect=[^/\\]/.test(next);
+  return ok ? next : null;
 }
 
 async function route() {
@@ -248,11 +251,20 @@ function wsRow(w, projectNames) {
     <td>${h(projectNames[w.currentProjectId] || "–")}</td>
     <td>${when(w.lastActivityAt)}</td>
     <td class="actions">
-      <a class="button primary" href="/api/workspaces/${h(w.id)}/proxy/" target="_blank" rel="noopener">Open</a>
+      <a class="button primary" href="${h(openUrl(w.appUrl))}" target="_blank" rel="noopener">Open</a>
       ${running
         ? `<button data-act="stop">Stop</button> <button data-act="restart">Restart</button>`
         : `<button data-act="start">Start</button>`}
     </td></tr>`;
+}
+
+// An app's URL as a link: its own origin (proxy.app_domain), or in path
+// mode the path on whatever host this page was opened at.
+function openUrl(u) {
+  try {
+    const url = new URL(u, location.href);
+    return url.pathname.startsWith("/api/workspaces/") ? url.pathname + url.search : url.href;
+  } catch (_) { return u; }
 }
 
 // Buttons in workspace rows and on the workspace page.
@@ -291,7 +303,7 @@ async function viewWorkspace(id) {
     <div data-id="${h(w.id)}">
     <h1>${h(w.name)} <span class="muted">${h(w.type)}</span></h1>
     <p>
-      <a class="button primary" href="/api/workspaces/${h(w.id)}/proxy/" target="_blank" rel="noopener">Open</a>
+      <a class="button primary" href="${h(openUrl(w.appUrl))}" target="_blank" rel="noopener">Open</a>
       ${running ? `<button data-act="stop">Stop</button> <button data-act="restart">Restart</button>`
                 : `<button data-act="start">Start</button>`}
       <button class="danger" data-act="delete-ws">Delete</button>
@@ -304,6 +316,8 @@ async function viewWorkspace(id) {
       <dl><dt>Network rx / tx</dt><dd id="net">–</dd><dt>Processes</dt><dd id="pids">–</dd></dl>
       <dl><dt>Container</dt><dd>${h(w.containerName)}</dd><dt>Image</dt><dd>${h(w.config ? w.config.image : "–")}</dd></dl>
     </div>
+    <h2>Ports</h2>
+    <div id="ports"><p class="muted">${running ? "Looking…" : "The workspace is not running: it listens on nothing."}</p></div>
     <h2>Logs</h2>
     <pre class="logs" id="logs">${running ? "" : "The workspace is not running."}</pre>
     <h2>Limits</h2>
@@ -334,6 +348,39 @@ async function viewWorkspace(id) {
     });
   });
   if (!running) return;
+  const mine = me && w.userId === me.id;
+  const showPorts = async () => {
+    const ports = await api("GET", `/api/workspaces/${id}/ports`);
+    const el = document.getElementById("ports");
+    if (!el) return;
+    el.innerHTML = ports.length ? `<table id="ports-table"><thead><tr><th>Port</th><th>Listens on</th><th>Shared with</th><th></th></tr></thead><tbody>
+      ${ports.map((p) => `<tr data-port="${h(p.port)}">
+        <td><a href="${h(openUrl(p.url))}" target="_blank" rel="noopener">${h(p.port)}</a>${p.main ? ` <span class="muted">(the app)</span>` : ""}</td>
+        <td class="muted">${h(p.address)}</td>
+        <td>${mine ? `<select data-share>${["owner", "authenticated", "public"].map((l) =>
+            `<option value="${l}" ${l === p.share ? "selected" : ""}>${l === "owner" ? "only me" : l === "authenticated" ? "anyone logged in" : "anyone"}</option>`).join("")}</select>`
+          : h(p.share)}${!mine && p.share !== "owner" ? ` <button data-act="unshare">Revoke</button>` : ""}</td>
+        <td><a class="button" href="${h(openUrl(p.url))}" target="_blank" rel="noopener">Open</a></td></tr>`).join("")}
+      </tbody></table><p class="muted">Shares apply on apps' own origins only.</p>`
+      : `<p class="muted">Nothing listens yet.</p>`;
+    el.querySelectorAll("select[data-share]").forEach((sel) => sel.addEventListener("change", () => {
+      const port = sel.closest("[data-port]").dataset.port;
+      act(sel, async () => {
+        await api("PUT", `/api/workspaces/${id}/shares/${port}`, { level: sel.value });
+        return `port ${port}: ${sel.value}`;
+      }, showPorts);
+    }));
+    el.querySelectorAll("button[data-act=unshare]").forEach((b) => b.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      const port = b.closest("[data-port]").dataset.port;
+      act(b, async () => {
+        await api("DELETE", `/api/workspaces/${id}/shares/${port}`);
+        return `port ${port} no longer shared`;
+      }, showPorts);
+    }));
+  };
+  showPorts().catch((e) => { const el = document.getElementById("ports"); if (el) el.textContent = e.message; });
+  every(10000, () => showPorts().catch(() => {}));
   const logs = document.getElementById("logs");
   const logStream = new EventSource(`/api/workspaces/${id}/logs/stream?tail=200`);
   logStream.onmessage = (e) => {

@@ -1,0 +1,441 @@
+//! Workspace apps: their URLs in each mode, the login handoff that gives a
+//! browser an app cookie for one app origin, who may open which port
+//! (`domain::apps` decides), shares, and the ports a workspace listens on.
+//! The HTTP side (`http::routes::apps`, `http::routes::proxy`) moves bytes.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::config::Config;
+use crate::domain::apps::{
+    app_access, app_label, parse_app_host, short_id, slug, AppAccess, AppHost, Listener, ShareLevel,
+};
+use crate::domain::{now_millis, Millis, User, Workspace};
+use crate::store::{AppCode, AppShare};
+
+/// How long a handoff code may wait to be exchanged: one redirect's time.
+const CODE_TTL_MS: Millis = 60_000;
+/// Prefix of app-session tokens (they are no API tokens: another prefix).
+const APP_TOKEN_PREFIX: &str = "berthapp_";
+
+/// Where apps are served, from the config: Berth's public origin and, in
+/// subdomain mode, the app domain (app origins take the public URL's scheme
+/// and port).
+#[derive(Debug, Clone)]
+pub struct AppUrls {
+    public: url::Url,
+    app_domain: String,
+}
+
+impl AppUrls {
+    pub fn new(config: &Config) -> AppUrls {
+        AppUrls {
+            // Checked when the config was loaded.
+            public: config
+                .public_origin()
+                .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1:7780").expect("valid URL")),
+            app_domain: config.proxy.app_domain.clone(),
+        }
+    }
+
+    /// Whether apps have origins of their own.
+    pub fn subdomain(&self) -> bool {
+        !self.app_domain.is_empty()
+    }
+
+    /// Berth's origin, e.g. `http://127.0.0.1:7780`.
+    pub fn public_base(&self) -> String {
+        self.public.origin().ascii_serialization()
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.public.scheme()
+    }
+
+    /// Whether app cookies get `Secure` (app origins behind TLS).
+    pub fn secure(&self) -> bool {
+        self.public.scheme() == "https"
+    }
+
+    fn port_suffix(&self) -> String {
+        self.public
+            .port()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default()
+    }
+
+    /// Path mode's prefix of a workspace's app.
+    pub fn proxy_prefix(id: Uuid) -> String {
+        format!("/api/workspaces/{id}/proxy/")
+    }
+
+    /// Path mode's prefix of another port of a workspace.
+    pub fn port_prefix(id: Uuid, port: u16) -> String {
+        format!("/api/workspaces/{id}/ports/{port}/")
+    }
+
+    /// The origin of a workspace's app (`port`: another port than the
+    /// type's), in subdomain mode.
+    pub fn app_origin(&self, ws: &Workspace, port: Option<u16>) -> Option<String> {
+        self.subdomain().then(|| {
+            format!(
+                "{}://{}.{}{}",
+                self.scheme(),
+                app_label(&ws.name, ws.id, port),
+                self.app_domain,
+                self.port_suffix()
+            )
+        })
+    }
+
+    /// The URL a person opens for a workspace's app in the configured mode.
+    pub fn app_url(&self, ws: &Workspace) -> String {
+        match self.app_origin(ws, None) {
+            Some(o) => format!("{o}/"),
+            None => format!("{}{}", self.public_base(), Self::proxy_prefix(ws.id)),
+        }
+    }
+
+    /// The URL of another port of a workspace in the configured mode.
+    pub fn port_url(&self, ws: &Workspace, port: u16) -> String {
+        match self.app_origin(ws, Some(port)) {
+            Some(o) => format!("{o}/"),
+            None => format!("{}{}", self.public_base(), Self::port_prefix(ws.id, port)),
+        }
+    }
+
+    /// The app a request's `Host` names, if it names one.
+    pub fn parse_host(&self, host: &str) -> Option<AppHost> {
+        parse_app_host(host, &self.app_domain)
+    }
+
+    /// Whether `url` is on an app origin of this installation: the same
+    /// scheme and port as Berth's, a host on the app domain.
+    pub fn parse_app_url(&self, url: &url::Url) -> Option<AppHost> {
+        if url.scheme() != self.scheme() || url.port() != self.public.port() {
+            return None;
+        }
+        self.parse_host(url.host_str()?)
+    }
+}
+
+/// A request's app: the workspace, the port inside it, and how to forward.
+#[derive(Debug, Clone)]
+pub struct AppTarget {
+    pub ws: Workspace,
+    pub port: u16,
+    /// The type's own port (published), rather than another one (relayed).
+    pub main: bool,
+    /// The type keeps its path prefix (`[types.X.proxy] keep_prefix`).
+    pub keep_prefix: bool,
+    /// The host named the workspace by its current name (after a rename,
+    /// the old label still finds it, and browsers are sent to the new one).
+    pub canonical: bool,
+}
+
+/// A port a workspace listens on, as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    pub listener: Listener,
+    pub main: bool,
+    pub share: ShareLevel,
+    /// Where it opens: its app origin in subdomain mode, else the path.
+    pub url: String,
+}
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn random_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+impl Berth {
+    pub fn app_urls(&self) -> &AppUrls {
+        &self.inner.app_urls
+    }
+
+    /// The app a host names: the workspace whose id starts with the label's
+    /// short id and whose name gives the label's slug; after a rename, the
+    /// one workspace with that short id (not `canonical` then).
+    pub async fn resolve_app(&self, host: &AppHost) -> Result<AppTarget> {
+        let not_found = || ServiceError::NotFound("no such workspace app".into());
+        let mut found: Vec<Workspace> = self
+            .store()
+            .workspaces_by_short_id(&host.short_id)
+            .await?
+            .into_iter()
+            .filter(|w| short_id(w.id) == host.short_id)
+            .collect();
+        let (ws, canonical) = match found.iter().position(|w| slug(&w.name) == host.slug) {
+            Some(i) => (found.swap_remove(i), true),
+            None if found.len() == 1 => (found.remove(0), false),
+            None => return Err(not_found()),
+        };
+        let mut target = self.app_target(ws, host.port)?;
+        target.canonical = canonical;
+        Ok(target)
+    }
+
+    /// The target for `port` of `ws` (`None`: the type's port).
+    pub fn app_target(&self, ws: Workspace, port: Option<u16>) -> Result<AppTarget> {
+        let t = self.workspace_type(&ws.type_name)?;
+        let port = port.unwrap_or(t.port);
+        Ok(AppTarget {
+            main: port == t.port,
+            keep_prefix: port == t.port && t.proxy.keep_prefix,
+            port,
+            ws,
+            canonical: true,
+        })
+    }
+
+    /// A port's share level (`owner` when it has none).
+    pub async fn share_level(&self, workspace_id: Uuid, port: u16) -> Result<ShareLevel> {
+        Ok(self
+            .store()
+            .share(workspace_id, port)
+            .await?
+            .map(|s| s.level)
+            .unwrap_or_default())
+    }
+
+    /// Who may open `target` on its app origin.
+    pub async fn app_access(&self, viewer: Option<&User>, target: &AppTarget) -> Result<AppAccess> {
+        let share = self.share_level(target.ws.id, target.port).await?;
+        Ok(app_access(
+            viewer,
+            target.ws.owner_id,
+            share,
+            self.config().proxy.allow_public_shares,
+        ))
+    }
+
+    /// Issues a single-use code that the app origin exchanges for an app
+    /// cookie, for a user who may open the app. `parent` is the token the
+    /// user is logged in with: the app session ends with it.
+    pub async fn issue_app_code(
+        &self,
+        user: &User,
+        parent: Uuid,
+        target: &AppTarget,
+    ) -> Result<String> {
+        if self.app_access(Some(user), target).await? != AppAccess::Allow {
+            return Err(ServiceError::NotFound("no such workspace app".into()));
+        }
+        let code = random_secret("");
+        let now = now_millis();
+        self.store()
+            .insert_app_code(
+                &hash(&code),
+                user.id,
+                parent,
+                target.ws.id,
+                target.port,
+                now,
+                now + CODE_TTL_MS,
+            )
+            .await?;
+        Ok(code)
+    }
+
+    /// Exchanges a handoff code, on the app origin it was issued for, for
+    /// an app session: the token to set as the app cookie and when it
+    /// expires (with the Berth session it came from). A code works once.
+    pub async fn redeem_app_code(
+        &self,
+        code: &str,
+        target: &AppTarget,
+    ) -> Result<(String, Millis)> {
+        let refused = || {
+            ServiceError::Refused(
+                "this sign-in link was already used or has expired; open the app again".into(),
+            )
+        };
+        let taken: AppCode = self
+            .store()
+            .take_app_code(&hash(code))
+            .await?
+            .ok_or_else(refused)?;
+        let now = now_millis();
+        if taken.expires_at <= now
+            || taken.workspace_id != target.ws.id
+            || taken.port != target.port
+        {
+            return Err(refused());
+        }
+        let user = self
+            .store()
+            .user(taken.user_id)
+            .await?
+            .ok_or_else(refused)?;
+        if self.app_access(Some(&user), target).await? != AppAccess::Allow {
+            return Err(refused());
+        }
+        // The session lasts as long as the login it came from.
+        let parent_expiry = self
+            .store()
+            .tokens_of(user.id, now)
+            .await?
+            .into_iter()
+            .find(|t| t.id == taken.parent_token_id)
+            .ok_or_else(refused)?
+            .expires_at;
+        let ttl_ms = i64::try_from(self.config().auth.session_ttl_h)
+            .unwrap_or(i64::MAX / 3_600_000)
+            .saturating_mul(3_600_000);
+        let expires_at = parent_expiry
+            .unwrap_or(i64::MAX)
+            .min(now.saturating_add(ttl_ms));
+        let token = random_secret(APP_TOKEN_PREFIX);
+        self.store()
+            .insert_app_session(
+                &hash(&token),
+                &AppCode {
+                    expires_at,
+                    ..taken
+                },
+                now,
+            )
+            .await?;
+        Ok((token, expires_at))
+    }
+
+    /// The user an app cookie authenticates on `target`'s origin (an app
+    /// session is valid for the one workspace port it was made for).
+    pub async fn app_user(&self, token: &str, target: &AppTarget) -> Result<Option<User>> {
+        if !token.starts_with(APP_TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        Ok(self
+            .store()
+            .app_session_user(&hash(token), target.ws.id, target.port, now_millis())
+            .await?)
+    }
+
+    /// The ports a workspace listens on, with their shares and URLs
+    /// (running workspaces only; a stopped one listens on nothing).
+    pub async fn workspace_ports(&self, user: &User, id: Uuid) -> Result<Vec<PortInfo>> {
+        let ws = self.workspace(user, id).await?;
+        let t = self.workspace_type(&ws.type_name)?;
+        let Some(c) = self
+            .engine()
+            .inspect_container(&ws.container_name())
+            .await?
+            .filter(|c| c.running)
+        else {
+            return Ok(Vec::new());
+        };
+        let listeners = self.engine().listening_ports(&c.id, c.pid).await?;
+        let shares = self.store().shares(Some(id)).await?;
+        Ok(listeners
+            .into_iter()
+            .map(|l| {
+                let main = l.port == t.port;
+                PortInfo {
+                    listener: l,
+                    main,
+                    share: shares
+                        .iter()
+                        .find(|s| s.port == l.port)
+                        .map(|s| s.level)
+                        .unwrap_or_default(),
+                    url: if main {
+                        self.app_urls().app_url(&ws)
+                    } else {
+                        self.app_urls().port_url(&ws, l.port)
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// Shares a port of one of the caller's workspaces (owners only: an
+    /// admin may see and revoke shares, not make them for someone).
+    pub async fn set_share(
+        &self,
+        user: &User,
+        id: Uuid,
+        port: u16,
+        level: ShareLevel,
+    ) -> Result<AppShare> {
+        let ws = self.workspace(user, id).await?;
+        if ws.owner_id != user.id {
+            return Err(ServiceError::Forbidden(
+                "only the workspace's owner may share its ports".into(),
+            ));
+        }
+        check_port(port)?;
+        if level == ShareLevel::Public && !self.config().proxy.allow_public_shares {
+            return Err(ServiceError::Forbidden(
+                "public shares are off on this installation (proxy.allow_public_shares)".into(),
+            ));
+        }
+        let share = AppShare {
+            workspace_id: id,
+            port,
+            level,
+            created_by: user.id,
+            created_at: now_millis(),
+        };
+        if level == ShareLevel::Owner {
+            self.store().delete_share(id, port).await?;
+        } else {
+            self.store().put_share(&share).await?;
+        }
+        Ok(share)
+    }
+
+    /// Ends a port's share (its owner or an admin); back to owner-only.
+    pub async fn remove_share(&self, user: &User, id: Uuid, port: u16) -> Result<()> {
+        self.workspace(user, id).await?;
+        check_port(port)?;
+        if !self.store().delete_share(id, port).await? {
+            return Err(ServiceError::NotFound(format!(
+                "port {port} of this workspace is not shared"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every share, with its workspace (admins only, checked by the caller).
+    pub async fn all_shares(&self) -> Result<Vec<(AppShare, Workspace)>> {
+        let mut out = Vec::new();
+        for s in self.store().shares(None).await? {
+            if let Some(ws) = self.store().workspace(s.workspace_id).await? {
+                out.push((s, ws));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How long an app request waits for a stopped workspace it wakes.
+    pub fn app_wake_wait(&self, navigation: bool) -> Duration {
+        let wake = Duration::from_secs(self.config().proxy.wake_timeout_s);
+        if navigation {
+            wake.min(Duration::from_secs(3))
+        } else {
+            wake
+        }
+    }
+}
+
+fn check_port(port: u16) -> Result<()> {
+    if port == 0 {
+        return Err(ServiceError::Invalid(
+            "port must be between 1 and 65535".into(),
+        ));
+    }
+    Ok(())
+}
