@@ -101,12 +101,15 @@ const PAGE: &str = r#"<!doctype html>
   try {
     await fetch(berth + "/api/auth/tokens", {
       method: "POST", mode: "no-cors", credentials: "include",
-      headers: { "content-type": "text/plain" }, body: "{"name":"stolen-blind"}" });
+      headers: { "content-type": "text/plain" }, body: '{"name":"stolen-blind"}' });
     out.blind = "sent";
   } catch (e) { out.blind = "blocked"; }
   try {
     const r = await fetch("/api/auth/me");
-    out.sameOrigin = r.status + " " + (await r.text()).slice(0, 120);
+    const text = await r.text();
+    let path = null;
+    try { path = JSON.parse(text).path; } catch (e) { /* not the echo's JSON */ }
+    out.sameOrigin = r.status + " " + (path || text.slice(0, 200));
   } catch (e) { out.sameOrigin = "error"; }
   out.cookies = document.cookie;
   document.getElementById("out").textContent = JSON.stringify(out);

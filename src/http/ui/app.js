@@ -642,7 +642,8 @@ handlers["revoke-token"] = (b) => {
 // ---- users (admins) ----
 
 async function viewUsers() {
-  const users = await api("GET", "/api/users");
+  const [users, shares] = await Promise.all([api("GET", "/api/users"), api("GET", "/api/shares")]);
+  const emails = Object.fromEntries(users.map((u) => [u.id, u.email]));
   const others = (u) => users.filter((o) => o.id !== u.id)
     .map((o) => `<option value="${h(o.id)}">${h(o.email)}</option>`).join("");
   main.innerHTML = `
@@ -669,7 +670,23 @@ async function viewUsers() {
       <label>Role <select name="role"><option value="member">member</option><option value="admin">admin</option></select></label>
       <button class="primary" type="submit">Add user</button>
     </form>
-    <p class="muted">They log in with this password and can change it under their account.</p>`;
+    <p class="muted">They log in with this password and can change it under their account.</p>
+    <h2>Shared ports</h2>
+    <table id="shares"><thead><tr><th>Workspace</th><th>Owner</th><th>Port</th><th>Shared with</th><th>Since</th><th></th></tr></thead><tbody>
+      ${shares.map((s) => `<tr data-share-ws="${h(s.workspaceId)}" data-share-port="${h(s.port)}">
+        <td><a href="${h(openUrl(s.url))}" target="_blank" rel="noopener">${h(s.workspaceName)}</a></td>
+        <td>${h(emails[s.ownerId] || s.ownerId)}</td><td>${h(s.port)}</td><td>${badge(s.level)}</td><td>${when(s.createdAt)}</td>
+        <td><button class="danger" data-act="share-revoke">Revoke</button></td></tr>`).join("")
+        || `<tr><td colspan="6" class="muted">No workspace port is shared.</td></tr>`}
+    </tbody></table>`;
+  document.querySelectorAll("#shares button[data-act=share-revoke]").forEach((b) => b.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    const row = b.closest("tr");
+    act(b, async () => {
+      await api("DELETE", `/api/workspaces/${row.dataset.shareWs}/shares/${row.dataset.sharePort}`);
+      return `port ${row.dataset.sharePort} no longer shared`;
+    }, viewUsers);
+  }));
   document.getElementById("user-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
