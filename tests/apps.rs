@@ -240,6 +240,43 @@ async fn path_mode_serves_the_owner_only_and_scopes_the_apps_cookies() {
         .await
         .unwrap();
     assert_eq!(v["headers"]["cookie"], json!(["theme=dark"]));
+    // A page elsewhere on this host (a workspace's published port: the same
+    // site, so the browser sends the cookie) may not open a WebSocket into
+    // the app with the owner's session; Berth's own pages may.
+    let (owner_id, session) = env.session(Role::Member).await;
+    let owner_user = env.berth.store().user(owner_id).await.unwrap().unwrap();
+    let mine_token = env
+        .berth
+        .store()
+        .issue_api_token(&owner_user, "t")
+        .await
+        .unwrap()
+        .1;
+    let mine = workspace(&env, &mine_token, "echo").await;
+    let ws_url = format!(
+        "ws://{addr}/api/workspaces/{}/proxy/ws",
+        mine["id"].as_str().unwrap()
+    );
+    for (origin, allowed) in [
+        ("http://127.0.0.1:1".to_string(), false),
+        (format!("http://{addr}"), true),
+    ] {
+        let mut req = ws_url.as_str().into_client_request().unwrap();
+        let h = req.headers_mut();
+        h.insert(
+            "cookie",
+            format!("berth_session={session}").parse().unwrap(),
+        );
+        h.insert("origin", origin.parse().unwrap());
+        let got = tokio_tungstenite::connect_async(req).await;
+        match (allowed, got) {
+            (true, Ok(_)) => {}
+            (false, Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
+                assert_eq!(r.status(), StatusCode::FORBIDDEN)
+            }
+            (a, g) => panic!("origin {origin}: allowed {a}, got {:?}", g.map(|_| ())),
+        }
+    }
     // The shares of app origins do not apply in path mode.
     let (s, v) = env
         .call(

@@ -264,10 +264,16 @@ async fn websocket_frames_cross_the_proxy_both_ways() {
     }
     ws.close(None).await.unwrap();
 
-    // A browser authenticates the socket with its session cookie.
+    // A browser authenticates the socket with its session cookie (and, as
+    // browsers do on every WebSocket handshake, says where the page is from).
     let mut req = url.as_str().into_client_request().unwrap();
     req.headers_mut()
         .insert("cookie", format!("berth_session={token}").parse().unwrap());
+    let origin = format!(
+        "http://{}",
+        url.trim_start_matches("ws://").split('/').next().unwrap()
+    );
+    req.headers_mut().insert("origin", origin.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws.send(Message::text("cookie")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("cookie"));

@@ -68,7 +68,7 @@ fn token_from(parts: &Parts) -> Option<(String, bool)> {
 }
 
 /// Whether a request that the session cookie authenticates may change
-/// anything: only when it comes from Berth's own pages. SameSite=Strict
+/// anything (or open a WebSocket): only when it comes from Berth's own pages. SameSite=Strict
 /// keeps other sites out, but not other origins of the same site (a
 /// workspace's published port on this host, a sibling subdomain), so the
 /// browser's `Origin` must be this very origin — the `Host` asked for, or
@@ -77,7 +77,10 @@ fn token_from(parts: &Parts) -> Option<(String, bool)> {
 /// browsers on their own and need no such check.
 fn cookie_request_allowed(parts: &Parts, public_origin: &str) -> bool {
     use axum::http::Method;
-    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    // A WebSocket handshake is a GET, but what it opens (a terminal, an
+    // editor's channel) acts: it is held to the same rule.
+    let upgrade = parts.headers.contains_key(axum::http::header::UPGRADE);
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && !upgrade {
         return true;
     }
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());

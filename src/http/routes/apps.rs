@@ -153,8 +153,9 @@ async fn serve_app(
         }
     }
     // Another site (a sibling app origin, say) may not make this browser
-    // change things with its app cookie.
-    if by_cookie && !is_safe(req.method()) {
+    // change things, or open a WebSocket, with its app cookie.
+    let upgrade = req.headers().contains_key(header::UPGRADE);
+    if by_cookie && (!is_safe(req.method()) || upgrade) {
         let from = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok());
         if from.is_some_and(|o| !o.eq_ignore_ascii_case(&origin)) {
             return Err(ApiError::new(
