@@ -99,12 +99,28 @@ pub struct ProxyConfig {
     pub allow_public_shares: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    /// The token `GET /metrics` needs (`Authorization: Bearer <token>`);
+    /// unset: one is generated at first start and kept in
+    /// `<data_dir>/metrics-token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Serve `/metrics` to anyone (it names every workspace and project
+    /// with their figures): only where the port is private.
+    #[serde(default)]
+    pub public: bool,
+}
+
+// The token never reaches a log line.
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("public", &self.public)
+            .finish()
+    }
 }
 
 /// Defaults for every project's backups; a project may set its own.
@@ -120,6 +136,12 @@ pub struct BackupsConfig {
     pub check_schedule: String,
     /// Largest archive accepted by upload, in MB.
     pub max_upload_mb: u64,
+    /// The most an archive's files may hold, in MB: an upload or a restore
+    /// past it is refused (413), whatever the archive's compressed size.
+    pub max_unpacked_mb: u64,
+    /// What an upload or a restore must leave free on the volumes' file
+    /// system, in MB (507 otherwise).
+    pub free_space_reserve_mb: u64,
     /// How volume data is read and written: `host` (the volume's directory,
     /// as root on the engine's host), `engine` (the engine's archive API,
     /// works with a remote engine) or `auto` (host when readable).
@@ -216,6 +238,32 @@ pub struct AuthConfig {
     pub session_ttl_h: u64,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub cookie_secure: bool,
+    /// Failed logins an account may have before it is locked…
+    pub login_free_attempts: u32,
+    /// …and failed logins one client address may have (it may try many
+    /// accounts; behind a reverse proxy every client shares its address).
+    pub login_ip_free_attempts: u32,
+    /// The first lock, in seconds; every further failure doubles it…
+    pub login_lock_base_s: u64,
+    /// …up to this.
+    pub login_lock_max_s: u64,
+    /// Failures older than this are forgotten, in seconds.
+    pub login_window_s: u64,
+}
+
+impl AuthConfig {
+    pub fn throttle(&self, per_address: bool) -> crate::domain::throttle::ThrottlePolicy {
+        crate::domain::throttle::ThrottlePolicy {
+            free_attempts: if per_address {
+                self.login_ip_free_attempts
+            } else {
+                self.login_free_attempts
+            },
+            base_s: self.login_lock_base_s,
+            max_s: self.login_lock_max_s,
+            window_s: self.login_window_s,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,6 +319,11 @@ impl Default for Config {
             auth: AuthConfig {
                 session_ttl_h: 24 * 7,
                 cookie_secure: false,
+                login_free_attempts: 5,
+                login_ip_free_attempts: 50,
+                login_lock_base_s: 30,
+                login_lock_max_s: 900,
+                login_window_s: 900,
             },
             types: builtin_types(),
             cleanup: CleanupConfig {
@@ -301,6 +354,8 @@ impl Default for Config {
                 keep_weekly: 4,
                 check_schedule: "* * * * *".into(),
                 max_upload_mb: 20 * 1024,
+                max_unpacked_mb: 100 * 1024,
+                free_space_reserve_mb: 1024,
                 volume_access: VolumeAccess::Auto,
                 remote: RemoteConfig {
                     url: String::new(),

@@ -237,6 +237,7 @@ async fn damaged_or_unsafe_archives_are_refused_and_change_nothing() {
             crash_consistent: false,
             error: None,
             remote: None,
+            ..Default::default()
         };
         let file = env.berth.backup_path(&b).unwrap();
         let script = format!(
@@ -640,6 +641,7 @@ async fn scheduled_backups_run_when_due_and_prune_by_policy() {
             crash_consistent: false,
             error: None,
             remote: None,
+            ..Default::default()
         };
         env.berth.store().insert_backup(&b).await.unwrap();
     }
@@ -688,7 +690,14 @@ async fn the_engine_archive_path_backs_up_restores_clones_and_sizes() {
     // The archive is the same format as the host path writes: it extracts
     // on the host to exactly the volume's content.
     let out = tempfile::tempdir().unwrap();
-    berth::backup::extract_archive(&path, Compression::Zstd, Some(&sha), out.path()).unwrap();
+    berth::backup::extract_archive(
+        &path,
+        Compression::Zstd,
+        Some(&sha),
+        out.path(),
+        berth::backup::ReadRules::OWN,
+    )
+    .unwrap();
     let mut host_view = manifest(out.path());
     let mut want = before.clone();
     host_view.remove("");

@@ -3,13 +3,70 @@
 //! code (run it in `spawn_blocking`): tar, zstd and flate2 are synchronous,
 //! and every byte is streamed, never staged whole in memory.
 
+pub mod scan;
+
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
 use crate::domain::backups::Compression;
+use scan::{ScanReport, Scanner, Violation};
+
+/// The most entries an archive may hold (what reading one remembers per
+/// entry is bounded by this).
+pub const MAX_ENTRIES: u64 = 4_000_000;
+
+/// How many vanished paths a walk names (it counts them all).
+const SAMPLE: usize = 5;
+
+/// The rules an archive is read under, the same for verification and
+/// extraction, so that what one accepts the other restores.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRules {
+    /// The most the files may hold, in bytes.
+    pub budget: u64,
+    /// Clear set-user-id and set-group-id bits (archives Berth did not
+    /// make, uploaded by a member).
+    pub strip_setid: bool,
+}
+
+impl ReadRules {
+    /// No budget, bits kept: for archives Berth made itself.
+    pub const OWN: ReadRules = ReadRules {
+        budget: u64::MAX,
+        strip_setid: false,
+    };
+}
+
+/// What reading an archive through found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    pub entries: u64,
+    /// The bytes its regular files hold (what extracting it writes).
+    pub content_bytes: u64,
+}
+
+/// Paths that vanished while a volume was walked (a workspace was writing
+/// to it): skipped, counted, the first few named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub count: u64,
+    pub sample: Vec<String>,
+}
+
+impl Skipped {
+    fn add(&mut self, rel: &Path) {
+        self.count += 1;
+        if self.sample.len() < SAMPLE {
+            self.sample.push(rel.display().to_string());
+        }
+    }
+}
 
 /// Why an archive could not be written, read or extracted.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +80,23 @@ pub enum ArchiveError {
     /// The archive is damaged or not what its record says.
     #[error("archive is damaged: {0}")]
     Corrupt(String),
+    /// The files hold more than allowed.
+    #[error("the archive's files hold more than {budget} bytes")]
+    TooLarge { budget: u64 },
+}
+
+impl ArchiveError {
+    /// The error of a read that a scan stopped: what the scan saw says more
+    /// than the I/O error the `tar` crate passed on.
+    fn from_scan(report: &Arc<Mutex<ScanReport>>, e: ArchiveError) -> ArchiveError {
+        match report.lock().expect("scan report").violation.clone() {
+            Some(Violation::OverBudget { budget }) => ArchiveError::TooLarge { budget },
+            // Garbage where a header belongs: damage, as the checksum says.
+            Some(v @ Violation::BadHeader) => ArchiveError::Corrupt(v.to_string()),
+            Some(v) => ArchiveError::Unsafe(v.to_string()),
+            None => e,
+        }
+    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ArchiveError {
@@ -54,6 +128,10 @@ impl<W: Write> Write for Hashing<W> {
 pub struct Written {
     pub size_bytes: u64,
     pub sha256: String,
+    /// What its files hold (what restoring it writes).
+    pub content_bytes: u64,
+    /// What vanished while the volume was read.
+    pub skipped: Skipped,
 }
 
 /// Where the entries of an archive come from.
@@ -91,7 +169,7 @@ pub fn write_archive_from(
         hash: Sha256::new(),
         bytes: 0,
     };
-    let hashing = match compression {
+    let (hashing, walked) = match compression {
         Compression::Zstd => {
             let mut enc =
                 zstd::stream::write::Encoder::new(hashing, 3).map_err(io_err("starting zstd"))?;
@@ -101,13 +179,13 @@ pub fn write_archive_from(
             enc.multithread(workers).map_err(io_err("zstd threads"))?;
             enc.include_checksum(true)
                 .map_err(io_err("zstd checksum"))?;
-            let enc = tar_source(src, enc)?;
-            enc.finish().map_err(io_err("finishing zstd"))?
+            let (enc, walked) = tar_source(src, enc)?;
+            (enc.finish().map_err(io_err("finishing zstd"))?, walked)
         }
         Compression::Gzip => {
             let enc = flate2::write::GzEncoder::new(hashing, flate2::Compression::new(6));
-            let enc = tar_source(src, enc)?;
-            enc.finish().map_err(io_err("finishing gzip"))?
+            let (enc, walked) = tar_source(src, enc)?;
+            (enc.finish().map_err(io_err("finishing gzip"))?, walked)
         }
     };
     let Hashing { inner, hash, bytes } = hashing;
@@ -119,10 +197,19 @@ pub fn write_archive_from(
     Ok(Written {
         size_bytes: bytes,
         sha256: hex::encode(hash.finalize()),
+        content_bytes: walked.content_bytes,
+        skipped: walked.skipped,
     })
 }
 
-fn tar_source<W: Write>(src: TarSource<'_>, w: W) -> Result<W, ArchiveError> {
+/// What writing a tar stream saw.
+#[derive(Debug, Default)]
+struct Walked {
+    content_bytes: u64,
+    skipped: Skipped,
+}
+
+fn tar_source<W: Write>(src: TarSource<'_>, w: W) -> Result<(W, Walked), ArchiveError> {
     match src {
         TarSource::Dir(dir) => tar_dir(dir, w),
         TarSource::Stream { reader, strip } => tar_rewrite(reader, strip, w),
@@ -131,8 +218,8 @@ fn tar_source<W: Write>(src: TarSource<'_>, w: W) -> Result<W, ArchiveError> {
 
 /// Copies a tar stream's entries, renamed from `strip/x` to `x` (the root
 /// `strip/` itself becomes `./`); hard links are renamed the same way.
-fn tar_rewrite<W: Write>(input: impl Read, strip: &str, w: W) -> Result<W, ArchiveError> {
-    rename_entries(input, w, |path| {
+fn tar_rewrite<W: Write>(input: impl Read, strip: &str, w: W) -> Result<(W, Walked), ArchiveError> {
+    rename_entries(input, w, ReadRules::OWN, |path| {
         let rel = path.strip_prefix(strip).ok()?;
         Some(if rel.as_os_str().is_empty() {
             PathBuf::from("./")
@@ -143,35 +230,51 @@ fn tar_rewrite<W: Write>(input: impl Read, strip: &str, w: W) -> Result<W, Archi
 }
 
 /// Writes an archive's tar stream with every entry moved under `prefix/`
-/// (the root `./` becomes `prefix/`), for the engine to extract at `/`.
+/// (the root `./` becomes `prefix/`), for the engine to extract at `/`,
+/// under `rules` and the entry checks of [`verify_archive`]; a hard link to
+/// a symlink becomes a copy of the symlink (the engine cannot link one).
 pub fn write_prefixed_tar<W: Write>(
     path: &Path,
     compression: Compression,
     prefix: &str,
     w: W,
-) -> Result<W, ArchiveError> {
-    let input = decoder(path, compression)?;
-    rename_entries(input, w, |p| {
+    rules: ReadRules,
+) -> Result<(W, Scanned), ArchiveError> {
+    let (input, report) = Scanner::new(decoder(path, compression)?, rules.budget);
+    let result = rename_entries(input, w, rules, |p| {
         let rel: PathBuf = p
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
         Some(Path::new(prefix).join(rel))
-    })
+    });
+    let (w, walked) = result.map_err(|e| ArchiveError::from_scan(&report, e))?;
+    Ok((
+        w,
+        Scanned {
+            entries: 0,
+            content_bytes: walked.content_bytes,
+        },
+    ))
 }
 
 /// Copies a tar stream's entries (headers, data, links) under new names;
-/// `rename` answering `None` is an entry that does not belong there.
+/// `rename` answering `None` is an entry that does not belong there. Every
+/// entry is checked as [`verify_archive`] checks it.
 fn rename_entries<W: Write>(
     input: impl Read,
     w: W,
+    rules: ReadRules,
     rename: impl Fn(&Path) -> Option<PathBuf>,
-) -> Result<W, ArchiveError> {
+) -> Result<(W, Walked), ArchiveError> {
     let corrupt = |e: io::Error| ArchiveError::Corrupt(format!("reading the tar stream: {e}"));
     let mut b = tar::Builder::new(w);
     let mut a = tar::Archive::new(input);
+    let mut guard = EntryGuard::default();
+    let mut walked = Walked::default();
     for e in a.entries().map_err(corrupt)? {
         let mut e = e.map_err(corrupt)?;
+        let checked = guard.check(&e)?;
         let path = e.path().map_err(corrupt)?.into_owned();
         let Some(rel) = rename(&path) else {
             return Err(ArchiveError::Corrupt(format!(
@@ -180,7 +283,21 @@ fn rename_entries<W: Write>(
             )));
         };
         let mut h = e.header().clone();
+        if rules.strip_setid {
+            if let Ok(mode) = h.mode() {
+                h.set_mode(mode & !0o6000);
+            }
+        }
+        if let Some(target) = checked.link_to_symlink {
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, &rel, &target)
+                .map_err(io_err(format!("archiving {}", rel.display())))?;
+            continue;
+        }
         let kind = h.entry_type();
+        if kind.is_file() {
+            walked.content_bytes += h.size().unwrap_or(0);
+        }
         let written = match kind {
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = e
@@ -201,7 +318,10 @@ fn rename_entries<W: Write>(
         };
         written.map_err(io_err(format!("archiving {}", rel.display())))?;
     }
-    b.into_inner().map_err(io_err("finishing the tar stream"))
+    Ok((
+        b.into_inner().map_err(io_err("finishing the tar stream"))?,
+        walked,
+    ))
 }
 
 /// The size `du -sb` would report for the tree in a tar stream: files and
@@ -227,13 +347,146 @@ pub fn tar_stream_size(input: impl Read) -> Result<u64, ArchiveError> {
     Ok(total)
 }
 
-fn tar_dir<W: Write>(src: &Path, w: W) -> Result<W, ArchiveError> {
+/// Whether an I/O error means the path is gone (a workspace removed or
+/// renamed it while the volume was read).
+fn vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// A file's bytes as they were when its header was written: a file that
+/// shrank meanwhile is padded with zeros, one that grew is cut, so the
+/// archive stays well-formed (GNU tar does the same, with a warning).
+struct ExactLength<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for ExactLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = match self.inner.read(&mut buf[..want])? {
+            0 => {
+                buf[..want].fill(0);
+                want
+            }
+            n => n,
+        };
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes everything under `src` as a tar stream (entries relative to it,
+/// the root as `./`, symlinks as links, owners, modes and times kept). A
+/// path that vanishes while it is walked — a running workspace deleting or
+/// renaming files — is skipped and counted, as tar and restic do; any other
+/// failure stops the walk with its reason.
+fn tar_dir<W: Write>(src: &Path, w: W) -> Result<(W, Walked), ArchiveError> {
     let mut b = tar::Builder::new(w);
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
-    b.append_dir_all(".", src)
-        .map_err(io_err(format!("archiving {}", src.display())))?;
-    b.into_inner().map_err(io_err("finishing the tar stream"))
+    let mut walked = Walked::default();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let full = src.join(&rel);
+        let shown = if rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rel.clone()
+        };
+        let ctx = |what: &str| io_err(format!("{what} {}", shown.display()));
+        let md = match std::fs::symlink_metadata(&full) {
+            Ok(md) => md,
+            Err(e) if vanished(&e) && !rel.as_os_str().is_empty() => {
+                walked.skipped.add(&rel);
+                continue;
+            }
+            Err(e) => return Err(ctx("reading")(e)),
+        };
+        let name = if rel.as_os_str().is_empty() {
+            PathBuf::from("./")
+        } else {
+            rel.clone()
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+        let ft = md.file_type();
+        if ft.is_dir() {
+            h.set_size(0);
+            b.append_data(&mut h, &name, io::empty())
+                .map_err(ctx("archiving"))?;
+            let listing = match std::fs::read_dir(&full) {
+                Ok(l) => l,
+                Err(e) if vanished(&e) => {
+                    walked.skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(ctx("listing")(e)),
+            };
+            let mut children = Vec::new();
+            for entry in listing {
+                match entry {
+                    Ok(e) => children.push(rel.join(e.file_name())),
+                    Err(e) if vanished(&e) => {}
+                    Err(e) => return Err(ctx("listing")(e)),
+                }
+            }
+            // Sorted, then popped in order: a stable archive.
+            children.sort();
+            stack.extend(children.into_iter().rev());
+        } else if ft.is_symlink() {
+            let target = match std::fs::read_link(&full) {
+                Ok(t) => t,
+                Err(e) if vanished(&e) => {
+                    walked.skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(ctx("reading")(e)),
+            };
+            h.set_size(0);
+            b.append_link(&mut h, &name, &target)
+                .map_err(ctx("archiving"))?;
+        } else if ft.is_file() {
+            let file = match File::open(&full) {
+                Ok(f) => f,
+                Err(e) if vanished(&e) => {
+                    walked.skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(ctx("opening")(e)),
+            };
+            // The open file's own metadata: the size its data is read to.
+            let md = file.metadata().map_err(ctx("reading"))?;
+            h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+            walked.content_bytes += md.len();
+            let data = ExactLength {
+                inner: BufReader::with_capacity(256 * 1024, file),
+                left: md.len(),
+            };
+            b.append_data(&mut h, &name, data)
+                .map_err(ctx("archiving"))?;
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_socket() {
+                // A socket is a live endpoint, not data: nothing to keep.
+                continue;
+            }
+            match b.append_path_with_name(&full, &name) {
+                Ok(()) => {}
+                Err(e) if vanished(&e) => walked.skipped.add(&rel),
+                Err(e) => return Err(ctx("archiving")(e)),
+            }
+        }
+    }
+    Ok((
+        b.into_inner().map_err(io_err("finishing the tar stream"))?,
+        walked,
+    ))
 }
 
 fn create_private(path: &Path) -> Result<File, ArchiveError> {
@@ -272,11 +525,23 @@ fn decoder(path: &Path, compression: Compression) -> Result<Box<dyn Read + Send>
         File::open(path).map_err(io_err(format!("opening {}", path.display())))?,
     );
     Ok(match compression {
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(io_err("starting zstd"))?)
-        }
+        Compression::Zstd => Box::new(zstd_reader(f)?),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(f)),
     })
+}
+
+/// The largest zstd window accepted (2^24 = 16 MiB of decoder memory):
+/// Berth writes 8 MiB windows; a frame asking for 2 GiB is refused rather
+/// than allocated.
+const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+fn zstd_reader<R: io::BufRead>(
+    r: R,
+) -> Result<zstd::stream::read::Decoder<'static, R>, ArchiveError> {
+    let mut d = zstd::stream::read::Decoder::with_buffer(r).map_err(io_err("starting zstd"))?;
+    d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+        .map_err(io_err("bounding the zstd window"))?;
+    Ok(d)
 }
 
 /// Checks that an entry may be extracted under a root: a relative path
@@ -314,16 +579,43 @@ pub fn check_entry(
     Ok(())
 }
 
+fn path_key(p: &Path) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.hash(&mut h);
+    h.finish()
+}
+
+/// What an entry needs besides the `tar` crate's own unpacking.
+#[derive(Debug, Default)]
+struct Checked {
+    /// A hard link to an earlier symlink: made as a copy of that symlink
+    /// (its target), since a link to a symlink cannot be unpacked inside a
+    /// directory that must not be left.
+    link_to_symlink: Option<PathBuf>,
+}
+
 /// Checks entries one by one as they stream past: each is safe on its own
-/// ([`check_entry`]) and none is written through a symlink an earlier entry
-/// made.
+/// ([`check_entry`]), none is written through a symlink an earlier entry
+/// made, a hard link names an earlier file or symlink of the archive, and
+/// there are at most [`MAX_ENTRIES`]. The one rule set of verification and
+/// extraction (host and engine alike).
 #[derive(Default)]
 struct EntryGuard {
-    symlinks: std::collections::HashSet<PathBuf>,
+    /// Symlinks made so far, by path key, with their targets.
+    symlinks: HashMap<u64, PathBuf>,
+    /// Regular files (and hard links to them) made so far.
+    files: HashSet<u64>,
+    entries: u64,
 }
 
 impl EntryGuard {
-    fn check<R: Read>(&mut self, e: &tar::Entry<'_, R>) -> Result<(), ArchiveError> {
+    fn check<R: Read>(&mut self, e: &tar::Entry<'_, R>) -> Result<Checked, ArchiveError> {
+        self.entries += 1;
+        if self.entries > MAX_ENTRIES {
+            return Err(ArchiveError::Unsafe(format!(
+                "more than {MAX_ENTRIES} entries"
+            )));
+        }
         let p = e
             .path()
             .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
@@ -334,14 +626,11 @@ impl EntryGuard {
             .map(|l| l.into_owned());
         let kind = e.header().entry_type();
         check_entry(&p, kind, link.as_deref())?;
-        let norm: PathBuf = p
-            .components()
-            .filter(|c| matches!(c, Component::Normal(_)))
-            .collect();
+        let norm = normal(&p);
         if let Some(through) = norm
             .ancestors()
             .skip(1)
-            .find(|a| self.symlinks.contains(*a))
+            .find(|a| self.symlinks.contains_key(&path_key(a)))
         {
             return Err(ArchiveError::Unsafe(format!(
                 "{} would be written through the symlink {}",
@@ -349,33 +638,81 @@ impl EntryGuard {
                 through.display()
             )));
         }
-        if kind == tar::EntryType::Symlink {
-            self.symlinks.insert(norm);
+        let key = path_key(&norm);
+        // A later entry replaces an earlier one at the same path.
+        self.symlinks.remove(&key);
+        self.files.remove(&key);
+        let mut checked = Checked::default();
+        match kind {
+            tar::EntryType::Symlink => {
+                self.symlinks.insert(key, link.unwrap_or_default());
+            }
+            tar::EntryType::Link => {
+                let target = normal(link.as_deref().unwrap_or(Path::new("")));
+                let tkey = path_key(&target);
+                if let Some(to) = self.symlinks.get(&tkey) {
+                    checked.link_to_symlink = Some(to.clone());
+                    self.symlinks.insert(key, to.clone());
+                } else if self.files.contains(&tkey) {
+                    self.files.insert(key);
+                } else {
+                    return Err(ArchiveError::Unsafe(format!(
+                        "{}: a hard link to {}, which is not an earlier file of the archive",
+                        p.display(),
+                        target.display()
+                    )));
+                }
+            }
+            k if k.is_file() || k == tar::EntryType::Continuous => {
+                self.files.insert(key);
+            }
+            _ => {}
         }
-        Ok(())
+        Ok(checked)
     }
 }
 
-/// Reads the whole archive through, checking every entry: the archive is
-/// readable and would extract safely.
-pub fn verify_archive(path: &Path, compression: Compression) -> Result<u64, ArchiveError> {
-    let mut a = tar::Archive::new(decoder(path, compression)?);
-    let mut guard = EntryGuard::default();
-    let mut entries = 0u64;
-    for e in a
-        .entries()
-        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
-    {
-        let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-        guard.check(&e)?;
-        io::copy(&mut e, &mut io::sink()).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-        entries += 1;
-    }
-    // Read past the tar end to the end of the compressed stream, so the
-    // gzip CRC and zstd checksum are checked too.
-    io::copy(&mut a.into_inner(), &mut io::sink())
-        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-    Ok(entries)
+/// A path's normal components (no `.`).
+fn normal(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect()
+}
+
+/// Reads the whole archive through, checking every entry under `rules`:
+/// the archive is readable and would extract safely (the same checks as
+/// [`extract_archive`], so what this accepts, extraction restores).
+pub fn verify_archive(
+    path: &Path,
+    compression: Compression,
+    rules: ReadRules,
+) -> Result<Scanned, ArchiveError> {
+    let (input, report) = Scanner::new(decoder(path, compression)?, rules.budget);
+    let read = (|| {
+        let mut a = tar::Archive::new(input);
+        let mut guard = EntryGuard::default();
+        let mut entries = 0u64;
+        for e in a
+            .entries()
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+        {
+            let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+            guard.check(&e)?;
+            io::copy(&mut e, &mut io::sink()).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+            entries += 1;
+        }
+        // Read past the tar end to the end of the compressed stream, so the
+        // gzip CRC and zstd checksum are checked too.
+        io::copy(&mut a.into_inner().into_inner(), &mut io::sink())
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        Ok(entries)
+    })();
+    let entries = read.map_err(|e| ArchiveError::from_scan(&report, e))?;
+    let content_bytes = report.lock().expect("scan report").content_bytes;
+    Ok(Scanned {
+        entries,
+        content_bytes,
+    })
 }
 
 /// A reader that hashes what passes through it.
@@ -454,8 +791,7 @@ fn decompress_into(
     }
     let mut rest = match compression {
         Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(hashing)
-                .map_err(io_err("starting zstd"))?;
+            let mut d = zstd_reader(hashing)?;
             if !pump(&mut d, &tx) {
                 return Err(ArchiveError::Corrupt("decompression stopped".into()));
             }
@@ -487,7 +823,8 @@ pub fn extract_archive(
     compression: Compression,
     sha256: Option<&str>,
     dst: &Path,
-) -> Result<(), ArchiveError> {
+    rules: ReadRules,
+) -> Result<Scanned, ArchiveError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(16);
     let src = path.to_path_buf();
     let decompressor = std::thread::spawn(move || decompress_into(&src, compression, tx));
@@ -496,17 +833,19 @@ pub fn extract_archive(
         buf: Vec::new(),
         pos: 0,
     };
-    let extracted = unpack_checked(reader, dst);
+    let (reader, report) = Scanner::new(reader, rules.budget);
+    let extracted =
+        unpack_checked(reader, dst, rules).map_err(|e| ArchiveError::from_scan(&report, e));
     // Dropping the reader (inside unpack_checked) stops the thread early on
     // failure; on success it has drained the stream.
     let hashed = decompressor
         .join()
         .map_err(|_| ArchiveError::Corrupt("the decompression thread panicked".into()))?;
-    let got = match (extracted, hashed) {
-        (Ok(()), Ok(got)) => got,
+    let (got, entries) = match (extracted, hashed) {
+        (Ok(entries), Ok(got)) => (got, entries),
         // Damage shows as a decoding error or as a tar error mid-way; say
         // "damaged" when the checksum says so, whatever failed first.
-        (Err(e), _) | (Ok(()), Err(e)) => {
+        (Err(e), _) | (Ok(_), Err(e)) => {
             if let Some(want) = sha256 {
                 if matches!(e, ArchiveError::Io { .. } | ArchiveError::Corrupt(_))
                     && sha256_file(path).is_ok_and(|got| got != want)
@@ -523,25 +862,58 @@ pub fn extract_archive(
         Some(want) if want != got => Err(ArchiveError::Corrupt(format!(
             "checksum mismatch (recorded {want}, file has {got})"
         ))),
-        _ => Ok(()),
+        _ => Ok(Scanned {
+            entries,
+            content_bytes: report.lock().expect("scan report").content_bytes,
+        }),
     }
 }
 
-fn unpack_checked(reader: ChannelReader, dst: &Path) -> Result<(), ArchiveError> {
+/// A hard link to a symlink, made as a copy of the symlink.
+fn symlink_copy(dst: &Path, rel: &Path, target: &Path, h: &tar::Header) -> io::Result<()> {
+    let at = dst.join(rel);
+    match std::fs::symlink_metadata(&at) {
+        Ok(md) if md.is_dir() => std::fs::remove_dir_all(&at)?,
+        Ok(_) => std::fs::remove_file(&at)?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(target, &at)?;
+    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+    std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
+    let t = filetime::FileTime::from_unix_time(h.mtime().unwrap_or(0) as i64, 0);
+    filetime::set_symlink_file_times(&at, t, t)
+}
+
+fn unpack_checked(
+    reader: Scanner<ChannelReader>,
+    dst: &Path,
+    rules: ReadRules,
+) -> Result<u64, ArchiveError> {
     let mut a = tar::Archive::new(reader);
     a.set_preserve_permissions(true);
     a.set_preserve_ownerships(true);
     a.set_preserve_mtime(true);
     a.set_unpack_xattrs(false);
     a.set_overwrite(true);
+    if rules.strip_setid {
+        a.set_mask(0o6000);
+    }
     let mut guard = EntryGuard::default();
     let mut dirs = Vec::new();
+    let mut entries = 0u64;
     for e in a
         .entries()
         .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
     {
         let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-        guard.check(&e)?;
+        let checked = guard.check(&e)?;
+        entries += 1;
+        if let Some(target) = checked.link_to_symlink {
+            let rel = normal(&e.path().map_err(|x| ArchiveError::Corrupt(x.to_string()))?);
+            symlink_copy(dst, &rel, &target, e.header())
+                .map_err(io_err(format!("extracting {}", rel.display())))?;
+            continue;
+        }
         if e.header().entry_type() == tar::EntryType::Directory {
             // Directory times are set after their contents are written.
             dirs.push((
@@ -568,28 +940,45 @@ fn unpack_checked(reader: ChannelReader, dst: &Path) -> Result<(), ArchiveError>
             let _ = f.set_modified(t);
         }
     }
-    Ok(())
+    Ok(entries)
 }
 
 /// What [`copy_tree`] cannot copy itself (the caller falls back to `cp -a`).
 #[derive(Debug)]
 pub struct Unsupported(pub PathBuf);
 
+/// What [`copy_tree`] copied.
+#[derive(Debug, Default)]
+pub struct Copied {
+    pub files: u64,
+    /// Paths that vanished while they were copied.
+    pub skipped: Skipped,
+}
+
 /// Copies everything under `src` into the existing directory `dst`, as
 /// `cp -a src/. dst/` does minus extended attributes: contents, owners,
 /// modes, times, symlinks as links, hard links as links. Regular files are
 /// copied by `workers` threads (in-kernel `copy_file_range` through
 /// `std::fs::copy`); directories get their modes and times last, deepest
-/// first. A FIFO, socket or device file is [`Unsupported`] and nothing is
-/// promised about `dst` then (the caller starts over another way).
+/// first. A path that vanishes while it is copied (a workspace writing to
+/// the volume) is skipped and counted. A FIFO, socket or device file is
+/// [`Unsupported`] and nothing is promised about `dst` then (the caller
+/// starts over another way). Errors name paths relative to `src`.
 pub fn copy_tree(
     src: &Path,
     dst: &Path,
     workers: usize,
-) -> Result<Result<u64, Unsupported>, ArchiveError> {
-    use std::collections::HashMap;
+) -> Result<Result<Copied, Unsupported>, ArchiveError> {
     use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
-    let meta_err = |p: &Path| io_err(format!("reading {}", p.display()));
+    let rel_err = |what: &'static str, rel: &Path| {
+        let shown = if rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rel.to_path_buf()
+        };
+        io_err(format!("{what} {}", shown.display()))
+    };
+    let mut skipped = Skipped::default();
     let mut dirs: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
     let mut files: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
     let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -598,27 +987,49 @@ pub fn copy_tree(
     while let Some(rel) = stack.pop() {
         let from = src.join(&rel);
         let to = dst.join(&rel);
-        let md = std::fs::symlink_metadata(&from).map_err(meta_err(&from))?;
+        let md = match std::fs::symlink_metadata(&from) {
+            Ok(md) => md,
+            Err(e) if vanished(&e) && !rel.as_os_str().is_empty() => {
+                skipped.add(&rel);
+                continue;
+            }
+            Err(e) => return Err(rel_err("reading", &rel)(e)),
+        };
         let ft = md.file_type();
         if ft.is_dir() {
+            let listing = match std::fs::read_dir(&from) {
+                Ok(l) => l,
+                Err(e) if vanished(&e) && !rel.as_os_str().is_empty() => {
+                    skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(rel_err("listing", &rel)(e)),
+            };
             if !rel.as_os_str().is_empty() {
-                std::fs::create_dir(&to).map_err(io_err(format!("creating {}", to.display())))?;
+                std::fs::create_dir(&to).map_err(rel_err("creating", &rel))?;
             }
-            for e in std::fs::read_dir(&from).map_err(meta_err(&from))? {
-                let e = e.map_err(meta_err(&from))?;
-                stack.push(rel.join(e.file_name()));
+            for e in listing {
+                match e {
+                    Ok(e) => stack.push(rel.join(e.file_name())),
+                    Err(e) if vanished(&e) => {}
+                    Err(e) => return Err(rel_err("listing", &rel)(e)),
+                }
             }
             dirs.push((rel, md));
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(&from).map_err(meta_err(&from))?;
-            std::os::unix::fs::symlink(&target, &to)
-                .map_err(io_err(format!("creating {}", to.display())))?;
-            lchown(&to, Some(md.uid()), Some(md.gid()))
-                .map_err(io_err(format!("owning {}", to.display())))?;
+            let target = match std::fs::read_link(&from) {
+                Ok(t) => t,
+                Err(e) if vanished(&e) => {
+                    skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(rel_err("reading", &rel)(e)),
+            };
+            std::os::unix::fs::symlink(&target, &to).map_err(rel_err("creating", &rel))?;
+            lchown(&to, Some(md.uid()), Some(md.gid())).map_err(rel_err("owning", &rel))?;
             let t = filetime::FileTime::from_last_modification_time(&md);
             let a = filetime::FileTime::from_last_access_time(&md);
-            filetime::set_symlink_file_times(&to, a, t)
-                .map_err(io_err(format!("timing {}", to.display())))?;
+            filetime::set_symlink_file_times(&to, a, t).map_err(rel_err("timing", &rel))?;
         } else if ft.is_file() {
             if md.nlink() > 1 {
                 if let Some(first) = first_of.get(&(md.dev(), md.ino())) {
@@ -632,10 +1043,10 @@ pub fn copy_tree(
             return Ok(Err(Unsupported(from)));
         }
     }
-    let copied = files.len() as u64;
     // Files in parallel: each worker takes the next file by index.
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let failure: std::sync::Mutex<Option<ArchiveError>> = std::sync::Mutex::new(None);
+    let failure: Mutex<Option<ArchiveError>> = Mutex::new(None);
+    let gone: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..workers.max(1) {
             scope.spawn(|| loop {
@@ -647,8 +1058,16 @@ pub fn copy_tree(
                     return;
                 }
                 let (from, to) = (src.join(rel), dst.join(rel));
+                if let Err(e) = std::fs::copy(&from, &to) {
+                    if vanished(&e) {
+                        let _ = std::fs::remove_file(&to);
+                        gone.lock().expect("poisoned").push(rel.clone());
+                        continue;
+                    }
+                    *failure.lock().expect("poisoned") = Some(rel_err("copying", rel)(e));
+                    return;
+                }
                 let done = (|| -> io::Result<()> {
-                    std::fs::copy(&from, &to)?;
                     lchown(&to, Some(md.uid()), Some(md.gid()))?;
                     // After chown, which clears set-id bits.
                     std::fs::set_permissions(
@@ -662,10 +1081,7 @@ pub fn copy_tree(
                     )
                 })();
                 if let Err(e) = done {
-                    *failure.lock().expect("poisoned") = Some(ArchiveError::Io {
-                        context: format!("copying {}", from.display()),
-                        source: e,
-                    });
+                    *failure.lock().expect("poisoned") = Some(rel_err("copying", rel)(e));
                     return;
                 }
             });
@@ -674,27 +1090,36 @@ pub fn copy_tree(
     if let Some(e) = failure.into_inner().expect("poisoned") {
         return Err(e);
     }
+    let gone = gone.into_inner().expect("poisoned");
+    for rel in &gone {
+        skipped.add(rel);
+    }
     for (first, rel) in links {
         let to = dst.join(&rel);
-        std::fs::hard_link(dst.join(&first), &to)
-            .map_err(io_err(format!("linking {}", to.display())))?;
+        if gone.contains(&first) {
+            skipped.add(&rel);
+            continue;
+        }
+        std::fs::hard_link(dst.join(&first), &to).map_err(rel_err("linking", &rel))?;
     }
     // Deepest first, so setting a directory's time is not undone by
     // creating something inside it.
     for (rel, md) in dirs.into_iter().rev() {
         let to = dst.join(&rel);
-        lchown(&to, Some(md.uid()), Some(md.gid()))
-            .map_err(io_err(format!("owning {}", to.display())))?;
+        lchown(&to, Some(md.uid()), Some(md.gid())).map_err(rel_err("owning", &rel))?;
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))
-            .map_err(io_err(format!("chmod {}", to.display())))?;
+            .map_err(rel_err("chmod", &rel))?;
         filetime::set_file_times(
             &to,
             filetime::FileTime::from_last_access_time(&md),
             filetime::FileTime::from_last_modification_time(&md),
         )
-        .map_err(io_err(format!("timing {}", to.display())))?;
+        .map_err(rel_err("timing", &rel))?;
     }
-    Ok(Ok(copied))
+    Ok(Ok(Copied {
+        files: (files.len() - gone.len()) as u64,
+        skipped,
+    }))
 }
 
 /// Apparent size of everything under `root`, as `du -sb` counts it: files,
@@ -789,7 +1214,7 @@ mod tests {
             assert_eq!(w.sha256, sha256_file(&file).unwrap());
             assert_eq!(w.size_bytes, std::fs::metadata(&file).unwrap().len());
             let dst = tempfile::tempdir().unwrap();
-            extract_archive(&file, c, None, dst.path()).unwrap();
+            extract_archive(&file, c, None, dst.path(), ReadRules::OWN).unwrap();
             assert_eq!(
                 std::fs::read(dst.path().join("d/e/f.txt")).unwrap(),
                 b"hello"
@@ -818,7 +1243,7 @@ mod tests {
             let want = sha256_file(&file).unwrap();
             assert_eq!(want, written.sha256);
             let dst = tempfile::tempdir().unwrap();
-            extract_archive(&file, c, Some(&want), dst.path()).unwrap();
+            extract_archive(&file, c, Some(&want), dst.path(), ReadRules::OWN).unwrap();
             assert_eq!(std::fs::read(dst.path().join("y")).unwrap(), b"hello");
             // Any flipped byte, header included, is refused as damage.
             for i in (0..good.len()).step_by(3) {
@@ -826,7 +1251,8 @@ mod tests {
                 bad[i] ^= 0xff;
                 std::fs::write(&file, &bad).unwrap();
                 let dst = tempfile::tempdir().unwrap();
-                let e = extract_archive(&file, c, Some(&want), dst.path()).unwrap_err();
+                let e =
+                    extract_archive(&file, c, Some(&want), dst.path(), ReadRules::OWN).unwrap_err();
                 assert!(
                     matches!(e, ArchiveError::Corrupt(_)),
                     "{c:?} flip at {i}: {e}"
@@ -837,7 +1263,7 @@ mod tests {
             longer.extend_from_slice(b"trailing");
             std::fs::write(&file, &longer).unwrap();
             let dst = tempfile::tempdir().unwrap();
-            assert!(extract_archive(&file, c, Some(&want), dst.path()).is_err());
+            assert!(extract_archive(&file, c, Some(&want), dst.path(), ReadRules::OWN).is_err());
         }
     }
 
@@ -904,7 +1330,7 @@ mod tests {
         let dst = tempfile::tempdir().unwrap();
         let n = copy_tree(s, dst.path(), 3).unwrap().unwrap();
         assert_eq!(
-            n,
+            n.files,
             1 + 1 + 1 + 200,
             "regular files; the hard link is linked, not copied"
         );
@@ -939,7 +1365,7 @@ mod tests {
             bad[i] ^= 0xff;
             std::fs::write(&file, &bad).unwrap();
             assert!(
-                verify_archive(&file, Compression::Gzip).is_err(),
+                verify_archive(&file, Compression::Gzip, ReadRules::OWN).is_err(),
                 "flip at {i} of {}",
                 good.len()
             );
@@ -965,10 +1391,12 @@ mod tests {
         h.set_cksum();
         b.append_data(&mut h, "d/passwd", &b"bad"[..]).unwrap();
         b.into_inner().unwrap().finish().unwrap();
-        let e = verify_archive(&file, Compression::Gzip).unwrap_err();
+        let e = verify_archive(&file, Compression::Gzip, ReadRules::OWN).unwrap_err();
         assert!(e.to_string().contains("through the symlink d"), "{e}");
         let dst = tempfile::tempdir().unwrap();
-        assert!(extract_archive(&file, Compression::Gzip, None, dst.path()).is_err());
+        assert!(
+            extract_archive(&file, Compression::Gzip, None, dst.path(), ReadRules::OWN).is_err()
+        );
     }
 
     #[test]

@@ -484,6 +484,13 @@ async fn serve(config: Config) -> Result<()> {
     );
     let berth = Berth::new(store.clone(), engine, config, info.cpus);
     let failed = berth.fail_interrupted_backups().await?;
+    let partial = berth.recover_volume_ops().await?;
+    if partial > 0 {
+        tracing::warn!(
+            volumes = partial,
+            "removed the partial volumes of interrupted clones and restores"
+        );
+    }
     if failed > 0 {
         tracing::warn!(
             failed,

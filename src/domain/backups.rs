@@ -9,10 +9,13 @@ use uuid::Uuid;
 use super::Millis;
 
 /// How an archive is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Multi-threaded zstd: the default, fast and small.
+    #[default]
     Zstd,
     /// A standard `.tar.gz` any `tar xzf` opens.
     Gzip,
@@ -48,9 +51,10 @@ impl FromStr for Compression {
 
 /// Where a backup is in its life.
 /// Serialized (and described) as `as_str` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackupState {
+    #[default]
     InProgress,
     Complete,
     Failed,
@@ -84,8 +88,46 @@ impl FromStr for BackupState {
     }
 }
 
+/// Where an archive came from: Berth's own backup of the volume, or an
+/// upload (archives Berth did not make keep set-user-id and set-group-id
+/// bits only when an admin uploaded them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackupOrigin {
+    #[default]
+    Made,
+    Uploaded {
+        by_admin: bool,
+    },
+}
+
+impl BackupOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupOrigin::Made => "made",
+            BackupOrigin::Uploaded { by_admin: false } => "uploaded",
+            BackupOrigin::Uploaded { by_admin: true } => "uploaded_by_admin",
+        }
+    }
+
+    /// The stored text; absent (rows from before uploads were told apart)
+    /// is Berth's own.
+    pub fn parse(s: Option<&str>) -> Result<BackupOrigin, String> {
+        match s {
+            None | Some("made") => Ok(BackupOrigin::Made),
+            Some("uploaded") => Ok(BackupOrigin::Uploaded { by_admin: false }),
+            Some("uploaded_by_admin") => Ok(BackupOrigin::Uploaded { by_admin: true }),
+            Some(other) => Err(format!("unknown backup origin {other:?}")),
+        }
+    }
+
+    /// Whether restoring clears set-id bits.
+    pub fn strips_setid(self) -> bool {
+        self == BackupOrigin::Uploaded { by_admin: false }
+    }
+}
+
 /// One entry of the backup catalogue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Backup {
     pub id: Uuid,
     pub project_id: Uuid,
@@ -102,6 +144,14 @@ pub struct Backup {
     pub error: Option<String>,
     /// The copy in remote storage; `None` when remote copies were off.
     pub remote: Option<RemoteCopy>,
+    /// What the archive's files hold, in bytes: what a restore may write.
+    /// `None` for backups made before it was recorded.
+    pub content_bytes: Option<u64>,
+    pub origin: BackupOrigin,
+    /// Paths that vanished while the volume was read (a workspace was
+    /// writing to it), and the first few of them.
+    pub skipped_count: u64,
+    pub skipped_sample: Vec<String>,
 }
 
 /// Where a backup's remote copy stands.

@@ -178,6 +178,9 @@ impl HealthCheck {
         if !self.disabled && self.command.trim().is_empty() {
             return err("healthCheck.command must not be empty (or set disabled)");
         }
+        if let Err(m) = super::validate_text("healthCheck.command", &self.command, 4096, true) {
+            return Err(LimitsError(m));
+        }
         if self.interval_s == 0 || self.interval_s > 86_400 {
             return err("healthCheck interval must be between 1 and 86400 seconds");
         }

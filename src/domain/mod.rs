@@ -10,6 +10,7 @@ pub mod limits;
 pub mod proxy;
 pub mod recovery;
 pub mod retention;
+pub mod throttle;
 pub mod types;
 
 pub use limits::{
@@ -250,12 +251,44 @@ pub fn validate_name(field: &str, raw: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-/// Checks a free-text description: at most 2000 characters.
+/// Checks a free-text description: at most 2000 characters, no control
+/// characters but line breaks and tabs.
 pub fn validate_description(raw: &str) -> Result<String, String> {
-    if raw.chars().count() > 2000 {
-        return Err("description must be at most 2000 characters".into());
-    }
+    validate_text("description", raw, 2000, true)?;
     Ok(raw.trim().to_string())
+}
+
+/// Checks text a user gives (a description, a command): at most `max`
+/// characters and no control characters — a NUL, an escape sequence or a
+/// carriage return has no place in a record that headers, logs and
+/// terminals show — except tabs and line breaks where `multiline`.
+pub fn validate_text(field: &str, raw: &str, max: usize, multiline: bool) -> Result<(), String> {
+    if raw.chars().count() > max {
+        return Err(format!("{field} must be at most {max} characters"));
+    }
+    let allowed = |c: char| multiline && (c == '\n' || c == '\t');
+    if raw.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(format!(
+            "{field} must not contain control characters{}",
+            if multiline {
+                " (other than line breaks and tabs)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a number given in a query or body: within `min..=max`, else a
+/// message naming the field and the range.
+pub fn validate_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{field} must be between {min} and {max} (got {value})"
+        ));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -268,6 +301,22 @@ mod tests {
             assert_eq!(st.as_str().parse::<WorkspaceStatus>().unwrap(), st);
         }
         assert!("bogus".parse::<WorkspaceStatus>().is_err());
+    }
+
+    #[test]
+    fn text_refuses_control_characters_but_line_breaks_where_allowed() {
+        assert!(validate_text("d", "two\nlines\tand a tab", 100, true).is_ok());
+        assert!(validate_text("d", "a\rb", 100, true).is_err());
+        assert!(validate_text("d", "\u{0}", 100, true).is_err());
+        assert!(validate_text("d", "esc\u{1b}[31m", 100, true).is_err());
+        assert!(validate_text("d", "a\nb", 100, false).is_err());
+        assert!(validate_text("d", &"x".repeat(101), 100, true).is_err());
+        assert!(validate_description("ok\u{7f}").is_err());
+        assert_eq!(validate_range("limit", 5, 1, 10), Ok(5));
+        assert!(validate_range("limit", 0, 1, 10)
+            .unwrap_err()
+            .contains("between 1 and 10"));
+        assert!(validate_range("limit", -1, 1, 10).is_err());
     }
 
     #[test]

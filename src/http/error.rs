@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (a throttled login).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
 
@@ -53,6 +56,23 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "workspace_unavailable", m)
             }
             S::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            S::InsufficientStorage(m) => {
+                tracing::warn!(error = %m, "not enough free space");
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m)
+            }
+            // Volume data failed to read or write: the reason is the
+            // user's own data's (paths relative to their volume), shown.
+            S::Storage(m) => {
+                tracing::error!(error = %m, "volume storage failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", m)
+            }
+            S::Throttled {
+                message,
+                retry_after_s,
+            } => ApiError {
+                retry_after_s: Some(retry_after_s),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+            },
             S::Remote(m) => {
                 tracing::warn!(error = %m, "remote backup store failed");
                 ApiError::new(StatusCode::BAD_GATEWAY, "remote_storage_error", m)
@@ -126,7 +146,14 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s.max(1)),
+            );
+        }
+        resp
     }
 }
 

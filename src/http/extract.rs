@@ -119,6 +119,23 @@ impl FromRequestParts<Berth> for Caller {
     }
 }
 
+/// The client's address, when the server knows it (a socket: yes; the
+/// router driven in-process: no). Behind a reverse proxy it is the proxy's.
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// A JSON body whose every rejection is an [`ApiError`]: 400 for malformed
 /// JSON or wrong fields, 413 past the size limit, 415 without a JSON
 /// content type.

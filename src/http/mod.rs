@@ -8,7 +8,7 @@ pub mod openapi;
 pub mod routes;
 pub mod wire;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
@@ -87,10 +87,10 @@ pub fn operations() -> Vec<Op> {
             .public()
             .tag("auth")
             .summary("Log in with email and password")
-            .describe("Answers a bearer token and sets the session cookie.")
+            .describe("Answers a bearer token and sets the session cookie. After too many failed attempts for an account or from an address (`auth.login_*`), 429 with `Retry-After`, known and unknown emails alike.")
             .json::<LoginRequest>()
             .ok::<LoginResponse>()
-            .errors(&[401]),
+            .errors(&[401, 429]),
         Op::post("/api/auth/logout", "logout", auth::logout)
             .tag("auth")
             .summary("Revoke the token (or session) used for this request")
@@ -580,8 +580,13 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// How long shutdown waits for in-flight requests once streams were told
+/// to end.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the API on `addr` until `shutdown` completes; in-flight requests
-/// finish first.
+/// finish first, open streams and tunnels are ended, and after
+/// [`SHUTDOWN_GRACE`] it returns whatever is still open.
 pub async fn serve(
     berth: Berth,
     addr: SocketAddr,
@@ -592,12 +597,30 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, "Berth listening: the web UI at http://{addr}/, the API under /api (described at /api/openapi.json)");
+    let stopping = berth.clone();
+    let signal = async move {
+        shutdown.await;
+        stopping.begin_shutdown();
+    };
+    let deadline = {
+        let token = berth.shutdown_token();
+        async move {
+            token.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
     // Connect info gives the proxy the client address for X-Forwarded-For.
-    axum::serve(
+    let server = axum::serve(
         listener,
         app(berth).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("HTTP server failed")
+    .with_graceful_shutdown(signal)
+    .into_future();
+    tokio::select! {
+        r = server => r.context("HTTP server failed"),
+        _ = deadline => {
+            tracing::warn!("connections still open {} s after the shutdown began; exiting anyway", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    }
 }

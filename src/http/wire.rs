@@ -590,8 +590,8 @@ impl From<&WorkspaceEvent> for EventDto {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventsQuery {
-    /// At most this many events: default 50; values outside 1 to 1000 are
-    /// taken as the nearest of the two.
+    /// At most this many events: 1 to 1000, default 50.
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
 }
 

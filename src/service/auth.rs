@@ -76,6 +76,53 @@ async fn verify_password(password: String, hash: String) -> bool {
     .unwrap_or(false)
 }
 
+/// The keys a login is throttled by: ("account", …) and maybe ("address", …).
+fn throttle_keys(email: &str, client: Option<std::net::IpAddr>) -> Vec<(&'static str, String)> {
+    let mut keys = vec![("account", format!("account:{email}"))];
+    if let Some(ip) = client {
+        keys.push(("address", format!("address:{ip}")));
+    }
+    keys
+}
+
+/// Remembered keys at most (old ones are forgotten first): a flood of
+/// made-up emails cannot grow memory without bound.
+const MAX_THROTTLE_KEYS: usize = 100_000;
+
+impl Berth {
+    fn login_policy(&self, by: &str) -> crate::domain::throttle::ThrottlePolicy {
+        self.config().auth.throttle(by == "address")
+    }
+
+    /// The first lock among `keys`, and for how many seconds more.
+    fn login_locked(
+        &self,
+        keys: &[(&'static str, String)],
+        now: Millis,
+    ) -> Option<(&'static str, u64)> {
+        let map = self.inner.login_attempts.lock().expect("attempts poisoned");
+        keys.iter()
+            .find_map(|(by, k)| map.get(k).and_then(|a| a.locked_for(now)).map(|s| (*by, s)))
+    }
+
+    fn login_failed(&self, keys: &[(&'static str, String)], now: Millis) {
+        let mut map = self.inner.login_attempts.lock().expect("attempts poisoned");
+        if map.len() >= MAX_THROTTLE_KEYS {
+            let p = self.login_policy("account");
+            map.retain(|_, a| !a.expired(now, &p));
+            if map.len() >= MAX_THROTTLE_KEYS {
+                map.clear();
+            }
+        }
+        for (by, k) in keys {
+            let p = self.login_policy(by);
+            if let Some(secs) = map.entry(k.clone()).or_default().fail(now, &p) {
+                tracing::warn!(key = %k, lock_s = secs, "failed logins: locked");
+            }
+        }
+    }
+}
+
 /// A hash of no one's password, verified when the email is unknown so that
 /// a login takes as long whether or not the account exists.
 const DECOY_HASH: &str =
@@ -271,19 +318,59 @@ impl Store {
 impl Berth {
     /// Checks email and password and opens a session.
     pub async fn login(&self, email: &str, password: &str) -> Result<AuthSession> {
+        self.login_from(email, password, None).await
+    }
+
+    /// [`Berth::login`] from a client address, throttled: an account (known
+    /// or not, answered alike) and an address are locked for a while after
+    /// too many failures (`auth.login_*`), with a 429 that says when to try
+    /// again. A lock on one account does not touch another.
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<AuthSession> {
         let denied = || ServiceError::Unauthorized("invalid email or password".into());
         let email = email.trim().to_ascii_lowercase();
+        let keys = throttle_keys(&email, client);
+        let now = now_millis();
+        if let Some((by, secs)) = self.login_locked(&keys, now) {
+            metrics::counter!("berth_login_throttled_total", "by" => by).increment(1);
+            return Err(ServiceError::Throttled {
+                message: format!(
+                    "too many failed logins for this {}; try again in {secs} s",
+                    if by == "account" {
+                        "account"
+                    } else {
+                        "address"
+                    }
+                ),
+                retry_after_s: secs,
+            });
+        }
         let found = self.store().user_by_email(&email).await?;
-        let (user, hash) = match found {
-            Some(f) => f,
+        let ok = match found {
+            Some((user, hash)) => verify_password(password.to_string(), hash)
+                .await
+                .then_some(user),
             None => {
                 verify_password(password.to_string(), DECOY_HASH.to_string()).await;
-                return Err(denied());
+                None
             }
         };
-        if !verify_password(password.to_string(), hash).await {
+        let Some(user) = ok else {
+            metrics::counter!("berth_login_failures_total").increment(1);
+            self.login_failed(&keys, now_millis());
             return Err(denied());
-        }
+        };
+        // The account starts afresh; the address does not (an attacker
+        // with one account of their own must not reset it).
+        self.inner
+            .login_attempts
+            .lock()
+            .expect("attempts poisoned")
+            .remove(&keys[0].1);
         let now = now_millis();
         let ttl_ms = i64::try_from(self.config().auth.session_ttl_h)
             .unwrap_or(i64::MAX / 3_600_000)

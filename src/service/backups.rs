@@ -18,11 +18,11 @@ use uuid::Uuid;
 use super::volume_io::Access;
 use super::{Berth, Result, ServiceError};
 use crate::backup::{self, ArchiveError};
-use crate::domain::backups::{Backup, BackupState, Compression};
+use crate::domain::backups::{Backup, BackupOrigin, BackupState, Compression};
 use crate::domain::retention::{plan_retention, BackupSeen, RetentionPolicy};
 use crate::domain::{now_millis, Project, User};
 use crate::engine::LABEL_PROJECT_ID;
-use crate::store::BackupPolicyRow;
+use crate::store::{BackupPolicyRow, VolumeOp};
 
 /// How long a volume size stays cached.
 const SIZE_TTL: Duration = Duration::from_secs(10);
@@ -33,9 +33,80 @@ impl From<ArchiveError> for ServiceError {
             ArchiveError::Unsafe(_) | ArchiveError::Corrupt(_) => {
                 ServiceError::Refused(e.to_string())
             }
-            ArchiveError::Io { .. } => ServiceError::Internal(e.to_string()),
+            // Callers that set a budget say which limit it was
+            // (`Budget::error`); this is the fallback.
+            ArchiveError::TooLarge { .. } => ServiceError::TooLarge(e.to_string()),
+            ArchiveError::Io { .. } => ServiceError::Storage(e.to_string()),
         }
     }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// What bounds an archive's contents for one upload or restore, and which
+/// bound that is (its error names it).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    bytes: u64,
+    by: BudgetBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BudgetBy {
+    /// What the catalogue recorded: more means the archive is not the one
+    /// that was checked.
+    Catalogue,
+    /// `backups.max_unpacked_mb`.
+    Limit,
+    /// The file system's free space less `backups.free_space_reserve_mb`.
+    FreeSpace,
+}
+
+impl Budget {
+    fn error(self, config: &crate::config::BackupsConfig, e: ArchiveError) -> ServiceError {
+        if !matches!(e, ArchiveError::TooLarge { .. }) {
+            return e.into();
+        }
+        match self.by {
+            BudgetBy::Catalogue => ServiceError::Refused(format!(
+                "the archive holds more than the {} bytes its catalogue entry records; it is not the archive that was checked",
+                self.bytes
+            )),
+            BudgetBy::Limit => ServiceError::TooLarge(format!(
+                "the archive's files hold more than {} MB, the limit (backups.max_unpacked_mb = {})",
+                self.bytes / MIB,
+                config.max_unpacked_mb
+            )),
+            BudgetBy::FreeSpace => ServiceError::InsufficientStorage(format!(
+                "the archive's files need more than the {} MB free on the volumes' file system (keeping backups.free_space_reserve_mb = {} free)",
+                self.bytes / MIB,
+                config.free_space_reserve_mb
+            )),
+        }
+    }
+}
+
+/// Bytes free for unprivileged use on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Where a clone goes.
+#[derive(Debug, Clone)]
+pub enum CloneTarget {
+    Existing(Uuid),
+    /// A new project of this name, made only once the copy is complete.
+    New {
+        name: String,
+    },
+}
+
+/// What a clone did.
+#[derive(Debug, Clone)]
+pub struct Cloned {
+    pub project: Project,
+    pub skipped: backup::Skipped,
 }
 
 /// What a restore did.
@@ -169,6 +240,7 @@ impl Berth {
             crash_consistent: !running.is_empty() && !pause,
             error: None,
             remote: None,
+            ..Default::default()
         };
         self.store().insert_backup(&b).await?;
         let final_path = self.backup_path(&b)?;
@@ -215,6 +287,14 @@ impl Berth {
                 b.state = BackupState::Complete;
                 b.size_bytes = Some(w.size_bytes);
                 b.sha256 = Some(w.sha256);
+                b.content_bytes = Some(w.content_bytes);
+                if w.skipped.count > 0 {
+                    // Files vanished under the walk: the volume was in use.
+                    b.crash_consistent = true;
+                    b.skipped_count = w.skipped.count;
+                    b.skipped_sample = w.skipped.sample;
+                    tracing::info!(backup = %b.id, skipped = b.skipped_count, "paths vanished while the volume was read");
+                }
                 self.store().finish_backup(&b).await?;
                 let p = project_id.to_string();
                 metrics::counter!("berth_backups_total", "outcome" => "complete").increment(1);
@@ -293,6 +373,11 @@ impl Berth {
     async fn check_archive(&self, b: &Backup, path: &Path) -> Result<u64> {
         let want = b.sha256.clone().unwrap_or_default();
         let (p, c) = (path.to_path_buf(), b.compression);
+        let budget = self.budget(b, None)?;
+        let rules = backup::ReadRules {
+            budget: budget.bytes,
+            strip_setid: b.origin.strips_setid(),
+        };
         blocking(move || {
             let got = backup::sha256_file(&p)?;
             if got != want {
@@ -300,9 +385,52 @@ impl Berth {
                     "checksum mismatch (recorded {want}, file has {got})"
                 )));
             }
-            backup::verify_archive(&p, c)
+            backup::verify_archive(&p, c, rules)
         })
         .await
+        .map_err(|e| match e {
+            ServiceError::TooLarge(_) => budget.error(
+                &self.config().backups,
+                ArchiveError::TooLarge {
+                    budget: budget.bytes,
+                },
+            ),
+            other => other,
+        })
+        .map(|s| s.entries)
+    }
+
+    /// What a backup's files may hold when it is read: exactly what the
+    /// catalogue recorded (refused beforehand past the limit or the free
+    /// space of `dst`'s file system), else the limit or the free space,
+    /// whichever is smaller.
+    fn budget(&self, b: &Backup, dst: Option<&Path>) -> Result<Budget> {
+        let cfg = &self.config().backups;
+        let limit = Budget {
+            bytes: cfg.max_unpacked_mb.saturating_mul(MIB),
+            by: BudgetBy::Limit,
+        };
+        let free = dst.and_then(free_bytes).map(|f| Budget {
+            bytes: f.saturating_sub(cfg.free_space_reserve_mb.saturating_mul(MIB)),
+            by: BudgetBy::FreeSpace,
+        });
+        let bound = match free {
+            Some(f) if f.bytes < limit.bytes => f,
+            _ => limit,
+        };
+        match b.content_bytes {
+            Some(c) if c > bound.bytes => Err(bound.error(
+                cfg,
+                ArchiveError::TooLarge {
+                    budget: bound.bytes,
+                },
+            )),
+            Some(c) => Ok(Budget {
+                bytes: c,
+                by: BudgetBy::Catalogue,
+            }),
+            None => Ok(bound),
+        }
     }
 
     /// Replaces a project's data with a backup's. Refuses while a workspace
@@ -336,17 +464,46 @@ impl Berth {
         let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
         let mut labels = self.base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
-        self.engine().create_volume(&new_volume, labels).await?;
+        let op = VolumeOp {
+            id: Uuid::new_v4(),
+            kind: "restore".into(),
+            project_id: project.id,
+            volume: new_volume.clone(),
+            new_project: false,
+            started_at: now_millis(),
+        };
+        self.store().insert_volume_op(&op).await?;
+        if let Err(e) = self.engine().create_volume(&new_volume, labels).await {
+            self.store().delete_volume_op(op.id).await?;
+            return Err(e.into());
+        }
         let extracted = match self.access(&new_volume).await {
-            Ok(Access::Host(dst)) => {
-                let (p, c, sum) = (path.clone(), b.compression, b.sha256.clone());
-                blocking(move || backup::extract_archive(&p, c, sum.as_deref(), &dst)).await
-            }
+            Ok(Access::Host(dst)) => match self.budget(&b, Some(&dst)) {
+                Ok(budget) => {
+                    let (p, c, sum) = (path.clone(), b.compression, b.sha256.clone());
+                    let rules = backup::ReadRules {
+                        budget: budget.bytes,
+                        strip_setid: b.origin.strips_setid(),
+                    };
+                    let cfg = self.config().backups.clone();
+                    tokio::task::spawn_blocking(move || {
+                        backup::extract_archive(&p, c, sum.as_deref(), &dst, rules)
+                    })
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("archive task failed: {e}")))
+                    .and_then(|r| r.map(|_| ()).map_err(|e| budget.error(&cfg, e)))
+                }
+                Err(e) => Err(e),
+            },
             Ok(Access::Engine) => {
                 // The engine extracts as bytes arrive: check everything first.
                 match self.check_archive(&b, &path).await {
                     Ok(_) => {
-                        self.extract_via_engine(&path, b.compression, &new_volume)
+                        let rules = backup::ReadRules {
+                            budget: self.budget(&b, None)?.bytes,
+                            strip_setid: b.origin.strips_setid(),
+                        };
+                        self.extract_via_engine(&path, b.compression, &new_volume, rules)
                             .await
                     }
                     Err(e) => Err(e),
@@ -356,6 +513,7 @@ impl Berth {
         };
         if let Err(e) = extracted {
             let _ = self.engine().remove_volume(&new_volume).await;
+            self.store().delete_volume_op(op.id).await?;
             return Err(e);
         }
         let user_ids: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
@@ -363,6 +521,7 @@ impl Berth {
             self.stop_workspace(user, *w).await?;
         }
         self.switch_project_volume(&project, &new_volume).await?;
+        self.store().delete_volume_op(op.id).await?;
         for w in &user_ids {
             self.start_workspace(user, *w).await?;
         }
@@ -396,122 +555,188 @@ impl Berth {
         Ok(())
     }
 
-    /// Clone through the engine's archive API. A non-empty target (with
-    /// `overwrite`) cannot be cleared through that API, so the copy goes
-    /// into a new volume that then replaces the target's.
-    async fn clone_via_engine(
-        &self,
-        source: &Project,
-        target: Project,
-        overwrite: bool,
-    ) -> Result<Project> {
-        let empty = self.is_empty_via_engine(&target.volume_name).await?;
-        if !empty && !overwrite {
-            return Err(ServiceError::Conflict(
-                "the target project's volume is not empty; pass \"overwrite\": true to replace its content"
-                    .into(),
-            ));
-        }
-        if empty {
-            self.copy_via_engine(&source.volume_name, &target.volume_name)
-                .await?;
-            self.inner
-                .sizes
-                .lock()
-                .expect("sizes poisoned")
-                .0
-                .remove(&target.volume_name);
-            return Ok(target);
-        }
-        let short = Uuid::new_v4().simple().to_string();
-        let new_volume = format!("berth-project-{}-{}", target.id, &short[..8]);
-        let mut labels = self.base_labels();
-        labels.insert(LABEL_PROJECT_ID.to_string(), target.id.to_string());
-        self.engine().create_volume(&new_volume, labels).await?;
-        if let Err(e) = self.copy_via_engine(&source.volume_name, &new_volume).await {
-            let _ = self.engine().remove_volume(&new_volume).await;
-            return Err(e);
-        }
-        self.switch_project_volume(&target, &new_volume).await?;
-        Ok(self.store().project(target.id).await?.unwrap_or(target))
-    }
-
-    /// Copies one project's data into another's volume, keeping owners,
-    /// modes, links and times. The target must be empty unless `overwrite`,
-    /// and no workspace may run on it.
+    /// Copies one project's data into another project: an existing one
+    /// (empty, or replaced with `overwrite`; no workspace may run on it), or
+    /// a new one. The copy always goes into a new volume, and the target is
+    /// switched to it only when the copy is complete — a failure or a kill
+    /// at any point leaves the target as it was (and makes no new project).
+    /// An interrupted clone's volume is removed at the next start
+    /// ([`Berth::recover_volume_ops`]). Owners, modes, links and times are
+    /// kept; files that vanish while they are copied are skipped and
+    /// counted.
     pub async fn clone_volume(
         &self,
         user: &User,
         source_id: Uuid,
-        target: Project,
+        target: CloneTarget,
         overwrite: bool,
-    ) -> Result<Project> {
+    ) -> Result<Cloned> {
         let source = self.project(user, source_id).await?;
-        if source.id == target.id {
-            return Err(ServiceError::Invalid(
-                "source and target are the same project".into(),
-            ));
-        }
-        let _guard = self.lock_workspace(target.id).await;
-        if !self.running_on(&target).await?.is_empty() {
-            return Err(ServiceError::Conflict(
-                "a workspace on the target project is running; stop it first".into(),
-            ));
-        }
-        let (src, dst) = match (
-            self.access(&source.volume_name).await?,
-            self.access(&target.volume_name).await?,
-        ) {
-            (Access::Host(s), Access::Host(d)) => (s, d),
-            _ => return self.clone_via_engine(&source, target, overwrite).await,
+        // The new volume, and what the target is.
+        let (existing, new_id, new_volume) = match &target {
+            CloneTarget::Existing(id) => {
+                let t = self.project(user, *id).await?;
+                if t.id == source.id {
+                    return Err(ServiceError::Invalid(
+                        "source and target are the same project".into(),
+                    ));
+                }
+                let short = Uuid::new_v4().simple().to_string();
+                let v = format!("berth-project-{}-{}", t.id, &short[..8]);
+                (Some(t), *id, v)
+            }
+            CloneTarget::New { name } => {
+                crate::domain::validate_name("name", name).map_err(ServiceError::Invalid)?;
+                let id = Uuid::new_v4();
+                (None, id, crate::domain::project_volume_name(id))
+            }
         };
-        let empty = std::fs::read_dir(&dst)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !empty && !overwrite {
-            return Err(ServiceError::Conflict(
-                "the target project's volume is not empty; pass \"overwrite\": true to replace its content"
-                    .into(),
-            ));
+        let _guard = self.lock_workspace(new_id).await;
+        let mut target_was_empty = false;
+        if let Some(t) = &existing {
+            if !self.running_on(t).await?.is_empty() {
+                return Err(ServiceError::Conflict(
+                    "a workspace on the target project is running; stop it first".into(),
+                ));
+            }
+            target_was_empty = match self.access(&t.volume_name).await? {
+                Access::Host(d) => std::fs::read_dir(&d)
+                    .map(|mut l| l.next().is_none())
+                    .unwrap_or(false),
+                Access::Engine => self.is_empty_via_engine(&t.volume_name).await?,
+            };
+            if !target_was_empty && !overwrite {
+                return Err(ServiceError::Conflict(
+                    "the target project's volume is not empty; pass \"overwrite\": true to replace its content"
+                        .into(),
+                ));
+            }
         }
-        if !empty {
-            let d = dst.clone();
-            blocking(move || clear_dir(&d)).await?;
+        let op = VolumeOp {
+            id: Uuid::new_v4(),
+            kind: "clone".into(),
+            project_id: new_id,
+            volume: new_volume.clone(),
+            new_project: existing.is_none(),
+            started_at: now_millis(),
+        };
+        self.store().insert_volume_op(&op).await?;
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_PROJECT_ID.to_string(), new_id.to_string());
+        let copied = match self.engine().create_volume(&new_volume, labels).await {
+            Ok(()) => self.copy_volume(&source.volume_name, &new_volume).await,
+            Err(e) => Err(e.into()),
+        };
+        let skipped = match copied {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.engine().remove_volume(&new_volume).await;
+                self.store().delete_volume_op(op.id).await?;
+                return Err(e);
+            }
+        };
+        let project = match (existing, target) {
+            (Some(t), _) => {
+                self.switch_project_volume(&t, &new_volume).await?;
+                if target_was_empty {
+                    // Nothing was in it: no reason to keep it for retention.
+                    let _ = self.engine().remove_volume(&t.volume_name).await;
+                }
+                self.store().project(t.id).await?.unwrap_or(t)
+            }
+            (None, CloneTarget::New { name }) => {
+                let now = now_millis();
+                let p = Project {
+                    id: new_id,
+                    owner_id: user.id,
+                    name: name.trim().to_string(),
+                    description: String::new(),
+                    workspace_type: source.workspace_type.clone(),
+                    workspace_id: None,
+                    volume_name: new_volume.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                self.store().insert_project(&p).await?;
+                p
+            }
+            (None, CloneTarget::Existing(_)) => unreachable!("an existing target was resolved"),
+        };
+        self.store().delete_volume_op(op.id).await?;
+        if skipped.count > 0 {
+            tracing::info!(project = %project.id, skipped = skipped.count, "paths vanished while the volume was cloned");
         }
-        // A parallel copy of our own (in-kernel copy_file_range per file);
-        // `cp -a` for what it does not handle (FIFOs, device files).
+        Ok(Cloned { project, skipped })
+    }
+
+    /// Copies `src`'s data into the new, empty volume `dst`: on the host a
+    /// parallel copy of our own (in-kernel `copy_file_range` per file, `cp
+    /// -a` for what it does not handle: FIFOs, device files); otherwise
+    /// through the engine.
+    async fn copy_volume(&self, src: &str, dst: &str) -> Result<backup::Skipped> {
+        let (from, to) = match (self.access(src).await?, self.access(dst).await?) {
+            (Access::Host(s), Access::Host(d)) => (s, d),
+            _ => {
+                self.copy_via_engine(src, dst).await?;
+                return Ok(backup::Skipped::default());
+            }
+        };
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .max(2);
-        let (s2, d2) = (src.clone(), dst.clone());
-        let copied = blocking(move || backup::copy_tree(&s2, &d2, workers)).await?;
-        if let Err(backup::Unsupported(what)) = copied {
-            tracing::info!(file = %what.display(), "special file in the volume: copying with cp -a");
-            let d = dst.clone();
-            blocking(move || clear_dir(&d)).await?;
-            let out = tokio::process::Command::new("cp")
-                .arg("-a")
-                .arg("--")
-                .arg(format!("{}/.", src.display()))
-                .arg(&dst)
-                .output()
-                .await
-                .map_err(|e| ServiceError::Internal(format!("running cp: {e}")))?;
-            if !out.status.success() {
-                return Err(ServiceError::Internal(format!(
-                    "copying the volume failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
+        let (s2, d2) = (from.clone(), to.clone());
+        match blocking(move || backup::copy_tree(&s2, &d2, workers)).await? {
+            Ok(c) => Ok(c.skipped),
+            Err(backup::Unsupported(what)) => {
+                tracing::info!(file = %what.display(), "special file in the volume: copying with cp -a");
+                let d = to.clone();
+                blocking(move || clear_dir(&d)).await?;
+                let out = tokio::process::Command::new("cp")
+                    .arg("-a")
+                    .arg("--")
+                    .arg(format!("{}/.", from.display()))
+                    .arg(&to)
+                    .output()
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("running cp: {e}")))?;
+                if !out.status.success() {
+                    return Err(ServiceError::Storage(format!(
+                        "copying the volume failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                Ok(backup::Skipped::default())
             }
         }
-        self.inner
-            .sizes
-            .lock()
-            .expect("sizes poisoned")
-            .0
-            .remove(&target.volume_name);
-        Ok(target)
+    }
+
+    /// At startup: volume operations a stopped server left unfinished. A
+    /// volume that its project already uses was switched to (the server
+    /// stopped just after); any other is a partial copy, removed. Returns
+    /// how many partial volumes were removed.
+    pub async fn recover_volume_ops(&self) -> Result<usize> {
+        let mut removed = 0;
+        for op in self.store().volume_ops().await? {
+            let switched = self
+                .store()
+                .project(op.project_id)
+                .await?
+                .is_some_and(|p| p.volume_name == op.volume);
+            if !switched {
+                match self.engine().remove_volume(&op.volume).await {
+                    Ok(()) => removed += 1,
+                    Err(crate::engine::EngineError::NotFound(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(volume = %op.volume, error = %e, "cannot remove an interrupted operation's volume yet");
+                        continue;
+                    }
+                }
+                tracing::info!(volume = %op.volume, kind = %op.kind, "removed the volume of an interrupted {}", op.kind);
+            }
+            self.store().delete_volume_op(op.id).await?;
+        }
+        Ok(removed)
     }
 
     /// The apparent size of a project's data (as `du -sb`), cached briefly.
@@ -731,10 +956,32 @@ impl Berth {
                 )))
             }
         };
+        // The files may hold what the limit and the free space of the
+        // project's volume file system allow.
+        let probe = Backup {
+            content_bytes: None,
+            ..Default::default()
+        };
+        let dst = match self.access(&project.volume_name).await {
+            Ok(Access::Host(dir)) => Some(dir),
+            _ => None,
+        };
+        let budget = self.budget(&probe, dst.as_deref()).map_err(fail)?;
+        let origin = BackupOrigin::Uploaded {
+            by_admin: user.is_admin(),
+        };
+        let rules = backup::ReadRules {
+            budget: budget.bytes,
+            strip_setid: origin.strips_setid(),
+        };
         let t = tmp.clone();
-        blocking(move || backup::verify_archive(&t, compression))
-            .await
-            .map_err(fail)?;
+        let cfg = self.config().backups.clone();
+        let scanned =
+            tokio::task::spawn_blocking(move || backup::verify_archive(&t, compression, rules))
+                .await
+                .map_err(|e| ServiceError::Internal(format!("archive task failed: {e}")))
+                .and_then(|r| r.map_err(|e| budget.error(&cfg, e)))
+                .map_err(fail)?;
         let now = now_millis();
         let mut b = Backup {
             id,
@@ -749,6 +996,9 @@ impl Berth {
             crash_consistent: false,
             error: None,
             remote: None,
+            content_bytes: Some(scanned.content_bytes),
+            origin,
+            ..Default::default()
         };
         std::fs::rename(&tmp, self.backup_path(&b)?)
             .map_err(|e| fail(ServiceError::Internal(format!("renaming the upload: {e}"))))?;

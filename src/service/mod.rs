@@ -65,6 +65,16 @@ pub enum ServiceError {
     /// The request body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// Not enough free space to do it.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// Reading or writing volume data or archives failed; the message says
+    /// what and where (relative to the volume).
+    #[error("{0}")]
+    Storage(String),
+    /// Too many failed attempts: try again after this many seconds.
+    #[error("{message}")]
+    Throttled { message: String, retry_after_s: u64 },
     /// The workspace cannot serve right now (error, archived, not
     /// startable); the message says why.
     #[error("{0}")]
@@ -148,6 +158,62 @@ struct Inner {
     sending: Mutex<HashSet<Uuid>>,
     /// Where workspace apps are served.
     app_urls: apps::AppUrls,
+    /// Failed logins per account and per client address.
+    login_attempts: Mutex<HashMap<String, crate::domain::throttle::Attempts>>,
+    /// What `/metrics` asks for; `None`: open (`metrics.public`).
+    metrics_token: Option<String>,
+    /// Cancelled when the server shuts down: open streams and tunnels end.
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The metrics token: configured, or generated once and kept in
+/// `<data_dir>/metrics-token` (0600); `None` with `metrics.public`.
+fn metrics_token(config: &Config) -> Option<String> {
+    if config.metrics.public {
+        return None;
+    }
+    if let Some(t) = &config.metrics.token {
+        return Some(t.clone());
+    }
+    let file = config.data_dir.join("metrics-token");
+    if let Ok(t) = std::fs::read_to_string(&file) {
+        if !t.trim().is_empty() {
+            return Some(t.trim().to_string());
+        }
+    }
+    let token = {
+        use base64::Engine as _;
+        use rand::RngCore;
+        let mut bytes = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        format!(
+            "berthm_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
+    };
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)?;
+        f.write_all(format!("{token}\n").as_bytes())
+    })();
+    match written {
+        Ok(()) => {
+            tracing::info!(file = %file.display(), "generated the metrics token (scrape with 'Authorization: Bearer <it>')");
+            Some(token)
+        }
+        // Another process made it meanwhile: theirs.
+        Err(_) => std::fs::read_to_string(&file)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .or(Some(token)),
+    }
 }
 
 impl Berth {
@@ -176,6 +242,9 @@ impl Berth {
                 remote,
                 sending: Mutex::new(HashSet::new()),
                 app_urls: apps::AppUrls::new(&config),
+                login_attempts: Mutex::new(HashMap::new()),
+                metrics_token: metrics_token(&config),
+                shutdown: tokio_util::sync::CancellationToken::new(),
                 config,
             }),
         }
@@ -191,6 +260,27 @@ impl Berth {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Cancelled once the server begins to shut down: what streams (logs,
+    /// stats, tunnels) ends then, so the process exits in bounded time.
+    pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Ends every open stream and tunnel (at SIGTERM).
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// The token `/metrics` needs ("" when it is open).
+    pub fn metrics_token(&self) -> &str {
+        self.inner.metrics_token.as_deref().unwrap_or("")
+    }
+
+    /// Whether `/metrics` is open to anyone (`metrics.public`).
+    pub fn metrics_public(&self) -> bool {
+        self.inner.metrics_token.is_none()
     }
 
     pub fn host_cpus(&self) -> u32 {

@@ -224,6 +224,7 @@ impl Berth {
         archive: &Path,
         compression: Compression,
         volume: &str,
+        rules: backup::ReadRules,
     ) -> Result<()> {
         let helper = self.helper(volume, false).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
@@ -235,8 +236,8 @@ impl Berth {
         let pump = tokio::task::spawn_blocking(move || {
             let w = ChannelWrite { tx: tx.clone() };
             let w = io::BufWriter::with_capacity(256 * 1024, w);
-            let done = backup::write_prefixed_tar(&archive, compression, strip_root(), w)
-                .and_then(|mut w| w.flush().map_err(|e| ArchiveError::Corrupt(e.to_string())));
+            let done = backup::write_prefixed_tar(&archive, compression, strip_root(), w, rules)
+                .and_then(|(mut w, _)| w.flush().map_err(|e| ArchiveError::Corrupt(e.to_string())));
             if let Err(e) = done {
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
             }

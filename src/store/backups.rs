@@ -5,7 +5,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_uuid, Result, Store, StoreError};
-use crate::domain::backups::{Backup, RemoteCopy, RemoteState};
+use crate::domain::backups::{Backup, BackupOrigin, RemoteCopy, RemoteState};
 use crate::domain::Millis;
 
 fn backup_from_row(r: &AnyRow) -> Result<Backup> {
@@ -22,7 +22,19 @@ fn backup_from_row(r: &AnyRow) -> Result<Backup> {
         }),
         None => None,
     };
+    let content: Option<i64> = r.try_get("content_bytes")?;
+    let origin: Option<String> = r.try_get("origin")?;
+    let skipped: Option<i64> = r.try_get("skipped_count")?;
+    let sample: Option<String> = r.try_get("skipped_sample")?;
     Ok(Backup {
+        content_bytes: content.map(|c| c.max(0) as u64),
+        origin: BackupOrigin::parse(origin.as_deref()).map_err(StoreError::Corrupt)?,
+        skipped_count: skipped.unwrap_or(0).max(0) as u64,
+        skipped_sample: sample
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("skipped_sample: {e}")))?
+            .unwrap_or_default(),
         id: get_uuid(r, "id")?,
         project_id: get_uuid(r, "project_id")?,
         owner_id: get_uuid(r, "owner_id")?,
@@ -38,12 +50,17 @@ fn backup_from_row(r: &AnyRow) -> Result<Backup> {
     })
 }
 
+fn skipped_json(b: &Backup) -> String {
+    serde_json::to_string(&b.skipped_sample).expect("strings serialise")
+}
+
 impl Store {
     pub async fn insert_backup(&self, b: &Backup) -> Result<()> {
         sqlx::query(
             "INSERT INTO backups (id, project_id, owner_id, created_at, completed_at, state, \
-             compression, size_bytes, sha256, crash_consistent, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             compression, size_bytes, sha256, crash_consistent, error, content_bytes, origin, \
+             skipped_count, skipped_sample) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(b.id.to_string())
         .bind(b.project_id.to_string())
@@ -56,6 +73,10 @@ impl Store {
         .bind(b.sha256.clone())
         .bind(i64::from(b.crash_consistent))
         .bind(b.error.clone())
+        .bind(b.content_bytes.map(|c| c as i64))
+        .bind(b.origin.as_str())
+        .bind(b.skipped_count as i64)
+        .bind(skipped_json(b))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -65,13 +86,16 @@ impl Store {
     pub async fn finish_backup(&self, b: &Backup) -> Result<()> {
         sqlx::query(
             "UPDATE backups SET state = $1, completed_at = $2, size_bytes = $3, sha256 = $4, \
-             error = $5 WHERE id = $6",
+             error = $5, content_bytes = $6, skipped_count = $7, skipped_sample = $8 WHERE id = $9",
         )
         .bind(b.state.as_str())
         .bind(b.completed_at)
         .bind(b.size_bytes.map(|s| s as i64))
         .bind(b.sha256.clone())
         .bind(b.error.clone())
+        .bind(b.content_bytes.map(|c| c as i64))
+        .bind(b.skipped_count as i64)
+        .bind(skipped_json(b))
         .bind(b.id.to_string())
         .execute(&self.pool)
         .await?;
@@ -209,5 +233,64 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A volume operation under way (see the `volume_ops` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeOp {
+    pub id: Uuid,
+    /// `clone` or `restore`.
+    pub kind: String,
+    pub project_id: Uuid,
+    /// The volume being filled.
+    pub volume: String,
+    /// The project record is made only when the copy is complete.
+    pub new_project: bool,
+    pub started_at: Millis,
+}
+
+impl Store {
+    pub async fn insert_volume_op(&self, op: &VolumeOp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO volume_ops (id, kind, project_id, volume, new_project, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(op.id.to_string())
+        .bind(&op.kind)
+        .bind(op.project_id.to_string())
+        .bind(&op.volume)
+        .bind(i64::from(op.new_project))
+        .bind(op.started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_volume_op(&self, id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM volume_ops WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn volume_ops(&self) -> Result<Vec<VolumeOp>> {
+        let rows = sqlx::query("SELECT * FROM volume_ops ORDER BY started_at")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let new_project: i64 = r.try_get("new_project")?;
+                Ok(VolumeOp {
+                    id: get_uuid(r, "id")?,
+                    kind: r.try_get("kind")?,
+                    project_id: get_uuid(r, "project_id")?,
+                    volume: r.try_get("volume")?,
+                    new_project: new_project != 0,
+                    started_at: r.try_get("started_at")?,
+                })
+            })
+            .collect()
     }
 }

@@ -14,7 +14,7 @@ mod users;
 mod workspaces;
 
 pub use apps::{AppCode, AppShare};
-pub use backups::BackupPolicyRow;
+pub use backups::{BackupPolicyRow, VolumeOp};
 pub use users::{TokenInfo, TokenKind, TokenUse};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

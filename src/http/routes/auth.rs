@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiResult;
-use crate::http::extract::{ApiJson, Caller, IdPath, SESSION_COOKIE};
+use crate::http::extract::{ApiJson, Caller, ClientAddr, IdPath, SESSION_COOKIE};
 use crate::http::wire::{
     ok, ok_with, rfc3339, ChangePasswordRequest, CreateTokenRequest, CreatedTokenDto, DeletedDto,
     LoggedOutDto, LoginRequest, LoginResponse, PasswordChangedDto, TokenDto, UserDto,
@@ -28,9 +28,10 @@ fn cookie(berth: &Berth, value: &str, max_age_s: u64) -> HeaderValue {
 
 pub async fn login(
     State(berth): State<Berth>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let session = berth.login(&req.email, &req.password).await?;
+    let session = berth.login_from(&req.email, &req.password, client).await?;
     let max_age = berth.config().auth.session_ttl_h.saturating_mul(3600);
     let set_cookie = cookie(&berth, &session.token, max_age);
     let body = LoginResponse {

@@ -15,6 +15,7 @@ use crate::domain::backups::{Backup, Compression};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Caller, IdPath};
 use crate::http::wire::{ok, ok_with, rfc3339, DeletedDto, ProjectDto, Timestamp};
+use crate::service::backups::CloneTarget;
 use crate::service::Berth;
 
 #[derive(Serialize, JsonSchema)]
@@ -44,6 +45,21 @@ pub struct BackupDto {
     /// The archive is on this host (false once `keep_local` moved it to
     /// remote storage only; it is fetched back when needed).
     stored_locally: bool,
+    /// What the archive's files hold, in bytes (what a restore writes);
+    /// null for backups made before it was recorded.
+    unpacked_bytes: Option<u64>,
+    /// Uploaded (`POST …/backups/upload`) rather than made by Berth.
+    uploaded: bool,
+    /// Paths that vanished while the volume was read (a workspace was
+    /// writing to it): counted, the first few named.
+    skipped: SkippedDto,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedDto {
+    count: u64,
+    sample: Vec<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -75,6 +91,12 @@ fn dto(berth: &Berth, b: &Backup) -> BackupDto {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         stored_locally: berth.backup_path(b).is_ok_and(|p| p.exists()),
+        unpacked_bytes: b.content_bytes,
+        uploaded: b.origin != crate::domain::backups::BackupOrigin::Made,
+        skipped: SkippedDto {
+            count: b.skipped_count,
+            sample: b.skipped_sample.clone(),
+        },
         remote: b.remote.as_ref().map(|r| RemoteDto {
             state: r.state.as_str(),
             stored_at: r.at.map(rfc3339),
@@ -114,6 +136,9 @@ pub struct RestoredDto {
 pub struct ClonedDto {
     volume_name: String,
     target_project: ProjectDto,
+    /// Paths that vanished while they were copied (a workspace was writing
+    /// to the source).
+    skipped: SkippedDto,
 }
 
 /// `GET /api/workspaces/projects/:projectId/volume-size`.
@@ -314,21 +339,16 @@ pub async fn clone(
     IdPath(project_id): IdPath,
     ApiJson(req): ApiJson<CloneRequest>,
 ) -> ApiResult<Response> {
-    let source = berth.project(&caller.user, project_id).await?;
     let target = match (req.target_project_id, req.name) {
-        (Some(t), None) => berth.project(&caller.user, t).await?,
-        (None, Some(name)) => {
-            berth
-                .create_project(&caller.user, &name, None, source.workspace_type.as_deref())
-                .await?
-        }
+        (Some(t), None) => CloneTarget::Existing(t),
+        (None, Some(name)) => CloneTarget::New { name },
         _ => {
             return Err(ApiError::bad_request(
                 "give either targetProjectId (an existing project) or name (a new one)",
             ))
         }
     };
-    let t = berth
+    let cloned = berth
         .clone_volume(
             &caller.user,
             project_id,
@@ -336,10 +356,15 @@ pub async fn clone(
             req.overwrite.unwrap_or(false),
         )
         .await?;
+    let t = cloned.project;
     Ok(ok_with(
         ClonedDto {
             volume_name: t.volume_name.clone(),
             target_project: ProjectDto::from(&t),
+            skipped: SkippedDto {
+                count: cloned.skipped.count,
+                sample: cloned.skipped.sample,
+            },
         },
         "volume cloned",
     ))

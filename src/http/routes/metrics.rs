@@ -1,4 +1,6 @@
-//! `GET /metrics`: Prometheus text. Optionally behind `metrics.token`.
+//! `GET /metrics`: Prometheus text, behind the metrics token (generated at
+//! first start unless `metrics.token` is set; open only with
+//! `metrics.public`), since it names every workspace and project.
 
 use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -10,16 +12,25 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::service::Berth;
 
 pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult<Response> {
-    if let Some(want) = &berth.config().metrics.token {
+    if !berth.metrics_public() {
+        let want = berth.metrics_token();
         let got = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if got != Some(want.as_str()) {
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared in constant time: the token is a secret.
+        let same = got.len() == want.len()
+            && got
+                .bytes()
+                .zip(want.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "metrics need 'Authorization: Bearer <metrics.token>'",
+                "metrics need 'Authorization: Bearer <token>': metrics.token, or the one in <data_dir>/metrics-token",
             ));
         }
     }

@@ -311,6 +311,7 @@ pub async fn log_stream(
         show_timestamps: p.timestamps.unwrap_or(false),
         done: false,
     };
+    let this = berth.clone();
     let events = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(ev) = st.pending.pop_front() {
@@ -330,10 +331,32 @@ pub async fn log_stream(
             }
         }
     });
-    Ok(sse(events))
+    Ok(sse(&this, events))
 }
 
-fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+/// An event stream that also ends — with `event: end` saying why — when
+/// the server shuts down, so shutdown never waits on a follower.
+fn sse(
+    berth: &Berth,
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
+    let stop = berth.shutdown_token().cancelled_owned();
+    let events = futures_util::stream::unfold(
+        (Box::pin(events), Box::pin(stop), false),
+        |(mut events, mut stop, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stop => Some((
+                    Ok(Event::default().event("end").data("the server is shutting down")),
+                    (events, stop, true),
+                )),
+                item = events.next() => item.map(|i| (i, (events, stop, false))),
+            }
+        },
+    );
     let mut resp = Sse::new(events)
         .keep_alive(
             KeepAlive::new()
@@ -402,6 +425,7 @@ pub async fn stats_stream(
     }
     let mut tick = tokio::time::interval(Duration::from_secs(every));
     tick.tick().await;
+    let this = berth.clone();
     let st = St {
         _guard: berth.stream_guard(),
         berth,
@@ -445,7 +469,7 @@ pub async fn stats_stream(
             }
         }
     });
-    Ok(sse(events))
+    Ok(sse(&this, events))
 }
 
 fn json_event<T: serde::Serialize>(v: &T) -> Event {

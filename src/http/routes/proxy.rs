@@ -659,6 +659,7 @@ fn tunnel(
         let mut client = TokioIo::new(client);
         let mut upstream = TokioIo::new(upstream);
         let every = Duration::from_secs(berth.config().proxy.activity_interval_s.max(1));
+        let stop = berth.shutdown_token();
         let keep_active = async {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -675,6 +676,8 @@ fn tunnel(
                 }
             }
             _ = keep_active => {}
+            // A shutdown closes open tunnels rather than wait for them.
+            _ = stop.cancelled() => {}
         }
     });
 }

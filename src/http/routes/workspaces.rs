@@ -234,9 +234,9 @@ pub async fn events(
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Response> {
-    let evs = berth
-        .workspace_events(&caller.user, id, q.limit.unwrap_or(50))
-        .await?;
+    let limit = crate::domain::validate_range("limit", q.limit.unwrap_or(50), 1, 1000)
+        .map_err(crate::http::error::ApiError::bad_request)?;
+    let evs = berth.workspace_events(&caller.user, id, limit).await?;
     Ok(ok(evs.iter().map(EventDto::from).collect::<Vec<_>>()))
 }
 
