@@ -11,12 +11,17 @@
 set -euo pipefail
 tag="${1:-berth-demo/busybox:latest}"
 program="${2:-}"
-busybox="$(command -v busybox || true)"
-if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
-  for c in /bin/busybox /usr/bin/busybox; do
-    if [ -x "$c" ] && ldd "$c" 2>&1 | grep -q 'not a dynamic'; then busybox="$c"; break; fi
-  done
-fi
+# ldd exits 1 for a static binary: read its output apart from its status.
+is_static() {
+  local out
+  out="$(ldd "$1" 2>&1 || true)"
+  case "$out" in *"not a dynamic"*) return 0 ;; esac
+  return 1
+}
+busybox=""
+for c in "$(command -v busybox || true)" /bin/busybox /usr/bin/busybox; do
+  if [ -n "$c" ] && [ -x "$c" ] && is_static "$c"; then busybox="$c"; break; fi
+done
 if [ -z "$busybox" ] || [ ! -x "$busybox" ]; then
   echo "build-busybox-image: no static busybox found; install it with: apt-get install busybox-static" >&2
   exit 1

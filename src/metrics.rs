@@ -27,8 +27,133 @@ pub fn handle() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may exist in tests; the handle still renders ours.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe();
+                start_at_zero();
+            }
             handle
         })
         .clone()
+}
+
+/// Every family's `# HELP` line (`promtool check metrics` wants one each).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!("berth_workspaces", "Workspaces by type and status.");
+    describe_gauge!(
+        "berth_workspace_cpu_percent",
+        "CPU use of a running workspace, percent of one core, sampled every stats.interval_s."
+    );
+    describe_gauge!(
+        "berth_workspace_memory_bytes",
+        Unit::Bytes,
+        "Memory use of a running workspace (without the page cache it could drop)."
+    );
+    describe_gauge!(
+        "berth_workspace_unhealthy",
+        "1 while a running workspace's health check fails, else 0."
+    );
+    describe_counter!(
+        "berth_recovery_restarts_total",
+        "Restarts of failed workspaces by recovery, by what failed."
+    );
+    describe_counter!(
+        "berth_recovery_gave_up_total",
+        "Workspaces recovery put in error after their restart budget, by what failed."
+    );
+    describe_counter!(
+        "berth_oom_kills_total",
+        "Workspace processes killed for memory."
+    );
+    describe_counter!("berth_backups_total", "Backups by outcome.");
+    describe_histogram!(
+        "berth_backup_duration_seconds",
+        Unit::Seconds,
+        "How long a backup took."
+    );
+    describe_gauge!(
+        "berth_backup_last_size_bytes",
+        Unit::Bytes,
+        "Size of a project's newest complete backup."
+    );
+    describe_gauge!(
+        "berth_backup_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "When a project's newest complete backup finished (Unix time)."
+    );
+    describe_counter!(
+        "berth_backup_remote_total",
+        "Remote copies of backups by outcome: stored, failed, fetched, delete_failed."
+    );
+    describe_histogram!(
+        "berth_backup_remote_duration_seconds",
+        Unit::Seconds,
+        "How long sending a backup's remote copy took."
+    );
+    describe_counter!(
+        "berth_cleanup_actions_total",
+        "What the cleanup jobs did, by job, action and outcome."
+    );
+    describe_counter!(
+        "berth_job_runs_total",
+        "Runs of scheduled jobs by job and outcome."
+    );
+    describe_histogram!(
+        "berth_job_duration_seconds",
+        Unit::Seconds,
+        "How long a job run took."
+    );
+    describe_counter!(
+        "berth_http_requests_total",
+        "HTTP requests by route, method and status."
+    );
+    describe_histogram!(
+        "berth_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by route."
+    );
+    describe_counter!(
+        "berth_engine_errors_total",
+        "Failed Docker engine calls by kind."
+    );
+    describe_counter!("berth_login_failures_total", "Failed logins.");
+    describe_counter!(
+        "berth_login_throttled_total",
+        "Logins refused while an account or address was locked, by which."
+    );
+}
+
+/// Counters whose labels are known from the start are registered at 0, so
+/// `rate()` and `increase()` see them from the first scrape (a counter born
+/// at 1 hides its first increase).
+fn start_at_zero() {
+    use metrics::counter;
+    for outcome in ["complete", "failed"] {
+        counter!("berth_backups_total", "outcome" => outcome).absolute(0);
+    }
+    for outcome in ["stored", "failed", "fetched", "delete_failed"] {
+        counter!("berth_backup_remote_total", "outcome" => outcome).absolute(0);
+    }
+    for reason in ["unhealthy", "oom", "exited"] {
+        counter!("berth_recovery_restarts_total", "reason" => reason).absolute(0);
+        counter!("berth_recovery_gave_up_total", "reason" => reason).absolute(0);
+    }
+    counter!("berth_oom_kills_total").absolute(0);
+    for job in crate::jobs::JobName::ALL {
+        for outcome in [
+            crate::domain::jobs::JobOutcome::Ok,
+            crate::domain::jobs::JobOutcome::Failed,
+            crate::domain::jobs::JobOutcome::Skipped,
+        ] {
+            counter!("berth_job_runs_total", "job" => job.as_str(), "outcome" => outcome.as_str())
+                .absolute(0);
+        }
+    }
+    for kind in ["not_found", "conflict", "unavailable", "rejected", "failed"] {
+        counter!("berth_engine_errors_total", "kind" => kind).absolute(0);
+    }
+    counter!("berth_login_failures_total").absolute(0);
+    for by in ["account", "address"] {
+        counter!("berth_login_throttled_total", "by" => by).absolute(0);
+    }
 }

@@ -630,7 +630,9 @@ fn workspace_rows(v: &Value) -> Vec<Vec<String>> {
                 s(&w["type"]),
                 s(&w["status"]),
                 s(&w["currentProjectId"]),
-                s(&w["url"]),
+                // What a person opens (the proxy or the app's own origin),
+                // not the 127.0.0.1 port only this host reaches.
+                s(&w["appUrl"]),
             ]
         })
         .collect()
@@ -719,6 +721,7 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                     "status",
                     "statusReason",
                     "currentProjectId",
+                    "appUrl",
                     "url",
                     "containerName",
                     "lastActivityAt",
@@ -740,7 +743,7 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             } else {
                 v
             };
-            c.show(&v, |v| eprintln!("{} {}", s(&v["status"]), s(&v["url"])));
+            c.show(&v, |v| eprintln!("{} {}", s(&v["status"]), s(&v["appUrl"])));
         }
         WsCmd::Stop { id } => {
             let v = c

@@ -31,8 +31,6 @@ struct Cli {
     /// Config file (TOML); every key optional.
     #[arg(long, global = true, env = "BERTH_CONFIG")]
     config: Option<PathBuf>,
-    #[command(flatten)]
-    client: client::ClientOpts,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,8 +43,12 @@ enum Command {
         #[arg(long, env = "BERTH_LISTEN")]
         listen: Option<String>,
     },
-    /// Exit 0 when the service answers /healthz.
+    /// Exit 0 when the service answers /healthz: at --server (a URL), else
+    /// at --listen / BERTH_LISTEN / the config's `listen`.
     Healthcheck {
+        /// The server's URL, e.g. http://berth-host:7780.
+        #[arg(long, env = "BERTH_SERVER")]
+        server: Option<String>,
         #[arg(long, env = "BERTH_LISTEN")]
         listen: Option<String>,
     },
@@ -68,42 +70,62 @@ enum Command {
     Login {
         #[arg(long)]
         email: Option<String>,
+        #[command(flatten)]
+        client: client::ClientOpts,
     },
     /// Forget the kept server and token.
-    Logout,
+    Logout {
+        #[command(flatten)]
+        client: client::ClientOpts,
+    },
     /// Projects: create, ls, rm.
     Project {
         #[command(subcommand)]
         command: client::ProjectCmd,
+        #[command(flatten)]
+        client: client::ClientOpts,
     },
     /// Workspaces: create, ls, show, start, stop, restart, rm, status,
     /// health, logs, stats.
     Ws {
         #[command(subcommand)]
         command: client::WsCmd,
+        #[command(flatten)]
+        client: client::ClientOpts,
     },
     /// Backups: create, ls, download, upload, restore, verify, rm.
     Backup {
         #[command(subcommand)]
         command: client::BackupCmd,
+        #[command(flatten)]
+        client: client::ClientOpts,
     },
     /// Project volumes: clone, size.
     Volume {
         #[command(subcommand)]
         command: client::VolumeCmd,
+        #[command(flatten)]
+        client: client::ClientOpts,
     },
     /// Run the cleanup jobs now (admin); --dry-run reports only.
     Cleanup {
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        client: client::ClientOpts,
     },
     /// The scheduled jobs and their recent runs (admin).
-    Jobs,
+    Jobs {
+        #[command(flatten)]
+        client: client::ClientOpts,
+    },
     /// Your account on the server: show, passwd, tokens, token-add,
     /// token-rm.
     Account {
         #[command(subcommand)]
         command: client::AccountCmd,
+        #[command(flatten)]
+        client: client::ClientOpts,
     },
 }
 
@@ -207,17 +229,16 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     // Client commands need no server configuration.
-    let opts = &cli.client;
     let outcome = match cli.command {
-        Command::Login { email } => client::login(opts, email).await,
-        Command::Logout => client::logout(),
-        Command::Project { command } => client::project(opts, command).await,
-        Command::Ws { command } => client::ws(opts, command).await,
-        Command::Backup { command } => client::backup(opts, command).await,
-        Command::Volume { command } => client::volume(opts, command).await,
-        Command::Cleanup { dry_run } => client::cleanup(opts, dry_run).await,
-        Command::Jobs => client::jobs(opts).await,
-        Command::Account { command } => client::account(opts, command).await,
+        Command::Login { email, client } => client::login(&client, email).await,
+        Command::Logout { .. } => client::logout(),
+        Command::Project { command, client } => client::project(&client, command).await,
+        Command::Ws { command, client } => client::ws(&client, command).await,
+        Command::Backup { command, client } => client::backup(&client, command).await,
+        Command::Volume { command, client } => client::volume(&client, command).await,
+        Command::Cleanup { dry_run, client } => client::cleanup(&client, dry_run).await,
+        Command::Jobs { client } => client::jobs(&client).await,
+        Command::Account { command, client } => client::account(&client, command).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_text());
             return Ok(ExitCode::SUCCESS);
@@ -240,9 +261,12 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
             serve(config).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Healthcheck { listen } => {
-            let addr = listen.unwrap_or(config.listen);
-            healthcheck(&addr).await
+        Command::Healthcheck { server, listen } => {
+            let url = match (server, listen) {
+                (Some(s), _) => format!("{}/healthz", s.trim_end_matches('/')),
+                (None, l) => format!("http://{}/healthz", l.unwrap_or(config.listen)),
+            };
+            healthcheck(&url).await
         }
         Command::User {
             command:
@@ -551,12 +575,11 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn healthcheck(addr: &str) -> Result<ExitCode> {
-    let url = format!("http://{addr}/healthz");
+async fn healthcheck(url: &str) -> Result<ExitCode> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
-    match client.get(&url).send().await {
+    match client.get(url).send().await {
         Ok(r) if r.status().is_success() => {
             println!("ok");
             Ok(ExitCode::SUCCESS)
@@ -589,6 +612,24 @@ mod tests {
     fn cli_parses_the_operator_interface() {
         Cli::try_parse_from(["berth", "serve", "--listen", "127.0.0.1:1"]).unwrap();
         Cli::try_parse_from(["berth", "healthcheck"]).unwrap();
+        Cli::try_parse_from(["berth", "healthcheck", "--server", "http://h:1"]).unwrap();
+        // Client flags belong to client commands (after the command word).
+        Cli::try_parse_from(["berth", "ws", "ls", "--json", "--server", "http://h:1"]).unwrap();
+        Cli::try_parse_from(["berth", "project", "--server", "http://h:1", "ls"]).unwrap();
+        assert!(
+            Cli::try_parse_from(["berth", "user", "add", "a@b", "--server", "http://h:1"]).is_err()
+        );
+        let help = <Cli as clap::CommandFactory>::command()
+            .find_subcommand_mut("user")
+            .unwrap()
+            .find_subcommand_mut("add")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            !help.contains("--server") && !help.contains("--token"),
+            "{help}"
+        );
         Cli::try_parse_from(["berth", "user", "add", "a@b", "--admin", "--password-stdin"])
             .unwrap();
         Cli::try_parse_from(["berth", "token", "create", "a@b"]).unwrap();

@@ -60,6 +60,31 @@ impl ResourceLimits {
         }
     }
 
+    /// A workspace's overrides after a change (`patch`): fields left out
+    /// keep their value, and a new memory limit given without a new
+    /// memory+swap limit keeps the swap the workspace had (memory+swap minus
+    /// memory), so raising memory alone never trips over the old sum.
+    pub fn patched(
+        &self,
+        current: &ResourceOverrides,
+        patch: &ResourceOverrides,
+    ) -> ResourceOverrides {
+        let mut next = ResourceOverrides {
+            cpus: patch.cpus.or(current.cpus),
+            memory: patch.memory.or(current.memory),
+            memory_swap: patch.memory_swap.or(current.memory_swap),
+            memory_reservation: patch.memory_reservation.or(current.memory_reservation),
+        };
+        if let (Some(memory), None) = (patch.memory, patch.memory_swap) {
+            let before = self.merged(current);
+            if let Some(swap) = before.memory_swap_mb {
+                let swap_only = swap.saturating_sub(before.memory_mb);
+                next.memory_swap = Some(memory.saturating_add(swap_only));
+            }
+        }
+        next
+    }
+
     /// Memory plus swap as the engine gets it.
     pub fn effective_swap_mb(&self) -> u64 {
         self.memory_swap_mb.unwrap_or(self.memory_mb)
@@ -91,8 +116,8 @@ impl ResourceLimits {
         if let Some(swap) = self.memory_swap_mb {
             if swap < self.memory_mb {
                 return err(format!(
-                    "memorySwap ({swap} MB, memory plus swap) must be at least memory ({} MB)",
-                    self.memory_mb
+                    "memorySwap ({swap} MB, memory plus swap) must be at least memory ({} MB): give memorySwap (--memory-swap) of {} or more, or leave it out to keep the current swap",
+                    self.memory_mb, self.memory_mb
                 ));
             }
         }
@@ -286,6 +311,56 @@ impl HealthCheckOverride {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raising_memory_alone_keeps_the_swap_the_workspace_had() {
+        let t = ResourceLimits {
+            cpus: 0.5,
+            memory_mb: 128,
+            memory_swap_mb: Some(256),
+            memory_reservation_mb: Some(32),
+        };
+        let none = ResourceOverrides::default();
+        let up = ResourceOverrides {
+            cpus: Some(2.0),
+            memory: Some(4096),
+            ..Default::default()
+        };
+        let next = t.patched(&none, &up);
+        assert_eq!(next.memory_swap, Some(4096 + 128));
+        let l = t.merged(&next);
+        assert!(l.validate(2).is_ok(), "{:?}", l.validate(2));
+        // Given explicitly, the swap limit is the caller's.
+        let explicit = ResourceOverrides {
+            memory: Some(4096),
+            memory_swap: Some(4096),
+            ..Default::default()
+        };
+        assert_eq!(t.patched(&none, &explicit).memory_swap, Some(4096));
+        // No swap before: none after.
+        let no_swap = ResourceLimits {
+            memory_swap_mb: None,
+            ..t.clone()
+        };
+        assert_eq!(no_swap.patched(&none, &up).memory_swap, None);
+        // Other fields keep their value.
+        let cur = ResourceOverrides {
+            memory_reservation: Some(64),
+            ..Default::default()
+        };
+        assert_eq!(t.patched(&cur, &up).memory_reservation, Some(64));
+        // A swap below memory says how to fix it.
+        let bad = t.merged(&explicit.clone());
+        let bad = ResourceLimits {
+            memory_swap_mb: Some(100),
+            ..bad
+        };
+        let e = bad.validate(2).unwrap_err().to_string();
+        assert!(
+            e.contains("--memory-swap") && e.contains("4096 or more"),
+            "{e}"
+        );
+    }
 
     fn base() -> ResourceLimits {
         ResourceLimits {

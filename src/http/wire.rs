@@ -681,6 +681,9 @@ pub struct HistoryDto {
     pub at: String,
     pub cpu_percent: f64,
     pub memory_usage: f64,
+    /// Bytes received and sent since the container started.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 impl ResourceStatsDto {
@@ -736,6 +739,8 @@ impl ResourceStatsDto {
                         at: rfc3339(p.at),
                         cpu_percent: p.cpu_percent,
                         memory_usage: p.memory_mb,
+                        rx_bytes: p.rx_bytes,
+                        tx_bytes: p.tx_bytes,
                     })
                     .collect()
             }),

@@ -30,6 +30,10 @@ pub struct HistoryPoint {
     pub at: Millis,
     pub cpu_percent: f64,
     pub memory_mb: f64,
+    /// Bytes received and sent on all interfaces since the container
+    /// started (a chart draws the rate between points).
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 /// Figures for one running workspace, in the design note's units.
@@ -329,6 +333,8 @@ impl Berth {
                         at: now_millis(),
                         cpu_percent: round2(cpu),
                         memory_mb: mb(now.memory_usage),
+                        rx_bytes: now.networks.values().map(|n| n.rx_bytes).sum(),
+                        tx_bytes: now.networks.values().map(|n| n.tx_bytes).sum(),
                     });
                     while t.history.len() > keep {
                         t.history.pop_front();

@@ -750,18 +750,9 @@ impl Berth {
     ) -> Result<Workspace> {
         let _guard = self.lock_workspace(id).await;
         let mut ws = self.workspace(user, id).await?;
-        let merged_overrides = ResourceOverrides {
-            cpus: patch.cpus.or(ws.settings.resources.cpus),
-            memory: patch.memory.or(ws.settings.resources.memory),
-            memory_swap: patch.memory_swap.or(ws.settings.resources.memory_swap),
-            memory_reservation: patch
-                .memory_reservation
-                .or(ws.settings.resources.memory_reservation),
-        };
-        let limits = self
-            .workspace_type(&ws.type_name)?
-            .resources
-            .merged(&merged_overrides);
+        let type_limits = &self.workspace_type(&ws.type_name)?.resources;
+        let merged_overrides = type_limits.patched(&ws.settings.resources, &patch);
+        let limits = type_limits.merged(&merged_overrides);
         limits
             .validate(self.host_cpus())
             .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
