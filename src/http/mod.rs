@@ -202,6 +202,12 @@ pub fn operations() -> Vec<Op> {
             .summary("Live resource figures of every running workspace of the caller")
             .ok::<Vec<ResourceStatsDto>>()
             .engine(),
+        Op::get("/api/workspaces/live", "workspacesLive", observe::live)
+            .tag("observe")
+            .summary("Status and health of the caller's workspaces as they change (Server-Sent Events)")
+            .describe("Every workspace first, then one `data:` (`{id, status, statusReason, health}` as JSON) per change. Health follows the engine's events; status, the records.")
+            .raw(SSE, "An event stream.")
+            .engine(),
         Op::get("/api/workspaces/type/{type}", "workspacesByType", ws::by_type)
             .tag("workspaces")
             .summary("The caller's workspaces of one type")

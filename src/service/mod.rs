@@ -164,6 +164,9 @@ struct Inner {
     metrics_token: Option<String>,
     /// Cancelled when the server shuts down: open streams and tunnels end.
     shutdown: tokio_util::sync::CancellationToken,
+    /// Workspaces the engine just said something about (their health may
+    /// have changed): what live status streams look at again.
+    changes: tokio::sync::broadcast::Sender<Uuid>,
 }
 
 /// The metrics token: configured, or generated once and kept in
@@ -245,6 +248,7 @@ impl Berth {
                 login_attempts: Mutex::new(HashMap::new()),
                 metrics_token: metrics_token(&config),
                 shutdown: tokio_util::sync::CancellationToken::new(),
+                changes: tokio::sync::broadcast::channel(1024).0,
                 config,
             }),
         }
@@ -266,6 +270,11 @@ impl Berth {
     /// stats, tunnels) ends then, so the process exits in bounded time.
     pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    /// Workspaces the engine reported changes of, as they come.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.inner.changes.subscribe()
     }
 
     /// Ends every open stream and tunnel (at SIGTERM).

@@ -86,6 +86,8 @@ impl Berth {
             if let Err(e) = berth.check_workspace(id).await {
                 tracing::warn!(workspace = %id, error = %e, "checking workspace after event failed");
             }
+            // Nobody listening is fine.
+            let _ = berth.inner.changes.send(id);
         });
     }
 }

@@ -12,6 +12,7 @@ Policy violation, a script error) fails the run.
 
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -27,12 +28,36 @@ BASE = os.environ["BERTH_URL"]
 EMAIL = os.environ["BERTH_EMAIL"]
 PASSWORD = os.environ["BERTH_PASSWORD"]
 NEW_PASSWORD = PASSWORD + "-changed"
+SHOTS = os.environ.get("BERTH_SHOTS", "target/ui-shots")
+SHOT_N = [0]
+
+
+def shot(d, name):
+    """A screenshot of the page for a reviewer (target/ui-shots/)."""
+    os.makedirs(SHOTS, exist_ok=True)
+    SHOT_N[0] += 1
+    d.save_screenshot(os.path.join(SHOTS, f"ui-{SHOT_N[0]:02d}-{name}.png"))
+
+
+def docker(*args):
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
+
+
+def points(d, css):
+    """How many points the chart's polyline has, and its last value's y."""
+    el = d.find_elements(By.CSS_SELECTOR, css)
+    if not el:
+        return 0, None
+    n = int(el[0].get_attribute("data-points") or 0)
+    pts = (el[0].get_attribute("points") or "").split()
+    return n, (float(pts[-1].split(",")[1]) if pts else None)
 
 
 def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              "--window-size=1300,1600"):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
@@ -73,10 +98,14 @@ def text_of(d, css):
 
 
 def run(d, wait):
-    step("the page asks for a login")
+    step("the page asks for a login, showing nothing that needs one and calling nothing that fails")
     d.get(BASE + "/")
     wait.until(ec.url_contains("#/login"))
     form = wait.until(ec.presence_of_element_located((By.ID, "login-form")))
+    assert not d.find_element(By.ID, "nav").is_displayed(), "the navigation shows before login"
+    failing = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not failing, f"the login page made failing calls: {failing}"
+    shot(d, "login")
 
     step("a wrong password is refused with the server's message")
     form.find_element(By.NAME, "email").send_keys(EMAIL)
@@ -113,6 +142,44 @@ def run(d, wait):
     assert "%" in text_of(d, "#cpu") or text_of(d, "#cpu") == "–"
     assert text_of(d, "#pids") not in ("", "–")
 
+    step("its charts draw the live figures, and move when the workspace works")
+    container = f"berth-ws-{ws_id}"
+    WebDriverWait(d, 30).until(lambda d: points(d, "#chart-mem polyline")[0] >= 2)
+    n_before, _ = points(d, "#chart-cpu polyline")
+    # Busy for a few seconds inside the workspace.
+    subprocess.Popen(["docker", "exec", container, "sh", "-c",
+                      "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done"])
+    WebDriverWait(d, 40, poll_frequency=1).until(
+        lambda d: points(d, "#chart-cpu polyline")[0] > n_before + 1
+        and d.execute_script(
+            "const p = document.querySelector('#chart-cpu polyline').getAttribute('points').trim().split(' ');"
+            "return Math.min(...p.map(x => +x.split(',')[1]));") < 120)
+    limit_lines = d.find_elements(By.CSS_SELECTOR, "#chart-mem line.limit")
+    assert len(limit_lines) == 2, "the memory chart draws its limit and its reservation"
+    assert d.find_elements(By.CSS_SELECTOR, "#chart-net polyline[data-series=received]")
+    shot(d, "workspace-charts")
+
+    step("the logs pane filters lines, shows colours, follows and pauses")
+    assert "No output yet" in text_of(d, "#logs") or text_of(d, "#logs")
+    docker("exec", container, "sh", "-c",
+           "printf 'plain line\\n\\033[31mred alert\\033[0m\\nanother plain\\n' > /proc/1/fd/1")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "logs"), "red alert"))
+    assert d.find_elements(By.CSS_SELECTOR, "#logs .ansi-red"), "ANSI red is shown as a colour"
+    filt = d.find_element(By.ID, "log-filter")
+    filt.send_keys("red")
+    wait.until(lambda d: "plain line" not in text_of(d, "#logs") and "red alert" in text_of(d, "#logs"))
+    filt.clear()
+    filt.send_keys("zzz-nothing")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "logs"), "No line matches"))
+    filt.clear()
+    filt.send_keys(" ")
+    filt.clear()
+    d.find_element(By.ID, "log-follow").click()
+    assert d.find_element(By.ID, "log-follow").text == "Follow"
+    d.find_element(By.ID, "log-follow").click()
+    assert d.find_element(By.ID, "log-download").get_attribute("href").endswith("logs?tail=all")
+    shot(d, "workspace-logs")
+
     step("its limits change live")
     limits = d.find_element(By.ID, "limits")
     mem = limits.find_element(By.NAME, "memory")
@@ -135,13 +202,50 @@ def run(d, wait):
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "backup complete"))
     wait.until(ec.text_to_be_present_in_element((By.ID, "backups"), "complete"))
+    size = d.find_element(By.CSS_SELECTOR, "#backups tbody tr td.nowrap")
+    assert "\n" not in size.text and size.text.endswith("B"), repr(size.text)
+    shot(d, "project-backups")
     d.find_element(By.CSS_SELECTOR, "#backups button[data-act=verify]").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "checksum matches"))
 
-    step("stop it from the list")
+    step("the list draws sparklines and follows status without a reload")
     d.get(BASE + "/#/")
     row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"tr[data-id='{ws_id}']")))
-    row.find_element(By.CSS_SELECTOR, "button[data-act=stop]").click()
+    WebDriverWait(d, 30).until(lambda d: int(d.find_element(
+        By.CSS_SELECTOR, f"tr[data-id='{ws_id}'] [data-cell=cpu] svg").get_attribute("data-points")) >= 2)
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"tr[data-id='{ws_id}'] [data-cell=health]"), "healthy"))
+    assert f"#{ws_id[:8]}" in row.text, "workspaces of one name are told apart by their id"
+    shot(d, "workspaces")
+    d.execute_script("window.__noReload = true;")
+    status = d.execute_async_script(
+        "const done = arguments[arguments.length - 1]; fetch(arguments[0], {method: 'POST'}).then(r => done(r.status));",
+        f"/api/workspaces/{ws_id}/stop")
+    assert status == 200, status
+    wait.until(ec.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, f"tr[data-id='{ws_id}'] [data-cell=status]"), "stopped"))
+    assert d.execute_script("return window.__noReload === true"), "the page reloaded"
+    d.execute_async_script(
+        "const done = arguments[arguments.length - 1]; fetch(arguments[0], {method: 'POST'}).then(r => done(r.status));",
+        f"/api/workspaces/{ws_id}/start")
+    wait.until(ec.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, f"tr[data-id='{ws_id}'] [data-cell=status]"), "running"))
+    assert d.execute_script("return window.__noReload === true"), "the page reloaded"
+
+    step("an admin's overview shows every running workspace")
+    d.find_element(By.ID, "nav-overview").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"#overview tr[data-id='{ws_id}']")))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"#overview tr[data-id='{ws_id}']"), "MB"))
+    assert EMAIL in text_of(d, f"#overview tr[data-id='{ws_id}']")
+    d.find_element(By.CSS_SELECTOR, "#overview th[data-sort=mem]").click()
+    shot(d, "overview")
+
+    step("stop it from the list")
+    d.get(BASE + "/#/")
+    # The live stream redraws the row's buttons as the state changes: look
+    # the button up when it is clicked.
+    stop = f"tr[data-id='{ws_id}'] button[data-act=stop]"
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"tr[data-id='{ws_id}'] [data-cell=health] .badge")))
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, stop))).click()
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"tr[data-id='{ws_id}']"), "stopped"))
 
     step("an admin sees the jobs and what cleanup would do")

@@ -484,3 +484,107 @@ pub async fn fleet(State(berth): State<Berth>, caller: Caller) -> ApiResult<Resp
         .map(|v| ResourceStatsDto::new(v, None))
         .collect::<Vec<_>>()))
 }
+
+/// One workspace's state as the live stream sends it.
+#[derive(serde::Serialize, PartialEq, Clone)]
+#[serde(rename_all = "camelCase")]
+struct LiveState {
+    id: uuid::Uuid,
+    status: &'static str,
+    status_reason: Option<String>,
+    /// As `GET /api/workspaces/{id}/health` says: healthy, unhealthy,
+    /// starting, none, stopped, no_container.
+    health: &'static str,
+}
+
+/// `GET /api/workspaces/live`: Server-Sent Events, one `data:` per change of
+/// a workspace's status or health (all of them first), for the caller's
+/// workspaces (everyone's, for an admin). Status comes from the records
+/// (looked at every 2 s); health is asked of the engine when its event
+/// stream says something changed, not on every tick.
+pub async fn live(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
+    use std::collections::{HashMap, HashSet};
+    let rx = berth.subscribe_changes();
+    struct St {
+        berth: Berth,
+        user: crate::domain::User,
+        rx: tokio::sync::broadcast::Receiver<uuid::Uuid>,
+        sent: HashMap<uuid::Uuid, LiveState>,
+        health: HashMap<uuid::Uuid, &'static str>,
+        pending: VecDeque<Event>,
+        dirty: HashSet<uuid::Uuid>,
+        first: bool,
+        _guard: StreamGuard,
+    }
+    let st = St {
+        _guard: berth.stream_guard(),
+        berth: berth.clone(),
+        user: caller.user,
+        rx,
+        sent: HashMap::new(),
+        health: HashMap::new(),
+        pending: VecDeque::new(),
+        dirty: HashSet::new(),
+        first: true,
+    };
+    let events = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(ev) = st.pending.pop_front() {
+                return Some((Ok::<Event, Infallible>(ev), st));
+            }
+            if !st.first {
+                // Wait for the engine to say something, or for the next look.
+                let tick = tokio::time::sleep(Duration::from_secs(2));
+                tokio::pin!(tick);
+                loop {
+                    tokio::select! {
+                        _ = &mut tick => break,
+                        got = st.rx.recv() => match got {
+                            Ok(id) => { st.dirty.insert(id); }
+                            // Missed some: look at every health again.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                st.health.clear();
+                                break;
+                            }
+                            Err(_) => break,
+                        },
+                    }
+                }
+            }
+            st.first = false;
+            let list = match st.berth.workspaces(&st.user).await {
+                Ok(l) => l,
+                Err(e) => {
+                    return Some((Ok(Event::default().event("error").data(e.to_string())), st))
+                }
+            };
+            let now: HashSet<uuid::Uuid> = list.iter().map(|w| w.id).collect();
+            st.sent.retain(|id, _| now.contains(id));
+            for w in &list {
+                let status_changed = st
+                    .sent
+                    .get(&w.id)
+                    .is_none_or(|s| s.status != w.status.as_str());
+                if status_changed || st.dirty.contains(&w.id) || !st.health.contains_key(&w.id) {
+                    let h = match st.berth.workspace_status(&st.user, w.id).await {
+                        Ok(r) => r.health_summary().status,
+                        Err(_) => "no_container",
+                    };
+                    st.health.insert(w.id, h);
+                }
+                let state = LiveState {
+                    id: w.id,
+                    status: w.status.as_str(),
+                    status_reason: w.status_reason.clone(),
+                    health: st.health.get(&w.id).copied().unwrap_or("no_container"),
+                };
+                if st.sent.get(&w.id) != Some(&state) {
+                    st.pending.push_back(json_event(&state));
+                    st.sent.insert(w.id, state);
+                }
+            }
+            st.dirty.clear();
+        }
+    });
+    Ok(sse(&berth, events))
+}

@@ -39,6 +39,81 @@ function flash(msg, error) {
   flash.t = setTimeout(() => { flashBox.innerHTML = ""; }, error ? 8000 : 4000);
 }
 
+// ---- charts: hand-written SVG (no chart library, no build chain) ----
+
+// Draws a line chart into `el`: `series` [{name, cls, points: [[t, v], …]}]
+// over the last `windowMs`, dashed `lines` [{value, label, cls}] (a limit,
+// a reservation), the y axis in `unit`. Each polyline carries its point
+// count (data-points) so a test can see the data move.
+function lineChart(el, { series, lines = [], unit = "", windowMs, min = 0 }) {
+  const W = 600, H = 150, L = 46, R = 8, T = 10, B = 18;
+  const now = Date.now();
+  // The kept history, at least two minutes, at most fifteen.
+  if (!windowMs) {
+    const oldest = Math.min(now, ...series.flatMap((s) => s.points.map((p) => p[0])));
+    windowMs = Math.min(15 * 60 * 1000, Math.max(2 * 60 * 1000, now - oldest));
+  }
+  const t0 = now - windowMs;
+  const vals = series.flatMap((s) => s.points.map((p) => p[1])).concat(lines.map((l) => l.value));
+  const top = Math.max(1e-9, ...vals) * 1.1;
+  const x = (t) => L + ((t - t0) / windowMs) * (W - L - R);
+  const y = (v) => T + (1 - (v - min) / (top - min)) * (H - T - B);
+  const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  const grid = [0, 0.5, 1].map((f) => {
+    const v = min + f * (top - min);
+    return `<line class="grid" x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}"/>` +
+      `<text class="axis" x="${L - 4}" y="${y(v) + 4}" text-anchor="end">${h(fmt(v))}</text>`;
+  }).join("");
+  const limitLines = lines.map((l) =>
+    `<line class="limit ${h(l.cls || "")}" x1="${L}" x2="${W - R}" y1="${y(l.value)}" y2="${y(l.value)}"/>` +
+    `<text class="axis" x="${W - R}" y="${y(l.value) - 3}" text-anchor="end">${h(l.label)}</text>`).join("");
+  const polys = series.map((s) => {
+    const pts = s.points.filter((p) => p[0] >= t0);
+    return `<polyline class="series ${h(s.cls || "")}" data-series="${h(s.name)}" data-points="${pts.length}" ` +
+      `points="${pts.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ")}"/>`;
+  }).join("");
+  const legend = series.map((s) => `<span class="legend ${h(s.cls || "")}">${h(s.name)}</span>`).join(" ");
+  el.innerHTML = `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img">` +
+    `${grid}${limitLines}${polys}<text class="axis" x="${L}" y="${H - 4}">−${Math.round(windowMs / 60000)} min</text>` +
+    `<text class="axis" x="${W - R}" y="${H - 4}" text-anchor="end">now ${h(unit)}</text></svg>` +
+    `<div class="legends">${legend}</div>`;
+}
+
+// A small sparkline of one series (the workspace list).
+function sparkline(points, cls) {
+  const W = 80, H = 20;
+  if (points.length < 2) return `<svg class="spark" viewBox="0 0 ${W} ${H}" data-points="${points.length}"></svg>`;
+  const t0 = points[0][0], t1 = points[points.length - 1][0] || t0 + 1;
+  const top = Math.max(1e-9, ...points.map((p) => p[1]));
+  const pts = points.map((p) => `${(((p[0] - t0) / Math.max(1, t1 - t0)) * W).toFixed(1)},${(H - 1 - (p[1] / top) * (H - 2)).toFixed(1)}`);
+  return `<svg class="spark" viewBox="0 0 ${W} ${H}" data-points="${points.length}"><polyline class="series ${h(cls)}" points="${pts.join(" ")}"/></svg>`;
+}
+
+// ANSI colour escapes (SGR) in a log line, as spans; everything else escaped.
+const ANSI_COLOURS = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
+function ansiHtml(line) {
+  let out = "", open = 0;
+  const parts = line.split(/\x1b\[([0-9;]*)m/);
+  for (let i = 0; i < parts.length; i++) {
+    if (i % 2 === 0) { out += h(parts[i]); continue; }
+    const codes = parts[i] === "" ? [0] : parts[i].split(";").map(Number);
+    for (const c of codes) {
+      if (c === 0) { out += "</span>".repeat(open); open = 0; }
+      else if (c === 1) { out += `<span class="ansi-bold">`; open++; }
+      else if ((c >= 30 && c <= 37) || (c >= 90 && c <= 97)) {
+        out += `<span class="ansi-${ANSI_COLOURS[c % 10]}${c >= 90 ? " ansi-bright" : ""}">`; open++;
+      }
+    }
+  }
+  return out + "</span>".repeat(open);
+}
+
+// Whether this browser has logged in here (so a fresh visitor's page makes
+// no API call that must fail); the session itself is the HttpOnly cookie.
+const SESSION_HINT = "berth.loggedIn";
+function hinted() { try { return localStorage.getItem(SESSION_HINT) === "1"; } catch (_) { return true; } }
+function hint(on) { try { on ? localStorage.setItem(SESSION_HINT, "1") : localStorage.removeItem(SESSION_HINT); } catch (_) { /* private mode */ } }
+
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
@@ -57,6 +132,7 @@ async function api(method, path, body) {
     const msg = (v && v.error && v.error.message) || text || r.statusText;
     if (r.status === 401 && !path.endsWith("/auth/login")) {
       me = null;
+      hint(false);
       if (!location.hash.startsWith("#/login")) location.hash = "#/login";
     }
     throw new ApiError(r.status, msg);
@@ -100,6 +176,7 @@ const routes = [
   [/^#\/jobs$/, viewJobs],
   [/^#\/account$/, viewAccount],
   [/^#\/users$/, viewUsers],
+  [/^#\/overview$/, viewOverview],
 ];
 
 // Where to go after login: only a workspace's app (the proxy, or the login
@@ -116,7 +193,7 @@ function nextTarget() {
 async function route() {
   stopLive();
   const hash = location.hash || "#/";
-  if (hash.startsWith("#/login")) {
+  if (hash.startsWith("#/login") && hinted()) {
     // Perhaps the session is fine (the cookie stays home on a link from
     // another site): then go on at once.
     try {
@@ -127,6 +204,10 @@ async function route() {
     } catch (_) { /* not logged in: show the form */ }
   }
   if (!me && !hash.startsWith("#/login")) {
+    if (!hinted()) {
+      location.hash = "#/login";
+      return;
+    }
     try {
       me = await api("GET", "/api/auth/me");
     } catch (_) {
@@ -138,9 +219,10 @@ async function route() {
   document.getElementById("who").textContent = me ? `${me.email} (${me.role})` : "";
   document.getElementById("nav-jobs").hidden = !(me && me.role === "admin");
   document.getElementById("nav-users").hidden = !(me && me.role === "admin");
+  document.getElementById("nav-overview").hidden = !(me && me.role === "admin");
   document.querySelectorAll("[data-nav]").forEach((a) => {
     const section = hash.startsWith("#/project") ? "projects"
-      : ["jobs", "users", "account"].find((s) => hash.startsWith(`#/${s}`)) || "workspaces";
+      : ["jobs", "users", "account", "overview"].find((s) => hash.startsWith(`#/${s}`)) || "workspaces";
     a.classList.toggle("active", a.dataset.nav === section);
   });
   for (const [re, view] of routes) {
@@ -162,6 +244,7 @@ document.getElementById("logout").addEventListener("click", () =>
   act(null, async () => {
     await api("POST", "/api/auth/logout");
     me = null;
+    hint(false);
     location.hash = "#/login";
     return "logged out";
   }));
@@ -184,6 +267,7 @@ async function viewLogin() {
     act(ev.submitter, async () => {
       const r = await api("POST", "/api/auth/login", { email: f.get("email"), password: f.get("password") });
       me = r.user;
+      hint(true);
       const next = nextTarget();
       if (next) location.replace(next); else location.hash = "#/";
     });
@@ -191,6 +275,29 @@ async function viewLogin() {
 }
 
 // ---- workspaces ----
+
+// Recent CPU and memory per workspace for the list's sparklines, kept
+// across refreshes of the page.
+const sparks = new Map();
+function sparkOf(id) {
+  if (!sparks.has(id)) sparks.set(id, { cpu: [], mem: [] });
+  return sparks.get(id);
+}
+function pushSpark(id, t, cpu, mem) {
+  const s = sparkOf(id);
+  if (cpu != null) s.cpu.push([t, cpu]);
+  if (mem != null) s.mem.push([t, mem]);
+  for (const k of ["cpu", "mem"]) if (s[k].length > 120) s[k].splice(0, s[k].length - 120);
+}
+
+// Follows the caller's workspaces' status and health (Server-Sent Events)
+// and calls `onChange` with each change.
+function followLive(onChange) {
+  const es = new EventSource("/api/workspaces/live");
+  es.onmessage = (e) => onChange(JSON.parse(e.data));
+  streams.push(es);
+  return es;
+}
 
 async function viewWorkspaces() {
   const [list, types, projects] = await Promise.all([
@@ -203,9 +310,9 @@ async function viewWorkspaces() {
   main.innerHTML = `
     <h1>Workspaces</h1>
     <table id="ws-table">
-      <thead><tr><th>Name</th><th>Type</th><th>Status</th><th>Project</th><th>Last activity</th><th></th></tr></thead>
+      <thead><tr><th>Name</th><th>Type</th><th>Status</th><th>Health</th><th>Project</th><th>CPU</th><th>Memory</th><th>Last activity</th><th></th></tr></thead>
       <tbody>${list.map((w) => wsRow(w, names)).join("") ||
-        `<tr><td colspan="6" class="muted">No workspaces yet: create one below.</td></tr>`}</tbody>
+        `<tr><td colspan="9" class="muted">No workspaces yet: create one below.</td></tr>`}</tbody>
     </table>
     <h2>New workspace</h2>
     <form class="inline" id="ws-create">
@@ -216,7 +323,7 @@ async function viewWorkspaces() {
         <option value="">a new project, named like the workspace</option>
         ${projects.map((p) => `<option value="${h(p.id)}">${h(p.name)}</option>`).join("")}
       </select></label>
-      <button class="primary" type="submit" ${usable.length ? "" : "disabled"}>Create</button>
+      <button class="primary" type="submit">Create</button>
     </form>
     ${types.filter((t) => !t.available).map((t) =>
       `<p class="muted">${h(t.type)} is unavailable: ${h(t.unavailableReason)}</p>`).join("")}`;
@@ -233,28 +340,76 @@ async function viewWorkspaces() {
       return `created ${w.name}`;
     }, viewWorkspaces);
   });
-  every(5000, async () => {
+  const drawSparks = () => {
+    for (const w of list) {
+      const row = document.querySelector(`#ws-table tr[data-id="${w.id}"]`);
+      if (!row) continue;
+      const s = sparkOf(w.id);
+      row.querySelector("[data-cell=cpu]").innerHTML = sparkline(s.cpu, "cpu") +
+        (s.cpu.length ? ` <span class="num">${s.cpu[s.cpu.length - 1][1].toFixed(1)} %</span>` : "");
+      row.querySelector("[data-cell=mem]").innerHTML = sparkline(s.mem, "mem") +
+        (s.mem.length ? ` <span class="num">${s.mem[s.mem.length - 1][1].toFixed(0)} MB</span>` : "");
+    }
+  };
+  // The kept history of each running workspace first, then the live figures.
+  const running = list.filter((w) => w.status === "running");
+  await Promise.all(running.filter((w) => !sparks.has(w.id)).map(async (w) => {
     try {
-      const fresh = await api("GET", "/api/workspaces");
-      const body = document.querySelector("#ws-table tbody");
-      if (body && fresh.length === list.length) body.innerHTML = fresh.map((w) => wsRow(w, names)).join("");
+      const st = await api("GET", `/api/workspaces/${w.id}/stats`);
+      for (const p of st.history || []) pushSpark(w.id, Date.parse(p.at), p.cpuPercent, p.memoryUsage);
+    } catch (_) { /* stopped meanwhile */ }
+  }));
+  drawSparks();
+  const poll = async () => {
+    try {
+      const live = await api("GET", "/api/workspaces/stats/live");
+      const t = Date.now();
+      for (const v of live) pushSpark(v.workspaceId, t, v.cpu.percent, v.memory.usage);
+      drawSparks();
     } catch (_) { /* the next tick retries */ }
+  };
+  poll();
+  every(5000, poll);
+  followLive((c) => {
+    const row = document.querySelector(`#ws-table tr[data-id="${c.id}"]`);
+    if (!row) return;
+    row.querySelector("[data-cell=status]").innerHTML =
+      badge(c.status) + (c.statusReason ? `<div class="muted">${h(c.statusReason)}</div>` : "");
+    row.querySelector("[data-cell=health]").innerHTML = healthBadge(c.health);
+    // The buttons only when what they can do changes (a redraw under the
+    // pointer would swallow a click).
+    const running = c.status === "running" || c.status === "starting";
+    const cell = row.querySelector("[data-cell=buttons]");
+    if (cell.dataset.running !== String(running)) {
+      cell.dataset.running = String(running);
+      cell.innerHTML = running
+        ? `<button data-act="stop">Stop</button> <button data-act="restart">Restart</button>`
+        : `<button data-act="start">Start</button>`;
+    }
   });
+}
+
+function healthBadge(health) {
+  return ["stopped", "no_container", "none", undefined, null].includes(health)
+    ? `<span class="muted">${health === "none" ? "no check" : "–"}</span>` : badge(health);
 }
 
 function wsRow(w, projectNames) {
   const running = w.status === "running" || w.status === "starting";
   return `<tr data-id="${h(w.id)}">
-    <td><a href="#/ws/${h(w.id)}">${h(w.name)}</a>${w.isDefault ? ` <span class="muted">(default)</span>` : ""}</td>
+    <td><a href="#/ws/${h(w.id)}">${h(w.name)}</a> <span class="muted short" title="${h(w.id)}">#${h(w.id.slice(0, 8))}</span>${w.isDefault ? ` <span class="muted">(default)</span>` : ""}</td>
     <td>${h(w.type)}</td>
-    <td>${badge(w.status)}${w.statusReason ? `<div class="muted">${h(w.statusReason)}</div>` : ""}</td>
+    <td data-cell="status">${badge(w.status)}${w.statusReason ? `<div class="muted">${h(w.statusReason)}</div>` : ""}</td>
+    <td data-cell="health"><span class="muted">…</span></td>
     <td>${h(projectNames[w.currentProjectId] || "–")}</td>
+    <td data-cell="cpu" class="nowrap"></td>
+    <td data-cell="mem" class="nowrap"></td>
     <td>${when(w.lastActivityAt)}</td>
     <td class="actions">
       <a class="button primary" href="${h(openUrl(w.appUrl))}" target="_blank" rel="noopener">Open</a>
-      ${running
+      <span data-cell="buttons" data-running="${running}">${running
         ? `<button data-act="stop">Stop</button> <button data-act="restart">Restart</button>`
-        : `<button data-act="start">Start</button>`}
+        : `<button data-act="start">Start</button>`}</span>
     </td></tr>`;
 }
 
@@ -301,7 +456,7 @@ async function viewWorkspace(id) {
   const running = st.containerRunning;
   main.innerHTML = `
     <div data-id="${h(w.id)}">
-    <h1>${h(w.name)} <span class="muted">${h(w.type)}</span></h1>
+    <h1>${h(w.name)} <span class="muted">${h(w.type)} #${h(w.id.slice(0, 8))}</span></h1>
     <p>
       <a class="button primary" href="${h(openUrl(w.appUrl))}" target="_blank" rel="noopener">Open</a>
       ${running ? `<button data-act="stop">Stop</button> <button data-act="restart">Restart</button>`
@@ -309,17 +464,28 @@ async function viewWorkspace(id) {
       <button class="danger" data-act="delete-ws">Delete</button>
     </p>
     <div class="card grid kv">
-      <dl><dt>Status</dt><dd>${badge(st.status)} ${h(st.statusReason || "")}</dd>
-          <dt>Health</dt><dd>${badge(st.health ? st.health.status : null)}${st.health && st.health.failingStreak
+      <dl><dt>Status</dt><dd id="ws-status">${badge(st.status)} ${h(st.statusReason || "")}</dd>
+          <dt>Health</dt><dd id="ws-health">${badge(st.health ? st.health.status : null)}${st.health && st.health.failingStreak
             ? ` <span class="muted">failing ${h(st.health.failingStreak)}×</span>` : ""}</dd></dl>
       <dl><dt>CPU</dt><dd id="cpu">–</dd><dt>Memory</dt><dd id="mem">–</dd></dl>
       <dl><dt>Network rx / tx</dt><dd id="net">–</dd><dt>Processes</dt><dd id="pids">–</dd></dl>
       <dl><dt>Container</dt><dd>${h(w.containerName)}</dd><dt>Image</dt><dd>${h(w.config ? w.config.image : "–")}</dd></dl>
     </div>
+    <div class="charts">
+      <div class="card"><h3>CPU (% of one core)</h3><div id="chart-cpu" class="chart-box"></div></div>
+      <div class="card"><h3>Memory (MB)</h3><div id="chart-mem" class="chart-box"></div></div>
+      <div class="card"><h3>Network (KB/s)</h3><div id="chart-net" class="chart-box"></div></div>
+    </div>
     <h2>Ports</h2>
     <div id="ports"><p class="muted">${running ? "Looking…" : "The workspace is not running: it listens on nothing."}</p></div>
     <h2>Logs</h2>
-    <pre class="logs" id="logs">${running ? "" : "The workspace is not running."}</pre>
+    <div class="logbar">
+      <input id="log-filter" type="search" placeholder="Filter lines" aria-label="Filter log lines">
+      <button id="log-follow" type="button" data-following="1">Pause</button>
+      <a class="button" id="log-download" href="/api/workspaces/${h(w.id)}/logs?tail=all" download="${h(w.name)}.log">Download</a>
+      <span class="muted" id="log-count"></span>
+    </div>
+    <pre class="logs" id="logs"></pre>
     <h2>Limits</h2>
     <form class="inline" id="limits">
       <label>CPUs <input name="cpus" type="number" step="0.1" min="0.1" value="${h(l.cpus)}"></label>
@@ -347,7 +513,71 @@ async function viewWorkspace(id) {
       return "limits applied";
     });
   });
-  if (!running) return;
+  // Status and health as they change.
+  followLive((c) => {
+    if (c.id !== id) return;
+    const s = document.getElementById("ws-status");
+    if (s) s.innerHTML = `${badge(c.status)} ${h(c.statusReason || "")}`;
+    const hh = document.getElementById("ws-health");
+    if (hh) hh.innerHTML = healthBadge(c.health);
+  });
+  // Logs: kept here, shown through the filter, followed unless paused.
+  const logs = document.getElementById("logs");
+  const lines = [];
+  const filter = document.getElementById("log-filter");
+  const follow = document.getElementById("log-follow");
+  const count = document.getElementById("log-count");
+  const showLogs = () => {
+    const q = filter.value.toLowerCase();
+    const shown = q ? lines.filter((x) => x.toLowerCase().includes(q)) : lines;
+    logs.innerHTML = shown.length
+      ? shown.map((x) => `<span class="line">${ansiHtml(x)}</span>`).join("\n")
+      : `<span class="muted">${lines.length ? "No line matches the filter." : running ? "No output yet." : "The workspace is not running."}</span>`;
+    count.textContent = q ? `${shown.length} of ${lines.length} lines` : `${lines.length} lines`;
+    if (follow.dataset.following === "1") logs.scrollTop = logs.scrollHeight;
+  };
+  filter.addEventListener("input", showLogs);
+  follow.addEventListener("click", () => {
+    const on = follow.dataset.following !== "1";
+    follow.dataset.following = on ? "1" : "0";
+    follow.textContent = on ? "Pause" : "Follow";
+    showLogs();
+  });
+  showLogs();
+  // Charts: the kept history, then the live figures.
+  const cpu = [], mem = [], rx = [], tx = [];
+  let prevNet = null;
+  const addNet = (t, r, x) => {
+    if (prevNet && t > prevNet[0]) {
+      const dt = (t - prevNet[0]) / 1000;
+      rx.push([t, Math.max(0, (r - prevNet[1]) / 1024 / dt)]);
+      tx.push([t, Math.max(0, (x - prevNet[2]) / 1024 / dt)]);
+    }
+    prevNet = [t, r, x];
+  };
+  let memLimit = null;
+  const drawCharts = () => {
+    const box = (i) => document.getElementById(i);
+    if (!box("chart-cpu")) return;
+    lineChart(box("chart-cpu"), { series: [{ name: "cpu", cls: "cpu", points: cpu }],
+      lines: l.cpus ? [{ value: l.cpus * 100, label: `limit ${l.cpus * 100} %`, cls: "lim" }] : [] });
+    const memLines = [];
+    if (memLimit || l.memory) memLines.push({ value: memLimit || l.memory, label: `limit ${Math.round(memLimit || l.memory)} MB`, cls: "lim" });
+    if (l.memoryReservation) memLines.push({ value: l.memoryReservation, label: `reservation ${l.memoryReservation} MB`, cls: "res" });
+    lineChart(box("chart-mem"), { series: [{ name: "memory", cls: "mem", points: mem }], lines: memLines });
+    lineChart(box("chart-net"), { series: [{ name: "received", cls: "rx", points: rx }, { name: "sent", cls: "tx", points: tx }] });
+  };
+  if (!running) { drawCharts(); return; }
+  try {
+    const s0 = await api("GET", `/api/workspaces/${id}/stats`);
+    for (const p of s0.history || []) {
+      const t = Date.parse(p.at);
+      cpu.push([t, p.cpuPercent]);
+      mem.push([t, p.memoryUsage]);
+      addNet(t, p.rxBytes, p.txBytes);
+    }
+  } catch (_) { /* it stopped meanwhile */ }
+  drawCharts();
   const mine = me && w.userId === me.id;
   const showPorts = async () => {
     const ports = await api("GET", `/api/workspaces/${id}/ports`);
@@ -381,22 +611,27 @@ async function viewWorkspace(id) {
   };
   showPorts().catch((e) => { const el = document.getElementById("ports"); if (el) el.textContent = e.message; });
   every(10000, () => showPorts().catch(() => {}));
-  const logs = document.getElementById("logs");
   const logStream = new EventSource(`/api/workspaces/${id}/logs/stream?tail=200`);
   logStream.onmessage = (e) => {
-    const atBottom = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
-    logs.append(e.data + "\n");
-    if (atBottom) logs.scrollTop = logs.scrollHeight;
+    lines.push(e.data);
+    if (lines.length > 5000) lines.splice(0, lines.length - 5000);
+    if (follow.dataset.following === "1") showLogs();
   };
-  logStream.addEventListener("end", () => { logs.append("— the container stopped —\n"); logStream.close(); });
+  logStream.addEventListener("end", () => { lines.push("— the container stopped —"); showLogs(); logStream.close(); });
   const stats = new EventSource(`/api/workspaces/${id}/stats/stream?interval=2`);
   stats.onmessage = (e) => {
     const s = JSON.parse(e.data);
+    const t = Date.parse(s.timestamp) || Date.now();
     document.getElementById("cpu").textContent = s.cpu.percent == null ? "–" : `${s.cpu.percent.toFixed(1)} %`;
     document.getElementById("mem").textContent =
       `${s.memory.usage.toFixed(1)} MB${s.memory.limit ? ` of ${s.memory.limit.toFixed(0)} MB` : ""}`;
     document.getElementById("net").textContent = `${bytes(s.network.rxBytes)} / ${bytes(s.network.txBytes)}`;
     document.getElementById("pids").textContent = s.pids ?? "–";
+    if (s.cpu.percent != null) cpu.push([t, s.cpu.percent]);
+    mem.push([t, s.memory.usage]);
+    if (s.memory.limit) memLimit = s.memory.limit;
+    addNet(t, s.network.rxBytes, s.network.txBytes);
+    drawCharts();
   };
   stats.addEventListener("end", () => stats.close());
   streams.push(logStream, stats);
@@ -438,18 +673,21 @@ async function viewProject(id) {
   main.innerHTML = `
     <div data-id="${h(p.id)}">
     <h1>${h(p.name)} <span class="muted">${h(p.description)}</span></h1>
-    <p><span class="muted">Volume</span> ${h(p.volumeName)} · <span id="size"><button class="link" data-act="size">size</button></span></p>
+    <p><span class="muted">Volume</span> <span class="mono">${h(p.volumeName)}</span>${p.volumeName !== `berth-project-${p.id}`
+      ? ` <span class="muted" title="restores and clones fill a new volume and switch the project to it">(the volume of its last restore or clone)</span>` : ""}
+      · <span id="size"><button class="link" data-act="size">size</button></span></p>
     <h2>Backups</h2>
     <form class="inline" id="backup-create">
       <label>Compression <select name="compression"><option>zstd</option><option>gzip</option></select></label>
       <label><span><input type="checkbox" name="pause"> pause running workspaces</span></label>
       <button class="primary" type="submit">Back up now</button>
     </form>
+    <div id="progress" class="progress" hidden></div>
     <table id="backups"><thead><tr><th>Taken</th><th>State</th><th>Size</th><th>Compression</th><th>Remote copy</th><th></th></tr></thead><tbody>
       ${backups.map((b) => `<tr data-backup="${h(b.id)}">
-        <td>${when(b.createdAt)}${b.crashConsistent ? ` <span class="muted" title="taken while a workspace ran">(crash-consistent)</span>` : ""}</td>
+        <td>${when(b.createdAt)}${b.uploaded ? ` ${badge("uploaded")}` : ""}${b.crashConsistent ? ` <span class="muted" title="taken while the volume was in use${b.skipped && b.skipped.count ? `; ${b.skipped.count} path(s) vanished while it was read` : ""}">(crash-consistent)</span>` : ""}</td>
         <td>${badge(b.state)}${b.error ? `<div class="muted">${h(b.error)}</div>` : ""}</td>
-        <td>${bytes(b.sizeBytes)}</td><td>${h(b.compression)}</td>
+        <td class="nowrap" title="${b.unpackedBytes != null ? `unpacks to ${bytes(b.unpackedBytes)}` : ""}">${bytes(b.sizeBytes)}</td><td>${h(b.compression)}</td>
         <td>${b.remote ? `${badge(b.remote.state)}${b.storedLocally ? "" : ` <span class="muted" title="fetched back when needed">remote only</span>`}${b.remote.error ? `<div class="muted">${h(b.remote.error)}</div>` : ""}` : `<span class="muted">–</span>`}</td>
         <td class="actions">${b.state === "complete" ? `
           <a class="button" href="/api/backups/${h(b.id)}/download">Download</a>
@@ -476,11 +714,11 @@ async function viewProject(id) {
   document.getElementById("backup-create").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
-    act(ev.submitter, async () => {
+    act(ev.submitter, () => withProgress("Backing up", async () => {
       await api("POST", `/api/workspaces/projects/${id}/backup`,
         { compression: f.get("compression"), pauseWorkspace: f.get("pause") === "on" });
       return "backup complete";
-    }, () => viewProject(id));
+    }), () => viewProject(id));
   });
   document.getElementById("policy").addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -496,11 +734,86 @@ async function viewProject(id) {
   document.getElementById("clone").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
-    act(ev.submitter, async () => {
+    act(ev.submitter, () => withProgress("Cloning the volume", async () => {
       const r = await api("POST", `/api/workspaces/projects/${id}/clone`, { name: f.get("name") });
       location.hash = `#/project/${r.targetProject.id}`;
       return `cloned into ${r.targetProject.name}`;
+    }));
+  });
+}
+
+// A long request (backup, restore, clone) shows that it runs, and for how
+// long, in the page's #progress box.
+async function withProgress(label, work) {
+  const box = document.getElementById("progress");
+  const started = Date.now();
+  const tick = () => {
+    if (box) box.innerHTML = `<span class="spinner"></span> ${h(label)}… ${Math.round((Date.now() - started) / 1000)} s`;
+  };
+  if (box) { box.hidden = false; tick(); }
+  const t = setInterval(tick, 500);
+  try {
+    return await work();
+  } finally {
+    clearInterval(t);
+    if (box) box.hidden = true;
+  }
+}
+
+// ---- overview (admins): every running workspace at a glance ----
+
+async function viewOverview() {
+  const [list, users] = await Promise.all([api("GET", "/api/workspaces"), api("GET", "/api/users")]);
+  const emails = Object.fromEntries(users.map((u) => [u.id, u.email]));
+  const rows = new Map(list.map((w) => [w.id, { w, owner: emails[w.userId] || w.userId, cpu: null, mem: null, limit: null, health: null, status: w.status }]));
+  let sortKey = "cpu", desc = true;
+  main.innerHTML = `
+    <h1>Overview</h1>
+    <p class="muted">Every running workspace: who uses what. Click a heading to sort.</p>
+    <table id="overview"><thead><tr>
+      <th data-sort="name">Workspace</th><th data-sort="owner">Owner</th><th data-sort="type">Type</th>
+      <th data-sort="cpu">CPU</th><th data-sort="mem">Memory (of limit)</th><th data-sort="health">Health</th></tr></thead>
+      <tbody></tbody></table>`;
+  const val = (r, k) => ({ name: r.w.name, owner: r.owner, type: r.w.type, cpu: r.cpu ?? -1,
+    mem: r.mem ?? -1, health: r.health || "" })[k];
+  const draw = () => {
+    const body = document.querySelector("#overview tbody");
+    if (!body) return;
+    const shown = [...rows.values()].filter((r) => r.status === "running" || r.status === "starting");
+    shown.sort((a, b) => {
+      const x = val(a, sortKey), y = val(b, sortKey);
+      return (x < y ? -1 : x > y ? 1 : 0) * (desc ? -1 : 1);
     });
+    body.innerHTML = shown.map((r) => {
+      const pct = r.mem != null && r.limit ? Math.min(100, (r.mem / r.limit) * 100) : 0;
+      return `<tr data-id="${h(r.w.id)}"><td><a href="#/ws/${h(r.w.id)}">${h(r.w.name)}</a> <span class="muted short">#${h(r.w.id.slice(0, 8))}</span></td>
+        <td>${h(r.owner)}</td><td>${h(r.w.type)}</td>
+        <td class="nowrap" data-cell="cpu">${r.cpu == null ? "–" : `${r.cpu.toFixed(1)} %`}</td>
+        <td class="nowrap" data-cell="mem"><svg class="bar" viewBox="0 0 100 6" preserveAspectRatio="none"><rect class="track" width="100" height="6"/><rect class="fill" width="${pct.toFixed(0)}" height="6"/></svg>
+          ${r.mem == null ? "–" : `${r.mem.toFixed(0)} MB`}${r.limit ? ` <span class="muted">of ${r.limit.toFixed(0)}</span>` : ""}</td>
+        <td data-cell="health">${healthBadge(r.health)}</td></tr>`;
+    }).join("") || `<tr><td colspan="6" class="muted">No workspace is running.</td></tr>`;
+  };
+  document.querySelectorAll("#overview th[data-sort]").forEach((th) => th.addEventListener("click", () => {
+    desc = sortKey === th.dataset.sort ? !desc : true;
+    sortKey = th.dataset.sort;
+    draw();
+  }));
+  const poll = async () => {
+    try {
+      for (const v of await api("GET", "/api/workspaces/stats/live")) {
+        const r = rows.get(v.workspaceId);
+        if (r) { r.cpu = v.cpu.percent; r.mem = v.memory.usage; r.limit = v.memory.limit; }
+      }
+      draw();
+    } catch (_) { /* the next tick retries */ }
+  };
+  draw();
+  await poll();
+  every(5000, poll);
+  followLive((c) => {
+    const r = rows.get(c.id);
+    if (r) { r.health = c.health; r.status = c.status; draw(); }
   });
 }
 
@@ -560,17 +873,17 @@ handlers.size = (b, id) => act(b, async () => {
   const s = await api("GET", `/api/workspaces/projects/${id}/volume-size`);
   document.getElementById("size").textContent = bytes(s.sizeBytes);
 });
-handlers.verify = (b) => act(b, async () => {
+handlers.verify = (b) => act(b, () => withProgress("Verifying", async () => {
   const r = await api("POST", `/api/backups/${b.closest("[data-backup]").dataset.backup}/verify`);
   return `backup verified: ${r.entries} entries, checksum matches`;
-});
+}));
 handlers.restore = (b, id) => {
   if (!confirm("Replace the project's files with this backup? The current volume is kept for the retention period.")) return;
-  act(b, async () => {
+  act(b, () => withProgress("Restoring", async () => {
     await api("POST", `/api/workspaces/projects/${id}/restore`,
       { backupId: b.closest("[data-backup]").dataset.backup, stopWorkspace: true });
     return "restored";
-  }, () => viewProject(id));
+  }), () => viewProject(id));
 };
 handlers["delete-backup"] = (b, id) => {
   if (!confirm("Delete this backup and its archive?")) return;
