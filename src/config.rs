@@ -71,6 +71,39 @@ pub struct Config {
     pub backups: BackupsConfig,
     pub metrics: MetricsConfig,
     pub proxy: ProxyConfig,
+    pub images: ImagesConfig,
+}
+
+/// Type images from a registry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// Pull a type's image when a workspace of it starts and the image is
+    /// not on the engine's host (the start waits for the pull).
+    pub pull_on_start: bool,
+    /// Credentials per registry (`host[:port]`, `docker.io` for Docker
+    /// Hub); registries not listed are pulled from anonymously.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryAuth>,
+}
+
+/// `[images.registries."host:port"]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAuth {
+    pub username: String,
+    /// Better given as `BERTH_IMAGES_REGISTRIES_<HOST>_PASSWORD` than in the file.
+    pub password: String,
+}
+
+// The password never reaches a log line.
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The workspace proxy (`/api/workspaces/:id/proxy/…`).
@@ -368,6 +401,7 @@ impl Default for Config {
                 },
             },
             metrics: MetricsConfig::default(),
+            images: ImagesConfig::default(),
             proxy: ProxyConfig {
                 wake_timeout_s: 60,
                 response_timeout_s: 300,

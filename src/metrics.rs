@@ -117,6 +117,7 @@ fn describe() {
         "Failed Docker engine calls by kind."
     );
     describe_counter!("berth_login_failures_total", "Failed logins.");
+    describe_counter!("berth_image_pulls_total", "Type image pulls by outcome.");
     describe_counter!(
         "berth_login_throttled_total",
         "Logins refused while an account or address was locked, by which."
@@ -153,6 +154,9 @@ fn start_at_zero() {
         counter!("berth_engine_errors_total", "kind" => kind).absolute(0);
     }
     counter!("berth_login_failures_total").absolute(0);
+    for outcome in ["done", "failed"] {
+        counter!("berth_image_pulls_total", "outcome" => outcome).absolute(0);
+    }
     for by in ["account", "address"] {
         counter!("berth_login_throttled_total", "by" => by).absolute(0);
     }

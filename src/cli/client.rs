@@ -41,6 +41,29 @@ pub struct ClientOpts {
     pub json: bool,
 }
 
+/// The same options given before the command (`berth --token T ws ls`):
+/// not global, so commands that are not the client's (`user add`) do not
+/// list them.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LeadingClientOpts {
+    #[arg(long, hide = true)]
+    pub server: Option<String>,
+    #[arg(long, hide = true, hide_env_values = true)]
+    pub token: Option<String>,
+    #[arg(long, hide = true)]
+    pub json: bool,
+}
+
+impl ClientOpts {
+    /// These, with what was given before the command filling the gaps.
+    pub fn with_leading(mut self, lead: &LeadingClientOpts) -> ClientOpts {
+        self.server = self.server.or_else(|| lead.server.clone());
+        self.token = self.token.or_else(|| lead.token.clone());
+        self.json |= lead.json;
+        self
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ProjectCmd {
     /// Create a project (and its volume).
@@ -231,6 +254,14 @@ pub enum VolumeCmd {
     },
     /// How much data a project holds.
     Size { project: String },
+}
+
+#[derive(Subcommand)]
+pub enum TypeCmd {
+    /// The configured workspace types and whether each can start here.
+    Ls,
+    /// Pull a type's image from its registry (admin), with its progress.
+    Pull { name: String },
 }
 
 #[derive(Subcommand)]
@@ -1444,6 +1475,62 @@ pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
             })?;
             let v = c.delete(&format!("/api/auth/tokens/{id}")).await?;
             c.show(&v, |_| eprintln!("revoked token {id}"));
+        }
+    }
+    Ok(())
+}
+
+/// `berth type ls|pull`.
+pub async fn types(opts: &ClientOpts, cmd: TypeCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
+        TypeCmd::Ls => {
+            let v = c.get("/api/workspaces/types").await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        vec![
+                            s(&t["type"]),
+                            if t["available"] == true { "yes" } else { "no" }.into(),
+                            s(&t["image"]),
+                            s(&t["unavailableReason"]),
+                        ]
+                    })
+                    .collect();
+                table(&["TYPE", "AVAILABLE", "IMAGE", "WHY NOT"], rows);
+            });
+        }
+        TypeCmd::Pull { name } => {
+            let path = format!("/api/workspaces/types/{name}/pull");
+            let mut v = c.post(&path, json!({})).await?;
+            let pb = bar(None, &format!("pulling {}", s(&v["image"])));
+            while v["state"] == "pulling" {
+                let (done, total) = (
+                    v["bytesDone"].as_u64().unwrap_or(0),
+                    v["bytesTotal"].as_u64().unwrap_or(0),
+                );
+                if total > 0 {
+                    pb.set_length(total);
+                }
+                pb.set_position(done);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                v = c.get(&path).await?;
+            }
+            pb.finish_and_clear();
+            if v["state"] == "failed" {
+                return Err(Failure::Server(s(&v["error"])));
+            }
+            c.show(&v, |v| {
+                let layers = v["layers"].as_array().map_or(0, Vec::len);
+                eprintln!(
+                    "pulled {}: {layers} layer(s), {}",
+                    s(&v["image"]),
+                    mb(&v["bytesTotal"])
+                );
+            });
         }
     }
     Ok(())

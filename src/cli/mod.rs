@@ -31,6 +31,8 @@ struct Cli {
     /// Config file (TOML); every key optional.
     #[arg(long, global = true, env = "BERTH_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    lead: client::LeadingClientOpts,
     #[command(subcommand)]
     command: Command,
 }
@@ -97,6 +99,13 @@ enum Command {
     Backup {
         #[command(subcommand)]
         command: client::BackupCmd,
+        #[command(flatten)]
+        client: client::ClientOpts,
+    },
+    /// Workspace types: ls, pull (admin: from the image's registry).
+    Type {
+        #[command(subcommand)]
+        command: client::TypeCmd,
         #[command(flatten)]
         client: client::ClientOpts,
     },
@@ -229,16 +238,19 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     // Client commands need no server configuration.
+    let lead = cli.lead.clone();
+    let with = |c: client::ClientOpts| c.with_leading(&lead);
     let outcome = match cli.command {
-        Command::Login { email, client } => client::login(&client, email).await,
+        Command::Login { email, client } => client::login(&with(client), email).await,
         Command::Logout { .. } => client::logout(),
-        Command::Project { command, client } => client::project(&client, command).await,
-        Command::Ws { command, client } => client::ws(&client, command).await,
-        Command::Backup { command, client } => client::backup(&client, command).await,
-        Command::Volume { command, client } => client::volume(&client, command).await,
-        Command::Cleanup { dry_run, client } => client::cleanup(&client, dry_run).await,
-        Command::Jobs { client } => client::jobs(&client).await,
-        Command::Account { command, client } => client::account(&client, command).await,
+        Command::Project { command, client } => client::project(&with(client), command).await,
+        Command::Ws { command, client } => client::ws(&with(client), command).await,
+        Command::Backup { command, client } => client::backup(&with(client), command).await,
+        Command::Volume { command, client } => client::volume(&with(client), command).await,
+        Command::Type { command, client } => client::types(&with(client), command).await,
+        Command::Cleanup { dry_run, client } => client::cleanup(&with(client), dry_run).await,
+        Command::Jobs { client } => client::jobs(&with(client)).await,
+        Command::Account { command, client } => client::account(&with(client), command).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_text());
             return Ok(ExitCode::SUCCESS);

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod apps;
 pub mod backups;
 pub mod cleanup;
+pub mod images;
 pub mod jobs;
 pub mod limits;
 pub mod proxy;

@@ -155,3 +155,53 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// Pulls `image` from its registry (with `credentials` when given),
+    /// as the engine reports it step by step. The caller drives the stream.
+    pub fn pull_image(
+        &self,
+        image: &str,
+        credentials: Option<(String, String)>,
+    ) -> impl futures_util::Stream<Item = Result<crate::domain::images::PullEvent>> + Send + 'static
+    {
+        use futures_util::StreamExt;
+        let (name, tag) = crate::domain::images::name_and_tag(image);
+        let opts = bollard::query_parameters::CreateImageOptions {
+            from_image: Some(name.to_string()),
+            tag: (!tag.is_empty()).then(|| tag.to_string()),
+            ..Default::default()
+        };
+        let creds = credentials.map(|(u, p)| bollard::auth::DockerCredentials {
+            username: Some(u),
+            password: Some(p),
+            serveraddress: Some(crate::domain::images::registry_of(image).to_string()),
+            ..Default::default()
+        });
+        // A pull can take long: no request timeout on the stream.
+        let docker = self.docker.clone().with_timeout(Duration::from_secs(3600));
+        docker
+            .create_image(Some(opts), None, creds)
+            .map(|r| match r {
+                Ok(info) => Ok(crate::domain::images::PullEvent {
+                    layer: info.id,
+                    status: info.status.unwrap_or_default(),
+                    current: info
+                        .progress_detail
+                        .as_ref()
+                        .and_then(|p| p.current)
+                        .and_then(|c| u64::try_from(c).ok()),
+                    total: info
+                        .progress_detail
+                        .as_ref()
+                        .and_then(|p| p.total)
+                        .and_then(|t| u64::try_from(t).ok()),
+                }),
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    Err(EngineError::Failed(error))
+                }
+                Err(e) => Err(e.into()),
+            })
+            .boxed()
+    }
+}

@@ -77,6 +77,10 @@ impl From<ServiceError> for ApiError {
                 tracing::warn!(error = %m, "remote backup store failed");
                 ApiError::new(StatusCode::BAD_GATEWAY, "remote_storage_error", m)
             }
+            S::Registry(m) => {
+                tracing::warn!(error = %m, "image registry failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "registry_error", m)
+            }
             S::Unavailable(m) => {
                 tracing::warn!(error = %m, "engine unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", m)

@@ -193,6 +193,20 @@ pub fn operations() -> Vec<Op> {
             .tag("workspaces")
             .summary("The configured workspace types, and whether each can start here")
             .ok::<Vec<TypeDto>>(),
+        Op::post("/api/workspaces/types/{type}/pull", "pullTypeImage", ws::pull_type)
+            .tag("workspaces")
+            .admin()
+            .summary("Pull a type's image from its registry")
+            .describe("Starts the pull (or joins the one under way) and answers its progress: 202 while it runs, 200 once done. Credentials come from `images.registries`. A registry that does not answer is a 502 that says so.")
+            .ok::<PullDto>()
+            .answers::<PullDto>(202)
+            .errors(&[404, 409, 502]),
+        Op::get("/api/workspaces/types/{type}/pull", "typeImagePull", ws::type_pull)
+            .tag("workspaces")
+            .admin()
+            .summary("The progress of a type image's pull (layers, bytes)")
+            .ok::<PullDto>()
+            .errors(&[404]),
         Op::get("/api/workspaces/stats", "workspaceCounts", ws::stats)
             .tag("workspaces")
             .summary("Counts by type and status, and the default workspace")

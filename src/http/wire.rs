@@ -960,3 +960,63 @@ pub struct UnsharedDto {
     pub workspace_id: Uuid,
     pub port: u16,
 }
+
+// ---- image pulls ----
+
+/// A type image's pull, as far as it got.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullDto {
+    pub image: String,
+    /// `pulling`, `done` or `failed`.
+    #[schemars(extend("enum" = ["pulling", "done", "failed"]))]
+    pub state: &'static str,
+    /// The engine's last word about the image as a whole.
+    pub status: String,
+    pub layers: Vec<LayerDto>,
+    /// Bytes downloaded so far, of the layers' known total.
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub error: Option<String>,
+    #[schemars(with = "Timestamp")]
+    pub started_at: String,
+    #[schemars(with = "Option<Timestamp>")]
+    pub finished_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerDto {
+    pub id: String,
+    pub status: String,
+    pub current: u64,
+    pub total: Option<u64>,
+    pub done: bool,
+}
+
+impl From<&crate::domain::images::PullProgress> for PullDto {
+    fn from(p: &crate::domain::images::PullProgress) -> Self {
+        let (done, total) = p.bytes();
+        PullDto {
+            image: p.image.clone(),
+            state: p.state.as_str(),
+            status: p.status.clone(),
+            layers: p
+                .layers
+                .iter()
+                .map(|(id, l)| LayerDto {
+                    id: id.clone(),
+                    status: l.status.clone(),
+                    current: l.current,
+                    total: l.total,
+                    done: l.done,
+                })
+                .collect(),
+            bytes_done: done,
+            bytes_total: total,
+            error: p.error.clone(),
+            started_at: rfc3339(p.started_at),
+            finished_at: p.finished_at.map(rfc3339),
+        }
+    }
+}

@@ -6,6 +6,7 @@
 pub mod apps;
 mod auth;
 pub mod backups;
+mod images;
 pub mod logs;
 pub mod maintenance;
 mod offsite;
@@ -85,6 +86,9 @@ pub enum ServiceError {
     /// The remote backup store failed or could not be reached.
     #[error("{0}")]
     Remote(String),
+    /// An image registry failed or could not be reached.
+    #[error("{0}")]
+    Registry(String),
     /// The engine failed to do what was asked.
     #[error(transparent)]
     Engine(EngineError),
@@ -167,6 +171,8 @@ struct Inner {
     /// Workspaces the engine just said something about (their health may
     /// have changed): what live status streams look at again.
     changes: tokio::sync::broadcast::Sender<Uuid>,
+    /// Image pulls under way or done, by image.
+    pulls: images::Pulls,
 }
 
 /// The metrics token: configured, or generated once and kept in
@@ -249,6 +255,7 @@ impl Berth {
                 metrics_token: metrics_token(&config),
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 changes: tokio::sync::broadcast::channel(1024).0,
+                pulls: Mutex::new(HashMap::new()),
                 config,
             }),
         }

@@ -168,7 +168,7 @@ impl Berth {
             Ok((
                 false,
                 Some(format!(
-                    "image {} is not present on the Docker host (build, load or pull it there)",
+                    "image {} is not present on the Docker host (an admin can pull it: berth type pull, or POST /api/workspaces/types/{{type}}/pull)",
                     t.image
                 )),
             ))
@@ -249,7 +249,10 @@ impl Berth {
             Self::check_compatible(&p, &req.type_name)?;
         }
         let (available, reason) = self.availability(&t).await?;
-        if !available {
+        // A configured image that is missing is pulled at the first start
+        // when images.pull_on_start says so.
+        let pulled_later = self.config().images.pull_on_start && !t.image.trim().is_empty();
+        if !available && !pulled_later {
             return Err(ServiceError::Conflict(format!(
                 "workspace type {:?} is unavailable: {}",
                 req.type_name,
@@ -550,10 +553,15 @@ impl Berth {
                 let spec = self.container_spec(ws, project)?;
                 match self.engine().create_container(&spec).await {
                     Ok(id) => id,
+                    Err(EngineError::NotFound(_)) if self.config().images.pull_on_start => {
+                        tracing::info!(image = %spec.image, "pulling a missing type image at start");
+                        self.pull_and_wait(&spec.image).await?;
+                        self.engine().create_container(&spec).await?
+                    }
                     Err(EngineError::NotFound(_)) => {
                         return Err(ServiceError::Conflict(format!(
-                            "image {} of type {:?} is not present on the Docker host",
-                            spec.image, ws.type_name
+                            "image {} of type {:?} is not present on the Docker host; an admin can pull it (berth type pull {}), or set images.pull_on_start",
+                            spec.image, ws.type_name, ws.type_name
                         )))
                     }
                     Err(e) => return Err(e.into()),

@@ -252,3 +252,28 @@ pub async fn update_resources(
         "resource limits updated",
     ))
 }
+
+/// `POST /api/workspaces/types/{type}/pull` (admins).
+pub async fn pull_type(
+    State(berth): State<Berth>,
+    caller: Caller,
+    Path(type_name): Path<String>,
+) -> ApiResult<Response> {
+    let p = berth.pull_type_image(&caller.user, &type_name).await?;
+    let status = if p.state == crate::domain::images::PullState::Done {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, ok(crate::http::wire::PullDto::from(&p))).into_response())
+}
+
+/// `GET /api/workspaces/types/{type}/pull` (admins).
+pub async fn type_pull(
+    State(berth): State<Berth>,
+    caller: Caller,
+    Path(type_name): Path<String>,
+) -> ApiResult<Response> {
+    let p = berth.type_pull(&caller.user, &type_name)?;
+    Ok(ok(crate::http::wire::PullDto::from(&p)))
+}

@@ -770,10 +770,41 @@ async function viewOverview() {
   main.innerHTML = `
     <h1>Overview</h1>
     <p class="muted">Every running workspace: who uses what. Click a heading to sort.</p>
+    <h2>Running workspaces</h2>
     <table id="overview"><thead><tr>
       <th data-sort="name">Workspace</th><th data-sort="owner">Owner</th><th data-sort="type">Type</th>
       <th data-sort="cpu">CPU</th><th data-sort="mem">Memory (of limit)</th><th data-sort="health">Health</th></tr></thead>
-      <tbody></tbody></table>`;
+      <tbody></tbody></table>
+    <h2>Workspace types</h2>
+    <table id="types"><thead><tr><th>Type</th><th>Image</th><th>Available</th><th></th></tr></thead><tbody></tbody></table>`;
+  const drawTypes = async () => {
+    const types = await api("GET", "/api/workspaces/types");
+    const body = document.querySelector("#types tbody");
+    if (!body) return;
+    body.innerHTML = types.map((t) => `<tr data-type="${h(t.type)}"><td>${h(t.type)}</td><td class="mono">${h(t.image || "–")}</td>
+      <td>${t.available ? badge("yes") : `${badge("no")} <span class="muted">${h(t.unavailableReason)}</span>`}</td>
+      <td class="actions">${t.image ? `<button data-act="pull-type">Pull</button>` : ""}<div class="progress" data-pull hidden></div></td></tr>`).join("");
+    body.querySelectorAll("button[data-act=pull-type]").forEach((b) => b.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      const row = b.closest("tr");
+      const name = row.dataset.type;
+      const box = row.querySelector("[data-pull]");
+      act(b, async () => {
+        let p = await api("POST", `/api/workspaces/types/${name}/pull`);
+        box.hidden = false;
+        while (p.state === "pulling") {
+          const pct = p.bytesTotal ? Math.round((p.bytesDone / p.bytesTotal) * 100) : 0;
+          box.innerHTML = `<span class="spinner"></span> ${h(p.layers.length)} layer(s), ${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)} (${pct} %)`;
+          await new Promise((r) => setTimeout(r, 500));
+          p = await api("GET", `/api/workspaces/types/${name}/pull`);
+        }
+        box.hidden = true;
+        if (p.state === "failed") throw new Error(p.error);
+        return `pulled ${p.image}`;
+      }, drawTypes);
+    }));
+  };
+  drawTypes().catch((e) => flash(e.message, true));
   const val = (r, k) => ({ name: r.w.name, owner: r.owner, type: r.w.type, cpu: r.cpu ?? -1,
     mem: r.mem ?? -1, health: r.health || "" })[k];
   const draw = () => {
