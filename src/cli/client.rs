@@ -719,29 +719,7 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                 )
             });
         }
-        WsCmd::Types => {
-            let v = c.get("/api/workspaces/types").await?;
-            c.show(&v, |v| {
-                let rows = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        vec![
-                            s(&t["type"]),
-                            if t["available"] == true {
-                                "yes".into()
-                            } else {
-                                "no".into()
-                            },
-                            s(&t["image"]),
-                            s(&t["unavailableReason"]),
-                        ]
-                    })
-                    .collect();
-                table(&["TYPE", "AVAILABLE", "IMAGE", "WHY NOT"], rows);
-            });
-        }
+        WsCmd::Types => return types(opts, TypeCmd::Ls).await,
         WsCmd::Show { id } => {
             let v = c.get(&format!("/api/workspaces/{id}")).await?;
             c.show(&v, |v| {

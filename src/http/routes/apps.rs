@@ -23,7 +23,8 @@ use crate::domain::User;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_uuid, ApiJson, ApiQuery, Caller, IdPath};
 use crate::http::routes::proxy::{
-    forward, is_navigation, percent_encode, see_other, starting_page, wake, Forward,
+    forward, is_navigation, parse_port, percent_encode, see_other, starting_page, to_login, wake,
+    Forward,
 };
 use crate::http::wire::{ok, rfc3339, HandoffQuery, PortDto, ShareDto, ShareRequest, UnsharedDto};
 use crate::service::apps::{AppTarget, AppUrls};
@@ -285,16 +286,7 @@ pub async fn handoff(
     })?;
     let caller = match caller {
         Ok(c) => c,
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-            let back = original
-                .path_and_query()
-                .map(|pq| pq.as_str())
-                .unwrap_or("/");
-            return Ok(see_other(&format!(
-                "/#/login?next={}",
-                percent_encode(back)
-            )));
-        }
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => return Ok(to_login(&original)),
         Err(e) => return Err(e),
     };
     let target = berth.resolve_app(&app).await?;
@@ -327,10 +319,7 @@ fn id_and_port(params: &HashMap<String, String>) -> Result<(uuid::Uuid, u16), Ap
         "workspace id",
         params.get("id").map(String::as_str).unwrap_or_default(),
     )?;
-    let raw = params.get("port").map(String::as_str).unwrap_or_default();
-    let port = raw.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-        ApiError::bad_request(format!("port {raw:?} is not a port number (1-65535)"))
-    })?;
+    let port = parse_port(params.get("port").map(String::as_str).unwrap_or_default())?;
     Ok((id, port))
 }
 

@@ -89,14 +89,7 @@ pub async fn port_proxy(
     req: Request,
 ) -> Result<Response, ApiError> {
     let raw_id = params.get("id").cloned().unwrap_or_default();
-    let raw_port = params.get("port").map(String::as_str).unwrap_or_default();
-    let port = raw_port
-        .parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("port {raw_port:?} is not a port number (1-65535)"))
-        })?;
+    let port = parse_port(params.get("port").map(String::as_str).unwrap_or_default())?;
     path_mode(berth, caller, &raw_id, Some(port), original, req).await
 }
 
@@ -173,6 +166,23 @@ async fn path_mode(
         },
     )
     .await
+}
+
+/// A port number in a path (1-65535), or a 400 that says so.
+pub(crate) fn parse_port(raw: &str) -> Result<u16, ApiError> {
+    raw.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+        ApiError::bad_request(format!("port {raw:?} is not a port number (1-65535)"))
+    })
+}
+
+/// A browser without a session goes to the UI's login, which comes back
+/// to `original` afterwards.
+pub(crate) fn to_login(original: &Uri) -> Response {
+    let back = original
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    see_other(&format!("/#/login?next={}", percent_encode(back)))
 }
 
 /// A 303 to `to`, not to be cached.
