@@ -188,6 +188,70 @@ async fn every_described_operation_is_routed_and_nothing_else_is() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
 
+/// Authorization comes from the route table: every operation the document
+/// says is for admins refuses a member (403) before anything else, and
+/// every operation that needs a login refuses a request without one (401),
+/// so a handler that forgot its check fails here.
+#[tokio::test]
+async fn every_admin_operation_refuses_members_and_every_other_one_anonymous_callers() {
+    let env = TestEnv::new().await;
+    let member = env.member().await;
+    let d = doc();
+    let (mut admins, mut authenticated) = (0, 0);
+    for (path, item) in d["paths"].as_object().unwrap() {
+        let uri = concrete(path);
+        for (method, op) in item.as_object().unwrap() {
+            let m: Method = method.to_ascii_uppercase().parse().unwrap();
+            if m == Method::HEAD || m == Method::OPTIONS || m == Method::TRACE {
+                continue;
+            }
+            let security = op["security"].as_array().cloned().unwrap_or_default();
+            if security.is_empty() {
+                continue;
+            }
+            let admin_only = op["x-berth-admin"] == true;
+            // Without credentials: 401, whatever the operation.
+            let req = Request::builder()
+                .method(m.clone())
+                .uri(&uri)
+                .header("content-type", "application/json")
+                .body(Body::from("{\"__probe\": true}"))
+                .unwrap();
+            let (status, _, body) = env.send_raw(req).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{m} {path} without credentials: {}",
+                String::from_utf8_lossy(&body)
+            );
+            authenticated += 1;
+            if !admin_only {
+                continue;
+            }
+            let req = Request::builder()
+                .method(m.clone())
+                .uri(&uri)
+                .header("authorization", format!("Bearer {member}"))
+                .header("content-type", "application/json")
+                .body(Body::from("{\"__probe\": true}"))
+                .unwrap();
+            let (status, _, body) = env.send_raw(req).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{m} {path} as a member: {}",
+                String::from_utf8_lossy(&body)
+            );
+            admins += 1;
+        }
+    }
+    assert!(admins >= 10, "only {admins} admin operations probed");
+    assert!(
+        authenticated >= 60,
+        "only {authenticated} operations probed"
+    );
+}
+
 #[tokio::test]
 async fn the_document_is_served_without_authentication() {
     let env = TestEnv::new().await;

@@ -62,8 +62,10 @@ impl ResourceLimits {
 
     /// A workspace's overrides after a change (`patch`): fields left out
     /// keep their value, and a new memory limit given without a new
-    /// memory+swap limit keeps the swap the workspace had (memory+swap minus
-    /// memory), so raising memory alone never trips over the old sum.
+    /// memory+swap limit keeps the swap the type gives (memory+swap minus
+    /// memory), so raising memory alone never trips over the type's sum. A
+    /// memory+swap limit the workspace set itself stays as set (a memory
+    /// above it is refused, saying how to fix it).
     pub fn patched(
         &self,
         current: &ResourceOverrides,
@@ -75,7 +77,7 @@ impl ResourceLimits {
             memory_swap: patch.memory_swap.or(current.memory_swap),
             memory_reservation: patch.memory_reservation.or(current.memory_reservation),
         };
-        if let (Some(memory), None) = (patch.memory, patch.memory_swap) {
+        if let (Some(memory), None, None) = (patch.memory, patch.memory_swap, current.memory_swap) {
             let before = self.merged(current);
             if let Some(swap) = before.memory_swap_mb {
                 let swap_only = swap.saturating_sub(before.memory_mb);
@@ -343,6 +345,12 @@ mod tests {
             ..t.clone()
         };
         assert_eq!(no_swap.patched(&none, &up).memory_swap, None);
+        // A memory+swap the workspace set itself is kept as it is.
+        let own = ResourceOverrides {
+            memory_swap: Some(200),
+            ..Default::default()
+        };
+        assert_eq!(t.patched(&own, &up).memory_swap, Some(200));
         // Other fields keep their value.
         let cur = ResourceOverrides {
             memory_reservation: Some(64),

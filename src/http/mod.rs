@@ -522,7 +522,7 @@ pub fn app(berth: Berth) -> Router {
     let mut by_path: Vec<(&'static str, MethodRouter<Berth>)> = Vec::new();
     for op in operations() {
         let path = op.path();
-        let router = op.into_router();
+        let router = op.into_router(&berth);
         match by_path.iter_mut().find(|(p, _)| *p == path) {
             Some((_, existing)) => *existing = std::mem::take(existing).merge(router),
             None => by_path.push((path, router)),

@@ -299,8 +299,19 @@ impl Op {
     }
 
     /// The router part of this operation.
-    pub fn into_router(self) -> MethodRouter<Berth> {
-        self.router
+    /// The operation's router, with the check its table entry declares:
+    /// an admin operation answers 401/403 before its handler (or any of its
+    /// extractors) runs, so a handler cannot forget it.
+    pub fn into_router(self, berth: &Berth) -> MethodRouter<Berth> {
+        match self.auth {
+            Auth::Admin => self
+                .router
+                .route_layer(axum::middleware::from_fn_with_state(
+                    berth.clone(),
+                    require_admin,
+                )),
+            _ => self.router,
+        }
     }
 
     /// Every error status this operation can answer with.
@@ -637,6 +648,10 @@ pub fn document_of(ops: &[Op]) -> Value {
             }
             o.insert("tags".into(), json!([op.tag]));
             o.insert("security".into(), security.clone());
+            if op.auth == Auth::Admin {
+                // For admins only: the router enforces it from this table.
+                o.insert("x-berth-admin".into(), Value::Bool(true));
+            }
             if !params.is_empty() {
                 o.insert("parameters".into(), Value::Array(params.clone()));
             }
@@ -782,4 +797,27 @@ pub async fn serve_document() -> Response {
 /// `docs/openapi.json` holds it.
 pub fn document_text() -> &'static str {
     DOCUMENT.as_str()
+}
+
+/// The admin check of [`Auth::Admin`] operations. The caller it
+/// authenticated is kept in the request, so the handler's own `Caller`
+/// does not look the token up again.
+async fn require_admin(
+    axum::extract::State(berth): axum::extract::State<Berth>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, body) = req.into_parts();
+    let caller = match crate::http::extract::Caller::from_request_parts(&mut parts, &berth).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = caller.require_admin("do this (an operation for admins)") {
+        return e.into_response();
+    }
+    parts.extensions.insert(caller);
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
