@@ -23,7 +23,7 @@ fn the_checked_in_copy_is_the_generated_document() {
     let on_disk = std::fs::read_to_string(path).expect("docs/openapi.json");
     assert!(
         on_disk == berth::http::openapi::document_text(),
-        "docs/openapi.json is out of date: run `cargo run -q -- openapi > docs/openapi.json` and commit it"
+        "docs/openapi.json is out of date: run `cargo run -q --bin berth -- openapi > docs/openapi.json` and commit it"
     );
 }
 

@@ -178,11 +178,14 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
     // database there, named after its instance; `scripts/test` runs the
     // store-heavy test files that way too (SQLite otherwise).
     if let Ok(server) = std::env::var("BERTH_TEST_DATABASE_URL") {
-        c.database_url = Some(format!(
-            "{}/{}",
-            server.trim_end_matches('/'),
-            instance.replace('-', "_")
-        ));
+        c.database_url = Some(
+            format!(
+                "{}/{}",
+                server.trim_end_matches('/'),
+                instance.replace('-', "_")
+            )
+            .into(),
+        );
     }
     c.types.insert("box".into(), box_type());
     let mut other = box_type();
@@ -399,13 +402,29 @@ impl TestEnv {
             .extensions()
             .get::<axum::extract::MatchedPath>()
             .cloned();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
+        let is_stream = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let bytes = if is_stream {
+            // An event stream does not end: what it sends in a moment.
+            let mut body = resp.into_body();
+            let mut bytes = Vec::new();
+            let until = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(frame)) = tokio::time::timeout_at(until, body.frame()).await {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            bytes
+        } else {
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        };
         described::check(&method, matched.as_ref(), status, &headers, &bytes);
         (status, headers, bytes)
     }

@@ -89,15 +89,15 @@ pub async fn port_proxy(
     req: Request,
 ) -> Result<Response, ApiError> {
     let raw_id = params.get("id").cloned().unwrap_or_default();
-    let port = parse_port(params.get("port").map(String::as_str).unwrap_or_default())?;
-    path_mode(berth, caller, &raw_id, Some(port), original, req).await
+    let raw_port = params.get("port").cloned().unwrap_or_default();
+    path_mode(berth, caller, &raw_id, Some(&raw_port), original, req).await
 }
 
 async fn path_mode(
     berth: Berth,
     caller: Result<Caller, ApiError>,
     raw_id: &str,
-    port: Option<u16>,
+    raw_port: Option<&str>,
     original: Uri,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -119,7 +119,9 @@ async fn path_mode(
         }
         Err(e) => return Err(e),
     };
+    // Credentials first: an anonymous request learns nothing from the path.
     let id = parse_uuid("workspace id", raw_id)?;
+    let port = raw_port.map(parse_port).transpose()?;
     let ws = berth.workspace(&caller.user, id).await?;
     let target = berth.app_target(ws, port)?;
     let config = &berth.config().proxy;
