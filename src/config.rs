@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::recovery::RecoveryPolicy;
 use crate::domain::types::builtin_types;
 use crate::domain::WorkspaceType;
+use crate::secret::Secret;
 
 /// `BERTH_*` variables that are not configuration keys (the client and
 /// logging use them); everything else under `BERTH_` must be a key.
@@ -53,7 +54,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; defaults to `berth.db` in `data_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// A name for this Berth installation, put on every container and volume
     /// it makes (`berth.instance`), so that two installations sharing an
     /// engine never take each other's resources for their own.
@@ -88,22 +89,12 @@ pub struct ImagesConfig {
 }
 
 /// `[images.registries."host:port"]`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryAuth {
     pub username: String,
     /// Better given as `BERTH_IMAGES_REGISTRIES_<HOST>_PASSWORD` than in the file.
-    pub password: String,
-}
-
-// The password never reaches a log line.
-impl std::fmt::Debug for RegistryAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryAuth")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+    pub password: Secret,
 }
 
 /// The workspace proxy (`/api/workspaces/:id/proxy/…`).
@@ -132,28 +123,18 @@ pub struct ProxyConfig {
     pub allow_public_shares: bool,
 }
 
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// The token `GET /metrics` needs (`Authorization: Bearer <token>`);
     /// unset: one is generated at first start and kept in
     /// `<data_dir>/metrics-token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Serve `/metrics` to anyone (it names every workspace and project
     /// with their figures): only where the port is private.
     #[serde(default)]
     pub public: bool,
-}
-
-// The token never reaches a log line.
-impl std::fmt::Debug for MetricsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsConfig")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("public", &self.public)
-            .finish()
-    }
 }
 
 /// Defaults for every project's backups; a project may set its own.
@@ -186,7 +167,7 @@ pub struct BackupsConfig {
 /// Where backups are copied off this host: any S3-compatible object store
 /// (AWS S3, MinIO, Ceph, Cloudflare R2, Backblaze B2, …). Off while `url`
 /// is empty.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteConfig {
     /// `s3://bucket` or `s3://bucket/prefix`; empty: no remote copies.
@@ -198,7 +179,7 @@ pub struct RemoteConfig {
     pub access_key_id: String,
     /// Better given as `BERTH_BACKUPS_REMOTE_SECRET_ACCESS_KEY` than in
     /// the file.
-    pub secret_access_key: String,
+    pub secret_access_key: Secret,
     /// Allow an `http://` endpoint (a store on a trusted network).
     pub allow_http: bool,
     /// Keep only this many newest archives per project on this host once
@@ -211,28 +192,6 @@ pub struct RemoteConfig {
 impl RemoteConfig {
     pub fn enabled(&self) -> bool {
         !self.url.is_empty()
-    }
-}
-
-// The secret never reaches a log line.
-impl std::fmt::Debug for RemoteConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteConfig")
-            .field("url", &self.url)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &if self.secret_access_key.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("allow_http", &self.allow_http)
-            .field("keep_local", &self.keep_local)
-            .finish()
     }
 }
 
@@ -395,7 +354,7 @@ impl Default for Config {
                     endpoint: String::new(),
                     region: "us-east-1".into(),
                     access_key_id: String::new(),
-                    secret_access_key: String::new(),
+                    secret_access_key: Secret::default(),
                     allow_http: false,
                     keep_local: None,
                 },
@@ -566,7 +525,7 @@ impl Config {
     /// (created if missing).
     pub fn database_url(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
+            Some(url) => url.expose().to_string(),
             None => format!(
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join("berth.db").display()

@@ -10,5 +10,6 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod remote;
+pub mod secret;
 pub mod service;
 pub mod store;

@@ -117,11 +117,20 @@ fn describe() {
         "Failed Docker engine calls by kind."
     );
     describe_counter!("berth_login_failures_total", "Failed logins.");
+    describe_counter!(
+        "berth_loop_failures_total",
+        "Failed rounds of a background loop (watcher, sampler), by loop and kind of error."
+    );
     describe_counter!("berth_image_pulls_total", "Type image pulls by outcome.");
     describe_counter!(
         "berth_login_throttled_total",
         "Logins refused while an account or address was locked, by which."
     );
+}
+
+/// Counts one failed round of a background loop.
+pub fn loop_failed(name: &'static str, kind: &'static str) {
+    metrics::counter!("berth_loop_failures_total", "loop" => name, "kind" => kind).increment(1);
 }
 
 /// Counters whose labels are known from the start are registered at 0, so
@@ -154,6 +163,15 @@ fn start_at_zero() {
         counter!("berth_engine_errors_total", "kind" => kind).absolute(0);
     }
     counter!("berth_login_failures_total").absolute(0);
+    for (lp, kind) in [
+        ("watcher", "engine_unavailable"),
+        ("watcher", "engine"),
+        ("watcher", "store"),
+        ("sampler", "engine_unavailable"),
+        ("sampler", "engine"),
+    ] {
+        counter!("berth_loop_failures_total", "loop" => lp, "kind" => kind).absolute(0);
+    }
     for outcome in ["done", "failed"] {
         counter!("berth_image_pulls_total", "outcome" => outcome).absolute(0);
     }

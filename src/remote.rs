@@ -137,7 +137,7 @@ impl Remote {
         if !c.access_key_id.is_empty() {
             b = b
                 .with_access_key_id(&c.access_key_id)
-                .with_secret_access_key(&c.secret_access_key);
+                .with_secret_access_key(c.secret_access_key.expose());
         }
         let store = b.build()?;
         Ok(Some(Remote {
@@ -334,7 +334,7 @@ mod tests {
         let err = check_config(&config("s3://b-1", "minio:9000")).unwrap_err();
         assert!(err.to_string().contains("https://"), "{err}");
         let mut c = config("s3://b-1", "");
-        c.secret_access_key.clear();
+        c.secret_access_key = Default::default();
         let err = check_config(&c).unwrap_err();
         assert!(err.to_string().contains("both"), "{err}");
     }

@@ -383,7 +383,8 @@ async fn status_follows_the_engine_and_a_restart_recovers_what_should_run() {
     assert!(
         events
             .iter()
-            .any(|ev| ev.kind == "recovery_restart" && ev.message.contains("exited with code 137")),
+            .any(|ev| ev.kind.as_str() == "recovery_restart"
+                && ev.message.contains("exited with code 137")),
         "{events:?}"
     );
     let r = rec(&id).await;

@@ -13,7 +13,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::User;
@@ -35,39 +34,18 @@ const MAX_LABEL: usize = 63;
 /// Hex digits of the workspace id in its app label.
 pub const SHORT_ID_LEN: usize = 8;
 
-/// Who, besides its owner, may open a workspace's port on its app origin.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ShareLevel {
-    /// The owner (and admins, on app origins).
-    #[default]
-    Owner,
-    /// Anyone logged in to Berth.
-    Authenticated,
-    /// Anyone at all, without logging in (only if the operator allows it:
-    /// `proxy.allow_public_shares`).
-    Public,
-}
-
-impl ShareLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShareLevel::Owner => "owner",
-            ShareLevel::Authenticated => "authenticated",
-            ShareLevel::Public => "public",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ShareLevel> {
-        [
-            ShareLevel::Owner,
-            ShareLevel::Authenticated,
-            ShareLevel::Public,
-        ]
-        .into_iter()
-        .find(|l| l.as_str() == s)
+super::spelled_enum! {
+    /// Who, besides its owner, may open a workspace's port on its app origin.
+    #[derive(Default)]
+    pub enum ShareLevel("share level") {
+        /// The owner (and admins, on app origins).
+        #[default]
+        Owner = "owner",
+        /// Anyone logged in to Berth.
+        Authenticated = "authenticated",
+        /// Anyone at all, without logging in (only if the operator allows it:
+        /// `proxy.allow_public_shares`).
+        Public = "public",
     }
 }
 

@@ -1,34 +1,22 @@
 //! Backups of project volumes: what a catalogue entry is.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Millis;
+use super::{spelled_enum, Millis};
 
-/// How an archive is compressed.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// Multi-threaded zstd: the default, fast and small.
-    #[default]
-    Zstd,
-    /// A standard `.tar.gz` any `tar xzf` opens.
-    Gzip,
+spelled_enum! {
+    /// How an archive is compressed.
+    #[derive(Default)]
+    pub enum Compression("compression") {
+        /// Multi-threaded zstd: the default, fast and small.
+        #[default]
+        Zstd = "zstd",
+        /// A standard `.tar.gz` any `tar xzf` opens.
+        Gzip = "gzip",
+    }
 }
 
 impl Compression {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Zstd => "zstd",
-            Compression::Gzip => "gzip",
-        }
-    }
-
     /// The file name suffix.
     pub fn extension(self) -> &'static str {
         match self {
@@ -38,53 +26,14 @@ impl Compression {
     }
 }
 
-impl FromStr for Compression {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "zstd" => Ok(Compression::Zstd),
-            "gzip" => Ok(Compression::Gzip),
-            other => Err(format!("compression must be zstd or gzip (got {other:?})")),
-        }
-    }
-}
-
-/// Where a backup is in its life.
-/// Serialized (and described) as `as_str` spells it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BackupState {
-    #[default]
-    InProgress,
-    Complete,
-    Failed,
-}
-
-impl BackupState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackupState::InProgress => "in_progress",
-            BackupState::Complete => "complete",
-            BackupState::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for BackupState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BackupState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "in_progress" => Ok(BackupState::InProgress),
-            "complete" => Ok(BackupState::Complete),
-            "failed" => Ok(BackupState::Failed),
-            other => Err(format!("unknown backup state {other:?}")),
-        }
+spelled_enum! {
+    /// Where a backup is in its life.
+    #[derive(Default)]
+    pub enum BackupState("backup state") {
+        #[default]
+        InProgress = "in_progress",
+        Complete = "complete",
+        Failed = "failed",
     }
 }
 
@@ -154,37 +103,15 @@ pub struct Backup {
     pub skipped_sample: Vec<String>,
 }
 
-/// Where a backup's remote copy stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RemoteState {
-    /// Waiting to be uploaded (or being uploaded).
-    Pending,
-    /// Uploaded, its size checked.
-    Stored,
-    /// The last upload failed; the backups job tries again.
-    Failed,
-}
-
-impl RemoteState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemoteState::Pending => "pending",
-            RemoteState::Stored => "stored",
-            RemoteState::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for RemoteState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pending" => Ok(RemoteState::Pending),
-            "stored" => Ok(RemoteState::Stored),
-            "failed" => Ok(RemoteState::Failed),
-            other => Err(format!("unknown remote state {other:?}")),
-        }
+spelled_enum! {
+    /// Where a backup's remote copy stands.
+    pub enum RemoteState("remote state") {
+        /// Waiting to be uploaded (or being uploaded).
+        Pending = "pending",
+        /// Uploaded, its size checked.
+        Stored = "stored",
+        /// The last upload failed; the backups job tries again.
+        Failed = "failed",
     }
 }
 

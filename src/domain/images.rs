@@ -23,21 +23,12 @@ pub struct Layer {
     pub done: bool,
 }
 
-/// Where a pull stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullState {
-    Pulling,
-    Done,
-    Failed,
-}
-
-impl PullState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PullState::Pulling => "pulling",
-            PullState::Done => "done",
-            PullState::Failed => "failed",
-        }
+super::spelled_enum! {
+    /// Where a pull stands.
+    pub enum PullState("pull state") {
+        Pulling = "pulling",
+        Done = "done",
+        Failed = "failed",
     }
 }
 

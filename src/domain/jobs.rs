@@ -1,6 +1,8 @@
 //! Job runs: what a scheduled or manual job did, kept for `GET /api/jobs`.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,38 +18,96 @@ pub struct JobDetail {
     /// The resource: a workspace id, container name or volume name.
     pub resource: String,
     pub reason: String,
-    /// `done`, `planned` (dry run) or `failed: <why>`.
-    pub outcome: String,
+    pub outcome: ActionOutcome,
 }
 
-/// How a run ended.
-/// Serialized (and described) as `as_str` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobOutcome {
-    Ok,
-    /// The job could not finish (e.g. the engine failed); see `error`.
-    Failed,
-    /// The previous run of the same job was still going.
-    Skipped,
+/// How one action of a job ended. Spelled `done`, `planned` (a dry run),
+/// `skipped: <why>` or `failed: <why>`, in the API and in stored runs alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    Done,
+    Planned,
+    /// Not needed after all (e.g. the resource changed since planning).
+    Skipped(String),
+    Failed(String),
 }
 
-impl JobOutcome {
-    pub fn as_str(self) -> &'static str {
+impl ActionOutcome {
+    pub fn failed(why: impl fmt::Display) -> ActionOutcome {
+        ActionOutcome::Failed(why.to_string())
+    }
+
+    /// The outcome without its reason: a metric label.
+    pub fn kind(&self) -> &'static str {
         match self {
-            JobOutcome::Ok => "ok",
-            JobOutcome::Failed => "failed",
-            JobOutcome::Skipped => "skipped",
+            ActionOutcome::Done => "done",
+            ActionOutcome::Planned => "planned",
+            ActionOutcome::Skipped(_) => "skipped",
+            ActionOutcome::Failed(_) => "failed",
         }
     }
 
-    pub fn parse(s: &str) -> Option<JobOutcome> {
-        match s {
-            "ok" => Some(JobOutcome::Ok),
-            "failed" => Some(JobOutcome::Failed),
-            "skipped" => Some(JobOutcome::Skipped),
-            _ => None,
+    pub fn is_failed(&self) -> bool {
+        matches!(self, ActionOutcome::Failed(_))
+    }
+
+    /// Whether the action happened (or, in a dry run, would).
+    pub fn counts(&self) -> bool {
+        matches!(self, ActionOutcome::Done | ActionOutcome::Planned)
+    }
+}
+
+impl fmt::Display for ActionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ActionOutcome::Skipped(why) => write!(f, "skipped: {why}"),
+            ActionOutcome::Failed(why) => write!(f, "failed: {why}"),
+            other => f.write_str(other.kind()),
         }
+    }
+}
+
+impl Serialize for ActionOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ActionOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for ActionOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "done" => Ok(ActionOutcome::Done),
+            "planned" => Ok(ActionOutcome::Planned),
+            "failed" => Ok(ActionOutcome::Failed(String::new())),
+            _ => {
+                if let Some(why) = s.strip_prefix("failed: ") {
+                    Ok(ActionOutcome::Failed(why.to_string()))
+                } else if let Some(why) = s.strip_prefix("skipped: ") {
+                    Ok(ActionOutcome::Skipped(why.to_string()))
+                } else {
+                    Err(format!("unknown action outcome {s:?}"))
+                }
+            }
+        }
+    }
+}
+
+super::spelled_enum! {
+    /// How a run ended.
+    pub enum JobOutcome("job outcome") {
+        Ok = "ok",
+        /// The job could not finish (e.g. the engine failed); see `error`.
+        Failed = "failed",
+        /// The previous run of the same job was still going.
+        Skipped = "skipped",
     }
 }
 
@@ -64,4 +124,33 @@ pub struct JobRun {
     pub counts: BTreeMap<String, u64>,
     pub details: Vec<JobDetail>,
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_outcomes_keep_the_spelling_stored_runs_have() {
+        for (text, outcome) in [
+            ("done", ActionOutcome::Done),
+            ("planned", ActionOutcome::Planned),
+            (
+                "failed: engine said no",
+                ActionOutcome::failed("engine said no"),
+            ),
+            ("skipped: in use", ActionOutcome::Skipped("in use".into())),
+        ] {
+            assert_eq!(outcome.to_string(), text);
+            assert_eq!(text.parse::<ActionOutcome>().unwrap(), outcome);
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+        }
+        // A row written before the type existed loads.
+        let old = r#"{"job":"inactive","action":"stop","resource":"w","reason":"idle","outcome":"failed: gone"}"#;
+        let d: JobDetail = serde_json::from_str(old).unwrap();
+        assert_eq!(d.outcome, ActionOutcome::failed("gone"));
+        assert_eq!(d.outcome.kind(), "failed");
+        assert!("bogus".parse::<ActionOutcome>().is_err());
+    }
 }

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod proxy;
 pub mod recovery;
 pub mod retention;
+mod spelled;
 pub mod throttle;
 pub mod types;
 
@@ -19,11 +20,10 @@ pub use limits::{
 };
 pub use types::{ActivityProbe, TypeAvailability, WorkspaceType};
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub(crate) use spelled::spelled_enum;
 
 /// Milliseconds since the Unix epoch: how the store keeps every instant, so
 /// the same SQL runs on SQLite and Postgres.
@@ -34,31 +34,11 @@ pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// A user's role. Members see their own resources only; admins see all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "member" => Ok(Role::Member),
-            other => Err(format!("unknown role {other:?}")),
-        }
+spelled_enum! {
+    /// A user's role. Members see their own resources only; admins see all.
+    pub enum Role("role") {
+        Admin = "admin",
+        Member = "member",
     }
 }
 
@@ -110,68 +90,37 @@ pub fn workspace_container_name(id: Uuid) -> String {
     format!("berth-ws-{id}")
 }
 
-/// Where a workspace stands. Health is reported separately.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkspaceStatus {
-    /// No container running; the initial state.
-    Stopped,
-    Starting,
-    Running,
-    Stopping,
-    /// Something went wrong; the workspace record carries the reason.
-    Error,
-    /// Kept for reference; not startable until unarchived.
-    Archived,
-}
-
-impl WorkspaceStatus {
-    pub const ALL: [WorkspaceStatus; 6] = [
-        WorkspaceStatus::Stopped,
-        WorkspaceStatus::Starting,
-        WorkspaceStatus::Running,
-        WorkspaceStatus::Stopping,
-        WorkspaceStatus::Error,
-        WorkspaceStatus::Archived,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkspaceStatus::Stopped => "stopped",
-            WorkspaceStatus::Starting => "starting",
-            WorkspaceStatus::Running => "running",
-            WorkspaceStatus::Stopping => "stopping",
-            WorkspaceStatus::Error => "error",
-            WorkspaceStatus::Archived => "archived",
-        }
+spelled_enum! {
+    /// Where a workspace stands. Health is reported separately.
+    #[derive(PartialOrd, Ord)]
+    pub enum WorkspaceStatus("workspace status") {
+        /// No container running; the initial state.
+        Stopped = "stopped",
+        Starting = "starting",
+        Running = "running",
+        Stopping = "stopping",
+        /// Something went wrong; the workspace record carries the reason.
+        Error = "error",
+        /// Kept for reference; not startable until unarchived.
+        Archived = "archived",
     }
 }
 
-impl fmt::Display for WorkspaceStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for WorkspaceStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        WorkspaceStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown workspace status {s:?}"))
+spelled_enum! {
+    /// How a workspace's health check stands, as the engine reports it
+    /// (`Starting`, `Healthy`, `Unhealthy`) or as a summary says why there
+    /// is none.
+    pub enum Health("health") {
+        Healthy = "healthy",
+        Unhealthy = "unhealthy",
+        /// The check has not passed yet.
+        Starting = "starting",
+        /// The container runs without a health check.
+        NoCheck = "none",
+        /// The container is not running.
+        Stopped = "stopped",
+        /// The workspace has no container.
+        NoContainer = "no_container",
     }
 }
 
@@ -218,22 +167,24 @@ pub struct WorkspaceEvent {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub at: Millis,
-    /// What kind of thing happened; see [`event_kind`].
-    pub kind: String,
+    pub kind: EventKind,
     pub message: String,
 }
 
-/// The kinds of [`WorkspaceEvent`].
-pub mod event_kind {
-    pub const STARTED: &str = "started";
-    pub const STOPPED: &str = "stopped";
-    pub const RESTARTED: &str = "restarted";
-    pub const FAILED: &str = "failed";
-    pub const RECOVERY_SCHEDULED: &str = "recovery_scheduled";
-    pub const RECOVERY_RESTART: &str = "recovery_restart";
-    pub const RECOVERY_GAVE_UP: &str = "recovery_gave_up";
-    pub const OOM: &str = "oom";
-    pub const LIMITS_CHANGED: &str = "limits_changed";
+spelled_enum! {
+    /// The kinds of [`WorkspaceEvent`].
+    pub enum EventKind("event kind") {
+        Started = "started",
+        Stopped = "stopped",
+        Restarted = "restarted",
+        Failed = "failed",
+        RecoveryScheduled = "recovery_scheduled",
+        RecoveryRestart = "recovery_restart",
+        RecoveryGaveUp = "recovery_gave_up",
+        /// A process of the workspace was killed for exceeding its memory.
+        Oom = "oom",
+        LimitsChanged = "limits_changed",
+    }
 }
 
 /// Checks a user-given name: trimmed, 1 to 100 characters, no control

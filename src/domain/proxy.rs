@@ -3,7 +3,7 @@
 //! access), wait for it, or answer that it cannot be reached. Pure, so every
 //! combination is unit-tested; `service::proxy` runs the loop.
 
-use super::WorkspaceStatus;
+use super::{Health, WorkspaceStatus};
 
 /// One look at a workspace while a proxy request waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,9 +12,9 @@ pub struct WakeView<'a> {
     pub reason: Option<&'a str>,
     /// The container exists and runs.
     pub running: bool,
-    /// The engine's health status (`starting`, `healthy`, `unhealthy`), or
+    /// The engine's health status (`Starting`, `Healthy`, `Unhealthy`), or
     /// `None` without a health check.
-    pub health: Option<&'a str>,
+    pub health: Option<Health>,
     /// The published 127.0.0.1 port, while running.
     pub host_port: Option<u16>,
     /// This request already started the workspace.
@@ -53,7 +53,7 @@ pub fn wake_step(v: &WakeView<'_>) -> WakeStep {
     }
     if v.running {
         return match (v.health, v.host_port) {
-            (Some("starting"), _) => WakeStep::Wait,
+            (Some(Health::Starting), _) => WakeStep::Wait,
             (_, Some(port)) => WakeStep::Forward(port),
             (_, None) => WakeStep::Unavailable(
                 "workspace runs but its port is not published on 127.0.0.1".into(),
@@ -85,7 +85,7 @@ mod tests {
         }
     }
 
-    fn running(health: Option<&'static str>) -> WakeView<'static> {
+    fn running(health: Option<Health>) -> WakeView<'static> {
         WakeView {
             running: true,
             health,
@@ -98,7 +98,7 @@ mod tests {
     fn running_without_check_or_healthy_is_forwarded() {
         assert_eq!(wake_step(&running(None)), WakeStep::Forward(32768));
         assert_eq!(
-            wake_step(&running(Some("healthy"))),
+            wake_step(&running(Some(Health::Healthy))),
             WakeStep::Forward(32768)
         );
     }
@@ -106,14 +106,14 @@ mod tests {
     #[test]
     fn unhealthy_is_still_forwarded() {
         assert_eq!(
-            wake_step(&running(Some("unhealthy"))),
+            wake_step(&running(Some(Health::Unhealthy))),
             WakeStep::Forward(32768)
         );
     }
 
     #[test]
     fn health_starting_is_waited_for() {
-        assert_eq!(wake_step(&running(Some("starting"))), WakeStep::Wait);
+        assert_eq!(wake_step(&running(Some(Health::Starting))), WakeStep::Wait);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Workspace containers: create from a spec, start, stop, restart, remove,
 //! inspect into a [`ContainerState`].
 
+use crate::domain::Health;
 use std::collections::HashMap;
 
 use bollard::models::{
@@ -52,8 +53,8 @@ pub struct HealthProbe {
 /// The engine's view of a container's health.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthReport {
-    /// `starting`, `healthy`, `unhealthy` or `none`.
-    pub status: String,
+    /// `Starting`, `Healthy` or `Unhealthy`.
+    pub status: Health,
     pub failing_streak: i64,
     /// Oldest first, as the engine keeps them (at most 5).
     pub log: Vec<HealthProbe>,
@@ -245,13 +246,13 @@ impl Engine {
         let state = r.state.unwrap_or_default();
         let health = state.health.and_then(|h| {
             let status = match h.status {
-                Some(HealthStatusEnum::HEALTHY) => "healthy",
-                Some(HealthStatusEnum::UNHEALTHY) => "unhealthy",
-                Some(HealthStatusEnum::STARTING) => "starting",
+                Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+                Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+                Some(HealthStatusEnum::STARTING) => Health::Starting,
                 _ => return None,
             };
             Some(HealthReport {
-                status: status.into(),
+                status,
                 failing_streak: h.failing_streak.unwrap_or(0),
                 log: h
                     .log

@@ -14,14 +14,31 @@ pub struct ContainerEvent {
     /// The `berth.workspace.id` label of the container.
     pub workspace_id: String,
     pub container_id: String,
-    /// `die`, `oom`, `start`, `destroy`, `health_status: unhealthy`, …
-    pub action: String,
+    pub action: ContainerAction,
     /// The exit code of a `die`.
     pub exit_code: Option<i64>,
 }
 
-/// Actions worth waking up for.
-const ACTIONS: &[&str] = &["die", "oom", "start", "destroy", "health_status"];
+crate::domain::spelled_enum! {
+    /// The container actions worth waking up for (the engine's spelling).
+    pub enum ContainerAction("container action") {
+        Die = "die",
+        /// The kernel killed a process for exceeding the memory limit.
+        Oom = "oom",
+        Start = "start",
+        Destroy = "destroy",
+        /// `health_status: healthy` and the like; the status is re-read.
+        HealthStatus = "health_status",
+    }
+}
+
+impl ContainerAction {
+    /// The action of an engine event message, if it is one of ours:
+    /// `health_status: unhealthy` is a `HealthStatus`.
+    fn of_message(action: &str) -> Option<ContainerAction> {
+        ContainerAction::parse(action.split(':').next().unwrap_or(action).trim())
+    }
+}
 
 impl Engine {
     /// Follows container events of workspaces labelled with `instance`. The
@@ -41,7 +58,13 @@ impl Engine {
                 format!("{LABEL_INSTANCE}={instance}"),
             ],
         );
-        filters.insert("event", ACTIONS.iter().map(|a| a.to_string()).collect());
+        filters.insert(
+            "event",
+            ContainerAction::ALL
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+        );
         // Replaying from `since` closes the gap between a reconcile and the
         // moment the subscription is live.
         let opts = EventsOptionsBuilder::new()
@@ -55,14 +78,38 @@ impl Engine {
                     let actor = m.actor?;
                     let attrs = actor.attributes.unwrap_or_default();
                     let workspace_id = attrs.get(LABEL_WORKSPACE_ID)?.clone();
+                    let action = ContainerAction::of_message(m.action.as_deref()?)?;
                     Some(Ok(ContainerEvent {
                         workspace_id,
                         container_id: actor.id.unwrap_or_default(),
-                        action: m.action.unwrap_or_default(),
+                        action,
                         exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
                     }))
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_actions_are_read_with_their_detail_dropped() {
+        assert_eq!(
+            ContainerAction::of_message("health_status: unhealthy"),
+            Some(ContainerAction::HealthStatus)
+        );
+        assert_eq!(
+            ContainerAction::of_message("oom"),
+            Some(ContainerAction::Oom)
+        );
+        assert_eq!(
+            ContainerAction::of_message("die"),
+            Some(ContainerAction::Die)
+        );
+        assert_eq!(ContainerAction::of_message("exec_start: sh"), None);
+        assert_eq!(ContainerAction::of_message("attach"), None);
     }
 }

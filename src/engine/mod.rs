@@ -11,7 +11,7 @@ mod resources;
 mod volumes;
 
 pub use containers::{ContainerSpec, ContainerState, HealthProbe, HealthReport};
-pub use events::ContainerEvent;
+pub use events::{ContainerAction, ContainerEvent};
 pub use logs::{LogChunk, LogQuery, LogStream};
 pub use relay::{RelayStream, RELAY_PATH};
 pub use resources::{

@@ -2,6 +2,7 @@
 //! camelCase shapes. Only the HTTP layer knows these; domain types never
 //! derive a wire format of their own.
 
+use crate::domain::Health;
 use std::collections::BTreeMap;
 
 use axum::response::{IntoResponse, Response};
@@ -444,7 +445,7 @@ impl From<&HealthReport> for HealthDto {
     fn from(h: &HealthReport) -> Self {
         let skip = h.log.len().saturating_sub(3);
         HealthDto {
-            status: h.status.clone(),
+            status: h.status.to_string(),
             failing_streak: h.failing_streak,
             log: h.log.iter().skip(skip).map(Into::into).collect(),
         }
@@ -553,8 +554,8 @@ pub struct HealthResponseDto {
 impl From<&HealthSummary> for HealthResponseDto {
     fn from(h: &HealthSummary) -> Self {
         HealthResponseDto {
-            healthy: h.status == "healthy",
-            status: h.status,
+            healthy: h.status == Health::Healthy,
+            status: h.status.as_str(),
             failing_streak: h.failing_streak,
             last_check: h.last_check.as_ref().map(|p| LastCheckDto {
                 exit_code: p.exit_code,
@@ -581,7 +582,7 @@ impl From<&WorkspaceEvent> for EventDto {
         EventDto {
             id: e.id,
             at: rfc3339(e.at),
-            kind: e.kind.clone(),
+            kind: e.kind.to_string(),
             message: e.message.clone(),
         }
     }
@@ -1018,5 +1019,23 @@ impl From<&crate::domain::images::PullProgress> for PullDto {
             started_at: rfc3339(p.started_at),
             finished_at: p.finished_at.map(rfc3339),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_schema_lists_every_health_value_and_nothing_else() {
+        let schema = serde_json::to_value(schemars::schema_for!(HealthResponseDto)).unwrap();
+        let listed: Vec<&str> = schema["properties"]["status"]["enum"]
+            .as_array()
+            .expect("status has an enum")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = Health::ALL.iter().map(|h| h.as_str()).collect();
+        assert_eq!(listed, all);
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Local};
 
 use crate::config::parse_schedule;
 use crate::domain::backups::Compression;
-use crate::domain::jobs::JobDetail;
+use crate::domain::jobs::{ActionOutcome, JobDetail};
 use crate::service::{Berth, Result};
 
 /// Whether a schedule has come round since `last` (the newest backup, or
@@ -49,7 +49,7 @@ impl Berth {
                 action: "backup".into(),
                 resource: project.id.to_string(),
                 reason: format!("schedule {:?} came round", policy.schedule),
-                outcome: "planned".into(),
+                outcome: ActionOutcome::Planned,
             };
             if dry_run {
                 details.push(detail);
@@ -60,10 +60,10 @@ impl Berth {
                 .await
             {
                 Ok(b) => {
-                    detail.outcome = "done".into();
+                    detail.outcome = ActionOutcome::Done;
                     detail.reason = format!("{}; backup {}", detail.reason, b.id);
                 }
-                Err(e) => detail.outcome = format!("failed: {e}"),
+                Err(e) => detail.outcome = ActionOutcome::failed(e),
             }
             details.push(detail);
             match self.prune_backups(project.id).await {
@@ -72,14 +72,14 @@ impl Berth {
                     action: "prune".into(),
                     resource: id.to_string(),
                     reason: "not kept by the retention policy".into(),
-                    outcome: "done".into(),
+                    outcome: ActionOutcome::Done,
                 })),
                 Err(e) => details.push(JobDetail {
                     job: "backups".into(),
                     action: "prune".into(),
                     resource: project.id.to_string(),
                     reason: "retention".into(),
-                    outcome: format!("failed: {e}"),
+                    outcome: ActionOutcome::failed(e),
                 }),
             }
         }
@@ -92,7 +92,7 @@ impl Berth {
                 action: "send_remote".into(),
                 resource: "catalogue".into(),
                 reason: "remote copies".into(),
-                outcome: format!("failed: {e}"),
+                outcome: ActionOutcome::failed(e),
             }),
         }
         // Last, with `keep_local`: local archives that live remotely now.
@@ -103,7 +103,7 @@ impl Berth {
                 action: "evict_local".into(),
                 resource: "catalogue".into(),
                 reason: "backups.remote.keep_local".into(),
-                outcome: format!("failed: {e}"),
+                outcome: ActionOutcome::failed(e),
             }),
         }
         Ok(details)

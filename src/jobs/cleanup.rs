@@ -13,7 +13,7 @@ use crate::domain::cleanup::{
     plan_error_recovery, plan_inactive, plan_orphaned_containers, plan_orphaned_volumes,
     CleanupAction, CleanupPolicy,
 };
-use crate::domain::jobs::{JobDetail, JobOutcome, JobRun};
+use crate::domain::jobs::{ActionOutcome, JobDetail, JobOutcome, JobRun};
 use crate::domain::now_millis;
 use crate::engine::LABEL_PROJECT_ID;
 use crate::service::maintenance::Applied;
@@ -151,7 +151,7 @@ impl Berth {
                         action: kind.into(),
                         resource,
                         reason: reason.to_string(),
-                        outcome: "planned".into(),
+                        outcome: ActionOutcome::Planned,
                     });
                 }
                 continue;
@@ -159,9 +159,9 @@ impl Berth {
             let result = self.apply(&action, now, &policy, &volume_projects).await;
             if let Some((kind, resource, reason)) = described {
                 let outcome = match result {
-                    Ok(Applied::Done) => "done".to_string(),
-                    Ok(Applied::Skipped(why)) => format!("skipped: {why}"),
-                    Err(e) => format!("failed: {e}"),
+                    Ok(Applied::Done) => ActionOutcome::Done,
+                    Ok(Applied::Skipped(why)) => ActionOutcome::Skipped(why.to_string()),
+                    Err(e) => ActionOutcome::failed(e),
                 };
                 details.push(JobDetail {
                     job: job.as_str().into(),

@@ -24,26 +24,20 @@ use crate::domain::jobs::{JobOutcome, JobRun};
 use crate::domain::now_millis;
 use crate::service::Berth;
 
-/// The jobs Berth runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum JobName {
-    Inactive,
-    OrphanedContainers,
-    OrphanedVolumes,
-    ErrorRecovery,
-    /// Backs up projects whose schedule is due, then prunes by retention.
-    Backups,
+crate::domain::spelled_enum! {
+    /// The jobs Berth runs.
+    #[derive(PartialOrd, Ord)]
+    pub enum JobName("job") {
+        Inactive = "inactive",
+        OrphanedContainers = "orphaned-containers",
+        OrphanedVolumes = "orphaned-volumes",
+        ErrorRecovery = "error-recovery",
+        /// Backs up projects whose schedule is due, then prunes by retention.
+        Backups = "backups",
+    }
 }
 
 impl JobName {
-    pub const ALL: [JobName; 5] = [
-        JobName::Inactive,
-        JobName::OrphanedContainers,
-        JobName::OrphanedVolumes,
-        JobName::ErrorRecovery,
-        JobName::Backups,
-    ];
-
     /// The four cleanup jobs of the design note.
     pub const CLEANUP: [JobName; 4] = [
         JobName::Inactive,
@@ -51,16 +45,6 @@ impl JobName {
         JobName::OrphanedVolumes,
         JobName::ErrorRecovery,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobName::Inactive => "inactive",
-            JobName::OrphanedContainers => "orphaned-containers",
-            JobName::OrphanedVolumes => "orphaned-volumes",
-            JobName::ErrorRecovery => "error-recovery",
-            JobName::Backups => "backups",
-        }
-    }
 
     /// The count's name in the cleanup report (the design note's keys).
     pub fn count_key(self) -> &'static str {
@@ -71,10 +55,6 @@ impl JobName {
             JobName::ErrorRecovery => "errorWorkspaces",
             JobName::Backups => "backups",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<JobName> {
-        JobName::ALL.into_iter().find(|j| j.as_str() == s)
     }
 
     /// The configured schedule text.
@@ -147,20 +127,14 @@ impl Berth {
         let result = self.execute_job(job, dry_run).await;
         let (details, error) = match result {
             Ok(details) => {
-                let failed = details
-                    .iter()
-                    .filter(|d| d.outcome.starts_with("failed"))
-                    .count();
+                let failed = details.iter().filter(|d| d.outcome.is_failed()).count();
                 let error =
                     (failed > 0).then(|| format!("{failed} of {} actions failed", details.len()));
                 (details, error)
             }
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
-        let done = details
-            .iter()
-            .filter(|d| d.outcome == "done" || d.outcome == "planned")
-            .count() as u64;
+        let done = details.iter().filter(|d| d.outcome.counts()).count() as u64;
         let run = JobRun {
             id: Uuid::new_v4(),
             name: job.as_str().into(),
@@ -181,8 +155,7 @@ impl Berth {
         metrics::histogram!("berth_job_duration_seconds", "job" => job.as_str())
             .record((run.finished_at - run.started_at) as f64 / 1000.0);
         for d in &run.details {
-            let outcome = d.outcome.split(':').next().unwrap_or("").to_string();
-            metrics::counter!("berth_cleanup_actions_total", "job" => job.as_str(), "action" => d.action.clone(), "outcome" => outcome)
+            metrics::counter!("berth_cleanup_actions_total", "job" => job.as_str(), "action" => d.action.clone(), "outcome" => d.outcome.kind())
                 .increment(1);
         }
         match &run.error {

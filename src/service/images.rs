@@ -110,7 +110,7 @@ impl Berth {
             .images
             .registries
             .get(&registry)
-            .map(|a| (a.username.clone(), a.password.clone()));
+            .map(|a| (a.username.clone(), a.password.expose().to_string()));
         let mut stream = Box::pin(self.engine().pull_image(image, credentials));
         let (p, image) = (progress.clone(), image.to_string());
         tokio::spawn(async move {

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::{Berth, Result};
-use crate::domain::{event_kind, now_millis, Millis, WorkspaceStatus};
+use crate::domain::{now_millis, EventKind, Millis, WorkspaceStatus};
 
 /// What became of one planned action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl Berth {
             .insert_event(
                 id,
                 ws.updated_at,
-                event_kind::STARTED,
+                EventKind::Started,
                 &format!("recovered by cleanup: {reason}"),
             )
             .await?;
@@ -93,7 +93,7 @@ impl Berth {
             .insert_event(
                 id,
                 ws.updated_at,
-                event_kind::STOPPED,
+                EventKind::Stopped,
                 &format!("cleaned up by cleanup ({reason}); the error was: {was}"),
             )
             .await?;

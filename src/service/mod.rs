@@ -128,6 +128,26 @@ impl From<EngineError> for ServiceError {
     }
 }
 
+impl ServiceError {
+    /// What failed, as a metric label: where the fault lies, not the text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServiceError::Unavailable(_) | ServiceError::Engine(EngineError::Unavailable(_)) => {
+                "engine_unavailable"
+            }
+            ServiceError::Engine(_) => "engine",
+            ServiceError::Store(_) => "store",
+            ServiceError::Remote(_) => "remote",
+            ServiceError::Registry(_) => "registry",
+            ServiceError::Storage(_)
+            | ServiceError::VolumeAccess(_)
+            | ServiceError::InsufficientStorage(_) => "storage",
+            ServiceError::Internal(_) => "internal",
+            _ => "request",
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, ServiceError>;
 
 /// The running application: a cheap-to-clone handle shared by every request.
@@ -182,7 +202,7 @@ fn metrics_token(config: &Config) -> Option<String> {
         return None;
     }
     if let Some(t) = &config.metrics.token {
-        return Some(t.clone());
+        return Some(t.expose().to_string());
     }
     let file = config.data_dir.join("metrics-token");
     if let Ok(t) = std::fs::read_to_string(&file) {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
 use crate::domain::backups::{Backup, RemoteCopy, RemoteState};
-use crate::domain::jobs::JobDetail;
+use crate::domain::jobs::{ActionOutcome, JobDetail};
 use crate::domain::now_millis;
 use crate::domain::retention::{plan_local_eviction, LocalSeen};
 use crate::remote::{Remote, RemoteError};
@@ -230,13 +230,13 @@ impl Berth {
                 action: "send_remote".into(),
                 resource: b.id.to_string(),
                 reason,
-                outcome: "planned".into(),
+                outcome: ActionOutcome::Planned,
             };
             if !dry_run {
                 detail.outcome = match self.send_offsite(&b).await {
-                    Ok(true) => "done".into(),
-                    Ok(false) => "skipped: already being sent".into(),
-                    Err(e) => format!("failed: {e}"),
+                    Ok(true) => ActionOutcome::Done,
+                    Ok(false) => ActionOutcome::Skipped("already being sent".into()),
+                    Err(e) => ActionOutcome::failed(e),
                 };
             }
             details.push(detail);
@@ -281,13 +281,13 @@ impl Berth {
                     reason: format!(
                         "its remote copy is stored; only the newest {keep} stay on this host"
                     ),
-                    outcome: "planned".into(),
+                    outcome: ActionOutcome::Planned,
                 };
                 if !dry_run {
                     detail.outcome = match std::fs::remove_file(self.backup_path(b)?) {
-                        Ok(()) => "done".into(),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "done".into(),
-                        Err(e) => format!("failed: {e}"),
+                        Ok(()) => ActionOutcome::Done,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ActionOutcome::Done,
+                        Err(e) => ActionOutcome::failed(e),
                     };
                 }
                 details.push(detail);

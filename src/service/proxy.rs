@@ -62,7 +62,7 @@ impl Berth {
                 health: container
                     .as_ref()
                     .and_then(|c| c.health.as_ref())
-                    .map(|h| h.status.as_str()),
+                    .map(|h| h.status),
                 host_port: container
                     .as_ref()
                     .filter(|c| c.running)

@@ -9,13 +9,14 @@
 //! reads and the reconcile at startup, so a failure is handled once
 //! whichever notices it first.
 
+use crate::domain::Health;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::{Berth, Result};
 use crate::domain::recovery::{next_recovery_step, Failure, RecoveryStep};
-use crate::domain::{event_kind, now_millis, Workspace, WorkspaceStatus};
+use crate::domain::{now_millis, EventKind, Workspace, WorkspaceStatus};
 use crate::engine::ContainerState;
 
 /// The parts of a container's state that decide a workspace's status.
@@ -31,7 +32,10 @@ impl From<&ContainerState> for Seen {
     fn from(c: &ContainerState) -> Self {
         Seen {
             running: c.running,
-            unhealthy: c.health.as_ref().is_some_and(|h| h.status == "unhealthy"),
+            unhealthy: c
+                .health
+                .as_ref()
+                .is_some_and(|h| h.status == Health::Unhealthy),
             exit_code: c.exit_code,
             oom_killed: c.oom_killed,
         }
@@ -201,8 +205,8 @@ impl Berth {
         Ok((ws, container))
     }
 
-    async fn record(&self, id: Uuid, kind: &str, message: &str) -> Result<()> {
-        tracing::info!(workspace = %id, kind, message, "workspace event");
+    async fn record(&self, id: Uuid, kind: EventKind, message: &str) -> Result<()> {
+        tracing::info!(workspace = %id, kind = kind.as_str(), message, "workspace event");
         Ok(self
             .store()
             .insert_event(id, now_millis(), kind, message)
@@ -215,7 +219,7 @@ impl Berth {
         let policy = self.config().recovery.clone();
         let what = failure_reason(&failure);
         if !policy.enabled {
-            self.record(ws.id, event_kind::FAILED, &what).await?;
+            self.record(ws.id, EventKind::Failed, &what).await?;
             if failure != Failure::Unhealthy {
                 ws.status = WorkspaceStatus::Stopped;
                 ws.status_reason = Some(what);
@@ -230,13 +234,13 @@ impl Berth {
             .store()
             .event_times(
                 ws.id,
-                event_kind::RECOVERY_RESTART,
+                EventKind::RecoveryRestart,
                 now.saturating_sub(window_ms),
             )
             .await?;
         let since = self
             .store()
-            .last_event_time(ws.id, event_kind::STARTED)
+            .last_event_time(ws.id, EventKind::Started)
             .await?;
         let kind = match failure {
             Failure::Unhealthy => "unhealthy",
@@ -253,7 +257,7 @@ impl Berth {
                         .stop_container(cid, self.config().stop_timeout_s)
                         .await?;
                 }
-                self.record(ws.id, event_kind::RECOVERY_GAVE_UP, &reason)
+                self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
                     .await?;
                 ws.status = WorkspaceStatus::Error;
                 ws.status_reason = Some(reason);
@@ -271,7 +275,7 @@ impl Berth {
                 let secs = after_ms as f64 / 1000.0;
                 self.record(
                     ws.id,
-                    event_kind::RECOVERY_SCHEDULED,
+                    EventKind::RecoveryScheduled,
                     &format!("{what}; restart {attempt} in {secs} s"),
                 )
                 .await?;
@@ -316,7 +320,7 @@ impl Berth {
     ) -> Result<Workspace> {
         self.record(
             ws.id,
-            event_kind::RECOVERY_RESTART,
+            EventKind::RecoveryRestart,
             &format!("restart {attempt} after: {what}"),
         )
         .await?;
@@ -369,7 +373,7 @@ impl Berth {
             }
             Err(e) => {
                 let reason = format!("recovery restart failed: {e}");
-                self.record(ws.id, event_kind::RECOVERY_GAVE_UP, &reason)
+                self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
                     .await?;
                 ws.status = WorkspaceStatus::Error;
                 ws.status_reason = Some(reason);

@@ -281,6 +281,9 @@ impl Berth {
             loop {
                 tick.tick().await;
                 if let Err(e) = berth.sample_all().await {
+                    // Every few seconds while the engine is away: counted,
+                    // not logged above debug.
+                    crate::metrics::loop_failed("sampler", e.kind());
                     tracing::debug!(error = %e, "stats sampling failed");
                 }
             }

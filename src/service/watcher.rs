@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::Berth;
-use crate::domain::{event_kind, now_millis};
-use crate::engine::ContainerEvent;
+use crate::domain::{now_millis, EventKind};
+use crate::engine::{ContainerAction, ContainerEvent, EngineError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -30,7 +30,10 @@ impl Berth {
             match self.reconcile_all().await {
                 Ok(n) if n > 0 => tracing::info!(changed = n, "watcher reconciled workspaces"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "watcher reconcile failed"),
+                Err(e) => {
+                    crate::metrics::loop_failed("watcher", e.kind());
+                    tracing::warn!(error = %e, "watcher reconcile failed");
+                }
             }
             let mut events = Box::pin(
                 self.engine()
@@ -43,6 +46,11 @@ impl Berth {
                         self.on_event(ev).await;
                     }
                     Err(e) => {
+                        let kind = match e {
+                            EngineError::Unavailable(_) => "engine_unavailable",
+                            _ => "engine",
+                        };
+                        crate::metrics::loop_failed("watcher", kind);
                         tracing::warn!(error = %e, "engine event stream failed");
                         break;
                     }
@@ -58,8 +66,8 @@ impl Berth {
         let Ok(id) = Uuid::parse_str(&ev.workspace_id) else {
             return;
         };
-        tracing::debug!(workspace = %id, action = %ev.action, "engine event");
-        if ev.action == "oom" {
+        tracing::debug!(workspace = %id, action = ev.action.as_str(), "engine event");
+        if ev.action == ContainerAction::Oom {
             metrics::counter!("berth_oom_kills_total").increment(1);
             let limit = self
                 .store()
@@ -73,7 +81,7 @@ impl Berth {
             let msg = format!("a process was killed for exceeding the memory limit{limit}");
             if let Err(e) = self
                 .store()
-                .insert_event(id, now_millis(), event_kind::OOM, &msg)
+                .insert_event(id, now_millis(), EventKind::Oom, &msg)
                 .await
             {
                 tracing::warn!(workspace = %id, error = %e, "recording OOM failed");
@@ -84,6 +92,7 @@ impl Berth {
         let berth = self.clone();
         tokio::spawn(async move {
             if let Err(e) = berth.check_workspace(id).await {
+                crate::metrics::loop_failed("watcher", e.kind());
                 tracing::warn!(workspace = %id, error = %e, "checking workspace after event failed");
             }
             // Nobody listening is fine.

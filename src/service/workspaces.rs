@@ -2,13 +2,14 @@
 //! restart, switch project). Lifecycle operations on one workspace are
 //! serialised by its lock; each is idempotent.
 
+use crate::domain::Health;
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
 use crate::domain::{
-    event_kind, now_millis, validate_description, validate_name, HealthCheck, HealthCheckOverride,
+    now_millis, validate_description, validate_name, EventKind, HealthCheck, HealthCheckOverride,
     Project, ResourceLimits, ResourceOverrides, User, Workspace, WorkspaceEvent, WorkspaceSettings,
     WorkspaceStatus, WorkspaceType,
 };
@@ -84,9 +85,7 @@ pub struct ResourceUse {
 /// whatever the state of the container.
 #[derive(Debug, Clone)]
 pub struct HealthSummary {
-    /// `healthy`, `unhealthy`, `starting`, `none` (running without a check),
-    /// `stopped` (container not running) or `no_container`.
-    pub status: &'static str,
+    pub status: Health,
     pub failing_streak: i64,
     pub last_check: Option<HealthProbe>,
     pub message: String,
@@ -98,7 +97,7 @@ impl StatusReport {
     }
 
     pub fn health_summary(&self) -> HealthSummary {
-        let none = |status, message: &str| HealthSummary {
+        let none = |status: Health, message: &str| HealthSummary {
             status,
             failing_streak: 0,
             last_check: None,
@@ -106,24 +105,23 @@ impl StatusReport {
         };
         let Some(c) = &self.container else {
             return none(
-                "no_container",
+                Health::NoContainer,
                 "the workspace has no container (never started, or removed)",
             );
         };
         if !c.running {
-            return none("stopped", "the container is not running");
+            return none(Health::Stopped, "the container is not running");
         }
         let Some(h) = &c.health else {
-            return none("none", "the container runs without a health check");
+            return none(Health::NoCheck, "the container runs without a health check");
         };
-        let status = match h.status.as_str() {
-            "healthy" => "healthy",
-            "unhealthy" => "unhealthy",
-            _ => "starting",
+        let status = match h.status {
+            Health::Healthy | Health::Unhealthy => h.status,
+            _ => Health::Starting,
         };
         let message = match status {
-            "healthy" => "the health check passes".to_string(),
-            "unhealthy" => format!(
+            Health::Healthy => "the health check passes".to_string(),
+            Health::Unhealthy => format!(
                 "the health check failed {} times in a row",
                 h.failing_streak
             ),
@@ -527,7 +525,7 @@ impl Berth {
                 ws.updated_at = now;
                 self.store().save_workspace(&ws).await?;
                 self.store()
-                    .insert_event(ws.id, now, event_kind::STARTED, "started")
+                    .insert_event(ws.id, now, EventKind::Started, "started")
                     .await?;
                 Ok(ws)
             }
@@ -613,7 +611,7 @@ impl Berth {
         ws.updated_at = now_millis();
         self.store().save_workspace(&ws).await?;
         self.store()
-            .insert_event(ws.id, ws.updated_at, event_kind::STOPPED, why)
+            .insert_event(ws.id, ws.updated_at, EventKind::Stopped, why)
             .await?;
         Ok(ws)
     }
@@ -643,7 +641,7 @@ impl Berth {
         self.store().save_workspace(&ws).await?;
         // A restart by a person resets the recovery budget, as a start does.
         self.store()
-            .insert_event(ws.id, now, event_kind::STARTED, "restarted")
+            .insert_event(ws.id, now, EventKind::Started, "restarted")
             .await?;
         Ok(ws)
     }
@@ -786,7 +784,7 @@ impl Berth {
             .insert_event(
                 ws.id,
                 ws.updated_at,
-                event_kind::LIMITS_CHANGED,
+                EventKind::LimitsChanged,
                 &format!(
                     "cpus {}, memory {} MB, memory+swap {} MB, reservation {}",
                     limits.cpus,

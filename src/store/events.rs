@@ -3,15 +3,15 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{get_uuid, Result, Store};
-use crate::domain::{Millis, WorkspaceEvent};
+use super::{get_uuid, Result, Store, StoreError};
+use crate::domain::{EventKind, Millis, WorkspaceEvent};
 
 impl Store {
     pub async fn insert_event(
         &self,
         workspace_id: Uuid,
         at: Millis,
-        kind: &str,
+        kind: EventKind,
         message: &str,
     ) -> Result<()> {
         sqlx::query(
@@ -20,7 +20,7 @@ impl Store {
         .bind(Uuid::new_v4().to_string())
         .bind(workspace_id.to_string())
         .bind(at)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(message)
         .execute(&self.pool)
         .await?;
@@ -42,7 +42,10 @@ impl Store {
                     id: get_uuid(r, "id")?,
                     workspace_id: get_uuid(r, "workspace_id")?,
                     at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
+                    kind: r
+                        .try_get::<String, _>("kind")?
+                        .parse()
+                        .map_err(StoreError::Corrupt)?,
                     message: r.try_get("message")?,
                 })
             })
@@ -53,14 +56,14 @@ impl Store {
     pub async fn event_times(
         &self,
         workspace_id: Uuid,
-        kind: &str,
+        kind: EventKind,
         since: Millis,
     ) -> Result<Vec<Millis>> {
         let rows = sqlx::query(
             "SELECT at FROM workspace_events WHERE workspace_id = $1 AND kind = $2 AND at >= $3",
         )
         .bind(workspace_id.to_string())
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
@@ -68,12 +71,16 @@ impl Store {
     }
 
     /// The time of the newest event of one kind.
-    pub async fn last_event_time(&self, workspace_id: Uuid, kind: &str) -> Result<Option<Millis>> {
+    pub async fn last_event_time(
+        &self,
+        workspace_id: Uuid,
+        kind: EventKind,
+    ) -> Result<Option<Millis>> {
         let row = sqlx::query(
             "SELECT MAX(at) AS at FROM workspace_events WHERE workspace_id = $1 AND kind = $2",
         )
         .bind(workspace_id.to_string())
-        .bind(kind)
+        .bind(kind.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get("at")?)

@@ -9,29 +9,13 @@ use super::{conflict_on_unique, get_uuid, Result, Store, StoreError};
 use crate::domain::accounts::Holdings;
 use crate::domain::{Millis, Role, User};
 
-/// What a token was made for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// Made by `berth token create`; does not expire.
-    Api,
-    /// Made by a login; expires and is revoked by logout.
-    Session,
-}
-
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Api => "api",
-            TokenKind::Session => "session",
-        }
-    }
-
-    fn parse(s: &str) -> Result<TokenKind> {
-        match s {
-            "api" => Ok(TokenKind::Api),
-            "session" => Ok(TokenKind::Session),
-            other => Err(StoreError::Corrupt(format!("token kind {other:?}"))),
-        }
+crate::domain::spelled_enum! {
+    /// What a token was made for.
+    pub enum TokenKind("token kind") {
+        /// Made by `berth token create`; does not expire.
+        Api = "api",
+        /// Made by a login; expires and is revoked by logout.
+        Session = "session",
     }
 }
 
@@ -279,7 +263,7 @@ impl Store {
                 let kind: String = r.try_get("kind")?;
                 Ok(TokenInfo {
                     id: get_uuid(r, "id")?,
-                    kind: TokenKind::parse(&kind)?,
+                    kind: kind.parse().map_err(StoreError::Corrupt)?,
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,

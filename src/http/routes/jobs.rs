@@ -40,7 +40,7 @@ impl From<&JobDetail> for DetailDto {
             action: d.action.clone(),
             resource: d.resource.clone(),
             reason: d.reason.clone(),
-            outcome: d.outcome.clone(),
+            outcome: d.outcome.to_string(),
         }
     }
 }

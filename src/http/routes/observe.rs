@@ -490,11 +490,10 @@ pub async fn fleet(State(berth): State<Berth>, caller: Caller) -> ApiResult<Resp
 #[serde(rename_all = "camelCase")]
 struct LiveState {
     id: uuid::Uuid,
-    status: &'static str,
+    status: crate::domain::WorkspaceStatus,
     status_reason: Option<String>,
-    /// As `GET /api/workspaces/{id}/health` says: healthy, unhealthy,
-    /// starting, none, stopped, no_container.
-    health: &'static str,
+    /// As `GET /api/workspaces/{id}/health` says.
+    health: crate::domain::Health,
 }
 
 /// `GET /api/workspaces/live`: Server-Sent Events, one `data:` per change of
@@ -510,7 +509,7 @@ pub async fn live(State(berth): State<Berth>, caller: Caller) -> ApiResult<Respo
         user: crate::domain::User,
         rx: tokio::sync::broadcast::Receiver<uuid::Uuid>,
         sent: HashMap<uuid::Uuid, LiveState>,
-        health: HashMap<uuid::Uuid, &'static str>,
+        health: HashMap<uuid::Uuid, crate::domain::Health>,
         pending: VecDeque<Event>,
         dirty: HashSet<uuid::Uuid>,
         first: bool,
@@ -561,22 +560,23 @@ pub async fn live(State(berth): State<Berth>, caller: Caller) -> ApiResult<Respo
             let now: HashSet<uuid::Uuid> = list.iter().map(|w| w.id).collect();
             st.sent.retain(|id, _| now.contains(id));
             for w in &list {
-                let status_changed = st
-                    .sent
-                    .get(&w.id)
-                    .is_none_or(|s| s.status != w.status.as_str());
+                let status_changed = st.sent.get(&w.id).is_none_or(|s| s.status != w.status);
                 if status_changed || st.dirty.contains(&w.id) || !st.health.contains_key(&w.id) {
                     let h = match st.berth.workspace_status(&st.user, w.id).await {
                         Ok(r) => r.health_summary().status,
-                        Err(_) => "no_container",
+                        Err(_) => crate::domain::Health::NoContainer,
                     };
                     st.health.insert(w.id, h);
                 }
                 let state = LiveState {
                     id: w.id,
-                    status: w.status.as_str(),
+                    status: w.status,
                     status_reason: w.status_reason.clone(),
-                    health: st.health.get(&w.id).copied().unwrap_or("no_container"),
+                    health: st
+                        .health
+                        .get(&w.id)
+                        .copied()
+                        .unwrap_or(crate::domain::Health::NoContainer),
                 };
                 if st.sent.get(&w.id) != Some(&state) {
                     st.pending.push_back(json_event(&state));
