@@ -193,6 +193,57 @@ impl RemoteConfig {
     pub fn enabled(&self) -> bool {
         !self.url.is_empty()
     }
+
+    /// Bucket and prefix from `s3://bucket[/prefix]`.
+    pub fn bucket_and_prefix(&self) -> Result<(String, String), String> {
+        let url = &self.url;
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            format!("url {url:?} must look like s3://bucket or s3://bucket/prefix")
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid_bucket {
+            return Err(format!(
+                "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' or '.')"
+            ));
+        }
+        Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+    }
+
+    /// The rules serde cannot express, checked without connecting.
+    pub fn check(&self) -> Result<(), String> {
+        let c = self;
+        if !c.enabled() {
+            return Ok(());
+        }
+        c.bucket_and_prefix()?;
+        if c.endpoint.starts_with("http://") && !c.allow_http {
+            return Err(format!(
+                "endpoint {} is plain http; set allow_http = true if that is meant",
+                c.endpoint
+            ));
+        }
+        if !c.endpoint.is_empty()
+            && !c.endpoint.starts_with("http://")
+            && !c.endpoint.starts_with("https://")
+        {
+            return Err(format!(
+                "endpoint {:?} must start with https:// (or http://)",
+                c.endpoint
+            ));
+        }
+        if c.access_key_id.is_empty() != c.secret_access_key.is_empty() {
+            return Err(
+                "give both access_key_id and secret_access_key, or neither (then the \
+                 AWS_* environment variables are used)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// See [`BackupsConfig::volume_access`].
@@ -423,8 +474,10 @@ impl Config {
         self.listen_addr()?;
         self.public_origin()?;
         check_app_domain(&self.proxy.app_domain).map_err(ConfigError::Invalid)?;
-        crate::remote::check_config(&self.backups.remote)
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.backups
+            .remote
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("backups.remote: {e}")))?;
         if self.instance.is_empty()
             || !self
                 .instance
@@ -659,6 +712,61 @@ fn parse_env_value(raw: &str, existing: Option<&toml::Value>) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn remote(url: &str, endpoint: &str) -> RemoteConfig {
+        RemoteConfig {
+            url: url.into(),
+            endpoint: endpoint.into(),
+            region: "us-east-1".into(),
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            allow_http: false,
+            keep_local: None,
+        }
+    }
+
+    #[test]
+    fn remote_urls_name_a_bucket_and_an_optional_prefix() {
+        assert_eq!(
+            remote("s3://backups", "").bucket_and_prefix().unwrap(),
+            ("backups".into(), "".into())
+        );
+        assert_eq!(
+            remote("s3://backups/berth/prod/", "")
+                .bucket_and_prefix()
+                .unwrap(),
+            ("backups".into(), "berth/prod".into())
+        );
+        for bad in [
+            "backups",
+            "http://x/y",
+            "s3://",
+            "s3://UPPER",
+            "s3://a",
+            "s3://a_b",
+        ] {
+            assert!(remote(bad, "").bucket_and_prefix().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn remote_configuration_mistakes_are_named() {
+        assert!(remote("", "").check().is_ok(), "off is fine");
+        assert!(remote("s3://b-1", "").check().is_ok());
+        let err = remote("s3://b-1", "http://127.0.0.1:9000")
+            .check()
+            .unwrap_err();
+        assert!(err.contains("allow_http"), "{err}");
+        let mut c = remote("s3://b-1", "http://127.0.0.1:9000");
+        c.allow_http = true;
+        assert!(c.check().is_ok());
+        let err = remote("s3://b-1", "minio:9000").check().unwrap_err();
+        assert!(err.contains("https://"), "{err}");
+        let mut c = remote("s3://b-1", "");
+        c.secret_access_key = Default::default();
+        let err = c.check().unwrap_err();
+        assert!(err.contains("both"), "{err}");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -48,57 +48,6 @@ impl From<object_store::Error> for RemoteError {
     }
 }
 
-/// Bucket and prefix from `s3://bucket[/prefix]`.
-pub fn parse_url(url: &str) -> Result<(String, String), RemoteError> {
-    let rest = url.strip_prefix("s3://").ok_or_else(|| {
-        RemoteError::Config(format!(
-            "url {url:?} must look like s3://bucket or s3://bucket/prefix"
-        ))
-    })?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let valid_bucket = (3..=63).contains(&bucket.len())
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-    if !valid_bucket {
-        return Err(RemoteError::Config(format!(
-            "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' or '.')"
-        )));
-    }
-    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
-}
-
-/// Checks a configuration without connecting (for the config loader).
-pub fn check_config(c: &RemoteConfig) -> Result<(), RemoteError> {
-    if !c.enabled() {
-        return Ok(());
-    }
-    parse_url(&c.url)?;
-    if c.endpoint.starts_with("http://") && !c.allow_http {
-        return Err(RemoteError::Config(format!(
-            "endpoint {} is plain http; set allow_http = true if that is meant",
-            c.endpoint
-        )));
-    }
-    if !c.endpoint.is_empty()
-        && !c.endpoint.starts_with("http://")
-        && !c.endpoint.starts_with("https://")
-    {
-        return Err(RemoteError::Config(format!(
-            "endpoint {:?} must start with https:// (or http://)",
-            c.endpoint
-        )));
-    }
-    if c.access_key_id.is_empty() != c.secret_access_key.is_empty() {
-        return Err(RemoteError::Config(
-            "give both access_key_id and secret_access_key, or neither (then the \
-             AWS_* environment variables are used)"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
 /// The remote store, ready to use.
 #[derive(Clone)]
 pub struct Remote {
@@ -119,8 +68,8 @@ impl Remote {
         if !c.enabled() {
             return Ok(None);
         }
-        check_config(c)?;
-        let (bucket, prefix) = parse_url(&c.url)?;
+        c.check().map_err(RemoteError::Config)?;
+        let (bucket, prefix) = c.bucket_and_prefix().map_err(RemoteError::Config)?;
         // Credentials from the environment (AWS_*) unless configured.
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
@@ -298,45 +247,6 @@ mod tests {
             allow_http: false,
             keep_local: None,
         }
-    }
-
-    #[test]
-    fn urls_name_a_bucket_and_an_optional_prefix() {
-        assert_eq!(
-            parse_url("s3://backups").unwrap(),
-            ("backups".into(), "".into())
-        );
-        assert_eq!(
-            parse_url("s3://backups/berth/prod/").unwrap(),
-            ("backups".into(), "berth/prod".into())
-        );
-        for bad in [
-            "backups",
-            "http://x/y",
-            "s3://",
-            "s3://UPPER",
-            "s3://a",
-            "s3://a_b",
-        ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn configuration_mistakes_are_named() {
-        assert!(check_config(&config("", "")).is_ok(), "off is fine");
-        assert!(check_config(&config("s3://b-1", "")).is_ok());
-        let err = check_config(&config("s3://b-1", "http://127.0.0.1:9000")).unwrap_err();
-        assert!(err.to_string().contains("allow_http"), "{err}");
-        let mut c = config("s3://b-1", "http://127.0.0.1:9000");
-        c.allow_http = true;
-        assert!(check_config(&c).is_ok());
-        let err = check_config(&config("s3://b-1", "minio:9000")).unwrap_err();
-        assert!(err.to_string().contains("https://"), "{err}");
-        let mut c = config("s3://b-1", "");
-        c.secret_access_key = Default::default();
-        let err = check_config(&c).unwrap_err();
-        assert!(err.to_string().contains("both"), "{err}");
     }
 
     #[test]
