@@ -439,6 +439,54 @@ async fn custom_health_checks_are_applied_validated_and_changeable() {
 }
 
 #[tokio::test]
+async fn a_refused_update_changes_nothing_it_was_given() {
+    let env = TestEnv::new().await;
+    let t = env.member().await;
+    let first = env.project(&t, "first").await;
+    let second = env.project(&t, "second").await;
+    let id = create(
+        &env,
+        &t,
+        json!({ "name": "w", "type": "box", "projectId": first }),
+    )
+    .await;
+    start(&env, &t, &id).await;
+    let name = format!("berth-ws-{id}");
+    let before = docker_inspect("container", &name).unwrap()["Id"].clone();
+    // A valid project switch with an invalid health check; then with an
+    // archive the running workspace refuses: each whole request is refused.
+    for (body, status) in [
+        (
+            json!({ "currentProjectId": second, "healthCheck": { "interval": 0 } }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "currentProjectId": second, "name": "renamed", "archived": true }),
+            StatusCode::CONFLICT,
+        ),
+    ] {
+        let (s, v) = env
+            .call(
+                Method::PUT,
+                &format!("/api/workspaces/{id}"),
+                Some(&t),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, status, "{body}: {v}");
+        let (_, v) = env.get(&format!("/api/workspaces/{id}"), &t).await;
+        assert_eq!(v["data"]["currentProjectId"], first, "{body}: project kept");
+        assert_eq!(v["data"]["name"], "w", "{body}: name kept");
+        assert_eq!(v["data"]["status"], "running", "{body}");
+        assert_eq!(
+            docker_inspect("container", &name).unwrap()["Id"],
+            before,
+            "{body}: the container was left alone"
+        );
+    }
+}
+
+#[tokio::test]
 async fn another_members_health_events_and_limits_are_404() {
     let env = TestEnv::new().await;
     let a = env.member().await;

@@ -337,8 +337,11 @@ impl Berth {
         id: Uuid,
         req: UpdateWorkspace,
     ) -> Result<Workspace> {
-        self.workspace(user, id).await?;
-        // Validate everything before changing anything.
+        // One lock for the whole update, and every check before the first
+        // change: a refused request leaves the workspace and its container
+        // exactly as they were.
+        let guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
         let name = req
             .name
             .as_deref()
@@ -351,62 +354,75 @@ impl Berth {
             .map(validate_description)
             .transpose()
             .map_err(ServiceError::Invalid)?;
-        if req.is_default == Some(false) {
-            let ws = self.workspace(user, id).await?;
-            if ws.is_default {
-                return Err(ServiceError::Invalid(
-                    "isDefault cannot be cleared; make another workspace the default instead"
-                        .into(),
-                ));
+        if req.is_default == Some(false) && ws.is_default {
+            return Err(ServiceError::Invalid(
+                "isDefault cannot be cleared; make another workspace the default instead".into(),
+            ));
+        }
+        let new_project = match req.project_id {
+            Some(pid) if ws.project_id != Some(pid) => {
+                let project = self.project(user, pid).await?;
+                if project.owner_id != ws.owner_id {
+                    return Err(ServiceError::NotFound(format!("project {pid} not found")));
+                }
+                Self::check_compatible(&project, &ws.type_name)?;
+                Some(pid)
             }
-        }
-        if let Some(pid) = req.project_id {
-            self.switch_project(user, id, pid).await?;
-        }
-        if let Some(hc) = &req.health_check {
-            let _guard = self.lock_workspace(id).await;
-            let mut ws = self.workspace(user, id).await?;
-            let updated = ws.settings.health_check.updated(hc);
-            updated
-                .apply(self.workspace_type(&ws.type_name)?.health_check.as_ref())
-                .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            if updated != ws.settings.health_check {
-                ws.settings.health_check = updated;
-                // The engine cannot change a health check in place.
-                let container = self
-                    .engine()
-                    .inspect_container(&ws.container_name())
-                    .await?;
-                self.recreate_locked(ws, container).await?;
+            _ => None,
+        };
+        let new_health_check = match &req.health_check {
+            Some(hc) => {
+                let updated = ws.settings.health_check.updated(hc);
+                updated
+                    .apply(self.workspace_type(&ws.type_name)?.health_check.as_ref())
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                (updated != ws.settings.health_check).then_some(updated)
             }
-        }
-        let guard = self.lock_workspace(id).await;
-        let mut ws = self.workspace(user, id).await?;
+            None => None,
+        };
+        let (mut ws, container) = self.refresh(ws, false).await?;
+        let archive = match req.archived {
+            Some(true) if ws.status != WorkspaceStatus::Archived => {
+                if is_active(ws.status) {
+                    return Err(ServiceError::Conflict(
+                        "stop the workspace before archiving it".into(),
+                    ));
+                }
+                Some(true)
+            }
+            Some(false) if ws.status == WorkspaceStatus::Archived => Some(false),
+            _ => None,
+        };
+
         if let Some(n) = name {
             ws.name = n;
         }
         if let Some(d) = description {
             ws.description = d;
         }
-        match req.archived {
-            Some(true) if ws.status != WorkspaceStatus::Archived => {
-                let (fresh, _) = self.refresh(ws, false).await?;
-                ws = fresh;
-                if is_active(ws.status) {
-                    return Err(ServiceError::Conflict(
-                        "stop the workspace before archiving it".into(),
-                    ));
-                }
+        match archive {
+            Some(true) => {
                 ws.status = WorkspaceStatus::Archived;
                 ws.status_reason = None;
             }
-            Some(false) if ws.status == WorkspaceStatus::Archived => {
-                ws.status = WorkspaceStatus::Stopped;
-            }
-            _ => {}
+            Some(false) => ws.status = WorkspaceStatus::Stopped,
+            None => {}
         }
-        ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
+        // The engine changes neither the mounted volume nor the health
+        // check of a container in place: both mean a new container.
+        let recreate = new_project.is_some() || new_health_check.is_some();
+        if let Some(pid) = new_project {
+            ws.project_id = Some(pid);
+        }
+        if let Some(hc) = new_health_check {
+            ws.settings.health_check = hc;
+        }
+        if recreate {
+            ws = self.recreate_locked(ws, container).await?;
+        } else {
+            ws.updated_at = now_millis();
+            self.store().save_workspace(&ws).await?;
+        }
         drop(guard);
         if req.is_default == Some(true) {
             self.store()

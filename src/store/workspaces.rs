@@ -64,18 +64,28 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every mutable field of the record back.
+    /// Writes the record's fields back, except two that have writers of
+    /// their own, which do not take the workspace's lock: `is_default`
+    /// ([`Store::set_default_workspace`]) is never written here, and
+    /// `last_activity_at` ([`Store::touch_activity`]) only moves forward.
+    /// So a record read before one of those writes and saved after it
+    /// loses neither.
     pub async fn save_workspace(&self, w: &Workspace) -> Result<()> {
         sqlx::query(
             "UPDATE workspaces SET name = $1, description = $2, project_id = $3, \
-             is_default = $4, settings = $5, status = $6, status_reason = $7, \
-             container_id = $8, host_port = $9, last_activity_at = $10, updated_at = $11 \
-             WHERE id = $12",
+             settings = $4, status = $5, status_reason = $6, \
+             container_id = $7, host_port = $8, \
+             last_activity_at = CASE \
+                 WHEN CAST($9 AS BIGINT) IS NULL THEN last_activity_at \
+                 WHEN last_activity_at IS NULL OR last_activity_at < CAST($9 AS BIGINT) \
+                     THEN CAST($9 AS BIGINT) \
+                 ELSE last_activity_at END, \
+             updated_at = $10 \
+             WHERE id = $11",
         )
         .bind(&w.name)
         .bind(&w.description)
         .bind(w.project_id.map(|u| u.to_string()))
-        .bind(i64::from(w.is_default))
         .bind(settings_json(w))
         .bind(w.status.as_str())
         .bind(w.status_reason.clone())
