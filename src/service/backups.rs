@@ -132,6 +132,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(Into::into)
 }
 
+/// A catalogue entry with its archive's place on this host.
+#[derive(Debug, Clone)]
+pub struct LocatedBackup {
+    pub backup: Backup,
+    /// Where the archive is (or would be); `None` without a backup directory.
+    pub path: Option<PathBuf>,
+    /// Whether the archive is on this host (else only its remote copy is).
+    pub stored_locally: bool,
+}
+
 impl Berth {
     /// The directory archives live in (created 0700 on first use).
     pub fn backup_dir(&self) -> Result<PathBuf> {
@@ -149,6 +159,38 @@ impl Berth {
     /// The stored file of a backup.
     pub fn backup_path(&self, b: &Backup) -> Result<PathBuf> {
         Ok(self.backup_dir()?.join(b.file_name()))
+    }
+
+    /// Where each backup's archive belongs on this host and whether it is
+    /// there, looked up on a blocking thread (a listing checks every file).
+    pub async fn locate_backups(&self, list: Vec<Backup>) -> Vec<LocatedBackup> {
+        let located: Vec<(Backup, Option<PathBuf>)> = list
+            .into_iter()
+            .map(|b| {
+                let path = self.backup_path(&b).ok();
+                (b, path)
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            located
+                .into_iter()
+                .map(|(backup, path)| LocatedBackup {
+                    stored_locally: path.as_ref().is_some_and(|p| p.exists()),
+                    path,
+                    backup,
+                })
+                .collect()
+        })
+        .await
+        .expect("locating backups does not panic")
+    }
+
+    /// As [`Berth::locate_backups`], for one.
+    pub async fn locate_backup(&self, b: Backup) -> LocatedBackup {
+        self.locate_backups(vec![b])
+            .await
+            .pop()
+            .expect("one in, one out")
     }
 
     /// At startup: backups a stopped server left `in_progress` are failed,

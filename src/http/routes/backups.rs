@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
-use crate::domain::backups::{Backup, Compression};
+use crate::domain::backups::Compression;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Caller, IdPath};
 use crate::http::wire::{ok, ok_with, rfc3339, DeletedDto, ProjectDto, Timestamp};
-use crate::service::backups::CloneTarget;
+use crate::service::backups::{CloneTarget, LocatedBackup};
 use crate::service::Berth;
 
 #[derive(Serialize, JsonSchema)]
@@ -74,7 +74,8 @@ pub struct RemoteDto {
     error: Option<String>,
 }
 
-fn dto(berth: &Berth, b: &Backup) -> BackupDto {
+fn dto(located: &LocatedBackup) -> BackupDto {
+    let b = &located.backup;
     BackupDto {
         id: b.id,
         project_id: b.project_id,
@@ -86,11 +87,12 @@ fn dto(berth: &Berth, b: &Backup) -> BackupDto {
         sha256: b.sha256.clone(),
         crash_consistent: b.crash_consistent,
         error: b.error.clone(),
-        backup_path: berth
-            .backup_path(b)
+        backup_path: located
+            .path
+            .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        stored_locally: berth.backup_path(b).is_ok_and(|p| p.exists()),
+        stored_locally: located.stored_locally,
         unpacked_bytes: b.content_bytes,
         uploaded: b.origin != crate::domain::backups::BackupOrigin::Made,
         skipped: SkippedDto {
@@ -190,7 +192,11 @@ pub async fn create(
     } else {
         "backup complete"
     };
-    Ok((StatusCode::CREATED, ok_with(dto(&berth, &b), msg)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        ok_with(dto(&berth.locate_backup(b).await), msg),
+    )
+        .into_response())
 }
 
 pub async fn list(
@@ -199,7 +205,8 @@ pub async fn list(
     IdPath(project_id): IdPath,
 ) -> ApiResult<Response> {
     let list = berth.backups_of(&caller.user, project_id).await?;
-    Ok(ok(list.iter().map(|b| dto(&berth, b)).collect::<Vec<_>>()))
+    let located = berth.locate_backups(list).await;
+    Ok(ok(located.iter().map(dto).collect::<Vec<_>>()))
 }
 
 pub async fn get(
@@ -208,7 +215,7 @@ pub async fn get(
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
     let b = berth.backup(&caller.user, id).await?;
-    Ok(ok(dto(&berth, &b)))
+    Ok(ok(dto(&berth.locate_backup(b).await)))
 }
 
 pub async fn delete(
@@ -430,7 +437,7 @@ pub async fn upload(
     Ok((
         StatusCode::CREATED,
         ok_with(
-            dto(&berth, &b),
+            dto(&berth.locate_backup(b).await),
             "archive checked and added to the catalogue",
         ),
     )
