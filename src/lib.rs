@@ -1,6 +1,7 @@
 //! Berth: self-hosted developer workspaces as Docker containers, each project
 //! on its own persistent volume. See `ARCHITECTURE.md` for the code map.
 
+pub mod app;
 pub mod backup;
 pub mod cli;
 pub mod config;

@@ -26,7 +26,7 @@ async fn account(env: &TestEnv, role: Role, password: &str) -> (Uuid, String) {
     let email = format!("{}@test.example", Uuid::new_v4().simple());
     let u = env
         .berth
-        .store()
+        .accounts()
         .add_user(NewUser {
             email: email.clone(),
             password: password.into(),
@@ -74,7 +74,7 @@ async fn changing_your_password_ends_your_other_sessions_but_not_api_tokens() {
     let elsewhere = login(&env, &email, "old-password").await.unwrap();
     let script = env
         .berth
-        .store()
+        .accounts()
         .create_api_token(&email, "script")
         .await
         .unwrap();

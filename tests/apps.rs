@@ -247,7 +247,7 @@ async fn path_mode_serves_the_owner_only_and_scopes_the_apps_cookies() {
     let owner_user = env.berth.store().user(owner_id).await.unwrap().unwrap();
     let mine_token = env
         .berth
-        .store()
+        .accounts()
         .issue_api_token(&owner_user, "t")
         .await
         .unwrap()
@@ -304,7 +304,7 @@ async fn app_origins_hand_the_login_over_and_keep_berths_credentials_out() {
     let (_, admin_session) = env.session(Role::Admin).await;
     let owner_token = env
         .berth
-        .store()
+        .accounts()
         .issue_api_token(
             &env.berth.store().user(owner_id).await.unwrap().unwrap(),
             "t",
@@ -608,7 +608,7 @@ async fn a_password_change_ends_app_cookies() {
     let owner = env.berth.store().user(owner_id).await.unwrap().unwrap();
     let token = env
         .berth
-        .store()
+        .accounts()
         .issue_api_token(&owner, "t")
         .await
         .unwrap()

@@ -425,7 +425,7 @@ async fn a_failing_job_is_recorded_and_the_others_still_run() {
         env.berth.config().clone(),
         2,
     );
-    let report = broken.run_cleanup(false).await;
+    let report = berth::jobs::Scheduler::new(broken).run_cleanup(false).await;
     assert_eq!(report.runs.len(), 4, "every job ran");
     for run in &report.runs {
         assert_eq!(run.outcome.as_str(), "failed");
@@ -441,7 +441,7 @@ async fn a_failing_job_is_recorded_and_the_others_still_run() {
         assert_eq!(runs[0].outcome.as_str(), "failed");
     }
     // The healthy service runs the same jobs fine afterwards.
-    let report = env.berth.run_cleanup(false).await;
+    let report = env.scheduler.run_cleanup(false).await;
     assert!(!report.failed(), "{:?}", report.runs);
 }
 
@@ -468,7 +468,7 @@ async fn jobs_are_listed_never_overlap_and_are_admin_only() {
         .contains("orphaned-volumes"));
 
     // A run that finds the previous one still going is skipped, not queued.
-    let held = env.berth.job_locks().try_hold(JobName::Inactive).unwrap();
+    let held = env.scheduler.locks().try_hold(JobName::Inactive).unwrap();
     let run = run_job(&env, &a, "inactive").await;
     assert_eq!(run["outcome"], "skipped", "{run}");
     drop(held);

@@ -15,10 +15,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::domain::{now_millis, Role};
+use crate::domain::Role;
 use crate::engine::Engine;
 use crate::http::wire::rfc3339;
-use crate::service::{Berth, NewUser};
+use crate::service::{Accounts, NewUser};
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -292,9 +292,9 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
                 bail!("give the password on standard input with --password-stdin");
             }
             let password = read_password()?;
-            let store = open_store(&config).await?;
+            let accounts = Accounts::new(open_store(&config).await?);
             let role = if admin { Role::Admin } else { Role::Member };
-            let user = store
+            let user = accounts
                 .add_user(NewUser {
                     email,
                     password,
@@ -312,8 +312,8 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::User {
             command: UserCommand::Ls { json },
         } => {
-            let store = open_store(&config).await?;
-            let users = store.user_summaries().await?;
+            let accounts = Accounts::new(open_store(&config).await?);
+            let users = accounts.user_summaries().await?;
             if json {
                 let rows: Vec<_> = users
                     .iter()
@@ -358,9 +358,9 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
                 bail!("give the password on standard input with --password-stdin");
             }
             let password = read_password()?;
-            let store = open_store(&config).await?;
-            let user = store.find_user(&user).await?;
-            let ended = store.set_password(&user, password, None).await?;
+            let accounts = Accounts::new(open_store(&config).await?);
+            let user = accounts.find_user(&user).await?;
+            let ended = accounts.set_password(&user, password, None).await?;
             eprintln!(
                 "password set for {}; {ended} login session(s) ended",
                 user.email
@@ -370,23 +370,23 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::User {
             command: UserCommand::Role { user, role },
         } => {
-            let store = open_store(&config).await?;
-            let user = store.find_user(&user).await?;
+            let accounts = Accounts::new(open_store(&config).await?);
+            let user = accounts.find_user(&user).await?;
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
-            store.change_role(&user, role).await?;
+            accounts.change_role(&user, role).await?;
             eprintln!("{} is now {}", user.email, role.as_str());
             Ok(ExitCode::SUCCESS)
         }
         Command::User {
             command: UserCommand::Rm { user, transfer_to },
         } => {
-            let store = open_store(&config).await?;
-            let user = store.find_user(&user).await?;
+            let accounts = Accounts::new(open_store(&config).await?);
+            let user = accounts.find_user(&user).await?;
             let heir = match transfer_to {
-                Some(h) => Some(store.find_user(&h).await?),
+                Some(h) => Some(accounts.find_user(&h).await?),
                 None => None,
             };
-            store.remove_user(None, &user, heir.as_ref()).await?;
+            accounts.remove_user(None, &user, heir.as_ref()).await?;
             match heir {
                 Some(h) => eprintln!(
                     "removed {}; what they owned now belongs to {}",
@@ -399,17 +399,17 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::Token {
             command: TokenCommand::Create { email, name },
         } => {
-            let store = open_store(&config).await?;
-            let token = store.create_api_token(&email, &name).await?;
+            let accounts = Accounts::new(open_store(&config).await?);
+            let token = accounts.create_api_token(&email, &name).await?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Token {
             command: TokenCommand::Ls { user, json },
         } => {
-            let store = open_store(&config).await?;
-            let user = store.find_user(&user).await?;
-            let tokens = store.tokens_of(user.id, now_millis()).await?;
+            let accounts = Accounts::new(open_store(&config).await?);
+            let user = accounts.find_user(&user).await?;
+            let tokens = accounts.tokens_of(&user).await?;
             if json {
                 let rows: Vec<_> = tokens
                     .iter()
@@ -448,9 +448,9 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::Token {
             command: TokenCommand::Revoke { user, id },
         } => {
-            let store = open_store(&config).await?;
-            let user = store.find_user(&user).await?;
-            store.revoke_token(&user, id).await?;
+            let accounts = Accounts::new(open_store(&config).await?);
+            let user = accounts.find_user(&user).await?;
+            accounts.revoke_token(&user, id).await?;
             eprintln!("revoked token {id} of {}", user.email);
             Ok(ExitCode::SUCCESS)
         }
@@ -518,7 +518,8 @@ async fn serve(config: Config) -> Result<()> {
         cgroup = %info.cgroup_version,
         "connected to the Docker engine"
     );
-    let berth = Berth::new(store.clone(), engine, config, info.cpus);
+    let app = crate::app::App::new(store.clone(), engine, config, info.cpus);
+    let berth = app.berth.clone();
     let failed = berth.fail_interrupted_backups().await?;
     let partial = berth.recover_volume_ops().await?;
     if partial > 0 {
@@ -547,8 +548,8 @@ async fn serve(config: Config) -> Result<()> {
     let watcher = berth.spawn_watcher();
     let sampler = berth.spawn_sampler();
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
-    let scheduler = berth.spawn_scheduler(jobs_stopped);
-    crate::http::serve(berth, addr, shutdown_signal()).await?;
+    let scheduler = app.scheduler.spawn(jobs_stopped);
+    crate::http::serve(app, addr, shutdown_signal()).await?;
     watcher.abort();
     sampler.abort();
     // Let a job that is running finish (bounded), so no action is cut

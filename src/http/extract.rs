@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -97,10 +97,15 @@ fn cookie_request_allowed(parts: &Parts, public_origin: &str) -> bool {
     }
 }
 
-impl FromRequestParts<Berth> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    Berth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, berth: &Berth) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let berth = &Berth::from_ref(state);
         // Already authenticated by the operation's own check.
         if let Some(c) = parts.extensions.get::<Caller>() {
             return Ok(c.clone());

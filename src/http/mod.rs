@@ -19,7 +19,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::service::Berth;
+use crate::app::App;
 use error::ApiError;
 use openapi::Op;
 use routes::{apps, auth, backups, jobs, observe, projects, proxy, users, workspaces as ws};
@@ -516,13 +516,14 @@ pub fn operations() -> Vec<Op> {
 }
 
 /// The whole API as one router, built from [`operations`].
-pub fn app(berth: Berth) -> Router {
+pub fn app(state: App) -> Router {
+    let berth = state.berth.clone();
     let max_body = berth.config().max_body_bytes;
     // Several operations share a path (one per method): merge them.
-    let mut by_path: Vec<(&'static str, MethodRouter<Berth>)> = Vec::new();
+    let mut by_path: Vec<(&'static str, MethodRouter<App>)> = Vec::new();
     for op in operations() {
         let path = op.path();
-        let router = op.into_router(&berth);
+        let router = op.into_router(&state);
         match by_path.iter_mut().find(|(p, _)| *p == path) {
             Some((_, existing)) => *existing = std::mem::take(existing).merge(router),
             None => by_path.push((path, router)),
@@ -551,7 +552,7 @@ pub fn app(berth: Berth) -> Router {
             apps::by_host,
         ))
         .layer(TraceLayer::new_for_http())
-        .with_state(berth)
+        .with_state(state)
 }
 
 /// Counts requests by route (the matched pattern, so ids do not explode the
@@ -608,7 +609,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// finish first, open streams and tunnels are ended, and after
 /// [`SHUTDOWN_GRACE`] it returns whatever is still open.
 pub async fn serve(
-    berth: Berth,
+    state: App,
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -616,6 +617,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let berth = state.berth.clone();
     tracing::info!(%addr, "Berth listening: the web UI at http://{addr}/, the API under /api (described at /api/openapi.json)");
     let stopping = berth.clone();
     let signal = async move {
@@ -632,7 +634,7 @@ pub async fn serve(
     // Connect info gives the proxy the client address for X-Forwarded-For.
     let server = axum::serve(
         listener,
-        app(berth).into_make_service_with_connect_info::<SocketAddr>(),
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(signal)
     .into_future();

@@ -27,6 +27,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use super::error::ErrorEnvelope;
+use crate::app::App;
 use crate::service::Berth;
 
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -82,7 +83,7 @@ pub struct Op {
     methods: Vec<Method>,
     path: &'static str,
     id: &'static str,
-    router: MethodRouter<Berth>,
+    router: MethodRouter<App>,
     summary: &'static str,
     description: Option<&'static str>,
     tag: &'static str,
@@ -101,7 +102,7 @@ macro_rules! method_ctor {
     ($name:ident, $method:ident) => {
         pub fn $name<H, T>(path: &'static str, id: &'static str, handler: H) -> Op
         where
-            H: Handler<T, Berth>,
+            H: Handler<T, App>,
             T: 'static,
         {
             Op::on(Method::$method, MethodFilter::$method, path, id, handler)
@@ -118,7 +119,7 @@ impl Op {
         handler: H,
     ) -> Op
     where
-        H: Handler<T, Berth>,
+        H: Handler<T, App>,
         T: 'static,
     {
         Op {
@@ -148,7 +149,7 @@ impl Op {
     /// Every method, described once per method (`{id}Get`, `{id}Post`, …).
     pub fn any<H, T>(path: &'static str, id: &'static str, handler: H) -> Op
     where
-        H: Handler<T, Berth>,
+        H: Handler<T, App>,
         T: 'static,
     {
         let mut op = Op::on(Method::GET, MethodFilter::GET, path, id, handler.clone());
@@ -302,12 +303,12 @@ impl Op {
     /// The operation's router, with the check its table entry declares:
     /// an admin operation answers 401/403 before its handler (or any of its
     /// extractors) runs, so a handler cannot forget it.
-    pub fn into_router(self, berth: &Berth) -> MethodRouter<Berth> {
+    pub fn into_router(self, app: &App) -> MethodRouter<App> {
         match self.auth {
             Auth::Admin => self
                 .router
                 .route_layer(axum::middleware::from_fn_with_state(
-                    berth.clone(),
+                    app.berth.clone(),
                     require_admin,
                 )),
             _ => self.router,

@@ -5,10 +5,11 @@
 
 use chrono::{DateTime, Local};
 
+use super::Scheduler;
 use crate::config::parse_schedule;
 use crate::domain::backups::Compression;
 use crate::domain::jobs::{ActionOutcome, JobDetail};
-use crate::service::{Berth, Result};
+use crate::service::Result;
 
 /// Whether a schedule has come round since `last` (the newest backup, or
 /// the project's creation): its most recent time at or before `now` is
@@ -25,16 +26,17 @@ fn local(ms: i64) -> DateTime<Local> {
         .with_timezone(&Local)
 }
 
-impl Berth {
+impl Scheduler {
     pub(super) async fn run_scheduled_backups(&self, dry_run: bool) -> Result<Vec<JobDetail>> {
         let now = Local::now();
         let mut details = Vec::new();
-        for project in self.store().projects(None).await? {
-            let policy = self.policy_of(project.id).await?;
+        for project in self.berth.store().projects(None).await? {
+            let policy = self.berth.policy_of(project.id).await?;
             let Ok(Some(cron)) = parse_schedule(&policy.schedule) else {
                 continue;
             };
             let newest = self
+                .berth
                 .store()
                 .backups_of(project.id)
                 .await?
@@ -56,6 +58,7 @@ impl Berth {
                 continue;
             }
             match self
+                .berth
                 .backup_project(&project, Compression::Zstd, false)
                 .await
             {
@@ -66,7 +69,7 @@ impl Berth {
                 Err(e) => detail.outcome = ActionOutcome::failed(e),
             }
             details.push(detail);
-            match self.prune_backups(project.id).await {
+            match self.berth.prune_backups(project.id).await {
                 Ok(gone) => details.extend(gone.into_iter().map(|id| JobDetail {
                     job: "backups".into(),
                     action: "prune".into(),
@@ -85,7 +88,7 @@ impl Berth {
         }
         // Then the remote copies that are not stored yet (a failed upload,
         // a server stopped mid-way, backups from before remote copies).
-        match self.send_pending_offsite(dry_run).await {
+        match self.berth.send_pending_offsite(dry_run).await {
             Ok(sent) => details.extend(sent),
             Err(e) => details.push(JobDetail {
                 job: "backups".into(),
@@ -96,7 +99,7 @@ impl Berth {
             }),
         }
         // Last, with `keep_local`: local archives that live remotely now.
-        match self.evict_local(dry_run).await {
+        match self.berth.evict_local(dry_run).await {
             Ok(gone) => details.extend(gone),
             Err(e) => details.push(JobDetail {
                 job: "backups".into(),

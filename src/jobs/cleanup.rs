@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
 use super::JobName;
+use super::Scheduler;
 use crate::domain::cleanup::{
     plan_error_recovery, plan_inactive, plan_orphaned_containers, plan_orphaned_volumes,
     CleanupAction, CleanupPolicy,
@@ -92,7 +93,7 @@ fn describe(a: &CleanupAction) -> Option<(&'static str, String, &str)> {
     })
 }
 
-impl Berth {
+impl Scheduler {
     /// Plans one job from a fresh snapshot and applies it unless `dry_run`.
     /// An error here (the snapshot could not be taken) fails the whole run;
     /// an action that fails is reported in its detail and the rest go on.
@@ -101,19 +102,20 @@ impl Berth {
             return self.run_scheduled_backups(dry_run).await;
         }
         let now = now_millis();
-        let policy = policy(self);
-        let containers = self.engine().list_containers_seen().await?;
+        let policy = policy(&self.berth);
+        let containers = self.berth.engine().list_containers_seen().await?;
         // Which project each managed volume belongs to (read once: the
         // volume planner and the executor both need it).
         let mut volume_projects = BTreeMap::new();
         let plan = match job {
             JobName::Inactive => {
                 self.probe_activity().await?;
-                let ws = self.store().workspaces(None).await?;
+                let ws = self.berth.store().workspaces(None).await?;
                 plan_inactive(&ws, &containers, now, &policy)
             }
             JobName::OrphanedContainers => {
                 let ids: HashSet<Uuid> = self
+                    .berth
                     .store()
                     .workspaces(None)
                     .await?
@@ -123,8 +125,8 @@ impl Berth {
                 plan_orphaned_containers(&ids, &containers, now, &policy)
             }
             JobName::OrphanedVolumes => {
-                let projects = self.store().projects_seen().await?;
-                let volumes = self.engine().list_managed_volumes().await?;
+                let projects = self.berth.store().projects_seen().await?;
+                let volumes = self.berth.engine().list_managed_volumes().await?;
                 volume_projects = volumes
                     .iter()
                     .filter_map(|v| {
@@ -132,11 +134,11 @@ impl Berth {
                         Some((v.name.clone(), Uuid::parse_str(p).ok()?))
                     })
                     .collect();
-                let clocks = self.store().volume_clocks().await?;
+                let clocks = self.berth.store().volume_clocks().await?;
                 plan_orphaned_volumes(&projects, &volumes, &containers, &clocks, now, &policy)
             }
             JobName::ErrorRecovery => {
-                let ws = self.store().workspaces(None).await?;
+                let ws = self.berth.store().workspaces(None).await?;
                 plan_error_recovery(&ws, &containers)
             }
             JobName::Backups => unreachable!("handled above"),
@@ -185,12 +187,13 @@ impl Berth {
             .timeout(std::time::Duration::from_secs(2))
             .build()
             .map_err(|e| crate::service::ServiceError::Internal(e.to_string()))?;
-        for ws in self.store().workspaces(None).await? {
+        for ws in self.berth.store().workspaces(None).await? {
             let (Some(port), crate::domain::WorkspaceStatus::Running) = (ws.host_port, ws.status)
             else {
                 continue;
             };
             let Some((probe, keep_prefix)) = self
+                .berth
                 .config()
                 .types
                 .get(&ws.type_name)
@@ -217,7 +220,8 @@ impl Berth {
             };
             if let Some(at) = probe.read(&body) {
                 // Never in the future: a workspace's clock may run ahead.
-                self.store()
+                self.berth
+                    .store()
                     .touch_activity(ws.id, at.min(now_millis()))
                     .await?;
             }
@@ -238,41 +242,46 @@ impl Berth {
                 reason,
             } => {
                 let idle_since = now - policy.inactive_after_ms;
-                self.stop_idle_workspace(*workspace_id, idle_since, reason)
+                self.berth
+                    .stop_idle_workspace(*workspace_id, idle_since, reason)
                     .await
             }
             CleanupAction::RemoveContainer { container_id, .. } => {
-                self.engine().remove_container(container_id).await?;
+                self.berth.engine().remove_container(container_id).await?;
                 Ok(Applied::Done)
             }
             CleanupAction::RemoveVolume { name, .. } => {
-                self.engine().remove_volume(name).await?;
-                self.store().clear_volume_clock(name).await?;
+                self.berth.engine().remove_volume(name).await?;
+                self.berth.store().clear_volume_clock(name).await?;
                 if let Some(pid) = volume_projects.get(name) {
                     // The record was only kept for the retained volume.
-                    if self.store().project(*pid).await?.is_none() {
-                        self.store().purge_project(*pid).await?;
+                    if self.berth.store().project(*pid).await?.is_none() {
+                        self.berth.store().purge_project(*pid).await?;
                     }
                 }
                 Ok(Applied::Done)
             }
             CleanupAction::StartVolumeClock { name } => {
-                self.store().start_volume_clock(name, now).await?;
+                self.berth.store().start_volume_clock(name, now).await?;
                 Ok(Applied::Done)
             }
             CleanupAction::ClearVolumeClock { name } => {
-                self.store().clear_volume_clock(name).await?;
+                self.berth.store().clear_volume_clock(name).await?;
                 Ok(Applied::Done)
             }
             CleanupAction::MarkRunning {
                 workspace_id,
                 reason,
-            } => self.mark_error_running(*workspace_id, reason).await,
+            } => self.berth.mark_error_running(*workspace_id, reason).await,
             CleanupAction::CleanUpErrored {
                 workspace_id,
                 reason,
                 ..
-            } => self.clean_errored_workspace(*workspace_id, reason).await,
+            } => {
+                self.berth
+                    .clean_errored_workspace(*workspace_id, reason)
+                    .await
+            }
         }
     }
 }

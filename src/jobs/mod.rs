@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::config::{parse_schedule, Config};
 use crate::domain::jobs::{JobOutcome, JobRun};
 use crate::domain::now_millis;
-use crate::service::Berth;
+use crate::service::{Berth, Result};
 
 crate::domain::spelled_enum! {
     /// The jobs Berth runs.
@@ -104,12 +104,48 @@ impl JobLocks {
     }
 }
 
-impl Berth {
+/// The scheduler: runs the jobs on their schedules and on request, one run
+/// of a job at a time. It drives the services it is handed; it is the only
+/// owner of the job locks.
+#[derive(Clone)]
+pub struct Scheduler {
+    berth: Berth,
+    locks: Arc<JobLocks>,
+}
+
+impl Scheduler {
+    pub fn new(berth: Berth) -> Scheduler {
+        Scheduler {
+            berth,
+            locks: Arc::new(JobLocks::new()),
+        }
+    }
+
+    /// The job locks: held while a job runs.
+    pub fn locks(&self) -> &JobLocks {
+        &self.locks
+    }
+
+    /// The newest `limit` recorded runs of a job, newest first.
+    pub async fn recent_runs(&self, job: JobName, limit: i64) -> Result<Vec<JobRun>> {
+        Ok(self.berth.store().job_runs(job.as_str(), limit).await?)
+    }
+
+    /// The job's configured schedule text.
+    pub fn schedule(&self, job: JobName) -> &str {
+        job.schedule(self.berth.config())
+    }
+
+    /// When the job runs next; `None` when it is off.
+    pub fn next_run(&self, job: JobName, now: DateTime<Local>) -> Option<DateTime<Local>> {
+        job.next_run(self.berth.config(), now)
+    }
+
     /// Runs one job now (or plans it, with `dry_run`), records the run and
     /// returns it. Skipped, not queued, when the job is already running.
     pub async fn run_job(&self, job: JobName, dry_run: bool) -> JobRun {
         let started_at = now_millis();
-        let Some(_guard) = self.job_locks().try_hold(job) else {
+        let Some(_guard) = self.locks.try_hold(job) else {
             let run = JobRun {
                 id: Uuid::new_v4(),
                 name: job.as_str().into(),
@@ -167,7 +203,7 @@ impl Berth {
     }
 
     async fn save_run(&self, run: &JobRun) {
-        if let Err(e) = self.store().insert_job_run(run).await {
+        if let Err(e) = self.berth.store().insert_job_run(run).await {
             tracing::error!(job = %run.name, error = %e, "recording a job run failed");
         }
     }
@@ -185,16 +221,16 @@ impl Berth {
     /// Starts the scheduler: one task per enabled job, each sleeping until
     /// its next time. Ends when `shutdown` turns true, after any run in
     /// progress has finished.
-    pub fn spawn_scheduler(&self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-        let berth = self.clone();
+    pub fn spawn(&self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        let scheduler = self.clone();
         tokio::spawn(async move {
             let mut tasks = Vec::new();
             for job in JobName::ALL {
-                let Ok(Some(cron)) = parse_schedule(job.schedule(berth.config())) else {
+                let Ok(Some(cron)) = parse_schedule(job.schedule(scheduler.berth.config())) else {
                     tracing::info!(job = job.as_str(), "job is off");
                     continue;
                 };
-                let berth = berth.clone();
+                let scheduler = scheduler.clone();
                 let mut shutdown = shutdown.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {
@@ -211,7 +247,7 @@ impl Berth {
                         if *shutdown.borrow() {
                             return;
                         }
-                        berth.run_job(job, false).await;
+                        scheduler.run_job(job, false).await;
                     }
                 }));
             }

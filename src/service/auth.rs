@@ -1,8 +1,7 @@
-//! Users, passwords (argon2id) and tokens (random, stored as SHA-256):
-//! logging in, authenticating a request, and managing accounts and tokens.
-//! Account management is written against the [`Store`] so that the CLI
-//! (on the data directory) and the API (through [`Berth`]) run the same
-//! code and the same rules (`domain::accounts`).
+//! Passwords (argon2id) and tokens (random, stored as SHA-256): logging in
+//! (throttled), authenticating a request, and the API's account operations
+//! with their permission checks, which hand the work to
+//! [`Accounts`](super::Accounts) (the code the CLI's admin commands run).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -12,9 +11,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
-use crate::domain::accounts::{check_password, check_removal, check_role_change, Holdings};
+use crate::domain::accounts::{check_password, check_role_change, Holdings};
 use crate::domain::{now_millis, Millis, Role, User};
-use crate::store::{Store, TokenInfo, TokenKind};
+use crate::store::{TokenInfo, TokenKind};
 
 /// How stale a token's "last used" may get before a request refreshes it:
 /// recording every request would put a database write on every read.
@@ -37,11 +36,11 @@ pub struct AuthSession {
     pub user: User,
 }
 
-fn hash_token(token: &str) -> String {
+pub(super) fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn new_token() -> String {
+pub(super) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     format!(
@@ -50,7 +49,7 @@ fn new_token() -> String {
     )
 }
 
-async fn hash_password(password: String) -> Result<String> {
+pub(super) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         Argon2::default()
@@ -141,178 +140,6 @@ pub(super) fn check_email(email: &str) -> Result<String> {
         )));
     }
     Ok(email)
-}
-
-/// Admin commands that work on the data directory directly (SPEC §4), with
-/// or without a running server.
-impl Store {
-    pub async fn add_user(&self, new: NewUser) -> Result<User> {
-        let email = check_email(&new.email)?;
-        check_password(&new.password).map_err(ServiceError::Invalid)?;
-        let hash = hash_password(new.password).await?;
-        Ok(self
-            .insert_user(&email, &hash, new.role, now_millis())
-            .await?)
-    }
-
-    /// Issues a non-expiring API token for `email`; returns the token itself
-    /// (shown once, never stored).
-    pub async fn create_api_token(&self, email: &str, name: &str) -> Result<String> {
-        let user = self.find_user(email).await?;
-        Ok(self.issue_api_token(&user, name).await?.1)
-    }
-
-    /// Issues a non-expiring API token; returns its id and the token itself
-    /// (shown once, never stored).
-    pub async fn issue_api_token(&self, user: &User, name: &str) -> Result<(TokenInfo, String)> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ServiceError::Invalid(
-                "a token's name must be 1 to 100 characters, without control characters".into(),
-            ));
-        }
-        let token = new_token();
-        let now = now_millis();
-        let id = self
-            .insert_token(
-                user.id,
-                &hash_token(&token),
-                TokenKind::Api,
-                name,
-                now,
-                None,
-            )
-            .await?;
-        let info = TokenInfo {
-            id,
-            kind: TokenKind::Api,
-            name: name.to_string(),
-            created_at: now,
-            expires_at: None,
-            last_used_at: None,
-        };
-        Ok((info, token))
-    }
-
-    /// The user with this email or id (the CLI names users either way).
-    pub async fn find_user(&self, key: &str) -> Result<User> {
-        if let Ok(id) = Uuid::parse_str(key.trim()) {
-            return self
-                .user(id)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("no user with id {id}")));
-        }
-        let email = check_email(key)?;
-        Ok(self
-            .user_by_email(&email)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no user with email {email}")))?
-            .0)
-    }
-
-    /// Every user with what they own.
-    pub async fn user_summaries(&self) -> Result<Vec<(User, Holdings)>> {
-        let mut out = Vec::new();
-        for user in self.users().await? {
-            let holdings = self.holdings(user.id).await?;
-            out.push((user, holdings));
-        }
-        Ok(out)
-    }
-
-    /// Gives `target` a role, unless that leaves no admin.
-    pub async fn change_role(&self, target: &User, role: Role) -> Result<User> {
-        check_role_change(target, role, self.admin_count().await?)
-            .map_err(ServiceError::Conflict)?;
-        self.set_role(target.id, role).await?;
-        // Two admins demoting each other at once both pass the check above;
-        // the one that finds no admin left puts its target back.
-        if self.admin_count().await? == 0 {
-            self.set_role(target.id, Role::Admin).await?;
-            return Err(ServiceError::Conflict(format!(
-                "{} is the only admin; make another user admin first",
-                target.email
-            )));
-        }
-        Ok(User {
-            role,
-            ..target.clone()
-        })
-    }
-
-    /// Sets a user's password (an admin's reset, or the CLI) and ends their
-    /// login sessions, except `keep`; returns how many ended. API tokens are
-    /// separate credentials and stay.
-    pub async fn set_password(
-        &self,
-        target: &User,
-        password: String,
-        keep: Option<Uuid>,
-    ) -> Result<u64> {
-        check_password(&password).map_err(ServiceError::Invalid)?;
-        let hash = hash_password(password).await?;
-        self.update_password(target.id, &hash).await?;
-        // App cookies end too, the asking session's included: they were
-        // handed out under the old password.
-        self.delete_app_sessions_of(target.id).await?;
-        Ok(self.delete_sessions_of(target.id, keep).await?)
-    }
-
-    /// Removes `target` (`actor`: the admin asking, `None` from the CLI).
-    /// What they own passes to `heir`; without one they must own no live
-    /// project or workspace, and their deleted projects still awaiting
-    /// volume removal pass to the actor (or, from the CLI, the oldest
-    /// admin) so that cleanup still finds them.
-    pub async fn remove_user(
-        &self,
-        actor: Option<&User>,
-        target: &User,
-        heir: Option<&User>,
-    ) -> Result<()> {
-        let holdings = self.holdings(target.id).await?;
-        check_removal(
-            actor.map(|a| a.id),
-            target,
-            self.admin_count().await?,
-            holdings,
-            heir,
-        )
-        .map_err(ServiceError::Conflict)?;
-        let heir_id = match (heir, actor) {
-            (Some(h), _) => h.id,
-            (None, Some(a)) => a.id,
-            (None, None) => {
-                let users = self.users().await?;
-                users
-                    .iter()
-                    .find(|u| u.is_admin() && u.id != target.id)
-                    .or_else(|| users.iter().find(|u| u.id != target.id))
-                    .map(|u| u.id)
-                    // The only user: nothing of theirs can be live (checked
-                    // above), so deleted projects have nobody to go to.
-                    .unwrap_or(target.id)
-            }
-        };
-        if heir_id == target.id {
-            return Err(ServiceError::Conflict(format!(
-                "{} is the only user; add another before removing it",
-                target.email
-            )));
-        }
-        self.delete_user(target.id, heir_id).await?;
-        Ok(())
-    }
-
-    /// Revokes one of `user`'s tokens (404 if they have no such token).
-    pub async fn revoke_token(&self, user: &User, token_id: Uuid) -> Result<()> {
-        if self.delete_token_of(user.id, token_id).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound(format!(
-                "no token with id {token_id}"
-            )))
-        }
-    }
 }
 
 impl Berth {
@@ -420,12 +247,12 @@ impl Berth {
 
     /// The caller's live tokens, newest first.
     pub async fn tokens(&self, user: &User) -> Result<Vec<TokenInfo>> {
-        Ok(self.store().tokens_of(user.id, now_millis()).await?)
+        self.accounts().tokens_of(user).await
     }
 
     /// Every user with what they own (admins only, checked by the caller).
-    pub async fn accounts(&self) -> Result<Vec<(User, Holdings)>> {
-        self.store().user_summaries().await
+    pub async fn list_accounts(&self) -> Result<Vec<(User, Holdings)>> {
+        self.accounts().user_summaries().await
     }
 
     /// One user with what they own.
@@ -467,11 +294,11 @@ impl Berth {
         if let Some(p) = password {
             // An admin resetting their own password keeps the session asking.
             let keep = (user.id == actor.id).then_some(actor_token);
-            let ended = self.store().set_password(&user, p, keep).await?;
+            let ended = self.accounts().set_password(&user, p, keep).await?;
             done.push(format!("password set; {ended} login session(s) ended"));
         }
         if let Some(r) = role.filter(|r| *r != user.role) {
-            user = self.store().change_role(&user, r).await?;
+            user = self.accounts().change_role(&user, r).await?;
             done.push(format!("role is now {}", r.as_str()));
         }
         Ok((user, holdings, done))
@@ -492,7 +319,7 @@ impl Berth {
             })?),
             None => None,
         };
-        self.store()
+        self.accounts()
             .remove_user(Some(actor), &user, heir.as_ref())
             .await?;
         Ok((user, heir))
@@ -500,7 +327,7 @@ impl Berth {
 
     /// Makes an API token for the caller.
     pub async fn create_token(&self, user: &User, name: &str) -> Result<(TokenInfo, String)> {
-        self.store().issue_api_token(user, name).await
+        self.accounts().issue_api_token(user, name).await
     }
 
     /// Revokes one of the caller's tokens, never the one in use (that is a
@@ -511,12 +338,12 @@ impl Berth {
                 "this request was made with that token; use POST /api/auth/logout to end it".into(),
             ));
         }
-        self.store().revoke_token(user, id).await
+        self.accounts().revoke_token(user, id).await
     }
 
     /// Adds a user (admins only, checked by the caller).
     pub async fn add_account(&self, new: NewUser) -> Result<(User, Holdings)> {
-        let user = self.store().add_user(new).await?;
+        let user = self.accounts().add_user(new).await?;
         Ok((user, Holdings::default()))
     }
 
@@ -546,7 +373,9 @@ impl Berth {
                 "newPassword must differ from the current one".into(),
             ));
         }
-        self.store().set_password(user, new, Some(token_id)).await
+        self.accounts()
+            .set_password(user, new, Some(token_id))
+            .await
     }
 
     /// Revokes one token.

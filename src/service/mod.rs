@@ -3,6 +3,7 @@
 //! and serialises lifecycle operations per workspace. It knows nothing of
 //! HTTP; the CLI's admin commands and the tests call it directly.
 
+mod accounts;
 pub mod apps;
 mod auth;
 pub mod backups;
@@ -18,6 +19,7 @@ mod volume_io;
 mod watcher;
 mod workspaces;
 
+pub use accounts::Accounts;
 pub use auth::{AuthSession, NewUser};
 pub use stats::{HistoryPoint, StatsView};
 pub use workspaces::{
@@ -170,8 +172,6 @@ struct Inner {
     tracked: Mutex<HashMap<String, stats::Tracked>>,
     /// Recently computed volume sizes.
     sizes: Mutex<backups::SizeCache>,
-    /// One lock per scheduled job (see `jobs`).
-    job_locks: crate::jobs::JobLocks,
     /// When proxy traffic last recorded activity, per workspace.
     proxy_touched: Mutex<HashMap<Uuid, std::time::Instant>>,
     /// Log and stats streams open right now.
@@ -264,7 +264,6 @@ impl Berth {
                 locks: Mutex::new(HashMap::new()),
                 recovering: Mutex::new(HashSet::new()),
                 tracked: Mutex::new(HashMap::new()),
-                job_locks: crate::jobs::JobLocks::new(),
                 sizes: Mutex::new(backups::SizeCache::default()),
                 proxy_touched: Mutex::new(HashMap::new()),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
@@ -283,6 +282,12 @@ impl Berth {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Users, roles, passwords and tokens (the same code the CLI's admin
+    /// commands run on the data directory).
+    pub fn accounts(&self) -> Accounts {
+        Accounts::new(self.inner.store.clone())
     }
 
     pub fn engine(&self) -> &Engine {
@@ -321,10 +326,6 @@ impl Berth {
 
     pub fn host_cpus(&self) -> u32 {
         self.inner.host_cpus
-    }
-
-    pub fn job_locks(&self) -> &crate::jobs::JobLocks {
-        &self.inner.job_locks
     }
 
     /// Takes the lock of one workspace, waiting for any operation under way.

@@ -237,6 +237,7 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
 /// One Berth instance for one test.
 pub struct TestEnv {
     pub berth: Berth,
+    pub scheduler: berth::jobs::Scheduler,
     pub router: Router,
     pub instance: String,
     pub dir: tempfile::TempDir,
@@ -283,11 +284,14 @@ impl TestEnv {
         let mut config = test_config(dir.path(), &instance);
         tweak(&mut config);
         let berth = open(config).await;
-        let router = berth::http::app(berth.clone());
+        let app = berth::app::App::around(berth.clone());
+        let scheduler = app.scheduler.clone();
+        let router = berth::http::app(app);
         let watcher = Some(berth.spawn_watcher());
         let sampler = berth.spawn_sampler();
         TestEnv {
             berth,
+            scheduler,
             router,
             instance,
             dir,
@@ -313,7 +317,7 @@ impl TestEnv {
         let email = format!("{}@test.example", Uuid::new_v4().simple());
         let u = self
             .berth
-            .store()
+            .accounts()
             .add_user(NewUser {
                 email: email.clone(),
                 password: "password123".into(),
@@ -323,7 +327,7 @@ impl TestEnv {
             .expect("add user");
         let token = self
             .berth
-            .store()
+            .accounts()
             .create_api_token(&email, "test")
             .await
             .expect("token");
@@ -336,7 +340,7 @@ impl TestEnv {
         let email = format!("{}@test.example", Uuid::new_v4().simple());
         let u = self
             .berth
-            .store()
+            .accounts()
             .add_user(NewUser {
                 email: email.clone(),
                 password: "password123".into(),

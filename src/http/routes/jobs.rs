@@ -12,8 +12,7 @@ use crate::domain::jobs::{JobDetail, JobRun};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiQuery, Caller};
 use crate::http::wire::{ok, rfc3339, Timestamp};
-use crate::jobs::JobName;
-use crate::service::Berth;
+use crate::jobs::{JobName, Scheduler};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -99,11 +98,11 @@ pub struct JobErrorDto {
 }
 
 pub async fn cleanup(
-    State(berth): State<Berth>,
+    State(scheduler): State<Scheduler>,
     _caller: Caller,
     ApiQuery(q): ApiQuery<DryRunQuery>,
 ) -> ApiResult<Response> {
-    let r = berth.run_cleanup(q.dry_run).await;
+    let r = scheduler.run_cleanup(q.dry_run).await;
     let count = |k: JobName| r.counts.get(k.count_key()).copied().unwrap_or(0);
     Ok(ok(CleanupDto {
         inactive_containers: count(JobName::Inactive),
@@ -137,22 +136,18 @@ pub struct JobDto {
     recent_runs: Vec<RunDto>,
 }
 
-pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
+pub async fn list(State(scheduler): State<Scheduler>, _caller: Caller) -> ApiResult<Response> {
     let now = Local::now();
     let mut out = Vec::new();
     for job in JobName::ALL {
-        let runs = berth
-            .store()
-            .job_runs(job.as_str(), 10)
-            .await
-            .map_err(crate::service::ServiceError::from)?;
-        let next = job.next_run(berth.config(), now);
+        let runs = scheduler.recent_runs(job, 10).await?;
+        let next = scheduler.next_run(job, now);
         out.push(JobDto {
             name: job.as_str(),
-            schedule: job.schedule(berth.config()).to_string(),
+            schedule: scheduler.schedule(job).to_string(),
             enabled: next.is_some(),
             next_run: next.map(|t| t.to_rfc3339()),
-            running: berth.job_locks().is_running(job),
+            running: scheduler.locks().is_running(job),
             recent_runs: runs.iter().map(Into::into).collect(),
         });
     }
@@ -160,7 +155,7 @@ pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Resp
 }
 
 pub async fn run(
-    State(berth): State<Berth>,
+    State(scheduler): State<Scheduler>,
     _caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<DryRunQuery>,
@@ -173,6 +168,6 @@ pub async fn run(
             format!("no job {name:?}; jobs: {}", known.join(", ")),
         )
     })?;
-    let run = berth.run_job(job, q.dry_run).await;
+    let run = scheduler.run_job(job, q.dry_run).await;
     Ok(ok(RunDto::from(&run)))
 }

@@ -14,7 +14,7 @@ use crate::http::wire::{
 use crate::service::{Berth, NewUser};
 
 pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
-    let users = berth.accounts().await?;
+    let users = berth.list_accounts().await?;
     Ok(ok(users
         .iter()
         .map(|(u, h)| AccountDto::new(u, *h))

@@ -1,0 +1,49 @@
+//! The application assembled: each service built once, in one place, from
+//! the store, the engine and the configuration, and handed to what drives
+//! it: the HTTP router (as its state; handlers extract the service they
+//! use) and the background loops. The CLI's admin commands open the store
+//! alone and need none of this.
+
+use axum::extract::FromRef;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::jobs::Scheduler;
+use crate::service::Berth;
+use crate::store::Store;
+
+/// Everything a request or a loop may use.
+#[derive(Clone)]
+pub struct App {
+    /// Workspaces, projects, backups, accounts, apps: the services that
+    /// answer requests (see `service`).
+    pub berth: Berth,
+    /// The jobs, scheduled and on request; drives `berth`.
+    pub scheduler: Scheduler,
+}
+
+impl App {
+    pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> App {
+        App::around(Berth::new(store, engine, config, host_cpus))
+    }
+
+    /// The rest of the application around services already built.
+    pub fn around(berth: Berth) -> App {
+        App {
+            scheduler: Scheduler::new(berth.clone()),
+            berth,
+        }
+    }
+}
+
+impl FromRef<App> for Berth {
+    fn from_ref(app: &App) -> Berth {
+        app.berth.clone()
+    }
+}
+
+impl FromRef<App> for Scheduler {
+    fn from_ref(app: &App) -> Scheduler {
+        app.scheduler.clone()
+    }
+}
