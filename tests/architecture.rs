@@ -1,0 +1,105 @@
+//! The layering rules of ARCHITECTURE.md's "Invariants", checked on the
+//! source tree: who may import which crate, and that the domain does no
+//! I/O. Needs neither an engine nor a database.
+
+use std::path::{Path, PathBuf};
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every source file under `src/` with its path relative to `src/`.
+fn tree() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(&root).unwrap().display().to_string();
+            (rel, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+/// Files outside `allowed` (path prefixes) that mention any of `needles`.
+fn offenders(needles: &[&str], allowed: &[&str]) -> Vec<String> {
+    tree()
+        .into_iter()
+        .filter(|(rel, _)| !allowed.iter().any(|a| rel.starts_with(a)))
+        .filter(|(_, text)| needles.iter().any(|n| text.contains(n)))
+        .map(|(rel, _)| rel)
+        .collect()
+}
+
+#[test]
+fn only_the_engine_adapter_talks_to_docker() {
+    assert_eq!(offenders(&["bollard"], &["engine/"]), Vec::<String>::new());
+}
+
+#[test]
+fn only_the_store_writes_sql() {
+    assert_eq!(
+        offenders(&["sqlx::", "use sqlx"], &["store/"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn only_remote_talks_to_object_storage() {
+    assert_eq!(
+        offenders(&["object_store"], &["remote.rs"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_domain_and_its_planners_do_no_io() {
+    let io = [
+        "std::fs",
+        "tokio::",
+        "sqlx",
+        "bollard",
+        "reqwest",
+        "hyper::",
+        "std::net::TcpStream",
+        "std::process",
+        "axum::",
+    ];
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("domain/"))
+        .filter(|(_, text)| io.iter().any(|n| text.contains(n)))
+        .map(|(rel, _)| rel)
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}
+
+#[test]
+fn the_http_layer_reaches_the_engine_and_the_store_only_through_services() {
+    // Two handlers still sample or inspect a container themselves (the
+    // stats stream, the proxy's exit grace); listed so that a new one is a
+    // decision, not a slip.
+    let calls = [
+        "berth.engine()",
+        "berth.store()",
+        ".berth.engine()",
+        ".berth.store()",
+    ];
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("http/"))
+        .filter(|(rel, _)| rel != "http/routes/observe.rs" && rel != "http/routes/proxy.rs")
+        .filter(|(_, text)| calls.iter().any(|c| text.contains(c)))
+        .map(|(rel, _)| rel)
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}
