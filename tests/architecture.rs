@@ -103,3 +103,18 @@ fn the_http_layer_reaches_the_engine_and_the_store_only_through_services() {
         .collect();
     assert_eq!(found, Vec::<String>::new());
 }
+
+#[test]
+fn only_the_transition_function_changes_a_workspace_status() {
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel != "domain/transition.rs")
+        .filter(|(_, text)| {
+            ["ws.status = ", "w.status = ", ".status_reason = "]
+                .iter()
+                .any(|n| text.contains(n))
+        })
+        .map(|(rel, _)| rel)
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}

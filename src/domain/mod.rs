@@ -13,6 +13,7 @@ pub mod recovery;
 pub mod retention;
 mod spelled;
 pub mod throttle;
+pub mod transition;
 pub mod types;
 
 pub use limits::{

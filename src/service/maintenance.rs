@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use super::{Berth, Result};
+use crate::domain::transition::Transition;
 use crate::domain::{now_millis, EventKind, Millis, WorkspaceStatus};
 
 /// What became of one planned action.
@@ -41,7 +42,7 @@ impl Berth {
     /// An errored workspace whose container runs healthy is running again.
     pub async fn mark_error_running(&self, id: Uuid, reason: &str) -> Result<Applied> {
         let _guard = self.lock_workspace(id).await;
-        let Some(mut ws) = self.store().workspace(id).await? else {
+        let Some(ws) = self.store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };
         if ws.status != WorkspaceStatus::Error {
@@ -54,12 +55,16 @@ impl Berth {
         let Some(c) = c.filter(|c| c.running) else {
             return Ok(Applied::Skipped("container no longer runs".into()));
         };
-        ws.status = WorkspaceStatus::Running;
-        ws.status_reason = None;
-        ws.container_id = Some(c.id);
-        ws.host_port = c.host_port;
-        ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
+        let ws = self
+            .transition(
+                &ws,
+                Transition::Running {
+                    container_id: Some(c.id),
+                    host_port: c.host_port,
+                    activity: false,
+                },
+            )
+            .await?;
         // A fresh start as far as the recovery budget is concerned.
         self.store()
             .insert_event(
@@ -76,19 +81,15 @@ impl Berth {
     /// removed (never its volume) and it is marked stopped.
     pub async fn clean_errored_workspace(&self, id: Uuid, reason: &str) -> Result<Applied> {
         let _guard = self.lock_workspace(id).await;
-        let Some(mut ws) = self.store().workspace(id).await? else {
+        let Some(ws) = self.store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };
         if ws.status != WorkspaceStatus::Error {
             return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
         }
         self.engine().remove_container(&ws.container_name()).await?;
-        let was = ws.status_reason.take().unwrap_or_default();
-        ws.status = WorkspaceStatus::Stopped;
-        ws.container_id = None;
-        ws.host_port = None;
-        ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
+        let was = ws.status_reason.clone().unwrap_or_default();
+        let ws = self.transition(&ws, Transition::ContainerRemoved).await?;
         self.store()
             .insert_event(
                 id,

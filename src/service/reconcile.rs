@@ -9,14 +9,14 @@
 //! reads and the reconcile at startup, so a failure is handled once
 //! whichever notices it first.
 
-use crate::domain::Health;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::{Berth, Result};
 use crate::domain::recovery::{next_recovery_step, Failure, RecoveryStep};
-use crate::domain::{now_millis, EventKind, Workspace, WorkspaceStatus};
+use crate::domain::transition::{transition, Transition};
+use crate::domain::{now_millis, EventKind, Health, Workspace, WorkspaceStatus};
 use crate::engine::ContainerState;
 
 /// The parts of a container's state that decide a workspace's status.
@@ -174,14 +174,13 @@ impl Berth {
             Verdict::Keep => {}
             Verdict::Set(status, reason) => {
                 tracing::info!(workspace = %ws.id, from = %ws.status, to = %status, ?reason, "reconciled with engine");
-                ws.status = status;
-                ws.status_reason = reason;
+                ws = transition(&ws, Transition::Observed { status, reason }, now_millis());
                 dirty = true;
             }
             Verdict::Failed(failure) => {
                 if dirty {
                     ws.updated_at = now_millis();
-                    self.store().save_workspace(&ws).await?;
+                    self.store().save_status(&ws).await?;
                 }
                 if recover {
                     let ws = self.apply_failure(ws, failure).await?;
@@ -192,15 +191,15 @@ impl Berth {
                     return Ok((ws, container));
                 }
                 if failure != Failure::Unhealthy {
-                    ws.status = WorkspaceStatus::Stopped;
-                    ws.status_reason = Some(failure_reason(&failure));
+                    let reason = Some(failure_reason(&failure));
+                    ws = transition(&ws, Transition::Stopped { reason }, now_millis());
                     dirty = true;
                 }
             }
         }
         if dirty {
             ws.updated_at = now_millis();
-            self.store().save_workspace(&ws).await?;
+            self.store().save_status(&ws).await?;
         }
         Ok((ws, container))
     }
@@ -221,10 +220,9 @@ impl Berth {
         if !policy.enabled {
             self.record(ws.id, EventKind::Failed, &what).await?;
             if failure != Failure::Unhealthy {
-                ws.status = WorkspaceStatus::Stopped;
-                ws.status_reason = Some(what);
-                ws.updated_at = now_millis();
-                self.store().save_workspace(&ws).await?;
+                ws = self
+                    .transition(&ws, Transition::Stopped { reason: Some(what) })
+                    .await?;
             }
             return Ok(ws);
         }
@@ -259,12 +257,7 @@ impl Berth {
                 }
                 self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
                     .await?;
-                ws.status = WorkspaceStatus::Error;
-                ws.status_reason = Some(reason);
-                ws.host_port = None;
-                ws.updated_at = now_millis();
-                self.store().save_workspace(&ws).await?;
-                Ok(ws)
+                self.transition(&ws, Transition::Failed { reason }).await
             }
             RecoveryStep::Restart {
                 after_ms: 0,
@@ -279,11 +272,16 @@ impl Berth {
                     &format!("{what}; restart {attempt} in {secs} s"),
                 )
                 .await?;
-                ws.status = WorkspaceStatus::Starting;
-                ws.status_reason =
-                    Some(format!("recovering: {what}; restart {attempt} in {secs} s"));
-                ws.updated_at = now_millis();
-                self.store().save_workspace(&ws).await?;
+                let ws = self
+                    .transition(
+                        &ws,
+                        Transition::Starting {
+                            reason: Some(format!(
+                                "recovering: {what}; restart {attempt} in {secs} s"
+                            )),
+                        },
+                    )
+                    .await?;
                 self.set_recovering(ws.id, true);
                 let berth = self.clone();
                 let id = ws.id;
@@ -312,12 +310,7 @@ impl Berth {
         Ok(())
     }
 
-    async fn recovery_restart(
-        &self,
-        mut ws: Workspace,
-        what: &str,
-        attempt: u32,
-    ) -> Result<Workspace> {
+    async fn recovery_restart(&self, ws: Workspace, what: &str, attempt: u32) -> Result<Workspace> {
         self.record(
             ws.id,
             EventKind::RecoveryRestart,
@@ -366,26 +359,31 @@ impl Berth {
             .engine()
             .inspect_container(&ws.container_name())
             .await?;
-        match result {
-            Ok(()) => {
-                ws.status = WorkspaceStatus::Running;
-                ws.status_reason = None;
-            }
+        let host_port = state
+            .as_ref()
+            .filter(|s| s.running)
+            .and_then(|s| s.host_port);
+        let mut ws = match result {
+            Ok(()) => transition(
+                &ws,
+                Transition::Running {
+                    container_id: None,
+                    host_port,
+                    activity: false,
+                },
+                now_millis(),
+            ),
             Err(e) => {
                 let reason = format!("recovery restart failed: {e}");
                 self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
                     .await?;
-                ws.status = WorkspaceStatus::Error;
-                ws.status_reason = Some(reason);
+                transition(&ws, Transition::Failed { reason }, now_millis())
             }
-        }
+        };
+        // The container as the engine has it now (made anew, or gone).
         ws.container_id = state.as_ref().map(|s| s.id.clone());
-        ws.host_port = state
-            .as_ref()
-            .filter(|s| s.running)
-            .and_then(|s| s.host_port);
-        ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
+        ws.host_port = host_port;
+        self.store().save_status(&ws).await?;
         Ok(ws)
     }
 

@@ -2,16 +2,16 @@
 //! restart, switch project). Lifecycle operations on one workspace are
 //! serialised by its lock; each is idempotent.
 
-use crate::domain::Health;
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
+use crate::domain::transition::{transition, Transition};
 use crate::domain::{
-    now_millis, validate_description, validate_name, EventKind, HealthCheck, HealthCheckOverride,
-    Project, ResourceLimits, ResourceOverrides, User, Workspace, WorkspaceEvent, WorkspaceSettings,
-    WorkspaceStatus, WorkspaceType,
+    now_millis, validate_description, validate_name, EventKind, Health, HealthCheck,
+    HealthCheckOverride, Project, ResourceLimits, ResourceOverrides, User, Workspace,
+    WorkspaceEvent, WorkspaceSettings, WorkspaceStatus, WorkspaceType,
 };
 use crate::engine::{
     ContainerSpec, ContainerState, EngineError, HealthProbe, HealthReport, LABEL_WORKSPACE_ID,
@@ -144,6 +144,14 @@ fn is_active(s: WorkspaceStatus) -> bool {
 }
 
 impl Berth {
+    /// Moves a workspace to its next state and saves exactly the columns
+    /// that state owns. The caller holds the workspace's lock.
+    pub(super) async fn transition(&self, ws: &Workspace, t: Transition) -> Result<Workspace> {
+        let next = transition(ws, t, now_millis());
+        self.store().save_status(&next).await?;
+        Ok(next)
+    }
+
     /// A configured type, or a 400 that lists the known ones.
     pub fn workspace_type(&self, name: &str) -> Result<&WorkspaceType> {
         self.config().types.get(name).ok_or_else(|| {
@@ -401,11 +409,8 @@ impl Berth {
             ws.description = d;
         }
         match archive {
-            Some(true) => {
-                ws.status = WorkspaceStatus::Archived;
-                ws.status_reason = None;
-            }
-            Some(false) => ws.status = WorkspaceStatus::Stopped,
+            Some(true) => ws = transition(&ws, Transition::Archived, now_millis()),
+            Some(false) => ws = transition(&ws, Transition::Unarchived, now_millis()),
             None => {}
         }
         // The engine changes neither the mounted volume nor the health
@@ -510,7 +515,7 @@ impl Berth {
                 "workspace is archived; unarchive it (PUT archived=false) to start it".into(),
             ));
         }
-        let (mut ws, container) = self.refresh(ws, false).await?;
+        let (ws, container) = self.refresh(ws, false).await?;
         if container.as_ref().is_some_and(|c| c.running) {
             return Ok(ws);
         }
@@ -524,32 +529,34 @@ impl Berth {
                 "project {project_id} of this workspace no longer exists; switch to another project"
             ))
         })?;
-        ws.status = WorkspaceStatus::Starting;
-        ws.status_reason = None;
-        ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
-
-        let result = self.create_and_start(&ws, &project, container).await;
-        let now = now_millis();
-        match result {
+        let ws = self
+            .transition(&ws, Transition::Starting { reason: None })
+            .await?;
+        match self.create_and_start(&ws, &project, container).await {
             Ok(state) => {
-                ws.status = WorkspaceStatus::Running;
-                ws.status_reason = None;
-                ws.container_id = Some(state.id);
-                ws.host_port = state.host_port;
-                ws.last_activity_at = Some(now);
-                ws.updated_at = now;
-                self.store().save_workspace(&ws).await?;
+                let ws = self
+                    .transition(
+                        &ws,
+                        Transition::Running {
+                            container_id: Some(state.id),
+                            host_port: state.host_port,
+                            activity: true,
+                        },
+                    )
+                    .await?;
                 self.store()
-                    .insert_event(ws.id, now, EventKind::Started, "started")
+                    .insert_event(ws.id, ws.updated_at, EventKind::Started, "started")
                     .await?;
                 Ok(ws)
             }
             Err(e) => {
-                ws.status = WorkspaceStatus::Error;
-                ws.status_reason = Some(format!("start failed: {e}"));
-                ws.updated_at = now;
-                self.store().save_workspace(&ws).await?;
+                self.transition(
+                    &ws,
+                    Transition::Failed {
+                        reason: format!("start failed: {e}"),
+                    },
+                )
+                .await?;
                 Err(e)
             }
         }
@@ -599,19 +606,16 @@ impl Berth {
 
     /// `why` is the event recorded when a running container is stopped.
     pub(super) async fn stop_locked(&self, ws: Workspace, why: &str) -> Result<Workspace> {
-        let (mut ws, container) = self.refresh(ws, false).await?;
+        let (ws, container) = self.refresh(ws, false).await?;
         let Some(c) = container.filter(|c| c.running) else {
             if ws.status == WorkspaceStatus::Error {
-                ws.status = WorkspaceStatus::Stopped;
-                ws.status_reason = None;
-                ws.updated_at = now_millis();
-                self.store().save_workspace(&ws).await?;
+                return self
+                    .transition(&ws, Transition::Stopped { reason: None })
+                    .await;
             }
             return Ok(ws);
         };
-        ws.status = WorkspaceStatus::Stopping;
-        ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
+        let ws = self.transition(&ws, Transition::Stopping).await?;
         let result = self
             .engine()
             .stop_container(&c.id, self.config().stop_timeout_s)
@@ -621,11 +625,9 @@ impl Berth {
             let _ = self.refresh(ws, false).await;
             return Err(e.into());
         }
-        ws.status = WorkspaceStatus::Stopped;
-        ws.status_reason = None;
-        ws.host_port = None;
-        ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
+        let ws = self
+            .transition(&ws, Transition::Stopped { reason: None })
+            .await?;
         self.store()
             .insert_event(ws.id, ws.updated_at, EventKind::Stopped, why)
             .await?;
@@ -636,28 +638,30 @@ impl Berth {
     pub async fn restart_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
         let _guard = self.lock_workspace(id).await;
         let ws = self.workspace(user, id).await?;
-        let (mut ws, container) = self.refresh(ws, false).await?;
+        let (ws, container) = self.refresh(ws, false).await?;
         let Some(c) = container.filter(|c| c.running) else {
             return self.start_locked(ws).await;
         };
         self.engine()
             .restart_container(&c.id, self.config().stop_timeout_s)
             .await?;
-        let state = self.engine().inspect_container(&c.id).await?;
-        let now = now_millis();
-        ws.status = if state.as_ref().is_some_and(|s| s.running) {
-            WorkspaceStatus::Running
-        } else {
-            WorkspaceStatus::Stopped
+        let state = self
+            .engine()
+            .inspect_container(&c.id)
+            .await?
+            .filter(|s| s.running);
+        let next = match state {
+            Some(s) => Transition::Running {
+                container_id: Some(s.id),
+                host_port: s.host_port,
+                activity: true,
+            },
+            None => Transition::Stopped { reason: None },
         };
-        ws.status_reason = None;
-        ws.host_port = state.as_ref().and_then(|s| s.host_port);
-        ws.last_activity_at = Some(now);
-        ws.updated_at = now;
-        self.store().save_workspace(&ws).await?;
+        let ws = self.transition(&ws, next).await?;
         // A restart by a person resets the recovery budget, as a start does.
         self.store()
-            .insert_event(ws.id, now, EventKind::Started, "restarted")
+            .insert_event(ws.id, ws.updated_at, EventKind::Started, "restarted")
             .await?;
         Ok(ws)
     }
@@ -741,20 +745,16 @@ impl Berth {
     /// place: the mounted volume, the health check. The caller holds the lock.
     async fn recreate_locked(
         &self,
-        mut ws: Workspace,
+        ws: Workspace,
         container: Option<ContainerState>,
     ) -> Result<Workspace> {
         let was_running = container.as_ref().is_some_and(|c| c.running);
         if let Some(c) = container {
             self.engine().remove_container(&c.id).await?;
         }
-        ws.container_id = None;
-        ws.host_port = None;
-        if ws.status != WorkspaceStatus::Archived {
-            ws.status = WorkspaceStatus::Stopped;
-            ws.status_reason = None;
-        }
-        ws.updated_at = now_millis();
+        // The record's own changes (a project, a health check) and the
+        // container's removal, in one save.
+        let ws = transition(&ws, Transition::ContainerRemoved, now_millis());
         self.store().save_workspace(&ws).await?;
         if was_running {
             return self.start_locked(ws).await;

@@ -99,6 +99,33 @@ impl Store {
         Ok(())
     }
 
+    /// Writes the columns a status transition owns
+    /// (`domain::transition`): status, its reason, the container and its
+    /// port, the time; activity only forward. Nothing else of the record.
+    pub async fn save_status(&self, w: &Workspace) -> Result<()> {
+        sqlx::query(
+            "UPDATE workspaces SET status = $1, status_reason = $2, \
+             container_id = $3, host_port = $4, \
+             last_activity_at = CASE \
+                 WHEN CAST($5 AS BIGINT) IS NULL THEN last_activity_at \
+                 WHEN last_activity_at IS NULL OR last_activity_at < CAST($5 AS BIGINT) \
+                     THEN CAST($5 AS BIGINT) \
+                 ELSE last_activity_at END, \
+             updated_at = $6 \
+             WHERE id = $7",
+        )
+        .bind(w.status.as_str())
+        .bind(w.status_reason.clone())
+        .bind(w.container_id.clone())
+        .bind(w.host_port.map(i64::from))
+        .bind(w.last_activity_at)
+        .bind(w.updated_at)
+        .bind(w.id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn workspace(&self, id: Uuid) -> Result<Option<Workspace>> {
         let row = sqlx::query("SELECT * FROM workspaces WHERE id = $1")
             .bind(id.to_string())

@@ -1,0 +1,229 @@
+//! Status transitions: the one function that changes where a workspace
+//! stands. Each transition owns the columns it writes (status, its reason,
+//! the container and its port, activity) and nothing else, so the store
+//! can save exactly those (`Store::save_status`) without overwriting a
+//! name, settings or the default flag written meanwhile. Pure; the
+//! services decide when, and record the events.
+
+use super::{Millis, Workspace, WorkspaceStatus};
+
+/// What happened to a workspace's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// A start is under way (a person's, wake on access, or recovery's,
+    /// with why).
+    Starting {
+        reason: Option<String>,
+    },
+    /// Its container runs. `activity`: a person's start or restart made it
+    /// so, and its idle time counts from now.
+    Running {
+        container_id: Option<String>,
+        host_port: Option<u16>,
+        activity: bool,
+    },
+    /// A stop is under way.
+    Stopping,
+    /// Not running, its container kept; `reason` when it did not stop at
+    /// a person's asking.
+    Stopped {
+        reason: Option<String>,
+    },
+    /// Something went wrong; the reason says what.
+    Failed {
+        reason: String,
+    },
+    /// Its container is gone (removed to be made anew, or cleaned up): no
+    /// container, stopped, unless archived.
+    ContainerRemoved,
+    Archived,
+    Unarchived,
+    /// The status the engine's view implies, adopted as it is (reconcile).
+    Observed {
+        status: WorkspaceStatus,
+        reason: Option<String>,
+    },
+}
+
+/// The workspace after `t`, at `now`.
+pub fn transition(ws: &Workspace, t: Transition, now: Millis) -> Workspace {
+    let mut w = ws.clone();
+    w.updated_at = now;
+    match t {
+        Transition::Starting { reason } => {
+            w.status = WorkspaceStatus::Starting;
+            w.status_reason = reason;
+        }
+        Transition::Running {
+            container_id,
+            host_port,
+            activity,
+        } => {
+            w.status = WorkspaceStatus::Running;
+            w.status_reason = None;
+            if container_id.is_some() {
+                w.container_id = container_id;
+            }
+            w.host_port = host_port;
+            if activity {
+                w.last_activity_at = Some(now);
+            }
+        }
+        Transition::Stopping => w.status = WorkspaceStatus::Stopping,
+        Transition::Stopped { reason } => {
+            w.status = WorkspaceStatus::Stopped;
+            w.status_reason = reason;
+            w.host_port = None;
+        }
+        Transition::Failed { reason } => {
+            w.status = WorkspaceStatus::Error;
+            w.status_reason = Some(reason);
+            w.host_port = None;
+        }
+        Transition::ContainerRemoved => {
+            w.container_id = None;
+            w.host_port = None;
+            if w.status != WorkspaceStatus::Archived {
+                w.status = WorkspaceStatus::Stopped;
+                w.status_reason = None;
+            }
+        }
+        Transition::Archived => {
+            w.status = WorkspaceStatus::Archived;
+            w.status_reason = None;
+        }
+        Transition::Unarchived => w.status = WorkspaceStatus::Stopped,
+        Transition::Observed { status, reason } => {
+            w.status = status;
+            w.status_reason = reason;
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::WorkspaceSettings;
+    use uuid::Uuid;
+
+    fn ws(status: WorkspaceStatus) -> Workspace {
+        Workspace {
+            id: Uuid::nil(),
+            owner_id: Uuid::nil(),
+            name: "w".into(),
+            description: "d".into(),
+            type_name: "t".into(),
+            project_id: None,
+            is_default: true,
+            settings: WorkspaceSettings::default(),
+            status,
+            status_reason: Some("before".into()),
+            container_id: Some("c0".into()),
+            host_port: Some(1),
+            last_activity_at: Some(5),
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[test]
+    fn a_start_sets_the_container_and_counts_activity_from_now() {
+        let w = transition(
+            &ws(WorkspaceStatus::Starting),
+            Transition::Running {
+                container_id: Some("c1".into()),
+                host_port: Some(9),
+                activity: true,
+            },
+            100,
+        );
+        assert_eq!(w.status, WorkspaceStatus::Running);
+        assert_eq!(w.status_reason, None);
+        assert_eq!(w.container_id.as_deref(), Some("c1"));
+        assert_eq!(w.host_port, Some(9));
+        assert_eq!(w.last_activity_at, Some(100));
+        assert_eq!(w.updated_at, 100);
+        // Recovery's start does not count as someone's activity.
+        let r = transition(
+            &ws(WorkspaceStatus::Error),
+            Transition::Running {
+                container_id: None,
+                host_port: Some(9),
+                activity: false,
+            },
+            100,
+        );
+        assert_eq!(r.last_activity_at, Some(5));
+        assert_eq!(r.container_id.as_deref(), Some("c0"), "kept when not given");
+    }
+
+    #[test]
+    fn stopping_failing_and_removal_clear_what_no_longer_holds() {
+        let s = transition(
+            &ws(WorkspaceStatus::Running),
+            Transition::Stopped { reason: None },
+            3,
+        );
+        assert_eq!(
+            (s.status, s.status_reason, s.host_port),
+            (WorkspaceStatus::Stopped, None, None)
+        );
+        assert_eq!(s.container_id.as_deref(), Some("c0"), "container kept");
+        let f = transition(
+            &ws(WorkspaceStatus::Running),
+            Transition::Failed {
+                reason: "boom".into(),
+            },
+            3,
+        );
+        assert_eq!(f.status, WorkspaceStatus::Error);
+        assert_eq!(f.status_reason.as_deref(), Some("boom"));
+        assert_eq!(f.host_port, None);
+        let r = transition(&ws(WorkspaceStatus::Error), Transition::ContainerRemoved, 3);
+        assert_eq!(
+            (r.status, r.container_id, r.host_port, r.status_reason),
+            (WorkspaceStatus::Stopped, None, None, None)
+        );
+        let a = transition(
+            &ws(WorkspaceStatus::Archived),
+            Transition::ContainerRemoved,
+            3,
+        );
+        assert_eq!(a.status, WorkspaceStatus::Archived, "archived stays");
+    }
+
+    #[test]
+    fn a_transition_touches_nothing_but_the_state() {
+        let before = ws(WorkspaceStatus::Stopped);
+        for t in [
+            Transition::Starting { reason: None },
+            Transition::Stopping,
+            Transition::Archived,
+            Transition::Unarchived,
+            Transition::Observed {
+                status: WorkspaceStatus::Running,
+                reason: None,
+            },
+        ] {
+            let after = transition(&before, t.clone(), 9);
+            assert_eq!(
+                (
+                    &after.name,
+                    &after.description,
+                    after.is_default,
+                    &after.settings
+                ),
+                (
+                    &before.name,
+                    &before.description,
+                    before.is_default,
+                    &before.settings
+                ),
+                "{t:?}"
+            );
+            assert_eq!(after.project_id, before.project_id, "{t:?}");
+            assert_eq!(after.created_at, before.created_at, "{t:?}");
+        }
+    }
+}
