@@ -1,0 +1,424 @@
+//! Writing archives: a tar of a directory, of the engine's tar stream or
+//! of a rewritten one, through zstd or gzip while hashing it, into a
+//! private file; walks skip and count paths that vanish meanwhile.
+
+use super::*;
+
+/// A writer that hashes and counts what passes through.
+pub(super) struct Hashing<W> {
+    pub(super) inner: W,
+    pub(super) hash: Sha256,
+    pub(super) bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What a written archive is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// What its files hold (what restoring it writes).
+    pub content_bytes: u64,
+    /// What vanished while the volume was read.
+    pub skipped: Skipped,
+}
+
+/// Where the entries of an archive come from.
+pub enum TarSource<'a> {
+    /// A directory on this host, read directly.
+    Dir(&'a Path),
+    /// A tar stream (the engine's archive API) whose entries sit under
+    /// `strip/`; they are written relative to it, as `Dir` would write them.
+    Stream {
+        reader: Box<dyn Read + Send + 'a>,
+        strip: &'a str,
+    },
+}
+
+/// Writes a compressed tar of everything under `src` (entries named
+/// relative to it, symlinks stored as links, owners, modes and times kept)
+/// to `out`, created with mode 0600 and fsynced before returning.
+pub fn write_archive(
+    src: &Path,
+    out: &Path,
+    compression: Compression,
+) -> Result<Written, ArchiveError> {
+    write_archive_from(TarSource::Dir(src), out, compression)
+}
+
+/// [`write_archive`] from any [`TarSource`].
+pub fn write_archive_from(
+    src: TarSource<'_>,
+    out: &Path,
+    compression: Compression,
+) -> Result<Written, ArchiveError> {
+    let file = create_private(out)?;
+    let hashing = Hashing {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let (hashing, walked) = match compression {
+        Compression::Zstd => {
+            let mut enc =
+                zstd::stream::write::Encoder::new(hashing, 3).map_err(io_err("starting zstd"))?;
+            let workers = std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1);
+            enc.multithread(workers).map_err(io_err("zstd threads"))?;
+            enc.include_checksum(true)
+                .map_err(io_err("zstd checksum"))?;
+            let (enc, walked) = tar_source(src, enc)?;
+            (enc.finish().map_err(io_err("finishing zstd"))?, walked)
+        }
+        Compression::Gzip => {
+            let enc = flate2::write::GzEncoder::new(hashing, flate2::Compression::new(6));
+            let (enc, walked) = tar_source(src, enc)?;
+            (enc.finish().map_err(io_err("finishing gzip"))?, walked)
+        }
+    };
+    let Hashing { inner, hash, bytes } = hashing;
+    let file = inner.into_inner().map_err(|e| ArchiveError::Io {
+        context: "flushing the archive".into(),
+        source: e.into_error(),
+    })?;
+    file.sync_all().map_err(io_err("fsync of the archive"))?;
+    Ok(Written {
+        size_bytes: bytes,
+        sha256: hex::encode(hash.finalize()),
+        content_bytes: walked.content_bytes,
+        skipped: walked.skipped,
+    })
+}
+
+/// What writing a tar stream saw.
+#[derive(Debug, Default)]
+pub(super) struct Walked {
+    pub(super) content_bytes: u64,
+    pub(super) skipped: Skipped,
+}
+
+pub(super) fn tar_source<W: Write>(src: TarSource<'_>, w: W) -> Result<(W, Walked), ArchiveError> {
+    match src {
+        TarSource::Dir(dir) => tar_dir(dir, w),
+        TarSource::Stream { reader, strip } => tar_rewrite(reader, strip, w),
+    }
+}
+
+/// Copies a tar stream's entries, renamed from `strip/x` to `x` (the root
+/// `strip/` itself becomes `./`); hard links are renamed the same way.
+pub(super) fn tar_rewrite<W: Write>(
+    input: impl Read,
+    strip: &str,
+    w: W,
+) -> Result<(W, Walked), ArchiveError> {
+    rename_entries(input, w, ReadRules::OWN, |path| {
+        let rel = path.strip_prefix(strip).ok()?;
+        Some(if rel.as_os_str().is_empty() {
+            PathBuf::from("./")
+        } else {
+            rel.to_path_buf()
+        })
+    })
+}
+
+/// Writes an archive's tar stream with every entry moved under `prefix/`
+/// (the root `./` becomes `prefix/`), for the engine to extract at `/`,
+/// under `rules` and the entry checks of [`verify_archive`]; a hard link to
+/// a symlink becomes a copy of the symlink (the engine cannot link one).
+pub fn write_prefixed_tar<W: Write>(
+    path: &Path,
+    compression: Compression,
+    prefix: &str,
+    w: W,
+    rules: ReadRules,
+) -> Result<(W, Scanned), ArchiveError> {
+    let (input, report) = Scanner::new(decoder(path, compression)?, rules.budget);
+    let result = rename_entries(input, w, rules, |p| {
+        let rel: PathBuf = p
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        Some(Path::new(prefix).join(rel))
+    });
+    let (w, walked) = result.map_err(|e| ArchiveError::from_scan(&report, e))?;
+    Ok((
+        w,
+        Scanned {
+            entries: 0,
+            content_bytes: walked.content_bytes,
+        },
+    ))
+}
+
+/// Copies a tar stream's entries (headers, data, links) under new names;
+/// `rename` answering `None` is an entry that does not belong there. Every
+/// entry is checked as [`verify_archive`] checks it.
+pub(super) fn rename_entries<W: Write>(
+    input: impl Read,
+    w: W,
+    rules: ReadRules,
+    rename: impl Fn(&Path) -> Option<PathBuf>,
+) -> Result<(W, Walked), ArchiveError> {
+    let corrupt = |e: io::Error| ArchiveError::Corrupt(format!("reading the tar stream: {e}"));
+    let mut b = tar::Builder::new(w);
+    let mut a = tar::Archive::new(input);
+    let mut guard = EntryGuard::default();
+    let mut walked = Walked::default();
+    for e in a.entries().map_err(corrupt)? {
+        let mut e = e.map_err(corrupt)?;
+        let checked = guard.check(&e)?;
+        let path = e.path().map_err(corrupt)?.into_owned();
+        let Some(rel) = rename(&path) else {
+            return Err(ArchiveError::Corrupt(format!(
+                "unexpected entry {}",
+                path.display()
+            )));
+        };
+        let mut h = e.header().clone();
+        if rules.strip_setid {
+            if let Ok(mode) = h.mode() {
+                h.set_mode(mode & !0o6000);
+            }
+        }
+        if let Some(target) = checked.link_to_symlink {
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, &rel, &target)
+                .map_err(io_err(format!("archiving {}", rel.display())))?;
+            continue;
+        }
+        let kind = h.entry_type();
+        if kind.is_file() {
+            walked.content_bytes += h.size().unwrap_or(0);
+        }
+        let written = match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = e
+                    .link_name()
+                    .map_err(corrupt)?
+                    .unwrap_or_default()
+                    .into_owned();
+                // A hard link names another entry: renamed alike. A
+                // symlink's target is data.
+                let target = if kind == tar::EntryType::Link {
+                    rename(&target).unwrap_or(target)
+                } else {
+                    target
+                };
+                b.append_link(&mut h, &rel, &target)
+            }
+            _ => b.append_data(&mut h, &rel, &mut e),
+        };
+        written.map_err(io_err(format!("archiving {}", rel.display())))?;
+    }
+    Ok((
+        b.into_inner().map_err(io_err("finishing the tar stream"))?,
+        walked,
+    ))
+}
+
+/// The size `du -sb` would report for the tree in a tar stream: files and
+/// symlinks by their length, hard links once, directories as 4096 bytes
+/// (an ext4 directory's size until it holds many entries).
+pub fn tar_stream_size(input: impl Read) -> Result<u64, ArchiveError> {
+    let corrupt =
+        |e: io::Error| ArchiveError::Corrupt(format!("reading the volume's tar stream: {e}"));
+    let mut a = tar::Archive::new(input);
+    let mut total = 0u64;
+    for e in a.entries().map_err(corrupt)? {
+        let e = e.map_err(corrupt)?;
+        total += match e.header().entry_type() {
+            tar::EntryType::Directory => 4096,
+            tar::EntryType::Symlink => e
+                .link_name_bytes()
+                .map(|l| l.len() as u64)
+                .unwrap_or_default(),
+            tar::EntryType::Link => 0,
+            _ => e.header().size().map_err(corrupt)?,
+        };
+    }
+    Ok(total)
+}
+
+/// Whether an I/O error means the path is gone (a workspace removed or
+/// renamed it while the volume was read).
+pub(super) fn vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// A file's bytes as they were when its header was written: a file that
+/// shrank meanwhile is padded with zeros, one that grew is cut, so the
+/// archive stays well-formed (GNU tar does the same, with a warning).
+pub(super) struct ExactLength<R> {
+    pub(super) inner: R,
+    pub(super) left: u64,
+}
+
+impl<R: Read> Read for ExactLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = match self.inner.read(&mut buf[..want])? {
+            0 => {
+                buf[..want].fill(0);
+                want
+            }
+            n => n,
+        };
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes everything under `src` as a tar stream (entries relative to it,
+/// the root as `./`, symlinks as links, owners, modes and times kept). A
+/// path that vanishes while it is walked — a running workspace deleting or
+/// renaming files — is skipped and counted, as tar and restic do; any other
+/// failure stops the walk with its reason.
+pub(super) fn tar_dir<W: Write>(src: &Path, w: W) -> Result<(W, Walked), ArchiveError> {
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    let mut walked = Walked::default();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let full = src.join(&rel);
+        let shown = if rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rel.clone()
+        };
+        let ctx = |what: &str| io_err(format!("{what} {}", shown.display()));
+        let md = match std::fs::symlink_metadata(&full) {
+            Ok(md) => md,
+            Err(e) if vanished(&e) && !rel.as_os_str().is_empty() => {
+                walked.skipped.add(&rel);
+                continue;
+            }
+            Err(e) => return Err(ctx("reading")(e)),
+        };
+        let name = if rel.as_os_str().is_empty() {
+            PathBuf::from("./")
+        } else {
+            rel.clone()
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+        let ft = md.file_type();
+        if ft.is_dir() {
+            h.set_size(0);
+            b.append_data(&mut h, &name, io::empty())
+                .map_err(ctx("archiving"))?;
+            let listing = match std::fs::read_dir(&full) {
+                Ok(l) => l,
+                Err(e) if vanished(&e) => {
+                    walked.skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(ctx("listing")(e)),
+            };
+            let mut children = Vec::new();
+            for entry in listing {
+                match entry {
+                    Ok(e) => children.push(rel.join(e.file_name())),
+                    Err(e) if vanished(&e) => {}
+                    Err(e) => return Err(ctx("listing")(e)),
+                }
+            }
+            // Sorted, then popped in order: a stable archive.
+            children.sort();
+            stack.extend(children.into_iter().rev());
+        } else if ft.is_symlink() {
+            let target = match std::fs::read_link(&full) {
+                Ok(t) => t,
+                Err(e) if vanished(&e) => {
+                    walked.skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(ctx("reading")(e)),
+            };
+            h.set_size(0);
+            b.append_link(&mut h, &name, &target)
+                .map_err(ctx("archiving"))?;
+        } else if ft.is_file() {
+            let file = match File::open(&full) {
+                Ok(f) => f,
+                Err(e) if vanished(&e) => {
+                    walked.skipped.add(&rel);
+                    continue;
+                }
+                Err(e) => return Err(ctx("opening")(e)),
+            };
+            // The open file's own metadata: the size its data is read to.
+            let md = file.metadata().map_err(ctx("reading"))?;
+            h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+            walked.content_bytes += md.len();
+            let data = ExactLength {
+                inner: BufReader::with_capacity(256 * 1024, file),
+                left: md.len(),
+            };
+            b.append_data(&mut h, &name, data)
+                .map_err(ctx("archiving"))?;
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_socket() {
+                // A socket is a live endpoint, not data: nothing to keep.
+                continue;
+            }
+            match b.append_path_with_name(&full, &name) {
+                Ok(()) => {}
+                Err(e) if vanished(&e) => walked.skipped.add(&rel),
+                Err(e) => return Err(ctx("archiving")(e)),
+            }
+        }
+    }
+    Ok((
+        b.into_inner().map_err(io_err("finishing the tar stream"))?,
+        walked,
+    ))
+}
+
+pub(super) fn create_private(path: &Path) -> Result<File, ArchiveError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .map_err(io_err(format!("creating {}", path.display())))
+}
+
+/// The SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
+    let mut f = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).map_err(io_err(format!("opening {}", path.display())))?,
+    );
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err("reading the archive"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}

@@ -1,0 +1,579 @@
+//! `berth project` and `berth ws`: projects, workspaces, their logs,
+//! stats and health.
+
+use super::*;
+
+#[derive(Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project (and its volume).
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List your projects.
+    Ls,
+    /// Delete a project; its volume is kept unless --purge.
+    Rm {
+        id: String,
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WsCmd {
+    /// Create a workspace.
+    Create {
+        name: String,
+        /// Workspace type (see `berth ws types`).
+        #[arg(long = "type")]
+        type_name: String,
+        /// Project whose volume it mounts.
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List your workspaces.
+    Ls,
+    /// The workspace types and whether they can run.
+    Types,
+    /// One workspace, in full.
+    Show { id: String },
+    /// Start a workspace; --wait until it is healthy.
+    Start {
+        id: String,
+        #[arg(long)]
+        wait: bool,
+        /// Seconds --wait waits at most.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Stop a workspace.
+    Stop { id: String },
+    /// Restart a workspace.
+    Restart { id: String },
+    /// Delete a workspace (its project's volume stays).
+    Rm { id: String },
+    /// Status, health and resource use.
+    Status { id: String },
+    /// The health check's state.
+    Health { id: String },
+    /// Container logs.
+    Logs {
+        id: String,
+        /// Keep following (Server-Sent Events) until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        tail: Option<u64>,
+        /// Unix seconds, or a duration such as 10m, 2h.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        timestamps: bool,
+    },
+    /// CPU, memory, network and block I/O.
+    Stats {
+        id: String,
+        /// Follow the live stream (a line every 2 s) until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Change CPU and memory limits (live, when running); shows them
+    /// without options.
+    Resources {
+        id: String,
+        /// CPU cores (e.g. 1.5).
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Memory limit in MB.
+        #[arg(long)]
+        memory: Option<u64>,
+        /// Memory plus swap in MB (equal to --memory: no swap).
+        #[arg(long)]
+        memory_swap: Option<u64>,
+        /// Soft memory reservation in MB.
+        #[arg(long)]
+        memory_reservation: Option<u64>,
+    },
+    /// Rename, describe, make default, archive or unarchive.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Make it your default workspace.
+        #[arg(long)]
+        default: bool,
+        #[arg(long, conflicts_with = "unarchive")]
+        archive: bool,
+        #[arg(long)]
+        unarchive: bool,
+    },
+    /// Recent lifecycle events (starts, recoveries, OOM kills).
+    Events {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
+        ProjectCmd::Create { name, description } => {
+            let v = c
+                .post(
+                    "/api/projects",
+                    json!({ "name": name, "description": description }),
+                )
+                .await?;
+            c.show(&v, |v| {
+                println!("{}", s(&v["id"]));
+                eprintln!(
+                    "created project {} on volume {}",
+                    s(&v["name"]),
+                    s(&v["volumeName"])
+                );
+            });
+        }
+        ProjectCmd::Ls => {
+            let v = c.get("/api/projects").await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        vec![
+                            s(&p["id"]),
+                            s(&p["name"]),
+                            s(&p["volumeName"]),
+                            s(&p["createdAt"]),
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "NAME", "VOLUME", "CREATED"], rows);
+            });
+        }
+        ProjectCmd::Rm { id, purge } => {
+            let v = c
+                .delete(&format!(
+                    "/api/projects/{id}{}",
+                    if purge { "?purge=true" } else { "" }
+                ))
+                .await?;
+            c.show(&v, |_| eprintln!("deleted project {id}"));
+        }
+    }
+    Ok(())
+}
+
+fn workspace_rows(v: &Value) -> Vec<Vec<String>> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            vec![
+                s(&w["id"]),
+                s(&w["name"]),
+                s(&w["type"]),
+                s(&w["status"]),
+                s(&w["currentProjectId"]),
+                // What a person opens (the proxy or the app's own origin),
+                // not the 127.0.0.1 port only this host reaches.
+                s(&w["appUrl"]),
+            ]
+        })
+        .collect()
+}
+
+/// Parses `--since`: Unix seconds, or a duration back from now (30s, 10m, 2h, 1d).
+fn since_arg(raw: &str) -> Res<i64> {
+    if let Ok(n) = raw.parse::<i64>() {
+        return Ok(n);
+    }
+    let (num, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => 0,
+    };
+    match num.parse::<i64>() {
+        Ok(n) if secs > 0 => Ok(chrono::Utc::now().timestamp() - n * secs),
+        _ => Err(Failure::Usage(format!(
+            "--since {raw:?}: give Unix seconds or a duration like 30s, 10m, 2h, 1d"
+        ))),
+    }
+}
+
+pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
+        WsCmd::Create {
+            name,
+            type_name,
+            project,
+            description,
+        } => {
+            let v = c
+                .post(
+                    "/api/workspaces",
+                    json!({ "name": name, "type": type_name, "projectId": project, "description": description }),
+                )
+                .await?;
+            c.show(&v, |v| {
+                println!("{}", s(&v["id"]));
+                eprintln!("created workspace {} ({})", s(&v["name"]), s(&v["type"]));
+            });
+        }
+        WsCmd::Ls => {
+            let v = c.get("/api/workspaces").await?;
+            c.show(&v, |v| {
+                table(
+                    &["ID", "NAME", "TYPE", "STATUS", "PROJECT", "URL"],
+                    workspace_rows(v),
+                )
+            });
+        }
+        WsCmd::Types => return types(opts, TypeCmd::Ls).await,
+        WsCmd::Show { id } => {
+            let v = c.get(&format!("/api/workspaces/{id}")).await?;
+            c.show(&v, |v| {
+                for key in [
+                    "id",
+                    "name",
+                    "type",
+                    "status",
+                    "statusReason",
+                    "currentProjectId",
+                    "appUrl",
+                    "url",
+                    "containerName",
+                    "lastActivityAt",
+                    "createdAt",
+                ] {
+                    println!("{key:<17}{}", s(&v[key]));
+                }
+            });
+        }
+        WsCmd::Start { id, wait, timeout } => {
+            let v = c
+                .post(&format!("/api/workspaces/{id}/start"), json!({}))
+                .await?;
+            if wait {
+                wait_healthy(&c, &id, Duration::from_secs(timeout)).await?;
+            }
+            let v = if wait {
+                c.get(&format!("/api/workspaces/{id}")).await?
+            } else {
+                v
+            };
+            c.show(&v, |v| eprintln!("{} {}", s(&v["status"]), s(&v["appUrl"])));
+        }
+        WsCmd::Stop { id } => {
+            let v = c
+                .post(&format!("/api/workspaces/{id}/stop"), json!({}))
+                .await?;
+            c.show(&v, |v| eprintln!("{}", s(&v["status"])));
+        }
+        WsCmd::Restart { id } => {
+            let v = c
+                .post(&format!("/api/workspaces/{id}/restart"), json!({}))
+                .await?;
+            c.show(&v, |v| eprintln!("{}", s(&v["status"])));
+        }
+        WsCmd::Rm { id } => {
+            let v = c.delete(&format!("/api/workspaces/{id}")).await?;
+            c.show(&v, |_| eprintln!("deleted workspace {id}"));
+        }
+        WsCmd::Status { id } => {
+            let v = c.get(&format!("/api/workspaces/{id}/status")).await?;
+            c.show(&v, |v| {
+                println!("status           {}", s(&v["status"]));
+                if !v["statusReason"].is_null() {
+                    println!("reason           {}", s(&v["statusReason"]));
+                }
+                println!("health           {}", s(&v["health"]["status"]));
+                println!("container        {}", s(&v["containerInfo"]["state"]));
+                let r = &v["resources"];
+                if !r.is_null() {
+                    println!(
+                        "cpu              {}%",
+                        r["cpuUsage"]
+                            .as_f64()
+                            .map(|x| format!("{x:.1}"))
+                            .unwrap_or("-".into())
+                    );
+                    println!(
+                        "memory           {} MB of {} MB",
+                        s(&r["memoryUsage"]),
+                        s(&r["memoryLimit"])
+                    );
+                }
+            });
+        }
+        WsCmd::Health { id } => {
+            let v = c.get(&format!("/api/workspaces/{id}/health")).await?;
+            c.show(&v, |v| {
+                println!(
+                    "{} (failing streak {})",
+                    s(&v["status"]),
+                    s(&v["failingStreak"])
+                );
+                if let Some(o) = v["lastCheck"]["output"].as_str() {
+                    if !o.trim().is_empty() {
+                        println!("last check: {}", o.trim());
+                    }
+                }
+            });
+        }
+        WsCmd::Logs {
+            id,
+            follow,
+            tail,
+            since,
+            timestamps,
+        } => logs(&c, &id, follow, tail, since, timestamps).await?,
+        WsCmd::Stats { id, watch: false } => {
+            let v = c.get(&format!("/api/workspaces/{id}/stats")).await?;
+            c.show(&v, |v| println!("{}", stats_line(v)));
+        }
+        WsCmd::Stats { id, watch: true } => {
+            let path = format!("/api/workspaces/{id}/stats/stream?interval=2");
+            c.follow_events(&path, |event, data| match event {
+                "end" => {
+                    eprintln!("{data}");
+                    false
+                }
+                "error" => {
+                    eprintln!("error: {data}");
+                    true
+                }
+                _ => {
+                    match serde_json::from_str::<Value>(data) {
+                        Ok(v) => c.show(&v, |v| println!("{}", stats_line(v))),
+                        Err(_) => eprintln!("unreadable event: {data}"),
+                    }
+                    true
+                }
+            })
+            .await?;
+        }
+        WsCmd::Resources {
+            id,
+            cpus,
+            memory,
+            memory_swap,
+            memory_reservation,
+        } => {
+            let change = [
+                ("cpus", cpus.map(Value::from)),
+                ("memory", memory.map(Value::from)),
+                ("memorySwap", memory_swap.map(Value::from)),
+                ("memoryReservation", memory_reservation.map(Value::from)),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)))
+            .collect::<serde_json::Map<_, _>>();
+            let v = if change.is_empty() {
+                c.get(&format!("/api/workspaces/{id}")).await?
+            } else {
+                c.call(
+                    reqwest::Method::PATCH,
+                    &format!("/api/workspaces/{id}/resources"),
+                    Some(Value::Object(change)),
+                )
+                .await?
+            };
+            let limits = v["config"]["resourceLimits"].clone();
+            c.show(&limits, |l| {
+                println!("cpus               {}", s(&l["cpus"]));
+                println!("memory             {} MB", s(&l["memory"]));
+                println!("memory+swap        {} MB", s(&l["memorySwap"]));
+                println!("memory reservation {} MB", s(&l["memoryReservation"]));
+            });
+        }
+        WsCmd::Update {
+            id,
+            name,
+            description,
+            default,
+            archive,
+            unarchive,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), n.into());
+            }
+            if let Some(d) = description {
+                body.insert("description".into(), d.into());
+            }
+            if default {
+                body.insert("isDefault".into(), true.into());
+            }
+            if archive || unarchive {
+                body.insert("archived".into(), archive.into());
+            }
+            if body.is_empty() {
+                return Err(Failure::Usage(
+                    "nothing to change: give --name, --description, --default, --archive or --unarchive".into(),
+                ));
+            }
+            let v = c
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/workspaces/{id}"),
+                    Some(Value::Object(body)),
+                )
+                .await?;
+            c.show(&v, |v| {
+                eprintln!(
+                    "updated {} ({}, {})",
+                    s(&v["name"]),
+                    s(&v["status"]),
+                    s(&v["id"])
+                )
+            });
+        }
+        WsCmd::Events { id, limit } => {
+            let v = c
+                .get(&format!("/api/workspaces/{id}/events?limit={limit}"))
+                .await?;
+            c.show(&v, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| vec![s(&e["at"]), s(&e["kind"]), s(&e["message"])])
+                    .collect();
+                table(&["AT", "KIND", "MESSAGE"], rows);
+            });
+        }
+    }
+    Ok(())
+}
+
+fn stats_line(v: &Value) -> String {
+    format!(
+        "cpu {:>6}%  memory {} MB / {} MB  pids {}  net rx {} tx {}",
+        v["cpu"]["percent"]
+            .as_f64()
+            .map(|x| format!("{x:.1}"))
+            .unwrap_or("-".into()),
+        s(&v["memory"]["usage"]),
+        s(&v["memory"]["limit"]),
+        s(&v["pids"]),
+        s(&v["network"]["rxBytes"]),
+        s(&v["network"]["txBytes"]),
+    )
+}
+
+async fn wait_healthy(c: &Client, id: &str, timeout: Duration) -> Res<()> {
+    let started = Instant::now();
+    let spinner = if std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .expect("template"),
+        );
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    loop {
+        let h = c.get(&format!("/api/workspaces/{id}/health")).await?;
+        let status = s(&h["status"]);
+        spinner.set_message(format!("waiting for workspace {id}: {status}"));
+        match status.as_str() {
+            // Running without a health check counts as ready.
+            "healthy" | "none" => {
+                spinner.finish_and_clear();
+                return Ok(());
+            }
+            "stopped" | "no_container" => {
+                spinner.finish_and_clear();
+                return Err(Failure::Server(format!(
+                    "workspace {id} stopped while starting"
+                )));
+            }
+            _ => {}
+        }
+        if started.elapsed() > timeout {
+            spinner.finish_and_clear();
+            return Err(Failure::Server(format!(
+                "workspace {id} is not healthy after {} s (last: {status})",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn logs(
+    c: &Client,
+    id: &str,
+    follow: bool,
+    tail: Option<u64>,
+    since: Option<String>,
+    timestamps: bool,
+) -> Res<()> {
+    let mut q = vec![format!("timestamps={timestamps}")];
+    if let Some(t) = tail {
+        q.push(format!("tail={t}"));
+    }
+    if !follow {
+        if let Some(s) = since {
+            q.push(format!("since={}", since_arg(&s)?));
+        }
+        let resp = c
+            .send(c.request(
+                reqwest::Method::GET,
+                &format!("/api/workspaces/{id}/logs?{}", q.join("&")),
+            ))
+            .await?;
+        let text = resp.text().await.map_err(|e| c.unreachable(e))?;
+        print!("{text}");
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    c.follow_events(
+        &format!("/api/workspaces/{id}/logs/stream?{}", q.join("&")),
+        |event, data| match event {
+            "end" => false,
+            "error" => {
+                eprintln!("error: {data}");
+                true
+            }
+            _ => {
+                let _ = writeln!(out, "{data}");
+                let _ = out.flush();
+                true
+            }
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_seconds_or_durations() {
+        assert!(matches!(since_arg("1700000000"), Ok(1_700_000_000)));
+        let now = chrono::Utc::now().timestamp();
+        let ten_min = since_arg("10m").ok().unwrap();
+        assert!((now - 600 - ten_min).abs() <= 2);
+        assert!(since_arg("2h").is_ok() && since_arg("1d").is_ok() && since_arg("30s").is_ok());
+        assert!(since_arg("soon").is_err());
+        assert!(since_arg("5y").is_err());
+        assert!(since_arg("").is_err());
+    }
+}
