@@ -1,4 +1,6 @@
-//! Project volumes: backup, the backup catalogue, restore, clone and size.
+//! Backups of project volumes: making them, the backup catalogue, uploads,
+//! verification, policies and pruning. Restore, clone and size, which
+//! replace or measure a volume as a whole, are in `volumes`.
 //!
 //! Bytes move through the volume's directory on the engine's host (Berth
 //! runs as root beside the engine): measured several times faster than the
@@ -21,11 +23,10 @@ use crate::backup::{self, ArchiveError};
 use crate::domain::backups::{Backup, BackupOrigin, BackupState, Compression};
 use crate::domain::retention::{plan_retention, BackupSeen, RetentionPolicy};
 use crate::domain::{now_millis, Project, User};
-use crate::engine::LABEL_PROJECT_ID;
-use crate::store::{BackupPolicyRow, VolumeOp};
+use crate::store::BackupPolicyRow;
 
 /// How long a volume size stays cached.
-const SIZE_TTL: Duration = Duration::from_secs(10);
+pub(super) const SIZE_TTL: Duration = Duration::from_secs(10);
 
 impl From<ArchiveError> for ServiceError {
     fn from(e: ArchiveError) -> Self {
@@ -46,8 +47,8 @@ const MIB: u64 = 1024 * 1024;
 /// What bounds an archive's contents for one upload or restore, and which
 /// bound that is (its error names it).
 #[derive(Debug, Clone, Copy)]
-struct Budget {
-    bytes: u64,
+pub(super) struct Budget {
+    pub(super) bytes: u64,
     by: BudgetBy,
 }
 
@@ -63,7 +64,11 @@ enum BudgetBy {
 }
 
 impl Budget {
-    fn error(self, config: &crate::config::BackupsConfig, e: ArchiveError) -> ServiceError {
+    pub(super) fn error(
+        self,
+        config: &crate::config::BackupsConfig,
+        e: ArchiveError,
+    ) -> ServiceError {
         if !matches!(e, ArchiveError::TooLarge { .. }) {
             return e.into();
         }
@@ -87,43 +92,16 @@ impl Budget {
 }
 
 /// Bytes free for unprivileged use on the file system holding `path`.
-fn free_bytes(path: &Path) -> Option<u64> {
+pub(super) fn free_bytes(path: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(path).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
-/// Where a clone goes.
-#[derive(Debug, Clone)]
-pub enum CloneTarget {
-    Existing(Uuid),
-    /// A new project of this name, made only once the copy is complete.
-    New {
-        name: String,
-    },
-}
-
-/// What a clone did.
-#[derive(Debug, Clone)]
-pub struct Cloned {
-    pub project: Project,
-    pub skipped: backup::Skipped,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone)]
-pub struct Restored {
-    pub backup: Backup,
-    pub volume_name: String,
-    pub previous_volume: String,
-    /// Workspaces stopped for the restore and started again.
-    pub restarted: Vec<Uuid>,
-}
-
 /// Cached volume sizes, by volume name.
 #[derive(Default)]
-pub(super) struct SizeCache(HashMap<String, (Instant, u64)>);
+pub(super) struct SizeCache(pub(super) HashMap<String, (Instant, u64)>);
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, ArchiveError> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -230,7 +208,7 @@ impl Berth {
     }
 
     /// Running containers of the workspaces on a project.
-    async fn running_on(&self, project: &Project) -> Result<Vec<(Uuid, String)>> {
+    pub(super) async fn running_on(&self, project: &Project) -> Result<Vec<(Uuid, String)>> {
         let mut out = Vec::new();
         for ws in self.store().workspaces_on_project(project.id).await? {
             if let Some(c) = self
@@ -412,7 +390,7 @@ impl Berth {
         Ok((b, entries))
     }
 
-    async fn check_archive(&self, b: &Backup, path: &Path) -> Result<u64> {
+    pub(super) async fn check_archive(&self, b: &Backup, path: &Path) -> Result<u64> {
         let want = b.sha256.clone().unwrap_or_default();
         let (p, c) = (path.to_path_buf(), b.compression);
         let budget = self.budget(b, None)?;
@@ -446,7 +424,7 @@ impl Berth {
     /// catalogue recorded (refused beforehand past the limit or the free
     /// space of `dst`'s file system), else the limit or the free space,
     /// whichever is smaller.
-    fn budget(&self, b: &Backup, dst: Option<&Path>) -> Result<Budget> {
+    pub(super) fn budget(&self, b: &Backup, dst: Option<&Path>) -> Result<Budget> {
         let cfg = &self.config().backups;
         let limit = Budget {
             bytes: cfg.max_unpacked_mb.saturating_mul(MIB),
@@ -473,340 +451,6 @@ impl Berth {
             }),
             None => Ok(bound),
         }
-    }
-
-    /// Replaces a project's data with a backup's. Refuses while a workspace
-    /// on the project runs unless `stop_workspaces`. The archive is
-    /// extracted into a new volume in one pass that checks every entry and
-    /// the file's checksum; only a complete, verified copy replaces the
-    /// project's volume.
-    pub async fn restore(
-        &self,
-        user: &User,
-        project_id: Uuid,
-        backup_id: Uuid,
-        stop_workspaces: bool,
-    ) -> Result<Restored> {
-        let project = self.project(user, project_id).await?;
-        let (b, path) = self.backup_file(user, backup_id).await?;
-        let _guard = self.lock_workspace(project.id).await;
-        if b.sha256.is_none() {
-            return Err(ServiceError::Refused(
-                "this backup has no recorded checksum; it cannot be restored".into(),
-            ));
-        }
-        let running = self.running_on(&project).await?;
-        if !running.is_empty() && !stop_workspaces {
-            return Err(ServiceError::Conflict(format!(
-                "{} workspace(s) on this project are running; stop them or pass \"stopWorkspace\": true",
-                running.len()
-            )));
-        }
-        let short = Uuid::new_v4().simple().to_string();
-        let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
-        let mut labels = self.base_labels();
-        labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
-        let op = VolumeOp {
-            id: Uuid::new_v4(),
-            kind: "restore".into(),
-            project_id: project.id,
-            volume: new_volume.clone(),
-            new_project: false,
-            started_at: now_millis(),
-        };
-        self.store().insert_volume_op(&op).await?;
-        if let Err(e) = self.engine().create_volume(&new_volume, labels).await {
-            self.store().delete_volume_op(op.id).await?;
-            return Err(e.into());
-        }
-        let extracted = match self.access(&new_volume).await {
-            Ok(Access::Host(dst)) => match self.budget(&b, Some(&dst)) {
-                Ok(budget) => {
-                    let (p, c, sum) = (path.clone(), b.compression, b.sha256.clone());
-                    let rules = backup::ReadRules {
-                        budget: budget.bytes,
-                        strip_setid: b.origin.strips_setid(),
-                    };
-                    let cfg = self.config().backups.clone();
-                    tokio::task::spawn_blocking(move || {
-                        backup::extract_archive(&p, c, sum.as_deref(), &dst, rules)
-                    })
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("archive task failed: {e}")))
-                    .and_then(|r| r.map(|_| ()).map_err(|e| budget.error(&cfg, e)))
-                }
-                Err(e) => Err(e),
-            },
-            Ok(Access::Engine) => {
-                // The engine extracts as bytes arrive: check everything first.
-                match self.check_archive(&b, &path).await {
-                    Ok(_) => {
-                        let rules = backup::ReadRules {
-                            budget: self.budget(&b, None)?.bytes,
-                            strip_setid: b.origin.strips_setid(),
-                        };
-                        self.extract_via_engine(&path, b.compression, &new_volume, rules)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = extracted {
-            let _ = self.engine().remove_volume(&new_volume).await;
-            self.store().delete_volume_op(op.id).await?;
-            return Err(e);
-        }
-        let user_ids: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
-        for w in &user_ids {
-            self.stop_workspace(user, *w).await?;
-        }
-        self.switch_project_volume(&project, &new_volume).await?;
-        self.store().delete_volume_op(op.id).await?;
-        for w in &user_ids {
-            self.start_workspace(user, *w).await?;
-        }
-        tracing::info!(project = %project.id, backup = %b.id, volume = %new_volume, "restored");
-        Ok(Restored {
-            backup: b,
-            volume_name: new_volume,
-            previous_volume: project.volume_name,
-            restarted: user_ids,
-        })
-    }
-
-    /// Points a project at another volume: containers that mount the old
-    /// one are removed (they are recreated on the new one at start; the
-    /// caller has stopped them), and the old volume is left for the cleanup
-    /// job's retention period.
-    async fn switch_project_volume(&self, project: &Project, new_volume: &str) -> Result<()> {
-        for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.lock_workspace(ws.id).await;
-            self.engine().remove_container(&ws.container_name()).await?;
-        }
-        self.store()
-            .set_project_volume(project.id, new_volume, now_millis())
-            .await?;
-        self.inner
-            .sizes
-            .lock()
-            .expect("sizes poisoned")
-            .0
-            .remove(&project.volume_name);
-        Ok(())
-    }
-
-    /// Copies one project's data into another project: an existing one
-    /// (empty, or replaced with `overwrite`; no workspace may run on it), or
-    /// a new one. The copy always goes into a new volume, and the target is
-    /// switched to it only when the copy is complete — a failure or a kill
-    /// at any point leaves the target as it was (and makes no new project).
-    /// An interrupted clone's volume is removed at the next start
-    /// ([`Berth::recover_volume_ops`]). Owners, modes, links and times are
-    /// kept; files that vanish while they are copied are skipped and
-    /// counted.
-    pub async fn clone_volume(
-        &self,
-        user: &User,
-        source_id: Uuid,
-        target: CloneTarget,
-        overwrite: bool,
-    ) -> Result<Cloned> {
-        let source = self.project(user, source_id).await?;
-        // The new volume, and what the target is.
-        let (existing, new_id, new_volume) = match &target {
-            CloneTarget::Existing(id) => {
-                let t = self.project(user, *id).await?;
-                if t.id == source.id {
-                    return Err(ServiceError::Invalid(
-                        "source and target are the same project".into(),
-                    ));
-                }
-                let short = Uuid::new_v4().simple().to_string();
-                let v = format!("berth-project-{}-{}", t.id, &short[..8]);
-                (Some(t), *id, v)
-            }
-            CloneTarget::New { name } => {
-                crate::domain::validate_name("name", name).map_err(ServiceError::Invalid)?;
-                let id = Uuid::new_v4();
-                (None, id, crate::domain::project_volume_name(id))
-            }
-        };
-        let _guard = self.lock_workspace(new_id).await;
-        let mut target_was_empty = false;
-        if let Some(t) = &existing {
-            if !self.running_on(t).await?.is_empty() {
-                return Err(ServiceError::Conflict(
-                    "a workspace on the target project is running; stop it first".into(),
-                ));
-            }
-            target_was_empty = match self.access(&t.volume_name).await? {
-                Access::Host(d) => std::fs::read_dir(&d)
-                    .map(|mut l| l.next().is_none())
-                    .unwrap_or(false),
-                Access::Engine => self.is_empty_via_engine(&t.volume_name).await?,
-            };
-            if !target_was_empty && !overwrite {
-                return Err(ServiceError::Conflict(
-                    "the target project's volume is not empty; pass \"overwrite\": true to replace its content"
-                        .into(),
-                ));
-            }
-        }
-        let op = VolumeOp {
-            id: Uuid::new_v4(),
-            kind: "clone".into(),
-            project_id: new_id,
-            volume: new_volume.clone(),
-            new_project: existing.is_none(),
-            started_at: now_millis(),
-        };
-        self.store().insert_volume_op(&op).await?;
-        let mut labels = self.base_labels();
-        labels.insert(LABEL_PROJECT_ID.to_string(), new_id.to_string());
-        let copied = match self.engine().create_volume(&new_volume, labels).await {
-            Ok(()) => self.copy_volume(&source.volume_name, &new_volume).await,
-            Err(e) => Err(e.into()),
-        };
-        let skipped = match copied {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = self.engine().remove_volume(&new_volume).await;
-                self.store().delete_volume_op(op.id).await?;
-                return Err(e);
-            }
-        };
-        let project = match (existing, target) {
-            (Some(t), _) => {
-                self.switch_project_volume(&t, &new_volume).await?;
-                if target_was_empty {
-                    // Nothing was in it: no reason to keep it for retention.
-                    let _ = self.engine().remove_volume(&t.volume_name).await;
-                }
-                self.store().project(t.id).await?.unwrap_or(t)
-            }
-            (None, CloneTarget::New { name }) => {
-                let now = now_millis();
-                let p = Project {
-                    id: new_id,
-                    owner_id: user.id,
-                    name: name.trim().to_string(),
-                    description: String::new(),
-                    workspace_type: source.workspace_type.clone(),
-                    workspace_id: None,
-                    volume_name: new_volume.clone(),
-                    created_at: now,
-                    updated_at: now,
-                };
-                self.store().insert_project(&p).await?;
-                p
-            }
-            (None, CloneTarget::Existing(_)) => unreachable!("an existing target was resolved"),
-        };
-        self.store().delete_volume_op(op.id).await?;
-        if skipped.count > 0 {
-            tracing::info!(project = %project.id, skipped = skipped.count, "paths vanished while the volume was cloned");
-        }
-        Ok(Cloned { project, skipped })
-    }
-
-    /// Copies `src`'s data into the new, empty volume `dst`: on the host a
-    /// parallel copy of our own (in-kernel `copy_file_range` per file, `cp
-    /// -a` for what it does not handle: FIFOs, device files); otherwise
-    /// through the engine.
-    async fn copy_volume(&self, src: &str, dst: &str) -> Result<backup::Skipped> {
-        let (from, to) = match (self.access(src).await?, self.access(dst).await?) {
-            (Access::Host(s), Access::Host(d)) => (s, d),
-            _ => {
-                self.copy_via_engine(src, dst).await?;
-                return Ok(backup::Skipped::default());
-            }
-        };
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .max(2);
-        let (s2, d2) = (from.clone(), to.clone());
-        match blocking(move || backup::copy_tree(&s2, &d2, workers)).await? {
-            Ok(c) => Ok(c.skipped),
-            Err(backup::Unsupported(what)) => {
-                tracing::info!(file = %what.display(), "special file in the volume: copying with cp -a");
-                let d = to.clone();
-                blocking(move || clear_dir(&d)).await?;
-                let out = tokio::process::Command::new("cp")
-                    .arg("-a")
-                    .arg("--")
-                    .arg(format!("{}/.", from.display()))
-                    .arg(&to)
-                    .output()
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("running cp: {e}")))?;
-                if !out.status.success() {
-                    return Err(ServiceError::Storage(format!(
-                        "copying the volume failed: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    )));
-                }
-                Ok(backup::Skipped::default())
-            }
-        }
-    }
-
-    /// At startup: volume operations a stopped server left unfinished. A
-    /// volume that its project already uses was switched to (the server
-    /// stopped just after); any other is a partial copy, removed. Returns
-    /// how many partial volumes were removed.
-    pub async fn recover_volume_ops(&self) -> Result<usize> {
-        let mut removed = 0;
-        for op in self.store().volume_ops().await? {
-            let switched = self
-                .store()
-                .project(op.project_id)
-                .await?
-                .is_some_and(|p| p.volume_name == op.volume);
-            if !switched {
-                match self.engine().remove_volume(&op.volume).await {
-                    Ok(()) => removed += 1,
-                    Err(crate::engine::EngineError::NotFound(_)) => {}
-                    Err(e) => {
-                        tracing::warn!(volume = %op.volume, error = %e, "cannot remove an interrupted operation's volume yet");
-                        continue;
-                    }
-                }
-                tracing::info!(volume = %op.volume, kind = %op.kind, "removed the volume of an interrupted {}", op.kind);
-            }
-            self.store().delete_volume_op(op.id).await?;
-        }
-        Ok(removed)
-    }
-
-    /// The apparent size of a project's data (as `du -sb`), cached briefly.
-    pub async fn volume_size(&self, user: &User, project_id: Uuid) -> Result<u64> {
-        let project = self.project(user, project_id).await?;
-        if let Some((at, size)) = self
-            .inner
-            .sizes
-            .lock()
-            .expect("sizes poisoned")
-            .0
-            .get(&project.volume_name)
-        {
-            if at.elapsed() < SIZE_TTL {
-                return Ok(*size);
-            }
-        }
-        let size = match self.access(&project.volume_name).await? {
-            Access::Host(dir) => blocking(move || backup::dir_size(&dir)).await?,
-            Access::Engine => self.size_via_engine(&project.volume_name).await?,
-        };
-        self.inner
-            .sizes
-            .lock()
-            .expect("sizes poisoned")
-            .0
-            .insert(project.volume_name, (Instant::now(), size));
-        Ok(size)
     }
 }
 
@@ -1050,25 +694,4 @@ impl Berth {
         }
         Ok(b)
     }
-}
-
-/// Removes everything inside `dir`, keeping `dir`.
-fn clear_dir(dir: &Path) -> std::result::Result<(), ArchiveError> {
-    let listing = |e| ArchiveError::Io {
-        context: format!("listing {}", dir.display()),
-        source: e,
-    };
-    for e in std::fs::read_dir(dir).map_err(listing)? {
-        let p = e.map_err(listing)?.path();
-        let r = if p.is_dir() && !p.is_symlink() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        r.map_err(|e| ArchiveError::Io {
-            context: format!("clearing {}", p.display()),
-            source: e,
-        })?;
-    }
-    Ok(())
 }

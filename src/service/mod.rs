@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod reconcile;
 pub mod stats;
 mod volume_io;
+pub mod volumes;
 mod watcher;
 mod workspaces;
 

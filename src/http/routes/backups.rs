@@ -15,7 +15,8 @@ use crate::domain::backups::Compression;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Caller, IdPath};
 use crate::http::wire::{ok, ok_with, rfc3339, DeletedDto, ProjectDto, Timestamp};
-use crate::service::backups::{CloneTarget, LocatedBackup};
+use crate::service::backups::LocatedBackup;
+use crate::service::volumes::CloneTarget;
 use crate::service::Berth;
 
 #[derive(Serialize, JsonSchema)]
