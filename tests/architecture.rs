@@ -118,3 +118,20 @@ fn only_the_transition_function_changes_a_workspace_status() {
         .collect();
     assert_eq!(found, Vec::<String>::new());
 }
+
+#[test]
+fn the_http_layer_keeps_its_wire_types_in_one_home() {
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("http/"))
+        .filter(|(rel, _)| !rel.starts_with("http/wire/") && rel != "http/error.rs")
+        .filter(|(_, text)| {
+            text.lines().any(|l| {
+                l.trim_start().starts_with("#[derive(")
+                    && (l.contains("Serialize") || l.contains("Deserialize"))
+            })
+        })
+        .map(|(rel, _)| rel)
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}

@@ -29,12 +29,6 @@ use routes::{apps, auth, backups, jobs, observe, projects, proxy, users, workspa
 /// both built from this list and nothing else.
 pub fn operations() -> Vec<Op> {
     use crate::domain::ResourceOverrides;
-    use backups::{
-        BackupDto, BackupRequest, CloneRequest, ClonedDto, PolicyDto, PolicyRequest,
-        RestoreRequest, RestoredDto, SizeDto, UploadQuery, VerifyDto,
-    };
-    use jobs::{CleanupDto, DryRunQuery, JobDto, RunDto};
-    use observe::{LogStreamParams, LogsParams, StatsStreamParams};
     use wire::*;
     const SSE: &[&str] = &["text/event-stream"];
     vec![

@@ -6,163 +6,15 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
-use uuid::Uuid;
 
 use crate::domain::backups::Compression;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Caller, IdPath};
-use crate::http::wire::{ok, ok_with, rfc3339, DeletedDto, ProjectDto, Timestamp};
-use crate::service::backups::LocatedBackup;
+use crate::http::wire::*;
+use crate::http::wire::{ok, ok_with, DeletedDto, ProjectDto};
 use crate::service::volumes::CloneTarget;
 use crate::service::Berth;
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BackupDto {
-    id: Uuid,
-    project_id: Uuid,
-    #[schemars(with = "Timestamp")]
-    created_at: String,
-    #[schemars(with = "Option<Timestamp>")]
-    completed_at: Option<String>,
-    #[schemars(with = "crate::domain::backups::BackupState")]
-    state: &'static str,
-    #[schemars(with = "Compression")]
-    compression: &'static str,
-    size_bytes: Option<u64>,
-    sha256: Option<String>,
-    /// Taken while a workspace ran on the volume, without pausing it.
-    crash_consistent: bool,
-    error: Option<String>,
-    /// The stored archive on the Berth host (for compatibility; never
-    /// taken from a request).
-    backup_path: String,
-    /// The copy in remote storage (`backups.remote`); null when remote
-    /// copies were off.
-    remote: Option<RemoteDto>,
-    /// The archive is on this host (false once `keep_local` moved it to
-    /// remote storage only; it is fetched back when needed).
-    stored_locally: bool,
-    /// What the archive's files hold, in bytes (what a restore writes);
-    /// null for backups made before it was recorded.
-    unpacked_bytes: Option<u64>,
-    /// Uploaded (`POST …/backups/upload`) rather than made by Berth.
-    uploaded: bool,
-    /// Paths that vanished while the volume was read (a workspace was
-    /// writing to it): counted, the first few named.
-    skipped: SkippedDto,
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SkippedDto {
-    count: u64,
-    sample: Vec<String>,
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RemoteDto {
-    /// `pending` (being sent), `stored`, or `failed` (retried by the
-    /// backups job).
-    #[schemars(with = "crate::domain::backups::RemoteState")]
-    state: &'static str,
-    #[schemars(with = "Option<Timestamp>")]
-    stored_at: Option<String>,
-    error: Option<String>,
-}
-
-fn dto(located: &LocatedBackup) -> BackupDto {
-    let b = &located.backup;
-    BackupDto {
-        id: b.id,
-        project_id: b.project_id,
-        created_at: rfc3339(b.created_at),
-        completed_at: b.completed_at.map(rfc3339),
-        state: b.state.as_str(),
-        compression: b.compression.as_str(),
-        size_bytes: b.size_bytes,
-        sha256: b.sha256.clone(),
-        crash_consistent: b.crash_consistent,
-        error: b.error.clone(),
-        backup_path: located
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        stored_locally: located.stored_locally,
-        unpacked_bytes: b.content_bytes,
-        uploaded: b.origin != crate::domain::backups::BackupOrigin::Made,
-        skipped: SkippedDto {
-            count: b.skipped_count,
-            sample: b.skipped_sample.clone(),
-        },
-        remote: b.remote.as_ref().map(|r| RemoteDto {
-            state: r.state.as_str(),
-            stored_at: r.at.map(rfc3339),
-            error: r.error.clone(),
-        }),
-    }
-}
-
-/// `POST /api/backups/:id/verify`.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyDto {
-    id: Uuid,
-    valid: bool,
-    /// Entries read through in the archive.
-    entries: u64,
-    sha256: Option<String>,
-}
-
-/// `POST /api/workspaces/projects/:projectId/restore`.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RestoredDto {
-    restored: bool,
-    backup_id: Uuid,
-    /// The project's volume now: a new one holding the archive's files.
-    volume_name: String,
-    /// The volume the project had before, kept for the retention period.
-    previous_volume: String,
-    /// Workspaces that were stopped for the restore and started again.
-    restarted_workspaces: Vec<Uuid>,
-}
-
-/// `POST /api/workspaces/projects/:projectId/clone`.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClonedDto {
-    volume_name: String,
-    target_project: ProjectDto,
-    /// Paths that vanished while they were copied (a workspace was writing
-    /// to the source).
-    skipped: SkippedDto,
-}
-
-/// `GET /api/workspaces/projects/:projectId/volume-size`.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SizeDto {
-    size_bytes: u64,
-    #[serde(rename = "sizeMB")]
-    size_mb: f64,
-    #[serde(rename = "sizeGB")]
-    size_gb: f64,
-}
-
-#[derive(Deserialize, Default, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BackupRequest {
-    /// Default `zstd`.
-    #[schemars(with = "Option<Compression>")]
-    compression: Option<String>,
-    pause_workspace: Option<bool>,
-}
 
 /// `POST /api/workspaces/projects/:projectId/backup`; an empty body is fine.
 pub async fn create(
@@ -295,13 +147,6 @@ pub async fn verify(
     ))
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RestoreRequest {
-    backup_id: Uuid,
-    stop_workspace: Option<bool>,
-}
-
 pub async fn restore(
     State(berth): State<Berth>,
     caller: Caller,
@@ -329,16 +174,6 @@ pub async fn restore(
             berth.config().cleanup.volume_retention_days
         ),
     ))
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CloneRequest {
-    target_project_id: Option<Uuid>,
-    /// Create the target project with this name instead.
-    #[schemars(with = "Option<crate::http::wire::Name>")]
-    name: Option<String>,
-    overwrite: Option<bool>,
 }
 
 pub async fn clone(
@@ -392,14 +227,6 @@ pub async fn size(
     }))
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UploadQuery {
-    /// `zstd` or `gzip`; detected from the archive when absent.
-    #[schemars(with = "Option<Compression>")]
-    compression: Option<String>,
-}
-
 /// `POST /api/projects/:id/backups/upload`: the archive as the raw body,
 /// streamed; `X-Checksum-Sha256` is checked when sent.
 pub async fn upload(
@@ -443,41 +270,6 @@ pub async fn upload(
         ),
     )
         .into_response())
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyDto {
-    schedule: String,
-    keep_last: u32,
-    keep_daily: u32,
-    keep_weekly: u32,
-    /// The fields this project set itself; the others come from the config.
-    own: PolicyRequest,
-}
-
-#[derive(Serialize, Deserialize, Default, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PolicyRequest {
-    schedule: Option<String>,
-    keep_last: Option<u32>,
-    keep_daily: Option<u32>,
-    keep_weekly: Option<u32>,
-}
-
-fn policy_dto(p: crate::service::backups::BackupPolicy) -> PolicyDto {
-    PolicyDto {
-        schedule: p.schedule,
-        keep_last: p.retention.keep_last,
-        keep_daily: p.retention.keep_daily,
-        keep_weekly: p.retention.keep_weekly,
-        own: PolicyRequest {
-            schedule: p.own.schedule,
-            keep_last: p.own.keep_last,
-            keep_daily: p.own.keep_daily,
-            keep_weekly: p.own.keep_weekly,
-        },
-    }
 }
 
 pub async fn get_policy(

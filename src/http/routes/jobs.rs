@@ -5,97 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Local;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-use crate::domain::jobs::{JobDetail, JobRun};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiQuery, Caller};
-use crate::http::wire::{ok, rfc3339, Timestamp};
+use crate::http::wire::ok;
+use crate::http::wire::*;
 use crate::jobs::{JobName, Scheduler};
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DryRunQuery {
-    /// Report what would be done, and do nothing.
-    #[serde(default)]
-    dry_run: bool,
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DetailDto {
-    job: String,
-    action: String,
-    resource: String,
-    reason: String,
-    outcome: String,
-}
-
-impl From<&JobDetail> for DetailDto {
-    fn from(d: &JobDetail) -> Self {
-        DetailDto {
-            job: d.job.clone(),
-            action: d.action.clone(),
-            resource: d.resource.clone(),
-            reason: d.reason.clone(),
-            outcome: d.outcome.to_string(),
-        }
-    }
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RunDto {
-    id: uuid::Uuid,
-    job: String,
-    #[schemars(with = "Timestamp")]
-    started_at: String,
-    #[schemars(with = "Timestamp")]
-    finished_at: String,
-    #[schemars(with = "crate::domain::jobs::JobOutcome")]
-    outcome: &'static str,
-    dry_run: bool,
-    counts: std::collections::BTreeMap<String, u64>,
-    error: Option<String>,
-    details: Vec<DetailDto>,
-}
-
-impl From<&JobRun> for RunDto {
-    fn from(r: &JobRun) -> Self {
-        RunDto {
-            id: r.id,
-            job: r.name.clone(),
-            started_at: rfc3339(r.started_at),
-            finished_at: rfc3339(r.finished_at),
-            outcome: r.outcome.as_str(),
-            dry_run: r.dry_run,
-            counts: r.counts.clone(),
-            error: r.error.clone(),
-            details: r.details.iter().map(Into::into).collect(),
-        }
-    }
-}
-
-/// The design note's report: four counts, plus what was (or would be) done.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CleanupDto {
-    inactive_containers: u64,
-    orphaned_containers: u64,
-    orphaned_volumes: u64,
-    error_workspaces: u64,
-    dry_run: bool,
-    details: Vec<DetailDto>,
-    /// Jobs that failed, with why (the others still ran).
-    errors: Vec<JobErrorDto>,
-}
-
-#[derive(Serialize, JsonSchema)]
-pub struct JobErrorDto {
-    job: String,
-    error: String,
-}
 
 pub async fn cleanup(
     State(scheduler): State<Scheduler>,
@@ -122,18 +37,6 @@ pub async fn cleanup(
             })
             .collect(),
     }))
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JobDto {
-    name: &'static str,
-    schedule: String,
-    enabled: bool,
-    #[schemars(with = "Option<Timestamp>")]
-    next_run: Option<String>,
-    running: bool,
-    recent_runs: Vec<RunDto>,
 }
 
 pub async fn list(State(scheduler): State<Scheduler>, _caller: Caller) -> ApiResult<Response> {

@@ -13,37 +13,15 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 use crate::engine::{EngineError, LogChunk, LogQuery, LogStream};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiQuery, Caller, IdPath};
+use crate::http::wire::*;
 use crate::http::wire::{ok, ResourceStatsDto};
 use crate::service::logs::StreamGuard;
 use crate::service::stats::view;
 use crate::service::Berth;
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogsParams {
-    /// Lines from the end: a number up to `logs.max_tail` (100000), or `all`.
-    #[schemars(regex(pattern = r"^(all|[0-9]+)$"))]
-    tail: Option<String>,
-    /// Lines written at or after this time (Unix seconds).
-    #[schemars(range(min = 0, max = 2147483647))]
-    since: Option<i64>,
-    /// Lines written before this time (Unix seconds).
-    #[schemars(range(min = 0, max = 2147483647))]
-    until: Option<i64>,
-    /// Prefix each line with its RFC 3339 timestamp.
-    timestamps: Option<bool>,
-    /// `stdout`, `stderr` or `all`.
-    #[schemars(extend("enum" = ["stdout", "stderr", "all", null]))]
-    stream: Option<String>,
-    /// Answer as a file download.
-    download: Option<bool>,
-}
 
 fn parse_tail(raw: Option<&str>, default: Option<u64>, max: u64) -> Result<Option<u64>, ApiError> {
     match raw {
@@ -152,22 +130,6 @@ pub async fn logs(
         );
     }
     Ok(resp)
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogStreamParams {
-    /// Lines from the end to send first: a number up to `logs.max_tail`, or `all`.
-    #[schemars(regex(pattern = r"^(all|[0-9]+)$"))]
-    tail: Option<String>,
-    /// Start at this time (Unix seconds).
-    #[schemars(range(min = 0, max = 2147483647))]
-    since: Option<i64>,
-    /// Prefix each line with its RFC 3339 timestamp.
-    timestamps: Option<bool>,
-    /// `stdout`, `stderr` or `all`.
-    #[schemars(extend("enum" = ["stdout", "stderr", "all", null]))]
-    stream: Option<String>,
 }
 
 type EngineLogs = Pin<Box<dyn Stream<Item = Result<LogChunk, EngineError>> + Send>>;
@@ -381,14 +343,6 @@ pub async fn stats(
     Ok(ok(ResourceStatsDto::new(&v, Some(&history))))
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StatsStreamParams {
-    /// Seconds between events (1 to 60, default 2).
-    #[schemars(range(min = 1, max = 60))]
-    interval: Option<u64>,
-}
-
 /// `GET /api/workspaces/:id/stats/stream`: the same figures every N seconds.
 pub async fn stats_stream(
     State(berth): State<Berth>,
@@ -483,17 +437,6 @@ pub async fn fleet(State(berth): State<Berth>, caller: Caller) -> ApiResult<Resp
         .iter()
         .map(|v| ResourceStatsDto::new(v, None))
         .collect::<Vec<_>>()))
-}
-
-/// One workspace's state as the live stream sends it.
-#[derive(serde::Serialize, PartialEq, Clone)]
-#[serde(rename_all = "camelCase")]
-struct LiveState {
-    id: uuid::Uuid,
-    status: crate::domain::WorkspaceStatus,
-    status_reason: Option<String>,
-    /// As `GET /api/workspaces/{id}/health` says.
-    health: crate::domain::Health,
 }
 
 /// `GET /api/workspaces/live`: Server-Sent Events, one `data:` per change of

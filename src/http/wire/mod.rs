@@ -2,7 +2,6 @@
 //! camelCase shapes. Only the HTTP layer knows these; domain types never
 //! derive a wire format of their own.
 
-use crate::domain::Health;
 use std::collections::BTreeMap;
 
 use axum::response::{IntoResponse, Response};
@@ -11,10 +10,18 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod backups;
+mod jobs;
+mod observe;
+
+pub use backups::*;
+pub use jobs::*;
+pub use observe::*;
+
 use crate::domain::accounts::Holdings;
 use crate::domain::{
-    HealthCheck, HealthCheckOverride, Millis, Project, ResourceLimits, ResourceOverrides, Role,
-    User, Workspace, WorkspaceEvent,
+    Health, HealthCheck, HealthCheckOverride, Millis, Project, ResourceLimits, ResourceOverrides,
+    Role, User, Workspace, WorkspaceEvent,
 };
 use crate::engine::{ContainerState, HealthProbe, HealthReport};
 use crate::service::{

@@ -1,0 +1,102 @@
+//! Jobs and cleanup on the wire.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::jobs::{JobDetail, JobRun};
+use crate::http::wire::{rfc3339, Timestamp};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DryRunQuery {
+    /// Report what would be done, and do nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailDto {
+    pub job: String,
+    pub action: String,
+    pub resource: String,
+    pub reason: String,
+    pub outcome: String,
+}
+
+impl From<&JobDetail> for DetailDto {
+    fn from(d: &JobDetail) -> Self {
+        DetailDto {
+            job: d.job.clone(),
+            action: d.action.clone(),
+            resource: d.resource.clone(),
+            reason: d.reason.clone(),
+            outcome: d.outcome.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDto {
+    pub id: uuid::Uuid,
+    pub job: String,
+    #[schemars(with = "Timestamp")]
+    pub started_at: String,
+    #[schemars(with = "Timestamp")]
+    pub finished_at: String,
+    #[schemars(with = "crate::domain::jobs::JobOutcome")]
+    pub outcome: &'static str,
+    pub dry_run: bool,
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub error: Option<String>,
+    pub details: Vec<DetailDto>,
+}
+
+impl From<&JobRun> for RunDto {
+    fn from(r: &JobRun) -> Self {
+        RunDto {
+            id: r.id,
+            job: r.name.clone(),
+            started_at: rfc3339(r.started_at),
+            finished_at: rfc3339(r.finished_at),
+            outcome: r.outcome.as_str(),
+            dry_run: r.dry_run,
+            counts: r.counts.clone(),
+            error: r.error.clone(),
+            details: r.details.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// The design note's report: four counts, plus what was (or would be) done.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupDto {
+    pub inactive_containers: u64,
+    pub orphaned_containers: u64,
+    pub orphaned_volumes: u64,
+    pub error_workspaces: u64,
+    pub dry_run: bool,
+    pub details: Vec<DetailDto>,
+    /// Jobs that failed, with why (the others still ran).
+    pub errors: Vec<JobErrorDto>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct JobErrorDto {
+    pub job: String,
+    pub error: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDto {
+    pub name: &'static str,
+    pub schedule: String,
+    pub enabled: bool,
+    #[schemars(with = "Option<Timestamp>")]
+    pub next_run: Option<String>,
+    pub running: bool,
+    pub recent_runs: Vec<RunDto>,
+}
