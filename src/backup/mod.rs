@@ -319,17 +319,29 @@ mod tests {
         let file = out.path().join("a.tar.gz");
         write_archive(src.path(), &file, Compression::Gzip).unwrap();
         let good = std::fs::read(&file).unwrap();
+        let plain = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).map(|_| out)
+        };
+        let content = plain(&good).unwrap();
         // Past the 10-byte gzip header, every single flipped byte is caught
-        // (by inflate, the tar checks, or the trailing CRC and length).
+        // (by inflate, the tar checks, or the trailing CRC and length), or
+        // it changed nothing the archive holds: a flip in the code length of
+        // a Huffman symbol the block never uses decodes to the same bytes
+        // (seen about once in 150 archives; the catalogue's SHA-256 of the
+        // file still tells, see `Berth::verify_backup`).
         for i in 10..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0xff;
             std::fs::write(&file, &bad).unwrap();
-            assert!(
-                verify_archive(&file, Compression::Gzip, ReadRules::OWN).is_err(),
-                "flip at {i} of {}",
-                good.len()
-            );
+            if verify_archive(&file, Compression::Gzip, ReadRules::OWN).is_ok() {
+                assert_eq!(
+                    plain(&bad).ok().as_ref(),
+                    Some(&content),
+                    "flip at {i} of {} accepted, and the content differs",
+                    good.len()
+                );
+            }
         }
     }
 
