@@ -186,7 +186,22 @@ def request(berth, method, path, token=None, body=None, headers=None, raw=None, 
         h["Content-Type"] = "application/json"
     c.request(method, path, body=data, headers=h)
     r = c.getresponse()
-    out = r.read()
+    if (r.getheader("Content-Type") or "").startswith("text/event-stream"):
+        # An event stream does not end (and its keep-alives beat any read
+        # timeout): what it sends in a second is the answer.
+        c.sock.settimeout(1.0)
+        chunks = []
+        try:
+            while True:
+                b = r.read1(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        except (socket.timeout, TimeoutError):
+            pass
+        out = b"".join(chunks)
+    else:
+        out = r.read()
     c.close()
     return r.status, dict(r.getheaders()), out
 
