@@ -190,6 +190,20 @@ pub struct RemoteConfig {
 }
 
 impl RemoteConfig {
+    /// A store at `url` and `endpoint` with made-up keys (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(url: &str, endpoint: &str) -> RemoteConfig {
+        RemoteConfig {
+            url: url.into(),
+            endpoint: endpoint.into(),
+            region: "us-east-1".into(),
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            allow_http: false,
+            keep_local: None,
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         !self.url.is_empty()
     }
@@ -714,15 +728,7 @@ mod tests {
     use super::*;
 
     fn remote(url: &str, endpoint: &str) -> RemoteConfig {
-        RemoteConfig {
-            url: url.into(),
-            endpoint: endpoint.into(),
-            region: "us-east-1".into(),
-            access_key_id: "k".into(),
-            secret_access_key: "s".into(),
-            allow_http: false,
-            keep_local: None,
-        }
+        RemoteConfig::for_tests(url, endpoint)
     }
 
     #[test]

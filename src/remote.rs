@@ -238,15 +238,7 @@ mod tests {
     use super::*;
 
     fn config(url: &str, endpoint: &str) -> RemoteConfig {
-        RemoteConfig {
-            url: url.into(),
-            endpoint: endpoint.into(),
-            region: "us-east-1".into(),
-            access_key_id: "k".into(),
-            secret_access_key: "s".into(),
-            allow_http: false,
-            keep_local: None,
-        }
+        RemoteConfig::for_tests(url, endpoint)
     }
 
     #[test]

@@ -192,6 +192,19 @@ async fn every_described_operation_is_routed_and_nothing_else_is() {
 /// says is for admins refuses a member (403) before anything else, and
 /// every operation that needs a login refuses a request without one (401),
 /// so a handler that forgot its check fails here.
+/// A request with a body no operation accepts (so nothing is created or
+/// run), with `token` when given.
+fn probe(m: &Method, uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(m.clone())
+        .uri(uri)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Body::from("{\"__probe\": true}")).unwrap()
+}
+
 #[tokio::test]
 async fn every_admin_operation_refuses_members_and_every_other_one_anonymous_callers() {
     let env = TestEnv::new().await;
@@ -211,13 +224,7 @@ async fn every_admin_operation_refuses_members_and_every_other_one_anonymous_cal
             }
             let admin_only = op["x-berth-admin"] == true;
             // Without credentials: 401, whatever the operation.
-            let req = Request::builder()
-                .method(m.clone())
-                .uri(&uri)
-                .header("content-type", "application/json")
-                .body(Body::from("{\"__probe\": true}"))
-                .unwrap();
-            let (status, _, body) = env.send_raw(req).await;
+            let (status, _, body) = env.send_raw(probe(&m, &uri, None)).await;
             assert_eq!(
                 status,
                 StatusCode::UNAUTHORIZED,
@@ -228,14 +235,7 @@ async fn every_admin_operation_refuses_members_and_every_other_one_anonymous_cal
             if !admin_only {
                 continue;
             }
-            let req = Request::builder()
-                .method(m.clone())
-                .uri(&uri)
-                .header("authorization", format!("Bearer {member}"))
-                .header("content-type", "application/json")
-                .body(Body::from("{\"__probe\": true}"))
-                .unwrap();
-            let (status, _, body) = env.send_raw(req).await;
+            let (status, _, body) = env.send_raw(probe(&m, &uri, Some(&member))).await;
             assert_eq!(
                 status,
                 StatusCode::FORBIDDEN,

@@ -74,12 +74,15 @@ async fn a_stale_record_saved_later_keeps_newer_activity_and_default() {
     // …and then the status change is saved from what it read.
     stale.status = WorkspaceStatus::Running;
     stale.container_id = Some("c1".into());
+    stale.description = "what it is for".into();
     stale.updated_at = 6_000;
     store.save_workspace(&stale).await.unwrap();
 
     let now = store.workspace(second.id).await.unwrap().unwrap();
     assert_eq!(now.status, WorkspaceStatus::Running);
     assert_eq!(now.container_id.as_deref(), Some("c1"));
+    assert_eq!(now.description, "what it is for");
+    assert_eq!(now.name, "second");
     assert_eq!(now.last_activity_at, Some(5_000), "activity kept");
     assert!(now.is_default, "default kept");
     let first_now = store.workspace(first.id).await.unwrap().unwrap();

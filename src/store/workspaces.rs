@@ -36,6 +36,35 @@ fn settings_json(w: &Workspace) -> String {
     serde_json::to_string(&w.settings).expect("settings serialise")
 }
 
+/// The columns a status transition owns, as `$1`..`$6` (and the id as
+/// `$7`) of [`bind_status`]: one spelling of "activity only moves forward"
+/// for both writers of a workspace row.
+macro_rules! status_columns {
+    () => {
+        "status = $1, status_reason = $2, container_id = $3, host_port = $4, \
+         last_activity_at = CASE \
+             WHEN CAST($5 AS BIGINT) IS NULL THEN last_activity_at \
+             WHEN last_activity_at IS NULL OR last_activity_at < CAST($5 AS BIGINT) \
+                 THEN CAST($5 AS BIGINT) \
+             ELSE last_activity_at END, \
+         updated_at = $6"
+    };
+}
+
+/// Binds `$1`..`$7` of [`status_columns`] and the row's id.
+fn bind_status<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    w: &Workspace,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(w.status.as_str())
+        .bind(w.status_reason.clone())
+        .bind(w.container_id.clone())
+        .bind(w.host_port.map(i64::from))
+        .bind(w.last_activity_at)
+        .bind(w.updated_at)
+        .bind(w.id.to_string())
+}
+
 impl Store {
     pub async fn insert_workspace(&self, w: &Workspace) -> Result<()> {
         sqlx::query(
@@ -71,29 +100,18 @@ impl Store {
     /// So a record read before one of those writes and saved after it
     /// loses neither.
     pub async fn save_workspace(&self, w: &Workspace) -> Result<()> {
-        sqlx::query(
-            "UPDATE workspaces SET name = $1, description = $2, project_id = $3, \
-             settings = $4, status = $5, status_reason = $6, \
-             container_id = $7, host_port = $8, \
-             last_activity_at = CASE \
-                 WHEN CAST($9 AS BIGINT) IS NULL THEN last_activity_at \
-                 WHEN last_activity_at IS NULL OR last_activity_at < CAST($9 AS BIGINT) \
-                     THEN CAST($9 AS BIGINT) \
-                 ELSE last_activity_at END, \
-             updated_at = $10 \
-             WHERE id = $11",
+        bind_status(
+            sqlx::query(concat!(
+                "UPDATE workspaces SET ",
+                status_columns!(),
+                ", name = $8, description = $9, project_id = $10, settings = $11 WHERE id = $7"
+            )),
+            w,
         )
         .bind(&w.name)
         .bind(&w.description)
         .bind(w.project_id.map(|u| u.to_string()))
         .bind(settings_json(w))
-        .bind(w.status.as_str())
-        .bind(w.status_reason.clone())
-        .bind(w.container_id.clone())
-        .bind(w.host_port.map(i64::from))
-        .bind(w.last_activity_at)
-        .bind(w.updated_at)
-        .bind(w.id.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -103,24 +121,14 @@ impl Store {
     /// (`domain::transition`): status, its reason, the container and its
     /// port, the time; activity only forward. Nothing else of the record.
     pub async fn save_status(&self, w: &Workspace) -> Result<()> {
-        sqlx::query(
-            "UPDATE workspaces SET status = $1, status_reason = $2, \
-             container_id = $3, host_port = $4, \
-             last_activity_at = CASE \
-                 WHEN CAST($5 AS BIGINT) IS NULL THEN last_activity_at \
-                 WHEN last_activity_at IS NULL OR last_activity_at < CAST($5 AS BIGINT) \
-                     THEN CAST($5 AS BIGINT) \
-                 ELSE last_activity_at END, \
-             updated_at = $6 \
-             WHERE id = $7",
+        bind_status(
+            sqlx::query(concat!(
+                "UPDATE workspaces SET ",
+                status_columns!(),
+                " WHERE id = $7"
+            )),
+            w,
         )
-        .bind(w.status.as_str())
-        .bind(w.status_reason.clone())
-        .bind(w.container_id.clone())
-        .bind(w.host_port.map(i64::from))
-        .bind(w.last_activity_at)
-        .bind(w.updated_at)
-        .bind(w.id.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
