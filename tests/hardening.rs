@@ -287,24 +287,35 @@ async fn a_volume_written_to_while_it_is_backed_up_and_cloned() {
     for i in 0..2000 {
         std::fs::write(dir.join(format!("f{i}")), format!("{i}")).unwrap();
     }
-    // A writer that keeps renaming, removing and recreating files.
+    // A writer that keeps renaming, removing and recreating files, in
+    // sweeps over all of them, so that at any moment some files a walk has
+    // listed are about to go.
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {
         let (stop, dir) = (stop.clone(), dir.clone());
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let i = n % 2000;
-                let f = dir.join(format!("f{i}"));
-                let _ = std::fs::rename(&f, dir.join(format!("g{i}")));
-                let _ = std::fs::remove_file(dir.join(format!("g{i}")));
-                let _ = std::fs::write(&f, vec![b'x'; (n % 5000) as usize]);
-                n += 1;
+                for i in 0..2000 {
+                    let _ = std::fs::rename(dir.join(format!("f{i}")), dir.join(format!("g{i}")));
+                }
+                for i in 0..2000 {
+                    let _ = std::fs::remove_file(dir.join(format!("g{i}")));
+                }
+                for i in 0..2000 {
+                    let _ =
+                        std::fs::write(dir.join(format!("f{i}")), vec![b'x'; (n % 5000) as usize]);
+                    n += 1;
+                }
             }
         })
     };
+    // Whether a walk meets a vanished file is a race the writer wins often,
+    // but not on every walk of a loaded machine: go on (bounded) until one
+    // has, and check every backup and clone on the way.
     let mut skipped_seen = 0u64;
-    for round in 0..6 {
+    let mut round = 0;
+    while round < 4 || (skipped_seen == 0 && round < 40) {
         let (s, v) = env
             .post(
                 &format!("/api/workspaces/projects/{p}/backup"),
@@ -319,19 +330,22 @@ async fn a_volume_written_to_while_it_is_backed_up_and_cloned() {
         assert_eq!(v["data"]["crashConsistent"], skipped > 0, "{v}");
         assert!(v["data"]["skipped"]["sample"].as_array().unwrap().len() as u64 <= skipped.min(5));
         skipped_seen += skipped;
-        let (s, v) = env
-            .post(
-                &format!("/api/workspaces/projects/{p}/clone"),
-                &t,
-                json!({ "name": format!("copy-{round}") }),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "clone {round}: {v}");
+        if round < 4 {
+            let (s, v) = env
+                .post(
+                    &format!("/api/workspaces/projects/{p}/clone"),
+                    &t,
+                    json!({ "name": format!("copy-{round}") }),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "clone {round}: {v}");
+        }
+        round += 1;
     }
     stop.store(true, Ordering::Relaxed);
     churn.join().unwrap();
-    // Some file vanished under one of the walks (2,000 renames a second);
-    // it was skipped and said so, not fatal.
+    // Some file vanished under one of the walks; it was skipped and said
+    // so, not fatal.
     assert!(skipped_seen > 0, "no walk ever met a vanished file");
 }
 
