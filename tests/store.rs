@@ -142,6 +142,36 @@ async fn settings_rows_written_by_earlier_versions_load() {
     let loaded = store.workspace(w.id).await.unwrap().unwrap();
     assert_eq!(loaded.settings.resources.cpus, Some(2.0));
     assert_eq!(loaded.settings.health_check.interval, Some(5));
+
+    // What this version writes: row format 1, named as above (a change
+    // here is a new row format, with a reader for this one).
+    let mut w2 = loaded.clone();
+    w2.settings.resources.memory_swap = Some(2048);
+    w2.settings.health_check.start_period = Some(7);
+    store.save_workspace(&w2).await.unwrap();
+    let text: String = sqlx::query_scalar("SELECT settings FROM workspaces WHERE id = $1")
+        .bind(w.id.to_string())
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        text,
+        r#"{"v":1,"resources":{"cpus":2.0,"memorySwap":2048},"health_check":{"enabled":true,"command":"true","interval":5,"timeout":3,"retries":2,"startPeriod":7}}"#
+    );
+    assert_eq!(
+        store.workspace(w.id).await.unwrap().unwrap().settings,
+        w2.settings
+    );
+
+    // A row from a newer Berth is refused with a message, not half-read.
+    sqlx::query("UPDATE workspaces SET settings = $1 WHERE id = $2")
+        .bind(r#"{"v":2,"limits":{}}"#)
+        .bind(w.id.to_string())
+        .execute(&raw)
+        .await
+        .unwrap();
+    let err = store.workspace(w.id).await.unwrap_err().to_string();
+    assert!(err.contains("newer Berth"), "{err}");
     raw.close().await;
     store.close().await;
 }

@@ -21,7 +21,6 @@ pub use limits::{
 };
 pub use types::{ActivityProbe, TypeAvailability, WorkspaceType};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub(crate) use spelled::spelled_enum;
@@ -125,12 +124,11 @@ spelled_enum! {
     }
 }
 
-/// Per-workspace settings layered over the type's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+/// Per-workspace settings layered over the type's defaults (stored as
+/// `store::settings` says, not in these types' API spelling).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkspaceSettings {
     pub resources: ResourceOverrides,
-    #[serde(skip_serializing_if = "HealthCheckOverride::is_empty")]
     pub health_check: HealthCheckOverride,
 }
 

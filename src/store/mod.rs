@@ -10,6 +10,7 @@ mod backups;
 mod events;
 mod jobs;
 mod projects;
+mod settings;
 mod users;
 mod workspaces;
 

@@ -5,7 +5,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_opt_uuid, get_uuid, Result, Store, StoreError};
-use crate::domain::{Millis, Workspace, WorkspaceSettings};
+use crate::domain::{Millis, Workspace};
 
 pub(super) fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
     let status: String = row.try_get("status")?;
@@ -20,8 +20,7 @@ pub(super) fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
         type_name: row.try_get("type_name")?,
         project_id: get_opt_uuid(row, "project_id")?,
         is_default: is_default != 0,
-        settings: serde_json::from_str::<WorkspaceSettings>(&settings)
-            .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+        settings: super::settings::decode(&settings)?,
         status: status.parse().map_err(StoreError::Corrupt)?,
         status_reason: row.try_get("status_reason")?,
         container_id: row.try_get("container_id")?,
@@ -33,7 +32,7 @@ pub(super) fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
 }
 
 fn settings_json(w: &Workspace) -> String {
-    serde_json::to_string(&w.settings).expect("settings serialise")
+    super::settings::encode(&w.settings)
 }
 
 /// The columns a status transition owns, as `$1`..`$6` (and the id as
