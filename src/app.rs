@@ -9,15 +9,18 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::Scheduler;
-use crate::service::Berth;
+use crate::service::{Backups, Berth};
 use crate::store::Store;
 
 /// Everything a request or a loop may use.
 #[derive(Clone)]
 pub struct App {
-    /// Workspaces, projects, backups, accounts, apps: the services that
-    /// answer requests (see `service`).
+    /// Workspaces, projects, accounts, apps: the services that answer
+    /// requests (see `service`).
     pub berth: Berth,
+    /// Backups, restores, clones and sizes of project volumes; drives
+    /// `berth`'s workspaces.
+    pub backups: Backups,
     /// The jobs, scheduled and on request; drives `berth`.
     pub scheduler: Scheduler,
 }
@@ -29,8 +32,10 @@ impl App {
 
     /// The rest of the application around services already built.
     pub fn around(berth: Berth) -> App {
+        let backups = Backups::new(berth.clone());
         App {
-            scheduler: Scheduler::new(berth.clone()),
+            scheduler: Scheduler::new(berth.clone(), backups.clone()),
+            backups,
             berth,
         }
     }
@@ -45,5 +50,11 @@ impl FromRef<App> for Berth {
 impl FromRef<App> for Scheduler {
     fn from_ref(app: &App) -> Scheduler {
         app.scheduler.clone()
+    }
+}
+
+impl FromRef<App> for Backups {
+    fn from_ref(app: &App) -> Backups {
+        app.backups.clone()
     }
 }

@@ -425,7 +425,10 @@ async fn a_failing_job_is_recorded_and_the_others_still_run() {
         env.berth.config().clone(),
         2,
     );
-    let report = berth::jobs::Scheduler::new(broken).run_cleanup(false).await;
+    let report = berth::app::App::around(broken)
+        .scheduler
+        .run_cleanup(false)
+        .await;
     assert_eq!(report.runs.len(), 4, "every job ran");
     for run in &report.runs {
         assert_eq!(run.outcome.as_str(), "failed");

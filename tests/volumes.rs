@@ -239,7 +239,7 @@ async fn damaged_or_unsafe_archives_are_refused_and_change_nothing() {
             remote: None,
             ..Default::default()
         };
-        let file = env.berth.backup_path(&b).unwrap();
+        let file = env.backups.backup_path(&b).unwrap();
         let script = format!(
             "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w:gz')\ni=tarfile.TarInfo({entry:?})\ni.size=3\nt.addfile(i,io.BytesIO(b'bad'))\nt.close()"
         );

@@ -520,8 +520,8 @@ async fn serve(config: Config) -> Result<()> {
     );
     let app = crate::app::App::new(store.clone(), engine, config, info.cpus);
     let berth = app.berth.clone();
-    let failed = berth.fail_interrupted_backups().await?;
-    let partial = berth.recover_volume_ops().await?;
+    let failed = app.backups.fail_interrupted_backups().await?;
+    let partial = app.backups.recover_volume_ops().await?;
     if partial > 0 {
         tracing::warn!(
             volumes = partial,

@@ -31,7 +31,7 @@ impl Scheduler {
         let now = Local::now();
         let mut details = Vec::new();
         for project in self.berth.store().projects(None).await? {
-            let policy = self.berth.policy_of(project.id).await?;
+            let policy = self.backups.policy_of(project.id).await?;
             let Ok(Some(cron)) = parse_schedule(&policy.schedule) else {
                 continue;
             };
@@ -58,7 +58,7 @@ impl Scheduler {
                 continue;
             }
             match self
-                .berth
+                .backups
                 .backup_project(&project, Compression::Zstd, false)
                 .await
             {
@@ -69,7 +69,7 @@ impl Scheduler {
                 Err(e) => detail.outcome = ActionOutcome::failed(e),
             }
             details.push(detail);
-            match self.berth.prune_backups(project.id).await {
+            match self.backups.prune_backups(project.id).await {
                 Ok(gone) => details.extend(gone.into_iter().map(|id| JobDetail {
                     job: "backups".into(),
                     action: "prune".into(),
@@ -88,7 +88,7 @@ impl Scheduler {
         }
         // Then the remote copies that are not stored yet (a failed upload,
         // a server stopped mid-way, backups from before remote copies).
-        match self.berth.send_pending_offsite(dry_run).await {
+        match self.backups.send_pending_offsite(dry_run).await {
             Ok(sent) => details.extend(sent),
             Err(e) => details.push(JobDetail {
                 job: "backups".into(),
@@ -99,7 +99,7 @@ impl Scheduler {
             }),
         }
         // Last, with `keep_local`: local archives that live remotely now.
-        match self.berth.evict_local(dry_run).await {
+        match self.backups.evict_local(dry_run).await {
             Ok(gone) => details.extend(gone),
             Err(e) => details.push(JobDetail {
                 job: "backups".into(),

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::config::{parse_schedule, Config};
 use crate::domain::jobs::{JobOutcome, JobRun};
 use crate::domain::now_millis;
-use crate::service::{Berth, Result};
+use crate::service::{Backups, Berth, Result};
 
 crate::domain::spelled_enum! {
     /// The jobs Berth runs.
@@ -110,13 +110,15 @@ impl JobLocks {
 #[derive(Clone)]
 pub struct Scheduler {
     berth: Berth,
+    backups: Backups,
     locks: Arc<JobLocks>,
 }
 
 impl Scheduler {
-    pub fn new(berth: Berth) -> Scheduler {
+    pub fn new(berth: Berth, backups: Backups) -> Scheduler {
         Scheduler {
             berth,
+            backups,
             locks: Arc::new(JobLocks::new()),
         }
     }

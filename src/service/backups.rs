@@ -11,8 +11,9 @@
 //! project to it only when complete, so a failure at any point, a killed
 //! process included, leaves the project's data as it was.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -20,10 +21,13 @@ use uuid::Uuid;
 use super::volume_io::Access;
 use super::{Berth, Result, ServiceError};
 use crate::backup::{self, ArchiveError};
+use crate::config::Config;
 use crate::domain::backups::{Backup, BackupOrigin, BackupState, Compression};
 use crate::domain::retention::{plan_retention, BackupSeen, RetentionPolicy};
 use crate::domain::{now_millis, Project, User};
-use crate::store::BackupPolicyRow;
+use crate::engine::Engine;
+use crate::remote::Remote;
+use crate::store::{BackupPolicyRow, Store};
 
 /// How long a volume size stays cached.
 pub(super) const SIZE_TTL: Duration = Duration::from_secs(10);
@@ -120,7 +124,63 @@ pub struct LocatedBackup {
     pub stored_locally: bool,
 }
 
-impl Berth {
+/// Backups, restores, clones and sizes of project volumes, and their
+/// remote copies: a service of its own, with its own state (the size cache,
+/// the remote store, the sends in flight). It drives workspaces through
+/// [`Berth`] (their locks; stopping and starting them around a restore),
+/// never the other way round.
+#[derive(Clone)]
+pub struct Backups {
+    pub(super) inner: Arc<BackupsInner>,
+}
+
+pub(super) struct BackupsInner {
+    berth: Berth,
+    /// Recently computed volume sizes.
+    pub(super) sizes: Mutex<SizeCache>,
+    /// Where backups are copied off the host, if anywhere.
+    pub(super) remote: Option<Remote>,
+    /// Backups whose remote copy is being sent right now.
+    pub(super) sending: Mutex<HashSet<Uuid>>,
+}
+
+impl Backups {
+    pub fn new(berth: Berth) -> Backups {
+        // The loader checked the settings; what fails here is the client
+        // itself (TLS roots, say): say so and go on without remote copies.
+        let remote = Remote::from_config(&berth.config().backups.remote).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "remote backup storage is off");
+            None
+        });
+        Backups {
+            inner: Arc::new(BackupsInner {
+                berth,
+                sizes: Mutex::new(SizeCache::default()),
+                remote,
+                sending: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// The workspaces these volumes belong to.
+    pub(super) fn berth(&self) -> &Berth {
+        &self.inner.berth
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        self.inner.berth.store()
+    }
+
+    pub(super) fn engine(&self) -> &Engine {
+        self.inner.berth.engine()
+    }
+
+    pub fn config(&self) -> &Config {
+        self.inner.berth.config()
+    }
+}
+
+impl Backups {
     /// The directory archives live in (created 0700 on first use).
     pub fn backup_dir(&self) -> Result<PathBuf> {
         let dir = self.config().data_dir.join("backups");
@@ -163,7 +223,7 @@ impl Berth {
         .expect("locating backups does not panic")
     }
 
-    /// As [`Berth::locate_backups`], for one.
+    /// As [`Backups::locate_backups`], for one.
     pub async fn locate_backup(&self, b: Backup) -> LocatedBackup {
         self.locate_backups(vec![b])
             .await
@@ -232,7 +292,7 @@ impl Berth {
         compression: Compression,
         pause: bool,
     ) -> Result<Backup> {
-        let project = self.project(user, project_id).await?;
+        let project = self.berth().project(user, project_id).await?;
         self.backup_project(&project, compression, pause).await
     }
 
@@ -244,7 +304,7 @@ impl Berth {
         pause: bool,
     ) -> Result<Backup> {
         let project_id = project.id;
-        let _guard = self.lock_workspace(project.id).await;
+        let _guard = self.berth().lock_workspace(project.id).await;
         let access = self.access(&project.volume_name).await?;
         let running = self.running_on(project).await?;
         let mut b = Backup {
@@ -350,7 +410,7 @@ impl Berth {
     }
 
     pub async fn backups_of(&self, user: &User, project_id: Uuid) -> Result<Vec<Backup>> {
-        self.project(user, project_id).await?;
+        self.berth().project(user, project_id).await?;
         Ok(self.store().backups_of(project_id).await?)
     }
 
@@ -463,7 +523,7 @@ pub struct BackupPolicy {
     pub own: BackupPolicyRow,
 }
 
-impl Berth {
+impl Backups {
     fn effective_policy(&self, own: BackupPolicyRow) -> BackupPolicy {
         let d = &self.config().backups;
         BackupPolicy {
@@ -478,7 +538,7 @@ impl Berth {
     }
 
     pub async fn backup_policy(&self, user: &User, project_id: Uuid) -> Result<BackupPolicy> {
-        self.project(user, project_id).await?;
+        self.berth().project(user, project_id).await?;
         let own = self.store().backup_policy(project_id).await?;
         Ok(self.effective_policy(own))
     }
@@ -495,7 +555,7 @@ impl Berth {
         project_id: Uuid,
         own: BackupPolicyRow,
     ) -> Result<BackupPolicy> {
-        self.project(user, project_id).await?;
+        self.berth().project(user, project_id).await?;
         if let Some(s) = &own.schedule {
             crate::config::parse_schedule(s)
                 .map_err(|e| ServiceError::Invalid(format!("schedule: {e}")))?;
@@ -540,7 +600,7 @@ impl Berth {
     }
 }
 
-impl Berth {
+impl Backups {
     /// Takes an archive uploaded by a user into the catalogue: streamed to a
     /// private temporary file (at most `backups.max_upload_mb`), hashed,
     /// checked against `expected_sha256` when given, read through for
@@ -561,7 +621,7 @@ impl Berth {
         use sha2::{Digest, Sha256};
         use tokio::io::AsyncWriteExt;
 
-        let project = self.project(user, project_id).await?;
+        let project = self.berth().project(user, project_id).await?;
         let limit = self
             .config()
             .backups

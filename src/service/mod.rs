@@ -22,6 +22,7 @@ mod workspaces;
 
 pub use accounts::Accounts;
 pub use auth::{AuthSession, NewUser};
+pub use backups::Backups;
 pub use stats::{HistoryPoint, StatsView};
 pub use workspaces::{
     CreateWorkspace, HealthSummary, ResourceUse, StatusReport, TypeInfo, UpdateWorkspace,
@@ -171,16 +172,10 @@ struct Inner {
     recovering: Mutex<HashSet<Uuid>>,
     /// Per running container: pid, last sample and history (see `stats`).
     tracked: Mutex<HashMap<String, stats::Tracked>>,
-    /// Recently computed volume sizes.
-    sizes: Mutex<backups::SizeCache>,
     /// When proxy traffic last recorded activity, per workspace.
     proxy_touched: Mutex<HashMap<Uuid, std::time::Instant>>,
     /// Log and stats streams open right now.
     log_streams: Arc<std::sync::atomic::AtomicUsize>,
-    /// Where backups are copied off the host, if anywhere.
-    remote: Option<crate::remote::Remote>,
-    /// Backups whose remote copy is being sent right now.
-    sending: Mutex<HashSet<Uuid>>,
     /// Where workspace apps are served.
     app_urls: apps::AppUrls,
     /// Failed logins per account and per client address.
@@ -250,13 +245,6 @@ impl Berth {
     pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> Berth {
         // Install the metrics recorder before anything records.
         let _ = crate::metrics::handle();
-        // The loader checked the settings; what fails here is the client
-        // itself (TLS roots, say): say so and go on without remote copies.
-        let remote =
-            crate::remote::Remote::from_config(&config.backups.remote).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "remote backup storage is off");
-                None
-            });
         Berth {
             inner: Arc::new(Inner {
                 store,
@@ -265,11 +253,8 @@ impl Berth {
                 locks: Mutex::new(HashMap::new()),
                 recovering: Mutex::new(HashSet::new()),
                 tracked: Mutex::new(HashMap::new()),
-                sizes: Mutex::new(backups::SizeCache::default()),
                 proxy_touched: Mutex::new(HashMap::new()),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-                remote,
-                sending: Mutex::new(HashSet::new()),
                 app_urls: apps::AppUrls::new(&config),
                 login_attempts: Mutex::new(HashMap::new()),
                 metrics_token: metrics_token(&config),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::{Backups, Result, ServiceError};
 use crate::domain::backups::{Backup, RemoteCopy, RemoteState};
 use crate::domain::jobs::{ActionOutcome, JobDetail};
 use crate::domain::now_millis;
@@ -29,7 +29,7 @@ impl From<RemoteError> for ServiceError {
 }
 
 /// Takes a backup id out of the in-flight set when the send ends, however.
-struct Sending<'a>(&'a Berth, Uuid);
+struct Sending<'a>(&'a Backups, Uuid);
 
 impl Drop for Sending<'_> {
     fn drop(&mut self) {
@@ -42,7 +42,7 @@ impl Drop for Sending<'_> {
     }
 }
 
-impl Berth {
+impl Backups {
     pub(super) fn remote(&self) -> Option<&Remote> {
         self.inner.remote.as_ref()
     }

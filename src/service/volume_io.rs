@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::{Backups, Result, ServiceError};
 use crate::backup::{self, ArchiveError, TarSource, Written};
 use crate::config::VolumeAccess;
 use crate::domain::backups::Compression;
 use crate::domain::cleanup::LABEL_HELPER;
 use crate::engine::archive::HELPER_MOUNT;
+use crate::engine::Engine;
 
 /// How a volume's data is reached.
 pub(super) enum Access {
@@ -31,14 +32,14 @@ pub(super) enum Access {
 /// made it is cancelled).
 struct Helper {
     id: String,
-    berth: Berth,
+    engine: Engine,
 }
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        let (id, berth) = (self.id.clone(), self.berth.clone());
+        let (id, engine) = (self.id.clone(), self.engine.clone());
         tokio::spawn(async move {
-            if let Err(e) = berth.engine().remove_container(&id).await {
+            if let Err(e) = engine.remove_container(&id).await {
                 tracing::warn!(helper = %id, error = %e, "removing a helper container failed");
             }
         });
@@ -97,7 +98,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(Into::into)
 }
 
-impl Berth {
+impl Backups {
     /// How to reach `volume`'s data under the configured policy.
     pub(super) async fn access(&self, volume: &str) -> Result<Access> {
         let mode = self.config().backups.volume_access;
@@ -120,7 +121,7 @@ impl Berth {
     }
 
     async fn helper(&self, volume: &str, read_only: bool) -> Result<Helper> {
-        let mut labels = self.base_labels();
+        let mut labels = self.berth().base_labels();
         labels.insert(LABEL_HELPER.to_string(), "true".to_string());
         let name = format!(
             "berth-helper-{}",
@@ -132,7 +133,7 @@ impl Berth {
             .await?;
         Ok(Helper {
             id,
-            berth: self.clone(),
+            engine: self.engine().clone(),
         })
     }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::backups::{blocking, SIZE_TTL};
 use super::volume_io::Access;
-use super::{Berth, Result, ServiceError};
+use super::{Backups, Result, ServiceError};
 use crate::backup::{self, ArchiveError};
 use crate::domain::backups::Backup;
 use crate::domain::{now_millis, Project, User};
@@ -44,7 +44,7 @@ pub struct Restored {
     pub restarted: Vec<Uuid>,
 }
 
-impl Berth {
+impl Backups {
     /// Replaces a project's data with a backup's. Refuses while a workspace
     /// on the project runs unless `stop_workspaces`. The archive is
     /// extracted into a new volume in one pass that checks every entry and
@@ -57,9 +57,9 @@ impl Berth {
         backup_id: Uuid,
         stop_workspaces: bool,
     ) -> Result<Restored> {
-        let project = self.project(user, project_id).await?;
+        let project = self.berth().project(user, project_id).await?;
         let (b, path) = self.backup_file(user, backup_id).await?;
-        let _guard = self.lock_workspace(project.id).await;
+        let _guard = self.berth().lock_workspace(project.id).await;
         if b.sha256.is_none() {
             return Err(ServiceError::Refused(
                 "this backup has no recorded checksum; it cannot be restored".into(),
@@ -74,7 +74,7 @@ impl Berth {
         }
         let short = Uuid::new_v4().simple().to_string();
         let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
-        let mut labels = self.base_labels();
+        let mut labels = self.berth().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
         let op = VolumeOp {
             id: Uuid::new_v4(),
@@ -130,12 +130,12 @@ impl Berth {
         }
         let user_ids: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
         for w in &user_ids {
-            self.stop_workspace(user, *w).await?;
+            self.berth().stop_workspace(user, *w).await?;
         }
         self.switch_project_volume(&project, &new_volume).await?;
         self.store().delete_volume_op(op.id).await?;
         for w in &user_ids {
-            self.start_workspace(user, *w).await?;
+            self.berth().start_workspace(user, *w).await?;
         }
         tracing::info!(project = %project.id, backup = %b.id, volume = %new_volume, "restored");
         Ok(Restored {
@@ -152,7 +152,7 @@ impl Berth {
     /// job's retention period.
     async fn switch_project_volume(&self, project: &Project, new_volume: &str) -> Result<()> {
         for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.lock_workspace(ws.id).await;
+            let _wg = self.berth().lock_workspace(ws.id).await;
             self.engine().remove_container(&ws.container_name()).await?;
         }
         self.store()
@@ -173,7 +173,7 @@ impl Berth {
     /// switched to it only when the copy is complete — a failure or a kill
     /// at any point leaves the target as it was (and makes no new project).
     /// An interrupted clone's volume is removed at the next start
-    /// ([`Berth::recover_volume_ops`]). Owners, modes, links and times are
+    /// ([`Backups::recover_volume_ops`]). Owners, modes, links and times are
     /// kept; files that vanish while they are copied are skipped and
     /// counted.
     pub async fn clone_volume(
@@ -183,11 +183,11 @@ impl Berth {
         target: CloneTarget,
         overwrite: bool,
     ) -> Result<Cloned> {
-        let source = self.project(user, source_id).await?;
+        let source = self.berth().project(user, source_id).await?;
         // The new volume, and what the target is.
         let (existing, new_id, new_volume) = match &target {
             CloneTarget::Existing(id) => {
-                let t = self.project(user, *id).await?;
+                let t = self.berth().project(user, *id).await?;
                 if t.id == source.id {
                     return Err(ServiceError::Invalid(
                         "source and target are the same project".into(),
@@ -203,7 +203,7 @@ impl Berth {
                 (None, id, crate::domain::project_volume_name(id))
             }
         };
-        let _guard = self.lock_workspace(new_id).await;
+        let _guard = self.berth().lock_workspace(new_id).await;
         let mut target_was_empty = false;
         if let Some(t) = &existing {
             if !self.running_on(t).await?.is_empty() {
@@ -233,7 +233,7 @@ impl Berth {
             started_at: now_millis(),
         };
         self.store().insert_volume_op(&op).await?;
-        let mut labels = self.base_labels();
+        let mut labels = self.berth().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), new_id.to_string());
         let copied = match self.engine().create_volume(&new_volume, labels).await {
             Ok(()) => self.copy_volume(&source.volume_name, &new_volume).await,
@@ -353,7 +353,7 @@ impl Berth {
 
     /// The apparent size of a project's data (as `du -sb`), cached briefly.
     pub async fn volume_size(&self, user: &User, project_id: Uuid) -> Result<u64> {
-        let project = self.project(user, project_id).await?;
+        let project = self.berth().project(user, project_id).await?;
         if let Some((at, size)) = self
             .inner
             .sizes

@@ -237,6 +237,7 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
 /// One Berth instance for one test.
 pub struct TestEnv {
     pub berth: Berth,
+    pub backups: berth::service::Backups,
     pub scheduler: berth::jobs::Scheduler,
     pub router: Router,
     pub instance: String,
@@ -286,11 +287,13 @@ impl TestEnv {
         let berth = open(config).await;
         let app = berth::app::App::around(berth.clone());
         let scheduler = app.scheduler.clone();
+        let backups = app.backups.clone();
         let router = berth::http::app(app);
         let watcher = Some(berth.spawn_watcher());
         let sampler = berth.spawn_sampler();
         TestEnv {
             berth,
+            backups,
             scheduler,
             router,
             instance,

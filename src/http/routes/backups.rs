@@ -14,11 +14,11 @@ use crate::http::extract::{ApiJson, Caller, IdPath};
 use crate::http::wire::*;
 use crate::http::wire::{ok, ok_with, DeletedDto, ProjectDto};
 use crate::service::volumes::CloneTarget;
-use crate::service::Berth;
+use crate::service::Backups;
 
 /// `POST /api/workspaces/projects/:projectId/backup`; an empty body is fine.
 pub async fn create(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(project_id): IdPath,
     body: Bytes,
@@ -32,7 +32,7 @@ pub async fn create(
         None => Compression::Zstd,
         Some(c) => c.parse().map_err(ApiError::bad_request)?,
     };
-    let b = berth
+    let b = backups
         .create_backup(
             &caller.user,
             project_id,
@@ -47,46 +47,46 @@ pub async fn create(
     };
     Ok((
         StatusCode::CREATED,
-        ok_with(dto(&berth.locate_backup(b).await), msg),
+        ok_with(dto(&backups.locate_backup(b).await), msg),
     )
         .into_response())
 }
 
 pub async fn list(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(project_id): IdPath,
 ) -> ApiResult<Response> {
-    let list = berth.backups_of(&caller.user, project_id).await?;
-    let located = berth.locate_backups(list).await;
+    let list = backups.backups_of(&caller.user, project_id).await?;
+    let located = backups.locate_backups(list).await;
     Ok(ok(located.iter().map(dto).collect::<Vec<_>>()))
 }
 
 pub async fn get(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let b = berth.backup(&caller.user, id).await?;
-    Ok(ok(dto(&berth.locate_backup(b).await)))
+    let b = backups.backup(&caller.user, id).await?;
+    Ok(ok(dto(&backups.locate_backup(b).await)))
 }
 
 pub async fn delete(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    berth.delete_backup(&caller.user, id).await?;
+    backups.delete_backup(&caller.user, id).await?;
     Ok(ok_with(DeletedDto { id }, "backup deleted"))
 }
 
 /// Streams the archive with its length and checksum.
 pub async fn download(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let (b, path) = berth.backup_file(&caller.user, id).await?;
+    let (b, path) = backups.backup_file(&caller.user, id).await?;
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::from(crate::service::ServiceError::Internal(e.to_string())))?;
@@ -131,11 +131,11 @@ pub async fn download(
 }
 
 pub async fn verify(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let (b, entries) = berth.verify_backup(&caller.user, id).await?;
+    let (b, entries) = backups.verify_backup(&caller.user, id).await?;
     Ok(ok_with(
         VerifyDto {
             id: b.id,
@@ -148,12 +148,12 @@ pub async fn verify(
 }
 
 pub async fn restore(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(project_id): IdPath,
     ApiJson(req): ApiJson<RestoreRequest>,
 ) -> ApiResult<Response> {
-    let r = berth
+    let r = backups
         .restore(
             &caller.user,
             project_id,
@@ -171,13 +171,13 @@ pub async fn restore(
         },
         format!(
             "restored; the previous volume is kept for {} days",
-            berth.config().cleanup.volume_retention_days
+            backups.config().cleanup.volume_retention_days
         ),
     ))
 }
 
 pub async fn clone(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(project_id): IdPath,
     ApiJson(req): ApiJson<CloneRequest>,
@@ -191,7 +191,7 @@ pub async fn clone(
             ))
         }
     };
-    let cloned = berth
+    let cloned = backups
         .clone_volume(
             &caller.user,
             project_id,
@@ -214,11 +214,11 @@ pub async fn clone(
 }
 
 pub async fn size(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(project_id): IdPath,
 ) -> ApiResult<Response> {
-    let bytes = berth.volume_size(&caller.user, project_id).await?;
+    let bytes = backups.volume_size(&caller.user, project_id).await?;
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
     Ok(ok(SizeDto {
         size_bytes: bytes,
@@ -230,7 +230,7 @@ pub async fn size(
 /// `POST /api/projects/:id/backups/upload`: the archive as the raw body,
 /// streamed; `X-Checksum-Sha256` is checked when sent.
 pub async fn upload(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(project_id): IdPath,
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<UploadQuery>,
@@ -253,7 +253,7 @@ pub async fn upload(
                 .ok_or_else(|| ApiError::bad_request("X-Checksum-Sha256 must be 64 hex digits"))
         })
         .transpose()?;
-    let b = berth
+    let b = backups
         .upload_backup(
             &caller.user,
             project_id,
@@ -265,7 +265,7 @@ pub async fn upload(
     Ok((
         StatusCode::CREATED,
         ok_with(
-            dto(&berth.locate_backup(b).await),
+            dto(&backups.locate_backup(b).await),
             "archive checked and added to the catalogue",
         ),
     )
@@ -273,17 +273,19 @@ pub async fn upload(
 }
 
 pub async fn get_policy(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    Ok(ok(policy_dto(berth.backup_policy(&caller.user, id).await?)))
+    Ok(ok(policy_dto(
+        backups.backup_policy(&caller.user, id).await?,
+    )))
 }
 
 /// Replaces the project's own settings; a field left out goes back to the
 /// config's default.
 pub async fn put_policy(
-    State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     IdPath(id): IdPath,
     ApiJson(req): ApiJson<PolicyRequest>,
@@ -295,6 +297,6 @@ pub async fn put_policy(
         keep_weekly: req.keep_weekly,
     };
     Ok(ok(policy_dto(
-        berth.set_backup_policy(&caller.user, id, own).await?,
+        backups.set_backup_policy(&caller.user, id, own).await?,
     )))
 }
