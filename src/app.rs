@@ -9,7 +9,7 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::Scheduler;
-use crate::service::{Backups, Berth};
+use crate::service::{Accounts, Backups, Berth};
 use crate::store::Store;
 
 /// Everything a request or a loop may use.
@@ -21,6 +21,9 @@ pub struct App {
     /// Backups, restores, clones and sizes of project volumes; drives
     /// `berth`'s workspaces.
     pub backups: Backups,
+    /// Users, sessions and tokens (the one `berth` was built with: it
+    /// authenticates app-origin viewers).
+    pub accounts: Accounts,
     /// The jobs, scheduled and on request; drives `berth`.
     pub scheduler: Scheduler,
 }
@@ -36,6 +39,7 @@ impl App {
         App {
             scheduler: Scheduler::new(berth.clone(), backups.clone()),
             backups,
+            accounts: berth.accounts().clone(),
             berth,
         }
     }
@@ -56,5 +60,11 @@ impl FromRef<App> for Scheduler {
 impl FromRef<App> for Backups {
     fn from_ref(app: &App) -> Backups {
         app.backups.clone()
+    }
+}
+
+impl FromRef<App> for Accounts {
+    fn from_ref(app: &App) -> Accounts {
+        app.accounts.clone()
     }
 }

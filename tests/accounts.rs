@@ -25,8 +25,7 @@ fn assert_error(status: StatusCode, v: &Value, want: StatusCode, needle: &str) {
 async fn account(env: &TestEnv, role: Role, password: &str) -> (Uuid, String) {
     let email = format!("{}@test.example", Uuid::new_v4().simple());
     let u = env
-        .berth
-        .accounts()
+        .accounts
         .add_user(NewUser {
             email: email.clone(),
             password: password.into(),
@@ -73,8 +72,7 @@ async fn changing_your_password_ends_your_other_sessions_but_not_api_tokens() {
     let here = login(&env, &email, "old-password").await.unwrap();
     let elsewhere = login(&env, &email, "old-password").await.unwrap();
     let script = env
-        .berth
-        .accounts()
+        .accounts
         .create_api_token(&email, "script")
         .await
         .unwrap();

@@ -26,8 +26,7 @@ async fn login_gives_a_token_and_a_strict_httponly_cookie_that_both_authenticate
     let env = TestEnv::new().await;
     let (_, _) = env.user(Role::Member).await;
     let email = format!("{}@test.example", uuid::Uuid::new_v4().simple());
-    env.berth
-        .accounts()
+    env.accounts
         .add_user(berth::service::NewUser {
             email: email.clone(),
             password: "s3cret-pass".into(),
@@ -82,8 +81,7 @@ async fn login_gives_a_token_and_a_strict_httponly_cookie_that_both_authenticate
 async fn wrong_password_unknown_user_and_bad_tokens_are_401() {
     let env = TestEnv::new().await;
     let email = format!("{}@test.example", uuid::Uuid::new_v4().simple());
-    env.berth
-        .accounts()
+    env.accounts
         .add_user(berth::service::NewUser {
             email: email.clone(),
             password: "right-password".into(),

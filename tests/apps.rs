@@ -246,8 +246,7 @@ async fn path_mode_serves_the_owner_only_and_scopes_the_apps_cookies() {
     let (owner_id, session) = env.session(Role::Member).await;
     let owner_user = env.berth.store().user(owner_id).await.unwrap().unwrap();
     let mine_token = env
-        .berth
-        .accounts()
+        .accounts
         .issue_api_token(&owner_user, "t")
         .await
         .unwrap()
@@ -303,8 +302,7 @@ async fn app_origins_hand_the_login_over_and_keep_berths_credentials_out() {
     let (_, other_session) = env.session(Role::Member).await;
     let (_, admin_session) = env.session(Role::Admin).await;
     let owner_token = env
-        .berth
-        .accounts()
+        .accounts
         .issue_api_token(
             &env.berth.store().user(owner_id).await.unwrap().unwrap(),
             "t",
@@ -399,7 +397,7 @@ async fn app_origins_hand_the_login_over_and_keep_berths_credentials_out() {
             .insert_app_code(
                 &hex::encode(sha2::Sha256::digest(code.as_bytes())),
                 owner_id,
-                env.berth.authenticate(&session).await.unwrap().1,
+                env.accounts.authenticate(&session).await.unwrap().1,
                 uuid::Uuid::parse_str(id).unwrap(),
                 8080,
                 now - 120_000,
@@ -606,13 +604,7 @@ async fn a_password_change_ends_app_cookies() {
     let (env, addr) = env(true).await;
     let (owner_id, session) = env.session(Role::Member).await;
     let owner = env.berth.store().user(owner_id).await.unwrap().unwrap();
-    let token = env
-        .berth
-        .accounts()
-        .issue_api_token(&owner, "t")
-        .await
-        .unwrap()
-        .1;
+    let token = env.accounts.issue_api_token(&owner, "t").await.unwrap().1;
     let ws = workspace(&env, &token, "echo").await;
     let app = ws["appUrl"].as_str().unwrap().to_string();
     let http = client();

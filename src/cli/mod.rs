@@ -292,7 +292,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
                 bail!("give the password on standard input with --password-stdin");
             }
             let password = read_password()?;
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let role = if admin { Role::Admin } else { Role::Member };
             let user = accounts
                 .add_user(NewUser {
@@ -312,7 +312,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::User {
             command: UserCommand::Ls { json },
         } => {
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let users = accounts.user_summaries().await?;
             if json {
                 let rows: Vec<_> = users
@@ -358,7 +358,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
                 bail!("give the password on standard input with --password-stdin");
             }
             let password = read_password()?;
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let user = accounts.find_user(&user).await?;
             let ended = accounts.set_password(&user, password, None).await?;
             eprintln!(
@@ -370,7 +370,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::User {
             command: UserCommand::Role { user, role },
         } => {
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let user = accounts.find_user(&user).await?;
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             accounts.change_role(&user, role).await?;
@@ -380,7 +380,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::User {
             command: UserCommand::Rm { user, transfer_to },
         } => {
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let user = accounts.find_user(&user).await?;
             let heir = match transfer_to {
                 Some(h) => Some(accounts.find_user(&h).await?),
@@ -399,7 +399,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::Token {
             command: TokenCommand::Create { email, name },
         } => {
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let token = accounts.create_api_token(&email, &name).await?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
@@ -407,7 +407,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::Token {
             command: TokenCommand::Ls { user, json },
         } => {
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let user = accounts.find_user(&user).await?;
             let tokens = accounts.tokens_of(&user).await?;
             if json {
@@ -448,7 +448,7 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
         Command::Token {
             command: TokenCommand::Revoke { user, id },
         } => {
-            let accounts = Accounts::new(open_store(&config).await?);
+            let accounts = Accounts::new(open_store(&config).await?, config.auth.clone());
             let user = accounts.find_user(&user).await?;
             accounts.revoke_token(&user, id).await?;
             eprintln!("revoked token {id} of {}", user.email);

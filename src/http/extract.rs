@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::User;
-use crate::service::Berth;
+use crate::service::{Accounts, Berth};
 
 /// Name of the session cookie set by login.
 pub const SESSION_COOKIE: &str = "berth_session";
@@ -100,6 +100,7 @@ fn cookie_request_allowed(parts: &Parts, public_origin: &str) -> bool {
 impl<S> FromRequestParts<S> for Caller
 where
     Berth: FromRef<S>,
+    Accounts: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -124,7 +125,7 @@ where
                 "a request that changes something with the session cookie must come from Berth's own pages (same Origin); scripts send 'Authorization: Bearer <token>'",
             ));
         }
-        let (user, token_id) = berth.authenticate(&token).await?;
+        let (user, token_id) = Accounts::from_ref(state).authenticate(&token).await?;
         Ok(Caller { user, token_id })
     }
 }

@@ -28,7 +28,6 @@ use serde_json::{json, Map, Value};
 
 use super::error::ErrorEnvelope;
 use crate::app::App;
-use crate::service::Berth;
 
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
@@ -299,7 +298,6 @@ impl Op {
         &self.methods
     }
 
-    /// The router part of this operation.
     /// The operation's router, with the check its table entry declares:
     /// an admin operation answers 401/403 before its handler (or any of its
     /// extractors) runs, so a handler cannot forget it.
@@ -308,7 +306,7 @@ impl Op {
             Auth::Admin => self
                 .router
                 .route_layer(axum::middleware::from_fn_with_state(
-                    app.berth.clone(),
+                    app.clone(),
                     require_admin,
                 )),
             _ => self.router,
@@ -804,14 +802,14 @@ pub fn document_text() -> &'static str {
 /// authenticated is kept in the request, so the handler's own `Caller`
 /// does not look the token up again.
 async fn require_admin(
-    axum::extract::State(berth): axum::extract::State<Berth>,
+    axum::extract::State(app): axum::extract::State<App>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::extract::FromRequestParts;
     use axum::response::IntoResponse;
     let (mut parts, body) = req.into_parts();
-    let caller = match crate::http::extract::Caller::from_request_parts(&mut parts, &berth).await {
+    let caller = match crate::http::extract::Caller::from_request_parts(&mut parts, &app).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

@@ -1,26 +1,44 @@
 //! Accounts: users, their roles and passwords, and API tokens, with the
 //! rules of `domain::accounts`. Written against the store alone, so the
 //! CLI's admin commands (on the data directory, with or without a running
-//! server, SPEC §4) and the API (through `Berth::accounts`) run the same
-//! code; logging in and authenticating requests are in `auth`.
+//! server, SPEC §4) and the API run the same code; logging in and
+//! authenticating requests are in `auth`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
 use super::auth::{check_email, hash_password, hash_token, new_token};
 use super::{NewUser, Result, ServiceError};
+use crate::config::AuthConfig;
 use crate::domain::accounts::{check_password, check_removal, check_role_change, Holdings};
+use crate::domain::throttle::Attempts;
 use crate::domain::{now_millis, Role, User};
 use crate::store::{Store, TokenInfo, TokenKind};
 
-/// Account management over one store.
+/// Accounts over one store: management, logging in, authenticating. One
+/// per process, cheap to clone (the login throttle is shared by clones).
 #[derive(Clone, Debug)]
 pub struct Accounts {
-    store: Store,
+    pub(super) store: Store,
+    pub(super) auth: Arc<AuthConfig>,
+    /// Failed logins per account and per client address.
+    pub(super) attempts: Arc<Mutex<HashMap<String, Attempts>>>,
 }
 
 impl Accounts {
-    pub fn new(store: Store) -> Accounts {
-        Accounts { store }
+    pub fn new(store: Store, auth: AuthConfig) -> Accounts {
+        Accounts {
+            store,
+            auth: Arc::new(auth),
+            attempts: Arc::default(),
+        }
+    }
+
+    /// Sessions and login throttling, as configured.
+    pub fn auth_config(&self) -> &AuthConfig {
+        &self.auth
     }
 
     /// A user's tokens that have not expired, for listing (never the

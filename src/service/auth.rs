@@ -1,7 +1,7 @@
 //! Passwords (argon2id) and tokens (random, stored as SHA-256): logging in
 //! (throttled), authenticating a request, and the API's account operations
-//! with their permission checks, which hand the work to
-//! [`Accounts`](super::Accounts) (the code the CLI's admin commands run).
+//! with their permission checks, on top of the account management in
+//! `accounts` (the code the CLI's admin commands run).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -10,7 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::{Accounts, Result, ServiceError};
 use crate::domain::accounts::{check_password, check_role_change, Holdings};
 use crate::domain::{now_millis, Millis, Role, User};
 use crate::store::{TokenInfo, TokenKind};
@@ -88,9 +88,9 @@ fn throttle_keys(email: &str, client: Option<std::net::IpAddr>) -> Vec<(&'static
 /// made-up emails cannot grow memory without bound.
 const MAX_THROTTLE_KEYS: usize = 100_000;
 
-impl Berth {
+impl Accounts {
     fn login_policy(&self, by: &str) -> crate::domain::throttle::ThrottlePolicy {
-        self.config().auth.throttle(by == "address")
+        self.auth.throttle(by == "address")
     }
 
     /// The first lock among `keys`, and for how many seconds more.
@@ -99,13 +99,13 @@ impl Berth {
         keys: &[(&'static str, String)],
         now: Millis,
     ) -> Option<(&'static str, u64)> {
-        let map = self.inner.login_attempts.lock().expect("attempts poisoned");
+        let map = self.attempts.lock().expect("attempts poisoned");
         keys.iter()
             .find_map(|(by, k)| map.get(k).and_then(|a| a.locked_for(now)).map(|s| (*by, s)))
     }
 
     fn login_failed(&self, keys: &[(&'static str, String)], now: Millis) {
-        let mut map = self.inner.login_attempts.lock().expect("attempts poisoned");
+        let mut map = self.attempts.lock().expect("attempts poisoned");
         if map.len() >= MAX_THROTTLE_KEYS {
             let p = self.login_policy("account");
             map.retain(|_, a| !a.expired(now, &p));
@@ -142,13 +142,13 @@ pub(super) fn check_email(email: &str) -> Result<String> {
     Ok(email)
 }
 
-impl Berth {
+impl Accounts {
     /// Checks email and password and opens a session.
     pub async fn login(&self, email: &str, password: &str) -> Result<AuthSession> {
         self.login_from(email, password, None).await
     }
 
-    /// [`Berth::login`] from a client address, throttled: an account (known
+    /// [`Accounts::login`] from a client address, throttled: an account (known
     /// or not, answered alike) and an address are locked for a while after
     /// too many failures (`auth.login_*`), with a 429 that says when to try
     /// again. A lock on one account does not touch another.
@@ -176,7 +176,7 @@ impl Berth {
                 retry_after_s: secs,
             });
         }
-        let found = self.store().user_by_email(&email).await?;
+        let found = self.store.user_by_email(&email).await?;
         let ok = match found {
             Some((user, hash)) => verify_password(password.to_string(), hash)
                 .await
@@ -193,18 +193,17 @@ impl Berth {
         };
         // The account starts afresh; the address does not (an attacker
         // with one account of their own must not reset it).
-        self.inner
-            .login_attempts
+        self.attempts
             .lock()
             .expect("attempts poisoned")
             .remove(&keys[0].1);
         let now = now_millis();
-        let ttl_ms = i64::try_from(self.config().auth.session_ttl_h)
+        let ttl_ms = i64::try_from(self.auth.session_ttl_h)
             .unwrap_or(i64::MAX / 3_600_000)
             .saturating_mul(3_600_000);
         let expires_at = now.saturating_add(ttl_ms);
         let token = new_token();
-        self.store()
+        self.store
             .insert_token(
                 user.id,
                 &hash_token(&token),
@@ -215,7 +214,7 @@ impl Berth {
             )
             .await?;
         // Opportunistic housekeeping: sessions that ran out.
-        self.store().delete_expired_tokens(now).await?;
+        self.store.delete_expired_tokens(now).await?;
         Ok(AuthSession {
             token,
             expires_at,
@@ -232,7 +231,7 @@ impl Berth {
         }
         let now = now_millis();
         let found = self
-            .store()
+            .store
             .user_by_token_hash(&hash_token(token), now)
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("invalid or expired token".into()))?;
@@ -240,29 +239,24 @@ impl Berth {
             .last_used_at
             .is_none_or(|t| now.saturating_sub(t) >= TOUCH_EVERY_MS)
         {
-            self.store().touch_token(found.token_id, now).await?;
+            self.store.touch_token(found.token_id, now).await?;
         }
         Ok((found.user, found.token_id))
     }
 
-    /// The caller's live tokens, newest first.
-    pub async fn tokens(&self, user: &User) -> Result<Vec<TokenInfo>> {
-        self.accounts().tokens_of(user).await
-    }
-
     /// Every user with what they own (admins only, checked by the caller).
     pub async fn list_accounts(&self) -> Result<Vec<(User, Holdings)>> {
-        self.accounts().user_summaries().await
+        self.user_summaries().await
     }
 
     /// One user with what they own.
     pub async fn account(&self, id: Uuid) -> Result<(User, Holdings)> {
         let user = self
-            .store()
+            .store
             .user(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no user with id {id}")))?;
-        let holdings = self.store().holdings(id).await?;
+        let holdings = self.store.holdings(id).await?;
         Ok((user, holdings))
     }
 
@@ -287,18 +281,18 @@ impl Berth {
             check_password(p).map_err(ServiceError::Invalid)?;
         }
         if let Some(r) = role {
-            check_role_change(&user, r, self.store().admin_count().await?)
+            check_role_change(&user, r, self.store.admin_count().await?)
                 .map_err(ServiceError::Conflict)?;
         }
         let mut done = Vec::new();
         if let Some(p) = password {
             // An admin resetting their own password keeps the session asking.
             let keep = (user.id == actor.id).then_some(actor_token);
-            let ended = self.accounts().set_password(&user, p, keep).await?;
+            let ended = self.set_password(&user, p, keep).await?;
             done.push(format!("password set; {ended} login session(s) ended"));
         }
         if let Some(r) = role.filter(|r| *r != user.role) {
-            user = self.accounts().change_role(&user, r).await?;
+            user = self.change_role(&user, r).await?;
             done.push(format!("role is now {}", r.as_str()));
         }
         Ok((user, holdings, done))
@@ -314,36 +308,34 @@ impl Berth {
     ) -> Result<(User, Option<User>)> {
         let (user, _) = self.account(id).await?;
         let heir = match transfer_to {
-            Some(h) => Some(self.store().user(h).await?.ok_or_else(|| {
+            Some(h) => Some(self.store.user(h).await?.ok_or_else(|| {
                 ServiceError::Invalid(format!("transferTo: no user with id {h}"))
             })?),
             None => None,
         };
-        self.accounts()
-            .remove_user(Some(actor), &user, heir.as_ref())
-            .await?;
+        self.remove_user(Some(actor), &user, heir.as_ref()).await?;
         Ok((user, heir))
     }
 
     /// Makes an API token for the caller.
     pub async fn create_token(&self, user: &User, name: &str) -> Result<(TokenInfo, String)> {
-        self.accounts().issue_api_token(user, name).await
+        self.issue_api_token(user, name).await
     }
 
     /// Revokes one of the caller's tokens, never the one in use (that is a
     /// logout, and a client that revokes it by accident locks itself out).
-    pub async fn revoke_token(&self, user: &User, current: Uuid, id: Uuid) -> Result<()> {
+    pub async fn revoke_own_token(&self, user: &User, current: Uuid, id: Uuid) -> Result<()> {
         if id == current {
             return Err(ServiceError::Conflict(
                 "this request was made with that token; use POST /api/auth/logout to end it".into(),
             ));
         }
-        self.accounts().revoke_token(user, id).await
+        self.revoke_token(user, id).await
     }
 
     /// Adds a user (admins only, checked by the caller).
     pub async fn add_account(&self, new: NewUser) -> Result<(User, Holdings)> {
-        let user = self.accounts().add_user(new).await?;
+        let user = self.add_user(new).await?;
         Ok((user, Holdings::default()))
     }
 
@@ -358,7 +350,7 @@ impl Berth {
         new: String,
     ) -> Result<u64> {
         let (_, hash) = self
-            .store()
+            .store
             .user_by_email(&user.email)
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("invalid or expired token".into()))?;
@@ -373,14 +365,12 @@ impl Berth {
                 "newPassword must differ from the current one".into(),
             ));
         }
-        self.accounts()
-            .set_password(user, new, Some(token_id))
-            .await
+        self.set_password(user, new, Some(token_id)).await
     }
 
     /// Revokes one token.
     pub async fn logout(&self, token_id: Uuid) -> Result<()> {
-        Ok(self.store().delete_token(token_id).await?)
+        Ok(self.store.delete_token(token_id).await?)
     }
 }
 

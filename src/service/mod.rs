@@ -178,8 +178,8 @@ struct Inner {
     log_streams: Arc<std::sync::atomic::AtomicUsize>,
     /// Where workspace apps are served.
     app_urls: apps::AppUrls,
-    /// Failed logins per account and per client address.
-    login_attempts: Mutex<HashMap<String, crate::domain::throttle::Attempts>>,
+    /// Users, sessions and tokens.
+    accounts: Accounts,
     /// What `/metrics` asks for; `None`: open (`metrics.public`).
     metrics_token: Option<String>,
     /// Cancelled when the server shuts down: open streams and tunnels end.
@@ -245,6 +245,7 @@ impl Berth {
     pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> Berth {
         // Install the metrics recorder before anything records.
         let _ = crate::metrics::handle();
+        let accounts = Accounts::new(store.clone(), config.auth.clone());
         Berth {
             inner: Arc::new(Inner {
                 store,
@@ -256,7 +257,7 @@ impl Berth {
                 proxy_touched: Mutex::new(HashMap::new()),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
                 app_urls: apps::AppUrls::new(&config),
-                login_attempts: Mutex::new(HashMap::new()),
+                accounts,
                 metrics_token: metrics_token(&config),
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 changes: tokio::sync::broadcast::channel(1024).0,
@@ -270,10 +271,11 @@ impl Berth {
         &self.inner.store
     }
 
-    /// Users, roles, passwords and tokens (the same code the CLI's admin
-    /// commands run on the data directory).
-    pub fn accounts(&self) -> Accounts {
-        Accounts::new(self.inner.store.clone())
+    /// Users, roles, passwords, sessions and tokens (the same code the
+    /// CLI's admin commands run on the data directory): built with this
+    /// service, which authenticates app-origin viewers with it.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
     }
 
     pub fn engine(&self) -> &Engine {

@@ -238,6 +238,7 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
 pub struct TestEnv {
     pub berth: Berth,
     pub backups: berth::service::Backups,
+    pub accounts: berth::service::Accounts,
     pub scheduler: berth::jobs::Scheduler,
     pub router: Router,
     pub instance: String,
@@ -288,12 +289,14 @@ impl TestEnv {
         let app = berth::app::App::around(berth.clone());
         let scheduler = app.scheduler.clone();
         let backups = app.backups.clone();
+        let accounts = app.accounts.clone();
         let router = berth::http::app(app);
         let watcher = Some(berth.spawn_watcher());
         let sampler = berth.spawn_sampler();
         TestEnv {
             berth,
             backups,
+            accounts,
             scheduler,
             router,
             instance,
@@ -319,8 +322,7 @@ impl TestEnv {
     pub async fn user(&self, role: Role) -> (Uuid, String) {
         let email = format!("{}@test.example", Uuid::new_v4().simple());
         let u = self
-            .berth
-            .accounts()
+            .accounts
             .add_user(NewUser {
                 email: email.clone(),
                 password: "password123".into(),
@@ -329,8 +331,7 @@ impl TestEnv {
             .await
             .expect("add user");
         let token = self
-            .berth
-            .accounts()
+            .accounts
             .create_api_token(&email, "test")
             .await
             .expect("token");
@@ -342,8 +343,7 @@ impl TestEnv {
     pub async fn session(&self, role: Role) -> (Uuid, String) {
         let email = format!("{}@test.example", Uuid::new_v4().simple());
         let u = self
-            .berth
-            .accounts()
+            .accounts
             .add_user(NewUser {
                 email: email.clone(),
                 password: "password123".into(),
@@ -352,7 +352,7 @@ impl TestEnv {
             .await
             .expect("add user");
         let s = self
-            .berth
+            .accounts
             .login(&email, "password123")
             .await
             .expect("login");

@@ -86,7 +86,7 @@ async fn viewer(
     headers: &HeaderMap,
 ) -> Result<(Option<User>, bool), ApiError> {
     if let Some(token) = bearer(headers) {
-        let (user, _) = berth.authenticate(token).await?;
+        let (user, _) = berth.accounts().authenticate(token).await?;
         return Ok((Some(user), false));
     }
     match cookie_value(headers, APP_COOKIE) {

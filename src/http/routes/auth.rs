@@ -12,10 +12,10 @@ use crate::http::wire::{
     ok, ok_with, rfc3339, ChangePasswordRequest, CreateTokenRequest, CreatedTokenDto, DeletedDto,
     LoggedOutDto, LoginRequest, LoginResponse, PasswordChangedDto, TokenDto, UserDto,
 };
-use crate::service::Berth;
+use crate::service::Accounts;
 
-fn cookie(berth: &Berth, value: &str, max_age_s: u64) -> HeaderValue {
-    let secure = if berth.config().auth.cookie_secure {
+fn cookie(accounts: &Accounts, value: &str, max_age_s: u64) -> HeaderValue {
+    let secure = if accounts.auth_config().cookie_secure {
         "; Secure"
     } else {
         ""
@@ -27,13 +27,15 @@ fn cookie(berth: &Berth, value: &str, max_age_s: u64) -> HeaderValue {
 }
 
 pub async fn login(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let session = berth.login_from(&req.email, &req.password, client).await?;
-    let max_age = berth.config().auth.session_ttl_h.saturating_mul(3600);
-    let set_cookie = cookie(&berth, &session.token, max_age);
+    let session = accounts
+        .login_from(&req.email, &req.password, client)
+        .await?;
+    let max_age = accounts.auth_config().session_ttl_h.saturating_mul(3600);
+    let set_cookie = cookie(&accounts, &session.token, max_age);
     let body = LoginResponse {
         access_token: session.token,
         token_type: "Bearer",
@@ -45,10 +47,11 @@ pub async fn login(
     Ok(resp)
 }
 
-pub async fn logout(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    berth.logout(caller.token_id).await?;
+pub async fn logout(State(accounts): State<Accounts>, caller: Caller) -> ApiResult<Response> {
+    accounts.logout(caller.token_id).await?;
     let mut resp = ok(LoggedOutDto { logged_out: true });
-    resp.headers_mut().insert(SET_COOKIE, cookie(&berth, "", 0));
+    resp.headers_mut()
+        .insert(SET_COOKIE, cookie(&accounts, "", 0));
     Ok(resp.into_response())
 }
 
@@ -57,11 +60,11 @@ pub async fn me(caller: Caller) -> Response {
 }
 
 pub async fn change_password(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     caller: Caller,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<Response> {
-    let ended = berth
+    let ended = accounts
         .change_own_password(
             &caller.user,
             caller.token_id,
@@ -77,8 +80,8 @@ pub async fn change_password(
     ))
 }
 
-pub async fn tokens(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    let tokens = berth.tokens(&caller.user).await?;
+pub async fn tokens(State(accounts): State<Accounts>, caller: Caller) -> ApiResult<Response> {
+    let tokens = accounts.tokens_of(&caller.user).await?;
     Ok(ok(tokens
         .iter()
         .map(|t| TokenDto::new(t, caller.token_id))
@@ -86,11 +89,11 @@ pub async fn tokens(State(berth): State<Berth>, caller: Caller) -> ApiResult<Res
 }
 
 pub async fn create_token(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<Response> {
-    let (info, token) = berth.create_token(&caller.user, &req.name).await?;
+    let (info, token) = accounts.create_token(&caller.user, &req.name).await?;
     let body = CreatedTokenDto {
         id: info.id,
         name: info.name,
@@ -105,12 +108,12 @@ pub async fn create_token(
 }
 
 pub async fn revoke_token(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    berth
-        .revoke_token(&caller.user, caller.token_id, id)
+    accounts
+        .revoke_own_token(&caller.user, caller.token_id, id)
         .await?;
     Ok(ok(DeletedDto { id }))
 }

@@ -11,10 +11,10 @@ use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
 use crate::http::wire::{
     ok, ok_with, AccountDto, CreateUserRequest, DeleteUserQuery, UpdateUserRequest, UserDeletedDto,
 };
-use crate::service::{Berth, NewUser};
+use crate::service::{Accounts, NewUser};
 
-pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
-    let users = berth.list_accounts().await?;
+pub async fn list(State(accounts): State<Accounts>, _caller: Caller) -> ApiResult<Response> {
+    let users = accounts.list_accounts().await?;
     Ok(ok(users
         .iter()
         .map(|(u, h)| AccountDto::new(u, *h))
@@ -22,11 +22,11 @@ pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Resp
 }
 
 pub async fn create(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     _caller: Caller,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> ApiResult<Response> {
-    let (user, holdings) = berth
+    let (user, holdings) = accounts
         .add_account(NewUser {
             email: req.email,
             password: req.password,
@@ -37,21 +37,21 @@ pub async fn create(
 }
 
 pub async fn get(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     _caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let (user, holdings) = berth.account(id).await?;
+    let (user, holdings) = accounts.account(id).await?;
     Ok(ok(AccountDto::new(&user, holdings)))
 }
 
 pub async fn update(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     caller: Caller,
     IdPath(id): IdPath,
     ApiJson(req): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Response> {
-    let (user, holdings, done) = berth
+    let (user, holdings, done) = accounts
         .update_account(&caller.user, caller.token_id, id, req.role, req.password)
         .await?;
     let dto = AccountDto::new(&user, holdings);
@@ -63,12 +63,12 @@ pub async fn update(
 }
 
 pub async fn delete(
-    State(berth): State<Berth>,
+    State(accounts): State<Accounts>,
     caller: Caller,
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<DeleteUserQuery>,
 ) -> ApiResult<Response> {
-    let (user, heir) = berth
+    let (user, heir) = accounts
         .remove_account(&caller.user, id, q.transfer_to)
         .await?;
     let message = match &heir {
