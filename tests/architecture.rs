@@ -135,3 +135,20 @@ fn the_http_layer_keeps_its_wire_types_in_one_home() {
         .collect();
     assert_eq!(found, Vec::<String>::new());
 }
+
+#[test]
+fn the_cli_client_reads_answers_as_wire_types() {
+    // `v["name"]` compiles whatever the server calls the field; a wire
+    // type does not.
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("cli/client/"))
+        .flat_map(|(rel, text)| {
+            text.lines()
+                .filter(|l| l.contains("[\"") && !l.contains("&[\"") && !l.contains("= [\""))
+                .map(|l| format!("{rel}: {}", l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}

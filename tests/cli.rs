@@ -669,6 +669,21 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     assert_eq!(up["sha256"], b["sha256"]);
     let verified = json_of(&run(&["backup", "verify", id, "--json"]));
     assert!(verified["entries"].as_u64().unwrap() >= 1, "{verified}");
+    // Restore and clone, read as people read them (not --json).
+    let restored = run(&["backup", "restore", &project, id, "--stop"]);
+    ok(&restored);
+    assert!(
+        String::from_utf8_lossy(&restored.stderr).contains(&format!("restored {id} into volume")),
+        "{restored:?}"
+    );
+    let cloned = ok(&run(&["volume", "clone", &project, "--name", "cli-copy"]));
+    assert!(cloned.trim().starts_with("berth-"), "{cloned}");
+    assert_eq!(
+        run(&["volume", "clone", &project, "--to", "not-a-uuid"])
+            .status
+            .code(),
+        Some(2)
+    );
     let size = json_of(&run(&["volume", "size", &project, "--json"]));
     assert!(size["sizeBytes"].as_u64().is_some(), "{size}");
     let cleanup = json_of(&run(&["cleanup", "--dry-run", "--json"]));

@@ -123,7 +123,7 @@ impl From<ServiceError> for ApiError {
 
 /// The error envelope every failure answers with (described in the API
 /// document as `Error`).
-#[derive(serde::Serialize, schemars::JsonSchema)]
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[schemars(rename = "Error")]
 pub struct ErrorEnvelope {
     #[schemars(extend("const" = false))]
@@ -131,7 +131,7 @@ pub struct ErrorEnvelope {
     pub error: ErrorDetail,
 }
 
-#[derive(serde::Serialize, schemars::JsonSchema)]
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid_request`, `unauthorized`,
     /// `forbidden`, `not_found`, `conflict`, `refused`, `payload_too_large`,

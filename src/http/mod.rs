@@ -578,8 +578,8 @@ async fn track_requests(req: axum::extract::Request, next: axum::middleware::Nex
 
 async fn healthz() -> Response {
     wire::ok(wire::HealthzDto {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
+        status: "ok".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
     })
 }
 

@@ -34,7 +34,7 @@ pub async fn cleanup(opts: &ClientOpts, dry_run: bool) -> Res<()> {
             json!({}),
         )
         .await?;
-    c.show(&v, |v| {
+    c.show(&v, |r: &wire::CleanupDto| {
         println!(
             "{}inactive {}, orphaned containers {}, orphaned volumes {}, error workspaces {}",
             if dry_run {
@@ -42,33 +42,31 @@ pub async fn cleanup(opts: &ClientOpts, dry_run: bool) -> Res<()> {
             } else {
                 "cleaned: "
             },
-            s(&v["inactiveContainers"]),
-            s(&v["orphanedContainers"]),
-            s(&v["orphanedVolumes"]),
-            s(&v["errorWorkspaces"])
+            r.inactive_containers,
+            r.orphaned_containers,
+            r.orphaned_volumes,
+            r.error_workspaces
         );
-        let rows: Vec<Vec<String>> = v["details"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let rows: Vec<Vec<String>> = r
+            .details
+            .iter()
             .map(|d| {
                 vec![
-                    s(&d["job"]),
-                    s(&d["action"]),
-                    s(&d["resource"]),
-                    s(&d["outcome"]),
-                    s(&d["reason"]),
+                    d.job.clone(),
+                    d.action.clone(),
+                    d.resource.clone(),
+                    d.outcome.clone(),
+                    d.reason.clone(),
                 ]
             })
             .collect();
         if !rows.is_empty() {
             table(&["JOB", "ACTION", "RESOURCE", "OUTCOME", "REASON"], rows);
         }
-        for e in v["errors"].as_array().into_iter().flatten() {
-            eprintln!("job {} failed: {}", s(&e["job"]), s(&e["error"]));
+        for e in &r.errors {
+            eprintln!("job {} failed: {}", e.job, e.error);
         }
-    });
-    Ok(())
+    })
 }
 
 pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
@@ -76,9 +74,9 @@ pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
     match cmd {
         AccountCmd::Show => {
             let v = c.get("/api/auth/me").await?;
-            c.show(&v, |v| {
-                println!("{} ({}), id {}", s(&v["email"]), s(&v["role"]), s(&v["id"]))
-            });
+            c.show(&v, |u: &wire::UserDto| {
+                println!("{} ({}), id {}", u.email, u.role, u.id)
+            })?;
         }
         AccountCmd::Passwd => {
             let tty = std::io::stdin().is_terminal();
@@ -102,36 +100,37 @@ pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
             let v = c
                 .post(
                     "/api/auth/password",
-                    json!({ "currentPassword": current, "newPassword": new }),
+                    wire::ChangePasswordRequest {
+                        current_password: current,
+                        new_password: new,
+                    },
                 )
                 .await?;
-            c.show(&v, |v| {
+            c.show(&v, |p: &wire::PasswordChangedDto| {
                 eprintln!(
                     "password changed; {} other login session(s) ended",
-                    s(&v["endedSessions"])
+                    p.ended_sessions
                 )
-            });
+            })?;
         }
         AccountCmd::Tokens => {
             let v = c.get("/api/auth/tokens").await?;
-            c.show(&v, |v| {
-                let rows = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+            c.show(&v, |list: &Vec<wire::TokenDto>| {
+                let rows = list
+                    .iter()
                     .map(|t| {
-                        let name = if t["current"] == true {
-                            format!("{} (this one)", s(&t["name"]))
+                        let name = if t.current {
+                            format!("{} (this one)", t.name)
                         } else {
-                            s(&t["name"])
+                            t.name.clone()
                         };
                         vec![
-                            s(&t["id"]),
-                            s(&t["kind"]),
+                            t.id.to_string(),
+                            t.kind.clone(),
                             name,
-                            s(&t["createdAt"]),
-                            s(&t["lastUsedAt"]),
-                            s(&t["expiresAt"]),
+                            t.created_at.clone(),
+                            opt(&t.last_used_at),
+                            opt(&t.expires_at),
                         ]
                     })
                     .collect();
@@ -139,11 +138,13 @@ pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
                     &["ID", "KIND", "NAME", "CREATED", "LAST USED", "EXPIRES"],
                     rows,
                 );
-            });
+            })?;
         }
         AccountCmd::TokenAdd { name } => {
-            let v = c.post("/api/auth/tokens", json!({ "name": name })).await?;
-            c.show(&v, |v| println!("{}", s(&v["token"])));
+            let v = c
+                .post("/api/auth/tokens", wire::CreateTokenRequest { name })
+                .await?;
+            c.show(&v, |t: &wire::CreatedTokenDto| println!("{}", t.token))?;
         }
         AccountCmd::TokenRm { id } => {
             let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| {
@@ -152,7 +153,7 @@ pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
                 ))
             })?;
             let v = c.delete(&format!("/api/auth/tokens/{id}")).await?;
-            c.show(&v, |_| eprintln!("revoked token {id}"));
+            c.show(&v, |_: &wire::DeletedDto| eprintln!("revoked token {id}"))?;
         }
     }
     Ok(())
@@ -164,51 +165,47 @@ pub async fn types(opts: &ClientOpts, cmd: TypeCmd) -> Res<()> {
     match cmd {
         TypeCmd::Ls => {
             let v = c.get("/api/workspaces/types").await?;
-            c.show(&v, |v| {
-                let rows = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+            c.show(&v, |list: &Vec<wire::TypeDto>| {
+                let rows = list
+                    .iter()
                     .map(|t| {
                         vec![
-                            s(&t["type"]),
-                            if t["available"] == true { "yes" } else { "no" }.into(),
-                            s(&t["image"]),
-                            s(&t["unavailableReason"]),
+                            t.type_name.clone(),
+                            if t.available { "yes" } else { "no" }.into(),
+                            t.image.clone(),
+                            opt(&t.unavailable_reason),
                         ]
                     })
                     .collect();
                 table(&["TYPE", "AVAILABLE", "IMAGE", "WHY NOT"], rows);
-            });
+            })?;
         }
         TypeCmd::Pull { name } => {
             let path = format!("/api/workspaces/types/{name}/pull");
             let mut v = c.post(&path, json!({})).await?;
-            let pb = bar(None, &format!("pulling {}", s(&v["image"])));
-            while v["state"] == "pulling" {
-                let (done, total) = (
-                    v["bytesDone"].as_u64().unwrap_or(0),
-                    v["bytesTotal"].as_u64().unwrap_or(0),
-                );
-                if total > 0 {
-                    pb.set_length(total);
+            let mut pull: wire::PullDto = read(&v)?;
+            let pb = bar(None, &format!("pulling {}", pull.image));
+            while pull.state == "pulling" {
+                if pull.bytes_total > 0 {
+                    pb.set_length(pull.bytes_total);
                 }
-                pb.set_position(done);
+                pb.set_position(pull.bytes_done);
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 v = c.get(&path).await?;
+                pull = read(&v)?;
             }
             pb.finish_and_clear();
-            if v["state"] == "failed" {
-                return Err(Failure::Server(s(&v["error"])));
+            if pull.state == "failed" {
+                return Err(Failure::Server(opt(&pull.error)));
             }
-            c.show(&v, |v| {
-                let layers = v["layers"].as_array().map_or(0, Vec::len);
+            c.show(&v, |p: &wire::PullDto| {
                 eprintln!(
-                    "pulled {}: {layers} layer(s), {}",
-                    s(&v["image"]),
-                    mb(&v["bytesTotal"])
+                    "pulled {}: {} layer(s), {}",
+                    p.image,
+                    p.layers.len(),
+                    mb(p.bytes_total as f64)
                 );
-            });
+            })?;
         }
     }
     Ok(())
@@ -217,26 +214,21 @@ pub async fn types(opts: &ClientOpts, cmd: TypeCmd) -> Res<()> {
 pub async fn jobs(opts: &ClientOpts) -> Res<()> {
     let c = Client::new(opts);
     let v = c.get("/api/jobs").await?;
-    c.show(&v, |v| {
-        let rows = v
-            .as_array()
-            .into_iter()
-            .flatten()
+    c.show(&v, |list: &Vec<wire::JobDto>| {
+        let rows = list
+            .iter()
             .map(|j| {
-                let last = &j["recentRuns"][0];
                 vec![
-                    s(&j["name"]),
-                    s(&j["schedule"]),
-                    s(&j["nextRun"]),
-                    if last.is_null() {
-                        "-".into()
-                    } else {
-                        format!("{} {}", s(&last["outcome"]), s(&last["startedAt"]))
-                    },
+                    j.name.clone(),
+                    j.schedule.clone(),
+                    opt(&j.next_run),
+                    opt(&j
+                        .recent_runs
+                        .first()
+                        .map(|last| format!("{} {}", last.outcome, last.started_at))),
                 ]
             })
             .collect();
         table(&["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN"], rows);
-    });
-    Ok(())
+    })
 }

@@ -29,7 +29,7 @@ pub enum BackupCmd {
     /// Replace a project's data with a backup's.
     Restore {
         project: String,
-        backup: String,
+        backup: uuid::Uuid,
         /// Stop running workspaces on the project (and start them after).
         #[arg(long)]
         stop: bool,
@@ -65,7 +65,7 @@ pub enum VolumeCmd {
         project: String,
         /// Existing target project.
         #[arg(long, conflicts_with = "name", required_unless_present = "name")]
-        to: Option<String>,
+        to: Option<uuid::Uuid>,
         /// Create the target project with this name.
         #[arg(long)]
         name: Option<String>,
@@ -79,14 +79,14 @@ pub enum VolumeCmd {
 
 pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
     let c = Client::new(opts);
-    let summary = |b: &Value| {
+    let summary = |b: &wire::BackupDto| {
         format!(
             "{} {} {} {} sha256 {}",
-            s(&b["id"]),
-            s(&b["state"]),
-            s(&b["compression"]),
-            mb(&b["sizeBytes"]),
-            s(&b["sha256"])
+            b.id,
+            b.state,
+            b.compression,
+            opt(&b.size_bytes.map(|n| mb(n as f64))),
+            opt(&b.sha256)
         )
     };
     match cmd {
@@ -95,28 +95,26 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
             compression,
             pause,
         } => {
-            let mut body = json!({ "pauseWorkspace": pause });
-            if let Some(comp) = compression {
-                body["compression"] = json!(comp);
-            }
+            let body = wire::BackupRequest {
+                compression,
+                pause_workspace: Some(pause),
+            };
             let v = c
                 .post(&format!("/api/workspaces/projects/{project}/backup"), body)
                 .await?;
-            c.show(&v, |v| println!("{}", summary(v)));
+            c.show(&v, |b| println!("{}", summary(b)))?;
         }
         BackupCmd::Ls { project } => {
             let v = c.get(&format!("/api/projects/{project}/backups")).await?;
-            c.show(&v, |v| {
-                let rows = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+            c.show(&v, |list: &Vec<wire::BackupDto>| {
+                let rows = list
+                    .iter()
                     .map(|b| {
                         // Where the archive is: here, in remote storage, or
                         // both (`backups.remote`).
-                        let remote = &b["remote"]["state"];
-                        let place = match (b["storedLocally"] == true, remote.as_str()) {
-                            _ if b["state"] != "complete" => "-".to_string(),
+                        let remote = b.remote.as_ref().map(|r| r.state.as_str());
+                        let place = match (b.stored_locally, remote) {
+                            _ if b.state != "complete" => "-".to_string(),
                             (true, None) => "local".to_string(),
                             (true, Some(r)) => format!("local, remote {r}"),
                             (false, Some("stored")) => "remote only".to_string(),
@@ -124,11 +122,11 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
                             (false, None) => "missing".to_string(),
                         };
                         vec![
-                            s(&b["id"]),
-                            s(&b["createdAt"]),
-                            s(&b["state"]),
-                            s(&b["compression"]),
-                            mb(&b["sizeBytes"]),
+                            b.id.to_string(),
+                            b.created_at.clone(),
+                            b.state.clone(),
+                            b.compression.clone(),
+                            opt(&b.size_bytes.map(|n| mb(n as f64))),
                             place,
                         ]
                     })
@@ -137,12 +135,12 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
                     &["ID", "CREATED", "STATE", "COMPRESSION", "SIZE", "STORED"],
                     rows,
                 );
-            });
+            })?;
         }
         BackupCmd::Download { id, output } => download(&c, &id, output).await?,
         BackupCmd::Upload { project, file } => {
             let v = upload(&c, &project, &file).await?;
-            c.show(&v, |v| println!("{}", summary(v)));
+            c.show(&v, |b| println!("{}", summary(b)))?;
         }
         BackupCmd::Restore {
             project,
@@ -152,28 +150,30 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
             let v = c
                 .post(
                     &format!("/api/workspaces/projects/{project}/restore"),
-                    json!({ "backupId": backup, "stopWorkspace": stop }),
+                    wire::RestoreRequest {
+                        backup_id: backup,
+                        stop_workspace: Some(stop),
+                    },
                 )
                 .await?;
-            c.show(&v, |v| {
+            c.show(&v, |r: &wire::RestoredDto| {
                 eprintln!(
                     "restored {backup} into volume {} (previous volume {} kept for the retention period)",
-                    s(&v["volumeName"]),
-                    s(&v["previousVolume"])
+                    r.volume_name, r.previous_volume
                 )
-            });
+            })?;
         }
         BackupCmd::Verify { id } => {
             let v = c
                 .post(&format!("/api/backups/{id}/verify"), json!({}))
                 .await?;
-            c.show(&v, |v| {
-                println!("ok: {} entries, checksum matches", s(&v["entries"]))
-            });
+            c.show(&v, |r: &wire::VerifyDto| {
+                println!("ok: {} entries, checksum matches", r.entries)
+            })?;
         }
         BackupCmd::Rm { id } => {
             let v = c.delete(&format!("/api/backups/{id}")).await?;
-            c.show(&v, |_| eprintln!("deleted backup {id}"));
+            c.show(&v, |_: &wire::DeletedDto| eprintln!("deleted backup {id}"))?;
         }
         BackupCmd::Policy {
             project,
@@ -184,46 +184,54 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
             reset,
         } => {
             let path = format!("/api/projects/{project}/backup-policy");
-            let changes = [
-                ("schedule", schedule.map(Value::from)),
-                ("keepLast", keep_last.map(Value::from)),
-                ("keepDaily", keep_daily.map(Value::from)),
-                ("keepWeekly", keep_weekly.map(Value::from)),
-            ];
+            let nothing = schedule.is_none()
+                && keep_last.is_none()
+                && keep_daily.is_none()
+                && keep_weekly.is_none();
             let v = if reset {
                 c.call(reqwest::Method::PUT, &path, Some(json!({}))).await?
-            } else if changes.iter().all(|(_, v)| v.is_none()) {
+            } else if nothing {
                 c.get(&path).await?
             } else {
                 // PUT replaces the project's own settings: start from them.
-                let current = c.get(&path).await?;
-                let mut own = current["own"].as_object().cloned().unwrap_or_default();
-                own.retain(|_, v| !v.is_null());
-                for (k, v) in changes {
-                    if let Some(v) = v {
-                        own.insert(k.into(), v);
-                    }
-                }
-                c.call(reqwest::Method::PUT, &path, Some(Value::Object(own)))
-                    .await?
+                let mut own = read::<wire::PolicyDto>(&c.get(&path).await?)?.own;
+                own.schedule = schedule.or(own.schedule);
+                own.keep_last = keep_last.or(own.keep_last);
+                own.keep_daily = keep_daily.or(own.keep_daily);
+                own.keep_weekly = keep_weekly.or(own.keep_weekly);
+                let body = serde_json::to_value(&own).expect("JSON");
+                c.call(reqwest::Method::PUT, &path, Some(body)).await?
             };
-            c.show(&v, |v| {
-                let mark = |k: &str| {
-                    if v["own"][k].is_null() {
-                        "(default)"
-                    } else {
+            c.show(&v, |p: &wire::PolicyDto| {
+                let mark = |own: bool| {
+                    if own {
                         "(this project)"
+                    } else {
+                        "(default)"
                     }
                 };
-                println!("schedule     {} {}", s(&v["schedule"]), mark("schedule"));
-                println!("keep last    {} {}", s(&v["keepLast"]), mark("keepLast"));
-                println!("keep daily   {} {}", s(&v["keepDaily"]), mark("keepDaily"));
+                let own = &p.own;
+                println!(
+                    "schedule     {} {}",
+                    p.schedule,
+                    mark(own.schedule.is_some())
+                );
+                println!(
+                    "keep last    {} {}",
+                    p.keep_last,
+                    mark(own.keep_last.is_some())
+                );
+                println!(
+                    "keep daily   {} {}",
+                    p.keep_daily,
+                    mark(own.keep_daily.is_some())
+                );
                 println!(
                     "keep weekly  {} {}",
-                    s(&v["keepWeekly"]),
-                    mark("keepWeekly")
+                    p.keep_weekly,
+                    mark(own.keep_weekly.is_some())
                 );
-            });
+            })?;
         }
     }
     Ok(())
@@ -273,8 +281,7 @@ async fn download(c: &Client, id: &str, output: Option<PathBuf>) -> Res<()> {
     std::fs::rename(&part, &path)
         .map_err(|e| Failure::Usage(format!("renaming to {}: {e}", path.display())))?;
     let info = json!({ "file": path, "sha256": got });
-    c.show(&info, |_| println!("{}  {}", got, path.display()));
-    Ok(())
+    c.show(&info, |_: &Value| println!("{}  {}", got, path.display()))
 }
 
 async fn upload(c: &Client, project: &str, file: &Path) -> Res<Value> {
@@ -341,24 +348,30 @@ pub async fn volume(opts: &ClientOpts, cmd: VolumeCmd) -> Res<()> {
             overwrite,
         } => {
             let body = match (to, name) {
-                (Some(t), _) => json!({ "targetProjectId": t, "overwrite": overwrite }),
-                (None, Some(n)) => json!({ "name": n }),
+                (Some(t), _) => wire::CloneRequest {
+                    target_project_id: Some(t),
+                    name: None,
+                    overwrite: Some(overwrite),
+                },
+                (None, Some(n)) => wire::CloneRequest {
+                    target_project_id: None,
+                    name: Some(n),
+                    overwrite: None,
+                },
                 (None, None) => unreachable!("clap requires --to or --name"),
             };
             let v = c
                 .post(&format!("/api/workspaces/projects/{project}/clone"), body)
                 .await?;
-            c.show(&v, |v| {
-                println!("{}", s(&v["volumeName"]));
-            });
+            c.show(&v, |r: &wire::ClonedDto| println!("{}", r.volume_name))?;
         }
         VolumeCmd::Size { project } => {
             let v = c
                 .get(&format!("/api/workspaces/projects/{project}/volume-size"))
                 .await?;
-            c.show(&v, |v| {
-                println!("{} bytes ({} MB)", s(&v["sizeBytes"]), s(&v["sizeMB"]))
-            });
+            c.show(&v, |r: &wire::SizeDto| {
+                println!("{} bytes ({} MB)", r.size_bytes, num(r.size_mb))
+            })?;
         }
     }
     Ok(())

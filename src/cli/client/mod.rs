@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::http::wire;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -172,10 +173,9 @@ impl Client {
         }
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        let msg = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string());
+        let msg = serde_json::from_str::<crate::http::error::ErrorEnvelope>(&text)
+            .map(|e| e.error.message)
+            .unwrap_or_else(|_| text.trim().to_string());
         let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
             " (log in with `berth login`, or pass --token / BERTH_TOKEN)"
         } else {
@@ -204,7 +204,9 @@ impl Client {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Res<Value> {
+    /// POSTs `body`: a request type of `http::wire` (or `json!({})`).
+    async fn post(&self, path: &str, body: impl serde::Serialize) -> Res<Value> {
+        let body = serde_json::to_value(body).expect("request bodies serialise");
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
@@ -246,22 +248,41 @@ impl Client {
         Ok(())
     }
 
-    /// Prints `data` as JSON (with --json) or with `human`.
-    fn show(&self, data: &Value, human: impl FnOnce(&Value)) {
+    /// Prints `data` as JSON (with --json, as the server sent it) or with
+    /// `human`, given the answer read as the wire type the server's handler
+    /// wrote (`http::wire`): a field renamed there breaks this build, not a
+    /// command at run time.
+    fn show<T: serde::de::DeserializeOwned>(
+        &self,
+        data: &Value,
+        human: impl FnOnce(&T),
+    ) -> Res<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(data).expect("JSON"));
         } else {
-            human(data);
+            human(&read(data)?);
         }
+        Ok(())
     }
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// The server's answer as a wire type.
+fn read<T: serde::de::DeserializeOwned>(data: &Value) -> Res<T> {
+    T::deserialize(data).map_err(|e| {
+        Failure::Server(format!(
+            "the server's answer does not read as this berth expects ({e}): are the client and the server the same version?"
+        ))
+    })
+}
+
+/// An optional field as a cell: "-" when absent.
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), T::to_string)
+}
+
+/// A number as JSON spells it (`12.0`, not `12`), as the tables show it.
+fn num(x: f64) -> String {
+    Value::from(x).to_string()
 }
 
 /// Prints rows under headers, columns padded to their widest cell.
@@ -289,11 +310,8 @@ pub(super) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-fn mb(bytes: &Value) -> String {
-    bytes
-        .as_f64()
-        .map(|b| format!("{:.1} MB", b / 1e6))
-        .unwrap_or_else(|| "-".into())
+fn mb(bytes: f64) -> String {
+    format!("{:.1} MB", bytes / 1e6)
 }
 
 /// A progress bar on stderr when it is a terminal.
@@ -334,10 +352,13 @@ pub async fn login(opts: &ClientOpts, email: Option<String>) -> Res<()> {
             let v = client
                 .post(
                     "/api/auth/login",
-                    json!({ "email": email, "password": password.trim_end_matches(['\r', '\n']) }),
+                    wire::LoginRequest {
+                        email,
+                        password: password.trim_end_matches(['\r', '\n']).to_string(),
+                    },
                 )
                 .await?;
-            s(&v["accessToken"])
+            read::<wire::LoginResponse>(&v)?.access_token
         }
     };
     // Check it before keeping it.
@@ -345,7 +366,7 @@ pub async fn login(opts: &ClientOpts, email: Option<String>) -> Res<()> {
         token: Some(token.clone()),
         ..Client::new(opts)
     };
-    let me = check.get("/api/auth/me").await?;
+    let me: wire::UserDto = read(&check.get("/api/auth/me").await?)?;
     let path = credentials_path()
         .ok_or_else(|| Failure::Usage("no HOME or XDG_CONFIG_HOME to keep the token in".into()))?;
     write_private(
@@ -360,7 +381,7 @@ pub async fn login(opts: &ClientOpts, email: Option<String>) -> Res<()> {
     eprintln!(
         "logged in to {} as {}; token kept in {}",
         check.base,
-        s(&me["email"]),
+        me.email,
         path.display()
     );
     Ok(())

@@ -31,7 +31,7 @@ pub enum WsCmd {
         type_name: String,
         /// Project whose volume it mounts.
         #[arg(long)]
-        project: Option<String>,
+        project: Option<uuid::Uuid>,
         #[arg(long, default_value = "")]
         description: String,
     },
@@ -128,36 +128,34 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
             let v = c
                 .post(
                     "/api/projects",
-                    json!({ "name": name, "description": description }),
+                    wire::CreateProjectRequest {
+                        name,
+                        description: Some(description),
+                        workspace_type: None,
+                    },
                 )
                 .await?;
-            c.show(&v, |v| {
-                println!("{}", s(&v["id"]));
-                eprintln!(
-                    "created project {} on volume {}",
-                    s(&v["name"]),
-                    s(&v["volumeName"])
-                );
-            });
+            c.show(&v, |p: &wire::ProjectDto| {
+                println!("{}", p.id);
+                eprintln!("created project {} on volume {}", p.name, p.volume_name);
+            })?;
         }
         ProjectCmd::Ls => {
             let v = c.get("/api/projects").await?;
-            c.show(&v, |v| {
-                let rows = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+            c.show(&v, |list: &Vec<wire::ProjectDto>| {
+                let rows = list
+                    .iter()
                     .map(|p| {
                         vec![
-                            s(&p["id"]),
-                            s(&p["name"]),
-                            s(&p["volumeName"]),
-                            s(&p["createdAt"]),
+                            p.id.to_string(),
+                            p.name.clone(),
+                            p.volume_name.clone(),
+                            p.created_at.clone(),
                         ]
                     })
                     .collect();
                 table(&["ID", "NAME", "VOLUME", "CREATED"], rows);
-            });
+            })?;
         }
         ProjectCmd::Rm { id, purge } => {
             let v = c
@@ -166,26 +164,26 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
                     if purge { "?purge=true" } else { "" }
                 ))
                 .await?;
-            c.show(&v, |_| eprintln!("deleted project {id}"));
+            c.show(&v, |_: &wire::ProjectDeletedDto| {
+                eprintln!("deleted project {id}")
+            })?;
         }
     }
     Ok(())
 }
 
-fn workspace_rows(v: &Value) -> Vec<Vec<String>> {
-    v.as_array()
-        .into_iter()
-        .flatten()
+fn workspace_rows(list: &[wire::WorkspaceDto]) -> Vec<Vec<String>> {
+    list.iter()
         .map(|w| {
             vec![
-                s(&w["id"]),
-                s(&w["name"]),
-                s(&w["type"]),
-                s(&w["status"]),
-                s(&w["currentProjectId"]),
+                w.id.to_string(),
+                w.name.clone(),
+                w.type_name.clone(),
+                w.status.clone(),
+                opt(&w.current_project_id),
                 // What a person opens (the proxy or the app's own origin),
                 // not the 127.0.0.1 port only this host reaches.
-                s(&w["appUrl"]),
+                w.app_url.clone(),
             ]
         })
         .collect()
@@ -224,43 +222,51 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             let v = c
                 .post(
                     "/api/workspaces",
-                    json!({ "name": name, "type": type_name, "projectId": project, "description": description }),
+                    wire::CreateWorkspaceRequest {
+                        name,
+                        description: Some(description),
+                        type_name,
+                        is_default: None,
+                        project_id: project,
+                        resource_limits: None,
+                        health_check: None,
+                    },
                 )
                 .await?;
-            c.show(&v, |v| {
-                println!("{}", s(&v["id"]));
-                eprintln!("created workspace {} ({})", s(&v["name"]), s(&v["type"]));
-            });
+            c.show(&v, |w: &wire::WorkspaceDto| {
+                println!("{}", w.id);
+                eprintln!("created workspace {} ({})", w.name, w.type_name);
+            })?;
         }
         WsCmd::Ls => {
             let v = c.get("/api/workspaces").await?;
-            c.show(&v, |v| {
+            c.show(&v, |list: &Vec<wire::WorkspaceDto>| {
                 table(
                     &["ID", "NAME", "TYPE", "STATUS", "PROJECT", "URL"],
-                    workspace_rows(v),
+                    workspace_rows(list),
                 )
-            });
+            })?;
         }
         WsCmd::Types => return types(opts, TypeCmd::Ls).await,
         WsCmd::Show { id } => {
             let v = c.get(&format!("/api/workspaces/{id}")).await?;
-            c.show(&v, |v| {
-                for key in [
-                    "id",
-                    "name",
-                    "type",
-                    "status",
-                    "statusReason",
-                    "currentProjectId",
-                    "appUrl",
-                    "url",
-                    "containerName",
-                    "lastActivityAt",
-                    "createdAt",
+            c.show(&v, |w: &wire::WorkspaceDto| {
+                for (key, value) in [
+                    ("id", w.id.to_string()),
+                    ("name", w.name.clone()),
+                    ("type", w.type_name.clone()),
+                    ("status", w.status.clone()),
+                    ("statusReason", opt(&w.status_reason)),
+                    ("currentProjectId", opt(&w.current_project_id)),
+                    ("appUrl", w.app_url.clone()),
+                    ("url", opt(&w.url)),
+                    ("containerName", w.container_name.clone()),
+                    ("lastActivityAt", opt(&w.last_activity_at)),
+                    ("createdAt", w.created_at.clone()),
                 ] {
-                    println!("{key:<17}{}", s(&v[key]));
+                    println!("{key:<17}{value}");
                 }
-            });
+            })?;
         }
         WsCmd::Start { id, wait, timeout } => {
             let v = c
@@ -274,64 +280,66 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             } else {
                 v
             };
-            c.show(&v, |v| eprintln!("{} {}", s(&v["status"]), s(&v["appUrl"])));
+            c.show(&v, |w: &wire::WorkspaceDto| {
+                eprintln!("{} {}", w.status, w.app_url)
+            })?;
         }
         WsCmd::Stop { id } => {
             let v = c
                 .post(&format!("/api/workspaces/{id}/stop"), json!({}))
                 .await?;
-            c.show(&v, |v| eprintln!("{}", s(&v["status"])));
+            c.show(&v, |w: &wire::WorkspaceDto| eprintln!("{}", w.status))?;
         }
         WsCmd::Restart { id } => {
             let v = c
                 .post(&format!("/api/workspaces/{id}/restart"), json!({}))
                 .await?;
-            c.show(&v, |v| eprintln!("{}", s(&v["status"])));
+            c.show(&v, |w: &wire::WorkspaceDto| eprintln!("{}", w.status))?;
         }
         WsCmd::Rm { id } => {
             let v = c.delete(&format!("/api/workspaces/{id}")).await?;
-            c.show(&v, |_| eprintln!("deleted workspace {id}"));
+            c.show(&v, |_: &wire::DeletedDto| {
+                eprintln!("deleted workspace {id}")
+            })?;
         }
         WsCmd::Status { id } => {
             let v = c.get(&format!("/api/workspaces/{id}/status")).await?;
-            c.show(&v, |v| {
-                println!("status           {}", s(&v["status"]));
-                if !v["statusReason"].is_null() {
-                    println!("reason           {}", s(&v["statusReason"]));
+            c.show(&v, |st: &wire::StatusDto| {
+                println!("status           {}", st.status);
+                if let Some(reason) = &st.status_reason {
+                    println!("reason           {reason}");
                 }
-                println!("health           {}", s(&v["health"]["status"]));
-                println!("container        {}", s(&v["containerInfo"]["state"]));
-                let r = &v["resources"];
-                if !r.is_null() {
+                println!(
+                    "health           {}",
+                    opt(&st.health.as_ref().map(|h| &h.status))
+                );
+                println!(
+                    "container        {}",
+                    opt(&st.container_info.as_ref().map(|c| &c.state))
+                );
+                if let Some(r) = &st.resources {
                     println!(
                         "cpu              {}%",
-                        r["cpuUsage"]
-                            .as_f64()
-                            .map(|x| format!("{x:.1}"))
-                            .unwrap_or("-".into())
+                        opt(&r.cpu_usage.map(|x| format!("{x:.1}")))
                     );
                     println!(
                         "memory           {} MB of {} MB",
-                        s(&r["memoryUsage"]),
-                        s(&r["memoryLimit"])
+                        num(r.memory_usage),
+                        opt(&r.memory_limit.map(num))
                     );
                 }
-            });
+            })?;
         }
         WsCmd::Health { id } => {
             let v = c.get(&format!("/api/workspaces/{id}/health")).await?;
-            c.show(&v, |v| {
-                println!(
-                    "{} (failing streak {})",
-                    s(&v["status"]),
-                    s(&v["failingStreak"])
-                );
-                if let Some(o) = v["lastCheck"]["output"].as_str() {
-                    if !o.trim().is_empty() {
-                        println!("last check: {}", o.trim());
+            c.show(&v, |h: &wire::HealthResponseDto| {
+                println!("{} (failing streak {})", h.status, h.failing_streak);
+                if let Some(check) = &h.last_check {
+                    if !check.output.trim().is_empty() {
+                        println!("last check: {}", check.output.trim());
                     }
                 }
-            });
+            })?;
         }
         WsCmd::Logs {
             id,
@@ -342,7 +350,9 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
         } => logs(&c, &id, follow, tail, since, timestamps).await?,
         WsCmd::Stats { id, watch: false } => {
             let v = c.get(&format!("/api/workspaces/{id}/stats")).await?;
-            c.show(&v, |v| println!("{}", stats_line(v)));
+            c.show(&v, |st: &wire::ResourceStatsDto| {
+                println!("{}", stats_line(st))
+            })?;
         }
         WsCmd::Stats { id, watch: true } => {
             let path = format!("/api/workspaces/{id}/stats/stream?interval=2");
@@ -356,9 +366,15 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                     true
                 }
                 _ => {
-                    match serde_json::from_str::<Value>(data) {
-                        Ok(v) => c.show(&v, |v| println!("{}", stats_line(v))),
-                        Err(_) => eprintln!("unreadable event: {data}"),
+                    let shown = serde_json::from_str::<Value>(data)
+                        .map_err(|e| Failure::Server(e.to_string()))
+                        .and_then(|v| {
+                            c.show(&v, |st: &wire::ResourceStatsDto| {
+                                println!("{}", stats_line(st))
+                            })
+                        });
+                    if shown.is_err() {
+                        eprintln!("unreadable event: {data}");
                     }
                     true
                 }
@@ -372,32 +388,35 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             memory_swap,
             memory_reservation,
         } => {
-            let change = [
-                ("cpus", cpus.map(Value::from)),
-                ("memory", memory.map(Value::from)),
-                ("memorySwap", memory_swap.map(Value::from)),
-                ("memoryReservation", memory_reservation.map(Value::from)),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v?)))
-            .collect::<serde_json::Map<_, _>>();
-            let v = if change.is_empty() {
+            let change = crate::domain::ResourceOverrides {
+                cpus,
+                memory,
+                memory_swap,
+                memory_reservation,
+            };
+            let v = if change == crate::domain::ResourceOverrides::default() {
                 c.get(&format!("/api/workspaces/{id}")).await?
             } else {
                 c.call(
                     reqwest::Method::PATCH,
                     &format!("/api/workspaces/{id}/resources"),
-                    Some(Value::Object(change)),
+                    Some(serde_json::to_value(&change).expect("JSON")),
                 )
                 .await?
             };
-            let limits = v["config"]["resourceLimits"].clone();
-            c.show(&limits, |l| {
-                println!("cpus               {}", s(&l["cpus"]));
-                println!("memory             {} MB", s(&l["memory"]));
-                println!("memory+swap        {} MB", s(&l["memorySwap"]));
-                println!("memory reservation {} MB", s(&l["memoryReservation"]));
-            });
+            let w: wire::WorkspaceDto = read(&v)?;
+            let limits = w.config.map(|c| c.resource_limits).ok_or_else(|| {
+                Failure::Server(format!("workspace {id}'s type is no longer configured"))
+            })?;
+            c.show(
+                &serde_json::to_value(&limits).expect("JSON"),
+                |l: &wire::LimitsDto| {
+                    println!("cpus               {}", num(l.cpus));
+                    println!("memory             {} MB", l.memory);
+                    println!("memory+swap        {} MB", l.memory_swap);
+                    println!("memory reservation {} MB", opt(&l.memory_reservation));
+                },
+            )?;
         }
         WsCmd::Update {
             id,
@@ -407,20 +426,19 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             archive,
             unarchive,
         } => {
-            let mut body = serde_json::Map::new();
-            if let Some(n) = name {
-                body.insert("name".into(), n.into());
-            }
-            if let Some(d) = description {
-                body.insert("description".into(), d.into());
-            }
-            if default {
-                body.insert("isDefault".into(), true.into());
-            }
-            if archive || unarchive {
-                body.insert("archived".into(), archive.into());
-            }
-            if body.is_empty() {
+            let body = wire::UpdateWorkspaceRequest {
+                name,
+                description,
+                is_default: default.then_some(true),
+                current_project_id: None,
+                archived: (archive || unarchive).then_some(archive),
+                health_check: None,
+            };
+            if body.name.is_none()
+                && body.description.is_none()
+                && body.is_default.is_none()
+                && body.archived.is_none()
+            {
                 return Err(Failure::Usage(
                     "nothing to change: give --name, --description, --default, --archive or --unarchive".into(),
                 ));
@@ -429,48 +447,38 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                 .call(
                     reqwest::Method::PUT,
                     &format!("/api/workspaces/{id}"),
-                    Some(Value::Object(body)),
+                    Some(serde_json::to_value(&body).expect("JSON")),
                 )
                 .await?;
-            c.show(&v, |v| {
-                eprintln!(
-                    "updated {} ({}, {})",
-                    s(&v["name"]),
-                    s(&v["status"]),
-                    s(&v["id"])
-                )
-            });
+            c.show(&v, |w: &wire::WorkspaceDto| {
+                eprintln!("updated {} ({}, {})", w.name, w.status, w.id)
+            })?;
         }
         WsCmd::Events { id, limit } => {
             let v = c
                 .get(&format!("/api/workspaces/{id}/events?limit={limit}"))
                 .await?;
-            c.show(&v, |v| {
-                let rows = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| vec![s(&e["at"]), s(&e["kind"]), s(&e["message"])])
+            c.show(&v, |list: &Vec<wire::EventDto>| {
+                let rows = list
+                    .iter()
+                    .map(|e| vec![e.at.clone(), e.kind.clone(), e.message.clone()])
                     .collect();
                 table(&["AT", "KIND", "MESSAGE"], rows);
-            });
+            })?;
         }
     }
     Ok(())
 }
 
-fn stats_line(v: &Value) -> String {
+fn stats_line(st: &wire::ResourceStatsDto) -> String {
     format!(
         "cpu {:>6}%  memory {} MB / {} MB  pids {}  net rx {} tx {}",
-        v["cpu"]["percent"]
-            .as_f64()
-            .map(|x| format!("{x:.1}"))
-            .unwrap_or("-".into()),
-        s(&v["memory"]["usage"]),
-        s(&v["memory"]["limit"]),
-        s(&v["pids"]),
-        s(&v["network"]["rxBytes"]),
-        s(&v["network"]["txBytes"]),
+        opt(&st.cpu.percent.map(|x| format!("{x:.1}"))),
+        num(st.memory.usage),
+        opt(&st.memory.limit.map(num)),
+        opt(&st.pids),
+        st.network.rx_bytes,
+        st.network.tx_bytes,
     )
 }
 
@@ -488,8 +496,9 @@ async fn wait_healthy(c: &Client, id: &str, timeout: Duration) -> Res<()> {
         indicatif::ProgressBar::hidden()
     };
     loop {
-        let h = c.get(&format!("/api/workspaces/{id}/health")).await?;
-        let status = s(&h["status"]);
+        let h: wire::HealthResponseDto =
+            read(&c.get(&format!("/api/workspaces/{id}/health")).await?)?;
+        let status = h.status;
         spinner.set_message(format!("waiting for workspace {id}: {status}"));
         match status.as_str() {
             // Running without a health check counts as ready.

@@ -38,7 +38,7 @@ pub async fn login(
     let set_cookie = cookie(&accounts, &session.token, max_age);
     let body = LoginResponse {
         access_token: session.token,
-        token_type: "Bearer",
+        token_type: "Bearer".to_string(),
         expires_at: rfc3339(session.expires_at),
         user: (&session.user).into(),
     };

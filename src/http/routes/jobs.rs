@@ -46,7 +46,7 @@ pub async fn list(State(scheduler): State<Scheduler>, _caller: Caller) -> ApiRes
         let runs = scheduler.recent_runs(job, 10).await?;
         let next = scheduler.next_run(job, now);
         out.push(JobDto {
-            name: job.as_str(),
+            name: job.as_str().to_string(),
             schedule: scheduler.schedule(job).to_string(),
             enabled: next.is_some(),
             next_run: next.map(|t| t.to_rfc3339()),

@@ -8,7 +8,7 @@ use crate::domain::backups::Compression;
 use crate::http::wire::{rfc3339, ProjectDto, Timestamp};
 use crate::service::backups::LocatedBackup;
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupDto {
     pub id: Uuid,
@@ -18,9 +18,9 @@ pub struct BackupDto {
     #[schemars(with = "Option<Timestamp>")]
     pub completed_at: Option<String>,
     #[schemars(with = "crate::domain::backups::BackupState")]
-    pub state: &'static str,
+    pub state: String,
     #[schemars(with = "Compression")]
-    pub compression: &'static str,
+    pub compression: String,
     pub size_bytes: Option<u64>,
     pub sha256: Option<String>,
     /// Taken while a workspace ran on the volume, without pausing it.
@@ -45,20 +45,20 @@ pub struct BackupDto {
     pub skipped: SkippedDto,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedDto {
     pub count: u64,
     pub sample: Vec<String>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteDto {
     /// `pending` (being sent), `stored`, or `failed` (retried by the
     /// backups job).
     #[schemars(with = "crate::domain::backups::RemoteState")]
-    pub state: &'static str,
+    pub state: String,
     #[schemars(with = "Option<Timestamp>")]
     pub stored_at: Option<String>,
     pub error: Option<String>,
@@ -71,8 +71,8 @@ pub fn dto(located: &LocatedBackup) -> BackupDto {
         project_id: b.project_id,
         created_at: rfc3339(b.created_at),
         completed_at: b.completed_at.map(rfc3339),
-        state: b.state.as_str(),
-        compression: b.compression.as_str(),
+        state: b.state.as_str().to_string(),
+        compression: b.compression.as_str().to_string(),
         size_bytes: b.size_bytes,
         sha256: b.sha256.clone(),
         crash_consistent: b.crash_consistent,
@@ -90,7 +90,7 @@ pub fn dto(located: &LocatedBackup) -> BackupDto {
             sample: b.skipped_sample.clone(),
         },
         remote: b.remote.as_ref().map(|r| RemoteDto {
-            state: r.state.as_str(),
+            state: r.state.as_str().to_string(),
             stored_at: r.at.map(rfc3339),
             error: r.error.clone(),
         }),
@@ -98,7 +98,7 @@ pub fn dto(located: &LocatedBackup) -> BackupDto {
 }
 
 /// `POST /api/backups/:id/verify`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyDto {
     pub id: Uuid,
@@ -109,7 +109,7 @@ pub struct VerifyDto {
 }
 
 /// `POST /api/workspaces/projects/:projectId/restore`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoredDto {
     pub restored: bool,
@@ -123,7 +123,7 @@ pub struct RestoredDto {
 }
 
 /// `POST /api/workspaces/projects/:projectId/clone`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClonedDto {
     pub volume_name: String,
@@ -134,7 +134,7 @@ pub struct ClonedDto {
 }
 
 /// `GET /api/workspaces/projects/:projectId/volume-size`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SizeDto {
     pub size_bytes: u64,
@@ -144,7 +144,7 @@ pub struct SizeDto {
     pub size_gb: f64,
 }
 
-#[derive(Deserialize, Default, JsonSchema)]
+#[derive(Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupRequest {
     /// Default `zstd`.
@@ -153,14 +153,14 @@ pub struct BackupRequest {
     pub pause_workspace: Option<bool>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreRequest {
     pub backup_id: Uuid,
     pub stop_workspace: Option<bool>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloneRequest {
     pub target_project_id: Option<Uuid>,
@@ -178,7 +178,7 @@ pub struct UploadQuery {
     pub compression: Option<String>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyDto {
     pub schedule: String,

@@ -14,7 +14,7 @@ pub struct DryRunQuery {
     pub dry_run: bool,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DetailDto {
     pub job: String,
@@ -36,7 +36,7 @@ impl From<&JobDetail> for DetailDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunDto {
     pub id: uuid::Uuid,
@@ -46,7 +46,7 @@ pub struct RunDto {
     #[schemars(with = "Timestamp")]
     pub finished_at: String,
     #[schemars(with = "crate::domain::jobs::JobOutcome")]
-    pub outcome: &'static str,
+    pub outcome: String,
     pub dry_run: bool,
     pub counts: std::collections::BTreeMap<String, u64>,
     pub error: Option<String>,
@@ -60,7 +60,7 @@ impl From<&JobRun> for RunDto {
             job: r.name.clone(),
             started_at: rfc3339(r.started_at),
             finished_at: rfc3339(r.finished_at),
-            outcome: r.outcome.as_str(),
+            outcome: r.outcome.as_str().to_string(),
             dry_run: r.dry_run,
             counts: r.counts.clone(),
             error: r.error.clone(),
@@ -70,7 +70,7 @@ impl From<&JobRun> for RunDto {
 }
 
 /// The design note's report: four counts, plus what was (or would be) done.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupDto {
     pub inactive_containers: u64,
@@ -83,16 +83,16 @@ pub struct CleanupDto {
     pub errors: Vec<JobErrorDto>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct JobErrorDto {
     pub job: String,
     pub error: String,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobDto {
-    pub name: &'static str,
+    pub name: String,
     pub schedule: String,
     pub enabled: bool,
     #[schemars(with = "Option<Timestamp>")]

@@ -30,7 +30,7 @@ use crate::service::{
 use crate::store::TokenInfo;
 
 /// The success envelope `{"success": true, "data": …, "message"?: …}`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Envelope<T: Serialize> {
     pub success: bool,
     pub data: T,
@@ -102,14 +102,14 @@ pub fn rfc3339(ms: Millis) -> String {
 
 // ---- requests ----
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProjectRequest {
     #[schemars(with = "Name")]
@@ -127,7 +127,7 @@ pub struct DeleteProjectQuery {
     pub purge: bool,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
     #[schemars(with = "Name")]
@@ -142,7 +142,7 @@ pub struct CreateWorkspaceRequest {
     pub health_check: Option<HealthCheckOverride>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWorkspaceRequest {
     #[schemars(with = "Option<Name>")]
@@ -164,40 +164,40 @@ pub struct ProjectIdRequest {
 // ---- responses ----
 
 /// `GET /healthz`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct HealthzDto {
     #[schemars(extend("const" = "ok"))]
-    pub status: &'static str,
-    pub version: &'static str,
+    pub status: String,
+    pub version: String,
 }
 
 /// What a delete answers: the id of what is gone.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct DeletedDto {
     pub id: Uuid,
 }
 
 /// `DELETE /api/projects/:id`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct ProjectDeletedDto {
     pub id: Uuid,
     /// Whether the volume and the backups went with the project.
     pub purged: bool,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedOutDto {
     pub logged_out: bool,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDto {
     pub id: Uuid,
     pub email: String,
     #[schemars(with = "crate::domain::Role")]
-    pub role: &'static str,
+    pub role: String,
     #[schemars(with = "Timestamp")]
     pub created_at: String,
 }
@@ -207,24 +207,24 @@ impl From<&User> for UserDto {
         UserDto {
             id: u.id,
             email: u.email.clone(),
-            role: u.role.as_str(),
+            role: u.role.as_str().to_string(),
             created_at: rfc3339(u.created_at),
         }
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
     pub access_token: String,
     #[schemars(extend("const" = "Bearer"))]
-    pub token_type: &'static str,
+    pub token_type: String,
     #[schemars(with = "Timestamp")]
     pub expires_at: String,
     pub user: UserDto,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectDto {
     pub id: Uuid,
@@ -257,7 +257,7 @@ impl From<&Project> for ProjectDto {
 }
 
 /// Limits in the original system's units: cores and MB.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsDto {
     pub cpus: f64,
@@ -277,7 +277,7 @@ impl From<&ResourceLimits> for LimitsDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckDto {
     pub enabled: bool,
@@ -301,7 +301,7 @@ impl From<&HealthCheck> for HealthCheckDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeDto {
     #[serde(rename = "type")]
@@ -330,7 +330,7 @@ impl From<&TypeInfo> for TypeDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceConfigDto {
     pub image: String,
@@ -339,7 +339,7 @@ pub struct WorkspaceConfigDto {
     pub health_check: Option<HealthCheckDto>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceDto {
     pub id: Uuid,
@@ -349,7 +349,7 @@ pub struct WorkspaceDto {
     #[serde(rename = "type")]
     pub type_name: String,
     #[schemars(with = "crate::domain::WorkspaceStatus")]
-    pub status: &'static str,
+    pub status: String,
     pub status_reason: Option<String>,
     pub is_default: bool,
     pub current_project_id: Option<Uuid>,
@@ -380,7 +380,7 @@ impl WorkspaceDto {
             name: w.name.clone(),
             description: w.description.clone(),
             type_name: w.type_name.clone(),
-            status: w.status.as_str(),
+            status: w.status.as_str().to_string(),
             status_reason: w.status_reason.clone(),
             is_default: w.is_default,
             current_project_id: w.project_id,
@@ -397,7 +397,7 @@ impl WorkspaceDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsDto {
     pub total: usize,
@@ -417,7 +417,7 @@ impl StatsDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthProbeDto {
     pub exit_code: i64,
@@ -439,7 +439,7 @@ impl From<&HealthProbe> for HealthProbeDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthDto {
     pub status: String,
@@ -461,7 +461,7 @@ impl From<&HealthReport> for HealthDto {
 
 /// A summary of the container, not the raw inspect (which would expose the
 /// environment of the container to anyone who can read its status).
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerInfoDto {
     pub id: String,
@@ -502,11 +502,11 @@ impl From<&ContainerState> for ContainerInfoDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDto {
     #[schemars(with = "crate::domain::WorkspaceStatus")]
-    pub status: &'static str,
+    pub status: String,
     pub status_reason: Option<String>,
     pub container_running: bool,
     pub container_info: Option<ContainerInfoDto>,
@@ -515,7 +515,7 @@ pub struct StatusDto {
 }
 
 /// The design note's `resources`: CPU % and memory in MB.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcesDto {
     pub cpu_usage: Option<f64>,
@@ -523,7 +523,7 @@ pub struct ResourcesDto {
     pub memory_limit: Option<f64>,
     /// Where the figures were read: the cgroup files or the engine's stats API.
     #[schemars(extend("enum" = ["cgroup", "engine"]))]
-    pub source: &'static str,
+    pub source: String,
 }
 
 impl From<&ResourceUse> for ResourcesDto {
@@ -532,12 +532,12 @@ impl From<&ResourceUse> for ResourcesDto {
             cpu_usage: r.cpu_percent,
             memory_usage: r.memory_usage_mb,
             memory_limit: r.memory_limit_mb,
-            source: r.source,
+            source: r.source.to_string(),
         }
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastCheckDto {
     pub exit_code: i64,
@@ -547,12 +547,12 @@ pub struct LastCheckDto {
 }
 
 /// `GET /api/workspaces/:id/health`, the design note's shape plus a message.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthResponseDto {
     pub healthy: bool,
     #[schemars(extend("enum" = ["healthy", "unhealthy", "starting", "none", "stopped", "no_container"]))]
-    pub status: &'static str,
+    pub status: String,
     pub failing_streak: i64,
     pub last_check: Option<LastCheckDto>,
     pub message: String,
@@ -562,7 +562,7 @@ impl From<&HealthSummary> for HealthResponseDto {
     fn from(h: &HealthSummary) -> Self {
         HealthResponseDto {
             healthy: h.status == Health::Healthy,
-            status: h.status.as_str(),
+            status: h.status.as_str().to_string(),
             failing_streak: h.failing_streak,
             last_check: h.last_check.as_ref().map(|p| LastCheckDto {
                 exit_code: p.exit_code,
@@ -574,7 +574,7 @@ impl From<&HealthSummary> for HealthResponseDto {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDto {
     pub id: Uuid,
@@ -606,7 +606,7 @@ pub struct EventsQuery {
 impl From<&StatusReport> for StatusDto {
     fn from(r: &StatusReport) -> Self {
         StatusDto {
-            status: r.workspace.status.as_str(),
+            status: r.workspace.status.as_str().to_string(),
             status_reason: r.workspace.status_reason.clone(),
             container_running: r.container.as_ref().is_some_and(|c| c.running),
             container_info: r.container.as_ref().map(Into::into),
@@ -618,7 +618,7 @@ impl From<&StatusReport> for StatusDto {
 
 /// Stats of one workspace in the design note's shape (MB, percent), plus
 /// network, block I/O, pids and, for one workspace, its recent history.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatsDto {
     pub workspace_id: Uuid,
@@ -631,14 +631,14 @@ pub struct ResourceStatsDto {
     pub pids: Option<u64>,
     /// Where the figures were read: the cgroup files or the engine's stats API.
     #[schemars(extend("enum" = ["cgroup", "engine"]))]
-    pub source: &'static str,
+    pub source: String,
     #[schemars(with = "Timestamp")]
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryDto>>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CpuDto {
     pub percent: Option<f64>,
@@ -647,7 +647,7 @@ pub struct CpuDto {
     pub online_cpus: u32,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryDto {
     pub percent: Option<f64>,
@@ -656,7 +656,7 @@ pub struct MemoryDto {
     pub cache: f64,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetIoDto {
     pub rx_bytes: u64,
@@ -665,7 +665,7 @@ pub struct NetIoDto {
     pub tx_packets: u64,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkDto {
     pub interfaces: BTreeMap<String, NetIoDto>,
@@ -675,14 +675,14 @@ pub struct NetworkDto {
     pub tx_packets: u64,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockIoDto {
     pub read_bytes: u64,
     pub write_bytes: u64,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryDto {
     #[schemars(with = "Timestamp")]
@@ -739,7 +739,7 @@ impl ResourceStatsDto {
                 write_bytes: v.blk_write,
             },
             pids: v.pids,
-            source: v.source,
+            source: v.source.to_string(),
             timestamp: rfc3339(v.at),
             history: history.map(|h| {
                 h.iter()
@@ -758,7 +758,7 @@ impl ResourceStatsDto {
 
 // ---- accounts and tokens ----
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -766,14 +766,14 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordChangedDto {
     /// Login sessions ended by the change (API tokens stay).
     pub ended_sessions: u64,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// A label to recognise the token by.
@@ -782,14 +782,14 @@ pub struct CreateTokenRequest {
 }
 
 /// A token as its owner sees it listed: never the secret itself.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenDto {
     pub id: Uuid,
     pub name: String,
     /// `api`: made for scripts, does not expire; `session`: a login.
     #[schemars(with = "TokenKindName")]
-    pub kind: &'static str,
+    pub kind: String,
     #[schemars(with = "Timestamp")]
     pub created_at: String,
     #[schemars(with = "Option<Timestamp>")]
@@ -814,7 +814,7 @@ impl TokenDto {
         TokenDto {
             id: t.id,
             name: t.name.clone(),
-            kind: t.kind.as_str(),
+            kind: t.kind.as_str().to_string(),
             created_at: rfc3339(t.created_at),
             expires_at: t.expires_at.map(rfc3339),
             last_used_at: t.last_used_at.map(rfc3339),
@@ -824,7 +824,7 @@ impl TokenDto {
 }
 
 /// A new API token: the only time the secret is shown.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedTokenDto {
     pub id: Uuid,
@@ -864,13 +864,13 @@ pub struct DeleteUserQuery {
 }
 
 /// A user as an admin sees them: with what they own.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountDto {
     pub id: Uuid,
     pub email: String,
     #[schemars(with = "crate::domain::Role")]
-    pub role: &'static str,
+    pub role: String,
     #[schemars(with = "Timestamp")]
     pub created_at: String,
     /// Projects not deleted.
@@ -883,7 +883,7 @@ impl AccountDto {
         AccountDto {
             id: u.id,
             email: u.email.clone(),
-            role: u.role.as_str(),
+            role: u.role.as_str().to_string(),
             created_at: rfc3339(u.created_at),
             projects: h.projects,
             workspaces: h.workspaces,
@@ -892,7 +892,7 @@ impl AccountDto {
 }
 
 /// `DELETE /api/users/:id`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDeletedDto {
     pub id: Uuid,
@@ -911,7 +911,7 @@ pub struct HandoffQuery {
 }
 
 /// A TCP port a workspace listens on.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortDto {
     pub port: u16,
@@ -948,7 +948,7 @@ pub struct ShareRequest {
 }
 
 /// A port's share.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShareDto {
     pub workspace_id: Uuid,
@@ -962,7 +962,7 @@ pub struct ShareDto {
 }
 
 /// `DELETE /api/workspaces/{id}/shares/{port}`.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnsharedDto {
     pub workspace_id: Uuid,
@@ -972,13 +972,13 @@ pub struct UnsharedDto {
 // ---- image pulls ----
 
 /// A type image's pull, as far as it got.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PullDto {
     pub image: String,
     /// `pulling`, `done` or `failed`.
     #[schemars(extend("enum" = ["pulling", "done", "failed"]))]
-    pub state: &'static str,
+    pub state: String,
     /// The engine's last word about the image as a whole.
     pub status: String,
     pub layers: Vec<LayerDto>,
@@ -992,7 +992,7 @@ pub struct PullDto {
     pub finished_at: Option<String>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerDto {
     pub id: String,
@@ -1007,7 +1007,7 @@ impl From<&crate::domain::images::PullProgress> for PullDto {
         let (done, total) = p.bytes();
         PullDto {
             image: p.image.clone(),
-            state: p.state.as_str(),
+            state: p.state.as_str().to_string(),
             status: p.status.clone(),
             layers: p
                 .layers
