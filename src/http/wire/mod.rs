@@ -1,6 +1,8 @@
 //! Wire types: the JSON the API reads and writes, in the original system's
 //! camelCase shapes. Only the HTTP layer knows these; domain types never
-//! derive a wire format of their own.
+//! derive a wire format of their own. Here: the envelope and the shared
+//! schemas; the types by capability in the submodules (the imports above
+//! serve them all). The CLI client reads and writes the same types.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +38,7 @@ use crate::service::{
     HealthSummary, HistoryPoint, ResourceUse, StatsView, StatusReport, TypeInfo, WorkspaceStats,
 };
 use crate::store::TokenInfo;
+
 /// The success envelope `{"success": true, "data": …, "message"?: …}`.
 #[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Envelope<T: Serialize> {
