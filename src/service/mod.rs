@@ -8,6 +8,7 @@ pub mod apps;
 mod auth;
 pub mod backups;
 mod images;
+mod lifecycle;
 pub mod logs;
 pub mod maintenance;
 mod offsite;
@@ -15,6 +16,7 @@ mod projects;
 pub mod proxy;
 pub mod reconcile;
 pub mod stats;
+mod status;
 mod volume_io;
 pub mod volumes;
 mod watcher;
@@ -24,10 +26,8 @@ pub use accounts::Accounts;
 pub use auth::{AuthSession, NewUser};
 pub use backups::Backups;
 pub use stats::{HistoryPoint, StatsView};
-pub use workspaces::{
-    CreateWorkspace, HealthSummary, ResourceUse, StatusReport, TypeInfo, UpdateWorkspace,
-    WorkspaceStats,
-};
+pub use status::{HealthSummary, ResourceUse, StatusReport};
+pub use workspaces::{CreateWorkspace, TypeInfo, UpdateWorkspace, WorkspaceStats};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,214 @@
+//! The lifecycle of a workspace's container: its spec, start (creating
+//! the container, or recreating it when its spec changed), stop and
+//! restart. Each runs under the workspace's lock and is idempotent.
+
+use uuid::Uuid;
+
+use super::{Berth, Result, ServiceError};
+use crate::domain::transition::Transition;
+use crate::domain::{EventKind, Project, User, Workspace, WorkspaceStatus};
+use crate::engine::{
+    ContainerSpec, ContainerState, EngineError, LABEL_WORKSPACE_ID, LABEL_WORKSPACE_TYPE,
+};
+
+impl Berth {
+    /// The container spec of a workspace, from its type and settings.
+    pub(super) fn container_spec(
+        &self,
+        ws: &Workspace,
+        project: &Project,
+    ) -> Result<ContainerSpec> {
+        let t = self.workspace_type(&ws.type_name)?;
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_WORKSPACE_ID.into(), ws.id.to_string());
+        labels.insert(LABEL_WORKSPACE_TYPE.into(), ws.type_name.clone());
+        let mut env: Vec<String> = t.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.push(format!("WORKSPACE_ID={}", ws.id));
+        env.push(format!("WORKSPACE_TYPE={}", ws.type_name));
+        env.push(format!("PROJECT_ID={}", project.id));
+        // Where the app is served: apps that take a base path use the
+        // prefix (`[types.X.proxy] keep_prefix`); BERTH_APP_URL is what a
+        // person opens in the configured mode.
+        env.push(format!(
+            "BERTH_PROXY_PREFIX={}",
+            super::apps::AppUrls::proxy_prefix(ws.id)
+        ));
+        env.push(format!("BERTH_APP_URL={}", self.app_urls().app_url(ws)));
+        Ok(ContainerSpec {
+            name: ws.container_name(),
+            image: t.image.clone(),
+            cmd: t.command.clone(),
+            env,
+            labels,
+            limits: self.effective_limits(ws)?,
+            health_check: self.effective_health_check(ws)?,
+            port: t.port,
+            volume: Some(project.volume_name.clone()),
+        })
+    }
+
+    /// Starts a workspace: creates its container if there is none. Running
+    /// already is success.
+    pub async fn start_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        self.start_locked(ws).await
+    }
+
+    pub(super) async fn start_locked(&self, ws: Workspace) -> Result<Workspace> {
+        if ws.status == WorkspaceStatus::Archived {
+            return Err(ServiceError::Conflict(
+                "workspace is archived; unarchive it (PUT archived=false) to start it".into(),
+            ));
+        }
+        let (ws, container) = self.refresh(ws, false).await?;
+        if container.as_ref().is_some_and(|c| c.running) {
+            return Ok(ws);
+        }
+        let project_id = ws.project_id.ok_or_else(|| {
+            ServiceError::Conflict(
+                "workspace has no project; give it one with switch-project first".into(),
+            )
+        })?;
+        let project = self.store().project(project_id).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "project {project_id} of this workspace no longer exists; switch to another project"
+            ))
+        })?;
+        let ws = self
+            .transition(&ws, Transition::Starting { reason: None })
+            .await?;
+        match self.create_and_start(&ws, &project, container).await {
+            Ok(state) => {
+                let ws = self
+                    .transition(
+                        &ws,
+                        Transition::Running {
+                            container_id: Some(state.id),
+                            host_port: state.host_port,
+                            activity: true,
+                        },
+                    )
+                    .await?;
+                self.store()
+                    .insert_event(ws.id, ws.updated_at, EventKind::Started, "started")
+                    .await?;
+                Ok(ws)
+            }
+            Err(e) => {
+                self.transition(
+                    &ws,
+                    Transition::Failed {
+                        reason: format!("start failed: {e}"),
+                    },
+                )
+                .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_and_start(
+        &self,
+        ws: &Workspace,
+        project: &Project,
+        existing: Option<ContainerState>,
+    ) -> Result<ContainerState> {
+        let id = match existing {
+            Some(c) => c.id,
+            None => {
+                let spec = self.container_spec(ws, project)?;
+                match self.engine().create_container(&spec).await {
+                    Ok(id) => id,
+                    Err(EngineError::NotFound(_)) if self.config().images.pull_on_start => {
+                        tracing::info!(image = %spec.image, "pulling a missing type image at start");
+                        self.pull_and_wait(&spec.image).await?;
+                        self.engine().create_container(&spec).await?
+                    }
+                    Err(EngineError::NotFound(_)) => {
+                        return Err(ServiceError::Conflict(format!(
+                            "image {} of type {:?} is not present on the Docker host; an admin can pull it (berth type pull {}), or set images.pull_on_start",
+                            spec.image, ws.type_name, ws.type_name
+                        )))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        self.engine().start_container(&id).await?;
+        self.engine()
+            .inspect_container(&id)
+            .await?
+            .ok_or_else(|| ServiceError::Conflict("container vanished right after start".into()))
+    }
+
+    /// Stops a workspace, keeping its container (and so its logs).
+    /// Stopped already is success.
+    pub async fn stop_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        self.stop_locked(ws, "stopped").await
+    }
+
+    /// `why` is the event recorded when a running container is stopped.
+    pub(super) async fn stop_locked(&self, ws: Workspace, why: &str) -> Result<Workspace> {
+        let (ws, container) = self.refresh(ws, false).await?;
+        let Some(c) = container.filter(|c| c.running) else {
+            if ws.status == WorkspaceStatus::Error {
+                return self
+                    .transition(&ws, Transition::Stopped { reason: None })
+                    .await;
+            }
+            return Ok(ws);
+        };
+        let ws = self.transition(&ws, Transition::Stopping).await?;
+        let result = self
+            .engine()
+            .stop_container(&c.id, self.config().stop_timeout_s)
+            .await;
+        if let Err(e) = result {
+            // Leave the record as the engine has it, then report.
+            let _ = self.refresh(ws, false).await;
+            return Err(e.into());
+        }
+        let ws = self
+            .transition(&ws, Transition::Stopped { reason: None })
+            .await?;
+        self.store()
+            .insert_event(ws.id, ws.updated_at, EventKind::Stopped, why)
+            .await?;
+        Ok(ws)
+    }
+
+    /// Restarts a running workspace; starts a stopped one.
+    pub async fn restart_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
+        let _guard = self.lock_workspace(id).await;
+        let ws = self.workspace(user, id).await?;
+        let (ws, container) = self.refresh(ws, false).await?;
+        let Some(c) = container.filter(|c| c.running) else {
+            return self.start_locked(ws).await;
+        };
+        self.engine()
+            .restart_container(&c.id, self.config().stop_timeout_s)
+            .await?;
+        let state = self
+            .engine()
+            .inspect_container(&c.id)
+            .await?
+            .filter(|s| s.running);
+        let next = match state {
+            Some(s) => Transition::Running {
+                container_id: Some(s.id),
+                host_port: s.host_port,
+                activity: true,
+            },
+            None => Transition::Stopped { reason: None },
+        };
+        let ws = self.transition(&ws, next).await?;
+        // A restart by a person resets the recovery budget, as a start does.
+        self.store()
+            .insert_event(ws.id, ws.updated_at, EventKind::Started, "restarted")
+            .await?;
+        Ok(ws)
+    }
+}
