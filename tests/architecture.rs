@@ -152,3 +152,46 @@ fn the_cli_client_reads_answers_as_wire_types() {
         .collect();
     assert_eq!(found, Vec::<String>::new());
 }
+
+#[test]
+fn each_service_is_written_in_its_own_files() {
+    // No module adds methods to another's service: Backups and Accounts
+    // are not extended by the workspace files, nor Berth by the jobs.
+    let homes: [(&str, &[&str]); 4] = [
+        (
+            "impl Backups",
+            &[
+                "service/backups.rs",
+                "service/volumes.rs",
+                "service/offsite.rs",
+                "service/volume_io.rs",
+            ],
+        ),
+        ("impl Accounts", &["service/accounts.rs", "service/auth.rs"]),
+        (
+            "impl Scheduler",
+            &["jobs/mod.rs", "jobs/backups.rs", "jobs/cleanup.rs"],
+        ),
+        ("impl Berth", &[]),
+    ];
+    let mut found = Vec::new();
+    for (rel, text) in tree() {
+        for (needle, allowed) in homes {
+            let here = text
+                .lines()
+                .any(|l| l.starts_with(needle) && l[needle.len()..].starts_with([' ', '<']));
+            let ok = if needle == "impl Berth" {
+                rel.starts_with("service/")
+                    && !homes[..3]
+                        .iter()
+                        .any(|(_, files)| files.contains(&rel.as_str()))
+            } else {
+                allowed.contains(&rel.as_str())
+            };
+            if here && !ok {
+                found.push(format!("{rel}: {needle}"));
+            }
+        }
+    }
+    assert_eq!(found, Vec::<String>::new());
+}

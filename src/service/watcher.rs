@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::Berth;
 use crate::domain::{now_millis, EventKind};
-use crate::engine::{ContainerAction, ContainerEvent, EngineError};
+use crate::engine::{ContainerAction, ContainerEvent};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -46,11 +46,9 @@ impl Berth {
                         self.on_event(ev).await;
                     }
                     Err(e) => {
-                        let kind = match e {
-                            EngineError::Unavailable(_) => "engine_unavailable",
-                            _ => "engine",
-                        };
-                        crate::metrics::loop_failed("watcher", kind);
+                        // One mapping of errors to kinds: the service's.
+                        let e = super::ServiceError::from(e);
+                        crate::metrics::loop_failed("watcher", e.kind());
                         tracing::warn!(error = %e, "engine event stream failed");
                         break;
                     }
