@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod images;
 pub mod jobs;
 pub mod limits;
+pub mod placement;
 pub mod proxy;
 pub mod recovery;
 pub mod retention;
