@@ -20,6 +20,41 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::RemoteConfig;
 
+/// The catalogue entry stored beside each archive (`<backup id>.json`):
+/// what a bucket alone says about an archive once the host and its database
+/// are gone. A format of its own, versioned (`v`; entries written before it
+/// had one are version 1), not the API's backup shape: it must stay
+/// readable by whatever Berth reads the bucket years later.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogueEntry {
+    #[serde(default = "CatalogueEntry::first_version")]
+    pub v: u32,
+    pub id: uuid::Uuid,
+    pub project_id: uuid::Uuid,
+    pub project_name: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    /// `zstd` or `gzip`.
+    pub compression: String,
+    pub size_bytes: Option<u64>,
+    /// Of the archive, hex.
+    pub sha256: String,
+    pub crash_consistent: bool,
+    /// The archive's object name, beside this entry.
+    pub archive: String,
+}
+
+impl CatalogueEntry {
+    /// The version this Berth writes.
+    pub const VERSION: u32 = 1;
+
+    fn first_version() -> u32 {
+        1
+    }
+}
+
 /// Archives up to this size go up in one request; larger ones in parts.
 const SINGLE_PUT_MAX: u64 = 64 * 1024 * 1024;
 /// Bytes read from the archive per part (S3's minimum part is 5 MiB).
@@ -174,8 +209,8 @@ impl Remote {
     }
 
     /// Stores a small document (the catalogue entry beside an archive).
-    pub async fn put_json(&self, key: &str, value: &serde_json::Value) -> Result<(), RemoteError> {
-        let body = serde_json::to_vec_pretty(value).expect("JSON");
+    pub async fn put_entry(&self, key: &str, entry: &CatalogueEntry) -> Result<(), RemoteError> {
+        let body = serde_json::to_vec_pretty(entry).expect("JSON");
         self.store
             .put(&ObjectPath::from(key), PutPayload::from(body))
             .await?;
@@ -236,6 +271,18 @@ fn check_sum(hasher: Sha256, want: &str, what: &str) -> Result<(), RemoteError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalogue_entries_written_before_the_version_field_read_as_version_1() {
+        let old = r#"{"id":"7d3f4c1e-0000-4000-8000-000000000001","projectId":"7d3f4c1e-0000-4000-8000-000000000002","projectName":"web","createdAt":"2026-11-01T10:00:00Z","completedAt":"2026-11-01T10:00:05Z","compression":"zstd","sizeBytes":1234,"sha256":"ab","crashConsistent":false,"archive":"7d3f4c1e-0000-4000-8000-000000000001.tar.zst"}"#;
+        let e: CatalogueEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(e.v, 1);
+        assert_eq!(e.project_name.as_deref(), Some("web"));
+        // What this version writes carries its version and reads back.
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.starts_with(r#"{"v":1,"id":"#), "{text}");
+        assert_eq!(serde_json::from_str::<CatalogueEntry>(&text).unwrap(), e);
+    }
 
     fn config(url: &str, endpoint: &str) -> RemoteConfig {
         RemoteConfig::for_tests(url, endpoint)

@@ -221,6 +221,7 @@ async fn backups_go_offsite_come_back_when_lost_and_go_with_their_entry() {
     assert_eq!(entry["sha256"], want.as_str());
     assert_eq!(entry["projectName"], "offsite");
     assert_eq!(entry["archive"], format!("{id}.tar.zst"));
+    assert_eq!(entry["v"], 1, "the entry's format is versioned: {entry}");
 
     // The local archive is lost: a download fetches it back.
     let local = env.dir.path().join(format!("backups/{id}.tar.zst"));

@@ -35,6 +35,14 @@ pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// A time as RFC 3339 in UTC with milliseconds, as every API answer and
+/// stored document spells it.
+pub fn rfc3339(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 spelled_enum! {
     /// A user's role. Members see their own resources only; admins see all.
     pub enum Role("role") {

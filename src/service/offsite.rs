@@ -138,19 +138,20 @@ impl Backups {
             .put_file(&self.archive_key(remote, b), &path, &sha)
             .await?;
         let project = self.store().project(b.project_id).await?;
-        let entry = serde_json::json!({
-            "id": b.id,
-            "projectId": b.project_id,
-            "projectName": project.map(|p| p.name),
-            "createdAt": crate::http::wire::rfc3339(b.created_at),
-            "completedAt": b.completed_at.map(crate::http::wire::rfc3339),
-            "compression": b.compression.as_str(),
-            "sizeBytes": b.size_bytes,
-            "sha256": sha,
-            "crashConsistent": b.crash_consistent,
-            "archive": b.file_name(),
-        });
-        remote.put_json(&self.entry_key(remote, b), &entry).await?;
+        let entry = crate::remote::CatalogueEntry {
+            v: crate::remote::CatalogueEntry::VERSION,
+            id: b.id,
+            project_id: b.project_id,
+            project_name: project.map(|p| p.name),
+            created_at: crate::domain::rfc3339(b.created_at),
+            completed_at: b.completed_at.map(crate::domain::rfc3339),
+            compression: b.compression.as_str().to_string(),
+            size_bytes: b.size_bytes,
+            sha256: sha,
+            crash_consistent: b.crash_consistent,
+            archive: b.file_name(),
+        };
+        remote.put_entry(&self.entry_key(remote, b), &entry).await?;
         Ok(())
     }
 

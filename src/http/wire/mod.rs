@@ -30,8 +30,8 @@ pub use workspaces::*;
 
 use crate::domain::accounts::Holdings;
 use crate::domain::{
-    Health, HealthCheck, HealthCheckOverride, Millis, Project, ResourceLimits, ResourceOverrides,
-    Role, User, Workspace, WorkspaceEvent,
+    Health, HealthCheck, HealthCheckOverride, Project, ResourceLimits, ResourceOverrides, Role,
+    User, Workspace, WorkspaceEvent,
 };
 use crate::engine::{ContainerState, HealthProbe, HealthReport};
 use crate::service::{
@@ -104,11 +104,7 @@ impl JsonSchema for Name {
     }
 }
 
-pub fn rfc3339(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use crate::domain::rfc3339;
 
 /// `GET /healthz`.
 #[derive(Serialize, Deserialize, JsonSchema)]
