@@ -44,13 +44,19 @@ def docker(*args):
 
 
 def points(d, css):
-    """How many points the chart's polyline has, and its last value's y."""
-    el = d.find_elements(By.CSS_SELECTOR, css)
-    if not el:
-        return 0, None
-    n = int(el[0].get_attribute("data-points") or 0)
-    pts = (el[0].get_attribute("points") or "").split()
-    return n, (float(pts[-1].split(",")[1]) if pts else None)
+    """How many points the chart's polyline has, and its last value's y.
+
+    Read in one script: the live page redraws its charts on every sample,
+    so an element found in one WebDriver call may be gone by the next
+    (StaleElementReferenceException, seen once in CI)."""
+    n, last = d.execute_script(
+        "const el = document.querySelector(arguments[0]);"
+        "if (!el) return [0, null];"
+        "const pts = (el.getAttribute('points') || '').trim().split(' ').filter(Boolean);"
+        "return [Number(el.getAttribute('data-points') || 0),"
+        " pts.length ? Number(pts[pts.length - 1].split(',')[1]) : null];",
+        css)
+    return int(n), last
 
 
 def browser():
@@ -210,11 +216,13 @@ def run(d, wait):
 
     step("the list draws sparklines and follows status without a reload")
     d.get(BASE + "/#/")
-    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"tr[data-id='{ws_id}']")))
-    WebDriverWait(d, 30).until(lambda d: int(d.find_element(
-        By.CSS_SELECTOR, f"tr[data-id='{ws_id}'] [data-cell=cpu] svg").get_attribute("data-points")) >= 2)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"tr[data-id='{ws_id}']")))
+    WebDriverWait(d, 30).until(
+        lambda d: points(d, f"tr[data-id='{ws_id}'] [data-cell=cpu] svg")[0] >= 2)
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"tr[data-id='{ws_id}'] [data-cell=health]"), "healthy"))
-    assert f"#{ws_id[:8]}" in row.text, "workspaces of one name are told apart by their id"
+    row_text = d.execute_script(
+        "return document.querySelector(arguments[0]).innerText;", f"tr[data-id='{ws_id}']")
+    assert f"#{ws_id[:8]}" in row_text, "workspaces of one name are told apart by their id"
     shot(d, "workspaces")
     d.execute_script("window.__noReload = true;")
     status = d.execute_async_script(
