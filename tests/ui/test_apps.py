@@ -264,9 +264,12 @@ def subdomain_mode(d, wait):
     step("…and a backup, its deletion and a restore")
     b = api(APPS, "admin", "POST", f"/api/workspaces/projects/{project['id']}/backup", {})
     assert b["state"] == "complete", b
-    # Away from the Lab first: its open editor holds the file and may save it
-    # again; the deletion is checked on a page of the same origin instead.
-    d.get(app.rstrip("/") + prefix + "api/contents")
+    # A Lab without the file's editor first (`?reset`: the saved layout is
+    # not restored), so nothing of the Lab's holds the file and saves it
+    # again. (Not a contents API page: Jupyter serves those with CSP
+    # default-src 'none', which blocks a fetch from them.)
+    d.get(app.rstrip("/") + prefix + "lab?reset")
+    lab_loaded(d, wait)
     status, text = fetch(d, prefix + f"api/contents/{name}", "DELETE")
     assert status == 204, (status, text)
     assert file_content(d, prefix, name) is None
