@@ -9,7 +9,7 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::Scheduler;
-use crate::service::{Accounts, Backups, Berth};
+use crate::service::{Accounts, Backups, Berth, Nodes};
 use crate::store::Store;
 
 /// Everything a request or a loop may use.
@@ -26,6 +26,8 @@ pub struct App {
     pub accounts: Accounts,
     /// The jobs, scheduled and on request; drives `berth`.
     pub scheduler: Scheduler,
+    /// The Docker engines (the one `berth` was built with).
+    pub nodes: Nodes,
 }
 
 impl App {
@@ -40,6 +42,7 @@ impl App {
             scheduler: Scheduler::new(berth.clone(), backups.clone()),
             backups,
             accounts: berth.accounts().clone(),
+            nodes: berth.nodes().clone(),
             berth,
         }
     }
@@ -66,5 +69,11 @@ impl FromRef<App> for Backups {
 impl FromRef<App> for Accounts {
     fn from_ref(app: &App) -> Accounts {
         app.accounts.clone()
+    }
+}
+
+impl FromRef<App> for Nodes {
+    fn from_ref(app: &App) -> Nodes {
+        app.nodes.clone()
     }
 }

@@ -73,6 +73,31 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub proxy: ProxyConfig,
     pub images: ImagesConfig,
+    pub nodes: NodesConfig,
+}
+
+/// The pool of Docker engines (`[nodes]`). The nodes themselves are added
+/// by an admin (`berth node add`, `POST /api/nodes`) and kept in the store,
+/// so every replica on one database sees the same pool; the engine Berth
+/// starts with is the node `local`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodesConfig {
+    /// How often each node's engine is asked whether it answers (ping and
+    /// info), in seconds.
+    pub heartbeat_s: u64,
+    /// How long one heartbeat waits for an answer before the node counts as
+    /// unreachable, in seconds (at most `heartbeat_s`).
+    pub heartbeat_timeout_s: u64,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        NodesConfig {
+            heartbeat_s: 10,
+            heartbeat_timeout_s: 5,
+        }
+    }
 }
 
 /// Type images from a registry.
@@ -426,6 +451,7 @@ impl Default for Config {
             },
             metrics: MetricsConfig::default(),
             images: ImagesConfig::default(),
+            nodes: NodesConfig::default(),
             proxy: ProxyConfig {
                 wake_timeout_s: 60,
                 response_timeout_s: 300,
@@ -540,6 +566,15 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "stats.interval_s must be above 0".into(),
             ));
+        }
+        if self.nodes.heartbeat_s == 0
+            || self.nodes.heartbeat_timeout_s == 0
+            || self.nodes.heartbeat_timeout_s > self.nodes.heartbeat_s
+        {
+            return Err(ConfigError::Invalid(format!(
+                "nodes.heartbeat_timeout_s ({}) must be between 1 and nodes.heartbeat_s ({}), which must be above 0",
+                self.nodes.heartbeat_timeout_s, self.nodes.heartbeat_s
+            )));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(

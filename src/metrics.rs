@@ -41,6 +41,33 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!("berth_workspaces", "Workspaces by type and status.");
     describe_gauge!(
+        "berth_node_up",
+        "1 while a node's engine answers its heartbeat, else 0."
+    );
+    describe_gauge!(
+        "berth_node_schedulable",
+        "1 while a node takes new workspaces (ready: reachable, not cordoned or draining)."
+    );
+    describe_gauge!("berth_node_cpus", "CPUs of a node's engine.");
+    describe_gauge!(
+        "berth_node_memory_bytes",
+        Unit::Bytes,
+        "Memory of a node's engine."
+    );
+    describe_gauge!(
+        "berth_node_allocated_cpus",
+        "CPU limits of the workspaces running on a node."
+    );
+    describe_gauge!(
+        "berth_node_allocated_memory_bytes",
+        Unit::Bytes,
+        "Memory reservations (else limits) of the workspaces running on a node."
+    );
+    describe_gauge!(
+        "berth_node_running_workspaces",
+        "Workspaces with a running container on a node."
+    );
+    describe_gauge!(
         "berth_workspace_cpu_percent",
         "CPU use of a running workspace, percent of one core, sampled every stats.interval_s."
     );
@@ -169,6 +196,7 @@ fn start_at_zero() {
         ("watcher", "store"),
         ("sampler", "engine_unavailable"),
         ("sampler", "engine"),
+        ("heartbeat", "store"),
     ] {
         counter!("berth_loop_failures_total", "loop" => lp, "kind" => kind).absolute(0);
     }

@@ -704,6 +704,44 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[HTTP 401]"));
 
+    // Nodes: the local engine, then one more behind a socket nobody
+    // listens on (unreachable, said so), labelled, cordoned, removed.
+    let listed = ok(&run(&["node", "ls"]));
+    let local = listed.lines().find(|l| l.starts_with("local")).unwrap();
+    assert!(
+        local.contains("ready") && local.contains("default"),
+        "{listed}"
+    );
+    let sock = dir.path().join("nobody.sock");
+    let endpoint = format!("unix://{}", sock.display());
+    let out = run(&["node", "add", "b", &endpoint, "--label", "disk=ssd"]);
+    let added = ok(&out);
+    assert!(added.contains("unreachable since"), "{added}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("last heartbeat failed"),
+        "{out:?}"
+    );
+    assert_eq!(
+        run(&["node", "add", "c", &endpoint, "--label", "nope"])
+            .status
+            .code(),
+        Some(2),
+        "a bad label is a usage error"
+    );
+    let b = json_of(&run(&["node", "show", "b", "--json"]));
+    assert_eq!(b["labels"]["disk"], "ssd");
+    ok(&run(&["node", "label", "b", "zone=a"]));
+    let b = json_of(&run(&["node", "cordon", "b", "--json"]));
+    assert_eq!(b["labels"], serde_json::json!({ "zone": "a" }));
+    assert_eq!(b["cordoned"], true);
+    let b = json_of(&run(&["node", "uncordon", "b", "--json"]));
+    assert_eq!(b["cordoned"], false);
+    let out = run(&["node", "rm", "local"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[HTTP 409]"));
+    ok(&run(&["node", "rm", "b"]));
+    assert!(!ok(&run(&["node", "ls"])).contains("nobody.sock"));
+
     // Your account: a token for a script, listed, revoked; the password.
     let me = json_of(&run(&["account", "show", "--json"]));
     assert_eq!(me["email"], "admin@example.com");

@@ -109,6 +109,13 @@ enum Command {
         #[command(flatten)]
         client: client::ClientOpts,
     },
+    /// Docker engines (admin): ls, show, add, cordon, uncordon, label, rm.
+    Node {
+        #[command(subcommand)]
+        command: client::NodeCmd,
+        #[command(flatten)]
+        client: client::ClientOpts,
+    },
     /// Project volumes: clone, size.
     Volume {
         #[command(subcommand)]
@@ -248,6 +255,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup { command, client } => client::backup(&with(client), command).await,
         Command::Volume { command, client } => client::volume(&with(client), command).await,
         Command::Type { command, client } => client::types(&with(client), command).await,
+        Command::Node { command, client } => client::node(&with(client), command).await,
         Command::Cleanup { dry_run, client } => client::cleanup(&with(client), dry_run).await,
         Command::Jobs { client } => client::jobs(&with(client)).await,
         Command::Account { command, client } => client::account(&with(client), command).await,
@@ -547,11 +555,18 @@ async fn serve(config: Config) -> Result<()> {
     // The watcher reconciles first, then follows engine events.
     let watcher = berth.spawn_watcher();
     let sampler = berth.spawn_sampler();
+    // Every node asked once before serving, so the first answers already
+    // say which engines answer (each ask is bounded).
+    if let Err(e) = berth.nodes().beat().await {
+        tracing::warn!(error = %e, "the first node heartbeat failed");
+    }
+    let heartbeat = berth.nodes().spawn_heartbeat(berth.shutdown_token());
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let scheduler = app.scheduler.spawn(jobs_stopped);
     crate::http::serve(app, addr, shutdown_signal()).await?;
     watcher.abort();
     sampler.abort();
+    heartbeat.abort();
     // Let a job that is running finish (bounded), so no action is cut
     // in half.
     let _ = stop_jobs.send(true);

@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod images;
 pub mod jobs;
 pub mod limits;
+pub mod nodes;
 pub mod placement;
 pub mod proxy;
 pub mod recovery;
@@ -85,6 +86,8 @@ pub struct Project {
     /// The workspace this project was assigned to, if any.
     pub workspace_id: Option<Uuid>,
     pub volume_name: String,
+    /// The node its volume lives on (which pins its workspaces there).
+    pub node: String,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

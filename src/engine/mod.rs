@@ -85,6 +85,23 @@ pub struct EngineInfo {
     pub cgroup_version: String,
 }
 
+/// How to reach another node's engine.
+#[derive(Debug, Clone)]
+pub enum EngineAddress {
+    /// A unix socket on Berth's host.
+    Unix(String),
+    /// Plain TCP (`tcp://host:port`): only on a network nobody else reaches.
+    Tcp(String),
+    /// TCP with TLS: the engine's CA, Berth's client certificate and key
+    /// (files: bollard reads the key at each handshake).
+    Tls {
+        url: String,
+        ca: std::path::PathBuf,
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+    },
+}
+
 /// A cheap-to-clone handle on the Docker engine.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -121,6 +138,44 @@ impl Engine {
             docker,
             relay: Default::default(),
         })
+    }
+
+    /// A client for another node's engine, not yet checked: calls fail with
+    /// `Unavailable` until it answers. Call [`Engine::negotiated`] once it
+    /// does.
+    pub fn at(address: &EngineAddress) -> Result<Engine> {
+        let v = bollard::API_DEFAULT_VERSION;
+        let docker = match address {
+            EngineAddress::Unix(path) => Docker::connect_with_unix(path, 120, v),
+            EngineAddress::Tcp(url) => Docker::connect_with_http(url, 120, v),
+            EngineAddress::Tls { url, ca, cert, key } => {
+                Docker::connect_with_ssl(url, key, cert, ca, 120, v)
+            }
+        }
+        .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        Ok(Engine {
+            docker,
+            relay: Default::default(),
+        })
+    }
+
+    /// The same engine at the API version both sides speak (an engine 20.10
+    /// speaks 1.41): asked of the engine, never assumed.
+    pub async fn negotiated(self) -> Result<Engine> {
+        let docker = self.docker.negotiate_version().await?;
+        Ok(Engine {
+            docker,
+            relay: self.relay,
+        })
+    }
+
+    /// The same engine, each request bounded by `timeout` (a heartbeat must
+    /// not wait the default two minutes on a lost host).
+    pub fn with_timeout(&self, timeout: Duration) -> Engine {
+        Engine {
+            docker: self.docker.clone().with_timeout(timeout),
+            relay: self.relay.clone(),
+        }
     }
 
     pub async fn info(&self) -> Result<EngineInfo> {

@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::app::App;
 use error::ApiError;
 use openapi::Op;
-use routes::{apps, auth, backups, jobs, observe, projects, proxy, users, workspaces as ws};
+use routes::{apps, auth, backups, jobs, nodes, observe, projects, proxy, users, workspaces as ws};
 
 /// The whole API, in one list: each entry is a route and its description.
 /// The router ([`app`]) and the OpenAPI document ([`openapi::document`]) are
@@ -148,6 +148,40 @@ pub fn operations() -> Vec<Op> {
             .describe("Their tokens go with them. What they own (projects, workspaces, backups) passes to `transferTo`, which is required when they own any; nothing is deleted. Not yourself, not the last admin (409).")
             .query::<DeleteUserQuery>()
             .ok::<UserDeletedDto>()
+            .errors(&[409]),
+        // ---- nodes (admins) ----
+        Op::get("/api/nodes", "listNodes", nodes::list)
+            .tag("nodes")
+            .admin()
+            .summary("The Docker engines workspaces run on: state, capacity, allocation")
+            .describe("`local` (the engine Berth started with) first. State and engine facts are from the last heartbeat (`nodes.heartbeat_s`).")
+            .ok::<Vec<NodeDto>>(),
+        Op::post("/api/nodes", "addNode", nodes::add)
+            .tag("nodes")
+            .admin()
+            .summary("Add a Docker engine")
+            .describe("Asked once at once: the answer says whether it is reachable (a node that is not is added all the same and asked again at every heartbeat). TLS client certificates are PEM text; the key is kept in the store and never shown again.")
+            .json::<AddNodeRequest>()
+            .created::<NodeDto>()
+            .errors(&[409]),
+        Op::get("/api/nodes/{node}", "getNode", nodes::get)
+            .tag("nodes")
+            .admin()
+            .summary("One node")
+            .ok::<NodeDto>(),
+        Op::patch("/api/nodes/{node}", "updateNode", nodes::update)
+            .tag("nodes")
+            .admin()
+            .summary("Change a node's address or labels, cordon or uncordon it")
+            .describe("A cordoned node keeps what runs on it and takes nothing new; uncordoning also ends a drain. The endpoint and certificates are not changed here: remove the node and add it again.")
+            .json::<UpdateNodeRequest>()
+            .ok::<NodeDto>(),
+        Op::delete("/api/nodes/{node}", "removeNode", nodes::remove)
+            .tag("nodes")
+            .admin()
+            .summary("Remove a node that holds no project")
+            .describe("Not `local` (409), not a node that still holds projects (409: move or delete them first).")
+            .ok::<NodeRemovedDto>()
             .errors(&[409]),
         // ---- projects ----
         Op::post("/api/projects", "createProject", projects::create)

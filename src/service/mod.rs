@@ -11,7 +11,9 @@ mod images;
 mod lifecycle;
 pub mod logs;
 pub mod maintenance;
+pub mod nodes;
 mod offsite;
+mod placement;
 mod projects;
 pub mod proxy;
 pub mod reconcile;
@@ -25,6 +27,8 @@ mod workspaces;
 pub use accounts::Accounts;
 pub use auth::{AuthSession, NewUser};
 pub use backups::Backups;
+pub use nodes::{NewNode, NodeChange, NodeView, Nodes};
+pub use placement::NodeReport;
 pub use stats::{HistoryPoint, StatsView};
 pub use status::{HealthSummary, ResourceUse, StatusReport};
 pub use workspaces::{CreateWorkspace, TypeInfo, UpdateWorkspace, WorkspaceStats};
@@ -180,6 +184,8 @@ struct Inner {
     app_urls: apps::AppUrls,
     /// Users, sessions and tokens.
     accounts: Accounts,
+    /// The Docker engines workspaces run on.
+    nodes: Nodes,
     /// What `/metrics` asks for; `None`: open (`metrics.public`).
     metrics_token: Option<String>,
     /// Cancelled when the server shuts down: open streams and tunnels end.
@@ -246,6 +252,12 @@ impl Berth {
         // Install the metrics recorder before anything records.
         let _ = crate::metrics::handle();
         let accounts = Accounts::new(store.clone(), config.auth.clone());
+        let nodes = Nodes::new(
+            store.clone(),
+            engine.clone(),
+            &config.data_dir,
+            config.nodes.clone(),
+        );
         Berth {
             inner: Arc::new(Inner {
                 store,
@@ -258,6 +270,7 @@ impl Berth {
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
                 app_urls: apps::AppUrls::new(&config),
                 accounts,
+                nodes,
                 metrics_token: metrics_token(&config),
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 changes: tokio::sync::broadcast::channel(1024).0,
@@ -276,6 +289,12 @@ impl Berth {
     /// service, which authenticates app-origin viewers with it.
     pub fn accounts(&self) -> &Accounts {
         &self.inner.accounts
+    }
+
+    /// The Docker engines workspaces run on (the one Berth started with is
+    /// the node `local`).
+    pub fn nodes(&self) -> &Nodes {
+        &self.inner.nodes
     }
 
     pub fn engine(&self) -> &Engine {

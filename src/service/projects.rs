@@ -35,6 +35,9 @@ impl Berth {
             workspace_type: workspace_type.map(str::to_string),
             workspace_id: None,
             volume_name: project_volume_name(id),
+            // Every engine call still goes to the engine Berth started
+            // with; placement on other nodes comes with an engine per node.
+            node: crate::domain::nodes::LOCAL.to_string(),
             created_at: now,
             updated_at: now,
         };

@@ -266,6 +266,8 @@ impl Backups {
                     workspace_type: source.workspace_type.clone(),
                     workspace_id: None,
                     volume_name: new_volume.clone(),
+                    // The clone is made on the source's engine.
+                    node: source.node.clone(),
                     created_at: now,
                     updated_at: now,
                 };

@@ -9,6 +9,7 @@ mod apps;
 mod backups;
 mod events;
 mod jobs;
+mod nodes;
 mod projects;
 mod settings;
 mod users;
@@ -16,6 +17,7 @@ mod workspaces;
 
 pub use apps::{AppCode, AppShare};
 pub use backups::{BackupPolicyRow, VolumeOp};
+pub use nodes::{NodeRow, NodeTls};
 pub use users::{TokenInfo, TokenKind, TokenUse};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

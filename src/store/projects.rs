@@ -18,6 +18,7 @@ fn project_from_row(row: &AnyRow) -> Result<Project> {
         workspace_type: row.try_get("workspace_type")?,
         workspace_id: get_opt_uuid(row, "workspace_id")?,
         volume_name: row.try_get("volume_name")?,
+        node: row.try_get("node")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -27,7 +28,8 @@ impl Store {
     pub async fn insert_project(&self, p: &Project) -> Result<()> {
         sqlx::query(
             "INSERT INTO projects (id, owner_id, name, description, workspace_type, workspace_id, \
-             volume_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             volume_name, node, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(p.id.to_string())
         .bind(p.owner_id.to_string())
@@ -36,6 +38,7 @@ impl Store {
         .bind(p.workspace_type.clone())
         .bind(p.workspace_id.map(|u| u.to_string()))
         .bind(&p.volume_name)
+        .bind(&p.node)
         .bind(p.created_at)
         .bind(p.updated_at)
         .execute(&self.pool)

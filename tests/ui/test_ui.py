@@ -247,6 +247,16 @@ def run(d, wait):
     d.find_element(By.CSS_SELECTOR, "#overview th[data-sort=mem]").click()
     shot(d, "overview")
 
+    step("…and the nodes: the local engine ready, running this workspace, cordoned and back")
+    node = "#nodes tr[data-node='local']"
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"{node} [data-cell=state]"), "ready"))
+    row = text_of(d, node)
+    assert "default" in row and "MB" in row, row
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, f"{node} button[data-act=node-cordon]"))).click()
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"{node} [data-cell=state]"), "cordoned"))
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, f"{node} button[data-act=node-cordon]"))).click()
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"{node} [data-cell=state]"), "ready"))
+
     step("stop it from the list")
     d.get(BASE + "/#/")
     # The live stream redraws the row's buttons as the state changes: look

@@ -23,10 +23,12 @@ use sha2::Digest;
 
 mod admin;
 mod backups;
+mod nodes;
 mod workspaces;
 
 pub use admin::{account, cleanup, jobs, types, AccountCmd, TypeCmd};
 pub use backups::{backup, volume, BackupCmd, VolumeCmd};
+pub use nodes::{node, NodeCmd};
 pub use workspaces::{project, ws, ProjectCmd, WsCmd};
 
 /// Where `berth login` keeps the server and token (mode 0600).
@@ -208,6 +210,12 @@ impl Client {
     async fn post(&self, path: &str, body: impl serde::Serialize) -> Res<Value> {
         let body = serde_json::to_value(body).expect("request bodies serialise");
         self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// PATCHes `body`: a request type of `http::wire`.
+    async fn patch(&self, path: &str, body: impl serde::Serialize) -> Res<Value> {
+        let body = serde_json::to_value(body).expect("request bodies serialise");
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
     async fn delete(&self, path: &str) -> Res<Value> {

@@ -134,6 +134,7 @@ pub fn document_of(ops: &[Op]) -> Value {
                 ),
                 ("type", _) => (json!({ "type": "string" }), "A workspace type's name."),
                 ("name", _) => (json!({ "type": "string" }), "A job's name."),
+                ("node", _) => (json!({ "type": "string" }), "A node's name."),
                 _ => (json!({ "type": "string" }), ""),
             };
             let mut param =

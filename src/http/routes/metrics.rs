@@ -51,6 +51,28 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
                 .set(n as f64);
         }
     }
+    // Per node: whether it answers, what it has, what is placed on it.
+    for r in berth.node_reports().await? {
+        let n = r.node.row.name.clone();
+        let up = r.node.beat.reachable() == Some(true);
+        metrics::gauge!("berth_node_up", "node" => n.clone()).set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!("berth_node_schedulable", "node" => n.clone()).set(
+            if r.node.state == crate::domain::nodes::NodeState::Ready {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        if let Some(i) = &r.node.info {
+            metrics::gauge!("berth_node_cpus", "node" => n.clone()).set(f64::from(i.cpus));
+            metrics::gauge!("berth_node_memory_bytes", "node" => n.clone())
+                .set(i.memory_bytes as f64);
+        }
+        metrics::gauge!("berth_node_allocated_cpus", "node" => n.clone()).set(r.allocated.cpus);
+        metrics::gauge!("berth_node_allocated_memory_bytes", "node" => n.clone())
+            .set((r.allocated.memory_mb * 1024 * 1024) as f64);
+        metrics::gauge!("berth_node_running_workspaces", "node" => n).set(r.running as f64);
+    }
     let mut resp = crate::metrics::handle().render().into_response();
     resp.headers_mut().insert(
         CONTENT_TYPE,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backups;
 pub mod jobs;
 pub mod metrics;
+pub mod nodes;
 pub mod observe;
 pub mod projects;
 pub mod proxy;

@@ -775,8 +775,45 @@ async function viewOverview() {
       <th data-sort="name">Workspace</th><th data-sort="owner">Owner</th><th data-sort="type">Type</th>
       <th data-sort="cpu">CPU</th><th data-sort="mem">Memory (of limit)</th><th data-sort="health">Health</th></tr></thead>
       <tbody></tbody></table>
+    <h2>Nodes</h2>
+    <p class="muted">The Docker engines workspaces run on, as the last heartbeat saw them. A cordoned node keeps what runs there and takes nothing new.</p>
+    <table id="nodes"><thead><tr><th>Node</th><th>State</th><th>Endpoint</th><th>CPUs (allocated of)</th><th>Memory (allocated of)</th>
+      <th>Running</th><th>Projects</th><th>Labels</th><th></th></tr></thead><tbody></tbody></table>
     <h2>Workspace types</h2>
     <table id="types"><thead><tr><th>Type</th><th>Image</th><th>Available</th><th></th></tr></thead><tbody></tbody></table>`;
+  const share = (used, of) => {
+    const pct = of ? Math.min(100, (used / of) * 100) : 0;
+    return `<svg class="bar" viewBox="0 0 100 6" preserveAspectRatio="none"><rect class="track" width="100" height="6"/><rect class="fill" width="${pct.toFixed(0)}" height="6"/></svg>`;
+  };
+  const drawNodes = async () => {
+    const nodes = await api("GET", "/api/nodes");
+    const body = document.querySelector("#nodes tbody");
+    if (!body) return;
+    body.innerHTML = nodes.map((n) => {
+      const c = n.capacity;
+      const state = n.state === "unreachable"
+        ? `${badge("unreachable")} <span class="muted" title="${h(n.error || "")}">since ${when(n.unreachableSince)}</span>`
+        : badge(n.state);
+      return `<tr data-node="${h(n.name)}"><td>${h(n.name)}</td><td data-cell="state">${state}</td>
+        <td class="mono">${h(n.endpoint)}${n.tls ? ` ${badge("tls")}` : ""}</td>
+        <td class="nowrap">${c ? `${share(n.allocated.cpus, c.cpus)} ${h(n.allocated.cpus)} <span class="muted">of ${h(c.cpus)}</span>` : "–"}</td>
+        <td class="nowrap">${c ? `${share(n.allocated.memoryMb, c.memoryMb)} ${h(n.allocated.memoryMb)} MB <span class="muted">of ${h(c.memoryMb)}</span>` : "–"}</td>
+        <td>${h(n.runningWorkspaces)}</td><td>${h(n.projects)}</td>
+        <td class="mono">${Object.entries(n.labels).map(([k, v]) => h(`${k}=${v}`)).join(" ") || "–"}</td>
+        <td class="actions"><button data-act="node-cordon" data-cordon="${n.cordoned ? "false" : "true"}">${n.cordoned ? "Uncordon" : "Cordon"}</button></td></tr>`;
+    }).join("");
+    body.querySelectorAll("button[data-act=node-cordon]").forEach((b) => b.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      const name = b.closest("tr").dataset.node;
+      const cordoned = b.dataset.cordon === "true";
+      act(b, async () => {
+        await api("PATCH", `/api/nodes/${encodeURIComponent(name)}`, { cordoned });
+        return cordoned ? `${name} cordoned: nothing new is placed there` : `${name} takes work again`;
+      }, drawNodes);
+    }));
+  };
+  drawNodes().catch((e) => flash(e.message, true));
+  every(10000, () => drawNodes().catch(() => {}));
   const drawTypes = async () => {
     const types = await api("GET", "/api/workspaces/types");
     const body = document.querySelector("#types tbody");

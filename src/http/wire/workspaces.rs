@@ -73,6 +73,8 @@ pub struct ProjectDto {
     pub workspace_type: Option<String>,
     pub workspace_id: Option<Uuid>,
     pub volume_name: String,
+    /// The node the volume lives on (its workspaces run there).
+    pub node: String,
     #[schemars(with = "Timestamp")]
     pub created_at: String,
     #[schemars(with = "Timestamp")]
@@ -89,6 +91,7 @@ impl From<&Project> for ProjectDto {
             workspace_type: p.workspace_type.clone(),
             workspace_id: p.workspace_id,
             volume_name: p.volume_name.clone(),
+            node: p.node.clone(),
             created_at: rfc3339(p.created_at),
             updated_at: rfc3339(p.updated_at),
         }

@@ -1,0 +1,92 @@
+//! `/api/nodes`: the Docker engines workspaces run on, for admins — list,
+//! add (with TLS client certificates), change address, labels or cordon,
+//! remove an empty one.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::http::error::ApiResult;
+use crate::http::extract::{ApiJson, Caller};
+use crate::http::wire::{ok, ok_with, AddNodeRequest, NodeDto, NodeRemovedDto, UpdateNodeRequest};
+use crate::secret::Secret;
+use crate::service::{Berth, NewNode, NodeChange};
+use crate::store::NodeTls;
+
+pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
+    let reports = berth.node_reports().await?;
+    Ok(ok(reports.iter().map(NodeDto::from).collect::<Vec<_>>()))
+}
+
+pub async fn get(
+    State(berth): State<Berth>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    Ok(ok(NodeDto::from(&berth.node_report(&name).await?)))
+}
+
+pub async fn add(
+    State(berth): State<Berth>,
+    _caller: Caller,
+    ApiJson(req): ApiJson<AddNodeRequest>,
+) -> ApiResult<Response> {
+    let name = req.name.clone();
+    berth
+        .nodes()
+        .add(NewNode {
+            name: req.name,
+            endpoint: req.endpoint,
+            address: req.address.unwrap_or_default(),
+            labels: req.labels,
+            tls: req.tls.map(|t| NodeTls {
+                ca: t.ca,
+                cert: t.cert,
+                key: Secret::new(t.key),
+            }),
+        })
+        .await?;
+    let dto = NodeDto::from(&berth.node_report(&name).await?);
+    let message = match (dto.state.as_str(), &dto.error) {
+        ("unreachable", Some(e)) => {
+            format!("node {name} added, but it does not answer yet: {e}")
+        }
+        _ => format!("node {name} added"),
+    };
+    Ok((StatusCode::CREATED, ok_with(dto, message)).into_response())
+}
+
+pub async fn update(
+    State(berth): State<Berth>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<UpdateNodeRequest>,
+) -> ApiResult<Response> {
+    berth
+        .nodes()
+        .change(
+            &name,
+            NodeChange {
+                address: req.address,
+                labels: req.labels,
+                cordoned: req.cordoned,
+            },
+        )
+        .await?;
+    Ok(ok(NodeDto::from(&berth.node_report(&name).await?)))
+}
+
+pub async fn remove(
+    State(berth): State<Berth>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    berth.nodes().remove(&name).await?;
+    Ok(ok_with(
+        NodeRemovedDto {
+            name: name.clone(),
+            removed: true,
+        },
+        format!("node {name} removed"),
+    ))
+}

@@ -1,0 +1,79 @@
+//! Where workspaces run: each node with what the workspaces placed on it
+//! reserve (the planner's `Demand`: a memory reservation, else the memory
+//! limit, and the CPU limit), counted over workspaces that hold a running
+//! container. A project's workspaces run on its volume's node; a workspace
+//! without a project runs on `local`.
+
+use std::collections::BTreeMap;
+
+use crate::domain::nodes::LOCAL;
+use crate::domain::placement::Demand;
+use crate::domain::WorkspaceStatus;
+
+use super::nodes::NodeView;
+use super::{Berth, Result};
+
+/// One node with what is placed on it.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    pub node: NodeView,
+    pub allocated: Demand,
+    /// Workspaces with a running container here.
+    pub running: usize,
+}
+
+impl Berth {
+    /// Every node, as the heartbeat last saw it, with its allocation.
+    pub async fn node_reports(&self) -> Result<Vec<NodeReport>> {
+        let views = self.nodes().list().await?;
+        let node_of: BTreeMap<uuid::Uuid, String> = self
+            .store()
+            .projects(None)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.node))
+            .collect();
+        let mut placed: BTreeMap<String, (Demand, usize)> = BTreeMap::new();
+        for ws in self.store().workspaces(None).await? {
+            if !matches!(
+                ws.status,
+                WorkspaceStatus::Starting | WorkspaceStatus::Running | WorkspaceStatus::Stopping
+            ) {
+                continue;
+            }
+            // A type removed from the config since: nothing to count.
+            let Ok(limits) = self.effective_limits(&ws) else {
+                continue;
+            };
+            let node = ws
+                .project_id
+                .and_then(|p| node_of.get(&p).cloned())
+                .unwrap_or_else(|| LOCAL.to_string());
+            let e = placed.entry(node).or_default();
+            e.0 = e.0 + Demand::of(&limits);
+            e.1 += 1;
+        }
+        Ok(views
+            .into_iter()
+            .map(|node| {
+                let (allocated, running) = placed.remove(&node.row.name).unwrap_or_default();
+                NodeReport {
+                    node,
+                    allocated,
+                    running,
+                }
+            })
+            .collect())
+    }
+
+    /// One node with its allocation.
+    pub async fn node_report(&self, name: &str) -> Result<NodeReport> {
+        // The node's existence first, so an unknown name is a 404.
+        self.nodes().get(name).await?;
+        self.node_reports()
+            .await?
+            .into_iter()
+            .find(|r| r.node.row.name == name)
+            .ok_or_else(|| super::ServiceError::NotFound(format!("no node named {name:?}")))
+    }
+}

@@ -1,0 +1,419 @@
+//! Nodes through the API, against real engines: the local node with the
+//! engine's own capacity and what running workspaces reserve; a node
+//! behind a unix socket that stops and starts answering (a forwarder to
+//! this machine's engine, so a real engine is behind it); cordon, labels,
+//! removal and the checks on what an admin gives. Under `scripts/with-nodes`
+//! (which `scripts/test` runs as root), engines in network namespaces over
+//! TCP and TLS.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use berth::domain::placement::Demand;
+use berth::domain::Role;
+use common::TestEnv;
+use serde_json::{json, Value};
+
+fn assert_error(status: StatusCode, v: &Value, want: StatusCode, needle: &str) {
+    assert_eq!(status, want, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.to_lowercase().contains(&needle.to_lowercase()),
+        "message {msg:?} should mention {needle:?}"
+    );
+}
+
+async fn nodes(env: &TestEnv, admin: &str) -> Vec<Value> {
+    let (s, v) = env.get("/api/nodes", admin).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["data"].as_array().unwrap().clone()
+}
+
+async fn node(env: &TestEnv, admin: &str, name: &str) -> Value {
+    let (s, v) = env.get(&format!("/api/nodes/{name}"), admin).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["data"].clone()
+}
+
+async fn patch(env: &TestEnv, admin: &str, name: &str, body: Value) -> (StatusCode, Value) {
+    env.call(
+        Method::PATCH,
+        &format!("/api/nodes/{name}"),
+        Some(admin),
+        Some(body),
+    )
+    .await
+}
+
+async fn metrics(env: &TestEnv) -> String {
+    let r = Request::get("/metrics")
+        .header(
+            "authorization",
+            format!("Bearer {}", env.berth.metrics_token()),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, body) = env.send_raw(r).await;
+    assert_eq!(s, StatusCode::OK);
+    String::from_utf8(body).unwrap()
+}
+
+fn docker_info(field: &str) -> i64 {
+    common::docker(&["info", "--format", &format!("{{{{.{field}}}}}")])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_node_has_the_engines_capacity_and_what_running_workspaces_reserve() {
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    env.berth.nodes().beat().await.unwrap();
+    let list = nodes(&env, &admin).await;
+    let local = &list[0];
+    assert_eq!(local["name"], "local", "{list:?}");
+    assert_eq!(local["state"], "ready", "{local}");
+    assert_eq!(local["endpoint"], "default");
+    assert_eq!(local["address"], "127.0.0.1");
+    assert_eq!(local["capacity"]["cpus"], docker_info("NCPU") as f64);
+    assert_eq!(
+        local["capacity"]["memoryMb"],
+        docker_info("MemTotal") / (1024 * 1024)
+    );
+    assert!(local["engine"]["apiVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("1."));
+    assert!(local["lastSeen"].is_string() && local["unreachableSince"].is_null());
+
+    // A running workspace reserves its type's demand on its project's node.
+    let (ws, pid) = env.workspace(&admin).await;
+    let (_, p) = env.get(&format!("/api/projects/{pid}"), &admin).await;
+    assert_eq!(p["data"]["node"], "local", "{p}");
+    let before = node(&env, &admin, "local").await;
+    env.start(&admin, &ws).await;
+    let after = node(&env, &admin, "local").await;
+    let want = Demand::of(&env.berth.config().types["box"].resources);
+    let mb = |v: &Value| v["allocated"]["memoryMb"].as_u64().unwrap();
+    let cpus = |v: &Value| v["allocated"]["cpus"].as_f64().unwrap();
+    assert_eq!(mb(&after) - mb(&before), want.memory_mb, "{after}");
+    assert!(
+        (cpus(&after) - cpus(&before) - want.cpus).abs() < 1e-6,
+        "{after}"
+    );
+    assert_eq!(
+        after["runningWorkspaces"].as_u64().unwrap(),
+        before["runningWorkspaces"].as_u64().unwrap() + 1
+    );
+    assert!(after["projects"].as_i64().unwrap() >= 1);
+
+    let m = metrics(&env).await;
+    assert!(m.contains("berth_node_up{node=\"local\"} 1"), "{m}");
+    assert!(
+        m.contains("berth_node_schedulable{node=\"local\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("berth_node_cpus{node=\"local\"}"), "{m}");
+    assert!(
+        m.contains("berth_node_allocated_memory_bytes{node=\"local\"}"),
+        "{m}"
+    );
+}
+
+/// Forwards connections on `path` to this machine's engine while the
+/// returned task runs: a real engine behind a socket Berth was not started
+/// with.
+fn forward_engine(path: &Path) -> tokio::task::JoinHandle<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut a, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if let Ok(mut b) = tokio::net::UnixStream::connect("/var/run/docker.sock").await {
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_answering_is_unreachable_since_its_first_failure_and_ready_when_back() {
+    let env = TestEnv::with(|c| c.nodes.heartbeat_timeout_s = 2).await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let sock = env.dir.path().join("engine-b.sock");
+    let endpoint = format!("unix://{}", sock.display());
+
+    // Added while nothing listens: added all the same, and says so.
+    let (s, v) = env
+        .post(
+            "/api/nodes",
+            &admin,
+            json!({ "name": "b", "endpoint": endpoint, "labels": { "disk": "ssd" } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let b = &v["data"];
+    assert_eq!(b["state"], "unreachable", "{b}");
+    assert_eq!(b["address"], "127.0.0.1");
+    assert_eq!(b["labels"]["disk"], "ssd");
+    assert!(b["capacity"].is_null() && b["engine"].is_null(), "{b}");
+    let since = b["unreachableSince"].as_str().unwrap().to_string();
+    assert!(b["error"].as_str().unwrap().len() > 3, "{b}");
+    assert!(
+        v["message"].as_str().unwrap().contains("does not answer"),
+        "{v}"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    env.berth.nodes().beat().await.unwrap();
+    let b = node(&env, &admin, "b").await;
+    assert_eq!(
+        b["unreachableSince"],
+        since.as_str(),
+        "since the first failure"
+    );
+    assert!(metrics(&env).await.contains("berth_node_up{node=\"b\"} 0"));
+
+    // An engine behind the socket: ready at the next heartbeat, with its
+    // capacity, the API version negotiated with it.
+    let forwarder = forward_engine(&sock);
+    env.berth.nodes().beat().await.unwrap();
+    let b = node(&env, &admin, "b").await;
+    assert_eq!(b["state"], "ready", "{b}");
+    assert!(
+        b["unreachableSince"].is_null() && b["error"].is_null(),
+        "{b}"
+    );
+    assert_eq!(b["capacity"]["cpus"], docker_info("NCPU") as f64);
+    assert!(b["engine"]["apiVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("1."));
+    assert!(metrics(&env).await.contains("berth_node_up{node=\"b\"} 1"));
+
+    // Gone again: unreachable from this beat on, the last answer kept.
+    forwarder.abort();
+    let _ = std::fs::remove_file(&sock);
+    env.berth.nodes().beat().await.unwrap();
+    let b = node(&env, &admin, "b").await;
+    assert_eq!(b["state"], "unreachable", "{b}");
+    assert!(b["lastSeen"].is_string(), "{b}");
+    assert_ne!(b["unreachableSince"], since.as_str());
+
+    // Cordoned and unreachable: what needs acting on is shown.
+    let (s, v) = patch(&env, &admin, "b", json!({ "cordoned": true })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["state"], "unreachable");
+    assert_eq!(v["data"]["cordoned"], true);
+
+    let (s, v) = env
+        .call(Method::DELETE, "/api/nodes/b", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = env.get("/api/nodes/b", &admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(nodes(&env, &admin).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordon_labels_and_removal_follow_the_rules() {
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    env.berth.nodes().beat().await.unwrap();
+
+    let (s, v) = patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["state"], "cordoned");
+    assert!(metrics(&env)
+        .await
+        .contains("berth_node_schedulable{node=\"local\"} 0"));
+    let (s, v) = patch(
+        &env,
+        &admin,
+        "local",
+        json!({ "cordoned": false, "labels": { "disk": "ssd", "zone": "a" } }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["state"], "ready");
+    assert_eq!(v["data"]["labels"], json!({ "disk": "ssd", "zone": "a" }));
+    // Labels are replaced, not merged.
+    let (_, v) = patch(&env, &admin, "local", json!({ "labels": { "gpu": "1" } })).await;
+    assert_eq!(v["data"]["labels"], json!({ "gpu": "1" }));
+
+    let (s, v) = patch(&env, &admin, "local", json!({ "labels": { "Disk": "x" } })).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "label key");
+    let (s, v) = patch(&env, &admin, "local", json!({ "address": "10.0.0.9" })).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "127.0.0.1");
+    let (s, v) = patch(&env, &admin, "nope", json!({ "cordoned": true })).await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "nope");
+    let (s, v) = patch(&env, &admin, "local", json!({ "endpoint": "tcp://x:1" })).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    let (s, v) = env
+        .call(Method::DELETE, "/api/nodes/local", Some(&admin), None)
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "cannot be removed");
+    let (s, v) = env
+        .call(Method::DELETE, "/api/nodes/nope", Some(&admin), None)
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "nope");
+
+    // Members see no nodes.
+    let member = env.member().await;
+    let (s, _) = env.get("/api/nodes", &member).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_node_says_what_to_fix() {
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+    let cases = [
+        (
+            json!({ "name": "B", "endpoint": "tcp://10.0.0.2:2376" }),
+            StatusCode::BAD_REQUEST,
+            "lowercase",
+        ),
+        (
+            json!({ "name": "b", "endpoint": "10.0.0.2:2376" }),
+            StatusCode::BAD_REQUEST,
+            "tcp://host:port",
+        ),
+        (
+            json!({ "name": "b", "endpoint": "ssh://me@b" }),
+            StatusCode::BAD_REQUEST,
+            "not supported",
+        ),
+        (
+            json!({ "name": "b", "endpoint": "tcp://10.0.0.2:2376", "address": "10.0.0.2:80" }),
+            StatusCode::BAD_REQUEST,
+            "address",
+        ),
+        (
+            json!({ "name": "b", "endpoint": "unix:///run/x.sock",
+                    "tls": { "ca": pem, "cert": pem, "key": key } }),
+            StatusCode::BAD_REQUEST,
+            "tcp://",
+        ),
+        (
+            json!({ "name": "b", "endpoint": "tcp://10.0.0.2:2376",
+                    "tls": { "ca": pem, "cert": "not a pem", "key": key } }),
+            StatusCode::BAD_REQUEST,
+            "tls.cert",
+        ),
+        (
+            json!({ "name": "b", "endpoint": "tcp://10.0.0.2:2376",
+                    "tls": { "ca": pem, "cert": pem } }),
+            StatusCode::BAD_REQUEST,
+            "key",
+        ),
+        (
+            json!({ "name": "local", "endpoint": "tcp://10.0.0.2:2376" }),
+            StatusCode::CONFLICT,
+            "always exists",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let (s, v) = env.post("/api/nodes", &admin, body.clone()).await;
+        assert_error(s, &v, status, needle);
+    }
+    assert_eq!(nodes(&env, &admin).await.len(), 1, "nothing was added");
+
+    // The same name twice: 409. (Nothing listens on this loopback port.)
+    let body = json!({ "name": "b", "endpoint": "tcp://127.0.0.1:9" });
+    let (s, v) = env.post("/api/nodes", &admin, body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["address"], "127.0.0.1", "the endpoint's host");
+    let (s, v) = env.post("/api/nodes", &admin, body).await;
+    assert_error(s, &v, StatusCode::CONFLICT, "exists");
+}
+
+/// The engines `scripts/with-nodes` made: name, endpoint, address.
+fn namespace_nodes() -> Vec<(String, String, String)> {
+    let pairs = |var: &str| -> Vec<(String, String)> {
+        std::env::var(var)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    };
+    let addrs = pairs("BERTH_TEST_NODE_ADDRS");
+    pairs("BERTH_TEST_NODES")
+        .into_iter()
+        .map(|(name, endpoint)| {
+            let addr = addrs.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+            (name, endpoint, addr)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_in_network_namespaces_answer_over_tcp_and_tls() {
+    let found = namespace_nodes();
+    if found.is_empty() {
+        // `scripts/test` runs this file again under `scripts/with-nodes`
+        // (as root) with BERTH_REQUIRE_NODES set.
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made (BERTH_TEST_NODES is empty)"
+        );
+        eprintln!("no extra engines: run under scripts/with-nodes for the TCP and TLS nodes");
+        return;
+    }
+    let tls_dir = std::path::PathBuf::from(std::env::var("BERTH_TEST_NODE_TLS").unwrap());
+    let read = |f: &str| std::fs::read_to_string(tls_dir.join(f)).unwrap();
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    for (name, endpoint, addr) in &found {
+        let tls = endpoint.ends_with(":2376");
+        let mut body = json!({ "name": name, "endpoint": endpoint, "address": addr });
+        if tls {
+            body["tls"] =
+                json!({ "ca": read("ca.pem"), "cert": read("cert.pem"), "key": read("key.pem") });
+        }
+        let (s, v) = env.post("/api/nodes", &admin, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let n = &v["data"];
+        assert_eq!(n["state"], "ready", "{name}: {n}");
+        assert_eq!(n["tls"], tls, "{n}");
+        assert!(n["capacity"]["memoryMb"].as_u64().unwrap() > 0, "{n}");
+        assert!(n["engine"]["version"].as_str().unwrap().len() > 1, "{n}");
+        // The key never comes back.
+        assert!(!v.to_string().contains("PRIVATE KEY"));
+        if tls {
+            // The same engine without a client certificate: refused by
+            // the engine, which the node's status says.
+            let (s, v) = env
+                .post(
+                    "/api/nodes",
+                    &admin,
+                    json!({ "name": format!("{name}-plain"), "endpoint": endpoint }),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            assert_eq!(v["data"]["state"], "unreachable", "{v}");
+        }
+    }
+    let m = metrics(&env).await;
+    for (name, _, _) in &found {
+        assert!(
+            m.contains(&format!("berth_node_up{{node=\"{name}\"}} 1")),
+            "{m}"
+        );
+    }
+}
