@@ -89,6 +89,20 @@ pub struct NodesConfig {
     /// How long one heartbeat waits for an answer before the node counts as
     /// unreachable, in seconds (at most `heartbeat_s`).
     pub heartbeat_timeout_s: u64,
+    /// How a workspace's node is chosen among those that can take it:
+    /// `spread` (the most memory left, then CPU: load spreads out) or
+    /// `pack` (the least: nodes fill one by one).
+    pub placement: String,
+}
+
+impl NodesConfig {
+    /// The placement strategy (`check` made sure it is one).
+    pub fn strategy(&self) -> crate::domain::placement::Strategy {
+        match self.placement.as_str() {
+            "pack" => crate::domain::placement::Strategy::Pack,
+            _ => crate::domain::placement::Strategy::Spread,
+        }
+    }
 }
 
 impl Default for NodesConfig {
@@ -96,6 +110,7 @@ impl Default for NodesConfig {
         NodesConfig {
             heartbeat_s: 10,
             heartbeat_timeout_s: 5,
+            placement: "spread".into(),
         }
     }
 }
@@ -574,6 +589,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "nodes.heartbeat_timeout_s ({}) must be between 1 and nodes.heartbeat_s ({}), which must be above 0",
                 self.nodes.heartbeat_timeout_s, self.nodes.heartbeat_s
+            )));
+        }
+        if !matches!(self.nodes.placement.as_str(), "spread" | "pack") {
+            return Err(ConfigError::Invalid(format!(
+                "nodes.placement {:?}: use \"spread\" or \"pack\"",
+                self.nodes.placement
             )));
         }
         if self.max_body_bytes < 1024 {

@@ -736,6 +736,14 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     assert_eq!(b["cordoned"], true);
     let b = json_of(&run(&["node", "uncordon", "b", "--json"]));
     assert_eq!(b["cordoned"], false);
+    let planned = ok(&run(&["node", "plan", "--type", "shell"]));
+    assert_eq!(planned.lines().next(), Some("local"), "{planned}");
+    let out = run(&["node", "plan", "--type", "shell", "--label", "zone=x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lacks the label zone=x"),
+        "{out:?}"
+    );
     let out = run(&["node", "rm", "local"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[HTTP 409]"));

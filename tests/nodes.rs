@@ -417,3 +417,89 @@ async fn engines_in_network_namespaces_answer_over_tcp_and_tls() {
         );
     }
 }
+
+async fn plan(env: &TestEnv, admin: &str, body: Value) -> (StatusCode, Value) {
+    env.post("/api/placement", admin, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_planner_answers_from_the_nodes_as_the_heartbeat_saw_them() {
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    env.berth.nodes().beat().await.unwrap();
+    let local = node(&env, &admin, "local").await;
+    assert_eq!(local["types"]["box"], true, "{local}");
+    assert_eq!(local["types"][common::MISSING_TYPE], false, "{local}");
+
+    let (s, v) = plan(&env, &admin, json!({ "type": "box" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["node"], "local");
+    let (s, v) = plan(&env, &admin, json!({ "type": common::MISSING_TYPE })).await;
+    assert_error(s, &v, StatusCode::CONFLICT, "local: has no image");
+
+    // A second engine (this machine's, behind another socket), labelled.
+    let sock = env.dir.path().join("engine-b.sock");
+    let _forwarder = forward_engine(&sock);
+    let (s, v) = env
+        .post(
+            "/api/nodes",
+            &admin,
+            json!({ "name": "b", "endpoint": format!("unix://{}", sock.display()),
+                    "labels": { "disk": "ssd" } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["state"], "ready", "{v}");
+    assert_eq!(v["data"]["types"]["box"], true, "the same engine's images");
+
+    // Equal capacity and nothing placed: the tie goes to the first name.
+    let (_, v) = plan(&env, &admin, json!({ "type": "box" })).await;
+    assert_eq!(v["data"]["node"], "b", "{v}");
+    let fits: Vec<bool> = v["data"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["fits"].as_bool().unwrap())
+        .collect();
+    assert_eq!(fits, [true, true], "{v}");
+    // Labels: only b has disk=ssd; nobody has zone=x.
+    let (_, v) = plan(
+        &env,
+        &admin,
+        json!({ "type": "box", "labels": { "disk": "ssd" } }),
+    )
+    .await;
+    assert_eq!(v["data"]["node"], "b");
+    let (s, v) = plan(
+        &env,
+        &admin,
+        json!({ "type": "box", "labels": { "zone": "x" } }),
+    )
+    .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "local: lacks the label zone=x");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("b: lacks the label zone=x"));
+
+    // A project's volume pins its workspaces to its node.
+    let pid = env.project(&admin, "pinned").await;
+    let (_, v) = plan(&env, &admin, json!({ "type": "box", "projectId": pid })).await;
+    assert_eq!(v["data"]["node"], "local", "{v}");
+    let b = &v["data"]["nodes"][1];
+    assert_eq!(b["node"], "b");
+    assert_eq!(b["reason"], "the project's volume is on local", "{v}");
+
+    // Cordoned: nothing new there.
+    patch(&env, &admin, "b", json!({ "cordoned": true })).await;
+    let (_, v) = plan(&env, &admin, json!({ "type": "box" })).await;
+    assert_eq!(v["data"]["node"], "local");
+    assert_eq!(v["data"]["nodes"][1]["reason"], "cordoned");
+
+    // An unknown type says which exist; members may not ask.
+    let member = env.member().await;
+    let (s, v) = plan(&env, &admin, json!({ "type": "nope" })).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "unknown workspace type");
+    let (s, _) = plan(&env, &member, json!({ "type": "box" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

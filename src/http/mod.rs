@@ -183,6 +183,14 @@ pub fn operations() -> Vec<Op> {
             .describe("Not `local` (409), not a node that still holds projects (409: move or delete them first).")
             .ok::<NodeRemovedDto>()
             .errors(&[409]),
+        Op::post("/api/placement", "planPlacement", nodes::plan)
+            .tag("nodes")
+            .admin()
+            .summary("Where a workspace would go now, and why each node would or would not take it")
+            .describe("Nothing is placed. The planner filters the nodes (ready; the labels asked for; the type's image there, or `images.pull_on_start`; enough unreserved memory and CPU; the project's volume pins its node) and scores those left (`nodes.placement`: spread or pack). No node fits: 409, with every node's reason.")
+            .json::<PlacementRequestDto>()
+            .ok::<PlacementDto>()
+            .errors(&[409]),
         // ---- projects ----
         Op::post("/api/projects", "createProject", projects::create)
             .tag("projects")

@@ -28,7 +28,7 @@ pub use accounts::Accounts;
 pub use auth::{AuthSession, NewUser};
 pub use backups::Backups;
 pub use nodes::{NewNode, NodeChange, NodeView, Nodes};
-pub use placement::NodeReport;
+pub use placement::{NodeReport, PlacementPlan};
 pub use stats::{HistoryPoint, StatsView};
 pub use status::{HealthSummary, ResourceUse, StatusReport};
 pub use workspaces::{CreateWorkspace, TypeInfo, UpdateWorkspace, WorkspaceStats};
@@ -257,6 +257,11 @@ impl Berth {
             engine.clone(),
             &config.data_dir,
             config.nodes.clone(),
+            config
+                .types
+                .iter()
+                .map(|(name, t)| (name.clone(), t.image.clone()))
+                .collect(),
         );
         Berth {
             inner: Arc::new(Inner {

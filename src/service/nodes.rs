@@ -8,7 +8,7 @@
 //! `<data_dir>/nodes/<name>/` (0700, files 0600) when its client is built:
 //! the engine client reads them at each handshake.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +35,9 @@ struct Inner {
     /// Where TLS nodes' certificates are written.
     dir: PathBuf,
     config: NodesConfig,
+    /// The configured types' images, by type: what each heartbeat looks for
+    /// on every node.
+    images: BTreeMap<String, String>,
     live: Mutex<BTreeMap<String, Live>>,
 }
 
@@ -50,6 +53,8 @@ struct Live {
     negotiated: bool,
     beat: Heartbeat,
     info: Option<EngineInfo>,
+    /// The configured images the engine had at its last answer.
+    images: BTreeSet<String>,
 }
 
 /// One node as an admin sees it.
@@ -60,6 +65,11 @@ pub struct NodeView {
     pub beat: Heartbeat,
     /// The engine's facts at its last answer.
     pub info: Option<EngineInfo>,
+    /// Per configured type: whether its image was on the engine at the
+    /// last answer (nothing is pulled to find out).
+    pub types: BTreeMap<String, bool>,
+    /// The configured images it had then.
+    pub images: BTreeSet<String>,
     /// Projects whose volume lives here (live or awaiting removal).
     pub projects: i64,
 }
@@ -113,13 +123,21 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 impl Nodes {
-    pub fn new(store: Store, local: Engine, data_dir: &Path, config: NodesConfig) -> Nodes {
+    /// `images`: each configured type's image, by type.
+    pub fn new(
+        store: Store,
+        local: Engine,
+        data_dir: &Path,
+        config: NodesConfig,
+        images: BTreeMap<String, String>,
+    ) -> Nodes {
         Nodes {
             inner: Arc::new(Inner {
                 store,
                 local,
                 dir: data_dir.join("nodes"),
                 config,
+                images,
                 live: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -196,6 +214,7 @@ impl Nodes {
                         negotiated,
                         beat: Heartbeat::default(),
                         info: None,
+                        images: BTreeSet::new(),
                     },
                 )
             })
@@ -208,6 +227,7 @@ impl Nodes {
                 if old.built_from == l.built_from {
                     l.beat = old.beat.clone();
                     l.info = old.info.clone();
+                    l.images = old.images.clone();
                 }
             }
             live.insert(name, l);
@@ -221,12 +241,20 @@ impl Nodes {
     pub async fn beat(&self) -> Result<()> {
         let rows = self.sync().await?;
         let timeout = Duration::from_secs(self.inner.config.heartbeat_timeout_s);
+        let wanted: BTreeSet<String> = self
+            .inner
+            .images
+            .values()
+            .filter(|i| !i.trim().is_empty())
+            .cloned()
+            .collect();
         let asks = rows.iter().map(|row| {
             let (engine, negotiated) = match self.live().get(&row.name) {
                 Some(l) => (l.engine.clone(), l.negotiated),
                 None => (Err("not built".to_string()), false),
             };
             let name = row.name.clone();
+            let wanted = &wanted;
             async move {
                 let outcome = async {
                     let engine = engine?;
@@ -241,7 +269,16 @@ impl Nodes {
                     let quick = engine.with_timeout(timeout);
                     let info = tokio::time::timeout(timeout, async {
                         quick.ping().await?;
-                        quick.info().await
+                        let info = quick.info().await?;
+                        // Which configured images it has (an inspect each;
+                        // a failed one counts as absent).
+                        let mut have = BTreeSet::new();
+                        for image in wanted.iter() {
+                            if quick.image_present(image).await.unwrap_or(false) {
+                                have.insert(image.clone());
+                            }
+                        }
+                        Ok::<_, crate::engine::EngineError>((info, have))
                     })
                     .await
                     .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
@@ -260,13 +297,14 @@ impl Nodes {
                 continue;
             };
             match outcome {
-                Ok((engine, info)) => {
+                Ok((engine, (info, images))) => {
                     if !l.negotiated {
                         l.engine = Ok(engine);
                         l.negotiated = true;
                     }
                     l.beat = l.beat.after(now, Ok(()));
                     l.info = Some(info);
+                    l.images = images;
                 }
                 Err(e) => {
                     if l.beat.failing_since.is_none() {
@@ -302,16 +340,24 @@ impl Nodes {
     }
 
     fn view(&self, row: NodeRow, projects: &BTreeMap<String, i64>) -> NodeView {
-        let (beat, info) = self
+        let (beat, info, images) = self
             .live()
             .get(&row.name)
-            .map(|l| (l.beat.clone(), l.info.clone()))
+            .map(|l| (l.beat.clone(), l.info.clone(), l.images.clone()))
             .unwrap_or_default();
+        let types = self
+            .inner
+            .images
+            .iter()
+            .map(|(t, image)| (t.clone(), images.contains(image)))
+            .collect();
         NodeView {
             state: NodeState::of(&beat, row.schedule),
             projects: projects.get(&row.name).copied().unwrap_or(0),
             beat,
             info,
+            types,
+            images,
             row,
         }
     }

@@ -77,3 +77,72 @@ impl Berth {
             .ok_or_else(|| super::ServiceError::NotFound(format!("no node named {name:?}")))
     }
 }
+
+impl NodeReport {
+    /// The node as the placement planner sees it.
+    pub fn seen(&self) -> crate::domain::placement::NodeSeen {
+        let n = &self.node;
+        crate::domain::placement::NodeSeen {
+            name: n.row.name.clone(),
+            condition: n.state.condition(),
+            labels: n.row.labels.clone(),
+            images: n.images.clone(),
+            cpus: n.info.as_ref().map_or(0.0, |i| f64::from(i.cpus)),
+            memory_mb: n.info.as_ref().map_or(0, |i| {
+                u64::try_from(i.memory_bytes / (1024 * 1024)).unwrap_or(0)
+            }),
+            allocated: self.allocated,
+        }
+    }
+}
+
+/// Where a workspace would go, and why each node would or would not take it.
+#[derive(Debug, Clone)]
+pub struct PlacementPlan {
+    /// The chosen node.
+    pub node: String,
+    /// Every node with its refusal (`None`: it could take it).
+    pub nodes: Vec<(String, Option<String>)>,
+}
+
+impl Berth {
+    /// Asks the planner where a workspace of `type_name` (on `project`,
+    /// which pins it to its volume's node, with `labels` a node must carry)
+    /// would go now, as the last heartbeat saw the nodes. Nothing is placed.
+    pub async fn plan_placement(
+        &self,
+        user: &crate::domain::User,
+        type_name: &str,
+        project: Option<uuid::Uuid>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<PlacementPlan> {
+        use crate::domain::placement::{place, refusal, PlacementRequest};
+        let t = self.workspace_type(type_name)?;
+        let pinned = match project {
+            Some(id) => Some(self.project(user, id).await?.node),
+            None => None,
+        };
+        let req = PlacementRequest {
+            image: t.image.clone(),
+            demand: Demand::of(&t.resources),
+            node_labels: labels,
+            pinned,
+            can_pull: self.config().images.pull_on_start,
+        };
+        let seen: Vec<_> = self
+            .node_reports()
+            .await?
+            .iter()
+            .map(|r| r.seen())
+            .collect();
+        let chosen = place(&seen, &req, self.config().nodes.strategy())
+            .map_err(|u| super::ServiceError::Conflict(u.to_string()))?;
+        Ok(PlacementPlan {
+            node: chosen.name.clone(),
+            nodes: seen
+                .iter()
+                .map(|n| (n.name.clone(), refusal(n, &req)))
+                .collect(),
+        })
+    }
+}

@@ -43,6 +43,18 @@ pub enum NodeCmd {
     },
     /// Remove a node that holds no project.
     Rm { name: String },
+    /// Where a workspace of a type would go now, and why each node would
+    /// or would not take it (nothing is placed).
+    Plan {
+        #[arg(long = "type")]
+        type_name: String,
+        /// A project: its volume's node pins the workspace there.
+        #[arg(long)]
+        project: Option<uuid::Uuid>,
+        /// `key=value` a node must carry, repeatable.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+    },
 }
 
 fn labels_of(pairs: &[String]) -> Res<BTreeMap<String, String>> {
@@ -180,6 +192,33 @@ pub async fn node(opts: &ClientOpts, cmd: NodeCmd) -> Res<()> {
             };
             let v = c.patch(&path(&name), req).await?;
             c.show(&v, print_one)?;
+        }
+        NodeCmd::Plan {
+            type_name,
+            project,
+            labels,
+        } => {
+            let req = wire::PlacementRequestDto {
+                type_name,
+                project_id: project,
+                labels: labels_of(&labels)?,
+            };
+            let v = c.post("/api/placement", req).await?;
+            c.show(&v, |p: &wire::PlacementDto| {
+                println!("{}", p.node);
+                let rows = p
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.node.clone(),
+                            if n.fits { "yes" } else { "no" }.into(),
+                            opt(&n.reason),
+                        ]
+                    })
+                    .collect();
+                table(&["NODE", "FITS", "WHY NOT"], rows);
+            })?;
         }
         NodeCmd::Rm { name } => {
             let v = c.delete(&path(&name)).await?;

@@ -8,7 +8,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, Caller};
-use crate::http::wire::{ok, ok_with, AddNodeRequest, NodeDto, NodeRemovedDto, UpdateNodeRequest};
+use crate::http::wire::{
+    ok, ok_with, AddNodeRequest, NodeDto, NodeRemovedDto, PlacementDto, PlacementRequestDto,
+    UpdateNodeRequest,
+};
 use crate::secret::Secret;
 use crate::service::{Berth, NewNode, NodeChange};
 use crate::store::NodeTls;
@@ -89,4 +92,19 @@ pub async fn remove(
         },
         format!("node {name} removed"),
     ))
+}
+
+pub async fn plan(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PlacementRequestDto>,
+) -> ApiResult<Response> {
+    let plan = berth
+        .plan_placement(&caller.user, &req.type_name, req.project_id, req.labels)
+        .await?;
+    let message = format!(
+        "a workspace of type {} would go to {}",
+        req.type_name, plan.node
+    );
+    Ok(ok_with(PlacementDto::from(&plan), message))
 }

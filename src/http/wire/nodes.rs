@@ -42,6 +42,9 @@ pub struct NodeDto {
     pub running_workspaces: usize,
     /// Projects whose volume lives here.
     pub projects: i64,
+    /// Per workspace type: whether its image was on this engine at the last
+    /// heartbeat.
+    pub types: BTreeMap<String, bool>,
     #[schemars(with = "Timestamp")]
     pub created_at: String,
 }
@@ -93,6 +96,7 @@ impl From<&NodeReport> for NodeDto {
             },
             running_workspaces: r.running,
             projects: n.projects,
+            types: n.types.clone(),
             created_at: rfc3339(n.row.created_at),
         }
     }
@@ -148,4 +152,53 @@ pub struct UpdateNodeRequest {
 pub struct NodeRemovedDto {
     pub name: String,
     pub removed: bool,
+}
+
+/// Where a workspace would go (nothing is placed).
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementRequestDto {
+    /// The workspace type (its image and resource limits).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The project: its volume's node pins the workspace there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<Uuid>,
+    /// Labels the node must carry.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementDto {
+    /// The node the planner chose (`nodes.placement`: spread or pack).
+    pub node: String,
+    pub nodes: Vec<PlacementNodeDto>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementNodeDto {
+    pub node: String,
+    pub fits: bool,
+    /// Why it cannot take the workspace (absent when it can).
+    pub reason: Option<String>,
+}
+
+impl From<&crate::service::PlacementPlan> for PlacementDto {
+    fn from(p: &crate::service::PlacementPlan) -> Self {
+        PlacementDto {
+            node: p.node.clone(),
+            nodes: p
+                .nodes
+                .iter()
+                .map(|(n, why)| PlacementNodeDto {
+                    node: n.clone(),
+                    fits: why.is_none(),
+                    reason: why.clone(),
+                })
+                .collect(),
+        }
+    }
 }
