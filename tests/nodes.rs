@@ -496,7 +496,15 @@ async fn the_planner_answers_from_the_nodes_as_the_heartbeat_saw_them() {
     assert_eq!(v["data"]["node"], "local");
     assert_eq!(v["data"]["nodes"][1]["reason"], "cordoned");
 
-    // An unknown type says which exist; members may not ask.
+    // An unknown project is a 404, an unknown type says which exist;
+    // members may not ask.
+    let (s, v) = plan(
+        &env,
+        &admin,
+        json!({ "type": "box", "projectId": uuid::Uuid::new_v4() }),
+    )
+    .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "not found");
     let member = env.member().await;
     let (s, v) = plan(&env, &admin, json!({ "type": "nope" })).await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, "unknown workspace type");

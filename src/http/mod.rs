@@ -190,7 +190,7 @@ pub fn operations() -> Vec<Op> {
             .describe("Nothing is placed. The planner filters the nodes (ready; the labels asked for; the type's image there, or `images.pull_on_start`; enough unreserved memory and CPU; the project's volume pins its node) and scores those left (`nodes.placement`: spread or pack). No node fits: 409, with every node's reason.")
             .json::<PlacementRequestDto>()
             .ok::<PlacementDto>()
-            .errors(&[409]),
+            .errors(&[404, 409]),
         // ---- projects ----
         Op::post("/api/projects", "createProject", projects::create)
             .tag("projects")
