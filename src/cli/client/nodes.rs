@@ -74,8 +74,14 @@ fn tls_from(dir: &std::path::Path) -> Res<wire::NodeTlsRequest> {
     })
 }
 
+/// Memory as people read it: MB below a gigabyte (a 32 MB reservation
+/// must not read "0.0 GB"), GB above.
 fn gb(mb: u64) -> String {
-    format!("{:.1} GB", mb as f64 / 1024.0)
+    if mb < 1024 {
+        format!("{mb} MB")
+    } else {
+        format!("{:.1} GB", mb as f64 / 1024.0)
+    }
 }
 
 fn print_list(list: &[wire::NodeDto]) {
