@@ -100,7 +100,13 @@ def main():
 
 
 def text_of(d, css):
-    return d.find_element(By.CSS_SELECTOR, css).text
+    """The element's text, found and read in one script: the live pages
+    redraw their rows on every sample, so an element found in one WebDriver
+    call may be stale in the next (a CI run read the overview's row so)."""
+    text = d.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css)
+    assert text is not None, f"nothing matches {css}"
+    return text
 
 
 def run(d, wait):
