@@ -482,13 +482,16 @@ async fn the_planner_answers_from_the_nodes_as_the_heartbeat_saw_them() {
         .unwrap()
         .contains("b: lacks the label zone=x"));
 
-    // A project's volume pins its workspaces to its node.
+    // A new project is placed as the planner says (b: the tie again),
+    // and its volume pins its workspaces to b.
     let pid = env.project(&admin, "pinned").await;
+    let (_, p) = env.get(&format!("/api/projects/{pid}"), &admin).await;
+    assert_eq!(p["data"]["node"], "b", "{p}");
     let (_, v) = plan(&env, &admin, json!({ "type": "box", "projectId": pid })).await;
-    assert_eq!(v["data"]["node"], "local", "{v}");
-    let b = &v["data"]["nodes"][1];
-    assert_eq!(b["node"], "b");
-    assert_eq!(b["reason"], "the project's volume is on local", "{v}");
+    assert_eq!(v["data"]["node"], "b", "{v}");
+    let local = &v["data"]["nodes"][0];
+    assert_eq!(local["node"], "local");
+    assert_eq!(local["reason"], "the project's volume is on b", "{v}");
 
     // Cordoned: nothing new there.
     patch(&env, &admin, "b", json!({ "cordoned": true })).await;
@@ -510,4 +513,407 @@ async fn the_planner_answers_from_the_nodes_as_the_heartbeat_saw_them() {
     assert_error(s, &v, StatusCode::BAD_REQUEST, "unknown workspace type");
     let (s, _) = plan(&env, &member, json!({ "type": "box" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// `docker -H <node's socket> ARGS`, for looking at a node's engine from
+/// outside Berth.
+fn docker_on(node: &str, args: &[&str]) -> String {
+    let socks = std::env::var("BERTH_TEST_NODE_SOCKS").unwrap();
+    let sock = socks
+        .split(',')
+        .find_map(|p| p.strip_prefix(&format!("{node}=")))
+        .unwrap_or_else(|| panic!("no socket for {node} in {socks}"));
+    let out = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(sock)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker -H {sock} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Adds every namespace node to `env` (the TLS one with its certificates).
+async fn add_namespace_nodes(env: &TestEnv, admin: &str) -> Vec<(String, String, String)> {
+    let found = namespace_nodes();
+    let tls_dir = std::path::PathBuf::from(std::env::var("BERTH_TEST_NODE_TLS").unwrap());
+    let read = |f: &str| std::fs::read_to_string(tls_dir.join(f)).unwrap();
+    for (name, endpoint, addr) in &found {
+        let mut body = json!({ "name": name, "endpoint": endpoint, "address": addr });
+        if endpoint.ends_with(":2376") {
+            body["tls"] =
+                json!({ "ca": read("ca.pem"), "cert": read("cert.pem"), "key": read("key.pem") });
+        }
+        let (s, v) = env.post("/api/nodes", admin, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["data"]["state"], "ready", "{v}");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    // Nothing new on this host: the project goes to a namespace node (the
+    // first by name, all being empty and alike).
+    let (s, v) = patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = env
+        .post(
+            "/api/projects",
+            &admin,
+            json!({ "name": "remote", "workspaceType": "box" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (node, _, addr) = found[0].clone();
+    assert_eq!(v["data"]["node"], node.as_str(), "{v}");
+    let pid = v["data"]["id"].as_str().unwrap().to_string();
+    let volume = v["data"]["volumeName"].as_str().unwrap().to_string();
+    // The volume is on that node's engine, not this host's.
+    assert!(docker_on(&node, &["volume", "ls", "-q"]).contains(&volume));
+    assert!(common::docker_inspect("volume", &volume).is_none());
+
+    let (s, v) = env
+        .post(
+            "/api/workspaces",
+            &admin,
+            json!({ "name": "far", "type": "box", "projectId": pid }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(v["data"]["node"], node.as_str(), "{v}");
+    env.start(&admin, &id).await;
+    let st = env
+        .wait_status(&admin, &id, "healthy on the node", |d| {
+            d["health"]["status"] == "healthy"
+        })
+        .await;
+    assert_eq!(st["status"], "running", "{st}");
+    let (_, v) = env.get(&format!("/api/workspaces/{id}"), &admin).await;
+    let url = v["data"]["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("http://{addr}:")), "{v}");
+    assert!(v["data"]["nodeUnreachableSince"].is_null(), "{v}");
+    // The container is there, published on the node's address.
+    let cname = format!("berth-ws-{id}");
+    let ports = docker_on(&node, &["port", &cname]);
+    assert!(ports.contains(&format!("{addr}:")), "{ports}");
+    assert!(common::docker_inspect("container", &cname).is_none());
+
+    // Through the proxy, at the node's address.
+    let r = Request::get(format!("/api/workspaces/{id}/proxy/healthz"))
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, body) = env.send_raw(r).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"ok\n");
+
+    // Logs and figures from that engine.
+    docker_on(
+        &node,
+        &["exec", &cname, "sh", "-c", "echo far-away >/proc/1/fd/1"],
+    );
+    let r = Request::get(format!("/api/workspaces/{id}/logs?tail=50"))
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, logs) = env.send_raw(r).await;
+    let logs = String::from_utf8_lossy(&logs);
+    assert_eq!(s, StatusCode::OK, "{logs}");
+    assert!(logs.contains("far-away"), "{logs}");
+    let (s, v) = env
+        .get(&format!("/api/workspaces/{id}/stats"), &admin)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["data"]["memory"]["usage"].as_f64().unwrap() > 0.0, "{v}");
+    // Another host's container is read through its engine, never through
+    // this host's cgroup files.
+    assert_eq!(v["data"]["source"], "engine", "{v}");
+
+    // A backup through the node's archive API, and a restore of it.
+    docker_on(
+        &node,
+        &["exec", &cname, "sh", "-c", "echo kept > /workspace/file"],
+    );
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/backup"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["state"], "complete", "{v}");
+    let bid = v["data"]["id"].as_str().unwrap().to_string();
+    docker_on(&node, &["exec", &cname, "rm", "/workspace/file"]);
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/restore"),
+            &admin,
+            json!({ "backupId": bid, "stopWorkspace": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Restored into a new volume on the same node.
+    let restored = v["data"]["volumeName"].as_str().unwrap().to_string();
+    assert!(docker_on(&node, &["volume", "ls", "-q"]).contains(&restored));
+    env.wait_status(&admin, &id, "running after the restore", |d| {
+        d["status"] == "running"
+    })
+    .await;
+    let back = docker_on(&node, &["exec", &cname, "cat", "/workspace/file"]);
+    assert_eq!(back, "kept\n");
+    let (s, v) = env
+        .get(
+            &format!("/api/workspaces/projects/{pid}/volume-size"),
+            &admin,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Stop, delete, purge: nothing of it is left on the node.
+    let (s, v) = env
+        .call(
+            Method::POST,
+            &format!("/api/workspaces/{id}/stop"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/workspaces/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (s, v) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let left = docker_on(
+        &node,
+        &["ps", "-a", "--filter", "label=berth.managed", "-q"],
+    );
+    let volumes = docker_on(&node, &["volume", "ls", "-q"]);
+    assert!(!volumes.contains(&restored), "{volumes}");
+    // The volume the restore replaced is kept there for the retention
+    // period (the cleanup job's); this test removes it itself.
+    assert!(volumes.contains(&volume), "{volumes}");
+    docker_on(&node, &["volume", "rm", &volume]);
+    assert!(
+        left.trim().is_empty() || !left.contains(&id[..12]),
+        "{left}"
+    );
+}
+
+/// The pid of a namespace node's dockerd.
+fn dockerd_pid(node: &str) -> String {
+    let pids = std::env::var("BERTH_TEST_NODE_PIDS").unwrap();
+    let file = pids
+        .split(',')
+        .find_map(|p| p.strip_prefix(&format!("{node}=")))
+        .unwrap_or_else(|| panic!("no pid file for {node} in {pids}"));
+    std::fs::read_to_string(file).unwrap().trim().to_string()
+}
+
+fn signal(sig: &str, pid: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+/// Resumes a stopped dockerd when dropped (also when the test fails).
+struct Resume(String);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_answering_is_reported_the_others_keep_working_and_it_is_reconciled_on_return(
+) {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let env = TestEnv::with(|c| {
+        c.nodes.heartbeat_s = 1;
+        c.nodes.heartbeat_timeout_s = 1;
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    let heartbeat = env
+        .berth
+        .nodes()
+        .spawn_heartbeat(tokio_util::sync::CancellationToken::new());
+
+    // One workspace on each namespace node: the first goes to n1 (a tie),
+    // and once it runs, spread sends the second to n2.
+    let mut ids = Vec::new();
+    for (i, (node, _, _)) in found.iter().take(2).enumerate() {
+        let (s, v) = env
+            .post(
+                "/api/projects",
+                &admin,
+                json!({ "name": format!("p{i}"), "workspaceType": "box" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["data"]["node"], node.as_str(), "{v}");
+        let pid = v["data"]["id"].as_str().unwrap().to_string();
+        let (s, v) = env
+            .post(
+                "/api/workspaces",
+                &admin,
+                json!({ "name": format!("w{i}"), "type": "box", "projectId": pid }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["data"]["id"].as_str().unwrap().to_string();
+        env.start(&admin, &id).await;
+        env.wait_status(&admin, &id, "healthy", |d| {
+            d["health"]["status"] == "healthy"
+        })
+        .await;
+        ids.push(id);
+    }
+    let (lost, kept) = (&ids[0], &ids[1]);
+    let cname = format!("berth-ws-{lost}");
+    let old_pid = docker_on(&found[0].0, &["inspect", "-f", "{{.State.Pid}}", &cname]);
+
+    // n1's engine stops answering (its containers run on); while it does
+    // not answer, the workspace's process dies.
+    let dockerd = dockerd_pid(&found[0].0);
+    signal("-STOP", &dockerd);
+    let resume = Resume(dockerd.clone());
+    signal("-KILL", old_pid.trim());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = env.get(&format!("/api/workspaces/{lost}"), &admin).await;
+        if v["data"]["nodeUnreachableSince"].is_string() {
+            // Nothing was changed or deleted meanwhile.
+            assert_eq!(v["data"]["status"], "running", "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n1 not reported unreachable within the heartbeat bound: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(node(&env, &admin, "n1").await["state"], "unreachable");
+    // What needs the node says so; the other node's workspace works.
+    let (s, v) = env
+        .get(&format!("/api/workspaces/{lost}/status"), &admin)
+        .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "node n1 is unreachable since",
+    );
+    let (s, v) = env
+        .call(
+            Method::POST,
+            &format!("/api/workspaces/{lost}/stop"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(s, &v, StatusCode::SERVICE_UNAVAILABLE, "node n1");
+    let (s, v) = env
+        .get(&format!("/api/workspaces/{kept}/status"), &admin)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["status"], "running", "{v}");
+    let r = Request::get(format!("/api/workspaces/{kept}/proxy/healthz"))
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, _) = env.send_raw(r).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Back: reported ready, and the workspace whose process died while
+    // nobody could see it is found down and restarted by recovery.
+    drop(resume);
+    // Only the record is read here (a status read would itself reconcile
+    // the workspace): Berth must notice by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        let (_, v) = env.get(&format!("/api/workspaces/{lost}"), &admin).await;
+        let pid = docker_on(&found[0].0, &["inspect", "-f", "{{.State.Pid}}", &cname]);
+        if v["data"]["nodeUnreachableSince"].is_null()
+            && v["data"]["status"] == "running"
+            && pid.trim() != "0"
+            && pid != old_pid
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not restarted after n1 came back (pid {pid}): {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    env.wait_status(&admin, lost, "healthy again", |d| {
+        d["health"]["status"] == "healthy"
+    })
+    .await;
+    let (_, v) = env
+        .get(&format!("/api/workspaces/{lost}/events"), &admin)
+        .await;
+    assert!(v.to_string().contains("recovery_restart"), "{v}");
+    heartbeat.abort();
+
+    for id in &ids {
+        env.call(
+            Method::POST,
+            &format!("/api/workspaces/{id}/stop"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        env.call(
+            Method::DELETE,
+            &format!("/api/workspaces/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    }
 }

@@ -37,6 +37,7 @@ fn workspace(owner: Uuid, name: &str, is_default: bool) -> Workspace {
         description: String::new(),
         type_name: "box".into(),
         project_id: None,
+        node: "local".into(),
         is_default,
         settings: WorkspaceSettings::default(),
         status: WorkspaceStatus::Stopped,

@@ -352,6 +352,7 @@ mod tests {
             description: String::new(),
             type_name: "t".into(),
             project_id: None,
+            node: "local".into(),
             is_default: false,
             settings: WorkspaceSettings::default(),
             status,

@@ -153,6 +153,9 @@ pub struct Workspace {
     pub description: String,
     pub type_name: String,
     pub project_id: Option<Uuid>,
+    /// The node its container lives on (its project's; see
+    /// `service::placement`). Every engine call for it goes there.
+    pub node: String,
     pub is_default: bool,
     pub settings: WorkspaceSettings,
     pub status: WorkspaceStatus,

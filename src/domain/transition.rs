@@ -115,6 +115,7 @@ mod tests {
             description: "d".into(),
             type_name: "t".into(),
             project_id: None,
+            node: "local".into(),
             is_default: true,
             settings: WorkspaceSettings::default(),
             status,

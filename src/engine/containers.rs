@@ -35,8 +35,14 @@ pub struct ContainerSpec {
     pub limits: ResourceLimits,
     /// `None`: the image's own check applies.
     pub health_check: Option<HealthCheck>,
-    /// Container port, published on 127.0.0.1 with an engine-chosen host port.
+    /// Container port, published on `publish_ip` with an engine-chosen
+    /// host port.
     pub port: u16,
+    /// Where the port is published: 127.0.0.1 on Berth's own host (only
+    /// Berth reaches it); on another node, the address Berth reaches that
+    /// node on (or all of its addresses, "0.0.0.0", when that address is a
+    /// name): the operator's firewall keeps it to Berth.
+    pub publish_ip: String,
     /// Named volume mounted at `/workspace`.
     pub volume: Option<String>,
 }
@@ -92,7 +98,7 @@ impl ContainerSpec {
         port_bindings.insert(
             port_key.clone(),
             Some(vec![PortBinding {
-                host_ip: Some("127.0.0.1".into()),
+                host_ip: Some(self.publish_ip.clone()),
                 // Empty: the engine picks a free port.
                 host_port: Some(String::new()),
             }]),
@@ -437,6 +443,7 @@ mod tests {
             },
             health_check: Some(HealthCheck::http_default(8080)),
             port: 8080,
+            publish_ip: "127.0.0.1".into(),
             volume: Some("vol".into()),
         }
     }

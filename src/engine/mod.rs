@@ -107,6 +107,11 @@ pub enum EngineAddress {
 pub struct Engine {
     docker: Docker,
     relay: relay::SharedRelayState,
+    /// The engine runs on this host, so its containers' cgroup and /proc
+    /// files and its volumes' directories are this host's: read them
+    /// directly. Another node's engine is reached through its API only (a
+    /// remote pid or mount point names something else here, or nothing).
+    host_local: bool,
 }
 
 impl Engine {
@@ -124,6 +129,7 @@ impl Engine {
         let engine = Engine {
             docker,
             relay: Default::default(),
+            host_local: true,
         };
         let info = engine.info().await?;
         Ok((engine, info))
@@ -137,6 +143,8 @@ impl Engine {
         Ok(Engine {
             docker,
             relay: Default::default(),
+            // A unix socket's daemon runs on this kernel.
+            host_local: true,
         })
     }
 
@@ -156,6 +164,9 @@ impl Engine {
         Ok(Engine {
             docker,
             relay: Default::default(),
+            // A unix socket's daemon runs on this kernel; a TCP one may
+            // not.
+            host_local: matches!(address, EngineAddress::Unix(_)),
         })
     }
 
@@ -166,6 +177,7 @@ impl Engine {
         Ok(Engine {
             docker,
             relay: self.relay,
+            host_local: self.host_local,
         })
     }
 
@@ -175,7 +187,14 @@ impl Engine {
         Engine {
             docker: self.docker.clone().with_timeout(timeout),
             relay: self.relay.clone(),
+            host_local: self.host_local,
         }
+    }
+
+    /// Whether this engine's containers and volumes live on Berth's own
+    /// host (see the field).
+    pub fn host_local(&self) -> bool {
+        self.host_local
     }
 
     pub async fn info(&self) -> Result<EngineInfo> {

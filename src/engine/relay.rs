@@ -217,7 +217,8 @@ impl Engine {
         container: &str,
         pid: Option<u32>,
     ) -> Result<Vec<Listener>> {
-        if let Some(pid) = pid {
+        // A pid is this host's only when the engine runs here.
+        if let Some(pid) = pid.filter(|_| self.host_local) {
             let base = format!("/proc/{pid}/net");
             if let (Ok(v4), v6) = (
                 tokio::fs::read_to_string(format!("{base}/tcp")).await,

@@ -276,8 +276,9 @@ impl Engine {
         id: &str,
         pid: Option<u32>,
     ) -> Result<Option<ResourceSample>> {
-        // Full ids only: the cgroup directories are named by them.
-        if id.len() == 64 {
+        // Full ids only: the cgroup directories are named by them. Another
+        // host's container has no files here (and its pid is not ours).
+        if self.host_local && id.len() == 64 {
             if let Some(s) = read_cgroup(Path::new("/sys/fs/cgroup"), Path::new("/proc"), id, pid) {
                 return Ok(Some(s));
             }

@@ -16,7 +16,7 @@ use crate::domain::cleanup::{
 };
 use crate::domain::jobs::{ActionOutcome, JobDetail, JobOutcome, JobRun};
 use crate::domain::now_millis;
-use crate::engine::LABEL_PROJECT_ID;
+use crate::engine::{Engine, LABEL_PROJECT_ID};
 use crate::service::maintenance::Applied;
 use crate::service::{Berth, Result};
 
@@ -101,16 +101,52 @@ impl Scheduler {
         if job == JobName::Backups {
             return self.run_scheduled_backups(dry_run).await;
         }
+        // Each node on its own: a snapshot of its engine and of the
+        // records placed there, a plan, carried out on that engine. A node
+        // that does not answer is left alone (nothing of it is judged from
+        // an absent answer); the local engine failing fails the run.
+        let mut details = Vec::new();
+        for node in self.berth.nodes().names().await? {
+            let engine = match self.berth.engine_on(&node).await {
+                Ok(e) => e,
+                Err(e) if node == crate::domain::nodes::LOCAL => return Err(e),
+                Err(e) => {
+                    tracing::info!(%node, error = %e, job = job.as_str(), "cleanup skips a node that does not answer");
+                    continue;
+                }
+            };
+            match self.execute_on(job, dry_run, &node, &engine).await {
+                Ok(d) => details.extend(d),
+                Err(e) if node == crate::domain::nodes::LOCAL => return Err(e),
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, job = job.as_str(), "cleanup on a node failed")
+                }
+            }
+        }
+        Ok(details)
+    }
+
+    async fn execute_on(
+        &self,
+        job: JobName,
+        dry_run: bool,
+        node: &str,
+        engine: &Engine,
+    ) -> Result<Vec<JobDetail>> {
         let now = now_millis();
         let policy = policy(&self.berth);
-        let containers = self.berth.engine().list_containers_seen().await?;
+        let containers = engine.list_containers_seen().await?;
+        let on_node = |mut all: Vec<crate::domain::Workspace>| {
+            all.retain(|w| w.node == node);
+            all
+        };
         // Which project each managed volume belongs to (read once: the
         // volume planner and the executor both need it).
         let mut volume_projects = BTreeMap::new();
         let plan = match job {
             JobName::Inactive => {
-                self.probe_activity().await?;
-                let ws = self.berth.store().workspaces(None).await?;
+                self.probe_activity(node).await?;
+                let ws = on_node(self.berth.store().workspaces(None).await?);
                 plan_inactive(&ws, &containers, now, &policy)
             }
             JobName::OrphanedContainers => {
@@ -126,7 +162,7 @@ impl Scheduler {
             }
             JobName::OrphanedVolumes => {
                 let projects = self.berth.store().projects_seen().await?;
-                let volumes = self.berth.engine().list_managed_volumes().await?;
+                let volumes = engine.list_managed_volumes().await?;
                 volume_projects = volumes
                     .iter()
                     .filter_map(|v| {
@@ -138,7 +174,7 @@ impl Scheduler {
                 plan_orphaned_volumes(&projects, &volumes, &containers, &clocks, now, &policy)
             }
             JobName::ErrorRecovery => {
-                let ws = self.berth.store().workspaces(None).await?;
+                let ws = on_node(self.berth.store().workspaces(None).await?);
                 plan_error_recovery(&ws, &containers)
             }
             JobName::Backups => unreachable!("handled above"),
@@ -158,7 +194,9 @@ impl Scheduler {
                 }
                 continue;
             }
-            let result = self.apply(&action, now, &policy, &volume_projects).await;
+            let result = self
+                .apply(engine, &action, now, &policy, &volume_projects)
+                .await;
             if let Some((kind, resource, reason)) = described {
                 let outcome = match result {
                     Ok(Applied::Done) => ActionOutcome::Done,
@@ -180,9 +218,11 @@ impl Scheduler {
     }
 
     /// Asks running workspaces whose type has an activity probe when they
-    /// were last used (on their 127.0.0.1 port), and records the answer. A
-    /// probe that fails says nothing: the workspace keeps its last activity.
-    async fn probe_activity(&self) -> Result<()> {
+    /// were last used (on their published port at their node's address),
+    /// and records the answer. A probe that fails says nothing: the
+    /// workspace keeps its last activity.
+    async fn probe_activity(&self, node: &str) -> Result<()> {
+        let host = self.berth.nodes().address(node).await?;
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(2))
             .build()
@@ -192,6 +232,9 @@ impl Scheduler {
             else {
                 continue;
             };
+            if ws.node != node {
+                continue;
+            }
             let Some((probe, keep_prefix)) = self
                 .berth
                 .config()
@@ -208,7 +251,7 @@ impl Scheduler {
                 &crate::service::apps::AppUrls::proxy_prefix(ws.id),
                 &probe.path,
             );
-            let url = format!("http://127.0.0.1:{port}{path}");
+            let url = format!("http://{host}:{port}{path}");
             let Ok(resp) = client.get(&url).send().await else {
                 continue;
             };
@@ -231,6 +274,7 @@ impl Scheduler {
 
     async fn apply(
         &self,
+        engine: &Engine,
         action: &CleanupAction,
         now: i64,
         policy: &CleanupPolicy,
@@ -247,11 +291,11 @@ impl Scheduler {
                     .await
             }
             CleanupAction::RemoveContainer { container_id, .. } => {
-                self.berth.engine().remove_container(container_id).await?;
+                engine.remove_container(container_id).await?;
                 Ok(Applied::Done)
             }
             CleanupAction::RemoveVolume { name, .. } => {
-                self.berth.engine().remove_volume(name).await?;
+                engine.remove_volume(name).await?;
                 self.berth.store().clear_volume_clock(name).await?;
                 if let Some(pid) = volume_projects.get(name) {
                     // The record was only kept for the retained volume.

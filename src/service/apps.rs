@@ -329,15 +329,15 @@ impl Berth {
     pub async fn workspace_ports(&self, user: &User, id: Uuid) -> Result<Vec<PortInfo>> {
         let ws = self.workspace(user, id).await?;
         let t = self.workspace_type(&ws.type_name)?;
-        let Some(c) = self
-            .engine()
+        let engine = self.engine_of(&ws).await?;
+        let Some(c) = engine
             .inspect_container(&ws.container_name())
             .await?
             .filter(|c| c.running)
         else {
             return Ok(Vec::new());
         };
-        let listeners = self.engine().listening_ports(&c.id, c.pid).await?;
+        let listeners = engine.listening_ports(&c.id, c.pid).await?;
         let shares = self.store().shares(Some(id)).await?;
         Ok(listeners
             .into_iter()

@@ -171,8 +171,9 @@ impl Backups {
         self.inner.berth.store()
     }
 
-    pub(super) fn engine(&self) -> &Engine {
-        self.inner.berth.engine()
+    /// The engine of the node `node` (a project's volume lives on one).
+    pub(super) async fn engine_on(&self, node: &str) -> Result<Engine> {
+        self.inner.berth.engine_on(node).await
     }
 
     pub fn config(&self) -> &Config {
@@ -247,14 +248,10 @@ impl Backups {
     }
 
     /// The directory of a volume's data on this host.
-    pub(super) async fn volume_dir(&self, volume: &str) -> Result<PathBuf> {
-        let mp = self
-            .engine()
-            .volume_mountpoint(volume)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Conflict(format!("volume {volume} does not exist on the Docker host"))
-            })?;
+    pub(super) async fn volume_dir(&self, engine: &Engine, volume: &str) -> Result<PathBuf> {
+        let mp = engine.volume_mountpoint(volume).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!("volume {volume} does not exist on the Docker host"))
+        })?;
         let dir = PathBuf::from(mp);
         if std::fs::read_dir(&dir).is_err() {
             return Err(ServiceError::VolumeAccess(format!(
@@ -267,12 +264,16 @@ impl Backups {
         Ok(dir)
     }
 
-    /// Running containers of the workspaces on a project.
+    /// Running containers of the workspaces on a project (each on its
+    /// node; a node that does not answer is `Unavailable`: what runs there
+    /// cannot be known).
     pub(super) async fn running_on(&self, project: &Project) -> Result<Vec<(Uuid, String)>> {
         let mut out = Vec::new();
         for ws in self.store().workspaces_on_project(project.id).await? {
             if let Some(c) = self
-                .engine()
+                .berth()
+                .engine_of(&ws)
+                .await?
                 .inspect_container(&ws.container_name())
                 .await?
             {
@@ -305,8 +306,10 @@ impl Backups {
     ) -> Result<Backup> {
         let project_id = project.id;
         let _guard = self.berth().lock_workspace(project.id).await;
-        let access = self.access(&project.volume_name).await?;
+        let access = self.access(&project.node, &project.volume_name).await?;
         let running = self.running_on(project).await?;
+        // Its workspaces run where its volume is.
+        let engine = self.engine_on(&project.node).await?;
         let mut b = Backup {
             id: Uuid::new_v4(),
             project_id,
@@ -328,7 +331,7 @@ impl Backups {
         let mut paused = Vec::new();
         if pause {
             for (_, cid) in &running {
-                match self.engine().pause_container(cid).await {
+                match engine.pause_container(cid).await {
                     Ok(()) => paused.push(cid.clone()),
                     Err(e) => tracing::warn!(container = %cid, error = %e, "pause failed"),
                 }
@@ -340,14 +343,14 @@ impl Backups {
                 let tmp2 = tmp.clone();
                 blocking(move || backup::write_archive(&src, &tmp2, compression)).await
             }
-            Access::Engine => {
-                self.archive_via_engine(&project.volume_name, tmp.clone(), compression)
+            Access::Engine(from) => {
+                self.archive_via_engine(&from, &project.volume_name, tmp.clone(), compression)
                     .await
             }
         };
         // Always unpause, whatever happened.
         for cid in paused {
-            if let Err(e) = self.engine().unpause_container(&cid).await {
+            if let Err(e) = engine.unpause_container(&cid).await {
                 tracing::error!(container = %cid, error = %e, "unpause after backup failed");
             }
         }
@@ -708,7 +711,7 @@ impl Backups {
             content_bytes: None,
             ..Default::default()
         };
-        let dst = match self.access(&project.volume_name).await {
+        let dst = match self.access(&project.node, &project.volume_name).await {
             Ok(Access::Host(dir)) => Some(dir),
             _ => None,
         };

@@ -32,7 +32,8 @@ impl Berth {
                 "type {type_name:?} has no image configured (types.{type_name}.image)"
             )));
         }
-        let progress = self.start_pull(&image);
+        let engine = self.local_engine().clone();
+        let progress = self.start_pull(&engine, crate::domain::nodes::LOCAL, &image);
         // An unreachable registry fails within moments: say so now.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
@@ -76,16 +77,22 @@ impl Berth {
             .ok_or_else(|| ServiceError::NotFound(format!("no workspace type {type_name:?}")))
     }
 
-    /// Pulls `image` and waits for the end (a workspace's start).
-    pub(super) async fn pull_and_wait(&self, image: &str) -> Result<()> {
-        let progress = self.start_pull(image);
+    /// Pulls `image` onto the node `node` (whose engine is `engine`) and
+    /// waits for the end (a workspace's start there).
+    pub(super) async fn pull_and_wait(
+        &self,
+        engine: &crate::engine::Engine,
+        node: &str,
+        image: &str,
+    ) -> Result<()> {
+        let progress = self.start_pull(engine, node, image);
         loop {
             let p = progress.lock().expect("pull poisoned").clone();
             match p.state {
                 PullState::Done => return Ok(()),
                 PullState::Failed => {
                     return Err(ServiceError::Conflict(format!(
-                        "image {image} is not on the Docker host and pulling it failed: {}",
+                        "image {image} is not on node {node} and pulling it failed: {}",
                         p.error.unwrap_or_default()
                     )))
                 }
@@ -94,15 +101,27 @@ impl Berth {
         }
     }
 
-    fn start_pull(&self, image: &str) -> Arc<Mutex<PullProgress>> {
+    /// Pulls are kept by image on `local` (what an admin's pull shows) and
+    /// by image and node elsewhere.
+    fn start_pull(
+        &self,
+        engine: &crate::engine::Engine,
+        node: &str,
+        image: &str,
+    ) -> Arc<Mutex<PullProgress>> {
+        let key = if node == crate::domain::nodes::LOCAL {
+            image.to_string()
+        } else {
+            format!("{image} on {node}")
+        };
         let mut pulls = self.inner.pulls.lock().expect("pulls poisoned");
-        if let Some(p) = pulls.get(image) {
+        if let Some(p) = pulls.get(&key) {
             if p.lock().expect("pull poisoned").state == PullState::Pulling {
                 return p.clone();
             }
         }
         let progress = Arc::new(Mutex::new(PullProgress::new(image, now_millis())));
-        pulls.insert(image.to_string(), progress.clone());
+        pulls.insert(key, progress.clone());
         drop(pulls);
         let registry = registry_of(image).to_string();
         let credentials = self
@@ -111,7 +130,7 @@ impl Berth {
             .registries
             .get(&registry)
             .map(|a| (a.username.clone(), a.password.expose().to_string()));
-        let mut stream = Box::pin(self.engine().pull_image(image, credentials));
+        let mut stream = Box::pin(engine.pull_image(image, credentials));
         let (p, image) = (progress.clone(), image.to_string());
         tokio::spawn(async move {
             let mut error = None;

@@ -13,11 +13,20 @@ use crate::engine::{
 
 impl Berth {
     /// The container spec of a workspace, from its type and settings.
-    pub(super) fn container_spec(
+    pub(super) async fn container_spec(
         &self,
         ws: &Workspace,
         project: &Project,
     ) -> Result<ContainerSpec> {
+        let publish_ip = if ws.node == crate::domain::nodes::LOCAL {
+            "127.0.0.1".to_string()
+        } else {
+            let address = self.nodes().address(&ws.node).await?;
+            match address.parse::<std::net::IpAddr>() {
+                Ok(ip) => ip.to_string(),
+                Err(_) => "0.0.0.0".to_string(),
+            }
+        };
         let t = self.workspace_type(&ws.type_name)?;
         let mut labels = self.base_labels();
         labels.insert(LABEL_WORKSPACE_ID.into(), ws.id.to_string());
@@ -43,6 +52,7 @@ impl Berth {
             limits: self.effective_limits(ws)?,
             health_check: self.effective_health_check(ws)?,
             port: t.port,
+            publish_ip,
             volume: Some(project.volume_name.clone()),
         })
     }
@@ -61,7 +71,7 @@ impl Berth {
                 "workspace is archived; unarchive it (PUT archived=false) to start it".into(),
             ));
         }
-        let (ws, container) = self.refresh(ws, false).await?;
+        let (mut ws, mut container) = self.refresh(ws, false).await?;
         if container.as_ref().is_some_and(|c| c.running) {
             return Ok(ws);
         }
@@ -75,6 +85,19 @@ impl Berth {
                 "project {project_id} of this workspace no longer exists; switch to another project"
             ))
         })?;
+        if ws.node != project.node {
+            // The project moved: the container follows its volume (the old
+            // one, stopped, goes; its node must answer for that).
+            if let Some(c) = container.take() {
+                self.engine_of(&ws).await?.remove_container(&c.id).await?;
+            }
+            tracing::info!(workspace = %ws.id, from = %ws.node, to = %project.node, "workspace follows its project to another node");
+            ws.node = project.node.clone();
+            ws.container_id = None;
+            ws.host_port = None;
+            ws.updated_at = crate::domain::now_millis();
+            self.store().save_workspace(&ws).await?;
+        }
         let ws = self
             .transition(&ws, Transition::Starting { reason: None })
             .await?;
@@ -114,29 +137,33 @@ impl Berth {
         project: &Project,
         existing: Option<ContainerState>,
     ) -> Result<ContainerState> {
+        let engine = self.engine_of(ws).await?;
         let id = match existing {
             Some(c) => c.id,
             None => {
-                let spec = self.container_spec(ws, project)?;
-                match self.engine().create_container(&spec).await {
+                let spec = self.container_spec(ws, project).await?;
+                match engine.create_container(&spec).await {
                     Ok(id) => id,
                     Err(EngineError::NotFound(_)) if self.config().images.pull_on_start => {
-                        tracing::info!(image = %spec.image, "pulling a missing type image at start");
-                        self.pull_and_wait(&spec.image).await?;
-                        self.engine().create_container(&spec).await?
+                        tracing::info!(image = %spec.image, node = %ws.node, "pulling a missing type image at start");
+                        self.pull_and_wait(&engine, &ws.node, &spec.image).await?;
+                        engine.create_container(&spec).await?
                     }
                     Err(EngineError::NotFound(_)) => {
                         return Err(ServiceError::Conflict(format!(
-                            "image {} of type {:?} is not present on the Docker host; an admin can pull it (berth type pull {}), or set images.pull_on_start",
-                            spec.image, ws.type_name, ws.type_name
+                            "image {} of type {:?} is not present on the Docker host{}; an admin can pull it (berth type pull {}), or set images.pull_on_start",
+                            spec.image,
+                            ws.type_name,
+                            on_node(&ws.node),
+                            ws.type_name
                         )))
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
         };
-        self.engine().start_container(&id).await?;
-        self.engine()
+        engine.start_container(&id).await?;
+        engine
             .inspect_container(&id)
             .await?
             .ok_or_else(|| ServiceError::Conflict("container vanished right after start".into()))
@@ -163,7 +190,8 @@ impl Berth {
         };
         let ws = self.transition(&ws, Transition::Stopping).await?;
         let result = self
-            .engine()
+            .engine_of(&ws)
+            .await?
             .stop_container(&c.id, self.config().stop_timeout_s)
             .await;
         if let Err(e) = result {
@@ -188,14 +216,11 @@ impl Berth {
         let Some(c) = container.filter(|c| c.running) else {
             return self.start_locked(ws).await;
         };
-        self.engine()
+        let engine = self.engine_of(&ws).await?;
+        engine
             .restart_container(&c.id, self.config().stop_timeout_s)
             .await?;
-        let state = self
-            .engine()
-            .inspect_container(&c.id)
-            .await?
-            .filter(|s| s.running);
+        let state = engine.inspect_container(&c.id).await?.filter(|s| s.running);
         let next = match state {
             Some(s) => Transition::Running {
                 container_id: Some(s.id),
@@ -210,5 +235,15 @@ impl Berth {
             .insert_event(ws.id, ws.updated_at, EventKind::Started, "restarted")
             .await?;
         Ok(ws)
+    }
+}
+
+/// " (node n1)" for a node other than `local`, for messages that name the
+/// Docker host.
+pub(super) fn on_node(node: &str) -> String {
+    if node == crate::domain::nodes::LOCAL {
+        String::new()
+    } else {
+        format!(" (node {node})")
     }
 }

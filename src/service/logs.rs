@@ -53,8 +53,8 @@ impl Berth {
         >,
     > {
         let ws = self.workspace(user, id).await?;
-        let c = self
-            .engine()
+        let engine = self.engine_of(&ws).await?;
+        let c = engine
             .inspect_container(&ws.container_name())
             .await?
             .ok_or_else(|| {
@@ -63,7 +63,7 @@ impl Berth {
                 )
             })?;
         Ok(WorkspaceLogs {
-            stream: self.engine().logs(&c.id, &q),
+            stream: engine.logs(&c.id, &q),
             container_id: c.id,
             guard: StreamGuard::new(&self.inner.log_streams),
         })

@@ -49,7 +49,8 @@ impl Berth {
             return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
         }
         let c = self
-            .engine()
+            .engine_of(&ws)
+            .await?
             .inspect_container(&ws.container_name())
             .await?;
         let Some(c) = c.filter(|c| c.running) else {
@@ -87,7 +88,10 @@ impl Berth {
         if ws.status != WorkspaceStatus::Error {
             return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
         }
-        self.engine().remove_container(&ws.container_name()).await?;
+        self.engine_of(&ws)
+            .await?
+            .remove_container(&ws.container_name())
+            .await?;
         let was = ws.status_reason.clone().unwrap_or_default();
         let ws = self.transition(&ws, Transition::ContainerRemoved).await?;
         self.store()

@@ -302,8 +302,22 @@ impl Berth {
         &self.inner.nodes
     }
 
-    pub fn engine(&self) -> &Engine {
+    /// The engine Berth started with (node `local`). What a workspace or
+    /// a project does goes to its node's engine instead: [`Berth::engine_of`],
+    /// [`Berth::engine_on`].
+    pub fn local_engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The engine of the node a workspace's container lives on; a node that
+    /// does not answer is `Unavailable`, saying since when.
+    pub async fn engine_of(&self, ws: &crate::domain::Workspace) -> Result<Engine> {
+        self.inner.nodes.engine(&ws.node).await
+    }
+
+    /// The engine of the node `node`.
+    pub async fn engine_on(&self, node: &str) -> Result<Engine> {
+        self.inner.nodes.engine(node).await
     }
 
     pub fn config(&self) -> &Config {

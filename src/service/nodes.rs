@@ -55,6 +55,8 @@ struct Live {
     info: Option<EngineInfo>,
     /// The configured images the engine had at its last answer.
     images: BTreeSet<String>,
+    /// Where its published ports are reached (as stored at the last sync).
+    address: String,
 }
 
 /// One node as an admin sees it.
@@ -215,6 +217,7 @@ impl Nodes {
                         beat: Heartbeat::default(),
                         info: None,
                         images: BTreeSet::new(),
+                        address: row.address.clone(),
                     },
                 )
             })
@@ -233,6 +236,11 @@ impl Nodes {
             live.insert(name, l);
         }
         live.retain(|name, _| rows.iter().any(|r| &r.name == name));
+        for row in &rows {
+            if let Some(l) = live.get_mut(&row.name) {
+                l.address = row.address.clone();
+            }
+        }
         Ok(rows)
     }
 
@@ -337,6 +345,65 @@ impl Nodes {
                 }
             }
         })
+    }
+
+    /// The engine of the node `name`, for an action that needs it there.
+    /// A node whose heartbeat fails answers `Unavailable` saying since
+    /// when, without trying (a lost host would hold the request for the
+    /// client's timeout); one not yet asked is tried.
+    pub async fn engine(&self, name: &str) -> Result<Engine> {
+        if name == LOCAL {
+            return Ok(self.inner.local.clone());
+        }
+        if !self.live().contains_key(name) {
+            self.sync().await?;
+        }
+        let live = self.live();
+        let Some(l) = live.get(name) else {
+            return Err(ServiceError::Unavailable(format!(
+                "node {name} is not registered (removed?)"
+            )));
+        };
+        if let Some(since) = l.beat.failing_since {
+            return Err(ServiceError::Unavailable(format!(
+                "node {name} is unreachable since {}: {}",
+                crate::domain::rfc3339(since),
+                l.beat.error.as_deref().unwrap_or("no answer")
+            )));
+        }
+        l.engine
+            .clone()
+            .map_err(|e| ServiceError::Unavailable(format!("node {name} cannot be reached: {e}")))
+    }
+
+    /// Where the node's published ports are reached from Berth (the local
+    /// node: 127.0.0.1).
+    pub async fn address(&self, name: &str) -> Result<String> {
+        if name == LOCAL {
+            return Ok("127.0.0.1".to_string());
+        }
+        if let Some(l) = self.live().get(name) {
+            return Ok(l.address.clone());
+        }
+        Ok(self.row(name).await?.address)
+    }
+
+    /// What Berth last saw of a node, without asking anyone: its address
+    /// and since when its heartbeat fails (`None` for `local`, whose
+    /// failures fail every request, and for a node not yet seen).
+    pub fn seen(&self, name: &str) -> (String, Option<crate::domain::Millis>) {
+        if name == LOCAL {
+            return ("127.0.0.1".to_string(), None);
+        }
+        match self.live().get(name) {
+            Some(l) => (l.address.clone(), l.beat.failing_since),
+            None => (String::new(), None),
+        }
+    }
+
+    /// The names of the nodes as last synced, `local` first.
+    pub async fn names(&self) -> Result<Vec<String>> {
+        Ok(self.sync().await?.into_iter().map(|r| r.name).collect())
     }
 
     fn view(&self, row: NodeRow, projects: &BTreeMap<String, i64>) -> NodeView {

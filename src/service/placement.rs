@@ -1,8 +1,9 @@
 //! Where workspaces run: each node with what the workspaces placed on it
 //! reserve (the planner's `Demand`: a memory reservation, else the memory
 //! limit, and the CPU limit), counted over workspaces that hold a running
-//! container. A project's workspaces run on its volume's node; a workspace
-//! without a project runs on `local`.
+//! container. A project is placed when it is made (its volume goes there,
+//! and its workspaces follow it); a workspace made without a project is
+//! placed when it is made.
 
 use std::collections::BTreeMap;
 
@@ -26,13 +27,6 @@ impl Berth {
     /// Every node, as the heartbeat last saw it, with its allocation.
     pub async fn node_reports(&self) -> Result<Vec<NodeReport>> {
         let views = self.nodes().list().await?;
-        let node_of: BTreeMap<uuid::Uuid, String> = self
-            .store()
-            .projects(None)
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.node))
-            .collect();
         let mut placed: BTreeMap<String, (Demand, usize)> = BTreeMap::new();
         for ws in self.store().workspaces(None).await? {
             if !matches!(
@@ -45,11 +39,7 @@ impl Berth {
             let Ok(limits) = self.effective_limits(&ws) else {
                 continue;
             };
-            let node = ws
-                .project_id
-                .and_then(|p| node_of.get(&p).cloned())
-                .unwrap_or_else(|| LOCAL.to_string());
-            let e = placed.entry(node).or_default();
+            let e = placed.entry(ws.node.clone()).or_default();
             e.0 = e.0 + Demand::of(&limits);
             e.1 += 1;
         }
@@ -116,18 +106,54 @@ impl Berth {
         project: Option<uuid::Uuid>,
         labels: BTreeMap<String, String>,
     ) -> Result<PlacementPlan> {
-        use crate::domain::placement::{place, refusal, PlacementRequest};
-        let t = self.workspace_type(type_name)?;
+        self.workspace_type(type_name)?;
         let pinned = match project {
             Some(id) => Some(self.project(user, id).await?.node),
             None => None,
         };
-        let req = PlacementRequest {
-            image: t.image.clone(),
-            demand: Demand::of(&t.resources),
-            node_labels: labels,
-            pinned,
-            can_pull: self.config().images.pull_on_start,
+        self.plan(Some(type_name), pinned, labels).await
+    }
+
+    /// Where something new of `type_name` (a project meant for it, or a
+    /// workspace; `None`: any type, nothing reserved) goes now. With one
+    /// node, `local`, it is `local` whatever its heartbeat says: a
+    /// single-host installation behaves as it did before nodes.
+    pub(super) async fn place_new(&self, type_name: Option<&str>) -> Result<String> {
+        let names = self.nodes().names().await?;
+        if names.len() <= 1 {
+            return Ok(LOCAL.to_string());
+        }
+        let plan = self.plan(type_name, None, BTreeMap::new()).await?;
+        tracing::info!(node = %plan.node, ?type_name, "placed");
+        Ok(plan.node)
+    }
+
+    async fn plan(
+        &self,
+        type_name: Option<&str>,
+        pinned: Option<String>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<PlacementPlan> {
+        use crate::domain::placement::{place, refusal, PlacementRequest};
+        let req = match type_name {
+            Some(name) => {
+                let t = self.workspace_type(name)?;
+                PlacementRequest {
+                    image: t.image.clone(),
+                    demand: Demand::of(&t.resources),
+                    node_labels: labels,
+                    pinned,
+                    can_pull: self.config().images.pull_on_start,
+                }
+            }
+            // Any type: no image to look for, nothing reserved yet.
+            None => PlacementRequest {
+                image: String::new(),
+                demand: Demand::default(),
+                node_labels: labels,
+                pinned,
+                can_pull: true,
+            },
         };
         let seen: Vec<_> = self
             .node_reports()

@@ -25,6 +25,10 @@ impl Berth {
         if let Some(t) = workspace_type {
             self.workspace_type(t)?;
         }
+        // Where its volume goes, as the planner says (a 409 naming every
+        // node's reason when none can take it).
+        let node = self.place_new(workspace_type).await?;
+        let engine = self.engine_on(&node).await?;
         let id = Uuid::new_v4();
         let now = now_millis();
         let project = Project {
@@ -35,9 +39,7 @@ impl Berth {
             workspace_type: workspace_type.map(str::to_string),
             workspace_id: None,
             volume_name: project_volume_name(id),
-            // Every engine call still goes to the engine Berth started
-            // with; placement on other nodes comes with an engine per node.
-            node: crate::domain::nodes::LOCAL.to_string(),
+            node,
             created_at: now,
             updated_at: now,
         };
@@ -45,11 +47,9 @@ impl Berth {
         labels.insert(LABEL_PROJECT_ID.to_string(), id.to_string());
         // Volume first: a record without a volume would be a lie; a volume
         // without a record is an orphan that cleanup reclaims.
-        self.engine()
-            .create_volume(&project.volume_name, labels)
-            .await?;
+        engine.create_volume(&project.volume_name, labels).await?;
         if let Err(e) = self.store().insert_project(&project).await {
-            let _ = self.engine().remove_volume(&project.volume_name).await;
+            let _ = engine.remove_volume(&project.volume_name).await;
             return Err(e.into());
         }
         Ok(project)
@@ -95,18 +95,15 @@ impl Berth {
             if ws.project_id != Some(id) {
                 continue;
             }
-            if let Some(c) = self
-                .engine()
-                .inspect_container(&ws.container_name())
-                .await?
-            {
+            let engine = self.engine_of(&ws).await?;
+            if let Some(c) = engine.inspect_container(&ws.container_name()).await? {
                 if c.running {
                     return Err(ServiceError::Conflict(format!(
                         "workspace {} ({}) is using this project; stop it first",
                         ws.id, ws.name
                     )));
                 }
-                self.engine().remove_container(&c.id).await?;
+                engine.remove_container(&c.id).await?;
             }
             ws.project_id = None;
             ws.container_id = None;
@@ -115,7 +112,12 @@ impl Berth {
             self.store().save_workspace(&ws).await?;
         }
         if purge {
-            match self.engine().remove_volume(&project.volume_name).await {
+            match self
+                .engine_on(&project.node)
+                .await?
+                .remove_volume(&project.volume_name)
+                .await
+            {
                 Ok(()) => {}
                 Err(EngineError::Conflict(m)) => {
                     return Err(ServiceError::Conflict(format!(

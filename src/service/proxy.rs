@@ -14,11 +14,25 @@ use crate::domain::User;
 /// Where a proxy request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
-    /// Running: the type's port is published on this 127.0.0.1 port; other
-    /// ports are reached through the container (its id).
-    Ready { host_port: u16, container: String },
+    /// Running: the type's port is published there; other ports are
+    /// reached through the container.
+    Ready(Reach),
     /// Still starting when the wait ran out; it goes on starting.
     Waking,
+}
+
+/// Where a running workspace is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    /// The node it runs on.
+    pub node: String,
+    /// The address its node's published ports are reached on (the local
+    /// node: 127.0.0.1).
+    pub host: String,
+    /// The type's port as published there.
+    pub host_port: u16,
+    /// The container's id, for other ports (reached through the engine).
+    pub container: String,
 }
 
 /// How often a waiting request looks at the workspace again.
@@ -51,7 +65,8 @@ impl Berth {
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("no workspace with id {id}")))?;
             let container = self
-                .engine()
+                .engine_of(&ws)
+                .await?
                 .inspect_container(&ws.container_name())
                 .await?;
             let running = container.as_ref().is_some_and(|c| c.running);
@@ -71,10 +86,12 @@ impl Berth {
             });
             match step {
                 WakeStep::Forward(port) => {
-                    return Ok(Upstream::Ready {
+                    return Ok(Upstream::Ready(Reach {
+                        host: self.nodes().address(&ws.node).await?,
+                        node: ws.node,
                         host_port: port,
                         container: container.map(|c| c.id).unwrap_or_default(),
-                    })
+                    }))
                 }
                 WakeStep::Unavailable(m) => return Err(ServiceError::NotReady(m)),
                 WakeStep::Start if waker.is_none() => {

@@ -152,7 +152,8 @@ impl Berth {
         recover: bool,
     ) -> Result<(Workspace, Option<ContainerState>)> {
         let container = self
-            .engine()
+            .engine_of(&ws)
+            .await?
             .inspect_container(&ws.container_name())
             .await?;
         let seen = container.as_ref().map(Seen::from);
@@ -185,7 +186,8 @@ impl Berth {
                 if recover {
                     let ws = self.apply_failure(ws, failure).await?;
                     let container = self
-                        .engine()
+                        .engine_of(&ws)
+                        .await?
                         .inspect_container(&ws.container_name())
                         .await?;
                     return Ok((ws, container));
@@ -251,7 +253,8 @@ impl Berth {
                 // Keep the container (its logs say why) but stop it, so an
                 // unhealthy one does not keep burning resources.
                 if let Some(cid) = &ws.container_id {
-                    self.engine()
+                    self.engine_of(&ws)
+                        .await?
                         .stop_container(cid, self.config().stop_timeout_s)
                         .await?;
                 }
@@ -317,34 +320,31 @@ impl Berth {
             &format!("restart {attempt} after: {what}"),
         )
         .await?;
-        let container = self
-            .engine()
-            .inspect_container(&ws.container_name())
-            .await?;
+        let engine = self.engine_of(&ws).await?;
+        let container = engine.inspect_container(&ws.container_name()).await?;
         let result = match &container {
-            Some(c) if c.running => self
-                .engine()
+            Some(c) if c.running => engine
                 .restart_container(&c.id, self.config().stop_timeout_s)
                 .await
                 .map_err(Into::into),
-            Some(c) => self
-                .engine()
-                .start_container(&c.id)
-                .await
-                .map_err(Into::into),
+            Some(c) => engine.start_container(&c.id).await.map_err(Into::into),
             None => {
                 // Recreate from the spec (the project may be gone).
                 match ws.project_id {
                     Some(pid) => match self.store().project(pid).await? {
-                        Some(p) => {
-                            let spec = self.container_spec(&ws, &p)?;
-                            match self.engine().create_container(&spec).await {
-                                Ok(id) => {
-                                    self.engine().start_container(&id).await.map_err(Into::into)
-                                }
+                        // Recreated where it was: a project that moved
+                        // takes its workspaces along at their next start.
+                        Some(p) if p.node == ws.node => {
+                            let spec = self.container_spec(&ws, &p).await?;
+                            match engine.create_container(&spec).await {
+                                Ok(id) => engine.start_container(&id).await.map_err(Into::into),
                                 Err(e) => Err(e.into()),
                             }
                         }
+                        Some(p) => Err(super::ServiceError::Conflict(format!(
+                            "the project moved to node {}; start the workspace there",
+                            p.node
+                        ))),
                         None => Err(super::ServiceError::Conflict(
                             "project no longer exists".into(),
                         )),
@@ -355,10 +355,7 @@ impl Berth {
                 }
             }
         };
-        let state = self
-            .engine()
-            .inspect_container(&ws.container_name())
-            .await?;
+        let state = engine.inspect_container(&ws.container_name()).await?;
         let host_port = state
             .as_ref()
             .filter(|s| s.running)
@@ -402,8 +399,21 @@ impl Berth {
     /// Returns how many records changed. One workspace failing does not stop
     /// the rest.
     pub async fn reconcile_all(&self) -> Result<usize> {
+        self.reconcile_where(None).await
+    }
+
+    /// As [`Berth::reconcile_all`], for the workspaces on one node (what
+    /// that node's watcher does when its engine answers again).
+    pub async fn reconcile_node(&self, node: &str) -> Result<usize> {
+        self.reconcile_where(Some(node)).await
+    }
+
+    async fn reconcile_where(&self, node: Option<&str>) -> Result<usize> {
         let mut changed = 0;
         for ws in self.store().workspaces(None).await? {
+            if node.is_some_and(|n| n != ws.node) {
+                continue;
+            }
             let _guard = self.lock_workspace(ws.id).await;
             let Some(ws) = self.store().workspace(ws.id).await? else {
                 continue;

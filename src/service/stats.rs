@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
 use crate::domain::{now_millis, Millis, User, WorkspaceStatus};
-use crate::engine::{cpu_percent, NetIo, ResourceSample};
+use crate::engine::{cpu_percent, Engine, NetIo, ResourceSample};
 
 /// A previous sample younger than this gives CPU % directly.
 const FRESH: Duration = Duration::from_secs(60);
@@ -62,6 +62,8 @@ pub struct StatsView {
 #[derive(Debug, Default)]
 pub(super) struct Tracked {
     workspace_id: Option<Uuid>,
+    /// The node it runs on ("" until the sampler has seen it).
+    node: String,
     pid: Option<u32>,
     last: Option<ResourceSample>,
     /// CPU % as of `last`, for reads that come too soon after it.
@@ -160,11 +162,12 @@ impl Berth {
     /// the last sample kept when recent, else a second one a moment later.
     pub(super) async fn sample_pair(
         &self,
+        engine: &Engine,
         workspace_id: Uuid,
         container_id: &str,
         pid: Option<u32>,
     ) -> Result<Option<(Option<ResourceSample>, ResourceSample, Option<f64>)>> {
-        let Some(first) = self.engine().sample_resources(container_id, pid).await? else {
+        let Some(first) = engine.sample_resources(container_id, pid).await? else {
             return Ok(None);
         };
         let pair = match self.previous(container_id, &first) {
@@ -172,7 +175,7 @@ impl Berth {
             Previous::Cpu(c) => return Ok(Some((None, first, Some(c)))),
             Previous::Nothing => {
                 tokio::time::sleep(SECOND_SAMPLE).await;
-                match self.engine().sample_resources(container_id, pid).await? {
+                match engine.sample_resources(container_id, pid).await? {
                     Some(second) => (Some(first), second),
                     None => return Ok(None),
                 }
@@ -199,14 +202,14 @@ impl Berth {
                 "the workspace is not running; start it to see its figures".into(),
             )
         };
-        let c = self
-            .engine()
+        let engine = self.engine_of(&ws).await?;
+        let c = engine
             .inspect_container(&ws.container_name())
             .await?
             .filter(|c| c.running)
             .ok_or_else(not_running)?;
         let (_, later, cpu) = self
-            .sample_pair(id, &c.id, c.pid)
+            .sample_pair(&engine, id, &c.id, c.pid)
             .await?
             .ok_or_else(not_running)?;
         Ok((view(id, &c.id, cpu, &later), self.history(&c.id)))
@@ -229,21 +232,25 @@ impl Berth {
             .await?
             .into_iter()
             .filter(|w| w.status == WorkspaceStatus::Running)
-            .filter_map(|w| w.container_id.clone().map(|c| (w.id, c)))
+            .filter_map(|w| w.container_id.clone().map(|c| (w.id, w.node.clone(), c)))
             .collect();
         let mut out = Vec::with_capacity(running.len());
         let mut unpaired = Vec::new();
-        for (ws_id, cid) in running {
+        for (ws_id, node, cid) in running {
+            // A node that does not answer leaves its workspaces out (their
+            // records say so); the others' figures still come.
+            let Ok(engine) = self.engine_on(&node).await else {
+                continue;
+            };
             let pid = match self.known_pid(&cid) {
                 Some(p) => Some(p),
-                None => self
-                    .engine()
+                None => engine
                     .inspect_container(&cid)
                     .await?
                     .filter(|c| c.running)
                     .and_then(|c| c.pid),
             };
-            let Some(now) = self.engine().sample_resources(&cid, pid).await? else {
+            let Some(now) = engine.sample_resources(&cid, pid).await? else {
                 continue;
             };
             match self.previous(&cid, &now) {
@@ -253,13 +260,13 @@ impl Berth {
                     self.remember(&cid, ws_id, pid, now, cpu);
                 }
                 Previous::Cpu(c) => out.push(view(ws_id, &cid, Some(c), &now)),
-                Previous::Nothing => unpaired.push((ws_id, cid, pid, now)),
+                Previous::Nothing => unpaired.push((ws_id, engine, cid, pid, now)),
             }
         }
         if !unpaired.is_empty() {
             tokio::time::sleep(SECOND_SAMPLE).await;
-            for (ws_id, cid, pid, first) in unpaired {
-                if let Some(second) = self.engine().sample_resources(&cid, pid).await? {
+            for (ws_id, engine, cid, pid, first) in unpaired {
+                if let Some(second) = engine.sample_resources(&cid, pid).await? {
                     let cpu = cpu_percent(&first, &second).map(round2);
                     out.push(view(ws_id, &cid, cpu, &second));
                     self.remember(&cid, ws_id, pid, second, cpu);
@@ -293,14 +300,36 @@ impl Berth {
     async fn sample_all(&self) -> Result<()> {
         let cfg = &self.config().stats;
         let keep = (cfg.history_min.saturating_mul(60) / cfg.interval_s.max(1)).max(1) as usize;
-        let running = self
-            .engine()
-            .running_workspace_containers(&self.config().instance)
-            .await?;
+        // Every node's running containers; a node that does not answer
+        // keeps what was tracked of it until it does.
+        let mut running = Vec::new();
+        let mut silent = Vec::new();
+        for node in self.nodes().names().await? {
+            let engine = match self.engine_on(&node).await {
+                Ok(e) => e,
+                Err(e) if node == crate::domain::nodes::LOCAL => return Err(e),
+                Err(_) => {
+                    silent.push(node);
+                    continue;
+                }
+            };
+            match engine
+                .running_workspace_containers(&self.config().instance)
+                .await
+            {
+                Ok(list) => running.extend(
+                    list.into_iter()
+                        .map(|(c, w, u)| (node.clone(), engine.clone(), c, w, u)),
+                ),
+                Err(e) if node == crate::domain::nodes::LOCAL => return Err(e.into()),
+                Err(_) => silent.push(node),
+            }
+        }
         {
             let mut tracked = self.inner.tracked.lock().expect("tracked poisoned");
             tracked.retain(|cid, t| {
-                let still = running.iter().any(|(c, _, _)| c == cid);
+                let still =
+                    silent.contains(&t.node) || running.iter().any(|(_, _, c, _, _)| c == cid);
                 if !still {
                     // Not running is not unhealthy: the series must not
                     // keep firing an alert for a stopped workspace.
@@ -312,19 +341,15 @@ impl Berth {
                 still
             });
         }
-        for (cid, ws, unhealthy) in running {
+        for (node, engine, cid, ws, unhealthy) in running {
             let Ok(ws_id) = Uuid::parse_str(&ws) else {
                 continue;
             };
             let pid = match self.known_pid(&cid) {
                 Some(p) => Some(p),
-                None => self
-                    .engine()
-                    .inspect_container(&cid)
-                    .await?
-                    .and_then(|c| c.pid),
+                None => engine.inspect_container(&cid).await?.and_then(|c| c.pid),
             };
-            let Some(now) = self.engine().sample_resources(&cid, pid).await? else {
+            let Some(now) = engine.sample_resources(&cid, pid).await? else {
                 continue;
             };
             let mut tracked = self.inner.tracked.lock().expect("tracked poisoned");
@@ -353,6 +378,7 @@ impl Berth {
             metrics::gauge!("berth_workspace_memory_bytes", "workspace" => w)
                 .set(now.memory_usage as f64);
             t.workspace_id = Some(ws_id);
+            t.node = node;
             t.pid = pid;
             t.last = Some(now);
             t.last_cpu = cpu.map(round2);

@@ -92,10 +92,8 @@ impl Berth {
         // workspace do not queue behind each other (or behind a start).
         // Otherwise reconcile under the lock, from a fresh read.
         let ws = self.workspace(user, id).await?;
-        let container = self
-            .engine()
-            .inspect_container(&ws.container_name())
-            .await?;
+        let engine = self.engine_of(&ws).await?;
+        let container = engine.inspect_container(&ws.container_name()).await?;
         let (workspace, container) = if self.agrees(&ws, container.as_ref()) {
             (ws, container)
         } else {
@@ -104,7 +102,10 @@ impl Berth {
             self.refresh(ws, true).await?
         };
         let resources = match container.as_ref().filter(|c| c.running) {
-            Some(c) => self.resource_use(workspace.id, &c.id, c.pid).await?,
+            Some(c) => {
+                self.resource_use(&engine, workspace.id, &c.id, c.pid)
+                    .await?
+            }
             None => None,
         };
         Ok(StatusReport {
@@ -117,11 +118,15 @@ impl Berth {
     /// CPU and memory use of a running container.
     async fn resource_use(
         &self,
+        engine: &crate::engine::Engine,
         workspace_id: Uuid,
         container_id: &str,
         pid: Option<u32>,
     ) -> Result<Option<ResourceUse>> {
-        let Some((_, later, cpu)) = self.sample_pair(workspace_id, container_id, pid).await? else {
+        let Some((_, later, cpu)) = self
+            .sample_pair(engine, workspace_id, container_id, pid)
+            .await?
+        else {
             return Ok(None);
         };
         let v = super::stats::view(workspace_id, container_id, cpu, &later);

@@ -24,8 +24,8 @@ use crate::engine::Engine;
 pub(super) enum Access {
     /// Its directory on this host.
     Host(PathBuf),
-    /// Through the engine's archive API.
-    Engine,
+    /// Through the archive API of the engine of its node.
+    Engine(Engine),
 }
 
 /// A helper container, removed when dropped (also when the request that
@@ -99,49 +99,58 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Backups {
-    /// How to reach `volume`'s data under the configured policy.
-    pub(super) async fn access(&self, volume: &str) -> Result<Access> {
+    /// How to reach `volume`'s data, on the node `node`, under the
+    /// configured policy. Another host's volume is always reached through
+    /// its engine (its directory is not here).
+    pub(super) async fn access(&self, node: &str, volume: &str) -> Result<Access> {
+        let engine = self.engine_on(node).await?;
         let mode = self.config().backups.volume_access;
-        if mode == VolumeAccess::Engine {
-            if self.engine().volume_labels(volume).await?.is_none() {
+        if mode == VolumeAccess::Engine || (!engine.host_local() && mode == VolumeAccess::Auto) {
+            if engine.volume_labels(volume).await?.is_none() {
                 return Err(ServiceError::Conflict(format!(
-                    "volume {volume} does not exist on the Docker host"
+                    "volume {volume} does not exist on the Docker host{}",
+                    super::lifecycle::on_node(node)
                 )));
             }
-            return Ok(Access::Engine);
+            return Ok(Access::Engine(engine));
         }
-        match self.volume_dir(volume).await {
+        if !engine.host_local() {
+            return Err(ServiceError::VolumeAccess(format!(
+                "volume {volume} is on node {node}, another host: backups.volume_access = \"host\" \
+                 cannot reach it; set it to \"auto\" or \"engine\""
+            )));
+        }
+        match self.volume_dir(&engine, volume).await {
             Ok(dir) => Ok(Access::Host(dir)),
             Err(ServiceError::VolumeAccess(m)) if mode == VolumeAccess::Auto => {
                 tracing::debug!(volume, reason = %m, "volume data through the engine");
-                Ok(Access::Engine)
+                Ok(Access::Engine(engine))
             }
             Err(e) => Err(e),
         }
     }
 
-    async fn helper(&self, volume: &str, read_only: bool) -> Result<Helper> {
+    async fn helper(&self, engine: &Engine, volume: &str, read_only: bool) -> Result<Helper> {
         let mut labels = self.berth().base_labels();
         labels.insert(LABEL_HELPER.to_string(), "true".to_string());
         let name = format!(
             "berth-helper-{}",
             &Uuid::new_v4().simple().to_string()[..12]
         );
-        let id = self
-            .engine()
+        let id = engine
             .create_helper(&name, volume, read_only, labels)
             .await?;
         Ok(Helper {
             id,
-            engine: self.engine().clone(),
+            engine: engine.clone(),
         })
     }
 
     /// The volume's tar stream (entries under `data/`), readable on a
     /// blocking thread; the helper lives as long as the returned guard.
-    async fn volume_reader(&self, volume: &str) -> Result<(ChannelRead, Helper)> {
-        let helper = self.helper(volume, true).await?;
-        let mut stream = Box::pin(self.engine().download_volume(&helper.id));
+    async fn volume_reader(&self, engine: &Engine, volume: &str) -> Result<(ChannelRead, Helper)> {
+        let helper = self.helper(engine, volume, true).await?;
+        let mut stream = Box::pin(engine.download_volume(&helper.id));
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             while let Some(chunk) = stream.next().await {
@@ -164,11 +173,12 @@ impl Backups {
     /// Writes an archive of `volume` to `out` through the engine.
     pub(super) async fn archive_via_engine(
         &self,
+        engine: &Engine,
         volume: &str,
         out: PathBuf,
         compression: Compression,
     ) -> Result<Written> {
-        let (reader, helper) = self.volume_reader(volume).await?;
+        let (reader, helper) = self.volume_reader(engine, volume).await?;
         let written = blocking(move || {
             backup::write_archive_from(
                 TarSource::Stream {
@@ -185,8 +195,8 @@ impl Backups {
     }
 
     /// Sizes `volume` by reading its tar stream through the engine.
-    pub(super) async fn size_via_engine(&self, volume: &str) -> Result<u64> {
-        let (reader, helper) = self.volume_reader(volume).await?;
+    pub(super) async fn size_via_engine(&self, engine: &Engine, volume: &str) -> Result<u64> {
+        let (reader, helper) = self.volume_reader(engine, volume).await?;
         let size = blocking(move || backup::tar_stream_size(reader)).await;
         drop(helper);
         // The stream counts the volume's root directory itself too.
@@ -194,8 +204,8 @@ impl Backups {
     }
 
     /// Whether `volume` holds nothing (through the engine).
-    pub(super) async fn is_empty_via_engine(&self, volume: &str) -> Result<bool> {
-        let (reader, helper) = self.volume_reader(volume).await?;
+    pub(super) async fn is_empty_via_engine(&self, engine: &Engine, volume: &str) -> Result<bool> {
+        let (reader, helper) = self.volume_reader(engine, volume).await?;
         let entries = blocking(move || {
             let mut a = tar::Archive::new(reader);
             let mut n = 0;
@@ -222,12 +232,13 @@ impl Backups {
     /// the engine extracts as the bytes arrive.
     pub(super) async fn extract_via_engine(
         &self,
+        engine: &Engine,
         archive: &Path,
         compression: Compression,
         volume: &str,
         rules: backup::ReadRules,
     ) -> Result<()> {
-        let helper = self.helper(volume, false).await?;
+        let helper = self.helper(engine, volume, false).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let archive = archive.to_path_buf();
         // Entries go under `data/` and are unpacked at `/`: the engine
@@ -244,7 +255,7 @@ impl Backups {
             }
         });
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let uploaded = self.engine().upload_tar(&helper.id, "/", body).await;
+        let uploaded = engine.upload_tar(&helper.id, "/", body).await;
         let _ = pump.await;
         drop(helper);
         uploaded.map_err(|e| {
@@ -252,17 +263,21 @@ impl Backups {
         })
     }
 
-    /// Copies `src`'s data into `dst` through the engine: the source
-    /// helper's tar stream goes straight into the target helper.
-    pub(super) async fn copy_via_engine(&self, src: &str, dst: &str) -> Result<()> {
-        let from = self.helper(src, true).await?;
-        let to = self.helper(dst, false).await?;
-        let body = self
-            .engine()
+    /// Copies `src`'s data into `dst` through the engines (the same one,
+    /// or another node's): the source helper's tar stream goes straight
+    /// into the target helper.
+    pub(super) async fn copy_via_engine(
+        &self,
+        (from_engine, src): (&Engine, &str),
+        (to_engine, dst): (&Engine, &str),
+    ) -> Result<()> {
+        let from = self.helper(from_engine, src, true).await?;
+        let to = self.helper(to_engine, dst, false).await?;
+        let body = from_engine
             .download_volume(&from.id)
             .map(|r| r.map_err(|e| io::Error::other(e.to_string())));
         // Entries are `data/…`; unpacked at `/` they land in the mount.
-        let r = self.engine().upload_tar(&to.id, "/", body).await;
+        let r = to_engine.upload_tar(&to.id, "/", body).await;
         drop((from, to));
         Ok(r?)
     }

@@ -81,15 +81,18 @@ impl Backups {
             kind: "restore".into(),
             project_id: project.id,
             volume: new_volume.clone(),
+            node: project.node.clone(),
             new_project: false,
             started_at: now_millis(),
         };
+        // Restored where the project's volume is.
+        let engine = self.engine_on(&project.node).await?;
         self.store().insert_volume_op(&op).await?;
-        if let Err(e) = self.engine().create_volume(&new_volume, labels).await {
+        if let Err(e) = engine.create_volume(&new_volume, labels).await {
             self.store().delete_volume_op(op.id).await?;
             return Err(e.into());
         }
-        let extracted = match self.access(&new_volume).await {
+        let extracted = match self.access(&project.node, &new_volume).await {
             Ok(Access::Host(dst)) => match self.budget(&b, Some(&dst)) {
                 Ok(budget) => {
                     let (p, c, sum) = (path.clone(), b.compression, b.sha256.clone());
@@ -107,7 +110,7 @@ impl Backups {
                 }
                 Err(e) => Err(e),
             },
-            Ok(Access::Engine) => {
+            Ok(Access::Engine(to)) => {
                 // The engine extracts as bytes arrive: check everything first.
                 match self.check_archive(&b, &path).await {
                     Ok(_) => {
@@ -115,7 +118,7 @@ impl Backups {
                             budget: self.budget(&b, None)?.bytes,
                             strip_setid: b.origin.strips_setid(),
                         };
-                        self.extract_via_engine(&path, b.compression, &new_volume, rules)
+                        self.extract_via_engine(&to, &path, b.compression, &new_volume, rules)
                             .await
                     }
                     Err(e) => Err(e),
@@ -124,7 +127,7 @@ impl Backups {
             Err(e) => Err(e),
         };
         if let Err(e) = extracted {
-            let _ = self.engine().remove_volume(&new_volume).await;
+            let _ = engine.remove_volume(&new_volume).await;
             self.store().delete_volume_op(op.id).await?;
             return Err(e);
         }
@@ -153,7 +156,11 @@ impl Backups {
     async fn switch_project_volume(&self, project: &Project, new_volume: &str) -> Result<()> {
         for ws in self.store().workspaces_on_project(project.id).await? {
             let _wg = self.berth().lock_workspace(ws.id).await;
-            self.engine().remove_container(&ws.container_name()).await?;
+            self.berth()
+                .engine_of(&ws)
+                .await?
+                .remove_container(&ws.container_name())
+                .await?;
         }
         self.store()
             .set_project_volume(project.id, new_volume, now_millis())
@@ -211,11 +218,11 @@ impl Backups {
                     "a workspace on the target project is running; stop it first".into(),
                 ));
             }
-            target_was_empty = match self.access(&t.volume_name).await? {
+            target_was_empty = match self.access(&t.node, &t.volume_name).await? {
                 Access::Host(d) => std::fs::read_dir(&d)
                     .map(|mut l| l.next().is_none())
                     .unwrap_or(false),
-                Access::Engine => self.is_empty_via_engine(&t.volume_name).await?,
+                Access::Engine(e) => self.is_empty_via_engine(&e, &t.volume_name).await?,
             };
             if !target_was_empty && !overwrite {
                 return Err(ServiceError::Conflict(
@@ -224,25 +231,34 @@ impl Backups {
                 ));
             }
         }
+        // Into the target's node (a new project: the source's).
+        let node = existing
+            .as_ref()
+            .map_or_else(|| source.node.clone(), |t| t.node.clone());
+        let engine = self.engine_on(&node).await?;
         let op = VolumeOp {
             id: Uuid::new_v4(),
             kind: "clone".into(),
             project_id: new_id,
             volume: new_volume.clone(),
+            node: node.clone(),
             new_project: existing.is_none(),
             started_at: now_millis(),
         };
         self.store().insert_volume_op(&op).await?;
         let mut labels = self.berth().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), new_id.to_string());
-        let copied = match self.engine().create_volume(&new_volume, labels).await {
-            Ok(()) => self.copy_volume(&source.volume_name, &new_volume).await,
+        let copied = match engine.create_volume(&new_volume, labels).await {
+            Ok(()) => {
+                self.copy_volume((&source.node, &source.volume_name), (&node, &new_volume))
+                    .await
+            }
             Err(e) => Err(e.into()),
         };
         let skipped = match copied {
             Ok(s) => s,
             Err(e) => {
-                let _ = self.engine().remove_volume(&new_volume).await;
+                let _ = engine.remove_volume(&new_volume).await;
                 self.store().delete_volume_op(op.id).await?;
                 return Err(e);
             }
@@ -252,7 +268,7 @@ impl Backups {
                 self.switch_project_volume(&t, &new_volume).await?;
                 if target_was_empty {
                     // Nothing was in it: no reason to keep it for retention.
-                    let _ = self.engine().remove_volume(&t.volume_name).await;
+                    let _ = engine.remove_volume(&t.volume_name).await;
                 }
                 self.store().project(t.id).await?.unwrap_or(t)
             }
@@ -267,7 +283,7 @@ impl Backups {
                     workspace_id: None,
                     volume_name: new_volume.clone(),
                     // The clone is made on the source's engine.
-                    node: source.node.clone(),
+                    node,
                     created_at: now,
                     updated_at: now,
                 };
@@ -286,12 +302,28 @@ impl Backups {
     /// Copies `src`'s data into the new, empty volume `dst`: on the host a
     /// parallel copy of our own (in-kernel `copy_file_range` per file, `cp
     /// -a` for what it does not handle: FIFOs, device files); otherwise
-    /// through the engine.
-    async fn copy_volume(&self, src: &str, dst: &str) -> Result<backup::Skipped> {
-        let (from, to) = match (self.access(src).await?, self.access(dst).await?) {
+    /// through the engines (the same, or two nodes'). Each side is a node
+    /// and a volume there.
+    pub(super) async fn copy_volume(
+        &self,
+        (src_node, src): (&str, &str),
+        (dst_node, dst): (&str, &str),
+    ) -> Result<backup::Skipped> {
+        let (from, to) = match (
+            self.access(src_node, src).await?,
+            self.access(dst_node, dst).await?,
+        ) {
             (Access::Host(s), Access::Host(d)) => (s, d),
-            _ => {
-                self.copy_via_engine(src, dst).await?;
+            (a, b) => {
+                let from = match a {
+                    Access::Engine(e) => e,
+                    Access::Host(_) => self.engine_on(src_node).await?,
+                };
+                let to = match b {
+                    Access::Engine(e) => e,
+                    Access::Host(_) => self.engine_on(dst_node).await?,
+                };
+                self.copy_via_engine((&from, src), (&to, dst)).await?;
                 return Ok(backup::Skipped::default());
             }
         };
@@ -338,7 +370,14 @@ impl Backups {
                 .await?
                 .is_some_and(|p| p.volume_name == op.volume);
             if !switched {
-                match self.engine().remove_volume(&op.volume).await {
+                let removed_now = match self.engine_on(&op.node).await {
+                    Ok(engine) => engine.remove_volume(&op.volume).await,
+                    Err(e) => {
+                        tracing::warn!(volume = %op.volume, node = %op.node, error = %e, "cannot remove an interrupted operation's volume yet");
+                        continue;
+                    }
+                };
+                match removed_now {
                     Ok(()) => removed += 1,
                     Err(crate::engine::EngineError::NotFound(_)) => {}
                     Err(e) => {
@@ -368,9 +407,9 @@ impl Backups {
                 return Ok(*size);
             }
         }
-        let size = match self.access(&project.volume_name).await? {
+        let size = match self.access(&project.node, &project.volume_name).await? {
             Access::Host(dir) => blocking(move || backup::dir_size(&dir)).await?,
-            Access::Engine => self.size_via_engine(&project.volume_name).await?,
+            Access::Engine(e) => self.size_via_engine(&e, &project.volume_name).await?,
         };
         self.inner
             .sizes

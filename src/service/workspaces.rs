@@ -85,19 +85,29 @@ impl Berth {
         })
     }
 
-    /// Whether a type's image is here (nothing is pulled).
+    /// Whether a type's image is on the local node (nothing is pulled).
     async fn availability(&self, t: &WorkspaceType) -> Result<(bool, Option<String>)> {
+        self.availability_on(crate::domain::nodes::LOCAL, t).await
+    }
+
+    /// Whether a type's image is on the node `node`.
+    async fn availability_on(
+        &self,
+        node: &str,
+        t: &WorkspaceType,
+    ) -> Result<(bool, Option<String>)> {
         if t.image.trim().is_empty() {
             return Ok((false, Some("no image configured for this type".into())));
         }
-        if self.engine().image_present(&t.image).await? {
+        if self.engine_on(node).await?.image_present(&t.image).await? {
             Ok((true, None))
         } else {
             Ok((
                 false,
                 Some(format!(
-                    "image {} is not present on the Docker host (an admin can pull it: berth type pull, or POST /api/workspaces/types/{{type}}/pull)",
-                    t.image
+                    "image {} is not present on the Docker host{} (an admin can pull it: berth type pull, or POST /api/workspaces/types/{{type}}/pull)",
+                    t.image,
+                    super::lifecycle::on_node(node)
                 )),
             ))
         }
@@ -172,11 +182,16 @@ impl Berth {
         health_check
             .apply(t.health_check.as_ref())
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        if let Some(pid) = req.project_id {
-            let p = self.project(user, pid).await?;
-            Self::check_compatible(&p, &req.type_name)?;
-        }
-        let (available, reason) = self.availability(&t).await?;
+        // Its project's node; without one, where the planner says.
+        let node = match req.project_id {
+            Some(pid) => {
+                let p = self.project(user, pid).await?;
+                Self::check_compatible(&p, &req.type_name)?;
+                p.node
+            }
+            None => self.place_new(Some(&req.type_name)).await?,
+        };
+        let (available, reason) = self.availability_on(&node, &t).await?;
         // A configured image that is missing is pulled at the first start
         // when images.pull_on_start says so.
         let pulled_later = self.config().images.pull_on_start && !t.image.trim().is_empty();
@@ -197,6 +212,7 @@ impl Berth {
             description,
             type_name: req.type_name,
             project_id: req.project_id,
+            node,
             is_default: false,
             settings: WorkspaceSettings {
                 resources: overrides,
@@ -371,7 +387,10 @@ impl Berth {
     pub async fn delete_workspace(&self, user: &User, id: Uuid) -> Result<()> {
         let guard = self.lock_workspace(id).await;
         let ws = self.workspace(user, id).await?;
-        self.engine().remove_container(&ws.container_name()).await?;
+        self.engine_of(&ws)
+            .await?
+            .remove_container(&ws.container_name())
+            .await?;
         self.store().unassign_projects_of(id).await?;
         self.store().delete_workspace(id).await?;
         self.store().delete_events(id).await?;
@@ -424,11 +443,17 @@ impl Berth {
     ) -> Result<Workspace> {
         let was_running = container.as_ref().is_some_and(|c| c.running);
         if let Some(c) = container {
-            self.engine().remove_container(&c.id).await?;
+            self.engine_of(&ws).await?.remove_container(&c.id).await?;
         }
         // The record's own changes (a project, a health check) and the
-        // container's removal, in one save.
-        let ws = transition(&ws, Transition::ContainerRemoved, now_millis());
+        // container's removal, in one save; the new container is made on
+        // its project's node.
+        let mut ws = transition(&ws, Transition::ContainerRemoved, now_millis());
+        if let Some(pid) = ws.project_id {
+            if let Some(p) = self.store().project(pid).await? {
+                ws.node = p.node;
+            }
+        }
         self.store().save_workspace(&ws).await?;
         if was_running {
             return self.start_locked(ws).await;
@@ -452,12 +477,9 @@ impl Berth {
         limits
             .validate(self.host_cpus())
             .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
-        if let Some(c) = self
-            .engine()
-            .inspect_container(&ws.container_name())
-            .await?
-        {
-            match self.engine().update_limits(&c.id, &limits).await {
+        let engine = self.engine_of(&ws).await?;
+        if let Some(c) = engine.inspect_container(&ws.container_name()).await? {
+            match engine.update_limits(&c.id, &limits).await {
                 Ok(()) => {}
                 Err(EngineError::Rejected(m)) | Err(EngineError::Failed(m)) => {
                     return Err(ServiceError::Invalid(format!(

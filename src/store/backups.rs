@@ -245,6 +245,8 @@ pub struct VolumeOp {
     pub project_id: Uuid,
     /// The volume being filled.
     pub volume: String,
+    /// The node it is filled on.
+    pub node: String,
     /// The project record is made only when the copy is complete.
     pub new_project: bool,
     pub started_at: Millis,
@@ -253,8 +255,8 @@ pub struct VolumeOp {
 impl Store {
     pub async fn insert_volume_op(&self, op: &VolumeOp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO volume_ops (id, kind, project_id, volume, new_project, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO volume_ops (id, kind, project_id, volume, new_project, started_at, node) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(op.id.to_string())
         .bind(&op.kind)
@@ -262,6 +264,7 @@ impl Store {
         .bind(&op.volume)
         .bind(i64::from(op.new_project))
         .bind(op.started_at)
+        .bind(&op.node)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -287,6 +290,7 @@ impl Store {
                     kind: r.try_get("kind")?,
                     project_id: get_uuid(r, "project_id")?,
                     volume: r.try_get("volume")?,
+                    node: r.try_get("node")?,
                     new_project: new_project != 0,
                     started_at: r.try_get("started_at")?,
                 })

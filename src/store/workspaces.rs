@@ -19,6 +19,7 @@ pub(super) fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
         description: row.try_get("description")?,
         type_name: row.try_get("type_name")?,
         project_id: get_opt_uuid(row, "project_id")?,
+        node: row.try_get("node")?,
         is_default: is_default != 0,
         settings: super::settings::decode(&settings)?,
         status: status.parse().map_err(StoreError::Corrupt)?,
@@ -69,8 +70,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO workspaces (id, owner_id, name, description, type_name, project_id, \
              is_default, settings, status, status_reason, container_id, host_port, \
-             last_activity_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             last_activity_at, created_at, updated_at, node) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(w.id.to_string())
         .bind(w.owner_id.to_string())
@@ -87,6 +88,7 @@ impl Store {
         .bind(w.last_activity_at)
         .bind(w.created_at)
         .bind(w.updated_at)
+        .bind(&w.node)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -103,7 +105,8 @@ impl Store {
             sqlx::query(concat!(
                 "UPDATE workspaces SET ",
                 status_columns!(),
-                ", name = $8, description = $9, project_id = $10, settings = $11 WHERE id = $7"
+                ", name = $8, description = $9, project_id = $10, settings = $11, node = $12 \
+                 WHERE id = $7"
             )),
             w,
         )
@@ -111,6 +114,7 @@ impl Store {
         .bind(&w.description)
         .bind(w.project_id.map(|u| u.to_string()))
         .bind(settings_json(w))
+        .bind(&w.node)
         .execute(&self.pool)
         .await?;
         Ok(())

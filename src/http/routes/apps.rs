@@ -169,7 +169,7 @@ async fn serve_app(
     let waker = viewer
         .as_ref()
         .filter(|u| u.id == target.ws.owner_id || u.is_admin());
-    let Some((host_port, container)) = wake(berth, &target, waker, navigation).await? else {
+    let Some(reach) = wake(berth, &target, waker, navigation).await? else {
         return Ok(starting_page());
     };
     let path_and_query = upstream_path(
@@ -186,8 +186,7 @@ async fn serve_app(
         req,
         Forward {
             target: &target,
-            host_port,
-            container,
+            reach,
             path_and_query,
             path_prefix: None,
             activity_user: viewer.map(|u| u.id),

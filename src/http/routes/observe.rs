@@ -360,14 +360,15 @@ pub async fn stats_stream(
     let (first, _) = berth.resource_stats(&caller.user, id).await?;
     berth.touch(caller.user.id, id).await;
     let cid = first.container_id.clone();
-    let pid = berth
-        .engine()
+    let ws = berth.workspace(&caller.user, id).await?;
+    let engine = berth.engine_of(&ws).await?;
+    let pid = engine
         .inspect_container(&cid)
         .await
         .map_err(crate::service::ServiceError::from)?
         .and_then(|c| c.pid);
     struct St {
-        berth: Berth,
+        engine: crate::engine::Engine,
         cid: String,
         pid: Option<u32>,
         ws: uuid::Uuid,
@@ -382,7 +383,7 @@ pub async fn stats_stream(
     let this = berth.clone();
     let st = St {
         _guard: berth.stream_guard(),
-        berth,
+        engine,
         cid,
         pid,
         ws: id,
@@ -399,7 +400,7 @@ pub async fn stats_stream(
             return None;
         }
         st.tick.tick().await;
-        match st.berth.engine().sample_resources(&st.cid, st.pid).await {
+        match st.engine.sample_resources(&st.cid, st.pid).await {
             Ok(Some(now)) => {
                 let cpu = st
                     .prev

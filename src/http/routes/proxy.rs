@@ -38,7 +38,7 @@ use crate::domain::apps::{
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_uuid, Caller};
 use crate::service::apps::AppTarget;
-use crate::service::proxy::Upstream;
+use crate::service::proxy::{Reach, Upstream};
 use crate::service::Berth;
 
 /// How long the workspace has to accept a connection.
@@ -151,7 +151,7 @@ async fn path_mode(
     }
     let path_and_query = upstream_path(false, target.keep_prefix, &prefix, &requested);
     let upstream = wake(&berth, &target, Some(&caller.user), navigation).await?;
-    let Some((host_port, container)) = upstream else {
+    let Some(reach) = upstream else {
         return Ok(starting_page());
     };
     berth.proxy_activity(caller.user.id, id);
@@ -160,8 +160,7 @@ async fn path_mode(
         req,
         Forward {
             target: &target,
-            host_port,
-            container,
+            reach,
             path_and_query,
             path_prefix: Some(prefix),
             activity_user: Some(caller.user.id),
@@ -232,7 +231,7 @@ fn path_refused(berth: &Berth, target: &AppTarget, navigation: bool) -> Response
 }
 
 /// Waits for the workspace to serve (starting it when `waker` may):
-/// `Some((host port, container))` when it does, `None` when a browser
+/// `Some(where it is reached)` when it does, `None` when a browser
 /// navigation should get the starting page, a 504 for an API client that
 /// waited the whole wake timeout.
 pub(crate) async fn wake(
@@ -240,15 +239,12 @@ pub(crate) async fn wake(
     target: &AppTarget,
     waker: Option<&crate::domain::User>,
     navigation: bool,
-) -> Result<Option<(u16, String)>, ApiError> {
+) -> Result<Option<Reach>, ApiError> {
     match berth
         .upstream_of(target.ws.id, waker, berth.app_wake_wait(navigation))
         .await?
     {
-        Upstream::Ready {
-            host_port,
-            container,
-        } => Ok(Some((host_port, container))),
+        Upstream::Ready(reach) => Ok(Some(reach)),
         Upstream::Waking if navigation => Ok(None),
         Upstream::Waking => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -264,10 +260,9 @@ pub(crate) async fn wake(
 /// One request to forward to a workspace.
 pub(crate) struct Forward<'a> {
     pub target: &'a AppTarget,
-    /// The type's port, published on 127.0.0.1.
-    pub host_port: u16,
-    /// The container, for other ports (reached through the engine).
-    pub container: String,
+    /// Where the workspace is reached: its node's address and the type's
+    /// published port there; its container for other ports.
+    pub reach: Reach,
     /// What the workspace is asked for.
     pub path_and_query: String,
     /// Path mode's prefix: redirects and cookies are put under it. `None`
@@ -285,6 +280,7 @@ pub(crate) async fn forward(
     f: Forward<'_>,
 ) -> Result<Response, ApiError> {
     let id = f.target.ws.id;
+    let node = f.reach.node.clone();
     match forward_once(berth, req, f).await {
         // The workspace may have died between the check and the request
         // (a program that exits at once): say so, rather than blame the
@@ -295,7 +291,11 @@ pub(crate) async fn forward(
             let name = crate::domain::workspace_container_name(id);
             let deadline = tokio::time::Instant::now() + EXIT_GRACE;
             loop {
-                match berth.engine().inspect_container(&name).await {
+                let engine = match berth.engine_on(&node).await {
+                    Ok(e) => e,
+                    Err(e) => break Err(e.into()),
+                };
+                match engine.inspect_container(&name).await {
                     Ok(Some(c)) if !c.running => {
                         break Err(ApiError::new(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -430,9 +430,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> UpstreamIo for T {}
 
 async fn connect(berth: &Berth, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, ApiError> {
     if !f.target.main {
-        return match berth
-            .engine()
-            .relay_connect(&f.container, f.target.port)
+        let engine = berth.engine_on(&f.reach.node).await?;
+        return match engine
+            .relay_connect(&f.reach.container, f.target.port)
             .await
         {
             Ok(Ok(stream)) => Ok(Box::new(stream)),
@@ -453,7 +453,7 @@ async fn connect(berth: &Berth, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, 
     }
     match tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect(("127.0.0.1", f.host_port)),
+        tokio::net::TcpStream::connect((f.reach.host.as_str(), f.reach.host_port)),
     )
     .await
     {
@@ -505,8 +505,14 @@ async fn forward_once(
             h.insert("x-forwarded-host", host.clone());
         }
         None => {
-            let v =
-                HeaderValue::from_str(&format!("127.0.0.1:{}", f.host_port)).expect("valid host");
+            let v = HeaderValue::from_str(&format!("{}:{}", f.reach.host, f.reach.host_port))
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_error",
+                        format!("node address {:?} is not a host name", f.reach.host),
+                    )
+                })?;
             h.insert(HOST, v);
         }
     }

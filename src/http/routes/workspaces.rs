@@ -31,7 +31,12 @@ pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
                 .as_ref()
                 .map(Into::into),
         });
-    WorkspaceDto::new(w, config, berth.app_urls().app_url(w))
+    WorkspaceDto::new(
+        w,
+        config,
+        berth.app_urls().app_url(w),
+        berth.nodes().seen(&w.node),
+    )
 }
 
 fn list_dto(berth: &Berth, ws: &[Workspace]) -> Vec<WorkspaceDto> {

@@ -198,8 +198,16 @@ pub struct WorkspaceDto {
     pub container_id: Option<String>,
     pub container_name: String,
     pub host_port: Option<u16>,
-    /// Where the workspace answers on the Berth host, while running.
+    /// Where the workspace answers, while running: on the Berth host
+    /// (`127.0.0.1`), or at its node's address.
     pub url: Option<String>,
+    /// The node (Docker host) its container lives on: its project's.
+    pub node: String,
+    /// Since when its node does not answer (`null` while it does):
+    /// nothing is deleted or restarted elsewhere meanwhile, and actions
+    /// that need the node answer 503.
+    #[schemars(with = "Option<Timestamp>")]
+    pub node_unreachable_since: Option<String>,
     /// What a person opens: the app's own origin when `proxy.app_domain` is
     /// set, else its path under Berth (`/api/workspaces/{id}/proxy/`).
     pub app_url: String,
@@ -215,7 +223,19 @@ pub struct WorkspaceDto {
 impl WorkspaceDto {
     /// `config` is `None` when the workspace's type was removed from the
     /// configuration (the record is still shown, and can be deleted).
-    pub fn new(w: &Workspace, config: Option<WorkspaceConfigDto>, app_url: String) -> Self {
+    /// `node`: its node's address and since when it fails to answer.
+    pub fn new(
+        w: &Workspace,
+        config: Option<WorkspaceConfigDto>,
+        app_url: String,
+        node: (String, Option<i64>),
+    ) -> Self {
+        let (address, unreachable) = node;
+        let host = if address.contains(':') {
+            format!("[{address}]")
+        } else {
+            address
+        };
         WorkspaceDto {
             id: w.id,
             user_id: w.owner_id,
@@ -229,7 +249,12 @@ impl WorkspaceDto {
             container_id: w.container_id.clone(),
             container_name: w.container_name(),
             host_port: w.host_port,
-            url: w.host_port.map(|p| format!("http://127.0.0.1:{p}/")),
+            url: w
+                .host_port
+                .filter(|_| !host.is_empty())
+                .map(|p| format!("http://{host}:{p}/")),
+            node: w.node.clone(),
+            node_unreachable_since: unreachable.map(rfc3339),
             app_url,
             config,
             last_activity_at: w.last_activity_at.map(rfc3339),
