@@ -917,3 +917,149 @@ async fn a_node_that_stops_answering_is_reported_the_others_keep_working_and_it_
         .await;
     }
 }
+
+/// Every file under /workspace with its hash, mode and owner, and every
+/// link with its target, as the workspace's own tools see them.
+fn manifest_on(node: &str, container: &str) -> String {
+    docker_on(
+        node,
+        &[
+            "exec",
+            container,
+            "sh",
+            "-c",
+            "cd /workspace && find . -type f -exec sha256sum {} + | sort && \
+             find . -exec stat -c '%n %a %u:%g %F' {} + | sort && \
+             find . -type l -exec readlink {} + | sort",
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_moves_to_another_node_with_its_files_and_its_running_workspace() {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    let (a, b) = (found[0].0.clone(), found[1].0.clone());
+    patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    let (s, v) = env
+        .post(
+            "/api/projects",
+            &admin,
+            json!({ "name": "mover", "workspaceType": "box" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["node"], a.as_str(), "{v}");
+    let pid = v["data"]["id"].as_str().unwrap().to_string();
+    let old_volume = v["data"]["volumeName"].as_str().unwrap().to_string();
+    let (s, v) = env
+        .post(
+            "/api/workspaces",
+            &admin,
+            json!({ "name": "m", "type": "box", "projectId": pid }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    env.start(&admin, &id).await;
+    let cname = format!("berth-ws-{id}");
+    docker_on(
+        &a,
+        &[
+            "exec",
+            &cname,
+            "sh",
+            "-c",
+            "cd /workspace && mkdir -p src/deep 'with space' && \
+             for i in $(seq 1 40); do echo \"line $i\" > src/f$i.txt; done && \
+             head -c 3000000 /dev/urandom > src/deep/blob.bin && \
+             echo secret > private && chmod 600 private && chown 1000:1000 private && \
+             ln -s src/f1.txt link && ln -s ../../escape 'with space/up' && \
+             chmod 4755 src/f2.txt && : > empty",
+        ],
+    );
+    let before = manifest_on(&a, &cname);
+    assert!(before.contains("blob.bin"), "{before}");
+
+    // What cannot be done says why.
+    let mv = |to: &str| json!({ "node": to });
+    let (s, v) = env
+        .post(&format!("/api/projects/{pid}/move"), &admin, mv(&a))
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "already on node");
+    let (s, v) = env
+        .post(&format!("/api/projects/{pid}/move"), &admin, mv("nope"))
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "no node named");
+    let (s, v) = env
+        .post(&format!("/api/projects/{pid}/move"), &admin, mv("local"))
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "cordoned");
+    let member = env.member().await;
+    let (s, _) = env
+        .post(&format!("/api/projects/{pid}/move"), &member, mv(&b))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, v) = env
+        .post(&format!("/api/projects/{pid}/move"), &admin, mv(&b))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let m = &v["data"];
+    assert_eq!(m["from"], a.as_str(), "{v}");
+    assert_eq!(m["to"], b.as_str(), "{v}");
+    assert_eq!(m["project"]["node"], b.as_str(), "{v}");
+    assert_eq!(m["previousVolume"], old_volume.as_str(), "{v}");
+    assert_eq!(m["restartedWorkspaces"][0], id.as_str(), "{v}");
+    assert!(m["entries"].as_u64().unwrap() > 45, "{v}");
+    let new_volume = m["volumeName"].as_str().unwrap().to_string();
+
+    // The workspace runs on b with the same files; a holds only the old
+    // volume (kept for the retention period).
+    env.wait_status(&admin, &id, "healthy on the new node", |d| {
+        d["health"]["status"] == "healthy"
+    })
+    .await;
+    let (_, w) = env.get(&format!("/api/workspaces/{id}"), &admin).await;
+    assert_eq!(w["data"]["node"], b.as_str(), "{w}");
+    let after = manifest_on(&b, &cname);
+    assert_eq!(after, before, "the files changed in the move");
+    assert!(docker_on(&b, &["volume", "ls", "-q"]).contains(&new_volume));
+    let on_a = docker_on(&a, &["ps", "-aq", "--filter", &format!("name={cname}")]);
+    assert!(on_a.trim().is_empty(), "old container left on {a}: {on_a}");
+    assert!(docker_on(&a, &["volume", "ls", "-q"]).contains(&old_volume));
+
+    // Cleanup: the workspace, the project, the kept volume.
+    env.call(
+        Method::POST,
+        &format!("/api/workspaces/{id}/stop"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    env.call(
+        Method::DELETE,
+        &format!("/api/workspaces/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let (s, v) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    docker_on(&a, &["volume", "rm", &old_volume]);
+}

@@ -251,6 +251,52 @@ pub fn tar_stream_size(input: impl Read) -> Result<u64, ArchiveError> {
     Ok(total)
 }
 
+/// A digest of what a volume's tar stream holds: every entry's path, kind,
+/// mode, owner, size, link target and content, in stream order, hashed
+/// (times are left out: the engine sets the root directory's as it
+/// unpacks). Two volumes with the same digest hold the same files. Returns
+/// the digest and the number of entries.
+pub fn tar_stream_digest(input: impl Read) -> Result<(String, u64), ArchiveError> {
+    use sha2::{Digest, Sha256};
+    let corrupt =
+        |e: io::Error| ArchiveError::Corrupt(format!("reading the volume's tar stream: {e}"));
+    let mut a = tar::Archive::new(input);
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    for e in a.entries().map_err(corrupt)? {
+        let mut e = e.map_err(corrupt)?;
+        n += 1;
+        let head = e.header();
+        let path = e.path_bytes().into_owned();
+        let kind = head.entry_type().as_byte();
+        let mode = head.mode().map_err(corrupt)?;
+        let (uid, gid) = (head.uid().map_err(corrupt)?, head.gid().map_err(corrupt)?);
+        let size = head.size().map_err(corrupt)?;
+        let link = e
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(&path);
+        h.update([kind]);
+        h.update(mode.to_le_bytes());
+        h.update(uid.to_le_bytes());
+        h.update(gid.to_le_bytes());
+        h.update(size.to_le_bytes());
+        h.update((link.len() as u64).to_le_bytes());
+        h.update(&link);
+        loop {
+            let got = e.read(&mut buf).map_err(corrupt)?;
+            if got == 0 {
+                break;
+            }
+            h.update(&buf[..got]);
+        }
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
 /// Whether an I/O error means the path is gone (a workspace removed or
 /// renamed it while the volume was read).
 pub(super) fn vanished(e: &io::Error) -> bool {

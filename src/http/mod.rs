@@ -479,6 +479,14 @@ pub fn operations() -> Vec<Op> {
             .ok::<ClonedDto>()
             .errors(&[409, 422])
             .engine(),
+        Op::post("/api/projects/{id}/move", "moveProject", backups::move_project)
+            .tag("nodes")
+            .summary("Move a project to another node (admins)")
+            .describe("Stops the project's running workspaces, streams its volume from its node's engine into a new volume on the target (helper containers on both, piped), reads both back and compares their content digests, and only then switches the project and its workspaces to the target, starting again what ran. Any failure leaves the project where it was. The old volume is kept on the old node for the retention period. 409 when the target cannot take it (the planner's reason), 503 when either node does not answer.")
+            .json::<MoveRequest>()
+            .ok::<MovedDto>()
+            .errors(&[403, 409, 503])
+            .engine(),
         Op::get("/api/workspaces/projects/{id}/volume-size", "volumeSize", backups::size)
             .tag("backups")
             .summary("The size of the project's volume")

@@ -128,7 +128,7 @@ impl Berth {
         Ok(plan.node)
     }
 
-    async fn plan(
+    pub(super) async fn plan(
         &self,
         type_name: Option<&str>,
         pinned: Option<String>,

@@ -203,6 +203,19 @@ impl Backups {
         size
     }
 
+    /// The digest of what `volume` holds (`backup::tar_stream_digest`)
+    /// and its number of entries, read through the engine.
+    pub(super) async fn digest_via_engine(
+        &self,
+        engine: &Engine,
+        volume: &str,
+    ) -> Result<(String, u64)> {
+        let (reader, helper) = self.volume_reader(engine, volume).await?;
+        let digest = blocking(move || backup::tar_stream_digest(reader)).await;
+        drop(helper);
+        digest
+    }
+
     /// Whether `volume` holds nothing (through the engine).
     pub(super) async fn is_empty_via_engine(&self, engine: &Engine, volume: &str) -> Result<bool> {
         let (reader, helper) = self.volume_reader(engine, volume).await?;

@@ -1,7 +1,10 @@
 //! Project volumes as a whole: restore a backup into a new volume and
 //! switch to it only when complete, clone into a new volume the same way
 //! (an interrupted one is removed at the next start: `volume_ops`), and
-//! measure a volume. The archives and the catalogue are in `backups`.
+//! measure a volume; move a project to another node the same way (its
+//! volume streamed from one engine into the other, both read back and
+//! compared before the project switches). The archives and the catalogue
+//! are in `backups`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -32,6 +35,20 @@ pub enum CloneTarget {
 pub struct Cloned {
     pub project: Project,
     pub skipped: backup::Skipped,
+}
+
+/// What a move did.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub project: Project,
+    pub from: String,
+    pub previous_volume: String,
+    /// Entries in the volume, and the digest both sides had.
+    pub entries: u64,
+    pub digest: String,
+    /// Workspaces stopped for the move and started again on the target.
+    pub restarted: Vec<Uuid>,
+    pub seconds: f64,
 }
 
 /// What a restore did.
@@ -355,6 +372,157 @@ impl Backups {
                 Ok(backup::Skipped::default())
             }
         }
+    }
+
+    /// Moves a project to the node `to` (admins only): its running
+    /// workspaces stop, its volume streams from its node's engine into a
+    /// new volume on `to` (helpers on both ends, piped), both volumes are
+    /// read back and their digests compared, and only then does the project
+    /// switch — with its workspaces, which start again there if they ran.
+    /// A failure or a kill at any point leaves the project where it was
+    /// (the partial volume is removed, at the next start if need be). The
+    /// old volume is kept for the retention period.
+    pub async fn move_project(&self, user: &User, project_id: Uuid, to: &str) -> Result<Moved> {
+        if !user.is_admin() {
+            return Err(ServiceError::Forbidden(
+                "only an admin may move a project to another node".into(),
+            ));
+        }
+        let project = self.berth().project(user, project_id).await?;
+        self.berth().nodes().get(to).await?;
+        if project.node == to {
+            return Err(ServiceError::Conflict(format!(
+                "project {} is already on node {to}",
+                project.id
+            )));
+        }
+        // The target must take it as the planner sees it (ready, labels,
+        // image, room for what its type reserves).
+        let plan = self
+            .berth()
+            .plan(
+                project.workspace_type.as_deref(),
+                Some(to.to_string()),
+                Default::default(),
+            )
+            .await;
+        if let Err(ServiceError::Conflict(m)) = plan {
+            let why = m
+                .split("; ")
+                .find_map(|part| {
+                    part.split_once(&format!("{to}: "))
+                        .map(|(_, w)| w.to_string())
+                })
+                .unwrap_or(m);
+            return Err(ServiceError::Conflict(format!(
+                "node {to} cannot take project {}: {why}",
+                project.id
+            )));
+        }
+        plan?;
+        let started = Instant::now();
+        let _guard = self.berth().lock_workspace(project.id).await;
+        let from = self.engine_on(&project.node).await?;
+        let target = self.engine_on(to).await?;
+        let running = self.running_on(&project).await?;
+        let short = Uuid::new_v4().simple().to_string();
+        let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
+        let op = VolumeOp {
+            id: Uuid::new_v4(),
+            kind: "move".into(),
+            project_id: project.id,
+            volume: new_volume.clone(),
+            node: to.to_string(),
+            new_project: false,
+            started_at: now_millis(),
+        };
+        let stopped: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
+        for w in &stopped {
+            self.berth().stop_workspace(user, *w).await?;
+        }
+        self.store().insert_volume_op(&op).await?;
+        let mut labels = self.berth().base_labels();
+        labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
+        let copied = async {
+            target.create_volume(&new_volume, labels).await?;
+            self.copy_volume((&project.node, &project.volume_name), (to, &new_volume))
+                .await?;
+            let (a, b) = tokio::join!(
+                self.digest_via_engine(&from, &project.volume_name),
+                self.digest_via_engine(&target, &new_volume)
+            );
+            let (a, b) = (a?, b?);
+            if a != b {
+                return Err(ServiceError::Storage(format!(
+                    "the copy on {to} differs from the volume on {} ({} entries there, {} here); nothing was switched",
+                    project.node, a.1, b.1
+                )));
+            }
+            Ok(a)
+        }
+        .await;
+        let (digest, entries) = match copied {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = target.remove_volume(&new_volume).await;
+                self.store().delete_volume_op(op.id).await?;
+                for w in &stopped {
+                    if let Err(e) = self.berth().start_workspace(user, *w).await {
+                        tracing::warn!(workspace = %w, error = %e, "restarting after a failed move");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        // The switch: the project, then its workspaces (their containers
+        // on the old node go; new ones are made on `to` at their start).
+        self.store()
+            .set_project_node_volume(project.id, to, &new_volume, now_millis())
+            .await?;
+        self.store().delete_volume_op(op.id).await?;
+        for ws in self.store().workspaces_on_project(project.id).await? {
+            let _wg = self.berth().lock_workspace(ws.id).await;
+            let Some(ws) = self.store().workspace(ws.id).await? else {
+                continue;
+            };
+            if let Err(e) = from.remove_container(&ws.container_name()).await {
+                tracing::warn!(workspace = %ws.id, error = %e, "removing a moved workspace's old container failed; cleanup removes it later");
+            }
+            let mut ws = crate::domain::transition::transition(
+                &ws,
+                crate::domain::transition::Transition::ContainerRemoved,
+                now_millis(),
+            );
+            ws.node = to.to_string();
+            self.store().save_workspace(&ws).await?;
+        }
+        self.inner
+            .sizes
+            .lock()
+            .expect("sizes poisoned")
+            .0
+            .remove(&project.volume_name);
+        let mut restarted = Vec::new();
+        for w in &stopped {
+            self.berth().start_workspace(user, *w).await?;
+            restarted.push(*w);
+        }
+        let moved = self.store().project(project.id).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "project {} was deleted during the move",
+                project.id
+            ))
+        })?;
+        tracing::info!(project = %project.id, from = %project.node, %to, entries, "moved");
+        Ok(Moved {
+            project: moved,
+            from: project.node,
+            previous_volume: project.volume_name,
+            entries,
+            digest,
+            restarted,
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
 
     /// At startup: volume operations a stopped server left unfinished. A

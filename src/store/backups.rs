@@ -173,6 +173,27 @@ impl Store {
     }
 
     /// Points a project at another volume (after a restore).
+    /// Points a project at a volume on another node (a move's switch: both
+    /// in one statement, so a project is never half moved).
+    pub async fn set_project_node_volume(
+        &self,
+        id: Uuid,
+        node: &str,
+        volume: &str,
+        now: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE projects SET node = $1, volume_name = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(node)
+        .bind(volume)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn set_project_volume(&self, id: Uuid, volume: &str, now: Millis) -> Result<()> {
         sqlx::query("UPDATE projects SET volume_name = $1, updated_at = $2 WHERE id = $3")
             .bind(volume)

@@ -19,6 +19,13 @@ pub enum ProjectCmd {
         #[arg(long)]
         purge: bool,
     },
+    /// Move a project (its volume and workspaces) to another node (admins).
+    Move {
+        id: uuid::Uuid,
+        /// The target node (see `berth node ls`).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,12 +156,13 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
                         vec![
                             p.id.to_string(),
                             p.name.clone(),
+                            p.node.clone(),
                             p.volume_name.clone(),
                             p.created_at.clone(),
                         ]
                     })
                     .collect();
-                table(&["ID", "NAME", "VOLUME", "CREATED"], rows);
+                table(&["ID", "NAME", "NODE", "VOLUME", "CREATED"], rows);
             })?;
         }
         ProjectCmd::Rm { id, purge } => {
@@ -166,6 +174,28 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
                 .await?;
             c.show(&v, |_: &wire::ProjectDeletedDto| {
                 eprintln!("deleted project {id}")
+            })?;
+        }
+        ProjectCmd::Move { id, to } => {
+            let v = c
+                .post(
+                    &format!("/api/projects/{id}/move"),
+                    wire::MoveRequest { node: to },
+                )
+                .await?;
+            c.show(&v, |m: &wire::MovedDto| {
+                println!("{}", m.volume_name);
+                eprintln!(
+                    "moved project {id} from {} to {} in {:.1} s ({} entries, digest {}); restarted {} workspace(s); the old volume {} stays on {} for the retention period",
+                    m.from,
+                    m.to,
+                    m.seconds,
+                    m.entries,
+                    &m.digest[..12.min(m.digest.len())],
+                    m.restarted_workspaces.len(),
+                    m.previous_volume,
+                    m.from
+                );
             })?;
         }
     }

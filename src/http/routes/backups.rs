@@ -213,6 +213,38 @@ pub async fn clone(
     ))
 }
 
+/// `POST /api/projects/:id/move` (admins).
+pub async fn move_project(
+    State(backups): State<Backups>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+    ApiJson(req): ApiJson<MoveRequest>,
+) -> ApiResult<Response> {
+    let m = backups
+        .move_project(&caller.user, project_id, req.node.trim())
+        .await?;
+    let to = m.project.node.clone();
+    Ok(ok_with(
+        MovedDto {
+            volume_name: m.project.volume_name.clone(),
+            project: ProjectDto::from(&m.project),
+            from: m.from.clone(),
+            to: to.clone(),
+            previous_volume: m.previous_volume,
+            entries: m.entries,
+            digest: m.digest,
+            restarted_workspaces: m.restarted,
+            seconds: (m.seconds * 1000.0).round() / 1000.0,
+        },
+        format!(
+            "moved from {} to {to}; the old volume is kept on {} for {} days",
+            m.from,
+            m.from,
+            backups.config().cleanup.volume_retention_days
+        ),
+    ))
+}
+
 pub async fn size(
     State(backups): State<Backups>,
     caller: Caller,

@@ -122,6 +122,26 @@ pub struct RestoredDto {
     pub restarted_workspaces: Vec<Uuid>,
 }
 
+/// `POST /api/projects/:id/move`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MovedDto {
+    /// The project as it is now: on the target node, with its new volume.
+    pub project: ProjectDto,
+    /// The node it left.
+    pub from: String,
+    pub to: String,
+    pub volume_name: String,
+    /// Its volume on the node it left, kept there for the retention period.
+    pub previous_volume: String,
+    /// Entries in the volume, and the content digest both copies had.
+    pub entries: u64,
+    pub digest: String,
+    /// Workspaces stopped for the move and started again on the target.
+    pub restarted_workspaces: Vec<Uuid>,
+    pub seconds: f64,
+}
+
 /// `POST /api/workspaces/projects/:projectId/clone`.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -158,6 +178,14 @@ pub struct BackupRequest {
 pub struct RestoreRequest {
     pub backup_id: Uuid,
     pub stop_workspace: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MoveRequest {
+    /// The node to move the project to (`GET /api/nodes`).
+    #[schemars(length(min = 1, max = 63))]
+    pub node: String,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema)]
