@@ -1063,3 +1063,145 @@ async fn a_project_moves_to_another_node_with_its_files_and_its_running_workspac
     assert!(s.is_success(), "{v}");
     docker_on(&a, &["volume", "rm", &old_volume]);
 }
+
+/// Drains `node` and waits for the end. `moves`: the drain copies volumes
+/// (seconds of work), so the node is seen draining right after the start.
+async fn drain_until_done(env: &TestEnv, admin: &str, node: &str, moves: bool) -> Value {
+    let (s, v) = env
+        .post(&format!("/api/nodes/{node}/drain"), admin, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    if moves {
+        assert_eq!(
+            self::node(env, admin, node).await["state"],
+            "draining",
+            "{v}"
+        );
+    }
+    env.wait_for(
+        admin,
+        &format!("/api/nodes/{node}/drain"),
+        "the drain to end",
+        120,
+        |d| d["finishedAt"].is_string(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_a_node_moves_its_projects_one_by_one_and_leaves_it_cordoned() {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    let (a, b) = (found[0].0.clone(), found[1].0.clone());
+    patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    patch(&env, &admin, &b, json!({ "cordoned": true })).await;
+    // Three projects on a, one with a running workspace.
+    let mut pids = Vec::new();
+    for i in 0..3 {
+        let (s, v) = env
+            .post(
+                "/api/projects",
+                &admin,
+                json!({ "name": format!("d{i}"), "workspaceType": "box" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["data"]["node"], a.as_str(), "{v}");
+        pids.push(v["data"]["id"].as_str().unwrap().to_string());
+    }
+    let (s, v) = env
+        .post(
+            "/api/workspaces",
+            &admin,
+            json!({ "name": "d", "type": "box", "projectId": pids[0] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    env.start(&admin, &id).await;
+    patch(&env, &admin, &b, json!({ "cordoned": false })).await;
+
+    let d = drain_until_done(&env, &admin, &a, true).await;
+    assert_eq!(d["total"], 3, "{d}");
+    assert_eq!(d["failed"], json!([]), "{d}");
+    let moved: Vec<&str> = d["moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(moved, [b.as_str(); 3], "{d}");
+    let n = node(&env, &admin, &a).await;
+    assert_eq!(n["state"], "cordoned", "{n}");
+    assert_eq!(n["projects"], 0, "{n}");
+    for pid in &pids {
+        let (_, p) = env.get(&format!("/api/projects/{pid}"), &admin).await;
+        assert_eq!(p["data"]["node"], b.as_str(), "{p}");
+    }
+    let st = env
+        .wait_status(&admin, &id, "running on the new node", |d| {
+            d["status"] == "running"
+        })
+        .await;
+    assert_eq!(st["containerRunning"], true, "{st}");
+    let (_, w) = env.get(&format!("/api/workspaces/{id}"), &admin).await;
+    assert_eq!(w["data"]["node"], b.as_str(), "{w}");
+
+    // Nowhere to go: every project stays, each with the planner's reason,
+    // and the node ends cordoned all the same.
+    let d = drain_until_done(&env, &admin, &b, false).await;
+    assert_eq!(d["moved"], json!([]), "{d}");
+    let failed = d["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 3, "{d}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{a}: cordoned")),
+        "{d}"
+    );
+    assert_eq!(node(&env, &admin, &b).await["state"], "cordoned");
+    // Members may not drain.
+    let member = env.member().await;
+    let (s, _) = env
+        .post(&format!("/api/nodes/{b}/drain"), &member, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    env.call(
+        Method::POST,
+        &format!("/api/workspaces/{id}/stop"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    env.call(
+        Method::DELETE,
+        &format!("/api/workspaces/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    for pid in &pids {
+        env.call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    }
+    for v in docker_on(&a, &["volume", "ls", "-q"]).lines() {
+        if pids.iter().any(|p| v.contains(p.as_str())) {
+            docker_on(&a, &["volume", "rm", v]);
+        }
+    }
+}

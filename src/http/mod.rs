@@ -183,6 +183,19 @@ pub fn operations() -> Vec<Op> {
             .describe("Not `local` (409), not a node that still holds projects (409: move or delete them first).")
             .ok::<NodeRemovedDto>()
             .errors(&[409]),
+        Op::post("/api/nodes/{node}/drain", "drainNode", nodes::drain)
+            .tag("nodes")
+            .admin()
+            .summary("Move every project off a node, one at a time, then leave it cordoned")
+            .describe("The node takes nothing new at once (draining); in the background each of its projects moves (as `POST /api/projects/{id}/move` does) to where the planner puts it. A project that cannot move stays, with its reason in `failed`. The answer is the progress as it begins; `GET` the same path follows it. 409 while a drain of the node runs.")
+            .ok::<DrainDto>()
+            .errors(&[409])
+            .engine(),
+        Op::get("/api/nodes/{node}/drain", "getNodeDrain", nodes::drain_progress)
+            .tag("nodes")
+            .admin()
+            .summary("The last drain of a node since Berth started")
+            .ok::<DrainDto>(),
         Op::post("/api/placement", "planPlacement", nodes::plan)
             .tag("nodes")
             .admin()
@@ -481,11 +494,12 @@ pub fn operations() -> Vec<Op> {
             .engine(),
         Op::post("/api/projects/{id}/move", "moveProject", backups::move_project)
             .tag("nodes")
+            .admin()
             .summary("Move a project to another node (admins)")
             .describe("Stops the project's running workspaces, streams its volume from its node's engine into a new volume on the target (helper containers on both, piped), reads both back and compares their content digests, and only then switches the project and its workspaces to the target, starting again what ran. Any failure leaves the project where it was. The old volume is kept on the old node for the retention period. 409 when the target cannot take it (the planner's reason), 503 when either node does not answer.")
             .json::<MoveRequest>()
             .ok::<MovedDto>()
-            .errors(&[403, 409, 503])
+            .errors(&[409, 503])
             .engine(),
         Op::get("/api/workspaces/projects/{id}/volume-size", "volumeSize", backups::size)
             .tag("backups")

@@ -142,6 +142,8 @@ pub(super) struct BackupsInner {
     pub(super) remote: Option<Remote>,
     /// Backups whose remote copy is being sent right now.
     pub(super) sending: Mutex<HashSet<Uuid>>,
+    /// Node drains since Berth started, by node.
+    pub(super) drains: Mutex<std::collections::BTreeMap<String, super::volumes::DrainProgress>>,
 }
 
 impl Backups {
@@ -158,6 +160,7 @@ impl Backups {
                 sizes: Mutex::new(SizeCache::default()),
                 remote,
                 sending: Mutex::new(HashSet::new()),
+                drains: Mutex::new(Default::default()),
             }),
         }
     }

@@ -94,6 +94,8 @@ pub struct NodeChange {
     pub address: Option<String>,
     pub labels: Option<BTreeMap<String, String>>,
     pub cordoned: Option<bool>,
+    /// Set by a drain (which cordons the node when it ends).
+    pub draining: Option<bool>,
 }
 
 fn fingerprint(row: &NodeRow) -> String {
@@ -516,6 +518,9 @@ impl Nodes {
             if !c {
                 row.schedule.draining = false;
             }
+        }
+        if let Some(d) = change.draining {
+            row.schedule.draining = d;
         }
         if !self.inner.store.update_node(&row).await? {
             return Err(ServiceError::NotFound(format!("no node named {name:?}")));

@@ -51,6 +51,22 @@ pub struct Moved {
     pub seconds: f64,
 }
 
+/// How a node's drain goes (kept in memory since Berth started).
+#[derive(Debug, Clone, Default)]
+pub struct DrainProgress {
+    pub node: String,
+    pub started_at: crate::domain::Millis,
+    pub finished_at: Option<crate::domain::Millis>,
+    /// Projects on the node when the drain began.
+    pub total: usize,
+    /// The project being moved now.
+    pub current: Option<Uuid>,
+    /// Moved: project, where to, seconds.
+    pub moved: Vec<(Uuid, String, f64)>,
+    /// Not moved: project and why (they stay on the node).
+    pub failed: Vec<(Uuid, String)>,
+}
+
 /// What a restore did.
 #[derive(Debug, Clone)]
 pub struct Restored {
@@ -523,6 +539,126 @@ impl Backups {
             restarted,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Drains the node `node` (admins): it takes nothing new (draining),
+    /// then each of its projects moves, one at a time, to where the
+    /// planner puts it; at the end the node is left cordoned. Runs in the
+    /// background; answers the progress as it begins ([`Backups::drain`]
+    /// reads it later). A project that cannot move stays, with its reason.
+    pub async fn start_drain(&self, user: &User, node: &str) -> Result<DrainProgress> {
+        if !user.is_admin() {
+            return Err(ServiceError::Forbidden(
+                "only an admin may drain a node".into(),
+            ));
+        }
+        let nodes = self.berth().nodes();
+        nodes.get(node).await?;
+        let projects: Vec<Project> = self
+            .store()
+            .projects(None)
+            .await?
+            .into_iter()
+            .filter(|p| p.node == node)
+            .collect();
+        let progress = {
+            let mut drains = self.inner.drains.lock().expect("drains poisoned");
+            if drains.get(node).is_some_and(|d| d.finished_at.is_none()) {
+                return Err(ServiceError::Conflict(format!(
+                    "node {node} is being drained already"
+                )));
+            }
+            let p = DrainProgress {
+                node: node.to_string(),
+                started_at: now_millis(),
+                total: projects.len(),
+                ..Default::default()
+            };
+            drains.insert(node.to_string(), p.clone());
+            p
+        };
+        let change = crate::service::NodeChange {
+            draining: Some(true),
+            ..Default::default()
+        };
+        if let Err(e) = nodes.change(node, change).await {
+            self.inner
+                .drains
+                .lock()
+                .expect("drains poisoned")
+                .remove(node);
+            return Err(e);
+        }
+        let (this, user, node) = (self.clone(), user.clone(), node.to_string());
+        tokio::spawn(async move { this.run_drain(&user, &node, projects).await });
+        Ok(progress)
+    }
+
+    async fn run_drain(&self, user: &User, node: &str, projects: Vec<Project>) {
+        let update = |f: &dyn Fn(&mut DrainProgress)| {
+            if let Some(d) = self
+                .inner
+                .drains
+                .lock()
+                .expect("drains poisoned")
+                .get_mut(node)
+            {
+                f(d);
+            }
+        };
+        for p in projects {
+            update(&|d| d.current = Some(p.id));
+            let moved = async {
+                let plan = self
+                    .berth()
+                    .plan(p.workspace_type.as_deref(), None, Default::default())
+                    .await?;
+                self.move_project(user, p.id, &plan.node).await
+            }
+            .await;
+            match moved {
+                Ok(m) => {
+                    let to = m.project.node.clone();
+                    tracing::info!(%node, project = %p.id, %to, "drain moved a project");
+                    update(&|d| d.moved.push((p.id, to.clone(), m.seconds)));
+                }
+                Err(e) => {
+                    tracing::warn!(%node, project = %p.id, error = %e, "drain could not move a project");
+                    let why = e.to_string();
+                    update(&|d| d.failed.push((p.id, why.clone())));
+                }
+            }
+        }
+        let done = crate::service::NodeChange {
+            cordoned: Some(true),
+            draining: Some(false),
+            ..Default::default()
+        };
+        if let Err(e) = self.berth().nodes().change(node, done).await {
+            tracing::warn!(%node, error = %e, "cordoning a drained node failed");
+        }
+        update(&|d| {
+            d.current = None;
+            d.finished_at = Some(now_millis());
+        });
+    }
+
+    /// The last drain of `node` since Berth started.
+    pub fn drain(&self, user: &User, node: &str) -> Result<DrainProgress> {
+        if !user.is_admin() {
+            return Err(ServiceError::Forbidden(
+                "only an admin may see a drain".into(),
+            ));
+        }
+        self.inner
+            .drains
+            .lock()
+            .expect("drains poisoned")
+            .get(node)
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("no drain of node {node} since Berth started"))
+            })
     }
 
     /// At startup: volume operations a stopped server left unfinished. A

@@ -41,6 +41,14 @@ pub enum NodeCmd {
         #[arg(value_name = "KEY=VALUE")]
         labels: Vec<String>,
     },
+    /// Move every project off a node, one at a time (following the
+    /// progress), then leave it cordoned.
+    Drain {
+        name: String,
+        /// Start it and return at once (`GET /api/nodes/NAME/drain` follows).
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Remove a node that holds no project.
     Rm { name: String },
     /// Where a workspace of a type would go now, and why each node would
@@ -225,6 +233,51 @@ pub async fn node(opts: &ClientOpts, cmd: NodeCmd) -> Res<()> {
                     .collect();
                 table(&["NODE", "FITS", "WHY NOT"], rows);
             })?;
+        }
+        NodeCmd::Drain { name, no_wait } => {
+            let v = c
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{}/drain", path(&name)),
+                    None,
+                )
+                .await?;
+            let mut d: wire::DrainDto = read(&v)?;
+            if !c.json {
+                eprintln!("draining {name}: {} project(s) to move", d.total);
+            }
+            let (mut moved, mut failed) = (0, 0);
+            loop {
+                if !c.json {
+                    for m in &d.moved[moved..] {
+                        eprintln!("  moved {} to {} ({:.1} s)", m.project_id, m.to, m.seconds);
+                    }
+                    for f in &d.failed[failed..] {
+                        eprintln!("  NOT moved {}: {}", f.project_id, f.error);
+                    }
+                    (moved, failed) = (d.moved.len(), d.failed.len());
+                }
+                if no_wait || d.finished_at.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                d = read(&c.get(&format!("{}/drain", path(&name))).await?)?;
+            }
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&d).expect("JSON"));
+            } else if d.finished_at.is_some() {
+                eprintln!(
+                    "{name} drained: {} moved, {} not; it is cordoned",
+                    d.moved.len(),
+                    d.failed.len()
+                );
+            }
+            if !d.failed.is_empty() {
+                return Err(Failure::Server(format!(
+                    "{} project(s) could not leave {name}",
+                    d.failed.len()
+                )));
+            }
         }
         NodeCmd::Rm { name } => {
             let v = c.delete(&path(&name)).await?;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, Caller};
+use crate::http::wire::DrainDto;
 use crate::http::wire::{
     ok, ok_with, AddNodeRequest, NodeDto, NodeRemovedDto, PlacementDto, PlacementRequestDto,
     UpdateNodeRequest,
@@ -73,6 +74,7 @@ pub async fn update(
                 address: req.address,
                 labels: req.labels,
                 cordoned: req.cordoned,
+                draining: None,
             },
         )
         .await?;
@@ -107,4 +109,29 @@ pub async fn plan(
         req.type_name, plan.node
     );
     Ok(ok_with(PlacementDto::from(&plan), message))
+}
+
+/// `POST /api/nodes/:node/drain`: begins; the answer is the progress so far.
+pub async fn drain(
+    State(backups): State<crate::service::Backups>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let d = backups.start_drain(&caller.user, &name).await?;
+    Ok(crate::http::wire::ok_with(
+        DrainDto::from(&d),
+        format!(
+            "draining {name}: {} project(s) to move, one at a time; GET /api/nodes/{name}/drain for progress",
+            d.total
+        ),
+    ))
+}
+
+/// `GET /api/nodes/:node/drain`.
+pub async fn drain_progress(
+    State(backups): State<crate::service::Backups>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    Ok(ok(DrainDto::from(&backups.drain(&caller.user, &name)?)))
 }

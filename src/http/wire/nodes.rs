@@ -202,3 +202,67 @@ impl From<&crate::service::PlacementPlan> for PlacementDto {
         }
     }
 }
+
+/// One project a drain moved.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainMovedDto {
+    pub project_id: Uuid,
+    pub to: String,
+    pub seconds: f64,
+}
+
+/// One project a drain could not move (it stays on the node).
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainFailedDto {
+    pub project_id: Uuid,
+    pub error: String,
+}
+
+/// `POST`/`GET /api/nodes/:node/drain`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainDto {
+    pub node: String,
+    #[schemars(with = "Timestamp")]
+    pub started_at: String,
+    /// `null` while it goes on; the node is cordoned once it is set.
+    #[schemars(with = "Option<Timestamp>")]
+    pub finished_at: Option<String>,
+    /// Projects on the node when the drain began.
+    pub total: usize,
+    /// The project being moved now.
+    pub current: Option<Uuid>,
+    pub moved: Vec<DrainMovedDto>,
+    pub failed: Vec<DrainFailedDto>,
+}
+
+impl From<&crate::service::volumes::DrainProgress> for DrainDto {
+    fn from(d: &crate::service::volumes::DrainProgress) -> Self {
+        DrainDto {
+            node: d.node.clone(),
+            started_at: rfc3339(d.started_at),
+            finished_at: d.finished_at.map(rfc3339),
+            total: d.total,
+            current: d.current,
+            moved: d
+                .moved
+                .iter()
+                .map(|(p, to, s)| DrainMovedDto {
+                    project_id: *p,
+                    to: to.clone(),
+                    seconds: (s * 1000.0).round() / 1000.0,
+                })
+                .collect(),
+            failed: d
+                .failed
+                .iter()
+                .map(|(p, e)| DrainFailedDto {
+                    project_id: *p,
+                    error: e.clone(),
+                })
+                .collect(),
+        }
+    }
+}
