@@ -1205,3 +1205,178 @@ async fn draining_a_node_moves_its_projects_one_by_one_and_leaves_it_cordoned() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_on_a_lost_node_is_recovered_onto_another_from_its_backup_by_an_admin() {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let env = TestEnv::with(|c| {
+        c.nodes.heartbeat_s = 1;
+        c.nodes.heartbeat_timeout_s = 1;
+        c.cleanup.container_grace_min = 0;
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    let (a, b) = (found[0].0.clone(), found[1].0.clone());
+    patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    patch(&env, &admin, &b, json!({ "cordoned": true })).await;
+    let (s, v) = env
+        .post(
+            "/api/projects",
+            &admin,
+            json!({ "name": "lost", "workspaceType": "box" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["node"], a.as_str(), "{v}");
+    let pid = v["data"]["id"].as_str().unwrap().to_string();
+    let old_volume = v["data"]["volumeName"].as_str().unwrap().to_string();
+    patch(&env, &admin, &b, json!({ "cordoned": false })).await;
+    let (_, v) = env
+        .post(
+            "/api/workspaces",
+            &admin,
+            json!({ "name": "l", "type": "box", "projectId": pid }),
+        )
+        .await;
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    env.start(&admin, &id).await;
+    let cname = format!("berth-ws-{id}");
+    docker_on(
+        &a,
+        &["exec", &cname, "sh", "-c", "echo saved > /workspace/before"],
+    );
+    // Nothing to recover from yet.
+    let recover = |to: &str| json!({ "node": to });
+    let (s, v) = env
+        .post(&format!("/api/projects/{pid}/recover"), &admin, recover(&b))
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "no complete backup");
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/backup"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let bid = v["data"]["id"].as_str().unwrap().to_string();
+    docker_on(
+        &a,
+        &["exec", &cname, "sh", "-c", "echo lost > /workspace/after"],
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // n1 is lost.
+    let heartbeat = env
+        .berth
+        .nodes()
+        .spawn_heartbeat(tokio_util::sync::CancellationToken::new());
+    let dockerd = dockerd_pid(&a);
+    signal("-STOP", &dockerd);
+    let resume = Resume(dockerd);
+    env.wait_for(
+        &admin,
+        &format!("/api/nodes/{a}"),
+        "n1 unreachable",
+        15,
+        |n| n["state"] == "unreachable",
+    )
+    .await;
+    let (s, v) = env
+        .post(&format!("/api/projects/{pid}/recover"), &admin, recover(&a))
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "restore a backup instead");
+    let member = env.member().await;
+    let (s, _) = env
+        .post(
+            &format!("/api/projects/{pid}/recover"),
+            &member,
+            recover(&b),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = env
+        .post(&format!("/api/projects/{pid}/recover"), &admin, recover(&b))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = &v["data"];
+    assert_eq!(r["from"], a.as_str(), "{v}");
+    assert_eq!(r["to"], b.as_str(), "{v}");
+    assert_eq!(r["backupId"], bid.as_str(), "{v}");
+    assert!(r["backupAgeSeconds"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(r["fetchedFromRemote"], false, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("old"),
+        "the answer says how old the data is: {v}"
+    );
+    // The workspace switched too, stopped; it starts on n2 with the
+    // backup's files (and not what was written after it).
+    let (_, w) = env.get(&format!("/api/workspaces/{id}"), &admin).await;
+    assert_eq!(w["data"]["node"], b.as_str(), "{w}");
+    assert_eq!(w["data"]["status"], "stopped", "{w}");
+    env.start(&admin, &id).await;
+    assert_eq!(
+        docker_on(&b, &["exec", &cname, "cat", "/workspace/before"]),
+        "saved\n"
+    );
+    let ls = docker_on(&b, &["exec", &cname, "ls", "/workspace"]);
+    assert!(!ls.contains("after"), "{ls}");
+
+    // n1 returns: its old container of the workspace is an orphan there now.
+    drop(resume);
+    env.wait_for(&admin, &format!("/api/nodes/{a}"), "n1 back", 15, |n| {
+        n["state"] == "ready"
+    })
+    .await;
+    heartbeat.abort();
+    let on_a = || docker_on(&a, &["ps", "-aq", "--filter", &format!("name={cname}")]);
+    assert!(
+        !on_a().trim().is_empty(),
+        "the old container is still on n1"
+    );
+    let (s, v) = env
+        .call(
+            Method::POST,
+            "/api/jobs/orphaned-containers/run",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(on_a().trim().is_empty(), "orphan left on n1: {v}");
+    // The workspace on n2 was not touched.
+    let (_, st) = env
+        .get(&format!("/api/workspaces/{id}/status"), &admin)
+        .await;
+    assert_eq!(st["data"]["status"], "running", "{st}");
+
+    env.call(
+        Method::POST,
+        &format!("/api/workspaces/{id}/stop"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    env.call(
+        Method::DELETE,
+        &format!("/api/workspaces/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    env.call(
+        Method::DELETE,
+        &format!("/api/projects/{pid}?purge=true"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    docker_on(&a, &["volume", "rm", &old_volume]);
+}

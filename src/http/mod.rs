@@ -501,6 +501,15 @@ pub fn operations() -> Vec<Op> {
             .ok::<MovedDto>()
             .errors(&[409, 503])
             .engine(),
+        Op::post("/api/projects/{id}/recover", "recoverProject", backups::recover_project)
+            .tag("nodes")
+            .admin()
+            .summary("Recover a project onto another node from its newest complete backup (admins)")
+            .describe("For a project whose node is lost. Never done by Berth itself: what was written after that backup is lost, and the answer says how old the backup was. The archive is fetched back from remote storage when it is not on this host. The project and its workspaces (stopped) switch to the target; what is left on the old node (containers, the old volume) is cleaned up there when it returns. 409 when there is no complete backup or the target cannot take it.")
+            .json::<MoveRequest>()
+            .ok::<RecoveredDto>()
+            .errors(&[409, 503])
+            .engine(),
         Op::get("/api/workspaces/projects/{id}/volume-size", "volumeSize", backups::size)
             .tag("backups")
             .summary("The size of the project's volume")

@@ -150,11 +150,10 @@ impl Scheduler {
                 plan_inactive(&ws, &containers, now, &policy)
             }
             JobName::OrphanedContainers => {
-                let ids: HashSet<Uuid> = self
-                    .berth
-                    .store()
-                    .workspaces(None)
-                    .await?
+                // Ours are the containers of workspaces placed here: one left
+                // on a node its workspace moved or was recovered away from
+                // (its node was lost then) is an orphan here.
+                let ids: HashSet<Uuid> = on_node(self.berth.store().workspaces(None).await?)
                     .into_iter()
                     .map(|w| w.id)
                     .collect();

@@ -67,6 +67,19 @@ pub struct DrainProgress {
     pub failed: Vec<(Uuid, String)>,
 }
 
+/// What a recovery onto another node did.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub project: Project,
+    /// The node it was on (lost, or given up on).
+    pub from: String,
+    pub backup: Backup,
+    /// How old the backup was: what was written since is not in it.
+    pub backup_age_s: u64,
+    /// The backup's archive came back from remote storage.
+    pub fetched: bool,
+}
+
 /// What a restore did.
 #[derive(Debug, Clone)]
 pub struct Restored {
@@ -125,40 +138,9 @@ impl Backups {
             self.store().delete_volume_op(op.id).await?;
             return Err(e.into());
         }
-        let extracted = match self.access(&project.node, &new_volume).await {
-            Ok(Access::Host(dst)) => match self.budget(&b, Some(&dst)) {
-                Ok(budget) => {
-                    let (p, c, sum) = (path.clone(), b.compression, b.sha256.clone());
-                    let rules = backup::ReadRules {
-                        budget: budget.bytes,
-                        strip_setid: b.origin.strips_setid(),
-                    };
-                    let cfg = self.config().backups.clone();
-                    tokio::task::spawn_blocking(move || {
-                        backup::extract_archive(&p, c, sum.as_deref(), &dst, rules)
-                    })
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("archive task failed: {e}")))
-                    .and_then(|r| r.map(|_| ()).map_err(|e| budget.error(&cfg, e)))
-                }
-                Err(e) => Err(e),
-            },
-            Ok(Access::Engine(to)) => {
-                // The engine extracts as bytes arrive: check everything first.
-                match self.check_archive(&b, &path).await {
-                    Ok(_) => {
-                        let rules = backup::ReadRules {
-                            budget: self.budget(&b, None)?.bytes,
-                            strip_setid: b.origin.strips_setid(),
-                        };
-                        self.extract_via_engine(&to, &path, b.compression, &new_volume, rules)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
+        let extracted = self
+            .extract_backup(&b, &path, &project.node, &new_volume)
+            .await;
         if let Err(e) = extracted {
             let _ = engine.remove_volume(&new_volume).await;
             self.store().delete_volume_op(op.id).await?;
@@ -180,6 +162,52 @@ impl Backups {
             previous_volume: project.volume_name,
             restarted: user_ids,
         })
+    }
+
+    /// Extracts a complete backup's archive (here at `path`) into the new,
+    /// empty `volume` on `node`, checking every entry and the checksum.
+    async fn extract_backup(
+        &self,
+        b: &Backup,
+        path: &Path,
+        node: &str,
+        volume: &str,
+    ) -> Result<()> {
+        let path = path.to_path_buf();
+        match self.access(node, volume).await {
+            Ok(Access::Host(dst)) => match self.budget(b, Some(&dst)) {
+                Ok(budget) => {
+                    let (p, c, sum) = (path.clone(), b.compression, b.sha256.clone());
+                    let rules = backup::ReadRules {
+                        budget: budget.bytes,
+                        strip_setid: b.origin.strips_setid(),
+                    };
+                    let cfg = self.config().backups.clone();
+                    tokio::task::spawn_blocking(move || {
+                        backup::extract_archive(&p, c, sum.as_deref(), &dst, rules)
+                    })
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("archive task failed: {e}")))
+                    .and_then(|r| r.map(|_| ()).map_err(|e| budget.error(&cfg, e)))
+                }
+                Err(e) => Err(e),
+            },
+            Ok(Access::Engine(to)) => {
+                // The engine extracts as bytes arrive: check everything first.
+                match self.check_archive(b, &path).await {
+                    Ok(_) => {
+                        let rules = backup::ReadRules {
+                            budget: self.budget(b, None)?.bytes,
+                            strip_setid: b.origin.strips_setid(),
+                        };
+                        self.extract_via_engine(&to, &path, b.compression, volume, rules)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Points a project at another volume: containers that mount the old
@@ -538,6 +566,128 @@ impl Backups {
             digest,
             restarted,
             seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Recovers a project onto the node `to` from its newest complete
+    /// backup (admins): for a project whose node is lost. An explicit
+    /// operator action, never done by itself: the data written since that
+    /// backup is lost, and the answer says how old it was. The archive is
+    /// fetched back from remote storage when it is not here. Its
+    /// workspaces switch to `to` (stopped; their containers on the lost
+    /// node are left for that node's cleanup when it returns, as is its
+    /// old volume, kept for the retention period).
+    pub async fn recover_project(
+        &self,
+        user: &User,
+        project_id: Uuid,
+        to: &str,
+    ) -> Result<Recovered> {
+        if !user.is_admin() {
+            return Err(ServiceError::Forbidden(
+                "only an admin may recover a project onto another node".into(),
+            ));
+        }
+        let project = self.berth().project(user, project_id).await?;
+        self.berth().nodes().get(to).await?;
+        if project.node == to {
+            return Err(ServiceError::Conflict(format!(
+                "project {} is on node {to} already; restore a backup instead (POST /api/workspaces/projects/{}/restore)",
+                project.id, project.id
+            )));
+        }
+        let plan = self
+            .berth()
+            .plan(
+                project.workspace_type.as_deref(),
+                Some(to.to_string()),
+                Default::default(),
+            )
+            .await;
+        if let Err(ServiceError::Conflict(m)) = plan {
+            let why = m
+                .split("; ")
+                .find_map(|part| {
+                    part.split_once(&format!("{to}: "))
+                        .map(|(_, w)| w.to_string())
+                })
+                .unwrap_or(m);
+            return Err(ServiceError::Conflict(format!(
+                "node {to} cannot take project {}: {why}",
+                project.id
+            )));
+        }
+        plan?;
+        let _guard = self.berth().lock_workspace(project.id).await;
+        let b = self
+            .store()
+            .backups_of(project.id)
+            .await?
+            .into_iter()
+            .find(|b| {
+                b.state == crate::domain::backups::BackupState::Complete && b.sha256.is_some()
+            })
+            .ok_or_else(|| {
+                ServiceError::Conflict(format!(
+                    "project {} has no complete backup to recover from",
+                    project.id
+                ))
+            })?;
+        let path = self.backup_path(&b)?;
+        let fetched = !path.exists();
+        self.ensure_local(&b, &path).await?;
+        let target = self.engine_on(to).await?;
+        let short = Uuid::new_v4().simple().to_string();
+        let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
+        let op = VolumeOp {
+            id: Uuid::new_v4(),
+            kind: "recover".into(),
+            project_id: project.id,
+            volume: new_volume.clone(),
+            node: to.to_string(),
+            new_project: false,
+            started_at: now_millis(),
+        };
+        self.store().insert_volume_op(&op).await?;
+        let mut labels = self.berth().base_labels();
+        labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
+        let extracted = match target.create_volume(&new_volume, labels).await {
+            Ok(()) => self.extract_backup(&b, &path, to, &new_volume).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = extracted {
+            let _ = target.remove_volume(&new_volume).await;
+            self.store().delete_volume_op(op.id).await?;
+            return Err(e);
+        }
+        self.store()
+            .set_project_node_volume(project.id, to, &new_volume, now_millis())
+            .await?;
+        self.store().delete_volume_op(op.id).await?;
+        for ws in self.store().workspaces_on_project(project.id).await? {
+            let _wg = self.berth().lock_workspace(ws.id).await;
+            let Some(ws) = self.store().workspace(ws.id).await? else {
+                continue;
+            };
+            let mut ws = crate::domain::transition::transition(
+                &ws,
+                crate::domain::transition::Transition::ContainerRemoved,
+                now_millis(),
+            );
+            ws.node = to.to_string();
+            self.store().save_workspace(&ws).await?;
+        }
+        let recovered = self.store().project(project.id).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!("project {} was deleted meanwhile", project.id))
+        })?;
+        let age_ms = now_millis().saturating_sub(b.completed_at.unwrap_or(b.created_at));
+        tracing::warn!(project = %project.id, from = %project.node, %to, backup = %b.id, age_s = age_ms / 1000, "recovered a project from its backup onto another node");
+        Ok(Recovered {
+            project: recovered,
+            from: project.node,
+            backup_age_s: u64::try_from(age_ms / 1000).unwrap_or(0),
+            backup: b,
+            fetched,
         })
     }
 

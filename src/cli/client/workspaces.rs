@@ -19,6 +19,14 @@ pub enum ProjectCmd {
         #[arg(long)]
         purge: bool,
     },
+    /// Recover a project whose node is lost onto another node, from its
+    /// newest complete backup (admins; what was written since is lost).
+    Recover {
+        id: uuid::Uuid,
+        /// The node to recover it onto.
+        #[arg(long)]
+        to: String,
+    },
     /// Move a project (its volume and workspaces) to another node (admins).
     Move {
         id: uuid::Uuid,
@@ -174,6 +182,26 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
                 .await?;
             c.show(&v, |_: &wire::ProjectDeletedDto| {
                 eprintln!("deleted project {id}")
+            })?;
+        }
+        ProjectCmd::Recover { id, to } => {
+            let v = c
+                .post(
+                    &format!("/api/projects/{id}/recover"),
+                    wire::MoveRequest { node: to },
+                )
+                .await?;
+            c.show(&v, |r: &wire::RecoveredDto| {
+                println!("{}", r.project.volume_name);
+                eprintln!(
+                    "recovered project {id} onto {} from backup {} made {} ({} s ago{}): what was written on {} after it is lost",
+                    r.to,
+                    r.backup_id,
+                    r.backup_created_at,
+                    r.backup_age_seconds,
+                    if r.fetched_from_remote { ", fetched from remote storage" } else { "" },
+                    r.from
+                );
             })?;
         }
         ProjectCmd::Move { id, to } => {

@@ -245,6 +245,46 @@ pub async fn move_project(
     ))
 }
 
+/// `POST /api/projects/:id/recover` (admins).
+pub async fn recover_project(
+    State(backups): State<Backups>,
+    caller: Caller,
+    IdPath(project_id): IdPath,
+    ApiJson(req): ApiJson<MoveRequest>,
+) -> ApiResult<Response> {
+    let r = backups
+        .recover_project(&caller.user, project_id, req.node.trim())
+        .await?;
+    let age = r.backup_age_s;
+    let to = r.project.node.clone();
+    Ok(ok_with(
+        RecoveredDto {
+            project: ProjectDto::from(&r.project),
+            from: r.from.clone(),
+            to: to.clone(),
+            backup_id: r.backup.id,
+            backup_created_at: crate::domain::rfc3339(r.backup.created_at),
+            backup_age_seconds: age,
+            fetched_from_remote: r.fetched,
+        },
+        format!(
+            "recovered onto {to} from a backup {} old: what was written on {} after it is not there",
+            human_age(age),
+            r.from
+        ),
+    ))
+}
+
+/// "3 h 12 min", "45 s".
+fn human_age(s: u64) -> String {
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} days {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 pub async fn size(
     State(backups): State<Backups>,
     caller: Caller,

@@ -142,6 +142,25 @@ pub struct MovedDto {
     pub seconds: f64,
 }
 
+/// `POST /api/projects/:id/recover`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveredDto {
+    /// The project as it is now: on the target node, on a volume restored
+    /// from the backup.
+    pub project: ProjectDto,
+    /// The node it was on.
+    pub from: String,
+    pub to: String,
+    pub backup_id: Uuid,
+    #[schemars(with = "Timestamp")]
+    pub backup_created_at: String,
+    /// How old the backup is: what was written after it is lost.
+    pub backup_age_seconds: u64,
+    /// The archive was fetched back from remote storage.
+    pub fetched_from_remote: bool,
+}
+
 /// `POST /api/workspaces/projects/:projectId/clone`.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
