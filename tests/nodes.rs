@@ -339,6 +339,11 @@ async fn adding_a_node_says_what_to_fix() {
     assert_error(s, &v, StatusCode::CONFLICT, "exists");
 }
 
+/// The namespace engines are shared by this file's tests, and some stop
+/// one (SIGSTOP) or count on what the planner sees there: one such test
+/// at a time.
+static NAMESPACE_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The engines `scripts/with-nodes` made: name, endpoint, address.
 fn namespace_nodes() -> Vec<(String, String, String)> {
     let pairs = |var: &str| -> Vec<(String, String)> {
@@ -375,6 +380,7 @@ async fn engines_in_network_namespaces_answer_over_tcp_and_tls() {
         eprintln!("no extra engines: run under scripts/with-nodes for the TCP and TLS nodes");
         return;
     }
+    let _serial = NAMESPACE_NODES.lock().await;
     let tls_dir = std::path::PathBuf::from(std::env::var("BERTH_TEST_NODE_TLS").unwrap());
     let read = |f: &str| std::fs::read_to_string(tls_dir.join(f)).unwrap();
     let env = TestEnv::new().await;
@@ -564,6 +570,7 @@ async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() 
         );
         return;
     }
+    let _serial = NAMESPACE_NODES.lock().await;
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let found = add_namespace_nodes(&env, &admin).await;
@@ -769,6 +776,7 @@ async fn a_node_that_stops_answering_is_reported_the_others_keep_working_and_it_
         );
         return;
     }
+    let _serial = NAMESPACE_NODES.lock().await;
     let env = TestEnv::with(|c| {
         c.nodes.heartbeat_s = 1;
         c.nodes.heartbeat_timeout_s = 1;
@@ -944,6 +952,7 @@ async fn a_project_moves_to_another_node_with_its_files_and_its_running_workspac
         );
         return;
     }
+    let _serial = NAMESPACE_NODES.lock().await;
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let found = add_namespace_nodes(&env, &admin).await;
@@ -1097,12 +1106,17 @@ async fn draining_a_node_moves_its_projects_one_by_one_and_leaves_it_cordoned() 
         );
         return;
     }
+    let _serial = NAMESPACE_NODES.lock().await;
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let found = add_namespace_nodes(&env, &admin).await;
     let (a, b) = (found[0].0.clone(), found[1].0.clone());
     patch(&env, &admin, "local", json!({ "cordoned": true })).await;
     patch(&env, &admin, &b, json!({ "cordoned": true })).await;
+    // Any other node takes nothing: the drain has one place to go.
+    for (other, _, _) in &found[2..] {
+        patch(&env, &admin, other, json!({ "cordoned": true })).await;
+    }
     // Three projects on a, one with a running workspace.
     let mut pids = Vec::new();
     for i in 0..3 {
@@ -1215,6 +1229,7 @@ async fn a_project_on_a_lost_node_is_recovered_onto_another_from_its_backup_by_a
         );
         return;
     }
+    let _serial = NAMESPACE_NODES.lock().await;
     let env = TestEnv::with(|c| {
         c.nodes.heartbeat_s = 1;
         c.nodes.heartbeat_timeout_s = 1;
@@ -1379,4 +1394,133 @@ async fn a_project_on_a_lost_node_is_recovered_onto_another_from_its_backup_by_a
     )
     .await;
     docker_on(&a, &["volume", "rm", &old_volume]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_by_reservation_fills_the_nodes_in_the_planned_order_then_says_why_not() {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let _serial = NAMESPACE_NODES.lock().await;
+    // Every engine here reports this host's memory: a type reserving a
+    // little under half of it fits twice on each node.
+    let total_mb = (docker_info("MemTotal") / (1024 * 1024)) as u64;
+    let half = total_mb / 2 - 64;
+    let env = TestEnv::with(|c| {
+        c.nodes.placement = "pack".into();
+        let mut big = common::box_type();
+        big.resources.memory_mb = half;
+        big.resources.memory_swap_mb = None;
+        big.resources.memory_reservation_mb = Some(half);
+        big.resources.cpus = 0.1;
+        c.types.insert("big".into(), big);
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    // Pack: a node fills before the next one is used; the names break ties.
+    let mut want: Vec<String> = Vec::new();
+    for (name, _, _) in &found {
+        want.push(name.clone());
+        want.push(name.clone());
+    }
+    let mut placed = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..want.len() {
+        let (s, v) = env
+            .post(
+                "/api/projects",
+                &admin,
+                json!({ "name": format!("big{i}"), "workspaceType": "big" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{i}: {v}");
+        placed.push(v["data"]["node"].as_str().unwrap().to_string());
+        let pid = v["data"]["id"].as_str().unwrap().to_string();
+        let (s, v) = env
+            .post(
+                "/api/workspaces",
+                &admin,
+                json!({ "name": format!("b{i}"), "type": "big", "projectId": pid }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["data"]["id"].as_str().unwrap().to_string();
+        env.start(&admin, &id).await;
+        ids.push((id, pid));
+    }
+    assert_eq!(placed, want);
+    let n = node(&env, &admin, &found[0].0).await;
+    assert_eq!(n["allocated"]["memoryMb"], 2 * half, "{n}");
+    // Full: refused, with each node's reason (and this host's: cordoned).
+    let (s, v) = env
+        .post(
+            "/api/projects",
+            &admin,
+            json!({ "name": "one-too-many", "workspaceType": "big" }),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "local: cordoned");
+    let msg = v["error"]["message"].as_str().unwrap();
+    for (name, _, _) in &found {
+        assert!(
+            msg.contains(&format!("{name}: ")) && msg.contains(&format!("needs {half} MB")),
+            "{msg}"
+        );
+    }
+    // A stopped workspace reserves nothing: its node takes one again.
+    let (id, _) = &ids[0];
+    env.call(
+        Method::POST,
+        &format!("/api/workspaces/{id}/stop"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let (s, v) = env
+        .post(
+            "/api/projects",
+            &admin,
+            json!({ "name": "fits-again", "workspaceType": "big" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["node"], found[0].0.as_str(), "{v}");
+    let last = v["data"]["id"].as_str().unwrap().to_string();
+
+    for (id, pid) in &ids {
+        env.call(
+            Method::POST,
+            &format!("/api/workspaces/{id}/stop"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        env.call(
+            Method::DELETE,
+            &format!("/api/workspaces/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        env.call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    }
+    env.call(
+        Method::DELETE,
+        &format!("/api/projects/{last}?purge=true"),
+        Some(&admin),
+        None,
+    )
+    .await;
 }
