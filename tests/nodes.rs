@@ -574,6 +574,26 @@ async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() 
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let found = add_namespace_nodes(&env, &admin).await;
+    // The types say where their image is.
+    let (_, types) = env.get("/api/workspaces/types", &admin).await;
+    let boxed = types["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "box")
+        .unwrap()
+        .clone();
+    for (name, _, _) in &found {
+        assert_eq!(boxed["nodes"][name], true, "{boxed}");
+    }
+    let missing = types["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == common::MISSING_TYPE)
+        .unwrap()
+        .clone();
+    assert_eq!(missing["nodes"][&found[0].0], false, "{missing}");
     // Nothing new on this host: the project goes to a namespace node (the
     // first by name, all being empty and alike).
     let (s, v) = patch(&env, &admin, "local", json!({ "cordoned": true })).await;

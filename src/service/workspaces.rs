@@ -45,8 +45,11 @@ pub struct UpdateWorkspace {
 pub struct TypeInfo {
     pub name: String,
     pub config: WorkspaceType,
+    /// On the local node (asked now).
     pub available: bool,
     pub reason: Option<String>,
+    /// Per node: whether its engine had the image at the last heartbeat.
+    pub nodes: BTreeMap<String, bool>,
 }
 
 /// `GET /api/workspaces/stats`.
@@ -114,6 +117,7 @@ impl Berth {
     }
 
     pub async fn types(&self) -> Result<Vec<TypeInfo>> {
+        let views = self.nodes().list().await?;
         let mut out = Vec::new();
         for (name, t) in &self.config().types {
             let (available, reason) = self.availability(t).await?;
@@ -122,6 +126,7 @@ impl Berth {
                 config: t.clone(),
                 available,
                 reason,
+                nodes: per_node(&views, name),
             });
         }
         Ok(out)
@@ -133,11 +138,13 @@ impl Berth {
                 ServiceError::NotFound(format!("workspace type {name:?} not found"))
             })?;
         let (available, reason) = self.availability(t).await?;
+        let views = self.nodes().list().await?;
         Ok(TypeInfo {
             name: name.to_string(),
             config: t.clone(),
             available,
             reason,
+            nodes: per_node(&views, name),
         })
     }
 
@@ -563,4 +570,17 @@ impl Berth {
             .await?;
         self.project(user, project_id).await
     }
+}
+
+/// Whether each node had a type's image at its last heartbeat.
+fn per_node(views: &[super::NodeView], type_name: &str) -> BTreeMap<String, bool> {
+    views
+        .iter()
+        .map(|v| {
+            (
+                v.row.name.clone(),
+                v.types.get(type_name).copied().unwrap_or(false),
+            )
+        })
+        .collect()
 }

@@ -153,8 +153,12 @@ pub struct TypeDto {
     pub port: u16,
     pub resource_limits: LimitsDto,
     pub health_check: Option<HealthCheckDto>,
+    /// On the local node (asked now).
     pub available: bool,
     pub unavailable_reason: Option<String>,
+    /// Per node: whether its engine had the image at the last heartbeat
+    /// (a node without it pulls it at a start when `images.pull_on_start`).
+    pub nodes: std::collections::BTreeMap<String, bool>,
 }
 
 impl From<&TypeInfo> for TypeDto {
@@ -168,6 +172,7 @@ impl From<&TypeInfo> for TypeDto {
             health_check: t.config.health_check.as_ref().map(Into::into),
             available: t.available,
             unavailable_reason: t.reason.clone(),
+            nodes: t.nodes.clone(),
         }
     }
 }
