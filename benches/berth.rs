@@ -59,7 +59,7 @@ impl Opts {
                 // cargo bench passes --bench; nothing else is expected.
                 "--bench" => {}
                 other => panic!(
-                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint, --data DIR"
+                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint,placement,move, --data DIR"
                 ),
             }
         }
@@ -272,6 +272,19 @@ fn targets() -> Vec<Target> {
         abs("idle RSS < 30 MB", "footprint idle", "berth RSS", |v| {
             v < 30.0
         }),
+        abs(
+            "placement of 10,000 on 100 nodes < 1 s",
+            "placement 10k on 100 nodes",
+            "berth spread",
+            |v| v < 1.0,
+        ),
+        within(
+            "move: berth / raw archive pipe ≤ 3 (berth also reads both copies back)",
+            "move a project",
+            "berth move (copy + both digests)",
+            "raw pipe (docker cp | docker cp)",
+            3.0,
+        ),
     ]
 }
 
@@ -536,7 +549,7 @@ retries = 3
         let cfg = dir.path().join("berth.toml");
         std::fs::write(&cfg, config).unwrap();
         let bin = env!("CARGO_BIN_EXE_berth");
-        let mut add = Command::new(bin)
+        let mut add = berth_command(bin)
             .args([
                 "--config",
                 cfg.to_str().unwrap(),
@@ -558,7 +571,7 @@ retries = 3
                 .unwrap();
         }
         assert!(add.wait().unwrap().success(), "berth user add failed");
-        let token = Command::new(bin)
+        let token = berth_command(bin)
             .args([
                 "--config",
                 cfg.to_str().unwrap(),
@@ -570,7 +583,7 @@ retries = 3
             .unwrap();
         assert!(token.status.success(), "berth token create failed");
         let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
-        let child = Command::new(bin)
+        let child = berth_command(bin)
             .args(["--config", cfg.to_str().unwrap(), "serve"])
             .env("BERTH_LOG", "warn")
             .stdout(Stdio::null())
@@ -694,6 +707,218 @@ fn remove_volume(v: &str) {
 }
 
 // ---------------------------------------------------------------- sections
+
+/// The placement planner alone: 10,000 workspaces placed one after the
+/// other on 100 generated nodes (each placement sees the allocation the
+/// ones before it made), with both strategies.
+async fn placement(opts: &Opts, results: &mut Results) {
+    use berth::domain::placement::{
+        place, Demand, NodeCondition, NodeSeen, PlacementRequest, Strategy,
+    };
+    eprintln!("== placement: 10,000 workspaces over 100 nodes");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let base: Vec<NodeSeen> = (0..100)
+        .map(|i| NodeSeen {
+            name: format!("node-{i:03}"),
+            condition: if i % 17 == 0 {
+                NodeCondition::Cordoned
+            } else {
+                NodeCondition::Ready
+            },
+            labels: BTreeMap::from([(
+                "disk".to_string(),
+                if i % 3 == 0 { "ssd" } else { "hdd" }.to_string(),
+            )]),
+            images: ["code:1".to_string()].into(),
+            cpus: 128.0,
+            memory_mb: 262_144,
+            allocated: Demand::default(),
+        })
+        .collect();
+    let demands: Vec<Demand> = (0..10_000)
+        .map(|_| Demand {
+            cpus: [0.25, 0.5, 1.0, 2.0][rng.gen_range(0..4)],
+            memory_mb: [256, 512, 1024, 2048][rng.gen_range(0..4)],
+        })
+        .collect();
+    for (strategy, subject) in [
+        (Strategy::Spread, "berth spread"),
+        (Strategy::Pack, "berth pack"),
+    ] {
+        let mut samples = Vec::new();
+        for _ in 0..opts.runs.max(1) {
+            let mut nodes = base.clone();
+            let t = Instant::now();
+            let mut placed = 0;
+            for d in &demands {
+                let req = PlacementRequest {
+                    image: "code:1".into(),
+                    demand: *d,
+                    node_labels: BTreeMap::new(),
+                    pinned: None,
+                    can_pull: false,
+                };
+                if let Ok(n) = place(&nodes, &req, strategy) {
+                    let name = n.name.clone();
+                    let n = nodes.iter_mut().find(|n| n.name == name).unwrap();
+                    n.allocated = n.allocated + *d;
+                    placed += 1;
+                }
+            }
+            samples.push(t.elapsed().as_secs_f64());
+            assert!(placed > 9_000, "only {placed} of 10,000 placed");
+        }
+        results.add("placement", "placement 10k on 100 nodes", subject, samples);
+    }
+}
+
+/// The berth binary, without what `scripts/with-nodes` exports for the
+/// benchmark itself (Berth reads `BERTH_*` variables as its settings and
+/// refuses unknown ones).
+fn berth_command(bin: &str) -> Command {
+    let mut c = Command::new(bin);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BERTH_TEST_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// The nodes `scripts/with-nodes` made: (name, endpoint, address, socket).
+fn bench_nodes() -> Vec<(String, String, String, String)> {
+    let pairs = |var: &str| -> BTreeMap<String, String> {
+        std::env::var(var)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (addrs, socks) = (
+        pairs("BERTH_TEST_NODE_ADDRS"),
+        pairs("BERTH_TEST_NODE_SOCKS"),
+    );
+    pairs("BERTH_TEST_NODES")
+        .into_iter()
+        .filter(|(_, e)| e.ends_with(":2375"))
+        .map(|(n, e)| {
+            let a = addrs[&n].clone();
+            let s = socks[&n].clone();
+            (n, e, a, s)
+        })
+        .collect()
+}
+
+/// A project's move between two plain-TCP namespace engines, against the
+/// raw pipe between their archive APIs (`docker cp` out of a helper on one
+/// into a helper on the other) for the same volume. Needs
+/// `scripts/with-nodes 3` (skipped otherwise).
+async fn moves(server: &Server, opts: &Opts, results: &mut Results) {
+    let nodes = bench_nodes();
+    if nodes.len() < 2 {
+        eprintln!("== move: skipped (run under scripts/with-nodes 3 for two plain engines)");
+        return;
+    }
+    eprintln!("== move: a project between two engines vs the raw archive pipe");
+    let (a, b) = (&nodes[0], &nodes[1]);
+    for (name, endpoint, addr, sock) in [a, b] {
+        sh(&format!(
+            "docker save {IMAGE} | docker -H {sock} load -q >/dev/null"
+        ));
+        server
+            .post(
+                "/api/nodes",
+                json!({ "name": name, "endpoint": endpoint, "address": addr }),
+            )
+            .await;
+    }
+    server
+        .call(
+            reqwest::Method::PATCH,
+            "/api/nodes/local",
+            Some(json!({ "cordoned": true })),
+        )
+        .await;
+    for (name, _, _, _) in &nodes[2..] {
+        server
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/api/nodes/{name}"),
+                Some(json!({ "cordoned": true })),
+            )
+            .await;
+    }
+    let (pid, vol) = server.project("bench-move").await;
+    let v = server.get(&format!("/api/projects/{pid}")).await;
+    let mut here = v["data"]["node"].as_str().unwrap().to_string();
+    let sock_of = |n: &str| nodes.iter().find(|x| x.0 == n).unwrap().3.clone();
+    let (files, mb) = if opts.quick { (500, 32) } else { (5_000, 512) };
+    sh(&format!(
+        "docker -H {} run --rm -v {vol}:/w {IMAGE} sh -c 'mkdir -p /w/d && \
+         i=0; while [ $i -lt {files} ]; do echo file $i > /w/d/f$i; i=$((i+1)); done && \
+         head -c {}m /dev/urandom > /w/blob'",
+        sock_of(&here),
+        mb
+    ));
+    let mut berth = Vec::new();
+    let mut raw = Vec::new();
+    for _ in 0..opts.runs.max(1) {
+        let to = if here == a.0 {
+            b.0.clone()
+        } else {
+            a.0.clone()
+        };
+        // The raw pipe first: the project's current volume into a scratch
+        // volume on the other engine.
+        let (from_sock, to_sock) = (sock_of(&here), sock_of(&to));
+        let project = server.get(&format!("/api/projects/{pid}")).await;
+        let current = project["data"]["volumeName"].as_str().unwrap().to_string();
+        let scratch = format!(
+            "{}-raw-{}",
+            server.instance,
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        sh(&format!(
+            "docker -H {from_sock} rm -f bench-raw-src >/dev/null 2>&1; docker -H {to_sock} rm -f bench-raw-dst >/dev/null 2>&1; \
+             docker -H {from_sock} create --name bench-raw-src -v {current}:/data {IMAGE} true >/dev/null && \
+             docker -H {to_sock} volume create {scratch} >/dev/null && \
+             docker -H {to_sock} create --name bench-raw-dst -v {scratch}:/data {IMAGE} true >/dev/null"
+        ));
+        raw.push(timed(|| {
+            sh(&format!(
+                "docker -H {from_sock} cp bench-raw-src:/data - | docker -H {to_sock} cp - bench-raw-dst:/"
+            ));
+        }));
+        sh(&format!(
+            "docker -H {from_sock} rm -f bench-raw-src >/dev/null; docker -H {to_sock} rm -f bench-raw-dst >/dev/null; \
+             docker -H {to_sock} volume rm -f {scratch} >/dev/null"
+        ));
+        let (t, v) =
+            timed_async(server.post(&format!("/api/projects/{pid}/move"), json!({ "node": to })))
+                .await;
+        assert_eq!(v["data"]["to"], to.as_str(), "{v}");
+        berth.push(t);
+        // The volume it left stays for the retention period: not here.
+        let previous = v["data"]["previousVolume"].as_str().unwrap().to_string();
+        sh(&format!(
+            "docker -H {from_sock} volume rm -f {previous} >/dev/null"
+        ));
+        here = to;
+    }
+    results.add(
+        "move",
+        "move a project",
+        "berth move (copy + both digests)",
+        berth,
+    );
+    results.add(
+        "move",
+        "move a project",
+        "raw pipe (docker cp | docker cp)",
+        raw,
+    );
+}
 
 async fn volumes(server: &Server, opts: &Opts, results: &mut Results) {
     eprintln!("== volumes: backup, restore, clone, size");
@@ -1205,6 +1430,12 @@ async fn main() {
     if opts.wants("footprint") {
         grow_fleet(&server, &mut fleet, if opts.quick { 5 } else { 50 }).await;
         footprint(&server, &mut results, &fleet, idle).await;
+    }
+    if opts.wants("placement") {
+        placement(&opts, &mut results).await;
+    }
+    if opts.wants("move") {
+        moves(&server, &opts, &mut results).await;
     }
     if opts.wants("api") {
         grow_fleet(&server, &mut fleet, if opts.quick { 5 } else { 20 }).await;
