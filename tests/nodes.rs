@@ -1544,3 +1544,160 @@ async fn placement_by_reservation_fills_the_nodes_in_the_planned_order_then_says
     )
     .await;
 }
+
+/// Debian's docker-registry on the bridge address the namespace engines
+/// reach (10.231.0.1), until dropped.
+struct BridgeRegistry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for BridgeRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bridge_registry() -> BridgeRegistry {
+    let bin = ["/usr/bin/docker-registry", "/usr/bin/registry"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("Debian's docker-registry is installed (scripts/setup does it)");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("10.231.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("10.231.0.1:{port}");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr.as_str()).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registry never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    BridgeRegistry {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_types_image_pulls_it_from_the_registry_when_a_workspace_starts() {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let _serial = NAMESPACE_NODES.lock().await;
+    let found = namespace_nodes();
+    let (source, target) = (found[1].0.clone(), found[found.len() - 1].0.clone());
+    // The image goes to the registry from one node (the engines trust the
+    // bridge's registries; this host's engine does not) and exists on no
+    // other.
+    let reg = bridge_registry();
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let image = format!("{}/berth-test/pulled:{tag}", reg.addr);
+    docker_on(&source, &["tag", common::TEST_IMAGE, &image]);
+    docker_on(&source, &["push", &image]);
+    docker_on(&source, &["rmi", &image]);
+    let env = TestEnv::with(|c| {
+        let mut t = common::box_type();
+        t.image = image.clone();
+        c.types.insert("pulled".into(), t);
+        c.images.pull_on_start = true;
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    add_namespace_nodes(&env, &admin).await;
+    for n in std::iter::once("local").chain(found.iter().map(|f| f.0.as_str())) {
+        if n != target {
+            patch(&env, &admin, n, json!({ "cordoned": true })).await;
+        }
+    }
+    let (_, types) = env.get("/api/workspaces/types", &admin).await;
+    let pulled = types["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "pulled")
+        .unwrap()
+        .clone();
+    assert_eq!(pulled["nodes"][&target], false, "{pulled}");
+    // The planner may place it where the image is missing: it can be pulled.
+    let (s, v) = env
+        .post(
+            "/api/projects",
+            &admin,
+            json!({ "name": "pull", "workspaceType": "pulled" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["node"], target.as_str(), "{v}");
+    let pid = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = env
+        .post(
+            "/api/workspaces",
+            &admin,
+            json!({ "name": "p", "type": "pulled", "projectId": pid }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    env.start(&admin, &id).await;
+    env.wait_status(&admin, &id, "healthy from the pulled image", |d| {
+        d["health"]["status"] == "healthy"
+    })
+    .await;
+    // Pulled onto that node's engine, not this host's.
+    docker_on(&target, &["image", "inspect", &image]);
+    assert!(common::docker_inspect("image", &image).is_none());
+    env.berth.nodes().beat().await.unwrap();
+    assert_eq!(node(&env, &admin, &target).await["types"]["pulled"], true);
+
+    env.call(
+        Method::POST,
+        &format!("/api/workspaces/{id}/stop"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    env.call(
+        Method::DELETE,
+        &format!("/api/workspaces/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    env.call(
+        Method::DELETE,
+        &format!("/api/projects/{pid}?purge=true"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    docker_on(&target, &["rmi", "-f", &image]);
+}
