@@ -672,6 +672,19 @@ async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() 
     // this host's cgroup files.
     assert_eq!(v["data"]["source"], "engine", "{v}");
 
+    // Live limits, changed on that engine in place.
+    let (s, v) = env
+        .call(
+            Method::PATCH,
+            &format!("/api/workspaces/{id}/resources"),
+            Some(&admin),
+            Some(json!({ "cpus": 0.3, "memory": 80, "memorySwap": 160 })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mem = docker_on(&node, &["inspect", "-f", "{{.HostConfig.Memory}}", &cname]);
+    assert_eq!(mem.trim(), (80u64 << 20).to_string());
+
     // A backup through the node's archive API, and a restore of it.
     docker_on(
         &node,
@@ -712,6 +725,49 @@ async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() 
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+
+    // A clone into a project on another node: from one engine's archive
+    // API into the other's.
+    let other = found[1].0.clone();
+    patch(&env, &admin, &node, json!({ "cordoned": true })).await;
+    let (s, v) = env
+        .post("/api/projects", &admin, json!({ "name": "copy" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["node"], other.as_str(), "{v}");
+    let copy = v["data"]["id"].as_str().unwrap().to_string();
+    patch(&env, &admin, &node, json!({ "cordoned": false })).await;
+    let (s, v) = env
+        .post(
+            &format!("/api/workspaces/projects/{pid}/clone"),
+            &admin,
+            json!({ "targetProjectId": copy }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let copied = v["data"]["volumeName"].as_str().unwrap().to_string();
+    let cat = docker_on(
+        &other,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{copied}:/w"),
+            common::TEST_IMAGE,
+            "cat",
+            "/w/file",
+        ],
+    );
+    assert_eq!(cat, "kept\n");
+    let (s, v) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/projects/{copy}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
 
     // Stop, delete, purge: nothing of it is left on the node.
     let (s, v) = env
