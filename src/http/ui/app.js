@@ -394,11 +394,18 @@ function healthBadge(health) {
     ? `<span class="muted">${health === "none" ? "no check" : "–"}</span>` : badge(health);
 }
 
+/// " unreachable since …" for a workspace whose node does not answer.
+function nodeTrouble(w) {
+  return w.nodeUnreachableSince
+    ? ` <span class="badge unreachable" title="since ${h(w.nodeUnreachableSince)}">unreachable</span> <span class="muted">since ${when(w.nodeUnreachableSince)}</span>`
+    : "";
+}
+
 function wsRow(w, projectNames) {
   const running = w.status === "running" || w.status === "starting";
   return `<tr data-id="${h(w.id)}">
     <td><a href="#/ws/${h(w.id)}">${h(w.name)}</a> <span class="muted short" title="${h(w.id)}">#${h(w.id.slice(0, 8))}</span>${w.isDefault ? ` <span class="muted">(default)</span>` : ""}</td>
-    <td>${h(w.type)}</td>
+    <td>${h(w.type)}${w.node && w.node !== "local" ? ` <span class="muted">on ${h(w.node)}</span>` : ""}${nodeTrouble(w)}</td>
     <td data-cell="status">${badge(w.status)}${w.statusReason ? `<div class="muted">${h(w.statusReason)}</div>` : ""}</td>
     <td data-cell="health"><span class="muted">…</span></td>
     <td>${h(projectNames[w.currentProjectId] || "–")}</td>
@@ -447,11 +454,15 @@ main.addEventListener("click", (ev) => {
 const handlers = {};
 
 async function viewWorkspace(id) {
-  const [w, st, events] = await Promise.all([
+  const [w, events] = await Promise.all([
     api("GET", `/api/workspaces/${id}`),
-    api("GET", `/api/workspaces/${id}/status`),
     api("GET", `/api/workspaces/${id}/events?limit=20`),
   ]);
+  // Its node may not answer (503): the record is still shown, with why.
+  const st = await api("GET", `/api/workspaces/${id}/status`).catch((e) => {
+    if (!(e instanceof ApiError) || e.status !== 503) throw e;
+    return { status: w.status, statusReason: e.message, containerRunning: false, health: null };
+  });
   const l = (w.config && w.config.resourceLimits) || {};
   const running = st.containerRunning;
   main.innerHTML = `
@@ -470,6 +481,7 @@ async function viewWorkspace(id) {
       <dl><dt>CPU</dt><dd id="cpu">–</dd><dt>Memory</dt><dd id="mem">–</dd></dl>
       <dl><dt>Network rx / tx</dt><dd id="net">–</dd><dt>Processes</dt><dd id="pids">–</dd></dl>
       <dl><dt>Container</dt><dd>${h(w.containerName)}</dd><dt>Image</dt><dd>${h(w.config ? w.config.image : "–")}</dd></dl>
+      <dl><dt>Node</dt><dd id="ws-node">${h(w.node)}${nodeTrouble(w)}</dd></dl>
     </div>
     <div class="charts">
       <div class="card"><h3>CPU (% of one core)</h3><div id="chart-cpu" class="chart-box"></div></div>
