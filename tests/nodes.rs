@@ -1757,3 +1757,176 @@ async fn a_node_without_a_types_image_pulls_it_from_the_registry_when_a_workspac
     .await;
     docker_on(&target, &["rmi", "-f", &image]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_engine_stopped_and_started_again_is_reported_then_reconciled() {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return;
+    }
+    let _serial = NAMESPACE_NODES.lock().await;
+    let env = TestEnv::with(|c| {
+        c.nodes.heartbeat_s = 1;
+        c.nodes.heartbeat_timeout_s = 1;
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    let victim = found[found.len() - 1].0.clone();
+    let other = found[1].0.clone();
+    patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    let heartbeat = env
+        .berth
+        .nodes()
+        .spawn_heartbeat(tokio_util::sync::CancellationToken::new());
+    // One workspace on the victim, one on another node.
+    let mut ids = Vec::new();
+    for n in [&victim, &other] {
+        for (name, _, _) in &found {
+            let c = name != n;
+            patch(&env, &admin, name, json!({ "cordoned": c })).await;
+        }
+        let (s, v) = env
+            .post(
+                "/api/projects",
+                &admin,
+                json!({ "name": format!("on-{n}"), "workspaceType": "box" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["data"]["node"], n.as_str(), "{v}");
+        let pid = v["data"]["id"].as_str().unwrap().to_string();
+        let (_, v) = env
+            .post(
+                "/api/workspaces",
+                &admin,
+                json!({ "name": "k", "type": "box", "projectId": pid }),
+            )
+            .await;
+        let id = v["data"]["id"].as_str().unwrap().to_string();
+        env.start(&admin, &id).await;
+        ids.push(id);
+    }
+    let (lost, kept) = (ids[0].clone(), ids[1].clone());
+    let cname = format!("berth-ws-{lost}");
+
+    // The victim's dockerd is stopped (it stops its containers as it goes).
+    let pidfile = std::env::var("BERTH_TEST_NODE_PIDS")
+        .unwrap()
+        .split(',')
+        .find_map(|p| p.strip_prefix(&format!("{victim}=")).map(str::to_string))
+        .unwrap();
+    let dockerd = dockerd_pid(&victim);
+    signal("-TERM", &dockerd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = env.get(&format!("/api/workspaces/{lost}"), &admin).await;
+        if v["data"]["nodeUnreachableSince"].is_string() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{victim} not reported unreachable: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, v) = env
+        .get(&format!("/api/workspaces/{lost}/status"), &admin)
+        .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("node {victim} is unreachable since"),
+    );
+    let (s, v) = env
+        .get(&format!("/api/workspaces/{kept}/status"), &admin)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["status"], "running", "{v}");
+    // Gone for good before it is started again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::process::Command::new("kill")
+        .args(["-0", &dockerd])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(std::time::Instant::now() < deadline, "dockerd did not stop");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Started again: Berth sees the workspace's container down (the engine
+    // stopped it) and recovery starts it, without anyone asking.
+    let start = std::path::Path::new(&pidfile).with_file_name("start");
+    // -f: setsid forks and returns, the engine runs on in its own session.
+    let st = std::process::Command::new("setsid")
+        .arg("-f")
+        .arg(&start)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "starting {victim}'s engine again");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, v) = env.get(&format!("/api/workspaces/{lost}"), &admin).await;
+        let running = std::process::Command::new("docker")
+            .args([
+                "-H",
+                &sock_of(&victim),
+                "inspect",
+                "-f",
+                "{{.State.Running}}",
+                &cname,
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+            .unwrap_or(false);
+        if v["data"]["nodeUnreachableSince"].is_null()
+            && v["data"]["status"] == "running"
+            && running
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reconciled after {victim} came back: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, v) = env
+        .get(&format!("/api/workspaces/{lost}/events"), &admin)
+        .await;
+    assert!(v.to_string().contains("recovery_restart"), "{v}");
+    heartbeat.abort();
+    for id in &ids {
+        env.call(
+            Method::POST,
+            &format!("/api/workspaces/{id}/stop"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        env.call(
+            Method::DELETE,
+            &format!("/api/workspaces/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    }
+}
+
+fn sock_of(node: &str) -> String {
+    std::env::var("BERTH_TEST_NODE_SOCKS")
+        .unwrap()
+        .split(',')
+        .find_map(|p| p.strip_prefix(&format!("{node}=")).map(str::to_string))
+        .unwrap()
+}
