@@ -1930,3 +1930,74 @@ fn sock_of(node: &str) -> String {
         .find_map(|p| p.strip_prefix(&format!("{node}=")).map(str::to_string))
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_moves_between_two_nodes_behind_sockets_and_back() {
+    // Two "nodes" that are this machine's engine behind two sockets: the
+    // move runs its whole path (helpers, copy, digests, switch) without
+    // root; a volume's data is checked on this host.
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let sock = env.dir.path().join("engine-m.sock");
+    let _forwarder = forward_engine(&sock);
+    let (s, v) = env
+        .post(
+            "/api/nodes",
+            &admin,
+            json!({ "name": "m", "endpoint": format!("unix://{}", sock.display()) }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    patch(&env, &admin, "m", json!({ "cordoned": true })).await;
+    let pid = env.project(&admin, "moving").await;
+    let (_, p) = env.get(&format!("/api/projects/{pid}"), &admin).await;
+    assert_eq!(p["data"]["node"], "local", "{p}");
+    let vol = p["data"]["volumeName"].as_str().unwrap().to_string();
+    let mp = common::docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &vol]);
+    std::fs::write(Path::new(mp.trim()).join("note.txt"), "moved with me\n").unwrap();
+
+    // Cordoned: refused with the reason; then moved, and back.
+    let (s, v) = env
+        .post(
+            &format!("/api/projects/{pid}/move"),
+            &admin,
+            json!({ "node": "m" }),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "node m cannot take project");
+    patch(&env, &admin, "m", json!({ "cordoned": false })).await;
+    let mut volumes = vec![vol.clone()];
+    for to in ["m", "local"] {
+        let (s, v) = env
+            .post(
+                &format!("/api/projects/{pid}/move"),
+                &admin,
+                json!({ "node": to }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["data"]["to"], to, "{v}");
+        let now = v["data"]["volumeName"].as_str().unwrap().to_string();
+        let mp = common::docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &now]);
+        assert_eq!(
+            std::fs::read_to_string(Path::new(mp.trim()).join("note.txt")).unwrap(),
+            "moved with me\n"
+        );
+        volumes.push(now);
+    }
+    let (_, p) = env.get(&format!("/api/projects/{pid}"), &admin).await;
+    assert_eq!(p["data"]["node"], "local", "{p}");
+    let (s, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    // The volumes the moves left behind (kept for the retention period).
+    for v in &volumes[..volumes.len() - 1] {
+        common::docker(&["volume", "rm", v]);
+    }
+}
