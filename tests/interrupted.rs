@@ -1,5 +1,6 @@
 //! The real `berth` binary stopped in the middle of things: killed with
-//! SIGKILL during a clone (into an existing project and into a new one),
+//! SIGKILL during a clone (into an existing project and into a new one)
+//! and during a project's move to another node,
 //! then started again — the target is exactly as it was, no project
 //! appears, and no partial volume stays; and stopped with SIGTERM while
 //! log and stats streams are open — they end with `event: end` and the
@@ -100,7 +101,14 @@ memory_mb = 64
             String::from_utf8(out.stdout).unwrap().trim().to_string()
         };
         run(
-            &["user", "add", "a@example.com", "--password-stdin"],
+            // An admin: moving a project between nodes is an admin's.
+            &[
+                "user",
+                "add",
+                "a@example.com",
+                "--admin",
+                "--password-stdin",
+            ],
             Some("password-1\n"),
         );
         let token = run(&["token", "create", "a@example.com"], None);
@@ -386,4 +394,100 @@ async fn sigterm_ends_open_streams_and_the_process_in_bounded_time() {
             "{seen}"
         );
     }
+}
+
+/// This machine's engine behind another unix socket (a second node).
+fn forward_engine(path: &Path) -> tokio::task::JoinHandle<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut a, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if let Ok(mut b) = tokio::net::UnixStream::connect("/var/run/docker.sock").await {
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_cut_short_by_a_killed_server_switches_nothing() {
+    let env = Env::new();
+    let sock = env.dir.path().join("node-m.sock");
+    let _forwarder = forward_engine(&sock);
+    let mut server = env.serve();
+    let (s, v) = env
+        .call(
+            reqwest::Method::POST,
+            "/api/nodes",
+            Some(json!({ "name": "m", "endpoint": format!("unix://{}", sock.display()) })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (pid, dir) = env.project("moving").await;
+    fill(&dir);
+    let before = manifest(&dir);
+    let volumes_before = env.volumes();
+    let mv = {
+        let (base, token, pid) = (env.base.clone(), env.token.clone(), pid.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/projects/{pid}/move"))
+                .bearer_auth(token)
+                .json(&json!({ "node": "m" }))
+                .send()
+                .await
+        })
+    };
+    // Kill it once the copy is under way: the target volume filling.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let partial = loop {
+        let fresh: Vec<String> = env
+            .volumes()
+            .into_iter()
+            .filter(|v| !volumes_before.contains(v))
+            .collect();
+        if let Some(v) = fresh.first() {
+            let files = std::fs::read_dir(mountpoint(v).join("d0"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            if files > 0 {
+                break v.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "the move never started copying");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    assert!(
+        mv.await.unwrap().is_err(),
+        "the request died with the server"
+    );
+
+    let _server = env.serve();
+    // Still on local with its own volume, untouched; the partial copy on
+    // m is gone.
+    let (_, v) = env
+        .call(reqwest::Method::GET, &format!("/api/projects/{pid}"), None)
+        .await;
+    assert_eq!(v["data"]["node"], "local", "{v}");
+    assert_eq!(mountpoint(v["data"]["volumeName"].as_str().unwrap()), dir);
+    assert_eq!(manifest(&dir), before);
+    assert!(!env.volumes().contains(&partial), "{partial} left behind");
+    // Moved when left alone.
+    let (s, v) = env
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/projects/{pid}/move"),
+            Some(json!({ "node": "m" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let moved = mountpoint(v["data"]["volumeName"].as_str().unwrap());
+    assert_eq!(manifest(&moved), before);
 }
