@@ -769,6 +769,36 @@ async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() 
         .await;
     assert!(s.is_success(), "{v}");
 
+    // The inactive job asks its activity probe at the node's address: an
+    // old record, a recent answer, so it keeps running with that time.
+    let old = berth::domain::now_millis() - 25 * 3_600_000;
+    env.berth
+        .store()
+        .set_last_activity(uuid::Uuid::parse_str(&id).unwrap(), Some(old))
+        .await
+        .unwrap();
+    let recent = berth::domain::now_millis() - 60_000;
+    docker_on(
+        &node,
+        &[
+            "exec",
+            &cname,
+            "sh",
+            "-c",
+            &format!("echo '{{\"lastHeartbeat\":{recent}}}' > /tmp/www/activity"),
+        ],
+    );
+    let (s, v) = env
+        .call(Method::POST, "/api/jobs/inactive/run", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, w) = env.get(&format!("/api/workspaces/{id}"), &admin).await;
+    assert_eq!(w["data"]["status"], "running", "{w} after {v}");
+    let last = chrono::DateTime::parse_from_rfc3339(w["data"]["lastActivityAt"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(last, recent, "the probe's answer is the last activity");
+
     // Stop, delete, purge: nothing of it is left on the node.
     let (s, v) = env
         .call(
