@@ -59,7 +59,7 @@ impl Opts {
                 // cargo bench passes --bench; nothing else is expected.
                 "--bench" => {}
                 other => panic!(
-                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint,placement,move, --data DIR"
+                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint,placement,move,load, --data DIR"
                 ),
             }
         }
@@ -707,6 +707,143 @@ fn remove_volume(v: &str) {
 }
 
 // ---------------------------------------------------------------- sections
+
+/// What wrk said of one run.
+struct WrkRun {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    rps: f64,
+    requests: f64,
+    errors: f64,
+}
+
+/// Seconds from wrk's "12.34ms" / "1.20s" / "850.00us".
+fn wrk_secs(v: &str) -> f64 {
+    let (num, unit) = v
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| v.split_at(i))
+        .unwrap_or((v, "s"));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "m" => n * 60.0,
+        _ => n,
+    }
+}
+
+fn wrk(url: &str, token: &str, connections: usize, secs: u64) -> WrkRun {
+    let out = Command::new("wrk")
+        .args([
+            "--latency",
+            "-t",
+            &connections.clamp(1, 2).to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{secs}s"),
+            "--timeout",
+            "10s",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            url,
+        ])
+        .output()
+        .expect("wrk (scripts/setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "wrk failed: {text}");
+    let field = |prefix: &str, idx: usize| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(idx).map(str::to_string))
+    };
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    let non2xx: f64 = field("Non-2xx", 4)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    let socket: f64 = text
+        .lines()
+        .find(|l| l.trim().starts_with("Socket errors"))
+        .map(|l| {
+            l.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<f64>().ok())
+                .sum()
+        })
+        .unwrap_or(0.0);
+    WrkRun {
+        p50: wrk_secs(&field("50%", 1).unwrap_or_default()),
+        p99: wrk_secs(&field("99%", 1).unwrap_or_default()),
+        max: wrk_secs(&field("Latency", 3).unwrap_or_default()),
+        rps: field("Requests/sec:", 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0),
+        requests,
+        errors: non2xx + socket,
+    }
+}
+
+/// The server's CPU time so far (user + system), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the line, in clock ticks (100 a second here).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// The API under a real load generator (Debian's wrk, a C program on its
+/// own threads, not a loop in this process): status of one running
+/// workspace and the list, at fixed concurrency, with p50/p99/max,
+/// throughput, errors and the server's CPU time per request.
+async fn load(server: &Server, opts: &Opts, results: &mut Results, fleet: &[String]) {
+    let levels: &[usize] = if opts.quick {
+        &[1, 8]
+    } else {
+        &[1, 8, 64, 256]
+    };
+    let secs = if opts.quick { 1 } else { 10 };
+    eprintln!("== load: wrk at {levels:?} connections, {secs} s each");
+    let Some(id) = fleet.first() else {
+        eprintln!("   (no running workspace: skipped)");
+        return;
+    };
+    for (what, path) in [
+        ("status", format!("/api/workspaces/{id}/status")),
+        ("list", "/api/workspaces".to_string()),
+    ] {
+        for &c in levels {
+            let cpu0 = cpu_seconds(server.child.id());
+            let r = wrk(&format!("{}{path}", server.base), &server.token, c, secs);
+            let cpu = cpu_seconds(server.child.id()) - cpu0;
+            let m = format!("load {what} c={c}");
+            results.add("load", &m, "p50", vec![r.p50]);
+            results.add("load", &m, "p99", vec![r.p99]);
+            results.add("load", &m, "max", vec![r.max]);
+            results.add_unit("load", &m, "throughput", vec![r.rps], "req/s");
+            results.add_unit("load", &m, "errors", vec![r.errors], "requests");
+            results.add_unit(
+                "load",
+                &m,
+                "server CPU per request",
+                vec![if r.requests > 0.0 {
+                    cpu / r.requests * 1e6
+                } else {
+                    f64::NAN
+                }],
+                "µs",
+            );
+        }
+    }
+}
 
 /// The placement planner alone: 10,000 workspaces placed one after the
 /// other on 100 generated nodes (each placement sees the allocation the
@@ -1440,6 +1577,10 @@ async fn main() {
     if opts.wants("api") {
         grow_fleet(&server, &mut fleet, if opts.quick { 5 } else { 20 }).await;
         api(&server, &opts, &mut results, &fleet[..fleet.len().min(20)]).await;
+    }
+    if opts.wants("load") {
+        grow_fleet(&server, &mut fleet, if opts.quick { 1 } else { 20 }).await;
+        load(&server, &opts, &mut results, &fleet).await;
     }
     report(&results, &opts, meta);
     drop(server);
