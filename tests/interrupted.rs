@@ -396,29 +396,11 @@ async fn sigterm_ends_open_streams_and_the_process_in_bounded_time() {
     }
 }
 
-/// This machine's engine behind another unix socket (a second node).
-fn forward_engine(path: &Path) -> tokio::task::JoinHandle<()> {
-    let _ = std::fs::remove_file(path);
-    let listener = tokio::net::UnixListener::bind(path).unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut a, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                if let Ok(mut b) = tokio::net::UnixStream::connect("/var/run/docker.sock").await {
-                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-                }
-            });
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_cut_short_by_a_killed_server_switches_nothing() {
     let env = Env::new();
     let sock = env.dir.path().join("node-m.sock");
-    let _forwarder = forward_engine(&sock);
+    let _forwarder = common::forward_engine(&sock);
     let mut server = env.serve();
     let (s, v) = env
         .call(

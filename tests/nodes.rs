@@ -128,22 +128,6 @@ async fn the_local_node_has_the_engines_capacity_and_what_running_workspaces_res
 /// Forwards connections on `path` to this machine's engine while the
 /// returned task runs: a real engine behind a socket Berth was not started
 /// with.
-fn forward_engine(path: &Path) -> tokio::task::JoinHandle<()> {
-    let _ = std::fs::remove_file(path);
-    let listener = tokio::net::UnixListener::bind(path).unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut a, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                if let Ok(mut b) = tokio::net::UnixStream::connect("/var/run/docker.sock").await {
-                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-                }
-            });
-        }
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stops_answering_is_unreachable_since_its_first_failure_and_ready_when_back() {
@@ -184,7 +168,7 @@ async fn a_node_that_stops_answering_is_unreachable_since_its_first_failure_and_
 
     // An engine behind the socket: ready at the next heartbeat, with its
     // capacity, the API version negotiated with it.
-    let forwarder = forward_engine(&sock);
+    let forwarder = common::forward_engine(&sock);
     env.berth.nodes().beat().await.unwrap();
     let b = node(&env, &admin, "b").await;
     assert_eq!(b["state"], "ready", "{b}");
@@ -344,6 +328,20 @@ async fn adding_a_node_says_what_to_fix() {
 /// at a time.
 static NAMESPACE_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// For a test of the namespace engines: `None` (the test does nothing)
+/// when `scripts/with-nodes` made none, which `BERTH_REQUIRE_NODES` makes a
+/// failure; else the turn to use them (see [`NAMESPACE_NODES`]).
+async fn namespace_test() -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    if namespace_nodes().is_empty() {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
+            "BERTH_REQUIRE_NODES is set but no nodes were made"
+        );
+        return None;
+    }
+    Some(NAMESPACE_NODES.lock().await)
+}
+
 /// The engines `scripts/with-nodes` made: name, endpoint, address.
 fn namespace_nodes() -> Vec<(String, String, String)> {
     let pairs = |var: &str| -> Vec<(String, String)> {
@@ -369,18 +367,13 @@ fn namespace_nodes() -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engines_in_network_namespaces_answer_over_tcp_and_tls() {
-    let found = namespace_nodes();
-    if found.is_empty() {
-        // `scripts/test` runs this file again under `scripts/with-nodes`
-        // (as root) with BERTH_REQUIRE_NODES set.
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made (BERTH_TEST_NODES is empty)"
-        );
+    // `scripts/test` runs this file again under `scripts/with-nodes` (as
+    // root) with BERTH_REQUIRE_NODES set.
+    let Some(_serial) = namespace_test().await else {
         eprintln!("no extra engines: run under scripts/with-nodes for the TCP and TLS nodes");
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
+    let found = namespace_nodes();
     let tls_dir = std::path::PathBuf::from(std::env::var("BERTH_TEST_NODE_TLS").unwrap());
     let read = |f: &str| std::fs::read_to_string(tls_dir.join(f)).unwrap();
     let env = TestEnv::new().await;
@@ -445,7 +438,7 @@ async fn the_planner_answers_from_the_nodes_as_the_heartbeat_saw_them() {
 
     // A second engine (this machine's, behind another socket), labelled.
     let sock = env.dir.path().join("engine-b.sock");
-    let _forwarder = forward_engine(&sock);
+    let _forwarder = common::forward_engine(&sock);
     let (s, v) = env
         .post(
             "/api/nodes",
@@ -521,6 +514,25 @@ async fn the_planner_answers_from_the_nodes_as_the_heartbeat_saw_them() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
+/// Stops and deletes a workspace a test made (the end of a test: what
+/// the calls answer is not what it checks).
+async fn remove_workspace(env: &TestEnv, admin: &str, id: &str) {
+    env.call(
+        Method::POST,
+        &format!("/api/workspaces/{id}/stop"),
+        Some(admin),
+        None,
+    )
+    .await;
+    env.call(
+        Method::DELETE,
+        &format!("/api/workspaces/{id}"),
+        Some(admin),
+        None,
+    )
+    .await;
+}
+
 /// `docker -H <node's socket> ARGS`, for looking at a node's engine from
 /// outside Berth.
 fn docker_on(node: &str, args: &[&str]) -> String {
@@ -563,14 +575,9 @@ async fn add_namespace_nodes(env: &TestEnv, admin: &str) -> Vec<(String, String,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let found = add_namespace_nodes(&env, &admin).await;
@@ -875,14 +882,9 @@ impl Drop for Resume {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stops_answering_is_reported_the_others_keep_working_and_it_is_reconciled_on_return(
 ) {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     let env = TestEnv::with(|c| {
         c.nodes.heartbeat_s = 1;
         c.nodes.heartbeat_timeout_s = 1;
@@ -1015,20 +1017,7 @@ async fn a_node_that_stops_answering_is_reported_the_others_keep_working_and_it_
     heartbeat.abort();
 
     for id in &ids {
-        env.call(
-            Method::POST,
-            &format!("/api/workspaces/{id}/stop"),
-            Some(&admin),
-            None,
-        )
-        .await;
-        env.call(
-            Method::DELETE,
-            &format!("/api/workspaces/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+        remove_workspace(&env, &admin, id).await;
     }
 }
 
@@ -1051,14 +1040,9 @@ fn manifest_on(node: &str, container: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_moves_to_another_node_with_its_files_and_its_running_workspace() {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let found = add_namespace_nodes(&env, &admin).await;
@@ -1153,20 +1137,7 @@ async fn a_project_moves_to_another_node_with_its_files_and_its_running_workspac
     assert!(docker_on(&a, &["volume", "ls", "-q"]).contains(&old_volume));
 
     // Cleanup: the workspace, the project, the kept volume.
-    env.call(
-        Method::POST,
-        &format!("/api/workspaces/{id}/stop"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    env.call(
-        Method::DELETE,
-        &format!("/api/workspaces/{id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    remove_workspace(&env, &admin, &id).await;
     let (s, v) = env
         .call(
             Method::DELETE,
@@ -1205,14 +1176,9 @@ async fn drain_until_done(env: &TestEnv, admin: &str, node: &str, moves: bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_a_node_moves_its_projects_one_by_one_and_leaves_it_cordoned() {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let found = add_namespace_nodes(&env, &admin).await;
@@ -1296,20 +1262,7 @@ async fn draining_a_node_moves_its_projects_one_by_one_and_leaves_it_cordoned() 
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
-    env.call(
-        Method::POST,
-        &format!("/api/workspaces/{id}/stop"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    env.call(
-        Method::DELETE,
-        &format!("/api/workspaces/{id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    remove_workspace(&env, &admin, &id).await;
     for pid in &pids {
         env.call(
             Method::DELETE,
@@ -1328,14 +1281,9 @@ async fn draining_a_node_moves_its_projects_one_by_one_and_leaves_it_cordoned() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_on_a_lost_node_is_recovered_onto_another_from_its_backup_by_an_admin() {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     let env = TestEnv::with(|c| {
         c.nodes.heartbeat_s = 1;
         c.nodes.heartbeat_timeout_s = 1;
@@ -1478,20 +1426,7 @@ async fn a_project_on_a_lost_node_is_recovered_onto_another_from_its_backup_by_a
         .await;
     assert_eq!(st["data"]["status"], "running", "{st}");
 
-    env.call(
-        Method::POST,
-        &format!("/api/workspaces/{id}/stop"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    env.call(
-        Method::DELETE,
-        &format!("/api/workspaces/{id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    remove_workspace(&env, &admin, &id).await;
     env.call(
         Method::DELETE,
         &format!("/api/projects/{pid}?purge=true"),
@@ -1504,14 +1439,9 @@ async fn a_project_on_a_lost_node_is_recovered_onto_another_from_its_backup_by_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placement_by_reservation_fills_the_nodes_in_the_planned_order_then_says_why_not() {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     // Every engine here reports this host's memory: a type reserving a
     // little under half of it fits twice on each node.
     let total_mb = (docker_info("MemTotal") / (1024 * 1024)) as u64;
@@ -1600,20 +1530,7 @@ async fn placement_by_reservation_fills_the_nodes_in_the_planned_order_then_says
     let last = v["data"]["id"].as_str().unwrap().to_string();
 
     for (id, pid) in &ids {
-        env.call(
-            Method::POST,
-            &format!("/api/workspaces/{id}/stop"),
-            Some(&admin),
-            None,
-        )
-        .await;
-        env.call(
-            Method::DELETE,
-            &format!("/api/workspaces/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+        remove_workspace(&env, &admin, id).await;
         env.call(
             Method::DELETE,
             &format!("/api/projects/{pid}?purge=true"),
@@ -1691,14 +1608,9 @@ fn bridge_registry() -> BridgeRegistry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_types_image_pulls_it_from_the_registry_when_a_workspace_starts() {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     let found = namespace_nodes();
     let (source, target) = (found[1].0.clone(), found[found.len() - 1].0.clone());
     // The image goes to the registry from one node (the engines trust the
@@ -1764,20 +1676,7 @@ async fn a_node_without_a_types_image_pulls_it_from_the_registry_when_a_workspac
     env.berth.nodes().beat().await.unwrap();
     assert_eq!(node(&env, &admin, &target).await["types"]["pulled"], true);
 
-    env.call(
-        Method::POST,
-        &format!("/api/workspaces/{id}/stop"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    env.call(
-        Method::DELETE,
-        &format!("/api/workspaces/{id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    remove_workspace(&env, &admin, &id).await;
     env.call(
         Method::DELETE,
         &format!("/api/projects/{pid}?purge=true"),
@@ -1790,14 +1689,9 @@ async fn a_node_without_a_types_image_pulls_it_from_the_registry_when_a_workspac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nodes_engine_stopped_and_started_again_is_reported_then_reconciled() {
-    if namespace_nodes().is_empty() {
-        assert!(
-            std::env::var_os("BERTH_REQUIRE_NODES").is_none(),
-            "BERTH_REQUIRE_NODES is set but no nodes were made"
-        );
+    let Some(_serial) = namespace_test().await else {
         return;
-    }
-    let _serial = NAMESPACE_NODES.lock().await;
+    };
     let env = TestEnv::with(|c| {
         c.nodes.heartbeat_s = 1;
         c.nodes.heartbeat_timeout_s = 1;
@@ -1936,20 +1830,7 @@ async fn a_nodes_engine_stopped_and_started_again_is_reported_then_reconciled() 
     assert!(v.to_string().contains("recovery_restart"), "{v}");
     heartbeat.abort();
     for id in &ids {
-        env.call(
-            Method::POST,
-            &format!("/api/workspaces/{id}/stop"),
-            Some(&admin),
-            None,
-        )
-        .await;
-        env.call(
-            Method::DELETE,
-            &format!("/api/workspaces/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+        remove_workspace(&env, &admin, id).await;
     }
 }
 
@@ -1969,7 +1850,7 @@ async fn a_project_moves_between_two_nodes_behind_sockets_and_back() {
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
     let sock = env.dir.path().join("engine-m.sock");
-    let _forwarder = forward_engine(&sock);
+    let _forwarder = common::forward_engine(&sock);
     let (s, v) = env
         .post(
             "/api/nodes",

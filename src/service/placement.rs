@@ -134,8 +134,46 @@ impl Berth {
         pinned: Option<String>,
         labels: BTreeMap<String, String>,
     ) -> Result<PlacementPlan> {
-        use crate::domain::placement::{place, refusal, PlacementRequest};
-        let req = match type_name {
+        use crate::domain::placement::{place, refusal};
+        let req = self.placement_request(type_name, pinned, labels)?;
+        let seen = self.nodes_seen().await?;
+        let chosen = place(&seen, &req, self.config().nodes.strategy())
+            .map_err(|u| super::ServiceError::Conflict(u.to_string()))?;
+        Ok(PlacementPlan {
+            node: chosen.name.clone(),
+            nodes: seen
+                .iter()
+                .map(|n| (n.name.clone(), refusal(n, &req)))
+                .collect(),
+        })
+    }
+
+    /// Why the node `node` would not take something of `type_name` now
+    /// (`None`: it would), as the planner judges it; unknown node: 404.
+    pub(super) async fn refusal_on(
+        &self,
+        type_name: Option<&str>,
+        node: &str,
+    ) -> Result<Option<String>> {
+        let req = self.placement_request(type_name, None, BTreeMap::new())?;
+        let seen = self.nodes_seen().await?;
+        let n = seen
+            .iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| super::ServiceError::NotFound(format!("no node named {node:?}")))?;
+        Ok(crate::domain::placement::refusal(n, &req))
+    }
+
+    /// The planner's request for something of `type_name` (`None`: any
+    /// type, nothing reserved yet, no image to look for).
+    fn placement_request(
+        &self,
+        type_name: Option<&str>,
+        pinned: Option<String>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<crate::domain::placement::PlacementRequest> {
+        use crate::domain::placement::PlacementRequest;
+        Ok(match type_name {
             Some(name) => {
                 let t = self.workspace_type(name)?;
                 PlacementRequest {
@@ -146,7 +184,6 @@ impl Berth {
                     can_pull: self.config().images.pull_on_start,
                 }
             }
-            // Any type: no image to look for, nothing reserved yet.
             None => PlacementRequest {
                 image: String::new(),
                 demand: Demand::default(),
@@ -154,21 +191,16 @@ impl Berth {
                 pinned,
                 can_pull: true,
             },
-        };
-        let seen: Vec<_> = self
+        })
+    }
+
+    /// Every node as the planner sees it now.
+    async fn nodes_seen(&self) -> Result<Vec<crate::domain::placement::NodeSeen>> {
+        Ok(self
             .node_reports()
             .await?
             .iter()
             .map(|r| r.seen())
-            .collect();
-        let chosen = place(&seen, &req, self.config().nodes.strategy())
-            .map_err(|u| super::ServiceError::Conflict(u.to_string()))?;
-        Ok(PlacementPlan {
-            node: chosen.name.clone(),
-            nodes: seen
-                .iter()
-                .map(|n| (n.name.clone(), refusal(n, &req)))
-                .collect(),
-        })
+            .collect())
     }
 }

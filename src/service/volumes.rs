@@ -17,7 +17,7 @@ use super::{Backups, Result, ServiceError};
 use crate::backup::{self, ArchiveError};
 use crate::domain::backups::Backup;
 use crate::domain::{now_millis, Project, User};
-use crate::engine::LABEL_PROJECT_ID;
+use crate::engine::{Engine, LABEL_PROJECT_ID};
 use crate::store::VolumeOp;
 
 /// Where a clone goes.
@@ -442,28 +442,7 @@ impl Backups {
         }
         // The target must take it as the planner sees it (ready, labels,
         // image, room for what its type reserves).
-        let plan = self
-            .berth()
-            .plan(
-                project.workspace_type.as_deref(),
-                Some(to.to_string()),
-                Default::default(),
-            )
-            .await;
-        if let Err(ServiceError::Conflict(m)) = plan {
-            let why = m
-                .split("; ")
-                .find_map(|part| {
-                    part.split_once(&format!("{to}: "))
-                        .map(|(_, w)| w.to_string())
-                })
-                .unwrap_or(m);
-            return Err(ServiceError::Conflict(format!(
-                "node {to} cannot take project {}: {why}",
-                project.id
-            )));
-        }
-        plan?;
+        self.check_target(&project, to).await?;
         let started = Instant::now();
         let _guard = self.berth().lock_workspace(project.id).await;
         let from = self.engine_on(&project.node).await?;
@@ -524,22 +503,7 @@ impl Backups {
             .set_project_node_volume(project.id, to, &new_volume, now_millis())
             .await?;
         self.store().delete_volume_op(op.id).await?;
-        for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.berth().lock_workspace(ws.id).await;
-            let Some(ws) = self.store().workspace(ws.id).await? else {
-                continue;
-            };
-            if let Err(e) = from.remove_container(&ws.container_name()).await {
-                tracing::warn!(workspace = %ws.id, error = %e, "removing a moved workspace's old container failed; cleanup removes it later");
-            }
-            let mut ws = crate::domain::transition::transition(
-                &ws,
-                crate::domain::transition::Transition::ContainerRemoved,
-                now_millis(),
-            );
-            ws.node = to.to_string();
-            self.store().save_workspace(&ws).await?;
-        }
+        self.workspaces_follow(&project, to, Some(&from)).await?;
         self.inner
             .sizes
             .lock()
@@ -596,28 +560,7 @@ impl Backups {
                 project.id, project.id
             )));
         }
-        let plan = self
-            .berth()
-            .plan(
-                project.workspace_type.as_deref(),
-                Some(to.to_string()),
-                Default::default(),
-            )
-            .await;
-        if let Err(ServiceError::Conflict(m)) = plan {
-            let why = m
-                .split("; ")
-                .find_map(|part| {
-                    part.split_once(&format!("{to}: "))
-                        .map(|(_, w)| w.to_string())
-                })
-                .unwrap_or(m);
-            return Err(ServiceError::Conflict(format!(
-                "node {to} cannot take project {}: {why}",
-                project.id
-            )));
-        }
-        plan?;
+        self.check_target(&project, to).await?;
         let _guard = self.berth().lock_workspace(project.id).await;
         let b = self
             .store()
@@ -664,19 +607,7 @@ impl Backups {
             .set_project_node_volume(project.id, to, &new_volume, now_millis())
             .await?;
         self.store().delete_volume_op(op.id).await?;
-        for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.berth().lock_workspace(ws.id).await;
-            let Some(ws) = self.store().workspace(ws.id).await? else {
-                continue;
-            };
-            let mut ws = crate::domain::transition::transition(
-                &ws,
-                crate::domain::transition::Transition::ContainerRemoved,
-                now_millis(),
-            );
-            ws.node = to.to_string();
-            self.store().save_workspace(&ws).await?;
-        }
+        self.workspaces_follow(&project, to, None).await?;
         let recovered = self.store().project(project.id).await?.ok_or_else(|| {
             ServiceError::Conflict(format!("project {} was deleted meanwhile", project.id))
         })?;
@@ -809,6 +740,52 @@ impl Backups {
             .ok_or_else(|| {
                 ServiceError::NotFound(format!("no drain of node {node} since Berth started"))
             })
+    }
+
+    /// Refuses a target node the planner would not put `project` on.
+    async fn check_target(&self, project: &Project, to: &str) -> Result<()> {
+        match self
+            .berth()
+            .refusal_on(project.workspace_type.as_deref(), to)
+            .await?
+        {
+            Some(why) => Err(ServiceError::Conflict(format!(
+                "node {to} cannot take project {}: {why}",
+                project.id
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// A project's workspaces go with it to `to`: stopped, without a
+    /// container (made anew there at the next start). Their containers on
+    /// the old node are removed through `old` when it answers; when it
+    /// does not (a recovery), that node's cleanup removes them on return.
+    async fn workspaces_follow(
+        &self,
+        project: &Project,
+        to: &str,
+        old: Option<&Engine>,
+    ) -> Result<()> {
+        for ws in self.store().workspaces_on_project(project.id).await? {
+            let _wg = self.berth().lock_workspace(ws.id).await;
+            let Some(ws) = self.store().workspace(ws.id).await? else {
+                continue;
+            };
+            if let Some(engine) = old {
+                if let Err(e) = engine.remove_container(&ws.container_name()).await {
+                    tracing::warn!(workspace = %ws.id, error = %e, "removing a moved workspace's old container failed; cleanup removes it later");
+                }
+            }
+            let mut ws = crate::domain::transition::transition(
+                &ws,
+                crate::domain::transition::Transition::ContainerRemoved,
+                now_millis(),
+            );
+            ws.node = to.to_string();
+            self.store().save_workspace(&ws).await?;
+        }
+        Ok(())
     }
 
     /// At startup: volume operations a stopped server left unfinished. A
