@@ -93,6 +93,10 @@ pub struct NodesConfig {
     /// `spread` (the most memory left, then CPU: load spreads out) or
     /// `pack` (the least: nodes fill one by one).
     pub placement: String,
+    /// How often each node's engine view (what status reads answer from)
+    /// is rebuilt from a full listing, in seconds, besides at start and
+    /// after every reconnect: an event stream can stall without failing.
+    pub resync_s: u64,
 }
 
 impl NodesConfig {
@@ -111,6 +115,7 @@ impl Default for NodesConfig {
             heartbeat_s: 10,
             heartbeat_timeout_s: 5,
             placement: "spread".into(),
+            resync_s: 300,
         }
     }
 }
@@ -590,6 +595,12 @@ impl Config {
                 "nodes.heartbeat_timeout_s ({}) must be between 1 and nodes.heartbeat_s ({}), which must be above 0",
                 self.nodes.heartbeat_timeout_s, self.nodes.heartbeat_s
             )));
+        }
+        if self.nodes.resync_s == 0 {
+            return Err(ConfigError::Invalid(
+                "nodes.resync_s must be above 0 (seconds between full resyncs of each engine view)"
+                    .into(),
+            ));
         }
         if !matches!(self.nodes.placement.as_str(), "spread" | "pack") {
             return Err(ConfigError::Invalid(format!(

@@ -97,9 +97,12 @@ pub fn project_volume_name(id: Uuid) -> String {
     format!("berth-project-{id}")
 }
 
+/// What every workspace container's name starts with.
+pub const WORKSPACE_CONTAINER_PREFIX: &str = "berth-ws-";
+
 /// The Docker container name of a workspace: stable, derived from the id.
 pub fn workspace_container_name(id: Uuid) -> String {
-    format!("berth-ws-{id}")
+    format!("{WORKSPACE_CONTAINER_PREFIX}{id}")
 }
 
 spelled_enum! {

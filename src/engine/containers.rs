@@ -67,7 +67,7 @@ pub struct HealthReport {
 }
 
 /// What the engine says about a container right now.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContainerState {
     pub id: String,
     pub name: String,
@@ -236,6 +236,8 @@ impl Engine {
 
     /// The container's state, or `None` when it does not exist.
     pub async fn inspect_container(&self, id_or_name: &str) -> Result<Option<ContainerState>> {
+        self.inspects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let r = match self
             .docker
             .inspect_container(id_or_name, None::<InspectContainerOptions>)

@@ -29,6 +29,11 @@ crate::domain::spelled_enum! {
         Destroy = "destroy",
         /// `health_status: healthy` and the like; the status is re-read.
         HealthStatus = "health_status",
+        /// A process run in the container ended: every health check probe
+        /// is one, so the probe log Berth shows stays current.
+        ExecDie = "exec_die",
+        Pause = "pause",
+        Unpause = "unpause",
     }
 }
 

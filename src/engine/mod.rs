@@ -112,6 +112,9 @@ pub struct Engine {
     /// directly. Another node's engine is reached through its API only (a
     /// remote pid or mount point names something else here, or nothing).
     host_local: bool,
+    /// Container inspects sent through this client and its clones: how a
+    /// test sees that a read path no longer asks the engine.
+    inspects: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Engine {
@@ -130,6 +133,7 @@ impl Engine {
             docker,
             relay: Default::default(),
             host_local: true,
+            inspects: Default::default(),
         };
         let info = engine.info().await?;
         Ok((engine, info))
@@ -145,6 +149,7 @@ impl Engine {
             relay: Default::default(),
             // A unix socket's daemon runs on this kernel.
             host_local: true,
+            inspects: Default::default(),
         })
     }
 
@@ -167,6 +172,7 @@ impl Engine {
             // A unix socket's daemon runs on this kernel; a TCP one may
             // not.
             host_local: matches!(address, EngineAddress::Unix(_)),
+            inspects: Default::default(),
         })
     }
 
@@ -178,6 +184,7 @@ impl Engine {
             docker,
             relay: self.relay,
             host_local: self.host_local,
+            inspects: self.inspects,
         })
     }
 
@@ -188,7 +195,13 @@ impl Engine {
             docker: self.docker.clone().with_timeout(timeout),
             relay: self.relay.clone(),
             host_local: self.host_local,
+            inspects: self.inspects.clone(),
         }
+    }
+
+    /// How many container inspects this client (and its clones) sent.
+    pub fn inspect_count(&self) -> u64 {
+        self.inspects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether this engine's containers and volumes live on Berth's own

@@ -271,6 +271,15 @@ pub fn cpu_percent(earlier: &ResourceSample, later: &ResourceSample) -> Option<f
 impl Engine {
     /// The container's counters now; `None` when it is not running. `pid`
     /// (the main process on the host) enables network counters from /proc.
+    /// A sample from the cgroup files alone, where this process can see
+    /// them (a host-local engine, a full container id): no engine call.
+    pub fn sample_local(&self, id: &str, pid: Option<u32>) -> Option<ResourceSample> {
+        if !(self.host_local && id.len() == 64) {
+            return None;
+        }
+        read_cgroup(Path::new("/sys/fs/cgroup"), Path::new("/proc"), id, pid)
+    }
+
     pub async fn sample_resources(
         &self,
         id: &str,
@@ -278,10 +287,8 @@ impl Engine {
     ) -> Result<Option<ResourceSample>> {
         // Full ids only: the cgroup directories are named by them. Another
         // host's container has no files here (and its pid is not ours).
-        if self.host_local && id.len() == 64 {
-            if let Some(s) = read_cgroup(Path::new("/sys/fs/cgroup"), Path::new("/proc"), id, pid) {
-                return Ok(Some(s));
-            }
+        if let Some(s) = self.sample_local(id, pid) {
+            return Ok(Some(s));
         }
         self.sample_from_engine(id).await
     }

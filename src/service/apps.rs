@@ -330,8 +330,8 @@ impl Berth {
         let ws = self.workspace(user, id).await?;
         let t = self.workspace_type(&ws.type_name)?;
         let engine = self.engine_of(&ws).await?;
-        let Some(c) = engine
-            .inspect_container(&ws.container_name())
+        let Some(c) = self
+            .container_on(&ws.node, &ws.container_name())
             .await?
             .filter(|c| c.running)
         else {

@@ -163,8 +163,7 @@ impl Berth {
             }
         };
         engine.start_container(&id).await?;
-        engine
-            .inspect_container(&id)
+        self.inspect_on(&ws.node, &ws.container_name())
             .await?
             .ok_or_else(|| ServiceError::Conflict("container vanished right after start".into()))
     }
@@ -199,6 +198,9 @@ impl Berth {
             let _ = self.refresh(ws, false).await;
             return Err(e.into());
         }
+        // The view learns of the stop now rather than at the `die` event,
+        // so the next status read agrees without a second look.
+        self.inspect_on(&ws.node, &ws.container_name()).await?;
         let ws = self
             .transition(&ws, Transition::Stopped { reason: None })
             .await?;
@@ -220,7 +222,10 @@ impl Berth {
         engine
             .restart_container(&c.id, self.config().stop_timeout_s)
             .await?;
-        let state = engine.inspect_container(&c.id).await?.filter(|s| s.running);
+        let state = self
+            .inspect_on(&ws.node, &ws.container_name())
+            .await?
+            .filter(|s| s.running);
         let next = match state {
             Some(s) => Transition::Running {
                 container_id: Some(s.id),

@@ -54,8 +54,8 @@ impl Berth {
     > {
         let ws = self.workspace(user, id).await?;
         let engine = self.engine_of(&ws).await?;
-        let c = engine
-            .inspect_container(&ws.container_name())
+        let c = self
+            .container_on(&ws.node, &ws.container_name())
             .await?
             .ok_or_else(|| {
                 ServiceError::NotFound(

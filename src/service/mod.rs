@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod reconcile;
 pub mod stats;
 mod status;
+mod view;
 mod volume_io;
 pub mod volumes;
 mod watcher;
@@ -31,6 +32,7 @@ pub use nodes::{NewNode, NodeChange, NodeView, Nodes};
 pub use placement::{NodeReport, PlacementPlan};
 pub use stats::{HistoryPoint, StatsView};
 pub use status::{HealthSummary, ResourceUse, StatusReport};
+pub use view::ViewState;
 pub use workspaces::{CreateWorkspace, TypeInfo, UpdateWorkspace, WorkspaceStats};
 
 use std::collections::{HashMap, HashSet};
@@ -195,6 +197,8 @@ struct Inner {
     changes: tokio::sync::broadcast::Sender<Uuid>,
     /// Image pulls under way or done, by image.
     pulls: images::Pulls,
+    /// What each node's engine last said about each workspace container.
+    view: view::EngineView,
 }
 
 /// The metrics token: configured, or generated once and kept in
@@ -280,6 +284,7 @@ impl Berth {
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 changes: tokio::sync::broadcast::channel(1024).0,
                 pulls: Mutex::new(HashMap::new()),
+                view: Default::default(),
                 config,
             }),
         }

@@ -64,11 +64,9 @@ impl Berth {
                 .workspace(id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("no workspace with id {id}")))?;
-            let container = self
-                .engine_of(&ws)
-                .await?
-                .inspect_container(&ws.container_name())
-                .await?;
+            // From the engine view: a proxied request asks the engine
+            // nothing while the node's events are followed.
+            let container = self.container_on(&ws.node, &ws.container_name()).await?;
             let running = container.as_ref().is_some_and(|c| c.running);
             let step = wake_step(&WakeView {
                 status: ws.status,

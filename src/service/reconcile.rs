@@ -9,6 +9,7 @@
 //! reads and the reconcile at startup, so a failure is handled once
 //! whichever notices it first.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -151,11 +152,7 @@ impl Berth {
         mut ws: Workspace,
         recover: bool,
     ) -> Result<(Workspace, Option<ContainerState>)> {
-        let container = self
-            .engine_of(&ws)
-            .await?
-            .inspect_container(&ws.container_name())
-            .await?;
+        let container = self.inspect_on(&ws.node, &ws.container_name()).await?;
         let seen = container.as_ref().map(Seen::from);
         let verdict = observe(
             ws.status,
@@ -185,11 +182,7 @@ impl Berth {
                 }
                 if recover {
                     let ws = self.apply_failure(ws, failure).await?;
-                    let container = self
-                        .engine_of(&ws)
-                        .await?
-                        .inspect_container(&ws.container_name())
-                        .await?;
+                    let container = self.inspect_on(&ws.node, &ws.container_name()).await?;
                     return Ok((ws, container));
                 }
                 if failure != Failure::Unhealthy {
@@ -321,7 +314,7 @@ impl Berth {
         )
         .await?;
         let engine = self.engine_of(&ws).await?;
-        let container = engine.inspect_container(&ws.container_name()).await?;
+        let container = self.inspect_on(&ws.node, &ws.container_name()).await?;
         let result = match &container {
             Some(c) if c.running => engine
                 .restart_container(&c.id, self.config().stop_timeout_s)
@@ -355,7 +348,7 @@ impl Berth {
                 }
             }
         };
-        let state = engine.inspect_container(&ws.container_name()).await?;
+        let state = self.inspect_on(&ws.node, &ws.container_name()).await?;
         let host_port = state
             .as_ref()
             .filter(|s| s.running)
@@ -399,19 +392,41 @@ impl Berth {
     /// Returns how many records changed. One workspace failing does not stop
     /// the rest.
     pub async fn reconcile_all(&self) -> Result<usize> {
-        self.reconcile_where(None).await
+        self.reconcile_where(None, None).await
     }
 
     /// As [`Berth::reconcile_all`], for the workspaces on one node (what
-    /// that node's watcher does when its engine answers again).
+    /// the supervisor does when the heartbeat hears a node again): its
+    /// containers listed once, the view refreshed (but not claimed as
+    /// synced: only the node's watcher, which follows its events, does
+    /// that), and only the records that disagree looked at under their lock.
     pub async fn reconcile_node(&self, node: &str) -> Result<usize> {
-        self.reconcile_where(Some(node)).await
+        let listed = self.resync_view(node, false).await?;
+        self.reconcile_where(Some(node), Some(listed)).await
     }
 
-    async fn reconcile_where(&self, node: Option<&str>) -> Result<usize> {
+    /// As [`Berth::reconcile_node`], by the node's watcher, which follows
+    /// the node's events from now: the view is synced after.
+    pub(super) async fn reconcile_followed(&self, node: &str) -> Result<usize> {
+        let listed = self.resync_view(node, true).await?;
+        self.reconcile_where(Some(node), Some(listed)).await
+    }
+
+    async fn reconcile_where(
+        &self,
+        node: Option<&str>,
+        listed: Option<HashMap<String, ContainerState>>,
+    ) -> Result<usize> {
         let mut changed = 0;
         for ws in self.store().workspaces(None).await? {
             if node.is_some_and(|n| n != ws.node) {
+                continue;
+            }
+            // Agreeing with a listing just made: nothing to do, no lock.
+            if listed
+                .as_ref()
+                .is_some_and(|l| self.agrees(&ws, l.get(&ws.container_name())))
+            {
                 continue;
             }
             let _guard = self.lock_workspace(ws.id).await;

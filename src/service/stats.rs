@@ -190,6 +190,58 @@ impl Berth {
         Ok(Some((pair.0, pair.1, cpu)))
     }
 
+    /// CPU and memory of a running container without asking the engine
+    /// (what a status read shows): the cgroup files where this process
+    /// sees them, with CPU % against the last sample kept; else the
+    /// sampler's last sample of it, if it is recent. CPU % is `None` until
+    /// there are two samples (see [`Berth::seed_sample`]).
+    pub(super) fn current_use(
+        &self,
+        engine: &Engine,
+        workspace_id: Uuid,
+        container_id: &str,
+        pid: Option<u32>,
+    ) -> Option<(ResourceSample, Option<f64>)> {
+        if let Some(now) = engine.sample_local(container_id, pid) {
+            let cpu = match self.previous(container_id, &now) {
+                Previous::Sample(p) => cpu_percent(&p, &now).map(round2),
+                Previous::Cpu(c) => return Some((now, Some(c))),
+                Previous::Nothing => None,
+            };
+            self.remember(container_id, workspace_id, pid, now.clone(), cpu);
+            return Some((now, cpu));
+        }
+        let tracked = self.inner.tracked.lock().expect("tracked poisoned");
+        let t = tracked.get(container_id)?;
+        let last = t.last.as_ref()?;
+        (last.at.elapsed() < FRESH).then(|| (last.clone(), t.last_cpu))
+    }
+
+    /// Takes a first sample of a container seen running for the first time
+    /// where the cgroup files are visible, so that the first status read
+    /// a moment later already has a CPU %.
+    pub(super) fn seed_sample(&self, engine: &Engine, state: &crate::engine::ContainerState) {
+        if !state.running {
+            return;
+        }
+        let Some(ws) = state
+            .labels
+            .get(crate::engine::LABEL_WORKSPACE_ID)
+            .and_then(|w| Uuid::parse_str(w).ok())
+        else {
+            return;
+        };
+        let known = {
+            let tracked = self.inner.tracked.lock().expect("tracked poisoned");
+            tracked.get(&state.id).is_some_and(|t| t.last.is_some())
+        };
+        if !known {
+            if let Some(s) = engine.sample_local(&state.id, state.pid) {
+                self.remember(&state.id, ws, state.pid, s, None);
+            }
+        }
+    }
+
     /// The figures of one running workspace, with its recent history.
     pub async fn resource_stats(
         &self,
@@ -203,8 +255,8 @@ impl Berth {
             )
         };
         let engine = self.engine_of(&ws).await?;
-        let c = engine
-            .inspect_container(&ws.container_name())
+        let c = self
+            .container_on(&ws.node, &ws.container_name())
             .await?
             .filter(|c| c.running)
             .ok_or_else(not_running)?;
@@ -244,8 +296,8 @@ impl Berth {
             };
             let pid = match self.known_pid(&cid) {
                 Some(p) => Some(p),
-                None => engine
-                    .inspect_container(&cid)
+                None => self
+                    .container_on(&node, &crate::domain::workspace_container_name(ws_id))
                     .await?
                     .filter(|c| c.running)
                     .and_then(|c| c.pid),

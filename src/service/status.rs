@@ -86,14 +86,17 @@ impl StatusReport {
 
 impl Berth {
     /// The workspace reconciled with the engine, and its container.
+    ///
+    /// The container comes from the engine view (see `view`): no engine
+    /// call while the node's events are followed. CPU and memory come from
+    /// the cgroup files or the sampler's last sample, never from a wait.
     pub async fn workspace_status(&self, user: &User, id: Uuid) -> Result<StatusReport> {
         // Usually the record agrees with the engine and there is nothing to
         // write: answer without the workspace's lock, so readers of one
         // workspace do not queue behind each other (or behind a start).
         // Otherwise reconcile under the lock, from a fresh read.
         let ws = self.workspace(user, id).await?;
-        let engine = self.engine_of(&ws).await?;
-        let container = engine.inspect_container(&ws.container_name()).await?;
+        let container = self.container_on(&ws.node, &ws.container_name()).await?;
         let (workspace, container) = if self.agrees(&ws, container.as_ref()) {
             (ws, container)
         } else {
@@ -103,8 +106,17 @@ impl Berth {
         };
         let resources = match container.as_ref().filter(|c| c.running) {
             Some(c) => {
-                self.resource_use(&engine, workspace.id, &c.id, c.pid)
-                    .await?
+                let engine = self.engine_of(&workspace).await?;
+                self.current_use(&engine, workspace.id, &c.id, c.pid)
+                    .map(|(later, cpu)| {
+                        let v = super::stats::view(workspace.id, &c.id, cpu, &later);
+                        ResourceUse {
+                            cpu_percent: v.cpu_percent,
+                            memory_usage_mb: v.memory_usage_mb,
+                            memory_limit_mb: v.memory_limit_mb,
+                            source: v.source,
+                        }
+                    })
             }
             None => None,
         };
@@ -113,28 +125,5 @@ impl Berth {
             container,
             resources,
         })
-    }
-
-    /// CPU and memory use of a running container.
-    async fn resource_use(
-        &self,
-        engine: &crate::engine::Engine,
-        workspace_id: Uuid,
-        container_id: &str,
-        pid: Option<u32>,
-    ) -> Result<Option<ResourceUse>> {
-        let Some((_, later, cpu)) = self
-            .sample_pair(engine, workspace_id, container_id, pid)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let v = super::stats::view(workspace_id, container_id, cpu, &later);
-        Ok(Some(ResourceUse {
-            cpu_percent: v.cpu_percent,
-            memory_usage_mb: v.memory_usage_mb,
-            memory_limit_mb: v.memory_limit_mb,
-            source: v.source,
-        }))
     }
 }

@@ -89,38 +89,74 @@ impl Berth {
     }
 
     async fn watch(self, node: String) {
+        // However this task ends (aborted with the supervisor, or its node
+        // removed), the view it kept current stops answering.
+        let _view = super::view::SyncedWhileAlive {
+            berth: self.clone(),
+            node: node.clone(),
+        };
         let mut backoff = Duration::from_secs(1);
+        let resync_every = Duration::from_secs(self.config().nodes.resync_s.max(1));
         loop {
             let since = now_millis() / 1000 - 1;
-            match self.reconcile_node(&node).await {
-                Ok(n) if n > 0 => {
-                    tracing::info!(%node, changed = n, "watcher reconciled workspaces")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    crate::metrics::loop_failed("watcher", e.kind());
-                    tracing::warn!(%node, error = %e, "watcher reconcile failed");
-                }
-            }
             match self.engine_on(&node).await {
                 Ok(engine) => {
+                    // Listed, inspected and reconciled before the stream is
+                    // followed; events from `since` on are replayed, so
+                    // nothing between the two is missed.
+                    match self.reconcile_followed(&node).await {
+                        Ok(n) if n > 0 => {
+                            tracing::info!(%node, changed = n, "watcher reconciled workspaces")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            crate::metrics::loop_failed("watcher", e.kind());
+                            tracing::warn!(%node, error = %e, "watcher reconcile failed");
+                        }
+                    }
                     let mut events =
                         Box::pin(engine.workspace_events(&self.config().instance, since));
-                    while let Some(ev) = events.next().await {
-                        match ev {
-                            Ok(ev) => {
-                                backoff = Duration::from_secs(1);
-                                self.on_event(ev).await;
-                            }
-                            Err(e) => {
-                                // One mapping of errors to kinds: the service's.
-                                let e = super::ServiceError::from(e);
-                                crate::metrics::loop_failed("watcher", e.kind());
-                                tracing::warn!(%node, error = %e, "engine event stream failed");
-                                break;
+                    let mut resync = tokio::time::interval(resync_every);
+                    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    resync.tick().await;
+                    let resyncing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    loop {
+                        tokio::select! {
+                            ev = events.next() => match ev {
+                                Some(Ok(ev)) => {
+                                    backoff = Duration::from_secs(1);
+                                    self.on_event(&node, ev).await;
+                                }
+                                Some(Err(e)) => {
+                                    // One mapping of errors to kinds: the service's.
+                                    let e = super::ServiceError::from(e);
+                                    crate::metrics::loop_failed("watcher", e.kind());
+                                    tracing::warn!(%node, error = %e, "engine event stream failed");
+                                    break;
+                                }
+                                None => break,
+                            },
+                            // A stream can stall without failing (a network
+                            // that drops packets): rebuild the view now and
+                            // then, beside the stream.
+                            _ = resync.tick() => {
+                                if !resyncing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                                    let berth = self.clone();
+                                    let node = node.clone();
+                                    let resyncing = resyncing.clone();
+                                    tokio::spawn(async move {
+                                        if let Err(e) = berth.reconcile_followed(&node).await {
+                                            crate::metrics::loop_failed("watcher", e.kind());
+                                            tracing::warn!(%node, error = %e, "periodic resync failed");
+                                        }
+                                        resyncing.store(false, std::sync::atomic::Ordering::Release);
+                                    });
+                                }
                             }
                         }
                     }
+                    // Events may be missed from here until the next resync.
+                    self.unsync_view(&node);
                 }
                 // Unreachable by the heartbeat: ask again at the next beat,
                 // so a node that returns is reconciled within about one.
@@ -137,7 +173,7 @@ impl Berth {
         }
     }
 
-    async fn on_event(&self, ev: ContainerEvent) {
+    async fn on_event(&self, node: &str, ev: ContainerEvent) {
         let Ok(id) = Uuid::parse_str(&ev.workspace_id) else {
             return;
         };
@@ -162,16 +198,37 @@ impl Berth {
                 tracing::warn!(workspace = %id, error = %e, "recording OOM failed");
             }
         }
-        // Checking takes the workspace's lock, which a user's stop may hold
-        // for seconds: do it beside the stream, not in its way.
+        // The container is looked at again (the view learns it), and the
+        // record checked under the workspace's lock only if it no longer
+        // agrees: that lock may be held for seconds by a user's stop, so it
+        // is done beside the stream, not in its way.
         let berth = self.clone();
+        let node = node.to_string();
         tokio::spawn(async move {
-            if let Err(e) = berth.check_workspace(id).await {
-                crate::metrics::loop_failed("watcher", e.kind());
-                tracing::warn!(workspace = %id, error = %e, "checking workspace after event failed");
+            let name = crate::domain::workspace_container_name(id);
+            let (state, changed) = match berth.inspect_noted(&node, &name).await {
+                Ok(seen) => seen,
+                Err(e) => {
+                    crate::metrics::loop_failed("watcher", e.kind());
+                    tracing::warn!(workspace = %id, error = %e, "inspecting after an event failed");
+                    return;
+                }
+            };
+            let disagrees = match berth.store().workspace(id).await {
+                Ok(Some(ws)) => ws.node == node && !berth.agrees(&ws, state.as_ref()),
+                Ok(None) => false,
+                Err(_) => true,
+            };
+            if disagrees {
+                if let Err(e) = berth.check_workspace(id).await {
+                    crate::metrics::loop_failed("watcher", e.kind());
+                    tracing::warn!(workspace = %id, error = %e, "checking workspace after event failed");
+                }
             }
-            // Nobody listening is fine.
-            let _ = berth.inner.changes.send(id);
+            if changed || disagrees {
+                // Nobody listening is fine.
+                let _ = berth.inner.changes.send(id);
+            }
         });
     }
 }

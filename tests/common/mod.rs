@@ -643,3 +643,45 @@ pub fn forward_engine(path: &std::path::Path) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// A unix-socket relay to the real engine that the test can cut and
+/// restore: what Berth sees when the engine restarts.
+pub struct EngineRelay {
+    path: std::path::PathBuf,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EngineRelay {
+    pub fn start(path: &std::path::Path) -> EngineRelay {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut engine) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                    }
+                });
+            }
+            // Dropping the JoinSet (when this task is aborted) cuts every
+            // open connection, the event stream among them.
+        });
+        EngineRelay {
+            path: path.to_path_buf(),
+            task: Some(task),
+        }
+    }
+
+    pub fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
