@@ -9,6 +9,7 @@ pub mod images;
 pub mod jobs;
 pub mod limits;
 pub mod nodes;
+pub mod page;
 pub mod placement;
 pub mod proxy;
 pub mod recovery;

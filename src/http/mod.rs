@@ -120,6 +120,7 @@ pub fn operations() -> Vec<Op> {
             .tag("users")
             .admin()
             .summary("Every user, with how many projects and workspaces they own")
+            .query::<PageQuery>()
             .ok::<Vec<AccountDto>>(),
         Op::post("/api/users", "createUser", users::create)
             .tag("users")
@@ -214,6 +215,7 @@ pub fn operations() -> Vec<Op> {
         Op::get("/api/projects", "listProjects", projects::list)
             .tag("projects")
             .summary("The caller's projects (all, for an admin)")
+            .query::<PageQuery>()
             .ok::<Vec<ProjectDto>>(),
         Op::get("/api/projects/{id}", "getProject", projects::get)
             .tag("projects")
@@ -231,6 +233,7 @@ pub fn operations() -> Vec<Op> {
         Op::get("/api/workspaces", "listWorkspaces", ws::list)
             .tag("workspaces")
             .summary("The caller's workspaces (all, for an admin)")
+            .query::<PageQuery>()
             .ok::<Vec<WorkspaceDto>>(),
         Op::post("/api/workspaces", "createWorkspace", ws::create)
             .tag("workspaces")
@@ -518,6 +521,7 @@ pub fn operations() -> Vec<Op> {
         Op::get("/api/projects/{id}/backups", "listBackups", backups::list)
             .tag("backups")
             .summary("The project's backup catalogue, newest first")
+            .query::<PageQuery>()
             .ok::<Vec<BackupDto>>(),
         Op::post("/api/projects/{id}/backups/upload", "uploadBackup", backups::upload)
             .tag("backups")

@@ -249,6 +249,25 @@ impl Accounts {
         self.user_summaries().await
     }
 
+    /// A page of users, oldest first, with what they own (counted for the
+    /// page's users only).
+    pub async fn accounts_page(
+        &self,
+        page: &crate::domain::page::PageRequest,
+    ) -> Result<crate::domain::page::Page<(User, Holdings)>> {
+        let users = self.store.users_page(page).await?;
+        let mut items = Vec::with_capacity(users.items.len());
+        for u in &users.items {
+            items.push((u.clone(), self.store.holdings(u.id).await?));
+        }
+        Ok(crate::domain::page::Page {
+            items,
+            next: users.next,
+            total: users.total,
+            limit: users.limit,
+        })
+    }
+
     /// One user with what they own.
     pub async fn account(&self, id: Uuid) -> Result<(User, Holdings)> {
         let user = self

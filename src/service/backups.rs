@@ -420,6 +420,17 @@ impl Backups {
         Ok(self.store().backups_of(project_id).await?)
     }
 
+    /// A page of [`Backups::backups_of`].
+    pub async fn backups_page(
+        &self,
+        user: &User,
+        project_id: Uuid,
+        page: &crate::domain::page::PageRequest,
+    ) -> Result<crate::domain::page::Page<Backup>> {
+        self.berth().project(user, project_id).await?;
+        Ok(self.store().backups_page(project_id, page).await?)
+    }
+
     pub async fn delete_backup(&self, user: &User, id: Uuid) -> Result<()> {
         let b = self.backup(user, id).await?;
         if b.state == BackupState::InProgress {

@@ -69,6 +69,16 @@ impl Berth {
         Ok(self.store().projects(owner).await?)
     }
 
+    /// A page of [`Berth::projects`].
+    pub async fn projects_page(
+        &self,
+        user: &User,
+        page: &crate::domain::page::PageRequest,
+    ) -> Result<crate::domain::page::Page<Project>> {
+        let owner = (!user.is_admin()).then_some(user.id);
+        Ok(self.store().projects_page(owner, page).await?)
+    }
+
     /// Deletes a project. Its volume is kept for the retention period unless
     /// `purge`. Refused while a workspace on the project runs; stopped
     /// workspaces lose their (volume-holding) container and their project.

@@ -530,6 +530,27 @@ impl Berth {
         Ok(self.store().events(id, limit.clamp(1, 1000)).await?)
     }
 
+    /// A page of a workspace's events, newest first.
+    pub async fn workspace_events_page(
+        &self,
+        user: &User,
+        id: Uuid,
+        page: &crate::domain::page::PageRequest,
+    ) -> Result<crate::domain::page::Page<WorkspaceEvent>> {
+        self.workspace(user, id).await?;
+        Ok(self.store().events_page(id, page).await?)
+    }
+
+    /// A page of [`Berth::workspaces`].
+    pub async fn workspaces_page(
+        &self,
+        user: &User,
+        page: &crate::domain::page::PageRequest,
+    ) -> Result<crate::domain::page::Page<Workspace>> {
+        let owner = (!user.is_admin()).then_some(user.id);
+        Ok(self.store().workspaces_page(owner, page).await?)
+    }
+
     /// Projects of a workspace: its current one and those assigned to it.
     pub async fn workspace_projects(&self, user: &User, id: Uuid) -> Result<Vec<Project>> {
         let ws = self.workspace(user, id).await?;

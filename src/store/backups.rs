@@ -8,7 +8,7 @@ use super::{get_uuid, Result, Store, StoreError};
 use crate::domain::backups::{Backup, BackupOrigin, RemoteCopy, RemoteState};
 use crate::domain::Millis;
 
-fn backup_from_row(r: &AnyRow) -> Result<Backup> {
+pub(super) fn backup_from_row(r: &AnyRow) -> Result<Backup> {
     let state: String = r.try_get("state")?;
     let compression: String = r.try_get("compression")?;
     let size: Option<i64> = r.try_get("size_bytes")?;

@@ -36,20 +36,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WorkspaceEvent {
-                    id: get_uuid(r, "id")?,
-                    workspace_id: get_uuid(r, "workspace_id")?,
-                    at: r.try_get("at")?,
-                    kind: r
-                        .try_get::<String, _>("kind")?
-                        .parse()
-                        .map_err(StoreError::Corrupt)?,
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     /// When events of one kind happened since `since`.
@@ -93,4 +80,17 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+pub(super) fn event_from_row(r: &sqlx::any::AnyRow) -> Result<WorkspaceEvent> {
+    Ok(WorkspaceEvent {
+        id: get_uuid(r, "id")?,
+        workspace_id: get_uuid(r, "workspace_id")?,
+        at: r.try_get("at")?,
+        kind: r
+            .try_get::<String, _>("kind")?
+            .parse()
+            .map_err(StoreError::Corrupt)?,
+        message: r.try_get("message")?,
+    })
 }

@@ -10,6 +10,7 @@ mod backups;
 mod events;
 mod jobs;
 mod nodes;
+mod pages;
 mod projects;
 mod settings;
 mod users;

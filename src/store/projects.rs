@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{get_opt_uuid, get_uuid, Result, Store};
 use crate::domain::{Millis, Project};
 
-fn project_from_row(row: &AnyRow) -> Result<Project> {
+pub(super) fn project_from_row(row: &AnyRow) -> Result<Project> {
     Ok(Project {
         id: get_uuid(row, "id")?,
         owner_id: get_uuid(row, "owner_id")?,

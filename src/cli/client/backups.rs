@@ -105,7 +105,9 @@ pub async fn backup(opts: &ClientOpts, cmd: BackupCmd) -> Res<()> {
             c.show(&v, |b| println!("{}", summary(b)))?;
         }
         BackupCmd::Ls { project } => {
-            let v = c.get(&format!("/api/projects/{project}/backups")).await?;
+            let v = c
+                .get_all(&format!("/api/projects/{project}/backups"))
+                .await?;
             c.show(&v, |list: &Vec<wire::BackupDto>| {
                 let rows = list
                     .iter()

@@ -206,6 +206,31 @@ impl Client {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    /// A whole list, fetched page by page (`limit` and the `nextCursor`
+    /// of each page), so no one answer grows with the list.
+    async fn get_all(&self, path: &str) -> Res<Value> {
+        const PAGE: u32 = 200;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}limit={PAGE}&cursor={c}"),
+                None => format!("{path}{sep}limit={PAGE}"),
+            };
+            let resp = self.send(self.request(reqwest::Method::GET, &url)).await?;
+            let v: crate::http::wire::Envelope<Vec<Value>> = resp
+                .json()
+                .await
+                .map_err(|e| Failure::Server(format!("the server's answer is not a list: {e}")))?;
+            items.extend(v.data);
+            match v.page.and_then(|p| p.next_cursor) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
     /// POSTs `body`: a request type of `http::wire` (or `json!({})`).
     async fn post(&self, path: &str, body: impl serde::Serialize) -> Res<Value> {
         let body = serde_json::to_value(body).expect("request bodies serialise");

@@ -156,7 +156,7 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
             })?;
         }
         ProjectCmd::Ls => {
-            let v = c.get("/api/projects").await?;
+            let v = c.get_all("/api/projects").await?;
             c.show(&v, |list: &Vec<wire::ProjectDto>| {
                 let rows = list
                     .iter()
@@ -297,7 +297,7 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             })?;
         }
         WsCmd::Ls => {
-            let v = c.get("/api/workspaces").await?;
+            let v = c.get_all("/api/workspaces").await?;
             c.show(&v, |list: &Vec<wire::WorkspaceDto>| {
                 table(
                     &["ID", "NAME", "TYPE", "STATUS", "PROJECT", "URL"],

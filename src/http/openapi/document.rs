@@ -76,7 +76,17 @@ fn envelope(data: Schema) -> Value {
         "properties": {
             "success": { "const": true },
             "data": data,
-            "message": { "type": "string", "description": "A short human summary of what happened." }
+            "message": { "type": "string", "description": "A short human summary of what happened." },
+            "page": {
+                "type": "object",
+                "description": "Where a page of a list stands: present when the list was asked for with `limit`.",
+                "required": ["limit"],
+                "properties": {
+                    "limit": { "type": "integer", "minimum": 1, "description": "The page size asked for." },
+                    "nextCursor": { "type": "string", "description": "Pass as `cursor` (with the same `limit`) for the next page; absent on the last page." },
+                    "total": { "type": "integer", "minimum": 0, "description": "Items in the whole list, all pages." }
+                }
+            }
         }
     })
 }
@@ -402,7 +412,12 @@ pub fn document_of(ops: &[Op]) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Developer workspaces as Docker containers on persistent project volumes. \
                 Every success answers `{\"success\": true, \"data\": …, \"message\"?: …}`; every \
-                failure `{\"success\": false, \"error\": {\"code\", \"message\"}}`.",
+                failure `{\"success\": false, \"error\": {\"code\", \"message\"}}`. \
+                Lists that grow (workspaces, projects, backups, events, users) page: with \
+                `limit` (1 to 500) an answer holds that many items in the list's order and a \
+                `page` object with `nextCursor` (pass it back as `cursor`, with the same \
+                `limit`, for the next page; absent on the last) and `total`. Without `limit` \
+                the whole list comes, as it did before lists paged (events: the newest 50).",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
         },
         "servers": [{ "url": "/" }],

@@ -56,10 +56,22 @@ pub async fn list(
     State(backups): State<Backups>,
     caller: Caller,
     IdPath(project_id): IdPath,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
-    let list = backups.backups_of(&caller.user, project_id).await?;
-    let located = backups.locate_backups(list).await;
-    Ok(ok(located.iter().map(dto).collect::<Vec<_>>()))
+    let page = q.request().map_err(ApiError::bad_request)?;
+    let mut list = backups
+        .backups_page(&caller.user, project_id, &page)
+        .await?;
+    let located = backups
+        .locate_backups(std::mem::take(&mut list.items))
+        .await;
+    let page = crate::domain::page::Page {
+        items: located,
+        next: list.next,
+        total: list.total,
+        limit: list.limit,
+    };
+    Ok(ok_page(page, |b| dto(&b)))
 }
 
 pub async fn get(

@@ -27,9 +27,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, ok(ProjectDto::from(&p))).into_response())
 }
 
-pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    let ps = berth.projects(&caller.user).await?;
-    Ok(ok(ps.iter().map(ProjectDto::from).collect::<Vec<_>>()))
+pub async fn list(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<crate::http::wire::PageQuery>,
+) -> ApiResult<Response> {
+    let page = q
+        .request()
+        .map_err(crate::http::error::ApiError::bad_request)?;
+    let ps = berth.projects_page(&caller.user, &page).await?;
+    Ok(crate::http::wire::ok_page(ps, |p| ProjectDto::from(&p)))
 }
 
 pub async fn get(

@@ -13,12 +13,18 @@ use crate::http::wire::{
 };
 use crate::service::{Accounts, NewUser};
 
-pub async fn list(State(accounts): State<Accounts>, _caller: Caller) -> ApiResult<Response> {
-    let users = accounts.list_accounts().await?;
-    Ok(ok(users
-        .iter()
-        .map(|(u, h)| AccountDto::new(u, *h))
-        .collect::<Vec<_>>()))
+pub async fn list(
+    State(accounts): State<Accounts>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<crate::http::wire::PageQuery>,
+) -> ApiResult<Response> {
+    let page = q
+        .request()
+        .map_err(crate::http::error::ApiError::bad_request)?;
+    let users = accounts.accounts_page(&page).await?;
+    Ok(crate::http::wire::ok_page(users, |(u, h)| {
+        AccountDto::new(&u, h)
+    }))
 }
 
 pub async fn create(

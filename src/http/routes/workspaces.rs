@@ -48,9 +48,18 @@ pub async fn types(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Res
     Ok(ok(ts.iter().map(TypeDto::from).collect::<Vec<_>>()))
 }
 
-pub async fn list(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    let ws = berth.workspaces(&caller.user).await?;
-    Ok(ok(list_dto(&berth, &ws)))
+pub async fn list(
+    State(berth): State<Berth>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<crate::http::wire::PageQuery>,
+) -> ApiResult<Response> {
+    let page = q
+        .request()
+        .map_err(crate::http::error::ApiError::bad_request)?;
+    let ws = berth.workspaces_page(&caller.user, &page).await?;
+    Ok(crate::http::wire::ok_page(ws, |w| {
+        workspace_dto(&berth, &w)
+    }))
 }
 
 pub async fn stats(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
@@ -241,8 +250,23 @@ pub async fn events(
 ) -> ApiResult<Response> {
     let limit = crate::domain::validate_range("limit", q.limit.unwrap_or(50), 1, 1000)
         .map_err(crate::http::error::ApiError::bad_request)?;
-    let evs = berth.workspace_events(&caller.user, id, limit).await?;
-    Ok(ok(evs.iter().map(EventDto::from).collect::<Vec<_>>()))
+    let after = q
+        .cursor
+        .as_deref()
+        .map(crate::domain::page::Cursor::decode)
+        .transpose()
+        .map_err(crate::http::error::ApiError::bad_request)?;
+    let paged = q.limit.is_some() || after.is_some();
+    let page = crate::domain::page::PageRequest {
+        limit: Some(limit as u32),
+        after,
+    };
+    let mut evs = berth.workspace_events_page(&caller.user, id, &page).await?;
+    if !paged {
+        // As before pages: the newest 50, no page object.
+        evs.limit = None;
+    }
+    Ok(crate::http::wire::ok_page(evs, |e| EventDto::from(&e)))
 }
 
 pub async fn update_resources(

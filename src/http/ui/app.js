@@ -140,6 +140,26 @@ async function api(method, path, body) {
   return v ? v.data : null;
 }
 
+// A whole list, page by page (the API's limit and nextCursor), so no one
+// answer grows with the list.
+async function apiAll(path) {
+  const sep = path.includes("?") ? "&" : "?";
+  let items = [];
+  let cursor = null;
+  for (;;) {
+    const url = `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+    const r = await fetch(url, { credentials: "same-origin" });
+    const v = await r.json().catch(() => null);
+    if (!r.ok) {
+      if (r.status === 401) { me = null; hint(false); location.hash = "#/login"; }
+      throw new ApiError(r.status, (v && v.error && v.error.message) || r.statusText);
+    }
+    items = items.concat(v.data);
+    cursor = v.page && v.page.nextCursor;
+    if (!cursor) return items;
+  }
+}
+
 // Runs an action from a button, with its result or error in the flash.
 async function act(button, work, done) {
   if (button) button.disabled = true;
@@ -301,9 +321,9 @@ function followLive(onChange) {
 
 async function viewWorkspaces() {
   const [list, types, projects] = await Promise.all([
-    api("GET", "/api/workspaces"),
+    apiAll("/api/workspaces"),
     api("GET", "/api/workspaces/types"),
-    api("GET", "/api/projects"),
+    apiAll("/api/projects"),
   ]);
   const names = Object.fromEntries(projects.map((p) => [p.id, p.name]));
   const usable = types.filter((t) => t.available);
@@ -652,7 +672,7 @@ async function viewWorkspace(id) {
 // ---- projects and backups ----
 
 async function viewProjects() {
-  const projects = await api("GET", "/api/projects");
+  const projects = await apiAll("/api/projects");
   main.innerHTML = `
     <h1>Projects</h1>
     <table><thead><tr><th>Name</th><th>Type</th><th>Volume</th><th>Created</th></tr></thead><tbody>
@@ -679,7 +699,7 @@ async function viewProjects() {
 async function viewProject(id) {
   const [p, backups, policy] = await Promise.all([
     api("GET", `/api/projects/${id}`),
-    api("GET", `/api/projects/${id}/backups`),
+    apiAll(`/api/projects/${id}/backups`),
     api("GET", `/api/projects/${id}/backup-policy`),
   ]);
   main.innerHTML = `
@@ -775,7 +795,7 @@ async function withProgress(label, work) {
 // ---- overview (admins): every running workspace at a glance ----
 
 async function viewOverview() {
-  const [list, users] = await Promise.all([api("GET", "/api/workspaces"), api("GET", "/api/users")]);
+  const [list, users] = await Promise.all([apiAll("/api/workspaces"), apiAll("/api/users")]);
   const emails = Object.fromEntries(users.map((u) => [u.id, u.email]));
   const rows = new Map(list.map((w) => [w.id, { w, owner: emails[w.userId] || w.userId, cpu: null, mem: null, limit: null, health: null, status: w.status }]));
   let sortKey = "cpu", desc = true;
@@ -1035,7 +1055,7 @@ handlers["revoke-token"] = (b) => {
 // ---- users (admins) ----
 
 async function viewUsers() {
-  const [users, shares] = await Promise.all([api("GET", "/api/users"), api("GET", "/api/shares")]);
+  const [users, shares] = await Promise.all([apiAll("/api/users"), api("GET", "/api/shares")]);
   const emails = Object.fromEntries(users.map((u) => [u.id, u.email]));
   const others = (u) => users.filter((o) => o.id !== u.id)
     .map((o) => `<option value="${h(o.id)}">${h(o.email)}</option>`).join("");

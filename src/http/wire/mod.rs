@@ -41,13 +41,50 @@ use crate::service::{
 };
 use crate::store::TokenInfo;
 
-/// The success envelope `{"success": true, "data": …, "message"?: …}`.
+/// The success envelope `{"success": true, "data": …, "message"?: …,
+/// "page"?: …}`.
 #[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Envelope<T: Serialize> {
     pub success: bool,
     pub data: T,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Present when a list was asked for by pages (`limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<PageDto>,
+}
+
+/// Where a page of a list stands.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PageDto {
+    /// The page size asked for.
+    pub limit: u32,
+    /// Pass as `cursor` (with the same `limit`) for the next page; absent
+    /// on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// Items in the whole list, all pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// `limit` and `cursor` of a list that pages.
+#[derive(Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PageQuery {
+    /// At most this many items, 1 to 500; without it, the whole list (as
+    /// before lists paged).
+    #[schemars(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    /// `page.nextCursor` of the previous page (needs `limit`).
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn request(&self) -> Result<crate::domain::page::PageRequest, String> {
+        crate::domain::page::PageRequest::parse(self.limit, self.cursor.as_deref())
+    }
 }
 
 pub fn ok<T: Serialize>(data: T) -> Response {
@@ -55,6 +92,7 @@ pub fn ok<T: Serialize>(data: T) -> Response {
         success: true,
         data,
         message: None,
+        page: None,
     })
     .into_response()
 }
@@ -64,6 +102,27 @@ pub fn ok_with<T: Serialize>(data: T, message: impl Into<String>) -> Response {
         success: true,
         data,
         message: Some(message.into()),
+        page: None,
+    })
+    .into_response()
+}
+
+/// A list answer: a page's items, with where it stands when it was cut.
+pub fn ok_page<T, U: Serialize>(
+    page: crate::domain::page::Page<T>,
+    item: impl FnMut(T) -> U,
+) -> Response {
+    let meta = page.limit.map(|limit| PageDto {
+        limit,
+        next_cursor: page.next.as_ref().map(|c| c.encode()),
+        total: page.total,
+    });
+    let data: Vec<U> = page.items.into_iter().map(item).collect();
+    Json(Envelope {
+        success: true,
+        data,
+        message: None,
+        page: meta,
     })
     .into_response()
 }

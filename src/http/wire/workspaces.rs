@@ -453,6 +453,8 @@ pub struct EventsQuery {
     /// At most this many events: 1 to 1000, default 50.
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
+    /// `page.nextCursor` of the previous page: the events older than it.
+    pub cursor: Option<String>,
 }
 
 impl From<&StatusReport> for StatusDto {
