@@ -197,3 +197,28 @@ async fn projects_users_backups_and_events_page_too() {
     assert_eq!(paged[0]["message"], "e119");
     assert_eq!(paged[119]["message"], "e0");
 }
+
+#[tokio::test]
+async fn a_jobs_history_pages() {
+    let env = TestEnv::new().await;
+    let (_, admin) = env.session(berth::domain::Role::Admin).await;
+    for _ in 0..3 {
+        let (s, v) = env
+            .post(
+                "/api/jobs/error-recovery/run?dryRun=true",
+                &admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (paged, sizes) = all_pages(&env, &admin, "/api/jobs/error-recovery/runs", 2).await;
+    assert_eq!(sizes, vec![2, 1]);
+    let (_, whole) = env.get("/api/jobs/error-recovery/runs", &admin).await;
+    assert_eq!(ids(&paged), ids(whole["data"].as_array().unwrap()));
+    let (s, v) = env.get("/api/jobs/nope/runs?limit=2", &admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let t = env.member().await;
+    let (s, _) = env.get("/api/jobs/error-recovery/runs", &t).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -577,6 +577,14 @@ pub fn operations() -> Vec<Op> {
             .tag("jobs")
             .summary("Scheduled jobs, their next run and recent runs")
             .ok::<Vec<JobDto>>(),
+        Op::get("/api/jobs/{name}/runs", "jobRuns", jobs::runs)
+            .admin()
+            .tag("jobs")
+            .summary("One job's runs, newest first, by pages")
+            .describe("Without `limit`, every run the store keeps.")
+            .query::<PageQuery>()
+            .ok::<Vec<RunDto>>()
+            .errors(&[404]),
         Op::post("/api/jobs/{name}/run", "runJob", jobs::run)
             .admin()
             .tag("jobs")

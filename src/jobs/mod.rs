@@ -133,6 +133,15 @@ impl Scheduler {
         Ok(self.berth.store().job_runs(job.as_str(), limit).await?)
     }
 
+    /// A page of the job's history, newest first.
+    pub async fn runs_page(
+        &self,
+        job: JobName,
+        page: &crate::domain::page::PageRequest,
+    ) -> Result<crate::domain::page::Page<JobRun>> {
+        Ok(self.berth.store().job_runs_page(job.as_str(), page).await?)
+    }
+
     /// The job's configured schedule text.
     pub fn schedule(&self, job: JobName) -> &str {
         job.schedule(self.berth.config())

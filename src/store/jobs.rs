@@ -40,28 +40,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let outcome: String = r.try_get("outcome")?;
-                let counts: String = r.try_get("counts")?;
-                let details: String = r.try_get("details")?;
-                let dry: i64 = r.try_get("dry_run")?;
-                Ok(JobRun {
-                    id: get_uuid(r, "id")?,
-                    name: r.try_get("name")?,
-                    started_at: r.try_get("started_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                    outcome: JobOutcome::parse(&outcome)
-                        .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-                    dry_run: dry != 0,
-                    counts: serde_json::from_str(&counts)
-                        .map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?,
-                    details: serde_json::from_str(&details)
-                        .map_err(|e| StoreError::Corrupt(format!("details: {e}")))?,
-                    error: r.try_get("error")?,
-                })
-            })
-            .collect()
+        rows.iter().map(job_run_from_row).collect()
     }
 
     /// Every project record, live or deleted, for the volume planner.
@@ -142,4 +121,25 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+pub(super) fn job_run_from_row(r: &sqlx::any::AnyRow) -> Result<JobRun> {
+    let outcome: String = r.try_get("outcome")?;
+    let counts: String = r.try_get("counts")?;
+    let details: String = r.try_get("details")?;
+    let dry: i64 = r.try_get("dry_run")?;
+    Ok(JobRun {
+        id: get_uuid(r, "id")?,
+        name: r.try_get("name")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        outcome: JobOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
+        dry_run: dry != 0,
+        counts: serde_json::from_str(&counts)
+            .map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?,
+        details: serde_json::from_str(&details)
+            .map_err(|e| StoreError::Corrupt(format!("details: {e}")))?,
+        error: r.try_get("error")?,
+    })
 }

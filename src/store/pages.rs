@@ -216,6 +216,37 @@ impl Store {
         }))
     }
 
+    /// A page of one job's runs, newest first.
+    pub async fn job_runs_page(
+        &self,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<crate::domain::jobs::JobRun>> {
+        let order = Order {
+            rank: None,
+            at: "started_at",
+            ascending: false,
+        };
+        let (rows, total) = self
+            .page_rows(
+                "job_runs",
+                "name = $1",
+                vec![Arg::Text(name.to_string())],
+                order,
+                page,
+            )
+            .await?;
+        let items = rows
+            .iter()
+            .map(super::jobs::job_run_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page.cut(items, total, |r| Cursor {
+            rank: 0,
+            at: r.started_at,
+            id: r.id.to_string(),
+        }))
+    }
+
     /// A page of users, oldest first.
     pub async fn users_page(&self, page: &PageRequest) -> Result<Page<User>> {
         let order = Order {

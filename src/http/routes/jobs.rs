@@ -57,20 +57,37 @@ pub async fn list(State(scheduler): State<Scheduler>, _caller: Caller) -> ApiRes
     Ok(ok(out))
 }
 
-pub async fn run(
-    State(scheduler): State<Scheduler>,
-    _caller: Caller,
-    Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<DryRunQuery>,
-) -> ApiResult<Response> {
-    let job = JobName::parse(&name).ok_or_else(|| {
+fn job_named(name: &str) -> Result<JobName, ApiError> {
+    JobName::parse(name).ok_or_else(|| {
         let known: Vec<&str> = JobName::ALL.iter().map(|j| j.as_str()).collect();
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no job {name:?}; jobs: {}", known.join(", ")),
         )
-    })?;
+    })
+}
+
+/// `GET /api/jobs/{name}/runs`: the job's history, by pages.
+pub async fn runs(
+    State(scheduler): State<Scheduler>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Response> {
+    let job = job_named(&name)?;
+    let page = q.request().map_err(ApiError::bad_request)?;
+    let runs = scheduler.runs_page(job, &page).await?;
+    Ok(crate::http::wire::ok_page(runs, |r| RunDto::from(&r)))
+}
+
+pub async fn run(
+    State(scheduler): State<Scheduler>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
+) -> ApiResult<Response> {
+    let job = job_named(&name)?;
     let run = scheduler.run_job(job, q.dry_run).await;
     Ok(ok(RunDto::from(&run)))
 }
