@@ -30,18 +30,19 @@ impl Scheduler {
     pub(super) async fn run_scheduled_backups(&self, dry_run: bool) -> Result<Vec<JobDetail>> {
         let now = Local::now();
         let mut details = Vec::new();
+        // Three queries for every project's due date, not two per project.
+        let own = self.berth.store().backup_policies().await?;
+        let newest_of = self.berth.store().newest_backup_times().await?;
         for project in self.berth.store().projects(None).await? {
-            let policy = self.backups.policy_of(project.id).await?;
+            let policy = self
+                .backups
+                .effective_policy(own.get(&project.id).cloned().unwrap_or_default());
             let Ok(Some(cron)) = parse_schedule(&policy.schedule) else {
                 continue;
             };
-            let newest = self
-                .berth
-                .store()
-                .backups_of(project.id)
-                .await?
-                .first()
-                .map(|b| b.created_at)
+            let newest = newest_of
+                .get(&project.id)
+                .copied()
                 .unwrap_or(project.created_at);
             if !is_due(&cron, local(newest), now) {
                 continue;

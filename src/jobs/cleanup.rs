@@ -136,27 +136,26 @@ impl Scheduler {
         let now = now_millis();
         let policy = policy(&self.berth);
         let containers = engine.list_containers_seen().await?;
-        let on_node = |mut all: Vec<crate::domain::Workspace>| {
-            all.retain(|w| w.node == node);
-            all
-        };
+        use crate::domain::WorkspaceStatus;
+        // Each planner is fed only the records it decides on, by indexed
+        // queries: not every workspace of every node.
+        let store = self.berth.store();
         // Which project each managed volume belongs to (read once: the
         // volume planner and the executor both need it).
         let mut volume_projects = BTreeMap::new();
         let plan = match job {
             JobName::Inactive => {
                 self.probe_activity(node).await?;
-                let ws = on_node(self.berth.store().workspaces(None).await?);
+                let ws = store
+                    .workspaces_on(node, Some(WorkspaceStatus::Running))
+                    .await?;
                 plan_inactive(&ws, &containers, now, &policy)
             }
             JobName::OrphanedContainers => {
                 // Ours are the containers of workspaces placed here: one left
                 // on a node its workspace moved or was recovered away from
                 // (its node was lost then) is an orphan here.
-                let ids: HashSet<Uuid> = on_node(self.berth.store().workspaces(None).await?)
-                    .into_iter()
-                    .map(|w| w.id)
-                    .collect();
+                let ids: HashSet<Uuid> = store.workspace_ids_on(node).await?.into_iter().collect();
                 plan_orphaned_containers(&ids, &containers, now, &policy)
             }
             JobName::OrphanedVolumes => {
@@ -173,7 +172,9 @@ impl Scheduler {
                 plan_orphaned_volumes(&projects, &volumes, &containers, &clocks, now, &policy)
             }
             JobName::ErrorRecovery => {
-                let ws = on_node(self.berth.store().workspaces(None).await?);
+                let ws = store
+                    .workspaces_on(node, Some(WorkspaceStatus::Error))
+                    .await?;
                 plan_error_recovery(&ws, &containers)
             }
             JobName::Backups => unreachable!("handled above"),
@@ -226,14 +227,15 @@ impl Scheduler {
             .timeout(std::time::Duration::from_secs(2))
             .build()
             .map_err(|e| crate::service::ServiceError::Internal(e.to_string()))?;
-        for ws in self.berth.store().workspaces(None).await? {
-            let (Some(port), crate::domain::WorkspaceStatus::Running) = (ws.host_port, ws.status)
-            else {
+        let running = self
+            .berth
+            .store()
+            .workspaces_on(node, Some(crate::domain::WorkspaceStatus::Running))
+            .await?;
+        for ws in running {
+            let Some(port) = ws.host_port else {
                 continue;
             };
-            if ws.node != node {
-                continue;
-            }
             let Some((probe, keep_prefix)) = self
                 .berth
                 .config()

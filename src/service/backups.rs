@@ -541,7 +541,7 @@ pub struct BackupPolicy {
 }
 
 impl Backups {
-    fn effective_policy(&self, own: BackupPolicyRow) -> BackupPolicy {
+    pub(crate) fn effective_policy(&self, own: BackupPolicyRow) -> BackupPolicy {
         let d = &self.config().backups;
         BackupPolicy {
             schedule: own.schedule.clone().unwrap_or_else(|| d.schedule.clone()),

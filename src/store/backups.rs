@@ -235,6 +235,46 @@ impl Store {
         })
     }
 
+    /// Every project's own policy, by project (projects without one use
+    /// the default): one query for the backup schedule's sweep.
+    pub async fn backup_policies(
+        &self,
+    ) -> Result<std::collections::HashMap<Uuid, BackupPolicyRow>> {
+        let rows = sqlx::query("SELECT * FROM backup_policies")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let n = |c: &str| -> Result<Option<u32>> {
+                let v: Option<i64> = r.try_get(c)?;
+                Ok(v.map(|v| v.clamp(0, u32::MAX as i64) as u32))
+            };
+            out.insert(
+                super::get_uuid(r, "project_id")?,
+                BackupPolicyRow {
+                    schedule: r.try_get("schedule")?,
+                    keep_last: n("keep_last")?,
+                    keep_daily: n("keep_daily")?,
+                    keep_weekly: n("keep_weekly")?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// When each project's newest backup was made (any state), by project:
+    /// one grouped query over the (project_id, created_at) index.
+    pub async fn newest_backup_times(&self) -> Result<std::collections::HashMap<Uuid, Millis>> {
+        let rows = sqlx::query(
+            "SELECT project_id, MAX(created_at) AS newest FROM backups GROUP BY project_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((super::get_uuid(r, "project_id")?, r.try_get("newest")?)))
+            .collect()
+    }
+
     pub async fn set_backup_policy(&self, project_id: Uuid, p: &BackupPolicyRow) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM backup_policies WHERE project_id = $1")

@@ -166,6 +166,41 @@ impl Store {
         rows.iter().map(workspace_from_row).collect()
     }
 
+    /// The workspaces on `node`, of one status when `status` is given:
+    /// what the cleanup jobs and the activity probe read (an index on
+    /// (node, status) serves it), rather than every record.
+    pub async fn workspaces_on(
+        &self,
+        node: &str,
+        status: Option<crate::domain::WorkspaceStatus>,
+    ) -> Result<Vec<Workspace>> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query("SELECT * FROM workspaces WHERE node = $1 AND status = $2")
+                    .bind(node)
+                    .bind(s.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM workspaces WHERE node = $1")
+                    .bind(node)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(workspace_from_row).collect()
+    }
+
+    /// The ids of the workspaces on `node`.
+    pub async fn workspace_ids_on(&self, node: &str) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query("SELECT id FROM workspaces WHERE node = $1")
+            .bind(node)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| super::get_uuid(r, "id")).collect()
+    }
+
     /// Workspaces whose current project is `project_id`.
     pub async fn workspaces_on_project(&self, project_id: Uuid) -> Result<Vec<Workspace>> {
         let rows = sqlx::query("SELECT * FROM workspaces WHERE project_id = $1")
