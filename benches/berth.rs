@@ -59,7 +59,7 @@ impl Opts {
                 // cargo bench passes --bench; nothing else is expected.
                 "--bench" => {}
                 other => panic!(
-                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint,placement,move,load, --data DIR"
+                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint,placement,move,load,scale, --data DIR"
                 ),
             }
         }
@@ -277,6 +277,60 @@ fn targets() -> Vec<Target> {
             "placement 10k on 100 nodes",
             "berth spread",
             |v| v < 1.0,
+        ),
+        abs(
+            "status p99 at 8 connections < 2 ms",
+            "load status c=8",
+            "p99",
+            |v| v < 0.002,
+        ),
+        abs(
+            "status p99 at 256 connections < 20 ms",
+            "load status c=256",
+            "p99",
+            |v| v < 0.02,
+        ),
+        abs(
+            "page of 50 of 10k workspaces p99 < 5 ms (sqlite)",
+            "page of 50 workspaces, 10k p99 (sqlite)",
+            "berth",
+            |v| v < 0.005,
+        ),
+        abs(
+            "owner filter on 10k workspaces p99 < 5 ms (sqlite)",
+            "a member's workspaces (owner filter), 10k p99 (sqlite)",
+            "berth",
+            |v| v < 0.005,
+        ),
+        abs(
+            "plan inactive over 10k < 100 ms (sqlite)",
+            "plan inactive, 10k workspaces (sqlite)",
+            "berth dry run",
+            |v| v < 0.1,
+        ),
+        abs(
+            "plan orphaned-volumes over 10k < 100 ms (sqlite)",
+            "plan orphaned-volumes, 10k workspaces (sqlite)",
+            "berth dry run",
+            |v| v < 0.1,
+        ),
+        abs(
+            "plan backups over 10k projects, 100k backups < 100 ms (sqlite)",
+            "plan backups, 10k workspaces (sqlite)",
+            "berth dry run",
+            |v| v < 0.1,
+        ),
+        abs(
+            "plan retention over 100k backups < 100 ms",
+            "plan retention, 100k backups",
+            "berth",
+            |v| v < 0.1,
+        ),
+        abs(
+            "RSS with 10k records < 80 MB (sqlite)",
+            "footprint, 10k records (sqlite)",
+            "berth RSS",
+            |v| v < 80.0,
         ),
         within(
             "move: berth / raw archive pipe ≤ 3 (berth also reads both copies back)",
@@ -497,6 +551,7 @@ struct Server {
     child: Child,
     base: String,
     token: String,
+    member_token: String,
     instance: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -504,6 +559,13 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with("", |_, _| {})
+    }
+
+    /// A server whose config has `extra` appended, with `seed(database URL,
+    /// member id)` run on its database after migrations and before it
+    /// serves. A member account is made besides the admin (`member_token`).
+    fn start_with(extra: &str, seed: impl FnOnce(&str, &str)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -546,6 +608,12 @@ retries = 3
 "#,
             data = dir.path().join("data").display(),
         );
+        // `extra`'s top-level keys go first, its tables last.
+        let (top, tables) = match extra.find("\n[").or(extra.starts_with('[').then_some(0)) {
+            Some(i) => extra.split_at(i),
+            None => (extra, ""),
+        };
+        let config = format!("{top}\n{config}\n{tables}\n");
         let cfg = dir.path().join("berth.toml");
         std::fs::write(&cfg, config).unwrap();
         let bin = env!("CARGO_BIN_EXE_berth");
@@ -583,6 +651,55 @@ retries = 3
             .unwrap();
         assert!(token.status.success(), "berth token create failed");
         let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+        let cfg_arg = cfg.to_str().unwrap().to_string();
+        let run = |args: &[&str], stdin: Option<&str>| -> String {
+            let mut c = berth_command(bin)
+                .args(["--config", &cfg_arg])
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(input) = stdin {
+                use std::io::Write as _;
+                c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            } else {
+                drop(c.stdin.take());
+            }
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "berth {args:?} failed");
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        run(
+            &["user", "add", "member@example.com", "--password-stdin"],
+            Some("member-password\n"),
+        );
+        let member_token = run(&["token", "create", "member@example.com"], None);
+        let member_id = {
+            let list = run(&["user", "ls", "--json"], None);
+            let v: Value = serde_json::from_str(&list).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["email"] == "member@example.com")
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let url = {
+            let v = extra
+                .lines()
+                .find_map(|l| l.strip_prefix("database_url = "))
+                .map(|v| v.trim_matches('"').to_string());
+            v.unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("data").join("berth.db").display()
+                )
+            })
+        };
+        seed(&url, &member_id);
         let child = berth_command(bin)
             .args(["--config", cfg.to_str().unwrap(), "serve"])
             .env("BERTH_LOG", "warn")
@@ -600,6 +717,7 @@ retries = 3
             child,
             base,
             token,
+            member_token,
             instance,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -1582,6 +1700,397 @@ async fn main() {
         grow_fleet(&server, &mut fleet, if opts.quick { 1 } else { 20 }).await;
         load(&server, &opts, &mut results, &fleet).await;
     }
+    if opts.wants("scale") {
+        scale(&opts, &mut results).await;
+    }
     report(&results, &opts, meta);
+    drop(server);
+}
+
+// ------------------------------------------------------------- store at scale
+
+/// How big the seeded store is.
+struct Scale {
+    users: usize,
+    workspaces: usize,
+    backups_per_project: usize,
+    events_per_workspace: usize,
+}
+
+/// Fills the store at `url` the way a few hundred developers would over
+/// years: `users` members, one project per workspace (five of them the
+/// bench member's, the rest spread over the seeded users), backups and
+/// events. Multi-row inserts in transactions: seconds, not
+/// the hours one insert per row would take.
+fn seed_store(url: &str, member: &str, scale: &Scale) {
+    let url = url.to_string();
+    let member = member.to_string();
+    let (users, workspaces, bpp, epw) = (
+        scale.users,
+        scale.workspaces,
+        scale.backups_per_project,
+        scale.events_per_workspace,
+    );
+    // Its own runtime on its own thread: the caller is a synchronous step
+    // of starting the server.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::any::AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .expect("the bench store");
+            let t0 = Instant::now();
+            let now = chrono::Utc::now().timestamp_millis();
+            let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+            let ids = |n: usize| -> Vec<String> {
+                (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect()
+            };
+            let user_ids = ids(users);
+            let ws_ids = ids(workspaces);
+            let project_ids = ids(workspaces);
+            async fn insert(pool: &sqlx::AnyPool, head: &str, rows: Vec<String>) {
+                for chunk in rows.chunks(500) {
+                    let sql = format!("{head} VALUES {}", chunk.join(","));
+                    sqlx::query(&sql).execute(pool).await.expect("seed insert");
+                }
+            }
+            let begin = |pool: &sqlx::AnyPool| {
+                let pool = pool.clone();
+                async move {
+                    sqlx::query("BEGIN").execute(&pool).await.unwrap();
+                }
+            };
+            begin(&pool).await;
+            insert(
+                &pool,
+                "INSERT INTO users (id, email, password_hash, role, created_at)",
+                user_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        format!(
+                            "('{id}', 'seed{i}@example.com', '!', 'member', {})",
+                            now - 400 * 86_400_000 + i as i64 * 1000
+                        )
+                    })
+                    .collect(),
+            )
+            .await;
+            let owner_of = |i: usize| -> String {
+                if i < 5 {
+                    member.clone()
+                } else {
+                    user_ids[i % user_ids.len()].clone()
+                }
+            };
+            let created = |i: usize| now - 300 * 86_400_000 + i as i64 * 2_000;
+            insert(
+                &pool,
+                "INSERT INTO projects (id, owner_id, name, description, workspace_type, workspace_id, volume_name, created_at, updated_at, node)",
+                (0..workspaces)
+                    .map(|i| {
+                        let p = &project_ids[i];
+                        format!(
+                            "('{p}', '{}', 'p{i}', '', 'fleet', '{}', 'berth-project-{p}', {c}, {c}, 'local')",
+                            owner_of(i),
+                            ws_ids[i],
+                            c = created(i)
+                        )
+                    })
+                    .collect(),
+            )
+            .await;
+            insert(
+                &pool,
+                "INSERT INTO workspaces (id, owner_id, name, description, type_name, project_id, is_default, settings, status, created_at, updated_at, last_activity_at, node)",
+                (0..workspaces)
+                    .map(|i| {
+                        format!(
+                            "('{}', '{}', 'w{i}', '', 'fleet', '{}', 0, '{{\"v\":1}}', 'stopped', {c}, {c}, {c}, 'local')",
+                            ws_ids[i],
+                            owner_of(i),
+                            project_ids[i],
+                            c = created(i)
+                        )
+                    })
+                    .collect(),
+            )
+            .await;
+            sqlx::query("COMMIT").execute(&pool).await.unwrap();
+            begin(&pool).await;
+            let mut rows = Vec::with_capacity(10_000);
+            for (i, p) in project_ids.iter().enumerate() {
+                for k in 0..bpp {
+                    let at = now - (k as i64) * 86_400_000 - rng.gen_range(0..3_600_000);
+                    rows.push(format!(
+                        "('{}', '{p}', '{}', {at}, {at}, 'complete', 'zstd', 1000000, '{:064x}', 0, 2000000, 'made')",
+                        uuid::Uuid::new_v4(),
+                        owner_of(i),
+                        rng.gen::<u128>()
+                    ));
+                }
+                if rows.len() >= 10_000 {
+                    insert(&pool, "INSERT INTO backups (id, project_id, owner_id, created_at, completed_at, state, compression, size_bytes, sha256, crash_consistent, content_bytes, origin)", std::mem::take(&mut rows)).await;
+                }
+            }
+            insert(&pool, "INSERT INTO backups (id, project_id, owner_id, created_at, completed_at, state, compression, size_bytes, sha256, crash_consistent, content_bytes, origin)", rows).await;
+            sqlx::query("COMMIT").execute(&pool).await.unwrap();
+            begin(&pool).await;
+            let mut rows = Vec::with_capacity(10_000);
+            for w in &ws_ids {
+                for k in 0..epw {
+                    rows.push(format!(
+                        "('{}', '{w}', {}, 'started', 'started')",
+                        uuid::Uuid::new_v4(),
+                        now - (k as i64) * 60_000
+                    ));
+                }
+                if rows.len() >= 10_000 {
+                    insert(
+                        &pool,
+                        "INSERT INTO workspace_events (id, workspace_id, at, kind, message)",
+                        std::mem::take(&mut rows),
+                    )
+                    .await;
+                }
+            }
+            insert(
+                &pool,
+                "INSERT INTO workspace_events (id, workspace_id, at, kind, message)",
+                rows,
+            )
+            .await;
+            sqlx::query("COMMIT").execute(&pool).await.unwrap();
+            // Fresh statistics for the planner (both databases have ANALYZE).
+            sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+            pool.close().await;
+            eprintln!(
+                "  seeded {users} users, {workspaces} workspaces and projects, {} backups, {} events in {:.1} s",
+                workspaces * bpp,
+                workspaces * epw,
+                t0.elapsed().as_secs_f64()
+            );
+        })
+    })
+    .join()
+    .expect("seeding the store");
+}
+
+/// `n` sequential requests of `path` with `token`: the latencies, seconds.
+async fn latencies(server: &Server, token: &str, path: &str, n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let resp = server
+            .http
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {body:?}");
+        out.push(t.elapsed().as_secs_f64());
+    }
+    out
+}
+
+/// The store seeded to the sizes issue 19 names (10,000 workspaces, 2,000
+/// users, 100,000 backups, 1,000,000 events; quick: a tenth, events a
+/// hundredth) on SQLite, or on PostgreSQL with `BENCH_DATABASE_URL`
+/// (a database of its own is made there): pages, the owner filter, the
+/// cleanup and schedule planners, retention, and the server's memory.
+async fn scale(opts: &Opts, results: &mut Results) {
+    let scale = if opts.quick {
+        Scale {
+            users: 200,
+            workspaces: 1_000,
+            backups_per_project: 10,
+            events_per_workspace: 10,
+        }
+    } else {
+        Scale {
+            users: 2_000,
+            workspaces: 10_000,
+            backups_per_project: 10,
+            events_per_workspace: 100,
+        }
+    };
+    let (extra, db) = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(server) => {
+            let db = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+            let rt_server = server.clone();
+            let db2 = db.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async move {
+                        use sqlx::Connection;
+                        let mut c = sqlx::PgConnection::connect(&format!(
+                            "{}/postgres",
+                            rt_server.trim_end_matches('/')
+                        ))
+                        .await
+                        .expect("BENCH_DATABASE_URL's server");
+                        sqlx::query(&format!("CREATE DATABASE {db2}"))
+                            .execute(&mut c)
+                            .await
+                            .unwrap();
+                    })
+            })
+            .join()
+            .unwrap();
+            (
+                format!(
+                    "database_url = \"{}/{db}\"\n[backups]\nschedule = \"0 3 * * *\"",
+                    server.trim_end_matches('/')
+                ),
+                "postgres",
+            )
+        }
+        Err(_) => ("[backups]\nschedule = \"0 3 * * *\"".to_string(), "sqlite"),
+    };
+    eprintln!(
+        "== scale: {} workspaces, {} users, {} backups, {} events on {db}",
+        scale.workspaces,
+        scale.users,
+        scale.workspaces * scale.backups_per_project,
+        scale.workspaces * scale.events_per_workspace
+    );
+    let server = Server::start_with(&extra, |url, member| seed_store(url, member, &scale));
+    // The watcher's first reconcile runs over every record at start.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n = if opts.quick { 50 } else { 300 };
+    let k = format!("{}k", scale.workspaces / 1000);
+    let first = server.get("/api/workspaces?limit=50").await;
+    let cursor = first["page"]["nextCursor"].as_str().unwrap().to_string();
+    assert_eq!(
+        first["page"]["total"].as_u64(),
+        Some(scale.workspaces as u64),
+        "{}",
+        first["page"]
+    );
+    let some_ws = first["data"][0]["id"].as_str().unwrap().to_string();
+    let some_project = first["data"][0]["currentProjectId"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_default();
+    for (what, token, path) in [
+        (
+            "page of 50 workspaces",
+            &server.token,
+            "/api/workspaces?limit=50".to_string(),
+        ),
+        (
+            "next page of 50 workspaces",
+            &server.token,
+            format!("/api/workspaces?limit=50&cursor={cursor}"),
+        ),
+        (
+            "a member's workspaces (owner filter)",
+            &server.member_token,
+            "/api/workspaces".to_string(),
+        ),
+        (
+            "page of 50 projects",
+            &server.token,
+            "/api/projects?limit=50".to_string(),
+        ),
+        (
+            "page of 50 users",
+            &server.token,
+            "/api/users?limit=50".to_string(),
+        ),
+        (
+            "page of 50 events",
+            &server.token,
+            format!("/api/workspaces/{some_ws}/events?limit=50"),
+        ),
+        (
+            "page of 10 backups",
+            &server.token,
+            format!("/api/projects/{some_project}/backups?limit=10"),
+        ),
+    ] {
+        let lat = latencies(&server, token, &path, n).await;
+        results.add(
+            "scale",
+            &format!("{what}, {k} p50 ({db})"),
+            "berth",
+            vec![percentile(&lat, 0.5)],
+        );
+        results.add(
+            "scale",
+            &format!("{what}, {k} p99 ({db})"),
+            "berth",
+            vec![percentile(&lat, 0.99)],
+        );
+    }
+    let all = latencies(&server, &server.token, "/api/workspaces", 3).await;
+    results.add(
+        "scale",
+        &format!("whole list of {k} workspaces ({db})"),
+        "berth",
+        all,
+    );
+    for job in [
+        "inactive",
+        "orphaned-containers",
+        "orphaned-volumes",
+        "error-recovery",
+        "backups",
+    ] {
+        let mut samples = Vec::new();
+        for _ in 0..3 {
+            let (t, v) =
+                timed_async(server.post(&format!("/api/jobs/{job}/run?dryRun=true"), json!({})))
+                    .await;
+            assert_eq!(v["data"]["outcome"], "ok", "{job}: {v}");
+            samples.push(t);
+        }
+        results.add(
+            "scale",
+            &format!("plan {job}, {k} workspaces ({db})"),
+            "berth dry run",
+            samples,
+        );
+    }
+    results.add_unit(
+        "scale",
+        &format!("footprint, {k} records ({db})"),
+        "berth RSS",
+        vec![server.rss_mb()],
+        "MB",
+    );
+    // Retention over 100,000 backups of one project: the pure planner.
+    let backups: Vec<berth::domain::retention::BackupSeen> = (0..100_000)
+        .map(|i| berth::domain::retention::BackupSeen {
+            id: uuid::Uuid::new_v4(),
+            created_at: 1_700_000_000_000 - i * 3_600_000,
+            state: berth::domain::backups::BackupState::Complete,
+        })
+        .collect();
+    let policy = berth::domain::retention::RetentionPolicy {
+        keep_last: 10,
+        keep_daily: 30,
+        keep_weekly: 52,
+    };
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        samples.push(timed(|| {
+            let gone = berth::domain::retention::plan_retention(&backups, &policy);
+            assert!(gone.len() > 90_000);
+        }));
+    }
+    results.add("scale", "plan retention, 100k backups", "berth", samples);
     drop(server);
 }

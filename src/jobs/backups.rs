@@ -33,11 +33,16 @@ impl Scheduler {
         // Three queries for every project's due date, not two per project.
         let own = self.berth.store().backup_policies().await?;
         let newest_of = self.berth.store().newest_backup_times().await?;
+        let mut crons: std::collections::HashMap<String, Option<croner::Cron>> = Default::default();
         for project in self.berth.store().projects(None).await? {
             let policy = self
                 .backups
                 .effective_policy(own.get(&project.id).cloned().unwrap_or_default());
-            let Ok(Some(cron)) = parse_schedule(&policy.schedule) else {
+            // Most projects share the default schedule: parsed once.
+            let cron = crons
+                .entry(policy.schedule.clone())
+                .or_insert_with(|| parse_schedule(&policy.schedule).ok().flatten());
+            let Some(cron) = cron.clone() else {
                 continue;
             };
             let newest = newest_of

@@ -256,10 +256,13 @@ impl Accounts {
         page: &crate::domain::page::PageRequest,
     ) -> Result<crate::domain::page::Page<(User, Holdings)>> {
         let users = self.store.users_page(page).await?;
-        let mut items = Vec::with_capacity(users.items.len());
-        for u in &users.items {
-            items.push((u.clone(), self.store.holdings(u.id).await?));
-        }
+        let ids: Vec<Uuid> = users.items.iter().map(|u| u.id).collect();
+        let held = self.store.holdings_of(&ids).await?;
+        let items = users
+            .items
+            .iter()
+            .map(|u| (u.clone(), held.get(&u.id).copied().unwrap_or_default()))
+            .collect();
         Ok(crate::domain::page::Page {
             items,
             next: users.next,

@@ -209,6 +209,47 @@ impl Store {
         })
     }
 
+    /// [`Store::holdings`] of several users in two grouped queries (a page
+    /// of the users list), by user; users owning nothing are absent.
+    pub async fn holdings_of(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Holdings>> {
+        let mut out: std::collections::HashMap<Uuid, Holdings> = Default::default();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let marks = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for (sql, projects) in [
+            (
+                format!("SELECT owner_id, COUNT(*) AS n FROM projects WHERE deleted_at IS NULL AND owner_id IN ({marks}) GROUP BY owner_id"),
+                true,
+            ),
+            (
+                format!("SELECT owner_id, COUNT(*) AS n FROM workspaces WHERE owner_id IN ({marks}) GROUP BY owner_id"),
+                false,
+            ),
+        ] {
+            let mut q = sqlx::query(&sql);
+            for id in ids {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let n = u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0);
+                let h = out.entry(super::get_uuid(&r, "owner_id")?).or_default();
+                if projects {
+                    h.projects = n;
+                } else {
+                    h.workspaces = n;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn set_role(&self, user_id: Uuid, role: Role) -> Result<()> {
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role.as_str())
