@@ -327,10 +327,16 @@ fn targets() -> Vec<Target> {
             |v| v < 0.1,
         ),
         abs(
-            "RSS with 10k records < 80 MB (sqlite)",
-            "footprint, 10k records (sqlite)",
+            "RSS with 10k records and 200 running < 80 MB (sqlite)",
+            "footprint, 10k records, 200 running (sqlite)",
             "berth RSS",
             |v| v < 80.0,
+        ),
+        abs(
+            "fleet stats, 200 running < 100 ms (sqlite)",
+            "fleet stats, 200 running, 10k records (sqlite)",
+            "berth /stats/live",
+            |v| v < 0.1,
         ),
         within(
             "move: berth / raw archive pipe ≤ 3 (berth also reads both copies back)",
@@ -2067,6 +2073,50 @@ async fn scale(opts: &Opts, results: &mut Results) {
     results.add_unit(
         "scale",
         &format!("footprint, {k} records ({db})"),
+        "berth RSS",
+        vec![server.rss_mb()],
+        "MB",
+    );
+    // As many running workspaces as fit beside them (200 on this
+    // machine's two cores and 24 GB; each a busybox httpd): the fleet
+    // figures, status under load, and memory with their engine view.
+    let running = if opts.quick { 5 } else { 200 };
+    let mut fleet = Vec::new();
+    let t = Instant::now();
+    grow_fleet(&server, &mut fleet, running).await;
+    eprintln!(
+        "  {running} workspaces started in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let (t, v) = timed_async(server.get("/api/workspaces/stats/live")).await;
+        let seen = v["data"].as_array().map(|a| a.len()).unwrap_or_default();
+        assert!(seen >= running, "fleet stats saw {seen} of {running}");
+        samples.push(t);
+    }
+    results.add(
+        "scale",
+        &format!("fleet stats, {running} running, {k} records ({db})"),
+        "berth /stats/live",
+        samples,
+    );
+    let id = &fleet[0];
+    for c in [8usize, 256] {
+        let r = wrk(
+            &format!("{}/api/workspaces/{id}/status", server.base),
+            &server.token,
+            c,
+            if opts.quick { 1 } else { 10 },
+        );
+        let m = format!("status at c={c}, {running} running, {k} records ({db})");
+        results.add("scale", &m, "p99", vec![r.p99]);
+        results.add_unit("scale", &m, "errors", vec![r.errors], "requests");
+    }
+    results.add_unit(
+        "scale",
+        &format!("footprint, {k} records, {running} running ({db})"),
         "berth RSS",
         vec![server.rss_mb()],
         "MB",
