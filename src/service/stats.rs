@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{Berth, Result, ServiceError};
-use crate::domain::{now_millis, Millis, User, WorkspaceStatus};
+use crate::domain::{now_millis, Millis, User};
 use crate::engine::{cpu_percent, Engine, NetIo, ResourceSample};
 
 /// A previous sample younger than this gives CPU % directly.
@@ -276,52 +276,52 @@ impl Berth {
     }
 
     /// Current figures of every running workspace the user may see, in one
-    /// call: one cgroup read per container (and at most one short wait for
-    /// containers the sampler has not seen yet).
+    /// call and without an engine call: the running records (one indexed
+    /// query), each container's pid from the engine view, its cgroup files
+    /// where they are visible here (CPU % against the sampler's last
+    /// sample) and else the sampler's last sample. Only containers started
+    /// a moment ago (no sample old enough for a CPU %) cost one short wait
+    /// for a second cgroup read, shared by all of them.
     pub async fn fleet_stats(&self, user: &User) -> Result<Vec<StatsView>> {
-        let running: Vec<_> = self
-            .workspaces(user)
-            .await?
-            .into_iter()
-            .filter(|w| w.status == WorkspaceStatus::Running)
-            .filter_map(|w| w.container_id.clone().map(|c| (w.id, w.node.clone(), c)))
-            .collect();
+        let owner = (!user.is_admin()).then_some(user.id);
+        let running = self.store().running_workspaces(owner).await?;
         let mut out = Vec::with_capacity(running.len());
         let mut unpaired = Vec::new();
-        for (ws_id, node, cid) in running {
+        for w in running {
+            let Some(cid) = w.container_id.clone() else {
+                continue;
+            };
             // A node that does not answer leaves its workspaces out (their
             // records say so); the others' figures still come.
-            let Ok(engine) = self.engine_on(&node).await else {
+            let Ok(engine) = self.engine_on(&w.node).await else {
                 continue;
             };
             let pid = match self.known_pid(&cid) {
                 Some(p) => Some(p),
                 None => self
-                    .container_on(&node, &crate::domain::workspace_container_name(ws_id))
+                    .container_on(&w.node, &w.container_name())
                     .await?
                     .filter(|c| c.running)
                     .and_then(|c| c.pid),
             };
-            let Some(now) = engine.sample_resources(&cid, pid).await? else {
-                continue;
-            };
-            match self.previous(&cid, &now) {
-                Previous::Sample(prev) => {
-                    let cpu = cpu_percent(&prev, &now).map(round2);
-                    out.push(view(ws_id, &cid, cpu, &now));
-                    self.remember(&cid, ws_id, pid, now, cpu);
+            match self.current_use(&engine, w.id, &cid, pid) {
+                Some((now, None)) if engine.host_local() => {
+                    unpaired.push((w.id, engine, cid, pid, now))
                 }
-                Previous::Cpu(c) => out.push(view(ws_id, &cid, Some(c), &now)),
-                Previous::Nothing => unpaired.push((ws_id, engine, cid, pid, now)),
+                Some((now, cpu)) => out.push(view(w.id, &cid, cpu, &now)),
+                None => {}
             }
         }
         if !unpaired.is_empty() {
             tokio::time::sleep(SECOND_SAMPLE).await;
             for (ws_id, engine, cid, pid, first) in unpaired {
-                if let Some(second) = engine.sample_resources(&cid, pid).await? {
-                    let cpu = cpu_percent(&first, &second).map(round2);
-                    out.push(view(ws_id, &cid, cpu, &second));
-                    self.remember(&cid, ws_id, pid, second, cpu);
+                match engine.sample_local(&cid, pid) {
+                    Some(second) => {
+                        let cpu = cpu_percent(&first, &second).map(round2);
+                        self.remember(&cid, ws_id, pid, second.clone(), cpu);
+                        out.push(view(ws_id, &cid, cpu, &second));
+                    }
+                    None => out.push(view(ws_id, &cid, None, &first)),
                 }
             }
         }

@@ -192,6 +192,28 @@ impl Store {
         rows.iter().map(workspace_from_row).collect()
     }
 
+    /// Running workspaces, of one owner when `owner` is given (the fleet
+    /// figures): an index on status serves it.
+    pub async fn running_workspaces(&self, owner: Option<Uuid>) -> Result<Vec<Workspace>> {
+        let running = crate::domain::WorkspaceStatus::Running.as_str();
+        let rows = match owner {
+            Some(o) => {
+                sqlx::query("SELECT * FROM workspaces WHERE owner_id = $1 AND status = $2")
+                    .bind(o.to_string())
+                    .bind(running)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM workspaces WHERE status = $1")
+                    .bind(running)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(workspace_from_row).collect()
+    }
+
     /// The ids of the workspaces on `node`.
     pub async fn workspace_ids_on(&self, node: &str) -> Result<Vec<Uuid>> {
         let rows = sqlx::query("SELECT id FROM workspaces WHERE node = $1")
