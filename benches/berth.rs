@@ -722,6 +722,11 @@ retries = 3
         let child = berth_command(bin)
             .args(["--config", cfg.to_str().unwrap(), "serve"])
             .env("BERTH_LOG", "warn")
+            .envs(
+                std::env::var("BENCH_MALLOC_ARENA_MAX")
+                    .ok()
+                    .map(|v| ("MALLOC_ARENA_MAX", v)),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
