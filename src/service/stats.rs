@@ -21,6 +21,9 @@ use crate::engine::{cpu_percent, Engine, NetIo, ResourceSample};
 const FRESH: Duration = Duration::from_secs(60);
 /// Shorter gaps than this make CPU % too noisy to report.
 const MIN_GAP: Duration = Duration::from_millis(50);
+/// A sample younger than this is shown again rather than read anew (see
+/// `current_use`).
+const REUSE: Duration = Duration::from_millis(500);
 /// When no recent sample exists, wait this long for a second one.
 const SECOND_SAMPLE: Duration = Duration::from_millis(200);
 
@@ -202,6 +205,20 @@ impl Berth {
         container_id: &str,
         pid: Option<u32>,
     ) -> Option<(ResourceSample, Option<f64>)> {
+        // A sample of the last moment stands: reading and the kernel's
+        // formatting of a container's cgroup files cost more than the rest
+        // of a status request, so under load they are read about once per
+        // REUSE per container, not once per request.
+        {
+            let tracked = self.inner.tracked.lock().expect("tracked poisoned");
+            if let Some(t) = tracked.get(container_id) {
+                if let (Some(last), Some(cpu)) = (&t.last, t.last_cpu) {
+                    if last.at.elapsed() < REUSE {
+                        return Some((last.clone(), Some(cpu)));
+                    }
+                }
+            }
+        }
         if let Some(now) = engine.sample_local(container_id, pid) {
             let cpu = match self.previous(container_id, &now) {
                 Previous::Sample(p) => cpu_percent(&p, &now).map(round2),
