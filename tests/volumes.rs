@@ -306,6 +306,18 @@ async fn restore_waits_for_running_workspaces_unless_told_to_stop_them() {
     let c = common::docker_inspect("container", &format!("berth-ws-{ws}")).unwrap();
     assert_eq!(c["State"]["Paused"], false, "always unpaused");
     let bid = v["data"]["id"].as_str().unwrap().to_string();
+    // The engine calls a paused container unhealthy (and still does for a
+    // moment after the unpause): no probe failed, so nothing is recovered.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, evs) = env.get(&format!("/api/workspaces/{ws}/events"), &t).await;
+    assert!(
+        !evs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"].as_str().unwrap().starts_with("recovery")),
+        "a paused backup was taken for a failure: {evs}"
+    );
 
     let path = format!("/api/workspaces/projects/{pid}/restore");
     let (s, v) = env.post(&path, &t, json!({ "backupId": bid })).await;

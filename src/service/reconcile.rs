@@ -33,10 +33,14 @@ impl From<&ContainerState> for Seen {
     fn from(c: &ContainerState) -> Self {
         Seen {
             running: c.running,
-            unhealthy: c
-                .health
-                .as_ref()
-                .is_some_and(|h| h.status == Health::Unhealthy),
+            // Unhealthy means probes failed. The engine also says
+            // "unhealthy", with no failed probe, for a paused container
+            // (Berth pauses one for a consistent backup) and keeps saying
+            // it after the unpause until the next probe: not a failure.
+            unhealthy: !c.paused
+                && c.health
+                    .as_ref()
+                    .is_some_and(|h| h.status == Health::Unhealthy && h.failing_streak > 0),
             exit_code: c.exit_code,
             oom_killed: c.oom_killed,
         }
@@ -459,6 +463,49 @@ mod tests {
             exit_code: code,
             oom_killed: oom,
         }
+    }
+
+    #[test]
+    fn a_paused_container_is_not_judged_by_its_health() {
+        // What the engine answers for a paused container with a check.
+        let mut c = ContainerState {
+            id: "c".into(),
+            name: "berth-ws-x".into(),
+            image: "i".into(),
+            status: "paused".into(),
+            running: true,
+            paused: true,
+            exit_code: 0,
+            oom_killed: false,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            restart_count: 0,
+            pid: Some(1),
+            health: Some(crate::engine::HealthReport {
+                status: Health::Unhealthy,
+                failing_streak: 0,
+                log: vec![],
+            }),
+            host_port: Some(1),
+            labels: Default::default(),
+        };
+        let seen = Seen::from(&c);
+        assert!(!seen.unhealthy);
+        assert_eq!(observe(Running, None, Some(&seen), false), Verdict::Keep);
+        // Unpaused: still "unhealthy" until the next probe, none failed.
+        c.paused = false;
+        c.status = "running".into();
+        assert_eq!(
+            observe(Running, None, Some(&Seen::from(&c)), false),
+            Verdict::Keep
+        );
+        // Probes failed: a failure.
+        c.health.as_mut().unwrap().failing_streak = 3;
+        assert_eq!(
+            observe(Running, None, Some(&Seen::from(&c)), false),
+            Verdict::Failed(Failure::Unhealthy)
+        );
     }
 
     #[test]
