@@ -521,13 +521,7 @@ async fn after_the_engine_comes_back_the_watcher_recovers_what_should_run() {
     env.stop_watcher();
     let sock = env.dir.path().join("engine.sock");
     let mut relay = EngineRelay::start(&sock);
-    let engine = berth::engine::Engine::at_unix_socket(sock.to_str().unwrap()).unwrap();
-    let relayed = berth::service::Berth::new(
-        env.berth.store().clone(),
-        engine,
-        env.berth.config().clone(),
-        2,
-    );
+    let relayed = env.relayed(&sock);
     let watcher = relayed.spawn_watcher();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 

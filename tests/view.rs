@@ -185,13 +185,7 @@ async fn a_dropped_event_stream_is_noticed_and_the_view_rebuilt() {
     env.stop_watcher();
     let sock = env.dir.path().join("engine.sock");
     let mut relay = EngineRelay::start(&sock);
-    let engine = berth::engine::Engine::at_unix_socket(sock.to_str().unwrap()).unwrap();
-    let relayed = berth::service::Berth::new(
-        env.berth.store().clone(),
-        engine,
-        env.berth.config().clone(),
-        2,
-    );
+    let relayed = env.relayed(&sock);
     let watcher = relayed.spawn_watcher();
     let first = wait_synced(&relayed).await;
     let user = relayed.store().user(uid).await.unwrap().unwrap();

@@ -17,26 +17,31 @@ enum Arg {
     Int(i64),
 }
 
-/// How a list is ordered: `rank DESC` (when it has one), then `at` (newest
-/// first, or oldest first with `ascending`), then `id`.
+/// Where a list's rows are and how it is ordered: `rank DESC` (when it has
+/// one), then `at` (newest first, or oldest first with `ascending`), then
+/// `id`.
 struct Order {
+    table: &'static str,
     rank: Option<&'static str>,
     at: &'static str,
     ascending: bool,
 }
 
 impl Store {
-    /// The rows of `table` matching `filter` (placeholders `$1`…`$k` for
-    /// `args`), in `order`, after the page's cursor, at most one more than
-    /// its limit; and the total matching `filter` when the list is cut.
-    async fn page_rows(
+    /// The page of `order.table`'s rows matching `filter` (placeholders `$1`…`$k`
+    /// for `args`), in `order`, after the page's cursor, each read with
+    /// `from_row`; `key` is an item's place in `order`. The total matching
+    /// `filter` is counted when the list is cut.
+    async fn page_of<T>(
         &self,
-        table: &str,
         filter: &str,
         args: Vec<Arg>,
         order: Order,
         page: &PageRequest,
-    ) -> Result<(Vec<AnyRow>, Option<u64>)> {
+        from_row: fn(&AnyRow) -> Result<T>,
+        key: impl Fn(&T) -> Cursor,
+    ) -> Result<Page<T>> {
+        let table = order.table;
         let mut sql = format!("SELECT * FROM {table} WHERE {filter}");
         let mut all: Vec<Arg> = Vec::new();
         let k = args.len();
@@ -92,7 +97,8 @@ impl Store {
             };
         }
         let rows = q.fetch_all(&self.pool).await?;
-        Ok((rows, total))
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page.cut(items, total, key))
     }
 
     /// A page of workspaces, default first, then newest (as
@@ -107,22 +113,24 @@ impl Store {
             None => ("1 = 1", vec![]),
         };
         let order = Order {
+            table: "workspaces",
             rank: Some("is_default"),
             at: "created_at",
             ascending: false,
         };
-        let (rows, total) = self
-            .page_rows("workspaces", filter, args, order, page)
-            .await?;
-        let items = rows
-            .iter()
-            .map(super::workspaces::workspace_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page.cut(items, total, |w| Cursor {
-            rank: i64::from(w.is_default),
-            at: w.created_at,
-            id: w.id.to_string(),
-        }))
+        self.page_of(
+            filter,
+            args,
+            order,
+            page,
+            super::workspaces::workspace_from_row,
+            |w| Cursor {
+                rank: i64::from(w.is_default),
+                at: w.created_at,
+                id: w.id.to_string(),
+            },
+        )
+        .await
     }
 
     /// A page of live projects, newest first; all owners when `owner` is
@@ -140,49 +148,47 @@ impl Store {
             None => ("deleted_at IS NULL", vec![]),
         };
         let order = Order {
+            table: "projects",
             rank: None,
             at: "created_at",
             ascending: false,
         };
-        let (rows, total) = self
-            .page_rows("projects", filter, args, order, page)
-            .await?;
-        let items = rows
-            .iter()
-            .map(super::projects::project_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page.cut(items, total, |p| Cursor {
-            rank: 0,
-            at: p.created_at,
-            id: p.id.to_string(),
-        }))
+        self.page_of(
+            filter,
+            args,
+            order,
+            page,
+            super::projects::project_from_row,
+            |p| Cursor {
+                rank: 0,
+                at: p.created_at,
+                id: p.id.to_string(),
+            },
+        )
+        .await
     }
 
     /// A page of a project's backups, newest first.
     pub async fn backups_page(&self, project_id: Uuid, page: &PageRequest) -> Result<Page<Backup>> {
         let order = Order {
+            table: "backups",
             rank: None,
             at: "created_at",
             ascending: false,
         };
-        let (rows, total) = self
-            .page_rows(
-                "backups",
-                "project_id = $1",
-                vec![Arg::Text(project_id.to_string())],
-                order,
-                page,
-            )
-            .await?;
-        let items = rows
-            .iter()
-            .map(super::backups::backup_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page.cut(items, total, |b| Cursor {
-            rank: 0,
-            at: b.created_at,
-            id: b.id.to_string(),
-        }))
+        self.page_of(
+            "project_id = $1",
+            vec![Arg::Text(project_id.to_string())],
+            order,
+            page,
+            super::backups::backup_from_row,
+            |b| Cursor {
+                rank: 0,
+                at: b.created_at,
+                id: b.id.to_string(),
+            },
+        )
+        .await
     }
 
     /// A page of a workspace's events, newest first.
@@ -192,28 +198,24 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<WorkspaceEvent>> {
         let order = Order {
+            table: "workspace_events",
             rank: None,
             at: "at",
             ascending: false,
         };
-        let (rows, total) = self
-            .page_rows(
-                "workspace_events",
-                "workspace_id = $1",
-                vec![Arg::Text(workspace_id.to_string())],
-                order,
-                page,
-            )
-            .await?;
-        let items = rows
-            .iter()
-            .map(super::events::event_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page.cut(items, total, |e| Cursor {
-            rank: 0,
-            at: e.at,
-            id: e.id.to_string(),
-        }))
+        self.page_of(
+            "workspace_id = $1",
+            vec![Arg::Text(workspace_id.to_string())],
+            order,
+            page,
+            super::events::event_from_row,
+            |e| Cursor {
+                rank: 0,
+                at: e.at,
+                id: e.id.to_string(),
+            },
+        )
+        .await
     }
 
     /// A page of one job's runs, newest first.
@@ -223,48 +225,46 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<crate::domain::jobs::JobRun>> {
         let order = Order {
+            table: "job_runs",
             rank: None,
             at: "started_at",
             ascending: false,
         };
-        let (rows, total) = self
-            .page_rows(
-                "job_runs",
-                "name = $1",
-                vec![Arg::Text(name.to_string())],
-                order,
-                page,
-            )
-            .await?;
-        let items = rows
-            .iter()
-            .map(super::jobs::job_run_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page.cut(items, total, |r| Cursor {
-            rank: 0,
-            at: r.started_at,
-            id: r.id.to_string(),
-        }))
+        self.page_of(
+            "name = $1",
+            vec![Arg::Text(name.to_string())],
+            order,
+            page,
+            super::jobs::job_run_from_row,
+            |r| Cursor {
+                rank: 0,
+                at: r.started_at,
+                id: r.id.to_string(),
+            },
+        )
+        .await
     }
 
     /// A page of users, oldest first.
     pub async fn users_page(&self, page: &PageRequest) -> Result<Page<User>> {
         let order = Order {
+            table: "users",
             rank: None,
             at: "created_at",
             ascending: true,
         };
-        let (rows, total) = self
-            .page_rows("users", "1 = 1", vec![], order, page)
-            .await?;
-        let items = rows
-            .iter()
-            .map(super::users::user_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page.cut(items, total, |u| Cursor {
-            rank: 0,
-            at: u.created_at,
-            id: u.id.to_string(),
-        }))
+        self.page_of(
+            "1 = 1",
+            vec![],
+            order,
+            page,
+            super::users::user_from_row,
+            |u| Cursor {
+                rank: 0,
+                at: u.created_at,
+                id: u.id.to_string(),
+            },
+        )
+        .await
     }
 }

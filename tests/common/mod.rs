@@ -313,6 +313,19 @@ impl TestEnv {
         }
     }
 
+    /// A second Berth on this one's database and config whose engine is
+    /// reached through the unix socket `sock` (an [`EngineRelay`] the test
+    /// can cut).
+    pub fn relayed(&self, sock: &std::path::Path) -> Berth {
+        let engine = Engine::at_unix_socket(sock.to_str().unwrap()).unwrap();
+        Berth::new(
+            self.berth.store().clone(),
+            engine,
+            self.berth.config().clone(),
+            2,
+        )
+    }
+
     /// A second Berth on the same database and instance, as after a restart.
     pub async fn reopen(&self) -> Berth {
         open(test_config(self.dir.path(), &self.instance)).await
