@@ -48,6 +48,27 @@ impl App {
     }
 }
 
+impl App {
+    /// Joins the replicas on the database as `name` (where it serves) and
+    /// takes care of what was left under way: what `berth serve` does
+    /// before it serves. Refused (`Conflict`, saying what to change) when
+    /// this process may not serve beside the live replicas.
+    pub async fn start_replica(&self, name: &str) -> crate::service::Result<()> {
+        let engine = self.berth.local_engine().info().await?;
+        self.berth
+            .replicas()
+            .register(crate::service::ReplicaStart {
+                name: name.to_string(),
+                engine_id: engine.id,
+                archive_dir: self.backups.archive_dir_id()?,
+                remote_archives: self.backups.stores_remotely(),
+                instance: self.berth.config().instance.clone(),
+            })
+            .await?;
+        self.scheduler.reap_at_start().await
+    }
+}
+
 impl FromRef<App> for Berth {
     fn from_ref(app: &App) -> Berth {
         app.berth.clone()

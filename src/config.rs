@@ -74,6 +74,9 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub images: ImagesConfig,
     pub nodes: NodesConfig,
+    /// Several `berth serve` processes on one PostgreSQL database: their
+    /// heartbeat, and when one counts as gone.
+    pub replicas: crate::domain::replicas::ReplicaPolicy,
 }
 
 /// The pool of Docker engines (`[nodes]`). The nodes themselves are added
@@ -472,6 +475,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             images: ImagesConfig::default(),
             nodes: NodesConfig::default(),
+            replicas: Default::default(),
             proxy: ProxyConfig {
                 wake_timeout_s: 60,
                 response_timeout_s: 300,
@@ -564,6 +568,7 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("types.{name}: {e}")))?;
         }
         self.recovery.validate().map_err(ConfigError::Invalid)?;
+        self.replicas.check().map_err(ConfigError::Invalid)?;
         let sch = &self.cleanup.schedules;
         for (key, expr) in [
             ("backups.schedule", &self.backups.schedule),

@@ -389,7 +389,8 @@ async fn a_backup_cut_short_by_a_killed_server_is_failed_on_restart() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| !n.ends_with(".tmp"))
+        // The directory's marker (`.berth-archive-dir`) is no archive.
+        .filter(|n| !n.ends_with(".tmp") && !n.starts_with('.'))
         .collect();
     assert!(complete_looking.is_empty(), "{complete_looking:?}");
 
@@ -411,8 +412,16 @@ async fn a_backup_cut_short_by_a_killed_server_is_failed_on_restart() {
         list[0]["error"].as_str().unwrap().contains("interrupted"),
         "{v}"
     );
-    let left = std::fs::read_dir(&backups).unwrap().count();
-    assert_eq!(left, 0, "the partial file is removed at startup");
+    let left: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n != ".berth-archive-dir")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the partial file is removed at startup: {left:?}"
+    );
 }
 
 /// Runs the client half of the binary against `server` with the kept

@@ -543,8 +543,49 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// Locks the data directory for this `berth serve`: SQLite is one
+/// server's alone, and a second one on the same directory would corrupt
+/// its state (each would take the other's work for a dead server's). The
+/// lock (`flock` on `<data_dir>/serve.lock`) goes with the process, however
+/// it ends. The CLI's admin commands do not take it.
+fn lock_data_dir(config: &Config) -> Result<std::fs::File> {
+    use std::io::{Seek, Write};
+    let path = config.data_dir.join("serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        let holder = holder.trim();
+        bail!(
+            "another berth serve{} is serving from the data directory {}: with SQLite one server owns a data directory. Stop it, or give this one its own data_dir (and instance); to run several replicas of one installation use PostgreSQL (database_url = \"postgres://…\"; README: Several replicas)",
+            if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            },
+            config.data_dir.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
 async fn serve(config: Config) -> Result<()> {
     let addr: SocketAddr = config.listen_addr()?;
+    create_data_dir(&config)?;
+    let shared = config.database_url().starts_with("postgres");
+    let _dir_lock = if shared {
+        None
+    } else {
+        Some(lock_data_dir(&config)?)
+    };
     let store = open_store(&config).await?;
     let docker_host =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
@@ -562,20 +603,11 @@ async fn serve(config: Config) -> Result<()> {
     );
     let app = crate::app::App::new(store.clone(), engine, config, info.cpus);
     let berth = app.berth.clone();
-    let failed = app.backups.fail_interrupted_backups().await?;
-    let partial = app.backups.recover_volume_ops().await?;
-    if partial > 0 {
-        tracing::warn!(
-            volumes = partial,
-            "removed the partial volumes of interrupted clones and restores"
-        );
-    }
-    if failed > 0 {
-        tracing::warn!(
-            failed,
-            "backups interrupted by the last stop were marked failed"
-        );
-    }
+    let name = replica_name(addr);
+    app.start_replica(&name)
+        .await
+        .context("this Berth cannot serve beside the others on its database")?;
+    tracing::info!(replica = %berth.replicas().id(), %name, shared, "serving as a replica");
     if store.user_count().await? == 0 {
         tracing::warn!(
             "no users yet: create the first with `berth user add you@example.com --admin --password-stdin` (same --config), then log in at http://{addr}/"
@@ -586,6 +618,12 @@ async fn serve(config: Config) -> Result<()> {
             tracing::warn!(r#type = %t.name, reason = t.reason.as_deref().unwrap_or(""), "workspace type unavailable");
         }
     }
+    // The replica's own heartbeat outlives the others: it beats until the
+    // jobs have finished, or the other replicas would take them for
+    // interrupted.
+    let replica_stop = tokio_util::sync::CancellationToken::new();
+    let replica_beat = berth.replicas().spawn_heartbeat(replica_stop.clone());
+    let reaper = app.scheduler.spawn_reaper(berth.shutdown_token());
     // The watcher reconciles first, then follows engine events.
     let watcher = berth.spawn_watcher();
     let sampler = berth.spawn_sampler();
@@ -595,12 +633,25 @@ async fn serve(config: Config) -> Result<()> {
         tracing::warn!(error = %e, "the first node heartbeat failed");
     }
     let heartbeat = berth.nodes().spawn_heartbeat(berth.shutdown_token());
+    let follow = berth.nodes().spawn_follower();
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let scheduler = app.scheduler.spawn(jobs_stopped);
-    crate::http::serve(app, addr, shutdown_signal()).await?;
+    let fenced = berth.replicas().fenced();
+    let stop = {
+        let fenced = fenced.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = fenced.cancelled() => {}
+            }
+        }
+    };
+    crate::http::serve(app, addr, stop).await?;
     watcher.abort();
     sampler.abort();
     heartbeat.abort();
+    follow.abort();
+    reaper.abort();
     // Let a job that is running finish (bounded), so no action is cut
     // in half.
     let _ = stop_jobs.send(true);
@@ -610,8 +661,28 @@ async fn serve(config: Config) -> Result<()> {
     {
         tracing::warn!("a job was still running after 60 s; exiting anyway");
     }
+    replica_stop.cancel();
+    let _ = replica_beat.await;
+    if fenced.is_cancelled() {
+        store.close().await;
+        bail!(
+            "the other replicas took this one for gone (no heartbeat for {} s) and took over its work; it stopped serving — start it again",
+            berth.replicas().policy().dead_after_s
+        );
+    }
+    berth.replicas().stopped().await;
     store.close().await;
     Ok(())
+}
+
+/// How this replica is shown to people: the host's name and the port.
+fn replica_name(addr: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| addr.ip().to_string());
+    format!("{host}:{}", addr.port())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -101,6 +101,9 @@ pub struct Backup {
     /// writing to it), and the first few of them.
     pub skipped_count: u64,
     pub skipped_sample: Vec<String>,
+    /// The replica writing it while it is `in_progress` (when that replica
+    /// is gone, another fails it).
+    pub replica: Option<Uuid>,
 }
 
 spelled_enum! {

@@ -16,6 +16,8 @@ pub const LABEL_PROJECT_ID: &str = "berth.project.id";
 pub const LABEL_WORKSPACE_ID: &str = "berth.workspace.id";
 /// Marks short-lived helper containers (archive access for backups).
 pub const LABEL_HELPER: &str = "berth.helper";
+/// The replica that made a helper: when it is gone, another removes it.
+pub const LABEL_REPLICA: &str = "berth.replica";
 
 /// A container as the engine lists it.
 #[derive(Debug, Clone, PartialEq)]

@@ -108,6 +108,10 @@ super::spelled_enum! {
         Failed = "failed",
         /// The previous run of the same job was still going.
         Skipped = "skipped",
+        /// Under way (on the replica that recorded it).
+        Running = "running",
+        /// Its replica stopped answering before it ended.
+        Interrupted = "interrupted",
     }
 }
 
@@ -124,6 +128,11 @@ pub struct JobRun {
     pub counts: BTreeMap<String, u64>,
     pub details: Vec<JobDetail>,
     pub error: Option<String>,
+    /// The occurrence of the schedule this run is for (`None`: run by
+    /// hand): one run per tick, whichever replica records it first.
+    pub tick: Option<Millis>,
+    /// The replica that ran it.
+    pub replica: Option<Uuid>,
 }
 
 #[cfg(test)]

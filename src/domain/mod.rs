@@ -13,6 +13,7 @@ pub mod page;
 pub mod placement;
 pub mod proxy;
 pub mod recovery;
+pub mod replicas;
 pub mod retention;
 mod spelled;
 pub mod throttle;

@@ -280,6 +280,25 @@ impl NodeState {
     }
 }
 
+/// How a node's drain goes: any replica reads it (the `progress`
+/// table), the one that runs it writes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DrainProgress {
+    pub node: String,
+    pub started_at: super::Millis,
+    pub finished_at: Option<super::Millis>,
+    /// Projects on the node when the drain began.
+    pub total: usize,
+    /// The project being moved now.
+    pub current: Option<uuid::Uuid>,
+    /// Moved: project, where to, seconds.
+    pub moved: Vec<(uuid::Uuid, String, f64)>,
+    /// Not moved: project and why (they stay on the node).
+    pub failed: Vec<(uuid::Uuid, String)>,
+    /// Why it ended before it finished (the replica running it was gone).
+    pub interrupted: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

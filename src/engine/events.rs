@@ -17,6 +17,9 @@ pub struct ContainerEvent {
     pub action: ContainerAction,
     /// The exit code of a `die`.
     pub exit_code: Option<i64>,
+    /// When the engine says it happened (unix nanoseconds): with the
+    /// container and the action, what names this event among the engine's.
+    pub time_nano: i64,
 }
 
 crate::domain::spelled_enum! {
@@ -89,6 +92,7 @@ impl Engine {
                         container_id: actor.id.unwrap_or_default(),
                         action,
                         exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
+                        time_nano: m.time_nano.unwrap_or(0),
                     }))
                 }
             }

@@ -78,6 +78,9 @@ pub type Result<T> = std::result::Result<T, EngineError>;
 /// Facts about the engine Berth checks at startup.
 #[derive(Debug, Clone)]
 pub struct EngineInfo {
+    /// The engine's own ID (`docker info`): two replicas calling the same
+    /// engine `local` see the same.
+    pub id: String,
     pub version: String,
     pub api_version: String,
     pub cpus: u32,
@@ -214,6 +217,7 @@ impl Engine {
         let v = self.docker.version().await?;
         let i = self.docker.info().await?;
         Ok(EngineInfo {
+            id: i.id.unwrap_or_default(),
             version: v.version.unwrap_or_default(),
             api_version: v.api_version.unwrap_or_default(),
             cpus: i

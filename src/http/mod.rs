@@ -195,7 +195,7 @@ pub fn operations() -> Vec<Op> {
         Op::get("/api/nodes/{node}/drain", "getNodeDrain", nodes::drain_progress)
             .tag("nodes")
             .admin()
-            .summary("The last drain of a node since Berth started")
+            .summary("The last drain of a node (by whichever replica ran it)")
             .ok::<DrainDto>(),
         Op::post("/api/placement", "planPlacement", nodes::plan)
             .tag("nodes")
@@ -576,7 +576,14 @@ pub fn operations() -> Vec<Op> {
             .admin()
             .tag("jobs")
             .summary("Scheduled jobs, their next run and recent runs")
+            .describe("Every replica keeps the schedules; each tick runs once, on the replica that records it first (`replica` in a run). `running`: a run is under way on any replica.")
             .ok::<Vec<JobDto>>(),
+        Op::get("/api/replicas", "listReplicas", jobs::replicas)
+            .admin()
+            .tag("jobs")
+            .summary("The Berth processes serving from this database, and their state")
+            .describe("A replica beats every `replicas.heartbeat_s`; one without a heartbeat for `replicas.dead_after_s` is `gone`, and another takes care of what it left under way (backups, volume copies, job runs, drains: marked interrupted, partial data removed). Gone and stopped replicas stay listed for a day.")
+            .ok::<Vec<ReplicaDto>>(),
         Op::get("/api/jobs/{name}/runs", "jobRuns", jobs::runs)
             .admin()
             .tag("jobs")

@@ -1,12 +1,16 @@
-//! Scheduled jobs: the four cleanup reconcilers of SPEC §3 "Cleanup" on
-//! 5-field cron schedules, run by one in-process scheduler. Each run is
-//! recorded with what it did; a failing run is logged and recorded and the
-//! scheduler carries on; a job never overlaps itself (a run that finds the
-//! previous one still going is recorded as skipped); shutdown waits for
-//! runs in progress.
+//! Scheduled jobs: the four cleanup reconcilers of SPEC §3 "Cleanup" and
+//! the backups job on 5-field cron schedules. Every replica runs the
+//! schedules; each tick is run once, by the replica that records it first
+//! (`job_runs` has one row per job and tick). Each run is recorded with
+//! what it did; a failing run is logged and recorded and the scheduler
+//! carries on; a job never overlaps itself, across replicas too (a run
+//! that finds the previous one still going is recorded as skipped);
+//! shutdown waits for runs in progress. `reaper`: what gone replicas left
+//! under way.
 
 mod backups;
 mod cleanup;
+mod reaper;
 
 pub use cleanup::CleanupReport;
 
@@ -21,8 +25,9 @@ use uuid::Uuid;
 
 use crate::config::{parse_schedule, Config};
 use crate::domain::jobs::{JobOutcome, JobRun};
-use crate::domain::now_millis;
+use crate::domain::{now_millis, Millis};
 use crate::service::{Backups, Berth, Result};
+use crate::store::LockKey;
 
 crate::domain::spelled_enum! {
     /// The jobs Berth runs.
@@ -74,8 +79,18 @@ impl JobName {
         parse_schedule(self.schedule(config))
             .ok()
             .flatten()
-            .and_then(|c| c.find_next_occurrence(&now, false).ok())
+            .and_then(|c| next_tick(&c, now))
     }
+}
+
+/// The schedule's next occurrence after `now`, in whole seconds: the tick
+/// a run is recorded for. (croner keeps `now`'s fraction of a second in
+/// what it finds, and replicas wake at different fractions: the same
+/// occurrence must be the same tick for all of them.)
+pub fn next_tick(cron: &croner::Cron, now: DateTime<Local>) -> Option<DateTime<Local>> {
+    use chrono::Timelike;
+    let next = cron.find_next_occurrence(&now, false).ok()?;
+    next.with_nanosecond(0)
 }
 
 /// One lock per job, so a job never overlaps itself.
@@ -153,23 +168,75 @@ impl Scheduler {
     }
 
     /// Runs one job now (or plans it, with `dry_run`), records the run and
-    /// returns it. Skipped, not queued, when the job is already running.
+    /// returns it. Skipped, not queued, when the job is already running
+    /// (here or on another replica).
     pub async fn run_job(&self, job: JobName, dry_run: bool) -> JobRun {
+        self.run_for(job, dry_run, None)
+            .await
+            .expect("a run by hand is never another replica's")
+    }
+
+    /// Runs a job for one tick of its schedule (`tick`: the occurrence, in
+    /// unix milliseconds), or by hand (`None`). The run is recorded before
+    /// it begins, with the tick: of the replicas whose schedules reach the
+    /// same tick, the first to record it runs it and the others get `None`.
+    /// One run of a job at a time across replicas: the job's lock, this
+    /// process's and the shared one.
+    async fn run_for(&self, job: JobName, dry_run: bool, tick: Option<Millis>) -> Option<JobRun> {
         let started_at = now_millis();
-        let Some(_guard) = self.locks.try_hold(job) else {
-            let run = JobRun {
-                id: Uuid::new_v4(),
-                name: job.as_str().into(),
-                started_at,
-                finished_at: started_at,
-                outcome: JobOutcome::Skipped,
-                dry_run,
-                counts: BTreeMap::new(),
-                details: Vec::new(),
-                error: Some("the previous run was still going".into()),
-            };
-            self.save_run(&run).await;
-            return run;
+        let mut run = JobRun {
+            id: Uuid::new_v4(),
+            name: job.as_str().into(),
+            started_at,
+            finished_at: started_at,
+            outcome: JobOutcome::Running,
+            dry_run,
+            counts: BTreeMap::new(),
+            details: Vec::new(),
+            error: None,
+            tick,
+            replica: Some(self.berth.replicas().id()),
+        };
+        match self.berth.store().insert_job_run(&run).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(job = job.as_str(), ?tick, "another replica runs this tick");
+                return None;
+            }
+            // Without the claim no scheduled run may go ahead (another
+            // replica may have it); a run by hand goes on unrecorded.
+            Err(e) => {
+                crate::metrics::loop_failed("scheduler", "store");
+                tracing::error!(job = job.as_str(), error = %e, "recording a job run failed");
+                tick?;
+            }
+        }
+        let local = self.locks.try_hold(job);
+        let shared = match &local {
+            Some(_) => self
+                .berth
+                .replicas()
+                .try_lock(&LockKey::Job(job.as_str().to_string()))
+                .await
+                .map_err(|e| e.to_string()),
+            None => Ok(None),
+        };
+        let _held = match shared {
+            Ok(Some(held)) => held,
+            Ok(None) => {
+                run.outcome = JobOutcome::Skipped;
+                run.error = Some("the previous run was still going".into());
+                run.finished_at = now_millis();
+                self.finish(&run).await;
+                return Some(run);
+            }
+            Err(e) => {
+                run.outcome = JobOutcome::Failed;
+                run.error = Some(format!("taking the job's lock failed: {e}"));
+                run.finished_at = now_millis();
+                self.finish(&run).await;
+                return Some(run);
+            }
         };
         let result = self.execute_job(job, dry_run).await;
         let (details, error) = match result {
@@ -182,21 +249,15 @@ impl Scheduler {
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
         let done = details.iter().filter(|d| d.outcome.counts()).count() as u64;
-        let run = JobRun {
-            id: Uuid::new_v4(),
-            name: job.as_str().into(),
-            started_at,
-            finished_at: now_millis(),
-            outcome: if error.is_some() {
-                JobOutcome::Failed
-            } else {
-                JobOutcome::Ok
-            },
-            dry_run,
-            counts: BTreeMap::from([(job.count_key().to_string(), done)]),
-            details,
-            error,
+        run.finished_at = now_millis();
+        run.outcome = if error.is_some() {
+            JobOutcome::Failed
+        } else {
+            JobOutcome::Ok
         };
+        run.counts = BTreeMap::from([(job.count_key().to_string(), done)]);
+        run.details = details;
+        run.error = error;
         metrics::counter!("berth_job_runs_total", "job" => job.as_str(), "outcome" => run.outcome.as_str())
             .increment(1);
         metrics::histogram!("berth_job_duration_seconds", "job" => job.as_str())
@@ -209,14 +270,26 @@ impl Scheduler {
             Some(e) => tracing::warn!(job = job.as_str(), dry_run, error = %e, "job failed"),
             None => tracing::info!(job = job.as_str(), dry_run, actions = done, "job finished"),
         }
-        self.save_run(&run).await;
-        run
+        self.finish(&run).await;
+        Some(run)
     }
 
-    async fn save_run(&self, run: &JobRun) {
-        if let Err(e) = self.berth.store().insert_job_run(run).await {
+    async fn finish(&self, run: &JobRun) {
+        if let Err(e) = self.berth.store().finish_job_run(run).await {
             tracing::error!(job = %run.name, error = %e, "recording a job run failed");
         }
+    }
+
+    /// The jobs with a run under way on any replica.
+    pub async fn running(&self) -> Result<Vec<JobName>> {
+        Ok(self
+            .berth
+            .store()
+            .running_jobs()
+            .await?
+            .into_iter()
+            .filter_map(|(name, _)| JobName::parse(&name))
+            .collect())
     }
 
     /// Runs the four cleanup jobs now, one after the other (a failing one
@@ -244,12 +317,20 @@ impl Scheduler {
                 let scheduler = scheduler.clone();
                 let mut shutdown = shutdown.clone();
                 tasks.push(tokio::spawn(async move {
+                    // The tick run last: the next is after it, however
+                    // early the timer woke.
+                    let mut last: Option<DateTime<Local>> = None;
                     loop {
                         let now = Local::now();
-                        let Ok(next) = cron.find_next_occurrence(&now, false) else {
+                        let from = match last {
+                            Some(t) if t >= now => t,
+                            _ => now,
+                        };
+                        let Some(next) = next_tick(&cron, from) else {
                             tracing::warn!(job = job.as_str(), "schedule has no next time");
                             return;
                         };
+                        last = Some(next);
                         let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
@@ -258,7 +339,9 @@ impl Scheduler {
                         if *shutdown.borrow() {
                             return;
                         }
-                        scheduler.run_job(job, false).await;
+                        scheduler
+                            .run_for(job, false, Some(next.timestamp_millis()))
+                            .await;
                     }
                 }));
             }
@@ -266,5 +349,31 @@ impl Scheduler {
                 let _ = t.await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn replicas_waking_at_different_moments_find_the_same_tick() {
+        let cron = parse_schedule("* * * * *").unwrap().unwrap();
+        let at = |h, m, s, ms| {
+            Local
+                .with_ymd_and_hms(2026, 12, 6, h, m, s)
+                .unwrap()
+                .checked_add_signed(chrono::Duration::milliseconds(ms))
+                .unwrap()
+        };
+        let want = at(15, 2, 0, 0);
+        for now in [at(15, 1, 0, 3), at(15, 1, 30, 500), at(15, 1, 59, 999)] {
+            assert_eq!(next_tick(&cron, now), Some(want), "from {now}");
+        }
+        // From the tick itself: the one after.
+        assert_eq!(next_tick(&cron, want), Some(at(15, 3, 0, 0)));
+        let hourly = parse_schedule("0 * * * *").unwrap().unwrap();
+        assert_eq!(next_tick(&hourly, at(15, 1, 0, 250)), Some(at(16, 0, 0, 0)));
     }
 }

@@ -4,8 +4,7 @@
 //! server, SPEC §4) and the API run the same code; logging in and
 //! authenticating requests are in `auth`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -13,18 +12,19 @@ use super::auth::{check_email, hash_password, hash_token, new_token};
 use super::{NewUser, Result, ServiceError};
 use crate::config::AuthConfig;
 use crate::domain::accounts::{check_password, check_removal, check_role_change, Holdings};
-use crate::domain::throttle::Attempts;
 use crate::domain::{now_millis, Role, User};
 use crate::store::{Store, TokenInfo, TokenKind};
 
-/// Accounts over one store: management, logging in, authenticating. One
-/// per process, cheap to clone (the login throttle is shared by clones).
+/// Accounts over one store: management, logging in, authenticating.
+/// Cheap to clone. Failed logins are counted in the store, so every
+/// replica (and a restarted server) applies the same throttle.
 #[derive(Clone, Debug)]
 pub struct Accounts {
     pub(super) store: Store,
     pub(super) auth: Arc<AuthConfig>,
-    /// Failed logins per account and per client address.
-    pub(super) attempts: Arc<Mutex<HashMap<String, Attempts>>>,
+    /// One failed login recorded at a time in this process (the shared
+    /// lock of each key orders them across replicas).
+    pub(super) recording: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Accounts {
@@ -32,7 +32,7 @@ impl Accounts {
         Accounts {
             store,
             auth: Arc::new(auth),
-            attempts: Arc::default(),
+            recording: Arc::default(),
         }
     }
 

@@ -84,41 +84,53 @@ fn throttle_keys(email: &str, client: Option<std::net::IpAddr>) -> Vec<(&'static
     keys
 }
 
-/// Remembered keys at most (old ones are forgotten first): a flood of
-/// made-up emails cannot grow memory without bound.
-const MAX_THROTTLE_KEYS: usize = 100_000;
-
 impl Accounts {
     fn login_policy(&self, by: &str) -> crate::domain::throttle::ThrottlePolicy {
         self.auth.throttle(by == "address")
     }
 
     /// The first lock among `keys`, and for how many seconds more.
-    fn login_locked(
+    async fn login_locked(
         &self,
         keys: &[(&'static str, String)],
         now: Millis,
-    ) -> Option<(&'static str, u64)> {
-        let map = self.attempts.lock().expect("attempts poisoned");
-        keys.iter()
-            .find_map(|(by, k)| map.get(k).and_then(|a| a.locked_for(now)).map(|s| (*by, s)))
+    ) -> Result<Option<(&'static str, u64)>> {
+        for (by, k) in keys {
+            if let Some(secs) = self
+                .store
+                .login_attempts(k)
+                .await?
+                .and_then(|a| a.locked_for(now))
+            {
+                return Ok(Some((*by, secs)));
+            }
+        }
+        Ok(None)
     }
 
-    fn login_failed(&self, keys: &[(&'static str, String)], now: Millis) {
-        let mut map = self.attempts.lock().expect("attempts poisoned");
-        if map.len() >= MAX_THROTTLE_KEYS {
-            let p = self.login_policy("account");
-            map.retain(|_, a| !a.expired(now, &p));
-            if map.len() >= MAX_THROTTLE_KEYS {
-                map.clear();
-            }
-        }
+    /// Counts a failure against every key, each under its lock shared
+    /// with the other replicas, so that concurrent failures all count.
+    async fn login_failed(&self, keys: &[(&'static str, String)], now: Millis) -> Result<()> {
+        let _one = self.recording.lock().await;
         for (by, k) in keys {
             let p = self.login_policy(by);
-            if let Some(secs) = map.entry(k.clone()).or_default().fail(now, &p) {
+            let _held = self
+                .store
+                .coordinator()
+                .lock(&crate::store::LockKey::Login(k.clone()))
+                .await?;
+            let mut a = self.store.login_attempts(k).await?.unwrap_or_default();
+            if let Some(secs) = a.fail(now, &p) {
                 tracing::warn!(key = %k, lock_s = secs, "failed logins: locked");
             }
+            self.store.save_login_attempts(k, &a).await?;
         }
+        // What no policy remembers any more (the longest window).
+        let window_ms = (self.auth.login_window_s as i64).saturating_mul(1000);
+        self.store
+            .forget_login_attempts_before(now, now.saturating_sub(window_ms))
+            .await?;
+        Ok(())
     }
 }
 
@@ -162,7 +174,7 @@ impl Accounts {
         let email = email.trim().to_ascii_lowercase();
         let keys = throttle_keys(&email, client);
         let now = now_millis();
-        if let Some((by, secs)) = self.login_locked(&keys, now) {
+        if let Some((by, secs)) = self.login_locked(&keys, now).await? {
             metrics::counter!("berth_login_throttled_total", "by" => by).increment(1);
             return Err(ServiceError::Throttled {
                 message: format!(
@@ -188,15 +200,12 @@ impl Accounts {
         };
         let Some(user) = ok else {
             metrics::counter!("berth_login_failures_total").increment(1);
-            self.login_failed(&keys, now_millis());
+            self.login_failed(&keys, now_millis()).await?;
             return Err(denied());
         };
         // The account starts afresh; the address does not (an attacker
         // with one account of their own must not reset it).
-        self.attempts
-            .lock()
-            .expect("attempts poisoned")
-            .remove(&keys[0].1);
+        self.store.forget_login_attempts(&keys[0].1).await?;
         let now = now_millis();
         let ttl_ms = i64::try_from(self.auth.session_ttl_h)
             .unwrap_or(i64::MAX / 3_600_000)

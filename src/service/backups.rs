@@ -27,7 +27,7 @@ use crate::domain::retention::{plan_retention, BackupSeen, RetentionPolicy};
 use crate::domain::{now_millis, Project, User};
 use crate::engine::Engine;
 use crate::remote::Remote;
-use crate::store::{BackupPolicyRow, Store};
+use crate::store::{BackupPolicyRow, Store, Whose};
 
 /// How long a volume size stays cached.
 pub(super) const SIZE_TTL: Duration = Duration::from_secs(10);
@@ -114,6 +114,19 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(Into::into)
 }
 
+/// What [`Backups::reap`] took care of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Backups that were being written, now failed.
+    pub backups: usize,
+    /// Partial volumes removed.
+    pub volumes: usize,
+    /// Helper containers removed.
+    pub helpers: usize,
+    /// Temporary files removed.
+    pub files: usize,
+}
+
 /// A catalogue entry with its archive's place on this host.
 #[derive(Debug, Clone)]
 pub struct LocatedBackup {
@@ -142,8 +155,6 @@ pub(super) struct BackupsInner {
     pub(super) remote: Option<Remote>,
     /// Backups whose remote copy is being sent right now.
     pub(super) sending: Mutex<HashSet<Uuid>>,
-    /// Node drains since Berth started, by node.
-    pub(super) drains: Mutex<std::collections::BTreeMap<String, super::volumes::DrainProgress>>,
 }
 
 impl Backups {
@@ -160,7 +171,6 @@ impl Backups {
                 sizes: Mutex::new(SizeCache::default()),
                 remote,
                 sending: Mutex::new(HashSet::new()),
-                drains: Mutex::new(Default::default()),
             }),
         }
     }
@@ -235,19 +245,151 @@ impl Backups {
             .expect("one in, one out")
     }
 
-    /// At startup: backups a stopped server left `in_progress` are failed,
-    /// and their partial files removed.
-    pub async fn fail_interrupted_backups(&self) -> Result<usize> {
-        let list = self.store().fail_interrupted_backups(now_millis()).await?;
+    /// The name of a file this replica writes before it is complete
+    /// (`domain::replicas::tmp_file_name`): a gone replica's are known by
+    /// it.
+    pub(super) fn tmp_name(&self, name: &str) -> String {
+        crate::domain::replicas::tmp_file_name(name, self.berth().replicas().id())
+    }
+
+    /// The id of this replica's backup directory: a marker file in it
+    /// (`.berth-archive-dir`) made at its first use. Replicas that share
+    /// the directory see the same id.
+    pub fn archive_dir_id(&self) -> Result<String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = self.backup_dir()?.join(".berth-archive-dir");
+        let read = |f: &Path| {
+            std::fs::read_to_string(f)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+        };
+        if let Some(id) = read(&file) {
+            return Ok(id);
+        }
+        let id = Uuid::new_v4().to_string();
+        let made = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| {
+                f.write_all(format!("{id}\n").as_bytes())?;
+                f.sync_all()
+            });
+        match made {
+            Ok(()) => Ok(id),
+            // Another replica on the same directory made it first.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&file)
+                .ok_or_else(|| ServiceError::Internal(format!("{} is empty", file.display()))),
+            Err(e) => Err(ServiceError::Internal(format!(
+                "writing {}: {e}",
+                file.display()
+            ))),
+        }
+    }
+
+    /// Takes care of what `whose` left under way: the backups it was
+    /// writing are failed (`why`), the volumes it was filling removed
+    /// (unless their project was switched to them just before), its helper
+    /// containers removed on every node, and in this replica's backup
+    /// directory every temporary file of a replica not in `live` removed.
+    /// Each step can be repeated: a reaper that stops half way is followed
+    /// by another.
+    pub async fn reap(&self, whose: Whose, why: &str, live: &[Uuid]) -> Result<Reaped> {
+        let mut done = Reaped {
+            backups: self
+                .store()
+                .fail_backups_of(whose, now_millis(), why)
+                .await?
+                .len(),
+            ..Reaped::default()
+        };
+        for op in self.store().volume_ops_of(whose).await? {
+            let switched = self
+                .store()
+                .project(op.project_id)
+                .await?
+                .is_some_and(|p| p.volume_name == op.volume);
+            if !switched {
+                let removed_now = match self.engine_on(&op.node).await {
+                    Ok(engine) => engine.remove_volume(&op.volume).await,
+                    Err(e) => {
+                        tracing::warn!(volume = %op.volume, node = %op.node, error = %e, "cannot remove an interrupted operation's volume yet");
+                        continue;
+                    }
+                };
+                match removed_now {
+                    Ok(()) => done.volumes += 1,
+                    Err(crate::engine::EngineError::NotFound(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(volume = %op.volume, error = %e, "cannot remove an interrupted operation's volume yet");
+                        continue;
+                    }
+                }
+                tracing::info!(volume = %op.volume, kind = %op.kind, "removed the volume of an interrupted {}", op.kind);
+            }
+            self.store().delete_volume_op(op.id).await?;
+        }
+        done.helpers = self.remove_helpers_of_the_gone(live).await;
         let dir = self.backup_dir()?;
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().ends_with(".tmp") {
-                    let _ = std::fs::remove_file(e.path());
+                let name = e.file_name().to_string_lossy().to_string();
+                if !name.ends_with(".tmp") {
+                    continue;
+                }
+                // Untagged: written by a Berth from before replicas.
+                let gone = crate::domain::replicas::tmp_file_owner(&name)
+                    .is_none_or(|owner| !live.contains(&owner));
+                if gone && std::fs::remove_file(e.path()).is_ok() {
+                    done.files += 1;
                 }
             }
         }
-        Ok(list.len())
+        Ok(done)
+    }
+
+    /// Removes this replica's archives of backups that are no longer in
+    /// the catalogue: with several replicas, a backup deleted through
+    /// another (by hand or by retention) may have had its archive here,
+    /// where that replica could not reach it. Archives younger than ten
+    /// minutes are left (an upload's record is written just after its
+    /// file). Returns how many were removed.
+    pub async fn sweep_local_archives(&self) -> Result<usize> {
+        let dir = self.backup_dir()?;
+        let listed: Vec<(Uuid, PathBuf)> = tokio::task::spawn_blocking(move || {
+            let young = std::time::SystemTime::now() - Duration::from_secs(600);
+            std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| {
+                            e.metadata()
+                                .and_then(|m| m.modified())
+                                .is_ok_and(|t| t < young)
+                        })
+                        .filter_map(|e| {
+                            let name = e.file_name().to_string_lossy().to_string();
+                            let id = name
+                                .strip_suffix(".tar.zst")
+                                .or_else(|| name.strip_suffix(".tar.gz"))?;
+                            Some((Uuid::parse_str(id).ok()?, e.path()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("listing archives failed: {e}")))?;
+        let mut removed = 0;
+        for (id, path) in listed {
+            if self.store().backup(id).await?.is_none() && std::fs::remove_file(&path).is_ok() {
+                tracing::info!(backup = %id, "removed the archive of a backup no longer in the catalogue");
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The directory of a volume's data on this host.
@@ -308,7 +450,7 @@ impl Backups {
         pause: bool,
     ) -> Result<Backup> {
         let project_id = project.id;
-        let _guard = self.berth().lock_workspace(project.id).await;
+        let _guard = self.berth().lock_workspace(project.id).await?;
         let access = self.access(&project.node, &project.volume_name).await?;
         let running = self.running_on(project).await?;
         // Its workspaces run where its volume is.
@@ -326,11 +468,12 @@ impl Backups {
             crash_consistent: !running.is_empty() && !pause,
             error: None,
             remote: None,
+            replica: Some(self.berth().replicas().id()),
             ..Default::default()
         };
         self.store().insert_backup(&b).await?;
         let final_path = self.backup_path(&b)?;
-        let tmp = final_path.with_file_name(format!("{}.tmp", b.file_name()));
+        let tmp = final_path.with_file_name(self.tmp_name(&b.file_name()));
         let mut paused = Vec::new();
         if pause {
             for (_, cid) in &running {
@@ -381,7 +524,15 @@ impl Backups {
                     b.skipped_sample = w.skipped.sample;
                     tracing::info!(backup = %b.id, skipped = b.skipped_count, "paths vanished while the volume was read");
                 }
-                self.store().finish_backup(&b).await?;
+                if !self.store().finish_backup(&b).await? {
+                    // Another replica took this one for gone and failed
+                    // the backup meanwhile: its record says so, and an
+                    // archive without a complete record must not stay.
+                    let _ = std::fs::remove_file(&final_path);
+                    return Err(ServiceError::Conflict(
+                        "the backup was interrupted: the other replicas took this one for gone while it wrote the archive".into(),
+                    ));
+                }
                 let p = project_id.to_string();
                 metrics::counter!("berth_backups_total", "outcome" => "complete").increment(1);
                 metrics::histogram!("berth_backup_duration_seconds")
@@ -646,7 +797,7 @@ impl Backups {
             .saturating_mul(1024 * 1024);
         let id = Uuid::new_v4();
         let dir = self.backup_dir()?;
-        let tmp = dir.join(format!("{id}.upload.tmp"));
+        let tmp = dir.join(self.tmp_name(&format!("{id}.upload")));
         let mut opts = tokio::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]

@@ -60,7 +60,7 @@ impl Berth {
     /// Starts a workspace: creates its container if there is none. Running
     /// already is success.
     pub async fn start_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let ws = self.workspace(user, id).await?;
         self.start_locked(ws).await
     }
@@ -171,7 +171,7 @@ impl Berth {
     /// Stops a workspace, keeping its container (and so its logs).
     /// Stopped already is success.
     pub async fn stop_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let ws = self.workspace(user, id).await?;
         self.stop_locked(ws, "stopped").await
     }
@@ -212,7 +212,7 @@ impl Berth {
 
     /// Restarts a running workspace; starts a stopped one.
     pub async fn restart_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let ws = self.workspace(user, id).await?;
         let (ws, container) = self.refresh(ws, false).await?;
         let Some(c) = container.filter(|c| c.running) else {

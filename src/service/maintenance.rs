@@ -24,7 +24,7 @@ impl Berth {
         idle_since: Millis,
         reason: &str,
     ) -> Result<Applied> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let Some(ws) = self.store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };
@@ -41,7 +41,7 @@ impl Berth {
 
     /// An errored workspace whose container runs healthy is running again.
     pub async fn mark_error_running(&self, id: Uuid, reason: &str) -> Result<Applied> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let Some(ws) = self.store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };
@@ -81,7 +81,7 @@ impl Berth {
     /// An errored workspace that cannot be recovered: its container is
     /// removed (never its volume) and it is marked stopped.
     pub async fn clean_errored_workspace(&self, id: Uuid, reason: &str) -> Result<Applied> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let Some(ws) = self.store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };

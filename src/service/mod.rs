@@ -17,6 +17,7 @@ mod placement;
 mod projects;
 pub mod proxy;
 pub mod reconcile;
+mod replicas;
 pub mod stats;
 mod status;
 mod view;
@@ -30,12 +31,13 @@ pub use auth::{AuthSession, NewUser};
 pub use backups::Backups;
 pub use nodes::{NewNode, NodeChange, NodeView, Nodes};
 pub use placement::{NodeReport, PlacementPlan};
+pub use replicas::{ReplicaStart, Replicas};
 pub use stats::{HistoryPoint, StatsView};
 pub use status::{HealthSummary, ResourceUse, StatusReport};
 pub use view::ViewState;
 pub use workspaces::{CreateWorkspace, TypeInfo, UpdateWorkspace, WorkspaceStats};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
@@ -172,10 +174,14 @@ struct Inner {
     config: Config,
     host_cpus: u32,
     /// One lock per workspace: lifecycle operations on one workspace run one
-    /// at a time, different workspaces in parallel.
+    /// at a time, different workspaces in parallel (across replicas too:
+    /// see [`Berth::lock_workspace`]).
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
-    /// Workspaces with a recovery restart scheduled (see `reconcile`).
-    recovering: Mutex<HashSet<Uuid>>,
+    /// This process among the others on the database: shared locks and
+    /// notices.
+    replicas: Replicas,
+    /// Wakes this replica's recovery timer (a restart was scheduled).
+    recovery_wake: tokio::sync::Notify,
     /// Per running container: pid, last sample and history (see `stats`).
     tracked: Mutex<HashMap<String, stats::Tracked>>,
     /// When proxy traffic last recorded activity, per workspace.
@@ -199,6 +205,13 @@ struct Inner {
     pulls: images::Pulls,
     /// What each node's engine last said about each workspace container.
     view: view::EngineView,
+}
+
+/// A workspace's lock, both parts: released shared first, so the next
+/// holder here asks for it after it is free.
+pub(crate) struct WorkspaceLock {
+    _shared: crate::store::HeldLock,
+    _local: OwnedMutexGuard<()>,
 }
 
 /// The metrics token: configured, or generated once and kept in
@@ -255,6 +268,7 @@ impl Berth {
     pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> Berth {
         // Install the metrics recorder before anything records.
         let _ = crate::metrics::handle();
+        let replicas = Replicas::new(store.clone(), config.replicas);
         let accounts = Accounts::new(store.clone(), config.auth.clone());
         let nodes = Nodes::new(
             store.clone(),
@@ -273,7 +287,8 @@ impl Berth {
                 engine,
                 host_cpus,
                 locks: Mutex::new(HashMap::new()),
-                recovering: Mutex::new(HashSet::new()),
+                replicas,
+                recovery_wake: tokio::sync::Notify::new(),
                 tracked: Mutex::new(HashMap::new()),
                 proxy_touched: Mutex::new(HashMap::new()),
                 log_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
@@ -305,6 +320,11 @@ impl Berth {
     /// the node `local`).
     pub fn nodes(&self) -> &Nodes {
         &self.inner.nodes
+    }
+
+    /// This replica and the others on the database.
+    pub fn replicas(&self) -> &Replicas {
+        &self.inner.replicas
     }
 
     /// The engine Berth started with (node `local`). What a workspace or
@@ -359,13 +379,25 @@ impl Berth {
         self.inner.host_cpus
     }
 
-    /// Takes the lock of one workspace, waiting for any operation under way.
-    async fn lock_workspace(&self, id: Uuid) -> OwnedMutexGuard<()> {
+    /// Takes the lock of one workspace (or project), waiting for any
+    /// operation under way: first this process's, then the one shared
+    /// with the other replicas (a PostgreSQL advisory lock; on SQLite
+    /// there are no others). Fails only when the database does not answer.
+    async fn lock_workspace(&self, id: Uuid) -> Result<WorkspaceLock> {
         let m = {
             let mut locks = self.inner.locks.lock().expect("lock map poisoned");
             locks.entry(id).or_default().clone()
         };
-        m.lock_owned().await
+        let local = m.lock_owned().await;
+        let shared = self
+            .inner
+            .replicas
+            .lock(&crate::store::LockKey::Workspace(id))
+            .await?;
+        Ok(WorkspaceLock {
+            _shared: shared,
+            _local: local,
+        })
     }
 
     fn forget_lock(&self, id: Uuid) {

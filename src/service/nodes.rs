@@ -349,6 +349,30 @@ impl Nodes {
         })
     }
 
+    /// Follows the other replicas' changes to the nodes (NOTIFY): the pool
+    /// is re-read at once rather than at this replica's next heartbeat,
+    /// and after the listener reconnected (a notice may have been lost).
+    /// Runs until aborted.
+    pub fn spawn_follower(&self) -> tokio::task::JoinHandle<()> {
+        let nodes = self.clone();
+        let mut notices = self.inner.store.coordinator().subscribe();
+        tokio::spawn(async move {
+            use crate::store::Notice;
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match notices.recv().await {
+                    Ok(Notice::Nodes | Notice::Resync) | Err(RecvError::Lagged(_)) => {
+                        if let Err(e) = nodes.sync().await {
+                            tracing::warn!(error = %e, "re-reading the nodes failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+
     /// The engine of the node `name`, for an action that needs it there.
     /// A node whose heartbeat fails answers `Unavailable` saying since
     /// when, without trying (a lost host would hold the request for the
@@ -491,6 +515,7 @@ impl Nodes {
             created_at: now_millis(),
         };
         self.inner.store.insert_node(&row).await?;
+        self.inner.store.notify(crate::store::Notice::Nodes).await;
         self.beat().await?;
         self.get(&new.name).await
     }
@@ -525,6 +550,7 @@ impl Nodes {
         if !self.inner.store.update_node(&row).await? {
             return Err(ServiceError::NotFound(format!("no node named {name:?}")));
         }
+        self.inner.store.notify(crate::store::Notice::Nodes).await;
         self.get(name).await
     }
 
@@ -544,6 +570,7 @@ impl Nodes {
         }
         self.live().remove(name);
         let _ = std::fs::remove_dir_all(self.inner.dir.join(name));
+        self.inner.store.notify(crate::store::Notice::Nodes).await;
         Ok(())
     }
 }

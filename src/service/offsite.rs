@@ -47,6 +47,12 @@ impl Backups {
         self.inner.remote.as_ref()
     }
 
+    /// Whether archives also go to remote storage (`backups.remote`),
+    /// where every replica can fetch them.
+    pub fn stores_remotely(&self) -> bool {
+        self.inner.remote.is_some()
+    }
+
     fn archive_key(&self, remote: &Remote, b: &Backup) -> String {
         remote.key(&b.project_id.to_string(), &b.file_name())
     }
@@ -192,7 +198,11 @@ impl Backups {
             .sha256
             .clone()
             .ok_or_else(|| ServiceError::Refused("the backup has no recorded checksum".into()))?;
-        let tmp = path.with_extension(format!("fetch-{}.tmp", Uuid::new_v4().simple()));
+        let tmp = path.with_file_name(self.tmp_name(&format!(
+            "{}.fetch-{}",
+            b.file_name(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        )));
         let key = self.archive_key(remote, b);
         tracing::info!(backup = %b.id, object = %remote.describe(&key), "fetching the archive back from remote storage");
         remote.get_file(&key, &tmp, &sha).await?;

@@ -97,7 +97,7 @@ impl Berth {
             }
         }
         for ws in on_project {
-            let _guard = self.lock_workspace(ws.id).await;
+            let _guard = self.lock_workspace(ws.id).await?;
             // Re-read under the lock: it may have started meanwhile.
             let Some(mut ws) = self.store().workspace(ws.id).await? else {
                 continue;

@@ -19,6 +19,7 @@ use crate::domain::recovery::{next_recovery_step, Failure, RecoveryStep};
 use crate::domain::transition::{transition, Transition};
 use crate::domain::{now_millis, EventKind, Health, Workspace, WorkspaceStatus};
 use crate::engine::ContainerState;
+use crate::store::{Notice, RecoveryDue};
 
 /// The parts of a container's state that decide a workspace's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,38 +109,14 @@ fn failure_reason(f: &Failure) -> String {
 }
 
 impl Berth {
-    fn is_recovering(&self, id: Uuid) -> bool {
-        self.inner
-            .recovering
-            .lock()
-            .expect("recovering set poisoned")
-            .contains(&id)
-    }
-
-    fn set_recovering(&self, id: Uuid, on: bool) {
-        let mut set = self
-            .inner
-            .recovering
-            .lock()
-            .expect("recovering set poisoned");
-        if on {
-            set.insert(id);
-        } else {
-            set.remove(&id);
-        }
-    }
-
     /// Whether the record already agrees with what the engine shows, so that
     /// [`Self::refresh`] would neither save nor hand a failure to recovery.
     /// A reader that sees agreement may answer without the workspace's lock.
+    /// (A workspace waiting for a recovery restart never agrees here: its
+    /// restart is in the database, read under the lock by `refresh`.)
     pub(super) fn agrees(&self, ws: &Workspace, container: Option<&ContainerState>) -> bool {
         let seen = container.map(Seen::from);
-        let verdict = observe(
-            ws.status,
-            ws.status_reason.as_deref(),
-            seen.as_ref(),
-            self.is_recovering(ws.id),
-        );
+        let verdict = observe(ws.status, ws.status_reason.as_deref(), seen.as_ref(), false);
         let container_id = container.map(|c| c.id.as_str());
         let host_port = container.filter(|c| c.running).and_then(|c| c.host_port);
         matches!(verdict, Verdict::Keep)
@@ -158,11 +135,12 @@ impl Berth {
     ) -> Result<(Workspace, Option<ContainerState>)> {
         let container = self.inspect_on(&ws.node, &ws.container_name()).await?;
         let seen = container.as_ref().map(Seen::from);
+        let recovering = self.store().recovery_due(ws.id).await?.is_some();
         let verdict = observe(
             ws.status,
             ws.status_reason.as_deref(),
             seen.as_ref(),
-            self.is_recovering(ws.id),
+            recovering,
         );
         let container_id = container.as_ref().map(|c| c.id.clone());
         let host_port = container
@@ -282,23 +260,35 @@ impl Berth {
                         },
                     )
                     .await?;
-                self.set_recovering(ws.id, true);
-                let berth = self.clone();
-                let id = ws.id;
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                    if let Err(e) = berth.scheduled_restart(id, what, attempt).await {
-                        tracing::warn!(workspace = %id, error = %e, "scheduled recovery failed");
-                    }
-                });
+                // Kept in the database: whichever replica's timer finds it
+                // due first restarts it, and it survives this one.
+                self.store()
+                    .schedule_recovery(&RecoveryDue {
+                        workspace_id: ws.id,
+                        due_at: now_millis().saturating_add(after_ms as i64),
+                        attempt,
+                        failure: what,
+                        scheduled_by: self.replicas().id(),
+                    })
+                    .await?;
+                self.inner.recovery_wake.notify_one();
+                self.replicas().notify(Notice::Recovery).await;
                 Ok(ws)
             }
         }
     }
 
-    async fn scheduled_restart(&self, id: Uuid, what: String, attempt: u32) -> Result<()> {
-        let _guard = self.lock_workspace(id).await;
-        self.set_recovering(id, false);
+    /// A restart whose backoff has passed, by whichever replica takes the
+    /// workspace's lock first: the others find it done.
+    async fn scheduled_restart(&self, id: Uuid) -> Result<()> {
+        let _guard = self.lock_workspace(id).await?;
+        let Some(due) = self.store().recovery_due(id).await? else {
+            return Ok(());
+        };
+        if due.due_at > now_millis() {
+            return Ok(());
+        }
+        self.store().clear_recovery(id).await?;
         let Some(ws) = self.store().workspace(id).await? else {
             return Ok(());
         };
@@ -306,8 +296,63 @@ impl Berth {
         if ws.status != WorkspaceStatus::Starting {
             return Ok(());
         }
-        self.recovery_restart(ws, &what, attempt).await?;
+        self.recovery_restart(ws, &due.failure, due.attempt).await?;
         Ok(())
+    }
+
+    /// Starts this replica's recovery timer: it sleeps until the next
+    /// scheduled restart (any replica's), woken early when one is
+    /// scheduled here or, by a notice, on another replica; every restart
+    /// due is tried, and the first replica to take its lock does it. Runs
+    /// until aborted.
+    pub fn spawn_recovery_timer(&self) -> tokio::task::JoinHandle<()> {
+        let berth = self.clone();
+        let mut notices = self.replicas().subscribe();
+        tokio::spawn(async move {
+            // At most this long between looks, so a lost notice costs at
+            // most this much delay.
+            const LOOK_EVERY: Duration = Duration::from_secs(5);
+            loop {
+                let wait = match berth.store().next_recovery_due().await {
+                    Ok(Some(due)) => {
+                        let ms = due.saturating_sub(now_millis()).max(0) as u64;
+                        Duration::from_millis(ms).min(LOOK_EVERY)
+                    }
+                    Ok(None) => LOOK_EVERY,
+                    Err(e) => {
+                        crate::metrics::loop_failed("recovery", "store");
+                        tracing::warn!(error = %e, "reading the scheduled recoveries failed");
+                        LOOK_EVERY
+                    }
+                };
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = berth.inner.recovery_wake.notified() => {}
+                        n = notices.recv() => {
+                            if matches!(n, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                                notices = berth.replicas().subscribe();
+                            }
+                        }
+                    }
+                }
+                let due = match berth.store().recoveries_due(now_millis()).await {
+                    Ok(due) => due,
+                    Err(e) => {
+                        crate::metrics::loop_failed("recovery", "store");
+                        tracing::warn!(error = %e, "reading the scheduled recoveries failed");
+                        tokio::time::sleep(LOOK_EVERY).await;
+                        continue;
+                    }
+                };
+                for id in due {
+                    if let Err(e) = berth.scheduled_restart(id).await {
+                        crate::metrics::loop_failed("recovery", e.kind());
+                        tracing::warn!(workspace = %id, error = %e, "scheduled recovery failed");
+                    }
+                }
+            }
+        })
     }
 
     async fn recovery_restart(&self, ws: Workspace, what: &str, attempt: u32) -> Result<Workspace> {
@@ -384,7 +429,7 @@ impl Berth {
     /// Re-checks one workspace against the engine, recovering it if it
     /// failed. What the event watcher calls for every event.
     pub async fn check_workspace(&self, id: Uuid) -> Result<()> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         if let Some(ws) = self.store().workspace(id).await? {
             self.refresh(ws, true).await?;
         }
@@ -433,7 +478,7 @@ impl Berth {
             {
                 continue;
             }
-            let _guard = self.lock_workspace(ws.id).await;
+            let _guard = self.lock_workspace(ws.id).await?;
             let Some(ws) = self.store().workspace(ws.id).await? else {
                 continue;
             };

@@ -100,7 +100,7 @@ impl Berth {
         let (workspace, container) = if self.agrees(&ws, container.as_ref()) {
             (ws, container)
         } else {
-            let _guard = self.lock_workspace(id).await;
+            let _guard = self.lock_workspace(id).await?;
             let ws = self.workspace(user, id).await?;
             self.refresh(ws, true).await?
         };

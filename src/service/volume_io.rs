@@ -16,7 +16,7 @@ use super::{Backups, Result, ServiceError};
 use crate::backup::{self, ArchiveError, TarSource, Written};
 use crate::config::VolumeAccess;
 use crate::domain::backups::Compression;
-use crate::domain::cleanup::LABEL_HELPER;
+use crate::domain::cleanup::{LABEL_HELPER, LABEL_INSTANCE, LABEL_REPLICA};
 use crate::engine::archive::HELPER_MOUNT;
 use crate::engine::Engine;
 
@@ -130,9 +130,59 @@ impl Backups {
         }
     }
 
+    /// Removes, on every node that answers, the helper containers of this
+    /// installation made by a replica not in `live` (one that was killed
+    /// while it read or wrote a volume); returns how many. Helpers from
+    /// before replicas were recorded are left to the orphaned-containers
+    /// job.
+    pub(super) async fn remove_helpers_of_the_gone(&self, live: &[Uuid]) -> usize {
+        let mut removed = 0;
+        let nodes = match self.berth().nodes().names().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing nodes to remove helpers failed");
+                return 0;
+            }
+        };
+        let instance = &self.config().instance;
+        for node in nodes {
+            let Ok(engine) = self.engine_on(&node).await else {
+                continue;
+            };
+            let Ok(list) = engine.list_containers_seen().await else {
+                continue;
+            };
+            for c in list {
+                let ours = c.labels.get(LABEL_HELPER).map(String::as_str) == Some("true")
+                    && c.labels.get(LABEL_INSTANCE) == Some(instance);
+                let gone = c
+                    .labels
+                    .get(LABEL_REPLICA)
+                    .and_then(|r| Uuid::parse_str(r).ok())
+                    .is_some_and(|r| !live.contains(&r));
+                if ours && gone {
+                    match engine.remove_container(&c.id).await {
+                        Ok(()) | Err(crate::engine::EngineError::NotFound(_)) => {
+                            tracing::info!(%node, helper = %c.name, "removed a gone replica's helper container");
+                            removed += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%node, helper = %c.name, error = %e, "removing a gone replica's helper failed")
+                        }
+                    }
+                }
+            }
+        }
+        removed
+    }
+
     async fn helper(&self, engine: &Engine, volume: &str, read_only: bool) -> Result<Helper> {
         let mut labels = self.berth().base_labels();
         labels.insert(LABEL_HELPER.to_string(), "true".to_string());
+        labels.insert(
+            LABEL_REPLICA.to_string(),
+            self.berth().replicas().id().to_string(),
+        );
         let name = format!(
             "berth-helper-{}",
             &Uuid::new_v4().simple().to_string()[..12]

@@ -51,21 +51,7 @@ pub struct Moved {
     pub seconds: f64,
 }
 
-/// How a node's drain goes (kept in memory since Berth started).
-#[derive(Debug, Clone, Default)]
-pub struct DrainProgress {
-    pub node: String,
-    pub started_at: crate::domain::Millis,
-    pub finished_at: Option<crate::domain::Millis>,
-    /// Projects on the node when the drain began.
-    pub total: usize,
-    /// The project being moved now.
-    pub current: Option<Uuid>,
-    /// Moved: project, where to, seconds.
-    pub moved: Vec<(Uuid, String, f64)>,
-    /// Not moved: project and why (they stay on the node).
-    pub failed: Vec<(Uuid, String)>,
-}
+pub use crate::domain::nodes::DrainProgress;
 
 /// What a recovery onto another node did.
 #[derive(Debug, Clone)]
@@ -105,7 +91,7 @@ impl Backups {
     ) -> Result<Restored> {
         let project = self.berth().project(user, project_id).await?;
         let (b, path) = self.backup_file(user, backup_id).await?;
-        let _guard = self.berth().lock_workspace(project.id).await;
+        let _guard = self.berth().lock_workspace(project.id).await?;
         if b.sha256.is_none() {
             return Err(ServiceError::Refused(
                 "this backup has no recorded checksum; it cannot be restored".into(),
@@ -130,6 +116,7 @@ impl Backups {
             node: project.node.clone(),
             new_project: false,
             started_at: now_millis(),
+            replica: Some(self.berth().replicas().id()),
         };
         // Restored where the project's volume is.
         let engine = self.engine_on(&project.node).await?;
@@ -150,6 +137,7 @@ impl Backups {
         for w in &user_ids {
             self.berth().stop_workspace(user, *w).await?;
         }
+        self.still_ours(&op).await?;
         self.switch_project_volume(&project, &new_volume).await?;
         self.store().delete_volume_op(op.id).await?;
         for w in &user_ids {
@@ -216,7 +204,7 @@ impl Backups {
     /// job's retention period.
     async fn switch_project_volume(&self, project: &Project, new_volume: &str) -> Result<()> {
         for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.berth().lock_workspace(ws.id).await;
+            let _wg = self.berth().lock_workspace(ws.id).await?;
             self.berth()
                 .engine_of(&ws)
                 .await?
@@ -271,7 +259,7 @@ impl Backups {
                 (None, id, crate::domain::project_volume_name(id))
             }
         };
-        let _guard = self.berth().lock_workspace(new_id).await;
+        let _guard = self.berth().lock_workspace(new_id).await?;
         let mut target_was_empty = false;
         if let Some(t) = &existing {
             if !self.running_on(t).await?.is_empty() {
@@ -305,6 +293,7 @@ impl Backups {
             node: node.clone(),
             new_project: existing.is_none(),
             started_at: now_millis(),
+            replica: Some(self.berth().replicas().id()),
         };
         self.store().insert_volume_op(&op).await?;
         let mut labels = self.berth().base_labels();
@@ -324,6 +313,7 @@ impl Backups {
                 return Err(e);
             }
         };
+        self.still_ours(&op).await?;
         let project = match (existing, target) {
             (Some(t), _) => {
                 self.switch_project_volume(&t, &new_volume).await?;
@@ -444,7 +434,7 @@ impl Backups {
         // image, room for what its type reserves).
         self.check_target(&project, to).await?;
         let started = Instant::now();
-        let _guard = self.berth().lock_workspace(project.id).await;
+        let _guard = self.berth().lock_workspace(project.id).await?;
         let from = self.engine_on(&project.node).await?;
         let target = self.engine_on(to).await?;
         let running = self.running_on(&project).await?;
@@ -458,6 +448,7 @@ impl Backups {
             node: to.to_string(),
             new_project: false,
             started_at: now_millis(),
+            replica: Some(self.berth().replicas().id()),
         };
         let stopped: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
         for w in &stopped {
@@ -499,6 +490,7 @@ impl Backups {
         };
         // The switch: the project, then its workspaces (their containers
         // on the old node go; new ones are made on `to` at their start).
+        self.still_ours(&op).await?;
         self.store()
             .set_project_node_volume(project.id, to, &new_volume, now_millis())
             .await?;
@@ -561,7 +553,7 @@ impl Backups {
             )));
         }
         self.check_target(&project, to).await?;
-        let _guard = self.berth().lock_workspace(project.id).await;
+        let _guard = self.berth().lock_workspace(project.id).await?;
         let b = self
             .store()
             .backups_of(project.id)
@@ -590,6 +582,7 @@ impl Backups {
             node: to.to_string(),
             new_project: false,
             started_at: now_millis(),
+            replica: Some(self.berth().replicas().id()),
         };
         self.store().insert_volume_op(&op).await?;
         let mut labels = self.berth().base_labels();
@@ -603,6 +596,7 @@ impl Backups {
             self.store().delete_volume_op(op.id).await?;
             return Err(e);
         }
+        self.still_ours(&op).await?;
         self.store()
             .set_project_node_volume(project.id, to, &new_volume, now_millis())
             .await?;
@@ -642,53 +636,52 @@ impl Backups {
             .into_iter()
             .filter(|p| p.node == node)
             .collect();
-        let progress = {
-            let mut drains = self.inner.drains.lock().expect("drains poisoned");
-            if drains.get(node).is_some_and(|d| d.finished_at.is_none()) {
-                return Err(ServiceError::Conflict(format!(
-                    "node {node} is being drained already"
-                )));
-            }
-            let p = DrainProgress {
-                node: node.to_string(),
-                started_at: now_millis(),
-                total: projects.len(),
-                ..Default::default()
-            };
-            drains.insert(node.to_string(), p.clone());
-            p
+        let progress = DrainProgress {
+            node: node.to_string(),
+            started_at: now_millis(),
+            total: projects.len(),
+            ..Default::default()
         };
+        // Recorded for every replica to read; one drain of a node at a
+        // time, whichever replica was asked.
+        if !self
+            .store()
+            .begin_drain(&progress, self.berth().replicas().id())
+            .await?
+        {
+            return Err(ServiceError::Conflict(format!(
+                "node {node} is being drained already"
+            )));
+        }
         let change = crate::service::NodeChange {
             draining: Some(true),
             ..Default::default()
         };
         if let Err(e) = nodes.change(node, change).await {
-            self.inner
-                .drains
-                .lock()
-                .expect("drains poisoned")
-                .remove(node);
+            let mut ended = progress.clone();
+            ended.finished_at = Some(now_millis());
+            let _ = self.store().save_drain(&ended, now_millis()).await;
             return Err(e);
         }
-        let (this, user, node) = (self.clone(), user.clone(), node.to_string());
-        tokio::spawn(async move { this.run_drain(&user, &node, projects).await });
+        let (this, user) = (self.clone(), user.clone());
+        let mut d = progress.clone();
+        tokio::spawn(async move { this.run_drain(&user, &mut d, projects).await });
         Ok(progress)
     }
 
-    async fn run_drain(&self, user: &User, node: &str, projects: Vec<Project>) {
-        let update = |f: &dyn Fn(&mut DrainProgress)| {
-            if let Some(d) = self
-                .inner
-                .drains
-                .lock()
-                .expect("drains poisoned")
-                .get_mut(node)
-            {
-                f(d);
+    async fn run_drain(&self, user: &User, d: &mut DrainProgress, projects: Vec<Project>) {
+        let node = d.node.clone();
+        let save = |d: &DrainProgress| {
+            let (store, d) = (self.store().clone(), d.clone());
+            async move {
+                if let Err(e) = store.save_drain(&d, now_millis()).await {
+                    tracing::warn!(node = %d.node, error = %e, "recording a drain's progress failed");
+                }
             }
         };
         for p in projects {
-            update(&|d| d.current = Some(p.id));
+            d.current = Some(p.id);
+            save(d).await;
             let moved = async {
                 let plan = self
                     .berth()
@@ -701,12 +694,11 @@ impl Backups {
                 Ok(m) => {
                     let to = m.project.node.clone();
                     tracing::info!(%node, project = %p.id, %to, "drain moved a project");
-                    update(&|d| d.moved.push((p.id, to.clone(), m.seconds)));
+                    d.moved.push((p.id, to, m.seconds));
                 }
                 Err(e) => {
                     tracing::warn!(%node, project = %p.id, error = %e, "drain could not move a project");
-                    let why = e.to_string();
-                    update(&|d| d.failed.push((p.id, why.clone())));
+                    d.failed.push((p.id, e.to_string()));
                 }
             }
         }
@@ -715,31 +707,25 @@ impl Backups {
             draining: Some(false),
             ..Default::default()
         };
-        if let Err(e) = self.berth().nodes().change(node, done).await {
+        if let Err(e) = self.berth().nodes().change(&node, done).await {
             tracing::warn!(%node, error = %e, "cordoning a drained node failed");
         }
-        update(&|d| {
-            d.current = None;
-            d.finished_at = Some(now_millis());
-        });
+        d.current = None;
+        d.finished_at = Some(now_millis());
+        save(d).await;
     }
 
-    /// The last drain of `node` since Berth started.
-    pub fn drain(&self, user: &User, node: &str) -> Result<DrainProgress> {
+    /// The last drain of `node` (by any replica).
+    pub async fn drain(&self, user: &User, node: &str) -> Result<DrainProgress> {
         if !user.is_admin() {
             return Err(ServiceError::Forbidden(
                 "only an admin may see a drain".into(),
             ));
         }
-        self.inner
-            .drains
-            .lock()
-            .expect("drains poisoned")
-            .get(node)
-            .cloned()
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("no drain of node {node} since Berth started"))
-            })
+        self.store()
+            .drain(node)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no drain of node {node}")))
     }
 
     /// Refuses a target node the planner would not put `project` on.
@@ -768,7 +754,7 @@ impl Backups {
         old: Option<&Engine>,
     ) -> Result<()> {
         for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.berth().lock_workspace(ws.id).await;
+            let _wg = self.berth().lock_workspace(ws.id).await?;
             let Some(ws) = self.store().workspace(ws.id).await? else {
                 continue;
             };
@@ -788,39 +774,17 @@ impl Backups {
         Ok(())
     }
 
-    /// At startup: volume operations a stopped server left unfinished. A
-    /// volume that its project already uses was switched to (the server
-    /// stopped just after); any other is a partial copy, removed. Returns
-    /// how many partial volumes were removed.
-    pub async fn recover_volume_ops(&self) -> Result<usize> {
-        let mut removed = 0;
-        for op in self.store().volume_ops().await? {
-            let switched = self
-                .store()
-                .project(op.project_id)
-                .await?
-                .is_some_and(|p| p.volume_name == op.volume);
-            if !switched {
-                let removed_now = match self.engine_on(&op.node).await {
-                    Ok(engine) => engine.remove_volume(&op.volume).await,
-                    Err(e) => {
-                        tracing::warn!(volume = %op.volume, node = %op.node, error = %e, "cannot remove an interrupted operation's volume yet");
-                        continue;
-                    }
-                };
-                match removed_now {
-                    Ok(()) => removed += 1,
-                    Err(crate::engine::EngineError::NotFound(_)) => {}
-                    Err(e) => {
-                        tracing::warn!(volume = %op.volume, error = %e, "cannot remove an interrupted operation's volume yet");
-                        continue;
-                    }
-                }
-                tracing::info!(volume = %op.volume, kind = %op.kind, "removed the volume of an interrupted {}", op.kind);
-            }
-            self.store().delete_volume_op(op.id).await?;
+    /// Refuses to switch a project to the volume `op` filled when the
+    /// operation is no longer recorded: the other replicas took this one
+    /// for gone, and removed that volume as a partial copy.
+    async fn still_ours(&self, op: &VolumeOp) -> Result<()> {
+        if self.store().volume_op_exists(op.id).await? {
+            return Ok(());
         }
-        Ok(removed)
+        Err(ServiceError::Conflict(format!(
+            "the {} was interrupted: the other replicas took this one for gone and removed its partial volume",
+            op.kind
+        )))
     }
 
     /// The apparent size of a project's data (as `du -sb`), cached briefly.

@@ -27,14 +27,17 @@ impl Drop for AbortOnDrop {
 
 impl Berth {
     /// Starts the watchers, one per node (nodes added later get theirs
-    /// within a heartbeat interval; removed ones lose it); they run until
-    /// the returned handle is aborted.
+    /// within a heartbeat interval; removed ones lose it), and the timer
+    /// of recovery restarts; they run until the returned handle is aborted.
     pub fn spawn_watcher(&self) -> JoinHandle<()> {
         let berth = self.clone();
         tokio::spawn(async move { berth.supervise_watchers().await })
     }
 
     async fn supervise_watchers(self) {
+        // Restarts waiting out their backoff are this supervisor's too:
+        // aborted with it.
+        let _recovery = AbortOnDrop(self.spawn_recovery_timer());
         // Aborted with this task: dropping the map aborts every watcher.
         let mut watching: std::collections::BTreeMap<String, AbortOnDrop> =
             std::collections::BTreeMap::new();
@@ -179,7 +182,6 @@ impl Berth {
         };
         tracing::debug!(workspace = %id, action = ev.action.as_str(), "engine event");
         if ev.action == ContainerAction::Oom {
-            metrics::counter!("berth_oom_kills_total").increment(1);
             let limit = self
                 .store()
                 .workspace(id)
@@ -190,12 +192,22 @@ impl Berth {
                 .map(|l| format!(" ({} MB)", l.memory_mb))
                 .unwrap_or_default();
             let msg = format!("a process was killed for exceeding the memory limit{limit}");
-            if let Err(e) = self
+            // Every replica follows this engine: the first to record the
+            // event (and a replay of it after a reconnect) writes it once.
+            let source = format!(
+                "{node}/{}/{}/{}",
+                ev.container_id,
+                ev.action.as_str(),
+                ev.time_nano
+            );
+            match self
                 .store()
-                .insert_event(id, now_millis(), EventKind::Oom, &msg)
+                .insert_event_once(id, now_millis(), EventKind::Oom, &msg, &source)
                 .await
             {
-                tracing::warn!(workspace = %id, error = %e, "recording OOM failed");
+                Ok(true) => metrics::counter!("berth_oom_kills_total").increment(1),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(workspace = %id, error = %e, "recording OOM failed"),
             }
         }
         // The container is looked at again (the view learns it), and the

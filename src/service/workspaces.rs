@@ -293,7 +293,7 @@ impl Berth {
         // One lock for the whole update, and every check before the first
         // change: a refused request leaves the workspace and its container
         // exactly as they were.
-        let guard = self.lock_workspace(id).await;
+        let guard = self.lock_workspace(id).await?;
         let ws = self.workspace(user, id).await?;
         let name = req
             .name
@@ -392,7 +392,7 @@ impl Berth {
 
     /// Removes the workspace and its container; never the project volume.
     pub async fn delete_workspace(&self, user: &User, id: Uuid) -> Result<()> {
-        let guard = self.lock_workspace(id).await;
+        let guard = self.lock_workspace(id).await?;
         let ws = self.workspace(user, id).await?;
         self.engine_of(&ws)
             .await?
@@ -422,7 +422,7 @@ impl Berth {
         id: Uuid,
         project_id: Uuid,
     ) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let ws = self.workspace(user, id).await?;
         let project = self.project(user, project_id).await?;
         if project.owner_id != ws.owner_id {
@@ -476,7 +476,7 @@ impl Berth {
         id: Uuid,
         patch: ResourceOverrides,
     ) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await;
+        let _guard = self.lock_workspace(id).await?;
         let mut ws = self.workspace(user, id).await?;
         let type_limits = &self.workspace_type(&ws.type_name)?.resources;
         let merged_overrides = type_limits.patched(&ws.settings.resources, &patch);

@@ -47,6 +47,7 @@ pub(super) fn backup_from_row(r: &AnyRow) -> Result<Backup> {
         crash_consistent: crash != 0,
         error: r.try_get("error")?,
         remote,
+        replica: super::get_opt_uuid(r, "replica")?,
     })
 }
 
@@ -59,8 +60,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO backups (id, project_id, owner_id, created_at, completed_at, state, \
              compression, size_bytes, sha256, crash_consistent, error, content_bytes, origin, \
-             skipped_count, skipped_sample) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             skipped_count, skipped_sample, replica) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(b.id.to_string())
         .bind(b.project_id.to_string())
@@ -77,16 +78,19 @@ impl Store {
         .bind(b.origin.as_str())
         .bind(b.skipped_count as i64)
         .bind(skipped_json(b))
+        .bind(b.replica.map(|r| r.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Writes the outcome of a backup.
-    pub async fn finish_backup(&self, b: &Backup) -> Result<()> {
-        sqlx::query(
+    /// Writes the outcome of a backup still being written; `false` when
+    /// it no longer is (its replica was taken for gone and it was failed).
+    pub async fn finish_backup(&self, b: &Backup) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE backups SET state = $1, completed_at = $2, size_bytes = $3, sha256 = $4, \
-             error = $5, content_bytes = $6, skipped_count = $7, skipped_sample = $8 WHERE id = $9",
+             error = $5, content_bytes = $6, skipped_count = $7, skipped_sample = $8 \
+             WHERE id = $9 AND state = 'in_progress'",
         )
         .bind(b.state.as_str())
         .bind(b.completed_at)
@@ -99,7 +103,7 @@ impl Store {
         .bind(b.id.to_string())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Records where a backup's remote copy stands.
@@ -153,23 +157,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Marks backups left `in_progress` by a server that stopped as failed;
-    /// returns them.
-    pub async fn fail_interrupted_backups(&self, now: Millis) -> Result<Vec<Backup>> {
-        let rows = sqlx::query("SELECT * FROM backups WHERE state = 'in_progress'")
-            .fetch_all(&self.pool)
-            .await?;
-        let list: Vec<Backup> = rows.iter().map(backup_from_row).collect::<Result<_>>()?;
-        sqlx::query(
-            "UPDATE backups SET state = 'failed', completed_at = $1, \
-             error = 'interrupted: the server stopped during the backup' WHERE state = 'in_progress'",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(list)
     }
 
     /// Points a project at another volume (after a restore).
@@ -311,13 +298,15 @@ pub struct VolumeOp {
     /// The project record is made only when the copy is complete.
     pub new_project: bool,
     pub started_at: Millis,
+    /// The replica filling it.
+    pub replica: Option<Uuid>,
 }
 
 impl Store {
     pub async fn insert_volume_op(&self, op: &VolumeOp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO volume_ops (id, kind, project_id, volume, new_project, started_at, node) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO volume_ops (id, kind, project_id, volume, new_project, started_at, node, replica) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(op.id.to_string())
         .bind(&op.kind)
@@ -326,6 +315,7 @@ impl Store {
         .bind(i64::from(op.new_project))
         .bind(op.started_at)
         .bind(&op.node)
+        .bind(op.replica.map(|r| r.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -339,10 +329,26 @@ impl Store {
         Ok(())
     }
 
-    pub async fn volume_ops(&self) -> Result<Vec<VolumeOp>> {
-        let rows = sqlx::query("SELECT * FROM volume_ops ORDER BY started_at")
-            .fetch_all(&self.pool)
+    /// Whether a volume operation is still recorded (a gone replica's is
+    /// removed with its partial volume: then it must not switch anything).
+    pub async fn volume_op_exists(&self, id: Uuid) -> Result<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM volume_ops WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
             .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n > 0)
+    }
+
+    /// The volume operations `whose` left under way, oldest first.
+    pub async fn volume_ops_of(&self, whose: super::Whose) -> Result<Vec<VolumeOp>> {
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM volume_ops WHERE {} ORDER BY started_at",
+            whose.condition(1)
+        ))
+        .bind(whose.value())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let new_project: i64 = r.try_get("new_project")?;
@@ -354,6 +360,7 @@ impl Store {
                     node: r.try_get("node")?,
                     new_project: new_project != 0,
                     started_at: r.try_get("started_at")?,
+                    replica: super::get_opt_uuid(r, "replica")?,
                 })
             })
             .collect()

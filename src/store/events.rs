@@ -27,6 +27,32 @@ impl Store {
         Ok(())
     }
 
+    /// Records an event that every replica may notice (an engine event
+    /// each follows): the first to record `source` writes it. `false`:
+    /// another did.
+    pub async fn insert_event_once(
+        &self,
+        workspace_id: Uuid,
+        at: Millis,
+        kind: EventKind,
+        message: &str,
+        source: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO workspace_events (id, workspace_id, at, kind, message, source) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(workspace_id.to_string())
+        .bind(at)
+        .bind(kind.as_str())
+        .bind(message)
+        .bind(source)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The newest `limit` events of a workspace, newest first.
     pub async fn events(&self, workspace_id: Uuid, limit: i64) -> Result<Vec<WorkspaceEvent>> {
         let rows = sqlx::query(

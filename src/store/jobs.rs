@@ -12,10 +12,12 @@ use crate::domain::jobs::{JobOutcome, JobRun};
 use crate::domain::Millis;
 
 impl Store {
-    pub async fn insert_job_run(&self, r: &JobRun) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO job_runs (id, name, started_at, finished_at, outcome, dry_run, counts, details, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    /// Records a run; `false` (nothing written) when a run of the same
+    /// job for the same tick was recorded already, by any replica.
+    pub async fn insert_job_run(&self, r: &JobRun) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO job_runs (id, name, started_at, finished_at, outcome, dry_run, counts, details, error, tick, replica) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
         )
         .bind(r.id.to_string())
         .bind(&r.name)
@@ -26,9 +28,39 @@ impl Store {
         .bind(serde_json::to_string(&r.counts).expect("counts serialise"))
         .bind(serde_json::to_string(&r.details).expect("details serialise"))
         .bind(r.error.clone())
+        .bind(r.tick)
+        .bind(r.replica.map(|x| x.to_string()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Writes how a recorded run ended (unless it was taken for
+    /// interrupted meanwhile: its replica looked gone).
+    pub async fn finish_job_run(&self, r: &JobRun) -> Result<()> {
+        sqlx::query(
+            "UPDATE job_runs SET finished_at = $1, outcome = $2, counts = $3, details = $4, error = $5 \
+             WHERE id = $6 AND outcome = 'running'",
+        )
+        .bind(r.finished_at)
+        .bind(r.outcome.as_str())
+        .bind(serde_json::to_string(&r.counts).expect("counts serialise"))
+        .bind(serde_json::to_string(&r.details).expect("details serialise"))
+        .bind(r.error.clone())
+        .bind(r.id.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The jobs with a run under way, with the replica running each.
+    pub async fn running_jobs(&self) -> Result<Vec<(String, Option<Uuid>)>> {
+        let rows = sqlx::query("SELECT name, replica FROM job_runs WHERE outcome = 'running'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, super::get_opt_uuid(r, "replica")?)))
+            .collect()
     }
 
     /// The newest runs of one job, newest first.
@@ -141,5 +173,7 @@ pub(super) fn job_run_from_row(r: &sqlx::any::AnyRow) -> Result<JobRun> {
         details: serde_json::from_str(&details)
             .map_err(|e| StoreError::Corrupt(format!("details: {e}")))?,
         error: r.try_get("error")?,
+        tick: r.try_get("tick")?,
+        replica: super::get_opt_uuid(r, "replica")?,
     })
 }

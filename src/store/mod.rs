@@ -7,18 +7,24 @@
 
 mod apps;
 mod backups;
+mod coord;
 mod events;
 mod jobs;
 mod nodes;
+mod operations;
 mod pages;
 mod projects;
+mod replicas;
 mod settings;
 mod users;
 mod workspaces;
 
 pub use apps::{AppCode, AppShare};
 pub use backups::{BackupPolicyRow, VolumeOp};
+pub use coord::{Coordinator, HeldLock, LockKey, Notice};
 pub use nodes::{NodeRow, NodeTls};
+pub use operations::RecoveryDue;
+pub use replicas::Whose;
 pub use users::{TokenInfo, TokenKind, TokenUse};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -40,6 +46,9 @@ pub enum StoreError {
     /// The embedded migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The replicas' coordination (locks, notices) failed.
+    #[error("coordination failed: {0}")]
+    Coordination(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -48,6 +57,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Locks and notices shared with the other replicas on this database.
+    coord: Coordinator,
 }
 
 impl Store {
@@ -78,7 +89,26 @@ impl Store {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            coord: Coordinator::new(url),
+        })
+    }
+
+    /// Locks and notices shared by every process on this database.
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coord
+    }
+
+    /// Whether several processes may serve from this database
+    /// (PostgreSQL): SQLite is one `berth serve`'s alone.
+    pub fn is_shared(&self) -> bool {
+        self.coord.is_shared()
+    }
+
+    /// Tells every replica on this database (this one too) of a change.
+    pub async fn notify(&self, notice: Notice) {
+        self.coord.notify(&self.pool, notice).await
     }
 
     /// Checks the database answers.

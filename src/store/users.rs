@@ -354,3 +354,64 @@ impl Store {
         Ok(r.rows_affected())
     }
 }
+
+impl Store {
+    /// The failed logins recorded for a key (an account, an address).
+    pub async fn login_attempts(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::domain::throttle::Attempts>> {
+        let row = sqlx::query("SELECT * FROM login_attempts WHERE name = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let failures: i64 = r.try_get("failures")?;
+            Ok(crate::domain::throttle::Attempts {
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                last_failure: r.try_get("last_failure")?,
+                locked_until: r.try_get("locked_until")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn save_login_attempts(
+        &self,
+        key: &str,
+        a: &crate::domain::throttle::Attempts,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO login_attempts (name, failures, last_failure, locked_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET \
+             failures = excluded.failures, last_failure = excluded.last_failure, \
+             locked_until = excluded.locked_until",
+        )
+        .bind(key)
+        .bind(i64::from(a.failures))
+        .bind(a.last_failure)
+        .bind(a.locked_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn forget_login_attempts(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE name = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets keys no longer locked whose last failure is older than
+    /// `before`.
+    pub async fn forget_login_attempts_before(&self, now: Millis, before: Millis) -> Result<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE locked_until <= $1 AND last_failure < $2")
+            .bind(now)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -287,6 +287,8 @@ impl TestEnv {
         tweak(&mut config);
         let berth = open(config).await;
         let app = berth::app::App::around(berth.clone());
+        // As `berth serve` does before it serves.
+        app.start_replica("test").await.expect("start the replica");
         let scheduler = app.scheduler.clone();
         let backups = app.backups.clone();
         let accounts = app.accounts.clone();

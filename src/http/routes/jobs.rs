@@ -1,5 +1,6 @@
-//! Cleanup and the job scheduler: `POST /api/workspaces/cleanup`,
-//! `GET /api/jobs`, `POST /api/jobs/:name/run`. Admins only.
+//! Cleanup, the job scheduler and the replicas that run it: `POST
+//! /api/workspaces/cleanup`, `GET /api/jobs`, `POST /api/jobs/:name/run`,
+//! `GET /api/replicas`. Admins only.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -41,6 +42,7 @@ pub async fn cleanup(
 
 pub async fn list(State(scheduler): State<Scheduler>, _caller: Caller) -> ApiResult<Response> {
     let now = Local::now();
+    let running = scheduler.running().await?;
     let mut out = Vec::new();
     for job in JobName::ALL {
         let runs = scheduler.recent_runs(job, 10).await?;
@@ -50,7 +52,7 @@ pub async fn list(State(scheduler): State<Scheduler>, _caller: Caller) -> ApiRes
             schedule: scheduler.schedule(job).to_string(),
             enabled: next.is_some(),
             next_run: next.map(|t| t.to_rfc3339()),
-            running: scheduler.locks().is_running(job),
+            running: running.contains(&job),
             recent_runs: runs.iter().map(Into::into).collect(),
         });
     }
@@ -90,4 +92,17 @@ pub async fn run(
     let job = job_named(&name)?;
     let run = scheduler.run_job(job, q.dry_run).await;
     Ok(ok(RunDto::from(&run)))
+}
+
+/// `GET /api/replicas`: the Berth processes on this database.
+pub async fn replicas(
+    State(berth): State<crate::service::Berth>,
+    _caller: Caller,
+) -> ApiResult<Response> {
+    let me = berth.replicas().id();
+    let list = berth.replicas().list().await?;
+    Ok(ok(list
+        .iter()
+        .map(|(r, s)| ReplicaDto::new(r, *s, me))
+        .collect::<Vec<_>>()))
 }

@@ -73,6 +73,18 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
             .set((r.allocated.memory_mb * 1024 * 1024) as f64);
         metrics::gauge!("berth_node_running_workspaces", "node" => n).set(r.running as f64);
     }
+    // The replicas on this database, as every replica sees them: how many
+    // in each state, and per replica whether it beats.
+    let replicas = berth.replicas().list().await?;
+    for st in crate::domain::replicas::ReplicaState::ALL {
+        let n = replicas.iter().filter(|(_, s)| *s == st).count();
+        metrics::gauge!("berth_replicas", "state" => st.as_str()).set(n as f64);
+    }
+    for (r, st) in &replicas {
+        let up = *st == crate::domain::replicas::ReplicaState::Live;
+        metrics::gauge!("berth_replica_up", "replica" => r.name.clone(), "id" => r.id.to_string())
+            .set(if up { 1.0 } else { 0.0 });
+    }
     let mut resp = crate::metrics::handle().render().into_response();
     resp.headers_mut().insert(
         CONTENT_TYPE,

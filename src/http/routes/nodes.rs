@@ -133,5 +133,7 @@ pub async fn drain_progress(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(DrainDto::from(&backups.drain(&caller.user, &name)?)))
+    Ok(ok(DrainDto::from(
+        &backups.drain(&caller.user, &name).await?,
+    )))
 }

@@ -236,10 +236,13 @@ pub struct DrainDto {
     pub current: Option<Uuid>,
     pub moved: Vec<DrainMovedDto>,
     pub failed: Vec<DrainFailedDto>,
+    /// Why it ended before it finished: the replica running it was gone
+    /// (start it again; the node stays draining meanwhile).
+    pub interrupted: Option<String>,
 }
 
-impl From<&crate::service::volumes::DrainProgress> for DrainDto {
-    fn from(d: &crate::service::volumes::DrainProgress) -> Self {
+impl From<&crate::domain::nodes::DrainProgress> for DrainDto {
+    fn from(d: &crate::domain::nodes::DrainProgress) -> Self {
         DrainDto {
             node: d.node.clone(),
             started_at: rfc3339(d.started_at),
@@ -263,6 +266,7 @@ impl From<&crate::service::volumes::DrainProgress> for DrainDto {
                     error: e.clone(),
                 })
                 .collect(),
+            interrupted: d.interrupted.clone(),
         }
     }
 }
