@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -25,6 +26,10 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BASE = os.environ["BERTH_URL"]
+# Set when the server serves apps on their own origins (scripts/replicas-
+# test): opening a workspace then goes through the login handoff to
+# <name>--<id>.<domain>, on Berth's port.
+APP_DOMAIN = os.environ.get("BERTH_APP_DOMAIN", "")
 EMAIL = os.environ["BERTH_EMAIL"]
 PASSWORD = os.environ["BERTH_PASSWORD"]
 NEW_PASSWORD = PASSWORD + "-changed"
@@ -91,6 +96,7 @@ def main():
             m = e["message"]
             return e["source"] == "network" and (
                 ("/api/auth/" in m and " 401 " in m) or ("/proxy/" in m and " 503 " in m)
+                or (APP_DOMAIN and f".{APP_DOMAIN}:" in m and " 503 " in m)
             )
 
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE" and not expected(e)]
@@ -351,7 +357,13 @@ def run(d, wait):
     WebDriverWait(d, 90, poll_frequency=1).until(
         lambda d: "berth busybox workspace" in d.page_source
     )
-    assert d.current_url.endswith(f"/api/workspaces/{ws_id}/proxy/"), d.current_url
+    if APP_DOMAIN:
+        # On the app's own origin, after the handoff.
+        host = urllib.parse.urlsplit(d.current_url).netloc
+        port = urllib.parse.urlsplit(BASE).port
+        assert host.endswith(f".{APP_DOMAIN}:{port}") and f"--{ws_id[:8]}." in host, d.current_url
+    else:
+        assert d.current_url.endswith(f"/api/workspaces/{ws_id}/proxy/"), d.current_url
 
 
 if __name__ == "__main__":
