@@ -59,7 +59,7 @@ impl Opts {
                 // cargo bench passes --bench; nothing else is expected.
                 "--bench" => {}
                 other => panic!(
-                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint,placement,move,load,scale, --data DIR"
+                    "unknown argument {other:?}; use --quick, --runs N, --only volumes,size,stats,start,api,footprint,placement,move,load,scale,replicas, --data DIR"
                 ),
             }
         }
@@ -809,6 +809,12 @@ retries = 3
 
     fn label(&self) -> String {
         format!("berth.instance={}", self.instance)
+    }
+
+    /// Its config file: another replica serves with it (and its own
+    /// `--listen`).
+    fn config_path(&self) -> PathBuf {
+        self._dir.path().join("berth.toml")
     }
 }
 
@@ -1731,8 +1737,40 @@ async fn main() {
     if opts.wants("scale") {
         scale(&opts, &mut results).await;
     }
+    if opts.wants("replicas") {
+        replicas(&opts, &mut results).await;
+    }
     report(&results, &opts, meta);
     drop(server);
+}
+
+/// A new database on the PostgreSQL server `server`
+/// (`BENCH_DATABASE_URL`); its URL.
+fn bench_database(server: &str) -> String {
+    let db = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let (rt_server, db2) = (server.to_string(), db.clone());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&format!(
+                    "{}/postgres",
+                    rt_server.trim_end_matches('/')
+                ))
+                .await
+                .expect("BENCH_DATABASE_URL's server");
+                sqlx::query(&format!("CREATE DATABASE {db2}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            })
+    })
+    .join()
+    .unwrap();
+    format!("{}/{db}", server.trim_end_matches('/'))
 }
 
 // ------------------------------------------------------------- store at scale
@@ -1952,39 +1990,13 @@ async fn scale(opts: &Opts, results: &mut Results) {
         }
     };
     let (extra, db) = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(server) => {
-            let db = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-            let rt_server = server.clone();
-            let db2 = db.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(async move {
-                        use sqlx::Connection;
-                        let mut c = sqlx::PgConnection::connect(&format!(
-                            "{}/postgres",
-                            rt_server.trim_end_matches('/')
-                        ))
-                        .await
-                        .expect("BENCH_DATABASE_URL's server");
-                        sqlx::query(&format!("CREATE DATABASE {db2}"))
-                            .execute(&mut c)
-                            .await
-                            .unwrap();
-                    })
-            })
-            .join()
-            .unwrap();
-            (
-                format!(
-                    "database_url = \"{}/{db}\"\n[backups]\nschedule = \"0 3 * * *\"",
-                    server.trim_end_matches('/')
-                ),
-                "postgres",
-            )
-        }
+        Ok(server) => (
+            format!(
+                "database_url = \"{}\"\n[backups]\nschedule = \"0 3 * * *\"",
+                bench_database(&server)
+            ),
+            "postgres",
+        ),
         Err(_) => ("[backups]\nschedule = \"0 3 * * *\"".to_string(), "sqlite"),
     };
     eprintln!(
@@ -2184,4 +2196,230 @@ async fn scale(opts: &Opts, results: &mut Results) {
     }
     results.add("scale", "plan retention, 100k backups", "berth", samples);
     drop(server);
+}
+
+// ------------------------------------------------------------- replicas
+
+/// One wrk per base URL at once, `connections` split between them: the
+/// throughputs added, the worst p99, the errors added.
+fn wrk_spread(bases: &[String], path: &str, token: &str, connections: usize, secs: u64) -> WrkRun {
+    let each = (connections / bases.len()).max(1);
+    let runs: Vec<WrkRun> = std::thread::scope(|s| {
+        let handles: Vec<_> = bases
+            .iter()
+            .map(|b| {
+                let url = format!("{b}{path}");
+                s.spawn(move || wrk(&url, token, each, secs))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    WrkRun {
+        p50: runs.iter().map(|r| r.p50).fold(0.0, f64::max),
+        p99: runs.iter().map(|r| r.p99).fold(0.0, f64::max),
+        max: runs.iter().map(|r| r.max).fold(0.0, f64::max),
+        rps: runs.iter().map(|r| r.rps).sum(),
+        requests: runs.iter().map(|r| r.requests).sum(),
+        errors: runs.iter().map(|r| r.errors).sum(),
+    }
+}
+
+/// A replica beside `first`, on its config and another port; waited for.
+fn spawn_replica(first: &Server) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = berth_command(env!("CARGO_BIN_EXE_berth"))
+        .args(["--config", first.config_path().to_str().unwrap(), "serve"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("BERTH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sh(&format!("curl -fs {base}/healthz >/dev/null && echo up || true")) != "up" {
+        assert!(Instant::now() < deadline, "a replica did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, base)
+}
+
+/// Several replicas on one PostgreSQL database (`BENCH_DATABASE_URL`;
+/// skipped without): status and list throughput through one replica and
+/// spread over three (one wrk per replica, the connections split), and
+/// what killing the replica that ran a job's last tick costs — how long
+/// until another marks a backup it was writing interrupted, and when the
+/// job's next tick runs on a survivor. On two cores three replicas cannot
+/// add CPU: the ratio is the cost (or not) of coordination.
+async fn replicas(opts: &Opts, results: &mut Results) {
+    let Ok(pg) = std::env::var("BENCH_DATABASE_URL") else {
+        eprintln!("== replicas: skipped (needs PostgreSQL: BENCH_DATABASE_URL, e.g. under scripts/with-postgres)");
+        return;
+    };
+    let extra = format!(
+        "database_url = \"{}\"\n[replicas]\nheartbeat_s = 1\ndead_after_s = 4\n[cleanup.schedules]\ninactive = \"* * * * *\"",
+        bench_database(&pg)
+    );
+    eprintln!("== replicas: one, then three, on PostgreSQL");
+    let first = Server::start_with(&extra, |_, _| {});
+    let mut fleet = Vec::new();
+    grow_fleet(&first, &mut fleet, 1).await;
+    let id = fleet[0].clone();
+    let secs = if opts.quick { 1 } else { 10 };
+    let levels: &[usize] = if opts.quick { &[8] } else { &[8, 64] };
+    let mut bases = vec![first.base.clone()];
+    let mut others = Vec::new();
+    for n in [1, 3] {
+        while bases.len() < n {
+            let (child, base) = spawn_replica(&first);
+            others.push(child);
+            bases.push(base);
+        }
+        for (what, path) in [
+            ("status", format!("/api/workspaces/{id}/status")),
+            ("list", "/api/workspaces".to_string()),
+        ] {
+            for &c in levels {
+                let r = wrk_spread(&bases, &path, &first.token, c, secs);
+                let m = format!("replicas {what} c={c}");
+                let subject = format!("{n} replica{}", if n == 1 { "" } else { "s" });
+                results.add_unit("replicas", &m, &format!("{subject} throughput"), vec![r.rps], "req/s");
+                results.add("replicas", &m, &format!("{subject} p99"), vec![r.p99]);
+                results.add_unit("replicas", &m, &format!("{subject} errors"), vec![r.errors], "requests");
+            }
+        }
+    }
+    if opts.quick {
+        return;
+    }
+    // The replica that ran the last tick of `inactive` (every minute).
+    let http = reqwest::Client::new();
+    let get = |base: String, path: String| {
+        let (http, token) = (http.clone(), first.token.clone());
+        async move {
+            let v: Value = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"].clone()
+        }
+    };
+    let last_run = loop {
+        let runs = get(first.base.clone(), "/api/jobs/inactive/runs?limit=1".into()).await;
+        if let Some(r) = runs.as_array().and_then(|a| a.first()).cloned() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let ran = last_run["replica"].as_str().unwrap().to_string();
+    let list = get(first.base.clone(), "/api/replicas".into()).await;
+    let name = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == ran.as_str())
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let victim = bases
+        .iter()
+        .position(|b| name.ends_with(&format!(":{}", b.rsplit(':').next().unwrap())))
+        .unwrap();
+    let survivor = bases[(victim + 1) % 3].clone();
+    // A backup through it that takes seconds (300 MB that do not compress).
+    let (big, volume) = first.project("big").await;
+    sh(&format!(
+        "docker run --rm -v {volume}:/data {IMAGE} sh -c 'head -c 300000000 /dev/urandom > /data/big'"
+    ));
+    let (vbase, token, pid) = (bases[victim].clone(), first.token.clone(), big.clone());
+    let pending = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{vbase}/api/workspaces/projects/{pid}/backup"))
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+            .await
+    });
+    let backups = |state: &'static str| {
+        let (get, survivor, big) = (&get, survivor.clone(), big.clone());
+        async move {
+            get(survivor, format!("/api/projects/{big}/backups"))
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["state"] == state)
+        }
+    };
+    // Killed once the backup is being written.
+    while !backups("in_progress").await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = Instant::now();
+    let killed_at = chrono::Utc::now().timestamp_millis();
+    if victim == 0 {
+        sh(&format!("kill -9 {}", first.child.id()));
+    } else {
+        let _ = others[victim - 1].kill();
+    }
+    let _ = pending.await;
+    // Marked interrupted by a survivor.
+    while !backups("failed").await {
+        assert!(killed.elapsed() < Duration::from_secs(60), "never marked interrupted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    results.add(
+        "replicas",
+        "killed replica",
+        "its backup marked interrupted",
+        vec![killed.elapsed().as_secs_f64()],
+    );
+    // The job's next tick, on a survivor.
+    let next = loop {
+        let runs = get(survivor.clone(), "/api/jobs/inactive/runs?limit=5".into()).await;
+        let found = runs.as_array().unwrap().iter().find(|r| {
+            let tick = r["tick"]
+                .as_str()
+                .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis());
+            tick.is_some_and(|t| t > killed_at) && r["outcome"] != "running"
+        });
+        if let Some(r) = found {
+            break r.clone();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(90), "no tick ran after the kill");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_ne!(next["replica"], ran.as_str(), "a dead replica ran a tick");
+    let ms = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(next[k].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    results.add(
+        "replicas",
+        "killed replica",
+        "kill to the job's next run elsewhere",
+        vec![(ms("startedAt") - killed_at) as f64 / 1000.0],
+    );
+    results.add(
+        "replicas",
+        "killed replica",
+        "that run's start after its tick",
+        vec![(ms("startedAt") - ms("tick")) as f64 / 1000.0],
+    );
+    for mut c in others {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    drop(first);
 }
