@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::moto::{free_port, Moto, BUCKET};
 use common::{ensure_test_image, TEST_IMAGE};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -53,14 +54,6 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         common::remove_instance(&self.0);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The PostgreSQL server of `scripts/with-postgres`, if there is one.
@@ -520,6 +513,72 @@ error_recovery = "* * * * *"
     );
     assert!(c.containers_named(&format!("berth-ws-{w}")).len() <= 1);
 
+    // Every replica follows the engine's events; a container killed behind
+    // Berth's back is restarted once, not once per replica — the first
+    // time at once, the second after its backoff, which a row in the
+    // database holds and one replica's timer carries out.
+    let started = c
+        .post(2, &format!("/api/workspaces/{w}/start"), json!({}))
+        .await;
+    assert_eq!(started["status"], "running", "{started}");
+    let started_at = || {
+        let out = Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.State.StartedAt}}",
+                &format!("berth-ws-{w}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let restarts = |kind: &'static str| {
+        let c = &c;
+        let w = w.clone();
+        async move {
+            c.get(0, &format!("/api/workspaces/{w}/events"))
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == kind)
+                .count()
+        }
+    };
+    let before = restarts("recovery_restart").await;
+    for round in 1..=2 {
+        let was = started_at();
+        let out = Command::new("docker")
+            .args(["kill", &format!("berth-ws-{w}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        eventually(
+            Duration::from_secs(20),
+            "the killed workspace restarted",
+            || async {
+                let now = started_at();
+                (now.starts_with("true ") && now != was).then_some(())
+            },
+        )
+        .await;
+        // Time for any replica that would restart it again to do so.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            restarts("recovery_restart").await,
+            before + round,
+            "restart {round}: one restart, whatever the number of replicas"
+        );
+    }
+    assert_eq!(
+        restarts("recovery_scheduled").await,
+        1,
+        "the second waited out its backoff"
+    );
+    let status = c.get(1, &format!("/api/workspaces/{w}/status")).await;
+    assert_eq!(status["status"], "running", "{status}");
+
     // Every job on a one-minute schedule, three replicas, three minutes:
     // three runs of each, not nine.
     let jobs = [
@@ -778,6 +837,115 @@ volume_access = "engine"
         "{list}"
     );
     assert!(c.helpers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_with_their_own_archive_directories_fetch_from_remote_storage() {
+    if postgres_server().is_none() {
+        return;
+    }
+    let moto = Moto::start(free_port()).await;
+    let remote = format!(
+        r#"
+[backups.remote]
+url = "s3://{BUCKET}/replicas"
+endpoint = "http://127.0.0.1:{}"
+allow_http = true
+access_key_id = "berth-test"
+secret_access_key = "berth-test-secret"
+"#,
+        moto.port
+    );
+    let Some(mut c) = Cluster::start(1, &remote).await else {
+        return;
+    };
+    // A second replica with a backup directory of its own: allowed, since
+    // every archive also goes to the bucket.
+    let b = c.spawn(&c.dir.path().join("data-b"), &remote);
+    c.replicas
+        .push(wait_up(b).await.unwrap_or_else(|e| panic!("{e}")));
+    let (p, _) = c.workspace(0).await;
+    let volume = c.get(0, &format!("/api/projects/{p}")).await["volumeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{volume}:/data"),
+            TEST_IMAGE,
+            "sh",
+            "-c",
+            "echo made-on-a > /data/note",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Backed up through A; its remote copy stored.
+    let backup = c
+        .post(
+            0,
+            &format!("/api/workspaces/projects/{p}/backup"),
+            json!({}),
+        )
+        .await;
+    let id = backup["id"].as_str().unwrap().to_string();
+    let sha = backup["sha256"].as_str().unwrap().to_string();
+    let seen = eventually(
+        Duration::from_secs(60),
+        "the remote copy stored",
+        || async {
+            let b = c.get(1, &format!("/api/backups/{id}")).await;
+            (b["remote"]["state"] == "stored").then_some(b)
+        },
+    )
+    .await;
+    // B has no archive of it here, and says so.
+    assert_eq!(seen["storedLocally"], false, "{seen}");
+    // Downloaded through B: fetched from the bucket, the same bytes.
+    let bytes = c
+        .http
+        .get(format!(
+            "{}/api/backups/{id}/download",
+            c.replicas[1].base()
+        ))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bytes.status(), 200);
+    let bytes = bytes.bytes().await.unwrap();
+    use sha2::Digest;
+    assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), sha);
+    // Restored through B, from the archive it fetched.
+    let (status, v) = c
+        .call(
+            1,
+            reqwest::Method::POST,
+            &format!("/api/workspaces/projects/{p}/restore"),
+            Some(json!({ "backupId": id })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let volume = c.get(0, &format!("/api/projects/{p}")).await["volumeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{volume}:/data"),
+            TEST_IMAGE,
+            "cat",
+            "/data/note",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "made-on-a");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,20 +52,27 @@ impl Berth {
     }
 
     /// The last pull of `type_name`'s image, if there was one.
-    pub fn type_pull(&self, user: &User, type_name: &str) -> Result<PullProgress> {
+    pub async fn type_pull(&self, user: &User, type_name: &str) -> Result<PullProgress> {
         if !user.is_admin() {
             return Err(ServiceError::Forbidden(
                 "only an admin may see a type's pull".into(),
             ));
         }
         let image = self.type_image(type_name)?;
-        let pulls = self.inner.pulls.lock().expect("pulls poisoned");
-        pulls
-            .get(&image)
-            .map(|p| p.lock().expect("pull poisoned").clone())
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("no pull of {image} since Berth started"))
-            })
+        let here = {
+            let pulls = self.inner.pulls.lock().expect("pulls poisoned");
+            pulls
+                .get(&image)
+                .map(|p| p.lock().expect("pull poisoned").clone())
+        };
+        // The newest: this replica's as it goes, or another's as recorded.
+        let recorded = self.store().pull(&image).await?;
+        match (here, recorded) {
+            (Some(h), Some(r)) if r.started_at > h.started_at => Ok(r),
+            (Some(h), _) => Ok(h),
+            (None, Some(r)) => Ok(r),
+            (None, None) => Err(ServiceError::NotFound(format!("no pull of {image}"))),
+        }
     }
 
     /// The image of a type named in a path (unknown: not found).
@@ -121,7 +128,7 @@ impl Berth {
             }
         }
         let progress = Arc::new(Mutex::new(PullProgress::new(image, now_millis())));
-        pulls.insert(key, progress.clone());
+        pulls.insert(key.clone(), progress.clone());
         drop(pulls);
         let registry = registry_of(image).to_string();
         let credentials = self
@@ -131,12 +138,35 @@ impl Berth {
             .get(&registry)
             .map(|a| (a.username.clone(), a.password.expose().to_string()));
         let mut stream = Box::pin(engine.pull_image(image, credentials));
-        let (p, image) = (progress.clone(), image.to_string());
+        let (p, image, berth) = (progress.clone(), image.to_string(), self.clone());
         tokio::spawn(async move {
+            // What the other replicas read: at the start, at most twice a
+            // second while it goes, and at the end.
+            let save = |p: &Arc<Mutex<PullProgress>>| {
+                let (berth, key, p) = (
+                    berth.clone(),
+                    key.clone(),
+                    p.lock().expect("pull poisoned").clone(),
+                );
+                async move {
+                    let me = berth.replicas().id();
+                    if let Err(e) = berth.store().save_pull(&key, &p, me, now_millis()).await {
+                        tracing::warn!(image = %p.image, error = %e, "recording a pull's progress failed");
+                    }
+                }
+            };
+            save(&p).await;
+            let mut saved = std::time::Instant::now();
             let mut error = None;
             while let Some(ev) = stream.next().await {
                 match ev {
-                    Ok(ev) => p.lock().expect("pull poisoned").apply(&ev),
+                    Ok(ev) => {
+                        p.lock().expect("pull poisoned").apply(&ev);
+                        if saved.elapsed() >= Duration::from_millis(500) {
+                            save(&p).await;
+                            saved = std::time::Instant::now();
+                        }
+                    }
                     Err(e) => {
                         error = Some(match e {
                             EngineError::NotFound(m) => {
@@ -158,6 +188,7 @@ impl Berth {
                 None => tracing::info!(%image, "image pulled"),
             }
             p.lock().expect("pull poisoned").finish(error, now_millis());
+            save(&p).await;
         });
         progress
     }

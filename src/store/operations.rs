@@ -3,14 +3,15 @@
 //! state that every replica reads, so that any of them answers for, or
 //! carries on, what another began.
 //!
-//! A drain's progress is stored as a row format of its own (`DrainRow`,
-//! version 1), not the API's shape.
+//! A drain's and an image pull's progress are stored as row formats of
+//! their own (`DrainRow`, `PullRow`, version 1), not the API's shape.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_uuid, Result, Store, StoreError, Whose};
+use crate::domain::images::{Layer, PullProgress, PullState};
 use crate::domain::nodes::DrainProgress;
 use crate::domain::Millis;
 
@@ -25,6 +26,28 @@ struct DrainRow {
     current: Option<Uuid>,
     moved: Vec<(Uuid, String, f64)>,
     failed: Vec<(Uuid, String)>,
+}
+
+/// The newest pull row this Berth reads and the one it writes.
+const PULL_VERSION: u32 = 1;
+
+/// `progress.body` of an image pull.
+#[derive(Debug, Serialize, Deserialize)]
+struct PullRow {
+    v: u32,
+    image: String,
+    state: String,
+    layers: std::collections::BTreeMap<String, LayerRow>,
+    status: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LayerRow {
+    status: String,
+    current: u64,
+    total: Option<u64>,
+    done: bool,
 }
 
 fn drain_body(d: &DrainProgress) -> String {
@@ -172,6 +195,100 @@ impl Store {
             moved: body.moved,
             failed: body.failed,
             interrupted: row.interrupted,
+        }))
+    }
+
+    /// Records how a pull of an image (`key`: the image, with its node
+    /// when not `local`) goes on `replica`, replacing the last one's.
+    pub async fn save_pull(
+        &self,
+        key: &str,
+        p: &PullProgress,
+        replica: Uuid,
+        now: Millis,
+    ) -> Result<()> {
+        let body = PullRow {
+            v: PULL_VERSION,
+            image: p.image.clone(),
+            state: p.state.as_str().to_string(),
+            layers: p
+                .layers
+                .iter()
+                .map(|(id, l)| {
+                    (
+                        id.clone(),
+                        LayerRow {
+                            status: l.status.clone(),
+                            current: l.current,
+                            total: l.total,
+                            done: l.done,
+                        },
+                    )
+                })
+                .collect(),
+            status: p.status.clone(),
+            error: p.error.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO progress (kind, name, replica, started_at, updated_at, finished_at, interrupted, body) \
+             VALUES ('pull', $1, $2, $3, $4, $5, NULL, $6) ON CONFLICT (kind, name) DO UPDATE SET \
+             replica = excluded.replica, started_at = excluded.started_at, updated_at = excluded.updated_at, \
+             finished_at = excluded.finished_at, interrupted = NULL, body = excluded.body",
+        )
+        .bind(key)
+        .bind(replica.to_string())
+        .bind(p.started_at)
+        .bind(now)
+        .bind(p.finished_at)
+        .bind(serde_json::to_string(&body).expect("a pull row serialises"))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The last pull of `key` by any replica; one whose replica went
+    /// before it ended reads as failed, saying so.
+    pub async fn pull(&self, key: &str) -> Result<Option<PullProgress>> {
+        let Some(row) = self.progress("pull", key).await? else {
+            return Ok(None);
+        };
+        let body: PullRow = serde_json::from_str(&row.body)
+            .map_err(|e| StoreError::Corrupt(format!("pull of {key}: {e}")))?;
+        if body.v > PULL_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "the pull of {key} was written by a newer Berth (row version {})",
+                body.v
+            )));
+        }
+        let mut state = PullState::parse(&body.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("pull state {:?}", body.state)))?;
+        let mut error = body.error;
+        if let Some(why) = row.interrupted {
+            state = PullState::Failed;
+            error = Some(why);
+        }
+        Ok(Some(PullProgress {
+            image: body.image,
+            state,
+            layers: body
+                .layers
+                .into_iter()
+                .map(|(id, l)| {
+                    (
+                        id,
+                        Layer {
+                            status: l.status,
+                            current: l.current,
+                            total: l.total,
+                            done: l.done,
+                        },
+                    )
+                })
+                .collect(),
+            status: body.status,
+            error,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
         }))
     }
 

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod described;
+pub mod moto;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

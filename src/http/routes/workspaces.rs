@@ -303,6 +303,6 @@ pub async fn type_pull(
     caller: Caller,
     Path(type_name): Path<String>,
 ) -> ApiResult<Response> {
-    let p = berth.type_pull(&caller.user, &type_name)?;
+    let p = berth.type_pull(&caller.user, &type_name).await?;
     Ok(ok(crate::http::wire::PullDto::from(&p)))
 }
