@@ -2241,7 +2241,10 @@ fn spawn_replica(first: &Server) -> (Child, String) {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while sh(&format!("curl -fs {base}/healthz >/dev/null && echo up || true")) != "up" {
+    while sh(&format!(
+        "curl -fs {base}/healthz >/dev/null && echo up || true"
+    )) != "up"
+    {
         assert!(Instant::now() < deadline, "a replica did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -2287,9 +2290,21 @@ async fn replicas(opts: &Opts, results: &mut Results) {
                 let r = wrk_spread(&bases, &path, &first.token, c, secs);
                 let m = format!("replicas {what} c={c}");
                 let subject = format!("{n} replica{}", if n == 1 { "" } else { "s" });
-                results.add_unit("replicas", &m, &format!("{subject} throughput"), vec![r.rps], "req/s");
+                results.add_unit(
+                    "replicas",
+                    &m,
+                    &format!("{subject} throughput"),
+                    vec![r.rps],
+                    "req/s",
+                );
                 results.add("replicas", &m, &format!("{subject} p99"), vec![r.p99]);
-                results.add_unit("replicas", &m, &format!("{subject} errors"), vec![r.errors], "requests");
+                results.add_unit(
+                    "replicas",
+                    &m,
+                    &format!("{subject} errors"),
+                    vec![r.errors],
+                    "requests",
+                );
             }
         }
     }
@@ -2375,7 +2390,10 @@ async fn replicas(opts: &Opts, results: &mut Results) {
     let _ = pending.await;
     // Marked interrupted by a survivor.
     while !backups("failed").await {
-        assert!(killed.elapsed() < Duration::from_secs(60), "never marked interrupted");
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "never marked interrupted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     results.add(
@@ -2388,15 +2406,20 @@ async fn replicas(opts: &Opts, results: &mut Results) {
     let next = loop {
         let runs = get(survivor.clone(), "/api/jobs/inactive/runs?limit=5".into()).await;
         let found = runs.as_array().unwrap().iter().find(|r| {
-            let tick = r["tick"]
-                .as_str()
-                .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis());
+            let tick = r["tick"].as_str().map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .unwrap()
+                    .timestamp_millis()
+            });
             tick.is_some_and(|t| t > killed_at) && r["outcome"] != "running"
         });
         if let Some(r) = found {
             break r.clone();
         }
-        assert!(killed.elapsed() < Duration::from_secs(90), "no tick ran after the kill");
+        assert!(
+            killed.elapsed() < Duration::from_secs(90),
+            "no tick ran after the kill"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_ne!(next["replica"], ran.as_str(), "a dead replica ran a tick");
