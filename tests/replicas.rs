@@ -30,11 +30,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_berth");
 struct Replica {
     child: Child,
     port: u16,
+    /// Its standard error (warnings and errors).
+    log: PathBuf,
 }
 
 impl Replica {
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn kill(&mut self) {
@@ -188,7 +194,7 @@ instance = "{instance}"
 stop_timeout_s = 1
 [replicas]
 heartbeat_s = 1
-dead_after_s = 4
+dead_after_s = 6
 [types.shell]
 image = "{TEST_IMAGE}"
 port = 8080
@@ -268,6 +274,34 @@ memory_mb = 64
         (p, w)
     }
 
+    /// Runs `script` in a throwaway container with the project's volume at
+    /// `/data`; its standard output.
+    async fn in_volume(&self, project: &str, script: &str) -> String {
+        let volume = self.get(0, &format!("/api/projects/{project}")).await["volumeName"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "-v",
+                &format!("{volume}:/data"),
+                TEST_IMAGE,
+                "sh",
+                "-c",
+                script,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The containers of this installation named `name`.
     fn containers_named(&self, name: &str) -> Vec<String> {
         let out = Command::new("docker")
@@ -308,6 +342,7 @@ memory_mb = 64
 }
 
 fn serve(config: PathBuf, port: u16) -> Replica {
+    let log = config.with_extension("log");
     let child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
@@ -316,10 +351,10 @@ fn serve(config: PathBuf, port: u16) -> Replica {
         .env_remove("BERTH_REQUIRE_POSTGRES")
         .env("BERTH_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    Replica { child, port }
+    Replica { child, port, log }
 }
 
 /// Waits until the replica answers `/healthz`; its standard error when it
@@ -328,23 +363,12 @@ async fn wait_up(mut r: Replica) -> Result<Replica, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = r.child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            r.child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return Err(format!("the replica exited ({status}): {err}"));
+            return Err(format!("the replica exited ({status}): {}", r.log()));
         }
         if reqwest::get(format!("{}/healthz", r.base()))
             .await
             .is_ok_and(|resp| resp.status().is_success())
         {
-            // Its log is not read from here on: do not let a full pipe
-            // block it.
-            drop(r.child.stderr.take());
             return Ok(r);
         }
         assert!(Instant::now() < deadline, "the replica never came up");
@@ -579,6 +603,56 @@ error_recovery = "* * * * *"
     let status = c.get(1, &format!("/api/workspaces/{w}/status")).await;
     assert_eq!(status["status"], "running", "{status}");
 
+    // Failed logins count wherever they land: five wrong passwords spread
+    // over the replicas lock the account on all of them.
+    for k in 0..5 {
+        let (status, _) = c
+            .call(
+                k % 3,
+                reqwest::Method::POST,
+                "/api/auth/login",
+                Some(json!({ "email": "a@example.com", "password": "not-it" })),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    for i in 0..3 {
+        let (status, v) = c
+            .call(
+                i,
+                reqwest::Method::POST,
+                "/api/auth/login",
+                Some(json!({ "email": "a@example.com", "password": "password-1" })),
+            )
+            .await;
+        assert_eq!(status, 429, "through replica {i}: {v}");
+    }
+
+    // The command line lists the replicas.
+    let out = Command::new(BIN)
+        .args([
+            "replicas",
+            "--server",
+            &c.replicas[1].base(),
+            "--token",
+            &c.token,
+        ])
+        .env_remove("BERTH_TEST_DATABASE_URL")
+        .env_remove("BERTH_REQUIRE_POSTGRES")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(" live ").count(), 3, "{text}");
+    assert!(
+        text.contains(&format!(":{} *", c.replicas[1].port)),
+        "{text}"
+    );
+
     // Every job on a one-minute schedule, three replicas, three minutes:
     // three runs of each, not nine.
     let jobs = [
@@ -652,6 +726,36 @@ error_recovery = "* * * * *"
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     assert!(by_replica.keys().all(|r| ids.contains(r)), "{by_replica:?}");
+
+    // A drain begun through one replica is followed through another (its
+    // project has nowhere to go: it stays, with the reason).
+    let (status, v) = c
+        .call(
+            0,
+            reqwest::Method::POST,
+            "/api/nodes/local/drain",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let drained = eventually(Duration::from_secs(30), "the drain over", || async {
+        let d = c.get(2, "/api/nodes/local/drain").await;
+        d["finishedAt"].is_string().then_some(d)
+    })
+    .await;
+    assert!(
+        drained["failed"].as_array().is_some_and(|f| !f.is_empty()),
+        "{drained}"
+    );
+    let (status, v) = c
+        .call(
+            1,
+            reqwest::Method::PATCH,
+            "/api/nodes/local",
+            Some(json!({ "cordoned": false })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -671,28 +775,8 @@ volume_access = "engine"
     };
     let (p, _) = c.workspace(0).await;
     // 400 MB that do not compress: a backup that takes seconds.
-    let volume = c.get(0, &format!("/api/projects/{p}")).await["volumeName"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{volume}:/data"),
-            TEST_IMAGE,
-            "sh",
-            "-c",
-            "head -c 400000000 /dev/urandom > /data/big && echo ok",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.in_volume(&p, "head -c 400000000 /dev/urandom > /data/big")
+        .await;
     let (status, v) = c
         .call(
             0,
@@ -751,10 +835,10 @@ volume_access = "engine"
     let killed = Instant::now();
 
     // Another replica marks the run and the backup interrupted within the
-    // heartbeat bound (dead_after_s = 4, a look every second).
+    // heartbeat bound (dead_after_s = 6, a look every second).
     let run_id = run["id"].as_str().unwrap().to_string();
     let interrupted = eventually(
-        Duration::from_secs(15),
+        Duration::from_secs(20),
         "the run marked interrupted",
         || async {
             let runs = c.get(other, "/api/jobs/backups/runs?limit=10").await;
@@ -767,7 +851,7 @@ volume_access = "engine"
     )
     .await;
     let took = killed.elapsed();
-    assert!(took < Duration::from_secs(10), "interrupted after {took:?}");
+    assert!(took < Duration::from_secs(12), "interrupted after {took:?}");
     assert!(
         interrupted["error"]
             .as_str()
@@ -865,24 +949,7 @@ secret_access_key = "berth-test-secret"
     c.replicas
         .push(wait_up(b).await.unwrap_or_else(|e| panic!("{e}")));
     let (p, _) = c.workspace(0).await;
-    let volume = c.get(0, &format!("/api/projects/{p}")).await["volumeName"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{volume}:/data"),
-            TEST_IMAGE,
-            "sh",
-            "-c",
-            "echo made-on-a > /data/note",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    c.in_volume(&p, "echo made-on-a > /data/note").await;
     // Backed up through A; its remote copy stored.
     let backup = c
         .post(
@@ -929,23 +996,63 @@ secret_access_key = "berth-test-secret"
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    let volume = c.get(0, &format!("/api/projects/{p}")).await["volumeName"]
-        .as_str()
+    assert_eq!(c.in_volume(&p, "cat /data/note").await, "made-on-a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_taken_for_gone_stops_serving() {
+    let Some(mut c) = Cluster::start(2, "").await else {
+        return;
+    };
+    // Frozen for longer than dead_after_s (6 s): the other takes it for
+    // gone and takes over its work.
+    let frozen = c.replicas[1].child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &frozen])
+        .status()
         .unwrap()
-        .to_string();
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{volume}:/data"),
-            TEST_IMAGE,
-            "cat",
-            "/data/note",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "made-on-a");
+        .success());
+    let id = eventually(
+        Duration::from_secs(20),
+        "the frozen replica reaped",
+        || async {
+            let list = c.get(0, "/api/replicas").await;
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["current"] == false && r["reapedBy"].is_string())
+                .map(|r| r["id"].as_str().unwrap().to_string())
+        },
+    )
+    .await;
+    // Woken, it finds its row reaped at its next heartbeat and exits.
+    assert!(Command::new("kill")
+        .args(["-CONT", &frozen])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = c.replicas[1].child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fenced replica still serves: {}",
+            c.replicas[1].log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "it exits with a failure: {status}");
+    let list = c.get(0, "/api/replicas").await;
+    let gone = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(gone["state"], "gone", "{gone}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,6 +135,12 @@ enum Command {
         #[command(flatten)]
         client: client::ClientOpts,
     },
+    /// The Berth processes serving from the database, and their state
+    /// (admin; `*` marks the one that answered).
+    Replicas {
+        #[command(flatten)]
+        client: client::ClientOpts,
+    },
     /// Your account on the server: show, passwd, tokens, token-add,
     /// token-rm.
     Account {
@@ -292,6 +298,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node { command, client } => client::node(&with(client), command).await,
         Command::Cleanup { dry_run, client } => client::cleanup(&with(client), dry_run).await,
         Command::Jobs { client } => client::jobs(&with(client)).await,
+        Command::Replicas { client } => client::replicas(&with(client)).await,
         Command::Account { command, client } => client::account(&with(client), command).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_text());

@@ -40,6 +40,12 @@ struct Inner {
     row: Mutex<Option<Replica>>,
     /// Cancelled when the others took this replica for gone.
     fenced: tokio_util::sync::CancellationToken,
+    /// Since when every heartbeat of this replica has been written (none
+    /// since its last failure: `None`). A replica judges others gone only
+    /// after beating without fail for `dead_after_s` itself: after the
+    /// database was out of reach for everyone, nobody takes the others for
+    /// gone before they had the time to beat again.
+    beating_since: Mutex<Option<std::time::Instant>>,
 }
 
 /// What a replica brings when it registers.
@@ -66,6 +72,7 @@ impl Replicas {
                 policy,
                 row: Mutex::new(None),
                 fenced: Default::default(),
+                beating_since: Mutex::new(None),
             }),
         }
     }
@@ -146,6 +153,8 @@ impl Replicas {
         };
         store.insert_replica(&row).await?;
         *self.inner.row.lock().expect("replica row poisoned") = Some(row);
+        // Its first heartbeat.
+        *self.inner.beating_since.lock().expect("beat poisoned") = Some(std::time::Instant::now());
         Ok(())
     }
 
@@ -163,13 +172,21 @@ impl Replicas {
         if !self.registered() {
             return Ok(());
         }
-        if !self
+        let written = self
             .inner
             .store
             .replica_beat(self.inner.me, now_millis())
-            .await?
-            && !self.inner.fenced.is_cancelled()
+            .await;
         {
+            let mut since = self.inner.beating_since.lock().expect("beat poisoned");
+            match &written {
+                Ok(true) => {
+                    since.get_or_insert_with(std::time::Instant::now);
+                }
+                _ => *since = None,
+            }
+        }
+        if !written? && !self.inner.fenced.is_cancelled() {
             tracing::error!(
                 replica = %self.inner.me,
                 "the other replicas took this one for gone (its heartbeat stopped for longer than replicas.dead_after_s) and took over its work: it stops serving"
@@ -242,8 +259,19 @@ impl Replicas {
             .collect())
     }
 
-    /// The replicas whose unfinished work is to be taken care of now.
+    /// The replicas whose unfinished work is to be taken care of now:
+    /// none until this replica has itself been beating for
+    /// `dead_after_s` (see `beating_since`).
     pub async fn to_reap(&self) -> Result<Vec<Replica>> {
+        let judging = self
+            .inner
+            .beating_since
+            .lock()
+            .expect("beat poisoned")
+            .is_some_and(|t| t.elapsed().as_secs() >= self.inner.policy.dead_after_s);
+        if !judging {
+            return Ok(Vec::new());
+        }
         let all = self.inner.store.replicas().await?;
         let now = now_millis();
         let ids = replicas::to_reap(&all, self.inner.me, now, &self.inner.policy);

@@ -65,39 +65,32 @@ impl LockKey {
 
 /// Something another replica (or this one) changed that a replica's
 /// memory may have to follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// The nodes changed (added, removed, cordoned, relabelled).
     Nodes,
     /// A recovery restart was scheduled: its time may come sooner than the
     /// one waited for.
     Recovery,
-    /// A workspace's record changed (status streams look again).
-    Workspace(Uuid),
     /// Notices may have been lost (the listener reconnected): re-read all.
     Resync,
 }
 
 impl Notice {
-    fn encode(&self) -> String {
+    fn encode(&self) -> &'static str {
         match self {
-            Notice::Nodes => "nodes".into(),
-            Notice::Recovery => "recovery".into(),
-            Notice::Workspace(id) => format!("workspace:{id}"),
-            Notice::Resync => "resync".into(),
+            Notice::Nodes => "nodes",
+            Notice::Recovery => "recovery",
+            Notice::Resync => "resync",
         }
     }
 
     fn decode(s: &str) -> Option<Notice> {
-        match s.split_once(':') {
-            None => match s {
-                "nodes" => Some(Notice::Nodes),
-                "recovery" => Some(Notice::Recovery),
-                "resync" => Some(Notice::Resync),
-                _ => None,
-            },
-            Some(("workspace", id)) => Uuid::parse_str(id).ok().map(Notice::Workspace),
-            Some(_) => None,
+        match s {
+            "nodes" => Some(Notice::Nodes),
+            "recovery" => Some(Notice::Recovery),
+            "resync" => Some(Notice::Resync),
+            _ => None,
         }
     }
 }
@@ -383,15 +376,9 @@ mod tests {
 
     #[test]
     fn notices_survive_the_wire() {
-        for n in [
-            Notice::Nodes,
-            Notice::Recovery,
-            Notice::Resync,
-            Notice::Workspace(Uuid::new_v4()),
-        ] {
-            assert_eq!(Notice::decode(&n.encode()), Some(n));
+        for n in [Notice::Nodes, Notice::Recovery, Notice::Resync] {
+            assert_eq!(Notice::decode(n.encode()), Some(n));
         }
-        assert_eq!(Notice::decode("workspace:nope"), None);
         assert_eq!(Notice::decode("other"), None);
     }
 

@@ -232,3 +232,28 @@ pub async fn jobs(opts: &ClientOpts) -> Res<()> {
         table(&["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN"], rows);
     })
 }
+
+/// `berth replicas`: the Berth processes serving from the database.
+pub async fn replicas(opts: &ClientOpts) -> Res<()> {
+    let c = Client::new(opts);
+    let v = c.get("/api/replicas").await?;
+    c.show(&v, |list: &Vec<wire::ReplicaDto>| {
+        let rows = list
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{}{}", r.name, if r.current { " *" } else { "" }),
+                    r.state.clone(),
+                    r.started_at.clone(),
+                    r.heartbeat_at.clone(),
+                    opt(&r.reaped_at),
+                    r.id.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &["REPLICA", "STATE", "STARTED", "HEARTBEAT", "REAPED", "ID"],
+            rows,
+        );
+    })
+}
