@@ -97,6 +97,8 @@ def main():
             return e["source"] == "network" and (
                 ("/api/auth/" in m and " 401 " in m) or ("/proxy/" in m and " 503 " in m)
                 or (APP_DOMAIN and f".{APP_DOMAIN}:" in m and " 503 " in m)
+                # The workspace's own page has no icon (busybox httpd).
+                or (APP_DOMAIN and f".{APP_DOMAIN}:" in m and "/favicon.ico" in m and " 404 " in m)
             )
 
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE" and not expected(e)]
