@@ -9,7 +9,7 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::Scheduler;
-use crate::service::{Accounts, Backups, Berth, Nodes};
+use crate::service::{Accounts, Audit, Backups, Berth, Nodes};
 use crate::store::Store;
 
 /// Everything a request or a loop may use.
@@ -28,6 +28,8 @@ pub struct App {
     pub scheduler: Scheduler,
     /// The Docker engines (the one `berth` was built with).
     pub nodes: Nodes,
+    /// What people did (recorded by the router's audit layer).
+    pub audit: Audit,
 }
 
 impl App {
@@ -38,8 +40,14 @@ impl App {
     /// The rest of the application around services already built.
     pub fn around(berth: Berth) -> App {
         let backups = Backups::new(berth.clone());
+        let audit = Audit::new(
+            berth.store().clone(),
+            berth.config().audit.clone(),
+            Some(berth.replicas().id()),
+        );
         App {
-            scheduler: Scheduler::new(berth.clone(), backups.clone()),
+            scheduler: Scheduler::new(berth.clone(), backups.clone(), audit.clone()),
+            audit,
             backups,
             accounts: berth.accounts().clone(),
             nodes: berth.nodes().clone(),
@@ -90,6 +98,12 @@ impl FromRef<App> for Backups {
 impl FromRef<App> for Accounts {
     fn from_ref(app: &App) -> Accounts {
         app.accounts.clone()
+    }
+}
+
+impl FromRef<App> for Audit {
+    fn from_ref(app: &App) -> Audit {
+        app.audit.clone()
     }
 }
 

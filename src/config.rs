@@ -77,6 +77,8 @@ pub struct Config {
     /// Several `berth serve` processes on one PostgreSQL database: their
     /// heartbeat, and when one counts as gone.
     pub replicas: crate::domain::replicas::ReplicaPolicy,
+    pub audit: AuditConfig,
+    pub quotas: QuotasConfig,
 }
 
 /// The pool of Docker engines (`[nodes]`). The nodes themselves are added
@@ -169,6 +171,75 @@ pub struct ProxyConfig {
     pub dangerous_allow_path_app_admin_access: bool,
     /// Let owners share a port with everyone, without a login.
     pub allow_public_shares: bool,
+}
+
+/// The audit log (`[audit]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Records older than this many days are removed by the
+    /// `audit-retention` job.
+    pub retention_days: u64,
+    /// When that job runs (cron; `off` keeps everything).
+    pub schedule: String,
+    /// Also write each record as one JSON line: empty (no), `-` (standard
+    /// output) or a file appended to.
+    pub log: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 365,
+            schedule: "30 3 * * *".into(),
+            log: String::new(),
+        }
+    }
+}
+
+/// Quotas (`[quotas]`): defaults per role (`member`, `admin`; a limit left
+/// out is no limit), which admins override per user, and optional caps on
+/// what all running workspaces together reserve (`site`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasConfig {
+    #[serde(default)]
+    pub member: RoleQuota,
+    #[serde(default)]
+    pub admin: RoleQuota,
+    #[serde(default)]
+    pub site: SiteQuota,
+}
+
+/// One role's default limits; each left out is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleQuota {
+    /// Workspaces in total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspaces: Option<u64>,
+    /// Workspaces running (or starting) at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<u64>,
+    /// CPUs the running workspaces' limits add up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory the running workspaces reserve (reservation, else limit), MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// The user's project volumes and backups, MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_mb: Option<u64>,
+}
+
+/// Caps on every running workspace together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteQuota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -392,6 +463,13 @@ pub struct CleanupSchedules {
     pub orphaned_containers: String,
     pub orphaned_volumes: String,
     pub error_recovery: String,
+    /// Measuring every project volume's size (what storage quotas count).
+    #[serde(default = "default_volume_sizes")]
+    pub volume_sizes: String,
+}
+
+fn default_volume_sizes() -> String {
+    "15 * * * *".into()
 }
 
 /// A parsed schedule: `None` when "off".
@@ -441,6 +519,7 @@ impl Default for Config {
                     orphaned_containers: "0 */6 * * *".into(),
                     orphaned_volumes: "0 2 * * *".into(),
                     error_recovery: "*/30 * * * *".into(),
+                    volume_sizes: default_volume_sizes(),
                 },
             },
             recovery: RecoveryPolicy::default(),
@@ -476,6 +555,8 @@ impl Default for Config {
             images: ImagesConfig::default(),
             nodes: NodesConfig::default(),
             replicas: Default::default(),
+            audit: AuditConfig::default(),
+            quotas: QuotasConfig::default(),
             proxy: ProxyConfig {
                 wake_timeout_s: 60,
                 response_timeout_s: 300,
@@ -573,13 +654,15 @@ impl Config {
         for (key, expr) in [
             ("backups.schedule", &self.backups.schedule),
             ("backups.check_schedule", &self.backups.check_schedule),
+            ("audit.schedule", &self.audit.schedule),
+            ("volume_sizes", &sch.volume_sizes),
             ("inactive", &sch.inactive),
             ("orphaned_containers", &sch.orphaned_containers),
             ("orphaned_volumes", &sch.orphaned_volumes),
             ("error_recovery", &sch.error_recovery),
         ] {
             parse_schedule(expr).map_err(|e| {
-                let key = if key.starts_with("backups.") {
+                let key = if key.starts_with("backups.") || key.starts_with("audit.") {
                     key.to_string()
                 } else {
                     format!("cleanup.schedules.{key}")

@@ -177,6 +177,7 @@ fn each_service_is_written_in_its_own_files() {
                 "jobs/backups.rs",
                 "jobs/cleanup.rs",
                 "jobs/reaper.rs",
+                "jobs/records.rs",
             ],
         ),
         ("impl Berth", &[]),

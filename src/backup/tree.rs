@@ -190,9 +190,15 @@ pub fn dir_size(root: &Path) -> Result<u64, ArchiveError> {
     let mut seen: HashSet<(u64, u64)> = HashSet::new();
     let mut total = 0u64;
     let mut stack = vec![root.to_path_buf()];
+    // A volume in use changes while it is measured: what vanished
+    // meanwhile is not counted (as `du` does), anything else is an error.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     while let Some(p) = stack.pop() {
-        let md =
-            std::fs::symlink_metadata(&p).map_err(io_err(format!("reading {}", p.display())))?;
+        let md = match std::fs::symlink_metadata(&p) {
+            Ok(md) => md,
+            Err(e) if gone(&e) && p != root => continue,
+            Err(e) => return Err(io_err(format!("reading {}", p.display()))(e)),
+        };
         #[cfg(unix)]
         {
             if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
@@ -201,8 +207,17 @@ pub fn dir_size(root: &Path) -> Result<u64, ArchiveError> {
         }
         total += md.len();
         if md.is_dir() {
-            for e in std::fs::read_dir(&p).map_err(io_err(format!("listing {}", p.display())))? {
-                stack.push(e.map_err(io_err("listing"))?.path());
+            let list = match std::fs::read_dir(&p) {
+                Ok(l) => l,
+                Err(e) if gone(&e) && p != root => continue,
+                Err(e) => return Err(io_err(format!("listing {}", p.display()))(e)),
+            };
+            for e in list {
+                match e {
+                    Ok(e) => stack.push(e.path()),
+                    Err(e) if gone(&e) => {}
+                    Err(e) => return Err(io_err("listing")(e)),
+                }
             }
         }
     }

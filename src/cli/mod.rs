@@ -141,6 +141,13 @@ enum Command {
         #[command(flatten)]
         client: client::ClientOpts,
     },
+    /// Who did what, when (admin): the audit log, newest first.
+    Audit {
+        #[command(flatten)]
+        args: client::AuditArgs,
+        #[command(flatten)]
+        client: client::ClientOpts,
+    },
     /// Your account on the server: show, passwd, tokens, token-add,
     /// token-rm.
     Account {
@@ -182,6 +189,28 @@ enum UserCommand {
         user: String,
         #[arg(value_parser = ["admin", "member"])]
         role: String,
+    },
+    /// Set a user's limits over their role's defaults (`quotas.member`,
+    /// `quotas.admin`): each a number, `unlimited`, or `default` (the
+    /// role's again); the limits not given stay as they are.
+    Quota {
+        /// Email or id.
+        user: String,
+        /// Workspaces in total.
+        #[arg(long)]
+        workspaces: Option<String>,
+        /// Workspaces running at once.
+        #[arg(long)]
+        running: Option<String>,
+        /// CPUs the running workspaces' limits may add up to.
+        #[arg(long)]
+        cpus: Option<String>,
+        /// Memory the running workspaces may reserve, MB.
+        #[arg(long)]
+        memory_mb: Option<String>,
+        /// Project volumes and backups, MB.
+        #[arg(long)]
+        storage_mb: Option<String>,
     },
     /// Remove a user; what they own passes to --transfer-to (required when
     /// they own projects or workspaces; nothing is deleted).
@@ -299,6 +328,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cleanup { dry_run, client } => client::cleanup(&with(client), dry_run).await,
         Command::Jobs { client } => client::jobs(&with(client)).await,
         Command::Replicas { client } => client::replicas(&with(client)).await,
+        Command::Audit { args, client } => client::audit(&with(client), args).await,
         Command::Account { command, client } => client::account(&with(client), command).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_text());
@@ -313,7 +343,126 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<ExitCode> {
-    let mut config = Config::load(config_file.as_deref())?;
+    let config = Config::load(config_file.as_deref())?;
+    // The admin commands that change something are recorded in the audit
+    // log, done or refused.
+    let Some((action, details)) = admin_action(&command) else {
+        return run_local_command(config, command).await;
+    };
+    let store = open_store(&config).await?;
+    let audit = crate::service::Audit::new(store, config.audit.clone(), None);
+    let result = run_local_command(config, command).await;
+    audit
+        .record(cli_record(action, details, result.is_ok()))
+        .await;
+    result
+}
+
+/// The audit action of an admin command that changes something, and the
+/// arguments that name what it acts on (never a password).
+fn admin_action(
+    command: &Command,
+) -> Option<(&'static str, std::collections::BTreeMap<String, String>)> {
+    let mut d = std::collections::BTreeMap::new();
+    let action = match command {
+        Command::User { command } => match command {
+            UserCommand::Add { email, admin, .. } => {
+                d.insert("email".into(), email.clone());
+                d.insert(
+                    "role".into(),
+                    if *admin { "admin" } else { "member" }.into(),
+                );
+                "cli.user.add"
+            }
+            UserCommand::Passwd { user, .. } => {
+                d.insert("user".into(), user.clone());
+                "cli.user.passwd"
+            }
+            UserCommand::Role { user, role } => {
+                d.insert("user".into(), user.clone());
+                d.insert("role".into(), role.clone());
+                "cli.user.role"
+            }
+            UserCommand::Rm { user, transfer_to } => {
+                d.insert("user".into(), user.clone());
+                if let Some(t) = transfer_to {
+                    d.insert("transferTo".into(), t.clone());
+                }
+                "cli.user.rm"
+            }
+            UserCommand::Quota { user, .. } => {
+                d.insert("user".into(), user.clone());
+                "cli.user.quota"
+            }
+            UserCommand::Ls { .. } => return None,
+        },
+        Command::Token { command } => match command {
+            TokenCommand::Create { email, name } => {
+                d.insert("email".into(), email.clone());
+                d.insert("name".into(), name.clone());
+                "cli.token.create"
+            }
+            TokenCommand::Revoke { user, id } => {
+                d.insert("user".into(), user.clone());
+                d.insert("token".into(), id.to_string());
+                "cli.token.revoke"
+            }
+            TokenCommand::Ls { .. } => return None,
+        },
+        _ => return None,
+    };
+    Some((action, d))
+}
+
+/// An admin command's record: the actor is whoever ran `berth` on this
+/// host (the data directory's owner, in effect).
+fn cli_record(
+    action: &str,
+    details: std::collections::BTreeMap<String, String>,
+    done: bool,
+) -> crate::domain::audit::AuditRecord {
+    let os_user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let resource = details
+        .get("user")
+        .or_else(|| details.get("email"))
+        .cloned();
+    crate::domain::audit::AuditRecord {
+        id: uuid::Uuid::nil(),
+        at: 0,
+        actor_id: None,
+        actor_email: None,
+        credential: crate::domain::audit::Credential::Cli,
+        credential_id: None,
+        credential_name: Some(os_user),
+        client: Some(host),
+        user_agent: Some(format!("berth {} (CLI)", env!("CARGO_PKG_VERSION"))),
+        action: action.to_string(),
+        method: "CLI".into(),
+        route: format!(
+            "berth {}",
+            action.trim_start_matches("cli.").replace('.', " ")
+        ),
+        resource_type: resource.as_ref().map(|_| "user".to_string()),
+        resource_id: resource,
+        owner_id: None,
+        details,
+        outcome: if done {
+            crate::domain::audit::AuditOutcome::Done
+        } else {
+            crate::domain::audit::AuditOutcome::Refused
+        },
+        status: None,
+        code: None,
+        replica: None,
+    }
+}
+
+async fn run_local_command(mut config: Config, command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve { listen } => {
             if let Some(l) = listen {
@@ -443,6 +592,65 @@ async fn run_local(config_file: Option<PathBuf>, command: Command) -> Result<Exi
                 ),
                 None => eprintln!("removed {}", user.email),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command:
+                UserCommand::Quota {
+                    user,
+                    workspaces,
+                    running,
+                    cpus,
+                    memory_mb,
+                    storage_mb,
+                },
+        } => {
+            use crate::domain::quota::Setting;
+            fn parse<T: std::str::FromStr + Copy>(
+                flag: &str,
+                v: Option<String>,
+                was: Setting<T>,
+            ) -> Result<Setting<T>> {
+                Ok(match v.as_deref() {
+                    None => was,
+                    Some("default") => Setting::Role,
+                    Some("unlimited") => Setting::Unlimited,
+                    Some(n) => Setting::Limit(n.parse().map_err(|_| {
+                        anyhow::anyhow!("--{flag} {n:?}: give a number, unlimited or default")
+                    })?),
+                })
+            }
+            let store = open_store(&config).await?;
+            let accounts = Accounts::new(store.clone(), config.auth.clone());
+            let user = accounts.find_user(&user).await?;
+            let was = store.quota_overrides(user.id).await?;
+            let set = crate::domain::quota::Overrides {
+                workspaces: parse("workspaces", workspaces, was.workspaces)?,
+                running: parse("running", running, was.running)?,
+                cpus: parse("cpus", cpus, was.cpus)?,
+                memory_mb: parse("memory-mb", memory_mb, was.memory_mb)?,
+                storage_mb: parse("storage-mb", storage_mb, was.storage_mb)?,
+            };
+            if let Setting::Limit(c) = set.cpus {
+                if !(0.0..=10_000.0).contains(&c) {
+                    bail!("--cpus must be between 0 and 10000");
+                }
+            }
+            store.set_quota_overrides(user.id, &set).await?;
+            let show = |name: &str, s: String| eprintln!("  {name:<11} {s}");
+            fn text<T: std::fmt::Display + Copy>(s: Setting<T>) -> String {
+                match s {
+                    Setting::Role => "the role's default".into(),
+                    Setting::Unlimited => "unlimited".into(),
+                    Setting::Limit(n) => n.to_string(),
+                }
+            }
+            eprintln!("quota of {} ({}):", user.email, user.role.as_str());
+            show("workspaces", text(set.workspaces));
+            show("running", text(set.running));
+            show("cpus", text(set.cpus));
+            show("memory MB", text(set.memory_mb));
+            show("storage MB", text(set.storage_mb));
             Ok(ExitCode::SUCCESS)
         }
         Command::Token {

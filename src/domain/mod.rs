@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod audit;
 pub mod backups;
 pub mod cleanup;
 pub mod images;
@@ -12,6 +13,7 @@ pub mod nodes;
 pub mod page;
 pub mod placement;
 pub mod proxy;
+pub mod quota;
 pub mod recovery;
 pub mod replicas;
 pub mod retention;

@@ -41,6 +41,7 @@ impl From<ServiceError> for ApiError {
             S::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             S::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m),
             S::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            S::Quota(m) => ApiError::new(StatusCode::CONFLICT, "quota_exceeded", m),
             S::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
             S::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             S::Refused(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", m),
@@ -151,6 +152,8 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (self.status, Json(body)).into_response();
+        // What the audit log records of a refusal, without reading the body.
+        resp.extensions_mut().insert(ErrorCode(self.code));
         if let Some(s) = self.retry_after_s {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -162,3 +165,7 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// The code of the error a response carries (a response extension).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);

@@ -125,8 +125,18 @@ where
                 "a request that changes something with the session cookie must come from Berth's own pages (same Origin); scripts send 'Authorization: Bearer <token>'",
             ));
         }
-        let (user, token_id) = Accounts::from_ref(state).authenticate(&token).await?;
-        Ok(Caller { user, token_id })
+        let used = Accounts::from_ref(state).authenticate_use(&token).await?;
+        if let Some(slot) = parts.extensions.get::<crate::http::audit::AuditSlot>() {
+            let credential = match used.kind {
+                crate::store::TokenKind::Session => crate::domain::audit::Credential::Session,
+                crate::store::TokenKind::Api => crate::domain::audit::Credential::Token,
+            };
+            slot.set(&used.user, credential, used.token_id, &used.name);
+        }
+        Ok(Caller {
+            user: used.user,
+            token_id: used.token_id,
+        })
     }
 }
 

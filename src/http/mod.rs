@@ -2,6 +2,7 @@
 //! errors to status codes. [`app`] builds the whole router, so tests drive it
 //! without a socket and `serve` only binds it.
 
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -22,7 +23,10 @@ use tower_http::trace::TraceLayer;
 use crate::app::App;
 use error::ApiError;
 use openapi::Op;
-use routes::{apps, auth, backups, jobs, nodes, observe, projects, proxy, users, workspaces as ws};
+use routes::{
+    apps, audit as audit_routes, auth, backups, jobs, nodes, observe, projects, proxy, users,
+    workspaces as ws,
+};
 
 /// The whole API, in one list: each entry is a route and its description.
 /// The router ([`app`]) and the OpenAPI document ([`openapi::document`]) are
@@ -93,6 +97,11 @@ pub fn operations() -> Vec<Op> {
             .tag("auth")
             .summary("The signed-in user")
             .ok::<UserDto>(),
+        Op::get("/api/auth/me/quota", "myQuota", audit_routes::mine)
+            .tag("quotas")
+            .summary("Your quota: each limit and what you use against it")
+            .describe("Limits come from your role (`quotas.member`, `quotas.admin`) unless an admin set yours (`source`); `null` is no limit. Running workspaces count (running or starting) with their CPU limits and memory reservations (else limits); storage is your project volumes as last measured (`measuredAt`: approximate between measurements) and your backups.")
+            .ok::<QuotaDto>(),
         Op::post("/api/auth/password", "changePassword", auth::change_password)
             .tag("auth")
             .summary("Change your password")
@@ -142,6 +151,30 @@ pub fn operations() -> Vec<Op> {
             .json::<UpdateUserRequest>()
             .ok::<AccountDto>()
             .errors(&[409]),
+        Op::get("/api/users/{id}/quota", "userQuota", audit_routes::of_user)
+            .tag("quotas")
+            .admin()
+            .summary("A user's quota and usage")
+            .ok::<QuotaDto>(),
+        Op::put("/api/users/{id}/quota", "setUserQuota", audit_routes::set)
+            .tag("quotas")
+            .admin()
+            .summary("Set a user's limits over their role's defaults")
+            .describe("Each limit a number, `\"unlimited\"`, or left out for the role's default; replaces what was set before. What the user already uses stays; it counts against the new limits from their next action on.")
+            .json::<SetQuotaRequest>()
+            .ok::<QuotaDto>(),
+        Op::get("/api/quotas", "listQuotas", audit_routes::all)
+            .tag("quotas")
+            .admin()
+            .summary("Every user's quota and usage")
+            .ok::<Vec<QuotaDto>>(),
+        Op::get("/api/audit", "auditLog", audit_routes::log)
+            .tag("audit")
+            .admin()
+            .summary("Who did what, when: the audit log, newest first, by pages")
+            .describe("Every state-changing call of this API (every method but GET, the workspace proxies excepted), refused and failed ones included, failed logins, and the `berth` command's admin commands on the data directory. Filter by `user`, `resource`, `action` and time; 100 records a page unless `limit` says otherwise.")
+            .query::<AuditQuery>()
+            .ok::<Vec<AuditDto>>(),
         Op::delete("/api/users/{id}", "deleteUser", users::delete)
             .tag("users")
             .admin()

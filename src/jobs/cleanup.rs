@@ -98,8 +98,11 @@ impl Scheduler {
     /// An error here (the snapshot could not be taken) fails the whole run;
     /// an action that fails is reported in its detail and the rest go on.
     pub(super) async fn execute_job(&self, job: JobName, dry_run: bool) -> Result<Vec<JobDetail>> {
-        if job == JobName::Backups {
-            return self.run_scheduled_backups(dry_run).await;
+        match job {
+            JobName::Backups => return self.run_scheduled_backups(dry_run).await,
+            JobName::VolumeSizes => return self.measure_volumes(dry_run).await,
+            JobName::AuditRetention => return self.prune_audit(dry_run).await,
+            _ => {}
         }
         // Each node on its own: a snapshot of its engine and of the
         // records placed there, a plan, carried out on that engine. A node
@@ -177,7 +180,9 @@ impl Scheduler {
                     .await?;
                 plan_error_recovery(&ws, &containers)
             }
-            JobName::Backups => unreachable!("handled above"),
+            JobName::Backups | JobName::VolumeSizes | JobName::AuditRetention => {
+                unreachable!("handled above")
+            }
         };
         let mut details = Vec::new();
         for action in plan {

@@ -11,6 +11,7 @@
 mod backups;
 mod cleanup;
 mod reaper;
+mod records;
 
 pub use cleanup::CleanupReport;
 
@@ -26,7 +27,7 @@ use uuid::Uuid;
 use crate::config::{parse_schedule, Config};
 use crate::domain::jobs::{JobOutcome, JobRun};
 use crate::domain::{now_millis, Millis};
-use crate::service::{Backups, Berth, Result};
+use crate::service::{Audit, Backups, Berth, Result};
 use crate::store::LockKey;
 
 crate::domain::spelled_enum! {
@@ -39,6 +40,10 @@ crate::domain::spelled_enum! {
         ErrorRecovery = "error-recovery",
         /// Backs up projects whose schedule is due, then prunes by retention.
         Backups = "backups",
+        /// Measures every project volume's size (what storage quotas count).
+        VolumeSizes = "volume-sizes",
+        /// Removes audit records older than `audit.retention_days`.
+        AuditRetention = "audit-retention",
     }
 }
 
@@ -59,6 +64,8 @@ impl JobName {
             JobName::OrphanedVolumes => "orphanedVolumes",
             JobName::ErrorRecovery => "errorWorkspaces",
             JobName::Backups => "backups",
+            JobName::VolumeSizes => "volumesMeasured",
+            JobName::AuditRetention => "auditRecordsRemoved",
         }
     }
 
@@ -71,6 +78,8 @@ impl JobName {
             JobName::OrphanedVolumes => &s.orphaned_volumes,
             JobName::ErrorRecovery => &s.error_recovery,
             JobName::Backups => &config.backups.check_schedule,
+            JobName::VolumeSizes => &s.volume_sizes,
+            JobName::AuditRetention => &config.audit.schedule,
         }
     }
 
@@ -126,14 +135,16 @@ impl JobLocks {
 pub struct Scheduler {
     berth: Berth,
     backups: Backups,
+    audit: Audit,
     locks: Arc<JobLocks>,
 }
 
 impl Scheduler {
-    pub fn new(berth: Berth, backups: Backups) -> Scheduler {
+    pub fn new(berth: Berth, backups: Backups, audit: Audit) -> Scheduler {
         Scheduler {
             berth,
             backups,
+            audit,
             locks: Arc::new(JobLocks::new()),
         }
     }

@@ -32,6 +32,8 @@ pub struct NewUser {
 /// What a successful login gives.
 pub struct AuthSession {
     pub token: String,
+    /// The session's id (as its tokens are listed).
+    pub token_id: Uuid,
     pub expires_at: Millis,
     pub user: User,
 }
@@ -212,7 +214,8 @@ impl Accounts {
             .saturating_mul(3_600_000);
         let expires_at = now.saturating_add(ttl_ms);
         let token = new_token();
-        self.store
+        let token_id = self
+            .store
             .insert_token(
                 user.id,
                 &hash_token(&token),
@@ -226,6 +229,7 @@ impl Accounts {
         self.store.delete_expired_tokens(now).await?;
         Ok(AuthSession {
             token,
+            token_id,
             expires_at,
             user,
         })
@@ -233,6 +237,13 @@ impl Accounts {
 
     /// The user a token belongs to, with the token's id (for logout).
     pub async fn authenticate(&self, token: &str) -> Result<(User, Uuid)> {
+        let used = self.authenticate_use(token).await?;
+        Ok((used.user, used.token_id))
+    }
+
+    /// As [`Accounts::authenticate`], with the token's kind and name (what
+    /// the audit log says the actor used).
+    pub async fn authenticate_use(&self, token: &str) -> Result<crate::store::TokenUse> {
         if !token.starts_with(TOKEN_PREFIX) {
             return Err(ServiceError::Unauthorized(
                 "invalid or expired token".into(),
@@ -250,7 +261,7 @@ impl Accounts {
         {
             self.store.touch_token(found.token_id, now).await?;
         }
-        Ok((found.user, found.token_id))
+        Ok(found)
     }
 
     /// Every user with what they own (admins only, checked by the caller).

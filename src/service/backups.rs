@@ -451,6 +451,28 @@ impl Backups {
     ) -> Result<Backup> {
         let project_id = project.id;
         let _guard = self.berth().lock_workspace(project.id).await?;
+        // Its owner's storage, by an estimate: the project's last backup,
+        // else its volume as last measured (the archive's size is known
+        // only once it is written).
+        let estimate = match self
+            .store()
+            .backups_of(project_id)
+            .await?
+            .iter()
+            .find(|b| b.state == BackupState::Complete)
+            .and_then(|b| b.size_bytes)
+        {
+            Some(n) => n,
+            None => self.store().project_size(project_id).await?.unwrap_or(0),
+        };
+        drop(
+            self.berth()
+                .reserve(
+                    project.owner_id,
+                    crate::domain::quota::Need::storage(estimate),
+                )
+                .await?,
+        );
         let access = self.access(&project.node, &project.volume_name).await?;
         let running = self.running_on(project).await?;
         // Its workspaces run where its volume is.
@@ -914,6 +936,13 @@ impl Backups {
             origin,
             ..Default::default()
         };
+        // Its owner's storage: the archive's exact size, known now.
+        drop(
+            self.berth()
+                .reserve(project.owner_id, crate::domain::quota::Need::storage(size))
+                .await
+                .map_err(fail)?,
+        );
         std::fs::rename(&tmp, self.backup_path(&b)?)
             .map_err(|e| fail(ServiceError::Internal(format!("renaming the upload: {e}"))))?;
         self.store().insert_backup(&b).await?;

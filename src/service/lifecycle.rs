@@ -98,9 +98,13 @@ impl Berth {
             ws.updated_at = crate::domain::now_millis();
             self.store().save_workspace(&ws).await?;
         }
+        // Its owner's quota: checked, and the workspace counted as running
+        // (starting), under the owner's lock.
+        let hold = self.reserve(ws.owner_id, self.start_need(&ws)).await?;
         let ws = self
             .transition(&ws, Transition::Starting { reason: None })
             .await?;
+        drop(hold);
         match self.create_and_start(&ws, &project, container).await {
             Ok(state) => {
                 let ws = self

@@ -5,6 +5,7 @@
 
 mod accounts;
 pub mod apps;
+mod audit;
 mod auth;
 pub mod backups;
 mod images;
@@ -16,6 +17,7 @@ mod offsite;
 mod placement;
 mod projects;
 pub mod proxy;
+mod quotas;
 pub mod reconcile;
 mod replicas;
 pub mod stats;
@@ -27,10 +29,12 @@ mod watcher;
 mod workspaces;
 
 pub use accounts::Accounts;
+pub use audit::Audit;
 pub use auth::{AuthSession, NewUser};
 pub use backups::Backups;
 pub use nodes::{NewNode, NodeChange, NodeView, Nodes};
 pub use placement::{NodeReport, PlacementPlan};
+pub use quotas::{QuotaHold, QuotaReport};
 pub use replicas::{ReplicaStart, Replicas};
 pub use stats::{HistoryPoint, StatsView};
 pub use status::{HealthSummary, ResourceUse, StatusReport};
@@ -61,6 +65,11 @@ pub enum ServiceError {
     /// The request conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(String),
+    /// The action would take more than the user's quota (or the site's
+    /// caps) allow; the message says what is used, what it needs and the
+    /// limit.
+    #[error("{0}")]
+    Quota(String),
     /// No valid credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -384,16 +393,19 @@ impl Berth {
     /// with the other replicas (a PostgreSQL advisory lock; on SQLite
     /// there are no others). Fails only when the database does not answer.
     async fn lock_workspace(&self, id: Uuid) -> Result<WorkspaceLock> {
+        self.lock_key(id, crate::store::LockKey::Workspace(id))
+            .await
+    }
+
+    /// This process's lock `local` (in the map workspaces' locks are in:
+    /// distinct ids never meet), then the one shared with the replicas.
+    async fn lock_key(&self, local: Uuid, shared: crate::store::LockKey) -> Result<WorkspaceLock> {
         let m = {
             let mut locks = self.inner.locks.lock().expect("lock map poisoned");
-            locks.entry(id).or_default().clone()
+            locks.entry(local).or_default().clone()
         };
         let local = m.lock_owned().await;
-        let shared = self
-            .inner
-            .replicas
-            .lock(&crate::store::LockKey::Workspace(id))
-            .await?;
+        let shared = self.inner.replicas.lock(&shared).await?;
         Ok(WorkspaceLock {
             _shared: shared,
             _local: local,

@@ -52,6 +52,8 @@ impl Berth {
             let _ = engine.remove_volume(&project.volume_name).await;
             return Err(e.into());
         }
+        // A new volume is empty: measured, as storage quotas count it.
+        self.store().set_project_size(id, 0, now).await?;
         Ok(project)
     }
 

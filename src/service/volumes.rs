@@ -16,6 +16,7 @@ use super::volume_io::Access;
 use super::{Backups, Result, ServiceError};
 use crate::backup::{self, ArchiveError};
 use crate::domain::backups::Backup;
+use crate::domain::quota::Need;
 use crate::domain::{now_millis, Project, User};
 use crate::engine::{Engine, LABEL_PROJECT_ID};
 use crate::store::VolumeOp;
@@ -104,6 +105,17 @@ impl Backups {
                 running.len()
             )));
         }
+        // What the restored volume holds over the one it replaces.
+        let adds = b
+            .content_bytes
+            .or(b.size_bytes)
+            .unwrap_or(0)
+            .saturating_sub(self.store().project_size(project.id).await?.unwrap_or(0));
+        drop(
+            self.berth()
+                .reserve(project.owner_id, Need::storage(adds))
+                .await?,
+        );
         let short = Uuid::new_v4().simple().to_string();
         let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
         let mut labels = self.berth().base_labels();
@@ -140,6 +152,11 @@ impl Backups {
         self.still_ours(&op).await?;
         self.switch_project_volume(&project, &new_volume).await?;
         self.store().delete_volume_op(op.id).await?;
+        if let Some(n) = b.content_bytes {
+            self.store()
+                .set_project_size(project.id, n, now_millis())
+                .await?;
+        }
         for w in &user_ids {
             self.berth().start_workspace(user, *w).await?;
         }
@@ -280,6 +297,18 @@ impl Backups {
                 ));
             }
         }
+        // The copy counts against the target's owner: what it adds over
+        // what the target held (its size as last measured).
+        let owner = existing.as_ref().map_or(user.id, |t| t.owner_id);
+        // As last measured: reading the volume now would cost as much as
+        // the copy (a volume never measured counts as empty until the
+        // volume-sizes job or a size request measures it).
+        let source_size = self.store().project_size(source.id).await?.unwrap_or(0);
+        let adds = source_size.saturating_sub(match &existing {
+            Some(t) => self.store().project_size(t.id).await?.unwrap_or(0),
+            None => 0,
+        });
+        drop(self.berth().reserve(owner, Need::storage(adds)).await?);
         // Into the target's node (a new project: the source's).
         let node = existing
             .as_ref()
@@ -344,6 +373,9 @@ impl Backups {
             (None, CloneTarget::Existing(_)) => unreachable!("an existing target was resolved"),
         };
         self.store().delete_volume_op(op.id).await?;
+        self.store()
+            .set_project_size(project.id, source_size, now_millis())
+            .await?;
         if skipped.count > 0 {
             tracing::info!(project = %project.id, skipped = skipped.count, "paths vanished while the volume was cloned");
         }
@@ -802,6 +834,12 @@ impl Backups {
                 return Ok(*size);
             }
         }
+        self.measure_project(&project).await
+    }
+
+    /// Measures a project's volume now and records the size (what storage
+    /// quotas count until the next measurement).
+    pub(crate) async fn measure_project(&self, project: &Project) -> Result<u64> {
         let size = match self.access(&project.node, &project.volume_name).await? {
             Access::Host(dir) => blocking(move || backup::dir_size(&dir)).await?,
             Access::Engine(e) => self.size_via_engine(&e, &project.volume_name).await?,
@@ -811,7 +849,10 @@ impl Backups {
             .lock()
             .expect("sizes poisoned")
             .0
-            .insert(project.volume_name, (Instant::now(), size));
+            .insert(project.volume_name.clone(), (Instant::now(), size));
+        self.store()
+            .set_project_size(project.id, size, now_millis())
+            .await?;
         Ok(size)
     }
 }

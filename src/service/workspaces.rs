@@ -209,6 +209,10 @@ impl Berth {
                 reason.unwrap_or_default()
             )));
         }
+        // Counted, under the user's lock, until it is recorded.
+        let _hold = self
+            .reserve(user.id, crate::domain::quota::Need::workspace())
+            .await?;
         let existing = self.store().workspaces(Some(user.id)).await?;
         let make_default = req.is_default.unwrap_or(false) || existing.is_empty();
         let now = now_millis();
@@ -484,6 +488,23 @@ impl Berth {
         limits
             .validate(self.host_cpus())
             .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
+        // A running workspace that grows takes more of its owner's quota.
+        let need = if matches!(
+            ws.status,
+            WorkspaceStatus::Running | WorkspaceStatus::Starting
+        ) {
+            let old = self.effective_limits(&ws)?;
+            crate::domain::quota::Need::resize(
+                (old.cpus, old.memory_reservation_mb.unwrap_or(old.memory_mb)),
+                (
+                    limits.cpus,
+                    limits.memory_reservation_mb.unwrap_or(limits.memory_mb),
+                ),
+            )
+        } else {
+            crate::domain::quota::Need::default()
+        };
+        let _hold = self.reserve(ws.owner_id, need).await?;
         let engine = self.engine_of(&ws).await?;
         if let Some(c) = engine.inspect_container(&ws.container_name()).await? {
             match engine.update_limits(&c.id, &limits).await {

@@ -44,6 +44,10 @@ pub enum LockKey {
     Drain(String),
     /// The failed-login record of one key (an email, an address).
     Login(String),
+    /// A user's quota: what they take is checked and taken under it.
+    Quota(Uuid),
+    /// The site's caps on what all running workspaces reserve.
+    Site,
 }
 
 impl LockKey {
@@ -57,6 +61,8 @@ impl LockKey {
             LockKey::Reaper => (0x6265_0003, Vec::new()),
             LockKey::Drain(node) => (0x6265_0004, node.as_bytes().to_vec()),
             LockKey::Login(key) => (0x6265_0005, key.as_bytes().to_vec()),
+            LockKey::Quota(id) => (0x6265_0006, id.as_bytes().to_vec()),
+            LockKey::Site => (0x6265_0007, Vec::new()),
         };
         let h = Sha256::digest(&bytes);
         (class, i32::from_be_bytes([h[0], h[1], h[2], h[3]]))

@@ -6,6 +6,7 @@
 //! Only this module writes SQL. Callers get domain types back.
 
 mod apps;
+mod audit;
 mod backups;
 mod coord;
 mod events;
@@ -14,6 +15,7 @@ mod nodes;
 mod operations;
 mod pages;
 mod projects;
+mod quotas;
 mod replicas;
 mod settings;
 mod users;
@@ -24,6 +26,7 @@ pub use backups::{BackupPolicyRow, VolumeOp};
 pub use coord::{Coordinator, HeldLock, LockKey, Notice};
 pub use nodes::{NodeRow, NodeTls};
 pub use operations::RecoveryDue;
+pub use quotas::Storage;
 pub use replicas::Whose;
 pub use users::{TokenInfo, TokenKind, TokenUse};
 

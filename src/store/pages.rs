@@ -219,6 +219,54 @@ impl Store {
     }
 
     /// A page of one job's runs, newest first.
+    /// A page of the audit log, newest first, filtered.
+    pub async fn audit_page(
+        &self,
+        f: &crate::domain::audit::AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<crate::domain::audit::AuditRecord>> {
+        let mut filter = vec!["1 = 1".to_string()];
+        let mut args = Vec::new();
+        let mut add = |cond: &str, arg: Arg| {
+            args.push(arg);
+            filter.push(cond.replace("$?", &format!("${}", args.len())));
+        };
+        if let Some(a) = f.actor {
+            add("actor_id = $?", Arg::Text(a.to_string()));
+        }
+        if let Some(r) = &f.resource {
+            add("resource_id = $?", Arg::Text(r.clone()));
+        }
+        if let Some(a) = &f.action {
+            add("action = $?", Arg::Text(a.clone()));
+        }
+        if let Some(t) = f.since {
+            add("at >= $?", Arg::Int(t));
+        }
+        if let Some(t) = f.until {
+            add("at < $?", Arg::Int(t));
+        }
+        let order = Order {
+            table: "audit_log",
+            rank: None,
+            at: "at",
+            ascending: false,
+        };
+        self.page_of(
+            &filter.join(" AND "),
+            args,
+            order,
+            page,
+            super::audit::audit_from_row,
+            |r| Cursor {
+                rank: 0,
+                at: r.at,
+                id: r.id.to_string(),
+            },
+        )
+        .await
+    }
+
     pub async fn job_runs_page(
         &self,
         name: &str,

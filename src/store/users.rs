@@ -37,6 +37,10 @@ pub struct TokenUse {
     pub user: User,
     pub token_id: Uuid,
     pub last_used_at: Option<Millis>,
+    /// A login's session, or an API token.
+    pub kind: TokenKind,
+    /// The token's name (a session's: `login`).
+    pub name: String,
 }
 
 pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -138,7 +142,8 @@ impl Store {
         now: Millis,
     ) -> Result<Option<TokenUse>> {
         let row = sqlx::query(
-            "SELECT u.*, t.id AS token_id, t.last_used_at AS token_last_used_at \
+            "SELECT u.*, t.id AS token_id, t.last_used_at AS token_last_used_at, \
+             t.kind AS token_kind, t.name AS token_name \
              FROM tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
@@ -147,10 +152,14 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
+            let kind: String = r.try_get("token_kind")?;
             Ok(TokenUse {
                 user: user_from_row(&r)?,
                 token_id: get_uuid(&r, "token_id")?,
                 last_used_at: r.try_get("token_last_used_at")?,
+                kind: TokenKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("token kind {kind:?}")))?,
+                name: r.try_get("token_name")?,
             })
         })
         .transpose()

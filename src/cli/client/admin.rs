@@ -24,6 +24,8 @@ pub enum AccountCmd {
     TokenAdd { name: String },
     /// Revoke one of your tokens or sessions by id.
     TokenRm { id: String },
+    /// Your quota: each limit and what you use against it.
+    Quota,
 }
 
 pub async fn cleanup(opts: &ClientOpts, dry_run: bool) -> Res<()> {
@@ -69,9 +71,146 @@ pub async fn cleanup(opts: &ClientOpts, dry_run: bool) -> Res<()> {
     })
 }
 
+/// A quota as a table: each limit, what is used, and where the limit
+/// comes from.
+pub fn quota_table(q: &wire::QuotaDto) {
+    let n = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    let row = |what: &str, i: &wire::QuotaItemDto, unit: &str| {
+        vec![
+            what.to_string(),
+            format!("{}{unit}", n(i.used)),
+            i.limit
+                .map(|l| format!("{}{unit}", n(l)))
+                .unwrap_or_else(|| "unlimited".into()),
+            percent(i.used, i.limit),
+            i.source.clone(),
+        ]
+    };
+    let gb = |b: u64| format!("{:.2} GB", b as f64 / (1u64 << 30) as f64);
+    let s = &q.storage;
+    let mut rows = vec![
+        row("workspaces", &q.workspaces, ""),
+        row("running", &q.running, ""),
+        row("cpus", &q.cpus, ""),
+        row("memory", &q.memory_mb, " MB"),
+        vec![
+            "storage".into(),
+            gb(s.used),
+            s.limit.map(gb).unwrap_or_else(|| "unlimited".into()),
+            percent(s.used as f64, s.limit.map(|l| l as f64)),
+            s.source.clone(),
+        ],
+    ];
+    if let Some(site) = &q.site {
+        rows.push(row("site cpus", &site.cpus, ""));
+        rows.push(row("site memory", &site.memory_mb, " MB"));
+    }
+    table(&["QUOTA", "USED", "LIMIT", "%", "FROM"], rows);
+    println!(
+        "storage: volumes {} (measured {}), backups {}",
+        gb(s.volumes),
+        s.measured_at.as_deref().unwrap_or("never"),
+        gb(s.backups)
+    );
+}
+
+fn percent(used: f64, limit: Option<f64>) -> String {
+    match limit {
+        Some(l) if l > 0.0 => format!("{:.0}%", used / l * 100.0),
+        Some(_) => "-".into(),
+        None => "".into(),
+    }
+}
+
+/// `berth audit`: the audit log (admins), newest first.
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    /// Only what this user did (id).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this action (e.g. startWorkspace, login, cli.user.add).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only what was done to this resource (an id or a name).
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// From this time on (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many records.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+pub async fn audit(opts: &ClientOpts, a: AuditArgs) -> Res<()> {
+    let c = Client::new(opts);
+    let mut q: Vec<(String, String)> = vec![("limit".into(), a.limit.to_string())];
+    for (k, v) in [
+        ("user", a.user),
+        ("action", a.action),
+        ("resource", a.resource),
+        ("since", a.since),
+        ("until", a.until),
+    ] {
+        if let Some(v) = v {
+            q.push((k.into(), v));
+        }
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(q)
+        .finish();
+    let v = c.get(&format!("/api/audit?{query}")).await?;
+    c.show(&v, |list: &Vec<wire::AuditDto>| {
+        let rows = list
+            .iter()
+            .map(|r| {
+                let who = r
+                    .actor
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| r.actor.credential.clone());
+                let resource = match (&r.resource_type, &r.resource_id) {
+                    (Some(t), Some(id)) => format!("{t} {id}"),
+                    _ => "-".into(),
+                };
+                let outcome = match (&r.status, &r.code) {
+                    (Some(s), Some(c)) => format!("{} {s} {c}", r.outcome),
+                    (Some(s), None) => format!("{} {s}", r.outcome),
+                    _ => r.outcome.clone(),
+                };
+                vec![
+                    r.at.clone(),
+                    who,
+                    r.action.clone(),
+                    resource,
+                    outcome,
+                    opt(&r.actor.client),
+                ]
+            })
+            .collect();
+        table(
+            &["AT", "WHO", "ACTION", "RESOURCE", "OUTCOME", "FROM"],
+            rows,
+        );
+    })
+}
+
 pub async fn account(opts: &ClientOpts, cmd: AccountCmd) -> Res<()> {
     let c = Client::new(opts);
     match cmd {
+        AccountCmd::Quota => {
+            let v = c.get("/api/auth/me/quota").await?;
+            c.show(&v, quota_table)?;
+        }
         AccountCmd::Show => {
             let v = c.get("/api/auth/me").await?;
             c.show(&v, |u: &wire::UserDto| {

@@ -26,7 +26,7 @@ mod backups;
 mod nodes;
 mod workspaces;
 
-pub use admin::{account, cleanup, jobs, replicas, types, AccountCmd, TypeCmd};
+pub use admin::{account, audit, cleanup, jobs, replicas, types, AccountCmd, AuditArgs, TypeCmd};
 pub use backups::{backup, volume, BackupCmd, VolumeCmd};
 pub use nodes::{node, NodeCmd};
 pub use workspaces::{project, ws, ProjectCmd, WsCmd};

@@ -290,6 +290,21 @@ impl Op {
         self.path
     }
 
+    /// The operation's id (`startWorkspace`): the audit log's action.
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// Whether anyone may call it (no credentials asked).
+    pub fn is_public(&self) -> bool {
+        self.auth == Auth::Public
+    }
+
+    /// Whether it takes a JSON body.
+    pub fn takes_json(&self) -> bool {
+        matches!(self.input, Some(Input::Json(_) | Input::OptionalJson(_)))
+    }
+
     pub fn methods(&self) -> &[Method] {
         &self.methods
     }
@@ -298,7 +313,14 @@ impl Op {
     /// an admin operation answers 401/403 before its handler (or any of its
     /// extractors) runs, so a handler cannot forget it.
     pub fn into_router(self, app: &App) -> MethodRouter<App> {
-        match self.auth {
+        let audited = crate::http::audit::audited(&self.methods, self.path).then_some(
+            crate::http::audit::Audited {
+                id: self.id,
+                path: self.path,
+                tag: self.tag,
+            },
+        );
+        let router = match self.auth {
             Auth::Admin => self
                 .router
                 .route_layer(axum::middleware::from_fn_with_state(
@@ -306,7 +328,20 @@ impl Op {
                     require_admin,
                 )),
             _ => self.router,
+        };
+        // Outermost: refusals by the admin check are recorded too.
+        match audited {
+            Some(op) => router.route_layer(axum::middleware::from_fn_with_state(
+                (app.clone(), op),
+                crate::http::audit::layer,
+            )),
+            None => router,
         }
+    }
+
+    /// Whether the audit layer records this operation's calls.
+    pub fn is_audited(&self) -> bool {
+        crate::http::audit::audited(&self.methods, self.path)
     }
 
     /// Every error status this operation can answer with.

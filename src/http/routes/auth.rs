@@ -29,11 +29,20 @@ fn cookie(accounts: &Accounts, value: &str, max_age_s: u64) -> HeaderValue {
 pub async fn login(
     State(accounts): State<Accounts>,
     ClientAddr(client): ClientAddr,
+    audit: Option<axum::Extension<crate::http::audit::AuditSlot>>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let session = accounts
         .login_from(&req.email, &req.password, client)
         .await?;
+    if let Some(axum::Extension(slot)) = audit {
+        slot.set(
+            &session.user,
+            crate::domain::audit::Credential::Session,
+            session.token_id,
+            "login",
+        );
+    }
     let max_age = accounts.auth_config().session_ttl_h.saturating_mul(3600);
     let set_cookie = cookie(&accounts, &session.token, max_age);
     let body = LoginResponse {

@@ -85,6 +85,39 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
         metrics::gauge!("berth_replica_up", "replica" => r.name.clone(), "id" => r.id.to_string())
             .set(if up { 1.0 } else { 0.0 });
     }
+    // Each user's usage against their limits (a limit only where there is
+    // one).
+    for q in berth.all_quotas().await? {
+        let (u, l) = (&q.usage, &q.limits);
+        let user = q.user.email.clone();
+        let series: [(&str, f64, Option<f64>); 5] = [
+            (
+                "workspaces",
+                u.workspaces as f64,
+                l.workspaces.0.map(|v| v as f64),
+            ),
+            ("running", u.running as f64, l.running.0.map(|v| v as f64)),
+            ("cpus", u.cpus, l.cpus.0),
+            (
+                "memory_bytes",
+                (u.memory_mb * 1024 * 1024) as f64,
+                l.memory_mb.0.map(|v| (v * 1024 * 1024) as f64),
+            ),
+            (
+                "storage_bytes",
+                u.storage_bytes() as f64,
+                l.storage_mb.0.map(|v| (v * 1024 * 1024) as f64),
+            ),
+        ];
+        for (resource, used, limit) in series {
+            metrics::gauge!("berth_quota_used", "user" => user.clone(), "resource" => resource)
+                .set(used);
+            if let Some(limit) = limit {
+                metrics::gauge!("berth_quota_limit", "user" => user.clone(), "resource" => resource)
+                    .set(limit);
+            }
+        }
+    }
     let mut resp = crate::metrics::handle().render().into_response();
     resp.headers_mut().insert(
         CONTENT_TYPE,

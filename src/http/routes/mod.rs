@@ -2,6 +2,7 @@
 //! the service, and shape the answer (wire types); nothing else.
 
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod backups;
 pub mod jobs;

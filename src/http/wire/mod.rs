@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 mod accounts;
 mod apps;
+mod audit;
 mod backups;
 mod jobs;
 mod nodes;
@@ -23,6 +24,7 @@ mod workspaces;
 
 pub use accounts::*;
 pub use apps::*;
+pub use audit::*;
 pub use backups::*;
 pub use jobs::*;
 pub use nodes::*;
