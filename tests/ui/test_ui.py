@@ -312,8 +312,40 @@ def run(d, wait):
     wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "removed dev@example.com"))
     assert "dev@example.com" not in text_of(d, "#users")
 
-    step("your account: make an API token, see it once, revoke it")
+    step("an admin sets a user's limits, and the users page shows usage against them")
+    mine = f"#users tr[data-email='{EMAIL}']"
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, f"{mine} button[data-act=user-quota]"))).click()
+    form = wait.until(ec.visibility_of_element_located((By.ID, "quota-form")))
+    form.find_element(By.NAME, "running").send_keys("3")
+    form.find_element(By.NAME, "storageMb").send_keys("unlimited")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), f"limits set for {EMAIL}"))
+    running = wait.until(ec.presence_of_element_located(
+        (By.CSS_SELECTOR, f"{mine} .usage[data-quota=running]")))
+    assert "of 3" in running.get_attribute("title"), running.get_attribute("title")
+    assert running.find_elements(By.CSS_SELECTOR, "svg.bar.quota"), "a usage bar"
+    shot(d, "users-quota")
+
+    step("the audit log shows who did what")
+    d.find_element(By.ID, "nav-audit").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#audit tbody tr[data-audit]")))
+    log = text_of(d, "#audit")
+    for action in ("setUserQuota", "deleteUser", "createUser", "updateUser", "cleanup"):
+        assert action in log, f"{action} not in the audit log: {log[:2000]}"
+    form = d.find_element(By.ID, "audit-filter")
+    form.find_element(By.NAME, "action").send_keys("login")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: all("login" in r.text for r in d.find_elements(By.CSS_SELECTOR, "#audit tbody tr[data-audit]"))
+               and d.find_elements(By.CSS_SELECTOR, "#audit tbody tr[data-audit]"))
+    # The wrong password at the start: refused, and named.
+    assert "refused" in text_of(d, "#audit") and "401" in text_of(d, "#audit")
+    shot(d, "audit")
+
+    step("your account: your quota, then make an API token, see it once, revoke it")
     d.find_element(By.ID, "who").click()
+    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#quota tr[data-quota=running]")))
+    assert "of 3" in row.text and "set for you" in row.text, row.text
+    assert "unlimited" in text_of(d, "#quota tr[data-quota=storage]")
     form = wait.until(ec.presence_of_element_located((By.ID, "token-form")))
     form.find_element(By.NAME, "name").send_keys("ui-script")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

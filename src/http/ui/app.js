@@ -197,6 +197,7 @@ const routes = [
   [/^#\/account$/, viewAccount],
   [/^#\/users$/, viewUsers],
   [/^#\/overview$/, viewOverview],
+  [/^#\/audit$/, viewAudit],
 ];
 
 // Where to go after login: only a workspace's app (the proxy, or the login
@@ -240,9 +241,10 @@ async function route() {
   document.getElementById("nav-jobs").hidden = !(me && me.role === "admin");
   document.getElementById("nav-users").hidden = !(me && me.role === "admin");
   document.getElementById("nav-overview").hidden = !(me && me.role === "admin");
+  document.getElementById("nav-audit").hidden = !(me && me.role === "admin");
   document.querySelectorAll("[data-nav]").forEach((a) => {
     const section = hash.startsWith("#/project") ? "projects"
-      : ["jobs", "users", "account", "overview"].find((s) => hash.startsWith(`#/${s}`)) || "workspaces";
+      : ["jobs", "users", "account", "overview", "audit"].find((s) => hash.startsWith(`#/${s}`)) || "workspaces";
     a.classList.toggle("active", a.dataset.nav === section);
   });
   for (const [re, view] of routes) {
@@ -995,8 +997,54 @@ handlers["delete-backup"] = (b, id) => {
 
 // ---- your account: password and tokens ----
 
+// ---- quotas ----
+
+// One limit as a bar: what is used of it (an empty track when there is
+// no limit), amber from 80 %, red at the limit.
+function quotaBar(used, limit) {
+  const ratio = limit ? Math.min(1, used / limit) : 0;
+  const cls = !limit ? "" : used >= limit ? "bad" : ratio >= 0.8 ? "warn" : "";
+  return `<svg class="bar quota ${cls}" viewBox="0 0 100 6" data-ratio="${ratio.toFixed(3)}">` +
+    `<rect class="track" width="100" height="6" rx="3"/><rect class="fill" width="${(ratio * 100).toFixed(1)}" height="6" rx="3"/></svg>`;
+}
+
+// The rows of a quota: [name, used text, limit text, bar, source].
+function quotaRows(q) {
+  const n = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+  const row = (key, label, item, unit = "") => ({
+    key, label, bar: quotaBar(item.used, item.limit), source: item.source,
+    text: `${n(item.used)}${unit} of ${item.limit == null ? "unlimited" : `${n(item.limit)}${unit}`}`,
+    short: `${n(item.used)}/${item.limit == null ? "∞" : n(item.limit)}${unit}`,
+  });
+  const rows = [
+    row("workspaces", "Workspaces", q.workspaces),
+    row("running", "Running", q.running),
+    row("cpus", "CPUs (running)", q.cpus),
+    row("memory", "Memory (running)", q.memoryMb, " MB"),
+    {
+      key: "storage", label: "Storage", bar: quotaBar(q.storage.used, q.storage.limit), source: q.storage.source,
+      text: `${bytes(q.storage.used)} of ${q.storage.limit == null ? "unlimited" : bytes(q.storage.limit)}`,
+      short: `${bytes(q.storage.used)}/${q.storage.limit == null ? "∞" : bytes(q.storage.limit)}`,
+    },
+  ];
+  if (q.site) {
+    rows.push(row("site-cpus", "Everyone's CPUs", q.site.cpus));
+    rows.push(row("site-memory", "Everyone's memory", q.site.memoryMb, " MB"));
+  }
+  return rows;
+}
+
+function quotaTable(q) {
+  return `<table id="quota"><thead><tr><th>Limit</th><th>Used</th><th></th><th>From</th></tr></thead><tbody>
+    ${quotaRows(q).map((r) => `<tr data-quota="${h(r.key)}"><td>${h(r.label)}</td><td class="nowrap">${h(r.text)}</td>
+      <td>${r.bar}</td><td class="muted">${r.source === "user" ? "set for you" : "your role"}</td></tr>`).join("")}
+  </tbody></table>
+  <p class="muted">Running workspaces count with their CPU limit and memory reservation; stopping one frees them at once.
+    Storage is your project volumes (measured ${q.storage.measuredAt ? when(q.storage.measuredAt) : "not yet"}, approximate between measurements) and your backups.</p>`;
+}
+
 async function viewAccount() {
-  const tokens = await api("GET", "/api/auth/tokens");
+  const [tokens, quota] = await Promise.all([api("GET", "/api/auth/tokens"), api("GET", "/api/auth/me/quota")]);
   main.innerHTML = `
     <h1>Your account</h1>
     <p>${h(me.email)} · ${badge(me.role)}</p>
@@ -1008,6 +1056,8 @@ async function viewAccount() {
       <button type="submit">Change password</button>
     </form>
     <p class="muted">Changing it logs out your other sessions. API tokens keep working; revoke them below.</p>
+    <h2>Your quota</h2>
+    ${quotaTable(quota)}
     <h2>Tokens and sessions</h2>
     <table id="tokens"><thead><tr><th>Name</th><th>Kind</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead><tbody>
       ${tokens.map((t) => `<tr data-token="${h(t.id)}"><td>${h(t.name)}${t.current ? ` ${badge("this session")}` : ""}</td>
@@ -1055,16 +1105,24 @@ handlers["revoke-token"] = (b) => {
 // ---- users (admins) ----
 
 async function viewUsers() {
-  const [users, shares] = await Promise.all([apiAll("/api/users"), api("GET", "/api/shares")]);
+  const [users, shares, quotas] = await Promise.all([apiAll("/api/users"), api("GET", "/api/shares"), api("GET", "/api/quotas")]);
+  const quotaOf = Object.fromEntries(quotas.map((q) => [q.userId, q]));
+  const usage = (u) => {
+    const q = quotaOf[u.id];
+    if (!q) return "";
+    return quotaRows(q).filter((r) => !r.key.startsWith("site"))
+      .map((r) => `<div class="usage" data-quota="${h(r.key)}" title="${h(r.label)}: ${h(r.text)}">${r.bar} <span class="num">${h(r.label.split(" ")[0].toLowerCase())} ${h(r.short)}</span></div>`).join("");
+  };
   const emails = Object.fromEntries(users.map((u) => [u.id, u.email]));
   const others = (u) => users.filter((o) => o.id !== u.id)
     .map((o) => `<option value="${h(o.id)}">${h(o.email)}</option>`).join("");
   main.innerHTML = `
     <h1>Users</h1>
-    <table id="users"><thead><tr><th>Email</th><th>Role</th><th>Projects</th><th>Workspaces</th><th>Created</th><th></th></tr></thead><tbody>
+    <table id="users"><thead><tr><th>Email</th><th>Role</th><th>Projects</th><th>Workspaces</th><th>Usage of quota</th><th>Created</th><th></th></tr></thead><tbody>
       ${users.map((u) => `<tr data-user="${h(u.id)}" data-email="${h(u.email)}"><td>${h(u.email)}${u.id === me.id ? ` ${badge("you")}` : ""}</td>
-        <td>${badge(u.role)}</td><td>${h(u.projects)}</td><td>${h(u.workspaces)}</td><td>${when(u.createdAt)}</td>
+        <td>${badge(u.role)}</td><td>${h(u.projects)}</td><td>${h(u.workspaces)}</td><td class="usages">${usage(u)}</td><td>${when(u.createdAt)}</td>
         <td class="actions">
+          <button data-act="user-quota">Limits</button>
           <button data-act="user-role" data-role="${u.role === "admin" ? "member" : "admin"}">Make ${u.role === "admin" ? "member" : "admin"}</button>
           <button data-act="user-reset">Reset password</button>
           ${u.id === me.id ? "" : `${u.projects + u.workspaces > 0
@@ -1072,6 +1130,16 @@ async function viewUsers() {
           <button class="danger" data-act="user-remove">Remove</button>`}
         </td></tr>`).join("")}
     </tbody></table>
+    <form class="inline" id="quota-form" hidden>
+      <strong id="quota-who"></strong>
+      <label>Workspaces <input name="workspaces" placeholder="role's"></label>
+      <label>Running <input name="running" placeholder="role's"></label>
+      <label>CPUs <input name="cpus" placeholder="role's"></label>
+      <label>Memory MB <input name="memoryMb" placeholder="role's"></label>
+      <label>Storage MB <input name="storageMb" placeholder="role's"></label>
+      <button type="submit" class="primary">Set limits</button> <button type="button" data-act="quota-cancel">Cancel</button>
+      <span class="muted">a number, <code>unlimited</code>, or empty for the role's default</span>
+    </form>
     <form class="inline" id="reset-form" hidden>
       <label>New password for <strong id="reset-who"></strong> <input name="password" type="password" autocomplete="new-password" minlength="8" required></label>
       <button type="submit">Set password</button> <button type="button" data-act="reset-cancel">Cancel</button>
@@ -1108,6 +1176,21 @@ async function viewUsers() {
       return `added ${u.email}`;
     }, viewUsers);
   });
+  document.getElementById("quota-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    const body = {};
+    for (const k of ["workspaces", "running", "cpus", "memoryMb", "storageMb"]) {
+      const v = String(f.get(k) || "").trim();
+      if (v === "") continue;
+      body[k] = v === "unlimited" ? "unlimited" : Number(v);
+      if (body[k] !== "unlimited" && !(body[k] >= 0)) { flash(`${k}: a number, unlimited, or empty`, true); return; }
+    }
+    act(ev.submitter, async () => {
+      const q = await api("PUT", `/api/users/${ev.target.dataset.user}/quota`, body);
+      return `limits set for ${q.email}`;
+    }, viewUsers);
+  });
   document.getElementById("reset-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
@@ -1137,6 +1220,76 @@ handlers["user-reset"] = (b) => {
   form.querySelector("input").focus();
 };
 handlers["reset-cancel"] = () => { document.getElementById("reset-form").hidden = true; };
+handlers["quota-cancel"] = () => { document.getElementById("quota-form").hidden = true; };
+handlers["user-quota"] = async (b) => {
+  const row = b.closest("[data-user]");
+  const form = document.getElementById("quota-form");
+  form.dataset.user = row.dataset.user;
+  document.getElementById("quota-who").textContent = row.dataset.email;
+  const q = await api("GET", `/api/users/${row.dataset.user}/quota`);
+  const set = (name, item) => {
+    form.elements[name].value = item.source === "user" ? (item.limit == null ? "unlimited" : String(item.limit)) : "";
+  };
+  set("workspaces", q.workspaces);
+  set("running", q.running);
+  set("cpus", q.cpus);
+  set("memoryMb", q.memoryMb);
+  set("storageMb", { source: q.storage.source, limit: q.storage.limit == null ? null : q.storage.limit / 1048576 });
+  form.hidden = false;
+  form.querySelector("input").focus();
+};
+
+// ---- audit log (admins) ----
+
+async function viewAudit() {
+  const users = await apiAll("/api/users");
+  const q = new URLSearchParams((location.hash.split("?")[1]) || "");
+  main.innerHTML = `
+    <h1>Audit log</h1>
+    <form class="inline" id="audit-filter">
+      <label>User <select name="user"><option value="">anyone</option>
+        ${users.map((u) => `<option value="${h(u.id)}">${h(u.email)}</option>`).join("")}</select></label>
+      <label>Action <input name="action" placeholder="e.g. startWorkspace, login"></label>
+      <label>Resource <input name="resource" placeholder="an id or a name"></label>
+      <label>Since <input name="since" type="datetime-local"></label>
+      <button type="submit">Filter</button>
+    </form>
+    <table id="audit"><thead><tr><th>When</th><th>Who</th><th>Action</th><th>Resource</th><th>Outcome</th><th>From</th></tr></thead><tbody></tbody></table>
+    <p><button id="audit-more" hidden>Older</button></p>`;
+  const form = document.getElementById("audit-filter");
+  const tbody = document.querySelector("#audit tbody");
+  const more = document.getElementById("audit-more");
+  let cursor = null;
+  const load = async (reset) => {
+    const f = new FormData(form);
+    const params = new URLSearchParams({ limit: "50" });
+    for (const k of ["user", "action", "resource"]) if (f.get(k)) params.set(k, f.get(k));
+    if (f.get("since")) params.set("since", new Date(f.get("since")).toISOString());
+    if (!reset && cursor) params.set("cursor", cursor);
+    const r = await fetch(`/api/audit?${params}`, { credentials: "same-origin" });
+    const v = await r.json();
+    if (!r.ok) throw new ApiError(r.status, v.error ? v.error.message : r.statusText);
+    if (reset) tbody.innerHTML = "";
+    tbody.insertAdjacentHTML("beforeend", v.data.map((a) => {
+      const who = a.actor.email || (a.actor.credential === "cli" ? `cli (${a.actor.credentialName || "?"})` : "anonymous");
+      const cred = a.actor.credential === "token" ? ` <span class="muted">token ${h(a.actor.credentialName || "")}</span>`
+        : a.actor.credential === "none" && a.actor.email ? ` <span class="muted">(not signed in)</span>` : "";
+      const res = a.resourceType ? `${h(a.resourceType)} <span class="short">${h(a.resourceId || "")}</span>` : "–";
+      const owner = a.ownerId ? ` <span class="muted">of ${h((users.find((u) => u.id === a.ownerId) || {}).email || a.ownerId)}</span>` : "";
+      const outcome = a.outcome === "done" ? badge("done")
+        : `<span class="badge failed">${h(a.outcome)}</span> <span class="muted">${h(a.status ?? "")} ${h(a.code ?? "")}</span>`;
+      return `<tr data-audit="${h(a.id)}"><td class="nowrap">${when(a.at)}</td><td>${h(who)}${cred}</td>
+        <td class="mono">${h(a.action)}</td><td>${res}${owner}</td><td>${outcome}</td>
+        <td class="muted">${h(a.actor.client || "")}</td></tr>`;
+    }).join("") || (reset ? `<tr><td colspan="6" class="muted">Nothing recorded matches.</td></tr>` : ""));
+    cursor = v.page && v.page.nextCursor;
+    more.hidden = !cursor;
+  };
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); act(ev.submitter, () => load(true)); });
+  more.addEventListener("click", () => act(more, () => load(false)));
+  if (q.get("action")) form.elements.action.value = q.get("action");
+  await load(true);
+}
 handlers["user-remove"] = (b) => {
   const row = b.closest("[data-user]");
   const heir = row.querySelector("[data-heir]");
