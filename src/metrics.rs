@@ -41,6 +41,38 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!("berth_workspaces", "Workspaces by type and status.");
     describe_gauge!(
+        "berth_replicas",
+        "The Berth processes on this database by state (live, stopped, gone), as this replica sees them."
+    );
+    describe_gauge!(
+        "berth_replica_up",
+        "1 while a replica's heartbeat is recent, else 0."
+    );
+    describe_counter!(
+        "berth_replicas_reaped_total",
+        "Gone replicas whose unfinished work this replica took care of."
+    );
+    describe_counter!(
+        "berth_lock_lost_total",
+        "Shared locks held here that another replica took while this one's database session was lost (should stay 0)."
+    );
+    describe_gauge!(
+        "berth_quota_used",
+        "What a user uses of a quota resource (workspaces, running, cpus, memory_bytes, storage_bytes)."
+    );
+    describe_gauge!(
+        "berth_quota_limit",
+        "A user's limit of a quota resource (absent: no limit)."
+    );
+    describe_counter!(
+        "berth_quota_refusals_total",
+        "Actions refused by a quota (scope user) or the site's caps (scope site)."
+    );
+    describe_counter!(
+        "berth_audit_failures_total",
+        "Audit records that could not be written (to the database or the audit.log file)."
+    );
+    describe_gauge!(
         "berth_node_up",
         "1 while a node's engine answers its heartbeat, else 0."
     );
@@ -176,6 +208,12 @@ fn start_at_zero() {
         counter!("berth_recovery_gave_up_total", "reason" => reason).absolute(0);
     }
     counter!("berth_oom_kills_total").absolute(0);
+    counter!("berth_replicas_reaped_total").absolute(0);
+    counter!("berth_lock_lost_total").absolute(0);
+    counter!("berth_audit_failures_total").absolute(0);
+    for scope in ["user", "site"] {
+        counter!("berth_quota_refusals_total", "scope" => scope).absolute(0);
+    }
     for job in crate::jobs::JobName::ALL {
         for outcome in [
             crate::domain::jobs::JobOutcome::Ok,
