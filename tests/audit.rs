@@ -468,3 +468,54 @@ async fn the_clis_admin_commands_are_recorded() {
     assert_eq!(add.details["role"], "admin");
     assert!(!format!("{add:?}").contains("pw-long-enough"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_also_go_to_a_json_lines_file_and_the_cli_reads_the_log_and_quotas() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let path = log.path().to_path_buf();
+    let (env, addr) = TestEnv::served(|c| {
+        c.audit.log = path.display().to_string();
+        c.quotas.admin.running = Some(4);
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let pid = env.project(&admin, "lined").await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line: Value = serde_json::from_str(
+        text.lines()
+            .find(|l| l.contains("createProject"))
+            .expect("a JSON line for the project"),
+    )
+    .unwrap();
+    assert_eq!(line["action"], "createProject");
+    assert_eq!(line["resource"]["id"], pid.as_str());
+    assert_eq!(line["outcome"], "done");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .args(["--server", &format!("http://{addr}"), "--token", &admin])
+            .env_remove("BERTH_TEST_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = cli(&["audit", "--action", "createProject"]);
+    assert!(
+        table.contains("createProject") && table.contains(&pid),
+        "{table}"
+    );
+    let quota = cli(&["account", "quota"]);
+    let running = quota.lines().find(|l| l.starts_with("running")).unwrap();
+    assert!(
+        running.contains(" 4 ") && running.contains("role"),
+        "{quota}"
+    );
+    let json = cli(&["account", "quota", "--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["running"]["limit"], 4.0);
+}
