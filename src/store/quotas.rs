@@ -131,14 +131,14 @@ impl Store {
     /// and their complete backups.
     pub async fn storage_of(&self, owner: Uuid) -> Result<Storage> {
         let v = sqlx::query(
-            "SELECT COALESCE(SUM(size_bytes), 0) AS n, MIN(size_at) AS at FROM projects \
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS n, MIN(size_at) AS at FROM projects \
              WHERE owner_id = $1 AND deleted_at IS NULL",
         )
         .bind(owner.to_string())
         .fetch_one(&self.pool)
         .await?;
         let b = sqlx::query(
-            "SELECT COALESCE(SUM(size_bytes), 0) AS n FROM backups WHERE owner_id = $1 AND state = 'complete'",
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS n FROM backups WHERE owner_id = $1 AND state = 'complete'",
         )
         .bind(owner.to_string())
         .fetch_one(&self.pool)
@@ -169,7 +169,7 @@ impl Store {
     pub async fn storage_by_owner(&self) -> Result<HashMap<Uuid, Storage>> {
         let mut out: HashMap<Uuid, Storage> = HashMap::new();
         for r in sqlx::query(
-            "SELECT owner_id, COALESCE(SUM(size_bytes), 0) AS n, MIN(size_at) AS at FROM projects \
+            "SELECT owner_id, CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS n, MIN(size_at) AS at FROM projects \
              WHERE deleted_at IS NULL GROUP BY owner_id",
         )
         .fetch_all(&self.pool)
@@ -181,7 +181,7 @@ impl Store {
             e.measured_at = r.try_get("at")?;
         }
         for r in sqlx::query(
-            "SELECT owner_id, COALESCE(SUM(size_bytes), 0) AS n FROM backups \
+            "SELECT owner_id, CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS n FROM backups \
              WHERE state = 'complete' GROUP BY owner_id",
         )
         .fetch_all(&self.pool)

@@ -282,6 +282,13 @@ impl TestEnv {
     }
 
     async fn build(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestEnv {
+        // BERTH_TEST_LOG=debug (or any filter): the server's log on stderr.
+        if let Ok(filter) = std::env::var("BERTH_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         ensure_test_image();
         let instance = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
         let mut config = test_config(dir.path(), &instance);
