@@ -24,14 +24,15 @@ async fn records(env: &TestEnv, admin: &str, query: &str) -> Vec<Value> {
     v["data"].as_array().unwrap().clone()
 }
 
-async fn admin_with_email(env: &TestEnv) -> (uuid::Uuid, String) {
+/// A user whose email the test knows (to make tokens, to log in).
+async fn user_with_email(env: &TestEnv, role: Role) -> (uuid::Uuid, String) {
     let email = format!("{}@audit.example", uuid::Uuid::new_v4().simple());
     let u = env
         .accounts
         .add_user(NewUser {
             email: email.clone(),
             password: "password123".into(),
-            role: Role::Admin,
+            role,
         })
         .await
         .unwrap();
@@ -41,7 +42,7 @@ async fn admin_with_email(env: &TestEnv) -> (uuid::Uuid, String) {
 #[tokio::test]
 async fn every_route_that_changes_state_is_recorded_with_its_actor_and_outcome() {
     let env = TestEnv::new().await;
-    let (admin_id, email) = admin_with_email(&env).await;
+    let (admin_id, email) = user_with_email(&env, Role::Admin).await;
     let reader = env
         .accounts
         .create_api_token(&email, "reader")
@@ -155,16 +156,7 @@ async fn logins_refusals_and_someone_elses_resources_are_recorded_and_nothing_se
     assert_eq!(r["actor"]["credential"], "none");
     assert!(!r.to_string().contains("the-secret-tried"), "{r}");
     // A login that works names its user and session.
-    let email = format!("{}@audit.example", uuid::Uuid::new_v4().simple());
-    let u = env
-        .accounts
-        .add_user(NewUser {
-            email: email.clone(),
-            password: "password123".into(),
-            role: Role::Member,
-        })
-        .await
-        .unwrap();
+    let (uid, email) = user_with_email(&env, Role::Member).await;
     let (s, _) = env
         .call(
             Method::POST,
@@ -176,7 +168,7 @@ async fn logins_refusals_and_someone_elses_resources_are_recorded_and_nothing_se
     assert_eq!(s, StatusCode::OK);
     let r = &records(&env, &admin, "action=login").await[0];
     assert_eq!(r["outcome"], "done");
-    assert_eq!(r["actor"]["userId"], u.id.to_string());
+    assert_eq!(r["actor"]["userId"], uid.to_string());
     assert_eq!(r["actor"]["credential"], "session");
     assert!(!r.to_string().contains("password123"), "{r}");
 

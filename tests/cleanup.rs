@@ -491,7 +491,9 @@ async fn jobs_are_listed_never_overlap_and_are_admin_only() {
             "orphaned-containers",
             "orphaned-volumes",
             "error-recovery",
-            "backups"
+            "backups",
+            "volume-sizes",
+            "audit-retention"
         ]
     );
     let inactive = &jobs[0];
