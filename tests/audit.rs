@@ -381,10 +381,9 @@ async fn the_clis_admin_commands_are_recorded() {
     .unwrap();
     let run = |args: &[&str], stdin: Option<&str>| {
         use std::io::Write;
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        let mut c = common::berth_bin()
             .args(args)
             .env("BERTH_CONFIG", &config)
-            .env_remove("BERTH_TEST_DATABASE_URL")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -483,10 +482,9 @@ async fn records_also_go_to_a_json_lines_file_and_the_cli_reads_the_log_and_quot
     assert_eq!(line["resource"]["id"], pid.as_str());
     assert_eq!(line["outcome"], "done");
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        let out = common::berth_bin()
             .args(args)
             .args(["--server", &format!("http://{addr}"), "--token", &admin])
-            .env_remove("BERTH_TEST_DATABASE_URL")
             .output()
             .unwrap();
         assert!(

@@ -24,8 +24,6 @@ use common::{ensure_test_image, TEST_IMAGE};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
 /// A `berth serve` process, killed when dropped.
 struct Replica {
     child: Child,
@@ -97,13 +95,10 @@ async fn database(server: &str, instance: &str) -> String {
 
 /// Runs a command of the binary with `config`; its standard output.
 fn run(config: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut c = Command::new(BIN)
+    let mut c = common::berth_bin()
         .args(args)
         .env("BERTH_CONFIG", config)
         .env_remove("BERTH_LISTEN")
-        // The tests' own variables are no configuration keys.
-        .env_remove("BERTH_TEST_DATABASE_URL")
-        .env_remove("BERTH_REQUIRE_POSTGRES")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -343,12 +338,10 @@ memory_mb = 64
 
 fn serve(config: PathBuf, port: u16) -> Replica {
     let log = config.with_extension("log");
-    let child = Command::new(BIN)
+    let child = common::berth_bin()
         .args(["serve", "--config"])
         .arg(&config)
         .env_remove("BERTH_LISTEN")
-        .env_remove("BERTH_TEST_DATABASE_URL")
-        .env_remove("BERTH_REQUIRE_POSTGRES")
         .env("BERTH_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -629,7 +622,7 @@ error_recovery = "* * * * *"
     }
 
     // The command line lists the replicas.
-    let out = Command::new(BIN)
+    let out = common::berth_bin()
         .args([
             "replicas",
             "--server",
@@ -637,8 +630,6 @@ error_recovery = "* * * * *"
             "--token",
             &c.token,
         ])
-        .env_remove("BERTH_TEST_DATABASE_URL")
-        .env_remove("BERTH_REQUIRE_POSTGRES")
         .output()
         .unwrap();
     assert!(

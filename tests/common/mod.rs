@@ -35,6 +35,19 @@ pub const TEST_IMAGE: &str = "berth-test/busybox:v1";
 /// A type name whose image does not exist.
 pub const MISSING_TYPE: &str = "missing";
 
+/// The `berth` binary as a command, without the tests' own environment
+/// variables (`BERTH_TEST_*`, `BERTH_REQUIRE_*`), which are no configuration
+/// keys: the binary would refuse them.
+pub fn berth_bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BERTH_TEST_") || k.starts_with("BERTH_REQUIRE_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
 /// Fails loudly when there is no engine: these tests exist to exercise it.
 pub fn require_docker() {
     let ok = Command::new("docker")
