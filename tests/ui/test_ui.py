@@ -335,8 +335,11 @@ def run(d, wait):
     form = d.find_element(By.ID, "audit-filter")
     form.find_element(By.NAME, "action").send_keys("login")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda d: all("login" in r.text for r in d.find_elements(By.CSS_SELECTOR, "#audit tbody tr[data-audit]"))
-               and d.find_elements(By.CSS_SELECTOR, "#audit tbody tr[data-audit]"))
+    # Read in one script: the table is redrawn when the filter's answer
+    # comes, so rows found in one call may be stale in the next.
+    rows = lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#audit tbody tr[data-audit]')].map(r => r.innerText);")
+    wait.until(lambda d: rows(d) and all("login" in r for r in rows(d)))
     # The wrong password at the start: refused, and named.
     assert "refused" in text_of(d, "#audit") and "401" in text_of(d, "#audit")
     shot(d, "audit")
