@@ -165,8 +165,10 @@ async function act(button, work, done) {
   if (button) button.disabled = true;
   try {
     const msg = await work();
-    if (msg) flash(msg);
+    // Redraw first, then say so: the message appears with the page that
+    // shows the result, never over a table about to be replaced.
     if (done) await done();
+    if (msg) flash(msg);
   } catch (e) {
     flash(e.message, true);
   } finally {
