@@ -178,6 +178,17 @@ fn gb(bytes: u64) -> String {
     format!("{:.1} GB", bytes as f64 / (1024.0 * MB as f64))
 }
 
+/// What to do about a refusal: free something when something is held,
+/// else (a limit of 0, or a request bigger than the limit) only an admin
+/// can help.
+fn remedy(holds_some: bool, free: &str) -> &str {
+    if holds_some {
+        free
+    } else {
+        "your limit allows none; an admin can raise it"
+    }
+}
+
 /// Whether `need` fits `limits` given `usage`; the refusal says what is in
 /// use, what the request needs and the limit, and what to do.
 pub fn check(usage: &Usage, need: &Need, limits: &Limits) -> Result<(), String> {
@@ -185,8 +196,9 @@ pub fn check(usage: &Usage, need: &Need, limits: &Limits) -> Result<(), String> 
         if let Some(l) = limits.workspaces.0 {
             if usage.workspaces + need.workspaces > l {
                 return Err(format!(
-                    "{} of {l} workspaces: delete one first",
-                    usage.workspaces
+                    "{} of {l} workspaces: {}",
+                    usage.workspaces,
+                    remedy(usage.workspaces > 0, "delete one first")
                 ));
             }
         }
@@ -195,8 +207,9 @@ pub fn check(usage: &Usage, need: &Need, limits: &Limits) -> Result<(), String> 
         if let Some(l) = limits.running.0 {
             if usage.running + need.running > l {
                 return Err(format!(
-                    "running {} of {l} workspaces: stop one first",
-                    usage.running
+                    "running {} of {l} workspaces: {}",
+                    usage.running,
+                    remedy(usage.running > 0, "stop one first")
                 ));
             }
         }
@@ -205,10 +218,15 @@ pub fn check(usage: &Usage, need: &Need, limits: &Limits) -> Result<(), String> 
         if let Some(l) = limits.cpus.0 {
             if usage.cpus + need.cpus > l + 1e-9 {
                 return Err(format!(
-                    "running workspaces reserve {} of {} CPUs and this needs {} more: stop one or lower its CPU limit",
+                    "running workspaces reserve {} of {} CPUs and this needs {} more: {}",
                     cpus(usage.cpus),
                     cpus(l),
-                    cpus(need.cpus)
+                    cpus(need.cpus),
+                    if need.cpus > l + 1e-9 {
+                        "lower its CPU limit or ask an admin to raise yours"
+                    } else {
+                        "stop one or lower its CPU limit"
+                    }
                 ));
             }
         }
@@ -217,8 +235,14 @@ pub fn check(usage: &Usage, need: &Need, limits: &Limits) -> Result<(), String> 
         if let Some(l) = limits.memory_mb.0 {
             if usage.memory_mb + need.memory_mb > l {
                 return Err(format!(
-                    "running workspaces reserve {} of {l} MB of memory and this needs {} MB more: stop one or lower its memory",
-                    usage.memory_mb, need.memory_mb
+                    "running workspaces reserve {} of {l} MB of memory and this needs {} MB more: {}",
+                    usage.memory_mb,
+                    need.memory_mb,
+                    if need.memory_mb > l {
+                        "lower its memory or ask an admin to raise your limit"
+                    } else {
+                        "stop one or lower its memory"
+                    }
                 ));
             }
         }
@@ -228,10 +252,15 @@ pub fn check(usage: &Usage, need: &Need, limits: &Limits) -> Result<(), String> 
             let limit = l.saturating_mul(MB);
             if usage.storage_bytes().saturating_add(need.storage_bytes) > limit {
                 return Err(format!(
-                    "storage: {} of {} used by your project volumes and backups, and this needs about {} more: delete backups or data first",
+                    "storage: {} of {} used by your project volumes and backups, and this needs about {} more: {}",
                     gb(usage.storage_bytes()),
                     gb(limit),
-                    gb(need.storage_bytes)
+                    gb(need.storage_bytes),
+                    if need.storage_bytes > limit {
+                        "ask an admin to raise your limit"
+                    } else {
+                        "delete backups or data first"
+                    }
                 ));
             }
         }
@@ -350,6 +379,46 @@ mod tests {
         u.running = 99;
         assert!(check(&u, &Need::default(), &l).is_ok());
         assert!(check(&u, &Need::storage(0), &l).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_with_nothing_to_free_points_to_an_admin() {
+        // A limit of 0, or a request bigger than the whole limit: stopping
+        // or deleting cannot help, so the message must not say to.
+        let l = limits(RoleLimits {
+            workspaces: Some(0),
+            running: Some(0),
+            cpus: Some(1.0),
+            memory_mb: Some(256),
+            storage_mb: Some(1),
+        });
+        let u = Usage::default();
+        assert_eq!(
+            check(&u, &Need::workspace(), &l).unwrap_err(),
+            "0 of 0 workspaces: your limit allows none; an admin can raise it"
+        );
+        assert_eq!(
+            check(&u, &Need::start(0.5, 64), &l).unwrap_err(),
+            "running 0 of 0 workspaces: your limit allows none; an admin can raise it"
+        );
+        let l = limits(RoleLimits {
+            cpus: Some(1.0),
+            memory_mb: Some(256),
+            storage_mb: Some(1),
+            ..RoleLimits::default()
+        });
+        let e = check(&u, &Need::start(2.0, 64), &l).unwrap_err();
+        assert!(
+            e.ends_with("lower its CPU limit or ask an admin to raise yours"),
+            "{e}"
+        );
+        let e = check(&u, &Need::start(0.5, 512), &l).unwrap_err();
+        assert!(
+            e.ends_with("lower its memory or ask an admin to raise your limit"),
+            "{e}"
+        );
+        let e = check(&u, &Need::storage(2 * MB), &l).unwrap_err();
+        assert!(e.ends_with("ask an admin to raise your limit"), "{e}");
     }
 
     #[test]
