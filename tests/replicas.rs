@@ -250,6 +250,32 @@ memory_mb = 64
         v["data"].clone()
     }
 
+    /// A Server-Sent Events stream through replica `i`, read until it has
+    /// said `until` (at most 10 s), then closed.
+    async fn sse(&self, i: usize, path: &str, until: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.replicas[i].base()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "GET {path} through replica {i}");
+        let mut body = resp.bytes_stream();
+        let mut seen = String::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(chunk) = body.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+                if seen.contains(until) {
+                    break;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{path} through replica {i} never said {until:?}: {seen:?}"));
+        seen
+    }
+
     /// A project and a `shell` workspace on it, through replica `i`.
     async fn workspace(&self, i: usize) -> (String, String) {
         let p = self.post(i, "/api/projects", json!({ "name": "p" })).await["id"]
@@ -426,31 +452,25 @@ error_recovery = "* * * * *"
     let status = c.get(2, &format!("/api/workspaces/{w}/status")).await;
     assert_eq!(status["status"], "running", "{status}");
 
-    // Its logs, followed through B (Server-Sent Events).
-    let resp = c
-        .http
-        .get(format!(
-            "{}/api/workspaces/{w}/logs/stream",
-            c.replicas[1].base()
-        ))
-        .bearer_auth(&c.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut body = resp.bytes_stream();
-    let mut seen = String::new();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(chunk) = body.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if seen.contains("data: tick") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("a log line through another replica");
-    drop(body);
+    // Its logs followed through B, its live figures through C (Server-Sent
+    // Events): each replica streams a workspace another one started.
+    let logs = c
+        .sse(1, &format!("/api/workspaces/{w}/logs/stream"), "data: tick")
+        .await;
+    assert!(logs.contains("data: tick"), "{logs}");
+    let stats = c
+        .sse(
+            2,
+            &format!("/api/workspaces/{w}/stats/stream?interval=1"),
+            "\"memory\"",
+        )
+        .await;
+    let line = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a stats event");
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert!(v["memory"]["limit"].as_f64().unwrap() > 0.0, "{v}");
 
     let stopped = c
         .post(1, &format!("/api/workspaces/{w}/stop"), json!({}))
