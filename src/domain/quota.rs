@@ -79,6 +79,16 @@ impl Limits {
             storage_mb: o.storage_mb.over(role.storage_mb),
         }
     }
+
+    /// Whether any limit bounds what `need` grows: when none does, [`check`]
+    /// passes whatever the usage, so there is nothing to measure or lock.
+    pub fn bind(&self, need: &Need) -> bool {
+        (need.workspaces > 0 && self.workspaces.0.is_some())
+            || (need.running > 0 && self.running.0.is_some())
+            || (need.cpus > 0.0 && self.cpus.0.is_some())
+            || (need.memory_mb > 0 && self.memory_mb.0.is_some())
+            || (need.storage_bytes > 0 && self.storage_mb.0.is_some())
+    }
 }
 
 /// What a user holds and uses now.
@@ -419,6 +429,37 @@ mod tests {
         );
         let e = check(&u, &Need::storage(2 * MB), &l).unwrap_err();
         assert!(e.ends_with("ask an admin to raise your limit"), "{e}");
+    }
+
+    #[test]
+    fn limits_bind_only_what_the_need_grows() {
+        let l = limits(RoleLimits {
+            running: Some(1),
+            storage_mb: Some(10),
+            ..RoleLimits::default()
+        });
+        assert!(!l.bind(&Need::default()));
+        assert!(!l.bind(&Need::workspace()));
+        assert!(l.bind(&Need::start(0.5, 64)));
+        assert!(!l.bind(&Need::resize((1.0, 64), (2.0, 128))));
+        assert!(l.bind(&Need::storage(1)));
+        assert!(!l.bind(&Need::storage(0)));
+        let none = limits(RoleLimits::default());
+        assert!(!none.bind(&Need::start(64.0, 1 << 20)));
+        // Wherever bind says no, check passes whatever the usage.
+        let full = Usage {
+            workspaces: u64::MAX / 2,
+            running: u64::MAX / 2,
+            cpus: 1e12,
+            memory_mb: u64::MAX / 2,
+            volume_bytes: u64::MAX / 2,
+            backup_bytes: u64::MAX / 2,
+            measured_at: None,
+        };
+        for need in [Need::workspace(), Need::resize((1.0, 64), (2.0, 128))] {
+            assert!(!l.bind(&need));
+            assert!(check(&full, &need, &l).is_ok());
+        }
     }
 
     #[test]

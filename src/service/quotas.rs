@@ -104,9 +104,14 @@ impl Berth {
         })
     }
 
-    async fn report_of(&self, user: User) -> Result<QuotaReport> {
+    /// `user`'s limits in force: their role's, with an admin's overrides.
+    async fn limits_of(&self, user: &User) -> Result<Limits> {
         let overrides = self.store().quota_overrides(user.id).await?;
-        let limits = Limits::of(&self.role_defaults(user.role), &overrides);
+        Ok(Limits::of(&self.role_defaults(user.role), &overrides))
+    }
+
+    async fn report_of(&self, user: User) -> Result<QuotaReport> {
+        let limits = self.limits_of(&user).await?;
         let usage = self.usage_of(user.id).await?;
         let site = if self.site_capped() {
             Some(self.site().await?)
@@ -221,39 +226,40 @@ impl Berth {
     /// nothing is checked, nothing held. Lock order: a workspace's or a
     /// project's lock first, then the user's, then the site's.
     pub(crate) async fn reserve(&self, owner: Uuid, need: Need) -> Result<QuotaHold> {
+        let site_binds = self.site_capped() && (need.cpus > 0.0 || need.memory_mb > 0);
+        let mut hold = QuotaHold {
+            _user: None,
+            _site: None,
+        };
         if need == Need::default() {
-            return Ok(QuotaHold {
-                _user: None,
-                _site: None,
-            });
+            return Ok(hold);
         }
-        let user = self.lock_key(owner, LockKey::Quota(owner)).await?;
+        // The limits are read before the lock: an admin's change counts
+        // from the next action on. Where no limit bounds the need (the
+        // default: none is set) nothing is measured or locked, so an
+        // unlimited user's start costs no lock and no usage queries.
         let owner_user = self
             .store()
             .user(owner)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("user {owner} not found")))?;
-        let overrides = self.store().quota_overrides(owner).await?;
-        let limits = Limits::of(&self.role_defaults(owner_user.role), &overrides);
-        let usage = self.usage_of(owner).await?;
-        if let Err(why) = check(&usage, &need, &limits) {
-            metrics::counter!("berth_quota_refusals_total", "scope" => "user").increment(1);
-            return Err(ServiceError::Quota(why));
+        let limits = self.limits_of(&owner_user).await?;
+        if limits.bind(&need) {
+            hold._user = Some(self.lock_key(owner, LockKey::Quota(owner)).await?);
+            let usage = self.usage_of(owner).await?;
+            if let Err(why) = check(&usage, &need, &limits) {
+                metrics::counter!("berth_quota_refusals_total", "scope" => "user").increment(1);
+                return Err(ServiceError::Quota(why));
+            }
         }
-        let site = if self.site_capped() && (need.cpus > 0.0 || need.memory_mb > 0) {
-            let held = self.lock_key(Uuid::nil(), LockKey::Site).await?;
+        if site_binds {
+            hold._site = Some(self.lock_key(Uuid::nil(), LockKey::Site).await?);
             if let Err(why) = check_site(&self.site().await?, &need) {
                 metrics::counter!("berth_quota_refusals_total", "scope" => "site").increment(1);
                 return Err(ServiceError::Quota(why));
             }
-            Some(held)
-        } else {
-            None
-        };
-        Ok(QuotaHold {
-            _user: Some(user),
-            _site: site,
-        })
+        }
+        Ok(hold)
     }
 
     /// What starting `ws` needs of its owner's quota: nothing when it
