@@ -69,6 +69,14 @@ pub fn audited(methods: &[Method], path: &str) -> bool {
 /// The largest JSON body whose naming fields are read.
 const BODY_PEEK: usize = 64 * 1024;
 
+/// Whether a body may be read whole and put back: its whole length known
+/// (a stream, such as an upload, passes by untouched) and small.
+fn peekable(body: &Body) -> bool {
+    axum::body::HttpBody::size_hint(body)
+        .exact()
+        .is_some_and(|n| n <= BODY_PEEK as u64)
+}
+
 /// The path parameters of `route` in `path` (`{id}` → its segment).
 fn path_params(route: &str, path: &str) -> BTreeMap<String, String> {
     route
@@ -110,12 +118,7 @@ pub async fn layer(
     }
     let json = header_text(&req, header::CONTENT_TYPE, 100)
         .is_some_and(|c| c.starts_with("application/json"));
-    // Only a body whose whole length is known (a Content-Length), and
-    // small: an upload streams by untouched.
-    let small = axum::body::HttpBody::size_hint(req.body())
-        .exact()
-        .is_some_and(|n| n <= BODY_PEEK as u64);
-    if json && small {
+    if json && peekable(req.body()) {
         let (parts, body) = req.into_parts();
         let bytes = axum::body::to_bytes(body, BODY_PEEK)
             .await
@@ -157,10 +160,11 @@ pub async fn layer(
         .extensions()
         .get::<crate::http::error::ErrorCode>()
         .map(|c| c.0.to_string());
-    // What a creation made, from its answer (small JSON).
-    if status == StatusCode::CREATED {
+    // What a creation made, from its answer: only one whose whole length
+    // is known and small (a larger one would be cut to nothing).
+    if status == StatusCode::CREATED && peekable(resp.body()) {
         let (parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, 1024 * 1024)
+        let bytes = axum::body::to_bytes(body, BODY_PEEK)
             .await
             .unwrap_or_default();
         let created = serde_json::from_slice::<serde_json::Value>(&bytes)
