@@ -13,7 +13,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use berth::domain::Role;
-use berth::service::NewUser;
 use common::TestEnv;
 use serde_json::{json, Value};
 
@@ -24,25 +23,10 @@ async fn records(env: &TestEnv, admin: &str, query: &str) -> Vec<Value> {
     v["data"].as_array().unwrap().clone()
 }
 
-/// A user whose email the test knows (to make tokens, to log in).
-async fn user_with_email(env: &TestEnv, role: Role) -> (uuid::Uuid, String) {
-    let email = format!("{}@audit.example", uuid::Uuid::new_v4().simple());
-    let u = env
-        .accounts
-        .add_user(NewUser {
-            email: email.clone(),
-            password: "password123".into(),
-            role,
-        })
-        .await
-        .unwrap();
-    (u.id, email)
-}
-
 #[tokio::test]
 async fn every_route_that_changes_state_is_recorded_with_its_actor_and_outcome() {
     let env = TestEnv::new().await;
-    let (admin_id, email) = user_with_email(&env, Role::Admin).await;
+    let (admin_id, email) = env.user_with_email(Role::Admin).await;
     let reader = env
         .accounts
         .create_api_token(&email, "reader")
@@ -156,7 +140,7 @@ async fn logins_refusals_and_someone_elses_resources_are_recorded_and_nothing_se
     assert_eq!(r["actor"]["credential"], "none");
     assert!(!r.to_string().contains("the-secret-tried"), "{r}");
     // A login that works names its user and session.
-    let (uid, email) = user_with_email(&env, Role::Member).await;
+    let (uid, email) = env.user_with_email(Role::Member).await;
     let (s, _) = env
         .call(
             Method::POST,

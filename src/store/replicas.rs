@@ -7,7 +7,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::backups::backup_from_row;
-use super::{get_uuid, Result, Store, StoreError};
+use super::{get_opt_uuid, get_uuid, Result, Store};
 use crate::domain::backups::Backup;
 use crate::domain::replicas::Replica;
 use crate::domain::Millis;
@@ -45,7 +45,6 @@ impl Whose {
 }
 
 fn replica_from_row(r: &AnyRow) -> Result<Replica> {
-    let by: Option<String> = r.try_get("reaped_by")?;
     Ok(Replica {
         id: get_uuid(r, "id")?,
         name: r.try_get("name")?,
@@ -57,11 +56,7 @@ fn replica_from_row(r: &AnyRow) -> Result<Replica> {
         heartbeat_at: r.try_get("heartbeat_at")?,
         stopped_at: r.try_get("stopped_at")?,
         reaped_at: r.try_get("reaped_at")?,
-        reaped_by: by
-            .map(|s| {
-                Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("reaped_by: {e}")))
-            })
-            .transpose()?,
+        reaped_by: get_opt_uuid(r, "reaped_by")?,
     })
 }
 

@@ -354,8 +354,8 @@ impl TestEnv {
         open(test_config(self.dir.path(), &self.instance)).await
     }
 
-    /// Creates a user and an API token for them.
-    pub async fn user(&self, role: Role) -> (Uuid, String) {
+    /// Creates a user (password `password123`) and says their id and email.
+    pub async fn user_with_email(&self, role: Role) -> (Uuid, String) {
         let email = format!("{}@test.example", Uuid::new_v4().simple());
         let u = self
             .accounts
@@ -366,33 +366,30 @@ impl TestEnv {
             })
             .await
             .expect("add user");
+        (u.id, email)
+    }
+
+    /// Creates a user and an API token for them.
+    pub async fn user(&self, role: Role) -> (Uuid, String) {
+        let (id, email) = self.user_with_email(role).await;
         let token = self
             .accounts
             .create_api_token(&email, "test")
             .await
             .expect("token");
-        (u.id, token)
+        (id, token)
     }
 
     /// Creates a user and logs them in as a browser would: the session
     /// token (the value of the `berth_session` cookie) and their id.
     pub async fn session(&self, role: Role) -> (Uuid, String) {
-        let email = format!("{}@test.example", Uuid::new_v4().simple());
-        let u = self
-            .accounts
-            .add_user(NewUser {
-                email: email.clone(),
-                password: "password123".into(),
-                role,
-            })
-            .await
-            .expect("add user");
+        let (id, email) = self.user_with_email(role).await;
         let s = self
             .accounts
             .login(&email, "password123")
             .await
             .expect("login");
-        (u.id, s.token)
+        (id, s.token)
     }
 
     pub async fn member(&self) -> String {
