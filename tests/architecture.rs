@@ -83,6 +83,62 @@ fn the_domain_and_its_planners_do_no_io() {
     assert_eq!(found, Vec::<String>::new());
 }
 
+/// A file's text before its unit tests (which build fixtures by path).
+fn before_tests(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or(text)
+}
+
+#[test]
+fn a_volume_is_walked_by_descriptor_only() {
+    // A volume's content is hostile (ARCHITECTURE.md): the code that reads
+    // or writes a volume's directory goes through `backup::beneath`, never
+    // by path, and never hands a volume to another program by path.
+    let by_path = [
+        "std::fs",
+        "tokio::fs",
+        "File::open",
+        "File::create",
+        "OpenOptions",
+        "read_dir",
+        "symlink_metadata",
+        "read_link",
+        "filetime",
+        "lchown",
+        "unpack_in(",
+        "append_path",
+        "Command::new",
+    ];
+    let volume_code = [
+        "backup/volume.rs",
+        "service/volumes.rs",
+        "service/volume_io.rs",
+    ];
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| volume_code.contains(&rel.as_str()))
+        .flat_map(|(rel, text)| {
+            by_path
+                .iter()
+                .filter(|n| before_tests(&text).contains(*n))
+                .map(|n| format!("{rel}: {n}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+    // And the descriptor calls themselves live in one file.
+    assert_eq!(
+        offenders(
+            &[
+                "rustix::fs::openat",
+                "rustix::fs::mkdirat",
+                "rustix::fs::linkat"
+            ],
+            &["backup/beneath.rs"]
+        ),
+        Vec::<String>::new()
+    );
+}
+
 #[test]
 fn the_http_layer_reaches_the_engine_and_the_store_only_through_services() {
     // Two handlers still sample or inspect a container themselves (the

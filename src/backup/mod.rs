@@ -3,13 +3,14 @@
 //! code (run it in `spawn_blocking`): tar, zstd and flate2 are synchronous,
 //! and every byte is streamed, never staged whole in memory.
 
+pub mod beneath;
 mod read;
 pub mod scan;
-mod tree;
+mod volume;
 mod write;
 
 pub use read::*;
-pub use tree::*;
+pub use volume::*;
 pub use write::*;
 
 use std::collections::{HashMap, HashSet};
@@ -289,7 +290,7 @@ mod tests {
         filetime::set_file_times(s.join("a/b/c/big"), old, old).unwrap();
 
         let dst = tempfile::tempdir().unwrap();
-        let n = copy_tree(s, dst.path(), 3).unwrap().unwrap();
+        let n = copy_tree(s, dst.path(), 3).unwrap();
         assert_eq!(
             n.files,
             1 + 1 + 1 + 200,
@@ -301,6 +302,7 @@ mod tests {
         got.retain(|l| !l.starts_with(" dir"));
         assert_eq!(got, want);
 
+        // FIFOs are made as FIFOs (no `cp -a` needed any more).
         let fifo = tempfile::tempdir().unwrap();
         let made = std::process::Command::new("mkfifo")
             .arg(fifo.path().join("pipe"))
@@ -308,7 +310,12 @@ mod tests {
             .unwrap();
         assert!(made.success());
         let out = tempfile::tempdir().unwrap();
-        assert!(copy_tree(fifo.path(), out.path(), 2).unwrap().is_err());
+        copy_tree(fifo.path(), out.path(), 2).unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::symlink_metadata(out.path().join("pipe"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
     }
 
     #[test]
@@ -387,6 +394,158 @@ mod tests {
         assert!(
             write_archive(src.path(), &file, Compression::Zstd).is_err(),
             "never overwrites"
+        );
+    }
+
+    /// A workspace swapping its directories with symlinks to a host
+    /// directory while Berth walks its volume (issue 28): nothing from the
+    /// host directory may end up in what the walk produces. The swapper
+    /// keeps each symlink for a random 0–60 µs, so that over a few hundred
+    /// walks every window of a walk by path is hit (against the walk by
+    /// path these tests failed in most runs; `scripts/attack` runs the
+    /// same race through the server).
+    struct Swapper {
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<u64>>,
+    }
+
+    impl Swapper {
+        fn start(vol: &Path, host: &Path, dirs: usize) -> Swapper {
+            use rand::Rng;
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (vol, host, s) = (vol.to_path_buf(), host.to_path_buf(), stop.clone());
+            let thread = std::thread::spawn(move || {
+                let mut rng = rand::thread_rng();
+                let mut swaps = 0u64;
+                while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                    for i in 0..dirs {
+                        let d = vol.join(format!("d{i}"));
+                        let real = vol.join(format!(".d{i}.real"));
+                        if std::fs::rename(&d, &real).is_ok() {
+                            let _ = std::os::unix::fs::symlink(&host, &d);
+                            let hold = rng.gen_range(0..60);
+                            std::thread::sleep(std::time::Duration::from_micros(hold));
+                            let _ = std::fs::remove_file(&d);
+                            let _ = std::fs::rename(&real, &d);
+                            swaps += 1;
+                        }
+                    }
+                }
+                swaps
+            });
+            Swapper {
+                stop,
+                thread: Some(thread),
+            }
+        }
+        fn stop(mut self) -> u64 {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.thread.take().unwrap().join().unwrap()
+        }
+    }
+
+    /// Walks `run` over and over for two seconds beside a swapper.
+    fn race(dirs: usize, vol: &Path, host: &Path, mut run: impl FnMut()) -> (u64, u64) {
+        let swapper = Swapper::start(vol, host, dirs);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut walks = 0;
+        while std::time::Instant::now() < until {
+            run();
+            walks += 1;
+        }
+        let swaps = swapper.stop();
+        assert!(swaps > 100, "the race ran ({swaps} swaps)");
+        (walks, swaps)
+    }
+
+    /// A volume of `dirs` directories of 20 small files each, and a host
+    /// directory holding marker files.
+    fn hostile_volume(dirs: usize) -> (tempfile::TempDir, tempfile::TempDir, String) {
+        let vol = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        let marker = format!("HOST-MARKER-{}", std::process::id());
+        for n in 0..30 {
+            std::fs::write(host.path().join(format!("secret{n}")), &marker).unwrap();
+        }
+        std::fs::create_dir(host.path().join("sub")).unwrap();
+        std::fs::write(host.path().join("sub/deep"), &marker).unwrap();
+        for i in 0..dirs {
+            let d = vol.path().join(format!("d{i}"));
+            std::fs::create_dir(&d).unwrap();
+            for j in 0..20 {
+                std::fs::write(d.join(format!("f{j}")), b"volume data").unwrap();
+            }
+        }
+        (vol, host, marker)
+    }
+
+    /// Every regular file under `root` whose content holds `marker`.
+    fn leaks(root: &Path, marker: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.is_dir() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    stack.push(e.unwrap().path());
+                }
+            } else if md.is_file()
+                && std::fs::read_to_string(&p)
+                    .unwrap_or_default()
+                    .contains(marker)
+            {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_clone_never_copies_what_a_racing_symlink_points_to() {
+        let (vol, host, marker) = hostile_volume(2);
+        let mut found = Vec::new();
+        let mut skipped = 0;
+        race(2, vol.path(), host.path(), || {
+            let dst = tempfile::tempdir().unwrap();
+            // Never an error: what changed is skipped and counted.
+            skipped += copy_tree(vol.path(), dst.path(), 2).unwrap().skipped.count;
+            found.extend(leaks(dst.path(), &marker));
+        });
+        assert!(found.is_empty(), "host files copied into clones: {found:?}");
+        assert!(skipped > 0, "the race changed something under the walks");
+    }
+
+    #[test]
+    fn a_backup_never_archives_what_a_racing_symlink_points_to() {
+        let (vol, host, marker) = hostile_volume(2);
+        let out = tempfile::tempdir().unwrap();
+        let mut found = Vec::new();
+        let mut n = 0;
+        race(2, vol.path(), host.path(), || {
+            n += 1;
+            let file = out.path().join(format!("a{n}.tar.zst"));
+            write_archive(vol.path(), &file, Compression::Zstd).unwrap();
+            let dst = tempfile::tempdir().unwrap();
+            extract_archive(&file, Compression::Zstd, None, dst.path(), ReadRules::OWN).unwrap();
+            found.extend(leaks(dst.path(), &marker));
+            std::fs::remove_file(&file).unwrap();
+        });
+        assert!(found.is_empty(), "host files archived: {found:?}");
+    }
+
+    #[test]
+    fn a_size_never_counts_what_a_racing_symlink_points_to() {
+        let (vol, host, _) = hostile_volume(2);
+        // Far larger than the volume: counted, it shows.
+        std::fs::write(host.path().join("big"), vec![0u8; 50_000_000]).unwrap();
+        let quiet = dir_size(vol.path()).unwrap();
+        let mut most = 0;
+        race(2, vol.path(), host.path(), || {
+            most = most.max(dir_size(vol.path()).unwrap());
+        });
+        assert!(
+            most < quiet + 10_000_000,
+            "a size counted host files: {most} vs {quiet}"
         );
     }
 }

@@ -326,7 +326,7 @@ pub fn extract_archive(
     };
     let (reader, report) = Scanner::new(reader, rules.budget);
     let extracted =
-        unpack_checked(reader, dst, rules).map_err(|e| ArchiveError::from_scan(&report, e));
+        unpack_into(reader, dst, rules).map_err(|e| ArchiveError::from_scan(&report, e));
     // Dropping the reader (inside unpack_checked) stops the thread early on
     // failure; on success it has drained the stream.
     let hashed = decompressor
@@ -358,83 +358,4 @@ pub fn extract_archive(
             content_bytes: report.lock().expect("scan report").content_bytes,
         }),
     }
-}
-
-/// A hard link to a symlink, made as a copy of the symlink.
-pub(super) fn symlink_copy(
-    dst: &Path,
-    rel: &Path,
-    target: &Path,
-    h: &tar::Header,
-) -> io::Result<()> {
-    let at = dst.join(rel);
-    match std::fs::symlink_metadata(&at) {
-        Ok(md) if md.is_dir() => std::fs::remove_dir_all(&at)?,
-        Ok(_) => std::fs::remove_file(&at)?,
-        Err(_) => {}
-    }
-    std::os::unix::fs::symlink(target, &at)?;
-    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-    std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
-    let t = filetime::FileTime::from_unix_time(h.mtime().unwrap_or(0) as i64, 0);
-    filetime::set_symlink_file_times(&at, t, t)
-}
-
-pub(super) fn unpack_checked(
-    reader: Scanner<ChannelReader>,
-    dst: &Path,
-    rules: ReadRules,
-) -> Result<u64, ArchiveError> {
-    let mut a = tar::Archive::new(reader);
-    a.set_preserve_permissions(true);
-    a.set_preserve_ownerships(true);
-    a.set_preserve_mtime(true);
-    a.set_unpack_xattrs(false);
-    a.set_overwrite(true);
-    if rules.strip_setid {
-        a.set_mask(0o6000);
-    }
-    let mut guard = EntryGuard::default();
-    let mut dirs = Vec::new();
-    let mut entries = 0u64;
-    for e in a
-        .entries()
-        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
-    {
-        let mut e = e.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-        let checked = guard.check(&e)?;
-        entries += 1;
-        if let Some(target) = checked.link_to_symlink {
-            let rel = normal(&e.path().map_err(|x| ArchiveError::Corrupt(x.to_string()))?);
-            symlink_copy(dst, &rel, &target, e.header())
-                .map_err(io_err(format!("extracting {}", rel.display())))?;
-            continue;
-        }
-        if e.header().entry_type() == tar::EntryType::Directory {
-            // Directory times are set after their contents are written.
-            dirs.push((
-                e.path()
-                    .map_err(|x| ArchiveError::Corrupt(x.to_string()))?
-                    .into_owned(),
-                e.header().mtime().unwrap_or(0),
-            ));
-        }
-        let ok = e.unpack_in(dst).map_err(io_err("extracting the archive"))?;
-        if !ok {
-            return Err(ArchiveError::Unsafe(
-                "an entry would land outside the volume".into(),
-            ));
-        }
-    }
-    // Drain to the end so the decompressor reads (and hashes) everything.
-    io::copy(&mut a.into_inner(), &mut io::sink())
-        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-    for (p, mtime) in dirs.into_iter().rev() {
-        let full: PathBuf = dst.join(&p);
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-        if let Ok(f) = File::open(&full) {
-            let _ = f.set_modified(t);
-        }
-    }
-    Ok(entries)
 }

@@ -297,12 +297,6 @@ pub fn tar_stream_digest(input: impl Read) -> Result<(String, u64), ArchiveError
     Ok((hex::encode(h.finalize()), n))
 }
 
-/// Whether an I/O error means the path is gone (a workspace removed or
-/// renamed it while the volume was read).
-pub(super) fn vanished(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound
-}
-
 /// A file's bytes as they were when its header was written: a file that
 /// shrank meanwhile is padded with zeros, one that grew is cut, so the
 /// archive stays well-formed (GNU tar does the same, with a warning).
@@ -329,114 +323,6 @@ impl<R: Read> Read for ExactLength<R> {
         self.left -= n as u64;
         Ok(n)
     }
-}
-
-/// Writes everything under `src` as a tar stream (entries relative to it,
-/// the root as `./`, symlinks as links, owners, modes and times kept). A
-/// path that vanishes while it is walked — a running workspace deleting or
-/// renaming files — is skipped and counted, as tar and restic do; any other
-/// failure stops the walk with its reason.
-pub(super) fn tar_dir<W: Write>(src: &Path, w: W) -> Result<(W, Walked), ArchiveError> {
-    let mut b = tar::Builder::new(w);
-    b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Complete);
-    let mut walked = Walked::default();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let full = src.join(&rel);
-        let shown = if rel.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            rel.clone()
-        };
-        let ctx = |what: &str| io_err(format!("{what} {}", shown.display()));
-        let md = match std::fs::symlink_metadata(&full) {
-            Ok(md) => md,
-            Err(e) if vanished(&e) && !rel.as_os_str().is_empty() => {
-                walked.skipped.add(&rel);
-                continue;
-            }
-            Err(e) => return Err(ctx("reading")(e)),
-        };
-        let name = if rel.as_os_str().is_empty() {
-            PathBuf::from("./")
-        } else {
-            rel.clone()
-        };
-        let mut h = tar::Header::new_gnu();
-        h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
-        let ft = md.file_type();
-        if ft.is_dir() {
-            h.set_size(0);
-            b.append_data(&mut h, &name, io::empty())
-                .map_err(ctx("archiving"))?;
-            let listing = match std::fs::read_dir(&full) {
-                Ok(l) => l,
-                Err(e) if vanished(&e) => {
-                    walked.skipped.add(&rel);
-                    continue;
-                }
-                Err(e) => return Err(ctx("listing")(e)),
-            };
-            let mut children = Vec::new();
-            for entry in listing {
-                match entry {
-                    Ok(e) => children.push(rel.join(e.file_name())),
-                    Err(e) if vanished(&e) => {}
-                    Err(e) => return Err(ctx("listing")(e)),
-                }
-            }
-            // Sorted, then popped in order: a stable archive.
-            children.sort();
-            stack.extend(children.into_iter().rev());
-        } else if ft.is_symlink() {
-            let target = match std::fs::read_link(&full) {
-                Ok(t) => t,
-                Err(e) if vanished(&e) => {
-                    walked.skipped.add(&rel);
-                    continue;
-                }
-                Err(e) => return Err(ctx("reading")(e)),
-            };
-            h.set_size(0);
-            b.append_link(&mut h, &name, &target)
-                .map_err(ctx("archiving"))?;
-        } else if ft.is_file() {
-            let file = match File::open(&full) {
-                Ok(f) => f,
-                Err(e) if vanished(&e) => {
-                    walked.skipped.add(&rel);
-                    continue;
-                }
-                Err(e) => return Err(ctx("opening")(e)),
-            };
-            // The open file's own metadata: the size its data is read to.
-            let md = file.metadata().map_err(ctx("reading"))?;
-            h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
-            walked.content_bytes += md.len();
-            let data = ExactLength {
-                inner: BufReader::with_capacity(256 * 1024, file),
-                left: md.len(),
-            };
-            b.append_data(&mut h, &name, data)
-                .map_err(ctx("archiving"))?;
-        } else {
-            use std::os::unix::fs::FileTypeExt;
-            if ft.is_socket() {
-                // A socket is a live endpoint, not data: nothing to keep.
-                continue;
-            }
-            match b.append_path_with_name(&full, &name) {
-                Ok(()) => {}
-                Err(e) if vanished(&e) => walked.skipped.add(&rel),
-                Err(e) => return Err(ctx("archiving")(e)),
-            }
-        }
-    }
-    Ok((
-        b.into_inner().map_err(io_err("finishing the tar stream"))?,
-        walked,
-    ))
 }
 
 pub(super) fn create_private(path: &Path) -> Result<File, ArchiveError> {

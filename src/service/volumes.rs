@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::backups::{blocking, SIZE_TTL};
 use super::volume_io::Access;
 use super::{Backups, Result, ServiceError};
-use crate::backup::{self, ArchiveError};
+use crate::backup;
 use crate::domain::backups::Backup;
 use crate::domain::quota::Need;
 use crate::domain::{now_millis, Project, User};
@@ -285,9 +285,7 @@ impl Backups {
                 ));
             }
             target_was_empty = match self.access(&t.node, &t.volume_name).await? {
-                Access::Host(d) => std::fs::read_dir(&d)
-                    .map(|mut l| l.next().is_none())
-                    .unwrap_or(false),
+                Access::Host(d) => blocking(move || backup::dir_is_empty(&d)).await?,
                 Access::Engine(e) => self.is_empty_via_engine(&e, &t.volume_name).await?,
             };
             if !target_was_empty && !overwrite {
@@ -383,10 +381,11 @@ impl Backups {
     }
 
     /// Copies `src`'s data into the new, empty volume `dst`: on the host a
-    /// parallel copy of our own (in-kernel `copy_file_range` per file, `cp
-    /// -a` for what it does not handle: FIFOs, device files); otherwise
-    /// through the engines (the same, or two nodes'). Each side is a node
-    /// and a volume there.
+    /// parallel copy of our own that walks the source by descriptor
+    /// (`backup::copy_tree`: in-kernel `copy_file_range` per file, FIFOs
+    /// and device files as nodes, nothing followed); otherwise through the
+    /// engines (the same, or two nodes'). Each side is a node and a volume
+    /// there.
     pub(super) async fn copy_volume(
         &self,
         (src_node, src): (&str, &str),
@@ -414,30 +413,8 @@ impl Backups {
             .map(|n| n.get())
             .unwrap_or(1)
             .max(2);
-        let (s2, d2) = (from.clone(), to.clone());
-        match blocking(move || backup::copy_tree(&s2, &d2, workers)).await? {
-            Ok(c) => Ok(c.skipped),
-            Err(backup::Unsupported(what)) => {
-                tracing::info!(file = %what.display(), "special file in the volume: copying with cp -a");
-                let d = to.clone();
-                blocking(move || clear_dir(&d)).await?;
-                let out = tokio::process::Command::new("cp")
-                    .arg("-a")
-                    .arg("--")
-                    .arg(format!("{}/.", from.display()))
-                    .arg(&to)
-                    .output()
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("running cp: {e}")))?;
-                if !out.status.success() {
-                    return Err(ServiceError::Storage(format!(
-                        "copying the volume failed: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    )));
-                }
-                Ok(backup::Skipped::default())
-            }
-        }
+        let copied = blocking(move || backup::copy_tree(&from, &to, workers)).await?;
+        Ok(copied.skipped)
     }
 
     /// Moves a project to the node `to` (admins only): its running
@@ -855,25 +832,4 @@ impl Backups {
             .await?;
         Ok(size)
     }
-}
-
-/// Removes everything inside `dir`, keeping `dir`.
-fn clear_dir(dir: &Path) -> std::result::Result<(), ArchiveError> {
-    let listing = |e| ArchiveError::Io {
-        context: format!("listing {}", dir.display()),
-        source: e,
-    };
-    for e in std::fs::read_dir(dir).map_err(listing)? {
-        let p = e.map_err(listing)?.path();
-        let r = if p.is_dir() && !p.is_symlink() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        r.map_err(|e| ArchiveError::Io {
-            context: format!("clearing {}", p.display()),
-            source: e,
-        })?;
-    }
-    Ok(())
 }
