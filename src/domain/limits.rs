@@ -232,7 +232,9 @@ pub struct HealthCheckOverride {
     /// `false` turns the check off (also one the image declares).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// A shell command (`sh -c`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096), extend("x-berth-text" = "multiline"))]
     pub command: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<u64>,

@@ -18,6 +18,7 @@ pub mod recovery;
 pub mod replicas;
 pub mod retention;
 mod spelled;
+pub mod text;
 pub mod throttle;
 pub mod transition;
 pub mod types;
@@ -208,18 +209,15 @@ spelled_enum! {
     }
 }
 
-/// Checks a user-given name: trimmed, 1 to 100 characters, no control
-/// characters. Returns the trimmed name or a message saying what to fix.
+/// Checks a user-given name: 1 to 100 characters under the text rule
+/// ([`text::check`], before trimming: a CR/LF is refused, not trimmed
+/// away), not only spaces. Returns the trimmed name or a message saying
+/// what to fix.
 pub fn validate_name(field: &str, raw: &str) -> Result<String, String> {
+    text::check(field, raw, text::Shape::Line, 100)?;
     let name = raw.trim();
     if name.is_empty() {
         return Err(format!("{field} must not be empty"));
-    }
-    if name.chars().count() > 100 {
-        return Err(format!("{field} must be at most 100 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(format!("{field} must not contain control characters"));
     }
     Ok(name.to_string())
 }
@@ -231,26 +229,16 @@ pub fn validate_description(raw: &str) -> Result<String, String> {
     Ok(raw.trim().to_string())
 }
 
-/// Checks text a user gives (a description, a command): at most `max`
-/// characters and no control characters — a NUL, an escape sequence or a
-/// carriage return has no place in a record that headers, logs and
-/// terminals show — except tabs and line breaks where `multiline`.
+/// Checks text a user gives (a description, a command) under the text
+/// rule ([`text::check`]): at most `max` characters, tabs and line feeds
+/// only where `multiline`.
 pub fn validate_text(field: &str, raw: &str, max: usize, multiline: bool) -> Result<(), String> {
-    if raw.chars().count() > max {
-        return Err(format!("{field} must be at most {max} characters"));
-    }
-    let allowed = |c: char| multiline && (c == '\n' || c == '\t');
-    if raw.chars().any(|c| c.is_control() && !allowed(c)) {
-        return Err(format!(
-            "{field} must not contain control characters{}",
-            if multiline {
-                " (other than line breaks and tabs)"
-            } else {
-                ""
-            }
-        ));
-    }
-    Ok(())
+    let shape = if multiline {
+        text::Shape::Multiline
+    } else {
+        text::Shape::Line
+    };
+    text::check(field, raw, shape, max)
 }
 
 /// Checks a number given in a query or body: within `min..=max`, else a
@@ -299,6 +287,9 @@ mod tests {
         assert!(validate_name("name", &"x".repeat(101)).is_err());
         assert!(validate_name("name", &"x".repeat(100)).is_ok());
         assert!(validate_name("name", "a\u{0}b").is_err());
+        // Refused, not trimmed into something else (issue 28).
+        assert!(validate_name("name", "\r\nSet-Cookie: pwn=1").is_err());
+        assert!(validate_name("name", "abc\u{202E}gpj.exe").is_err());
     }
 
     #[test]

@@ -10,10 +10,11 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::domain::User;
+use crate::domain::{text, User};
 use crate::service::{Accounts, Berth};
 
 /// Name of the session cookie set by login.
@@ -208,6 +209,7 @@ pub fn parse_json_body<T: DeserializeOwned + JsonSchema + 'static>(
             "invalid request body: {at} must be an object with named fields, not an array"
         )));
     }
+    check_body_texts::<T>(&value)?;
     Ok(v)
 }
 
@@ -228,33 +230,191 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// `T`'s schema as a request body or query is read (the deserialize
+/// contract), with its definitions; made once per type.
+fn request_schema<T: JsonSchema + 'static>() -> Arc<(serde_json::Value, serde_json::Value)> {
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Schemas = HashMap<TypeId, Arc<(serde_json::Value, serde_json::Value)>>;
+    static CACHE: OnceLock<Mutex<Schemas>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("schema cache");
+    cache
+        .entry(TypeId::of::<T>())
+        .or_insert_with(|| {
+            let mut g = schemars::generate::SchemaSettings::draft2020_12()
+                .for_deserialize()
+                .into_generator();
+            let root = g.subschema_for::<T>().to_value();
+            let defs = serde_json::Value::Object(g.take_definitions(false));
+            Arc::new((root, defs))
+        })
+        .clone()
+}
+
 /// Where `value` has an array at a place `T`'s schema describes an object
 /// (`body` for the whole, else the field path), if anywhere.
 fn array_for_object<T: JsonSchema + 'static>(value: &serde_json::Value) -> Option<String> {
-    use std::any::TypeId;
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    type Schemas = HashMap<TypeId, Arc<(serde_json::Value, serde_json::Value)>>;
-    static CACHE: OnceLock<Mutex<Schemas>> = OnceLock::new();
-    let entry = {
-        let mut cache = CACHE
-            .get_or_init(Default::default)
-            .lock()
-            .expect("schema cache");
-        cache
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| {
-                let mut g = schemars::generate::SchemaSettings::draft2020_12()
-                    .for_deserialize()
-                    .into_generator();
-                let root = g.subschema_for::<T>().to_value();
-                let defs = serde_json::Value::Object(g.take_definitions(false));
-                Arc::new((root, defs))
-            })
-            .clone()
-    };
+    let entry = request_schema::<T>();
     let (root, defs) = &*entry;
     find_array_for_object(value, root, defs, "body")
+}
+
+/// Follows `$ref`s to the schema they name.
+fn deref<'a>(
+    mut schema: &'a serde_json::Value,
+    defs: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    while let Some(r) = schema.get("$ref").and_then(serde_json::Value::as_str) {
+        match defs.get(r.rsplit('/').next().unwrap_or("")) {
+            Some(s) => schema = s,
+            None => break,
+        }
+    }
+    schema
+}
+
+/// The text rule's shape and bound for a string `schema` declares
+/// (`x-berth-text`, `maxLength`; else one line of [`text::DEFAULT_MAX`]).
+fn text_rule(schema: &serde_json::Value, defs: &serde_json::Value) -> (text::Shape, usize) {
+    let schema = deref(schema, defs);
+    // `Option<String>` and the like: the branch that is not null.
+    let schema = ["anyOf", "oneOf"]
+        .iter()
+        .find_map(|k| schema.get(*k).and_then(serde_json::Value::as_array))
+        .and_then(|branches| {
+            branches
+                .iter()
+                .map(|b| deref(b, defs))
+                .find(|b| b.get("type") != Some(&serde_json::Value::from("null")))
+        })
+        .unwrap_or(schema);
+    let shape = schema
+        .get(text::Shape::SCHEMA_KEY)
+        .and_then(serde_json::Value::as_str)
+        .and_then(text::Shape::parse)
+        .unwrap_or(text::Shape::Line);
+    let max = schema
+        .get("maxLength")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(text::DEFAULT_MAX, |m| m as usize);
+    (shape, max)
+}
+
+/// The schema of `value`'s field `key` under `schema` (its properties,
+/// else its `additionalProperties`; an `Option`'s branch that is not null).
+fn field_schema<'a>(
+    schema: &'a serde_json::Value,
+    defs: &'a serde_json::Value,
+    key: &str,
+) -> Option<&'a serde_json::Value> {
+    let schema = deref(schema, defs);
+    if let Some(s) = schema.get("properties").and_then(|p| p.get(key)) {
+        return Some(s);
+    }
+    if let Some(s) = schema.get("additionalProperties").filter(|s| s.is_object()) {
+        return Some(s);
+    }
+    ["anyOf", "oneOf", "allOf"]
+        .iter()
+        .filter_map(|k| schema.get(*k).and_then(serde_json::Value::as_array))
+        .flatten()
+        .find_map(|b| field_schema(b, defs, key))
+}
+
+fn items_schema<'a>(
+    schema: &'a serde_json::Value,
+    defs: &'a serde_json::Value,
+) -> Option<&'a serde_json::Value> {
+    let schema = deref(schema, defs);
+    if let Some(s) = schema.get("items") {
+        return Some(s);
+    }
+    ["anyOf", "oneOf"]
+        .iter()
+        .filter_map(|k| schema.get(*k).and_then(serde_json::Value::as_array))
+        .flatten()
+        .find_map(|b| items_schema(b, defs))
+}
+
+/// Applies the text rule to every string in `value` (and every key of its
+/// objects), each under the shape and bound its schema declares; the error
+/// names the field (`tls.ca`, `labels.team`, `command[2]`).
+fn check_texts(
+    value: &serde_json::Value,
+    schema: Option<&serde_json::Value>,
+    defs: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let null = Value::Null;
+    let schema = schema.unwrap_or(&null);
+    let join = |k: &str| {
+        if at.is_empty() {
+            k.to_string()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    match value {
+        Value::String(s) => {
+            let (shape, max) = text_rule(schema, defs);
+            text::check(if at.is_empty() { "body" } else { at }, s, shape, max)
+        }
+        Value::Array(items) => {
+            let sub = items_schema(schema, defs);
+            for (i, v) in items.iter().enumerate() {
+                check_texts(v, sub, defs, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                let field = join(k);
+                text::check(
+                    &format!("{field} (a key)"),
+                    k,
+                    text::Shape::Line,
+                    text::DEFAULT_MAX,
+                )?;
+                check_texts(v, field_schema(schema, defs, k), defs, &field)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies the text rule to a request body read as `T`.
+fn check_body_texts<T: JsonSchema + 'static>(value: &serde_json::Value) -> Result<(), ApiError> {
+    let entry = request_schema::<T>();
+    let (root, defs) = &*entry;
+    check_texts(value, Some(root), defs, "").map_err(ApiError::bad_request)
+}
+
+/// Applies the text rule to every parameter of a query string read as `T`.
+fn check_query_texts<T: JsonSchema + 'static>(query: &str) -> Result<(), ApiError> {
+    let entry = request_schema::<T>();
+    let (root, defs) = &*entry;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        text::check(
+            &format!("query parameter {k} (its name)"),
+            &k,
+            text::Shape::Line,
+            text::DEFAULT_MAX,
+        )
+        .map_err(ApiError::bad_request)?;
+        let (shape, max) = field_schema(root, defs, &k)
+            .map_or((text::Shape::Line, text::DEFAULT_MAX), |s| {
+                text_rule(s, defs)
+            });
+        text::check(&format!("query parameter {k}"), &v, shape, max)
+            .map_err(ApiError::bad_request)?;
+    }
+    Ok(())
 }
 
 fn find_array_for_object(
@@ -332,6 +492,35 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// A single string path segment (a node's, a job's or a type's name)
+/// under the text rule: one line of at most [`text::DEFAULT_MAX`]
+/// characters, a 400 naming the parameter otherwise.
+pub struct TextPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for TextPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let mut found = None;
+        for (name, value) in &params {
+            text::check(
+                &format!("path parameter {name}"),
+                value,
+                text::Shape::Line,
+                text::DEFAULT_MAX,
+            )
+            .map_err(ApiError::bad_request)?;
+            found = Some(value.to_string());
+        }
+        found
+            .map(TextPath)
+            .ok_or_else(|| ApiError::bad_request("a path parameter is missing"))
+    }
+}
+
 /// Parses a UUID given in a body or query, naming the field when it is not one.
 pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw)
@@ -343,12 +532,13 @@ pub struct ApiQuery<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + JsonSchema + 'static,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        check_query_texts::<T>(parts.uri.query().unwrap_or(""))?;
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))

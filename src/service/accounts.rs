@@ -69,12 +69,9 @@ impl Accounts {
     /// Issues a non-expiring API token; returns its id and the token itself
     /// (shown once, never stored).
     pub async fn issue_api_token(&self, user: &User, name: &str) -> Result<(TokenInfo, String)> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ServiceError::Invalid(
-                "a token's name must be 1 to 100 characters, without control characters".into(),
-            ));
-        }
+        let name =
+            crate::domain::validate_name("a token's name", name).map_err(ServiceError::Invalid)?;
+        let name = name.as_str();
         let token = new_token();
         let now = now_millis();
         let id = self

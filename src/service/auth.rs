@@ -142,6 +142,8 @@ const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3bUJgc1cD2QMfe00PPiqrQKv3ZkCgYorM3UB29r4Tl0";
 
 pub(super) fn check_email(email: &str) -> Result<String> {
+    crate::domain::text::check("email", email, crate::domain::text::Shape::Line, 254)
+        .map_err(ServiceError::Invalid)?;
     let email = email.trim().to_ascii_lowercase();
     let valid = email.len() <= 254
         && email

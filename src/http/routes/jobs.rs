@@ -2,13 +2,13 @@
 //! /api/workspaces/cleanup`, `GET /api/jobs`, `POST /api/jobs/:name/run`,
 //! `GET /api/replicas`. Admins only.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Local;
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{ApiQuery, Caller};
+use crate::http::extract::{ApiQuery, Caller, TextPath};
 use crate::http::wire::ok;
 use crate::http::wire::*;
 use crate::jobs::{JobName, Scheduler};
@@ -74,7 +74,7 @@ fn job_named(name: &str) -> Result<JobName, ApiError> {
 pub async fn runs(
     State(scheduler): State<Scheduler>,
     _caller: Caller,
-    Path(name): Path<String>,
+    TextPath(name): TextPath,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
     let job = job_named(&name)?;
@@ -86,7 +86,7 @@ pub async fn runs(
 pub async fn run(
     State(scheduler): State<Scheduler>,
     _caller: Caller,
-    Path(name): Path<String>,
+    TextPath(name): TextPath,
     ApiQuery(q): ApiQuery<DryRunQuery>,
 ) -> ApiResult<Response> {
     let job = job_named(&name)?;

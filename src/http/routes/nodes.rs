@@ -2,12 +2,12 @@
 //! add (with TLS client certificates), change address, labels or cordon,
 //! remove an empty one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiResult;
-use crate::http::extract::{ApiJson, Caller};
+use crate::http::extract::{ApiJson, Caller, TextPath};
 use crate::http::wire::DrainDto;
 use crate::http::wire::{
     ok, ok_with, AddNodeRequest, NodeDto, NodeRemovedDto, PlacementDto, PlacementRequestDto,
@@ -25,7 +25,7 @@ pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Resp
 pub async fn get(
     State(berth): State<Berth>,
     _caller: Caller,
-    Path(name): Path<String>,
+    TextPath(name): TextPath,
 ) -> ApiResult<Response> {
     Ok(ok(NodeDto::from(&berth.node_report(&name).await?)))
 }
@@ -63,7 +63,7 @@ pub async fn add(
 pub async fn update(
     State(berth): State<Berth>,
     _caller: Caller,
-    Path(name): Path<String>,
+    TextPath(name): TextPath,
     ApiJson(req): ApiJson<UpdateNodeRequest>,
 ) -> ApiResult<Response> {
     berth
@@ -84,7 +84,7 @@ pub async fn update(
 pub async fn remove(
     State(berth): State<Berth>,
     _caller: Caller,
-    Path(name): Path<String>,
+    TextPath(name): TextPath,
 ) -> ApiResult<Response> {
     berth.nodes().remove(&name).await?;
     Ok(ok_with(
@@ -115,7 +115,7 @@ pub async fn plan(
 pub async fn drain(
     State(backups): State<crate::service::Backups>,
     caller: Caller,
-    Path(name): Path<String>,
+    TextPath(name): TextPath,
 ) -> ApiResult<Response> {
     let d = backups.start_drain(&caller.user, &name).await?;
     Ok(crate::http::wire::ok_with(
@@ -131,7 +131,7 @@ pub async fn drain(
 pub async fn drain_progress(
     State(backups): State<crate::service::Backups>,
     caller: Caller,
-    Path(name): Path<String>,
+    TextPath(name): TextPath,
 ) -> ApiResult<Response> {
     Ok(ok(DrainDto::from(
         &backups.drain(&caller.user, &name).await?,

@@ -1,13 +1,13 @@
 //! `/api/workspaces`: Phase 1 (records) and Phase 2 (lifecycle) endpoints.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::ResourceOverrides;
 use crate::domain::Workspace;
 use crate::http::error::ApiResult;
-use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath, TextPath};
 use crate::http::wire::{
     ok, ok_with, CreateWorkspaceRequest, DeletedDto, EventDto, EventsQuery, HealthResponseDto,
     ProjectDto, ProjectIdRequest, StatsDto, StatusDto, TypeDto, UpdateWorkspaceRequest,
@@ -74,7 +74,7 @@ pub async fn stats(State(berth): State<Berth>, caller: Caller) -> ApiResult<Resp
 pub async fn by_type(
     State(berth): State<Berth>,
     caller: Caller,
-    Path(type_name): Path<String>,
+    TextPath(type_name): TextPath,
 ) -> ApiResult<Response> {
     let ws = berth.workspaces_of_type(&caller.user, &type_name).await?;
     Ok(ok(list_dto(&berth, &ws)))
@@ -286,7 +286,7 @@ pub async fn update_resources(
 pub async fn pull_type(
     State(berth): State<Berth>,
     caller: Caller,
-    Path(type_name): Path<String>,
+    TextPath(type_name): TextPath,
 ) -> ApiResult<Response> {
     let p = berth.pull_type_image(&caller.user, &type_name).await?;
     let status = if p.state == crate::domain::images::PullState::Done {
@@ -301,7 +301,7 @@ pub async fn pull_type(
 pub async fn type_pull(
     State(berth): State<Berth>,
     caller: Caller,
-    Path(type_name): Path<String>,
+    TextPath(type_name): TextPath,
 ) -> ApiResult<Response> {
     let p = berth.type_pull(&caller.user, &type_name).await?;
     Ok(ok(crate::http::wire::PullDto::from(&p)))

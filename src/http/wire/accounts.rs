@@ -6,7 +6,9 @@ use super::*;
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schemars(length(max = 254))]
     pub email: String,
+    #[schemars(length(max = 1024))]
     pub password: String,
 }
 
@@ -52,6 +54,7 @@ pub struct LoginResponse {
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[schemars(length(max = 1024))]
     pub current_password: String,
     #[schemars(length(min = 8, max = 1024))]
     pub new_password: String,

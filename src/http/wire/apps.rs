@@ -8,6 +8,7 @@ use super::*;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HandoffQuery {
     /// The app URL the browser asked for (on an app origin of this Berth).
+    #[schemars(length(max = 2048))]
     pub redirect: String,
 }
 

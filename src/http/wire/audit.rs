@@ -13,8 +13,10 @@ pub struct AuditQuery {
     pub user: Option<Uuid>,
     /// Only what was done to this resource (an id, or a node's, job's or
     /// type's name).
+    #[schemars(length(max = 256))]
     pub resource: Option<String>,
     /// Only this action (`startWorkspace`, `login`, `cli.user.add`, …).
+    #[schemars(length(max = 100))]
     pub action: Option<String>,
     /// From this time on (RFC 3339).
     #[schemars(with = "Option<Timestamp>")]
@@ -26,6 +28,7 @@ pub struct AuditQuery {
     #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     /// `page.nextCursor` of the previous page.
+    #[schemars(length(max = 200))]
     pub cursor: Option<String>,
 }
 

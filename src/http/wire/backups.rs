@@ -239,6 +239,8 @@ pub struct PolicyDto {
 #[derive(Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRequest {
+    /// A five-field cron expression.
+    #[schemars(length(max = 100))]
     pub schedule: Option<String>,
     pub keep_last: Option<u32>,
     pub keep_daily: Option<u32>,

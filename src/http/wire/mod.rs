@@ -80,6 +80,7 @@ pub struct PageQuery {
     #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     /// `page.nextCursor` of the previous page (needs `limit`).
+    #[schemars(length(max = 200))]
     pub cursor: Option<String>,
 }
 
@@ -164,6 +165,22 @@ impl JsonSchema for Name {
             "maxLength": 100,
             "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
         })
+    }
+}
+
+/// Schema of a label's value (a node's, a placement's): 1 to 63
+/// characters, as `domain::nodes` checks them.
+pub struct LabelValue;
+
+impl JsonSchema for LabelValue {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LabelValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "maxLength": 63 })
     }
 }
 

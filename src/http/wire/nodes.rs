@@ -107,10 +107,13 @@ impl From<&NodeReport> for NodeDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeTlsRequest {
     /// The CA that signed the engine's certificate (`ca.pem`).
+    #[schemars(length(max = 16384), extend("x-berth-text" = "pem"))]
     pub ca: String,
     /// Berth's client certificate (`cert.pem`).
+    #[schemars(length(max = 16384), extend("x-berth-text" = "pem"))]
     pub cert: String,
     /// Its key (`key.pem`); kept in the store, never shown again.
+    #[schemars(length(max = 16384), extend("x-berth-text" = "pem"))]
     pub key: String,
 }
 
@@ -122,12 +125,15 @@ pub struct AddNodeRequest {
     pub name: String,
     /// `tcp://HOST:PORT` (with `tls` for a TLS engine, Docker's port 2376)
     /// or `unix:///path/to/docker.sock`.
+    #[schemars(length(max = 512))]
     pub endpoint: String,
     /// Where the node's published ports are reached from Berth; default:
     /// the endpoint's host (127.0.0.1 for a unix socket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
     pub address: Option<String>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, LabelValue>")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<NodeTlsRequest>,
@@ -137,9 +143,11 @@ pub struct AddNodeRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateNodeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
     pub address: Option<String>,
     /// Replaces every label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<BTreeMap<String, LabelValue>>")]
     pub labels: Option<BTreeMap<String, String>>,
     /// `true`: nothing new is placed here (what runs keeps running);
     /// `false`: takes work again (also ends a drain).
@@ -160,12 +168,14 @@ pub struct NodeRemovedDto {
 pub struct PlacementRequestDto {
     /// The workspace type (its image and resource limits).
     #[serde(rename = "type")]
+    #[schemars(length(max = 100))]
     pub type_name: String,
     /// The project: its volume's node pins the workspace there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<Uuid>,
     /// Labels the node must carry.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, LabelValue>")]
     pub labels: BTreeMap<String, String>,
 }
 

@@ -8,8 +8,9 @@ use super::*;
 pub struct CreateProjectRequest {
     #[schemars(with = "Name")]
     pub name: String,
-    #[schemars(length(max = 2000))]
+    #[schemars(length(max = 2000), extend("x-berth-text" = "multiline"))]
     pub description: Option<String>,
+    #[schemars(length(max = 100))]
     pub workspace_type: Option<String>,
 }
 
@@ -26,9 +27,10 @@ pub struct DeleteProjectQuery {
 pub struct CreateWorkspaceRequest {
     #[schemars(with = "Name")]
     pub name: String,
-    #[schemars(length(max = 2000))]
+    #[schemars(length(max = 2000), extend("x-berth-text" = "multiline"))]
     pub description: Option<String>,
     #[serde(rename = "type")]
+    #[schemars(length(max = 100))]
     pub type_name: String,
     pub is_default: Option<bool>,
     pub project_id: Option<Uuid>,
@@ -41,7 +43,7 @@ pub struct CreateWorkspaceRequest {
 pub struct UpdateWorkspaceRequest {
     #[schemars(with = "Option<Name>")]
     pub name: Option<String>,
-    #[schemars(length(max = 2000))]
+    #[schemars(length(max = 2000), extend("x-berth-text" = "multiline"))]
     pub description: Option<String>,
     pub is_default: Option<bool>,
     pub current_project_id: Option<Uuid>,
@@ -454,6 +456,7 @@ pub struct EventsQuery {
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
     /// `page.nextCursor` of the previous page: the events older than it.
+    #[schemars(length(max = 200))]
     pub cursor: Option<String>,
 }
 
