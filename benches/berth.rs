@@ -585,6 +585,11 @@ data_dir = "{data}"
 instance = "{instance}"
 stop_timeout_s = 2
 
+# Hundreds of quiet workspaces on two cores: their CPU limits are caps,
+# not what they use, so the node may hold far more of them than cores.
+[nodes]
+cpu_allocation_ratio = 100.0
+
 [types.bench]
 image = "{IMAGE}"
 port = 8080

@@ -102,6 +102,11 @@ pub struct NodesConfig {
     /// is rebuilt from a full listing, in seconds, besides at start and
     /// after every reconnect: an event stream can stall without failing.
     pub resync_s: u64,
+    /// How many CPUs of workspaces' CPU limits a node's each core may
+    /// hold, for placement and for every start (memory is never
+    /// overcommitted): 1.0 reserves a core per CPU a limit allows; more
+    /// lets quiet workspaces share (a CPU limit is a cap, not a share).
+    pub cpu_allocation_ratio: f64,
 }
 
 impl NodesConfig {
@@ -121,6 +126,7 @@ impl Default for NodesConfig {
             heartbeat_timeout_s: 5,
             placement: "spread".into(),
             resync_s: 300,
+            cpu_allocation_ratio: 1.0,
         }
     }
 }
@@ -689,6 +695,12 @@ impl Config {
                 "nodes.resync_s must be above 0 (seconds between full resyncs of each engine view)"
                     .into(),
             ));
+        }
+        let r = self.nodes.cpu_allocation_ratio;
+        if !(r.is_finite() && r > 0.0 && r <= 100.0) {
+            return Err(ConfigError::Invalid(format!(
+                "nodes.cpu_allocation_ratio ({r}) must be above 0 and at most 100 (CPUs of limits per core)"
+            )));
         }
         if !matches!(self.nodes.placement.as_str(), "spread" | "pack") {
             return Err(ConfigError::Invalid(format!(

@@ -65,6 +65,10 @@ fn describe() {
         "A user's limit of a quota resource (absent: no limit)."
     );
     describe_counter!(
+        "berth_capacity_refusals_total",
+        "Starts and resizes refused because their node had no room for them."
+    );
+    describe_counter!(
         "berth_quota_refusals_total",
         "Actions refused by a quota (scope user) or the site's caps (scope site)."
     );

@@ -125,6 +125,181 @@ async fn the_local_node_has_the_engines_capacity_and_what_running_workspaces_res
     );
 }
 
+/// A type reserving `reserve_pct` % of this host's memory (as the local
+/// node reports it), with a memory limit of `limit_pct` %.
+fn share_of_host(reserve_pct: u64, limit_pct: u64) -> berth::domain::WorkspaceType {
+    let total_mb = (docker_info("MemTotal") / (1024 * 1024)) as u64;
+    let mut t = common::box_type();
+    t.resources.memory_mb = total_mb * limit_pct / 100;
+    t.resources.memory_swap_mb = None;
+    t.resources.memory_reservation_mb = Some(total_mb * reserve_pct / 100);
+    t.resources.cpus = 0.1;
+    t
+}
+
+/// `berth_capacity_refusals_total` of the local node, as scraped.
+async fn refusals(env: &TestEnv) -> f64 {
+    metrics(env)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_capacity_refusals_total{node=\"local\"} "))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A project and a workspace of `type_name` on it: (workspace, project).
+async fn big_workspace(env: &TestEnv, admin: &str, type_name: &str, i: usize) -> (String, String) {
+    let (s, v) = env
+        .post(
+            "/api/projects",
+            admin,
+            json!({ "name": format!("{type_name}{i}") }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let pid = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = env
+        .post(
+            "/api/workspaces",
+            admin,
+            json!({ "name": format!("w{i}"), "type": type_name, "projectId": pid }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (v["data"]["id"].as_str().unwrap().to_string(), pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_starts_against_room_for_one_start_one() {
+    // 60 % of the host each: the local node has room for one (issue 28).
+    let env = TestEnv::with(|c| {
+        c.types.insert("big".into(), share_of_host(60, 60));
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    env.berth.nodes().beat().await.unwrap();
+    let mut made = Vec::new();
+    for i in 0..10 {
+        made.push(big_workspace(&env, &admin, "big", i).await);
+    }
+    let refused_before = refusals(&env).await;
+    // Each start on a task of its own, so that they run at once on the
+    // runtime's threads (one task would take them turn by turn).
+    let starts: Vec<_> = made
+        .iter()
+        .map(|(id, _)| {
+            let router = env.router.clone();
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(format!("/api/workspaces/{id}/start"))
+                .header("authorization", format!("Bearer {admin}"))
+                .body(Body::empty())
+                .unwrap();
+            tokio::spawn(async move {
+                use tower::ServiceExt;
+                let resp = router.oneshot(req).await.unwrap();
+                let status = resp.status();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (status, serde_json::from_slice::<Value>(&body).unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for s in starts {
+        answers.push(s.await.unwrap());
+    }
+    let started = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| s.as_u16()).collect();
+    assert_eq!(started, 1, "one start takes the room: {statuses:?}");
+    let need = env.berth.config().types["big"]
+        .resources
+        .memory_reservation_mb
+        .unwrap();
+    for (s, v) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_error(
+            *s,
+            v,
+            StatusCode::CONFLICT,
+            "node local has no room for this workspace",
+        );
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains(&format!("needs {need} MB")) && m.contains("Stop a workspace on local"),
+            "{m}"
+        );
+    }
+    // What the node holds never passed its capacity.
+    let n = node(&env, &admin, "local").await;
+    assert_eq!(n["allocated"]["memoryMb"], need, "{n}");
+    assert!(n["allocated"]["memoryMb"].as_u64() <= n["capacity"]["memoryMb"].as_u64());
+    // The process's metrics are shared by the tests that run beside it.
+    assert!(refusals(&env).await - refused_before >= 9.0);
+    for (id, pid) in &made {
+        remove_workspace(&env, &admin, id).await;
+        env.call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_resize_that_would_overcommit_its_node_is_refused() {
+    let env = TestEnv::with(|c| {
+        c.types.insert("grow".into(), share_of_host(10, 80));
+        c.types.insert("half".into(), share_of_host(45, 45));
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    env.berth.nodes().beat().await.unwrap();
+    let (a, pa) = big_workspace(&env, &admin, "grow", 0).await;
+    let (b, pb) = big_workspace(&env, &admin, "half", 1).await;
+    env.start(&admin, &a).await;
+    env.start(&admin, &b).await;
+    let total_mb = (docker_info("MemTotal") / (1024 * 1024)) as u64;
+    // 10 % + 45 % held: growing a to 70 % needs 60 % more of the 45 % free.
+    let (s, v) = env
+        .call(
+            Method::PATCH,
+            &format!("/api/workspaces/{a}/resources"),
+            Some(&admin),
+            Some(json!({ "memoryReservation": total_mb * 70 / 100 })),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, "node local has no room");
+    let (_, w) = env.get(&format!("/api/workspaces/{a}"), &admin).await;
+    let grow = &env.berth.config().types["grow"].resources;
+    assert_eq!(
+        w["data"]["config"]["resourceLimits"]["memoryReservation"],
+        grow.memory_reservation_mb.unwrap(),
+        "a refused resize changes nothing: {w}"
+    );
+    // Growing by what is free is fine.
+    let (s, v) = env
+        .call(
+            Method::PATCH,
+            &format!("/api/workspaces/{a}/resources"),
+            Some(&admin),
+            Some(json!({ "memoryReservation": total_mb * 40 / 100 })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (id, pid) in [(&a, &pa), (&b, &pb)] {
+        remove_workspace(&env, &admin, id).await;
+        env.call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    }
+}
+
 /// Forwards connections on `path` to this machine's engine while the
 /// returned task runs: a real engine behind a socket Berth was not started
 /// with.
@@ -1546,6 +1721,111 @@ async fn placement_by_reservation_fills_the_nodes_in_the_planned_order_then_says
         None,
     )
     .await;
+}
+
+/// Issue 28's run: engines that each report this host's memory, a type
+/// reserving 60 % of it, and projects made without a type (so placed
+/// before anything says what will run on them). Each start lands where
+/// there is room; when no node has any, the start is a 409 that names the
+/// node and what is free, and no node's reservations pass its capacity.
+/// With `pack` a typeless project goes to the fullest node: its first
+/// workspace moves it (empty) to a node with room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_never_overcommit_a_node_and_an_empty_project_follows_its_first_workspace() {
+    let Some(_serial) = namespace_test().await else {
+        return;
+    };
+    let env = TestEnv::with(|c| {
+        c.nodes.placement = "pack".into();
+        c.types.insert("big".into(), share_of_host(60, 60));
+    })
+    .await;
+    let (_, admin) = env.user(Role::Admin).await;
+    let found = add_namespace_nodes(&env, &admin).await;
+    patch(&env, &admin, "local", json!({ "cordoned": true })).await;
+    let within_capacity = |list: &[Value]| {
+        for n in list {
+            let (a, c) = (&n["allocated"]["memoryMb"], &n["capacity"]["memoryMb"]);
+            assert!(a.as_u64().unwrap() <= c.as_u64().unwrap(), "{n}");
+        }
+    };
+    let mut made = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
+    for i in 0..found.len() {
+        let (ws, pid) = big_workspace(&env, &admin, "big", i).await;
+        env.start(&admin, &ws).await;
+        let (_, p) = env.get(&format!("/api/projects/{pid}"), &admin).await;
+        let on = p["data"]["node"].as_str().unwrap().to_string();
+        assert!(used.insert(on.clone()), "two on {on}: {used:?}");
+        within_capacity(&nodes(&env, &admin).await);
+        made.push((ws, pid));
+    }
+    // Every node full: the next start is refused, saying why and that no
+    // other node has room.
+    let (ws, pid) = big_workspace(&env, &admin, "big", 99).await;
+    let (s, v) = env
+        .call(
+            Method::POST,
+            &format!("/api/workspaces/{ws}/start"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::CONFLICT,
+        "has no room for this workspace",
+    );
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("MB free of") && m.contains("no other node has room"),
+        "{m}"
+    );
+    within_capacity(&nodes(&env, &admin).await);
+    // Room on one node again: the refusal says where to move the project
+    // (which pack put on the fullest node, and nothing could move).
+    let (second, _) = &made[1];
+    let (_, w) = env.get(&format!("/api/workspaces/{second}"), &admin).await;
+    let freed = w["data"]["node"].as_str().unwrap().to_string();
+    env.call(
+        Method::POST,
+        &format!("/api/workspaces/{second}/stop"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let (_, p) = env.get(&format!("/api/projects/{pid}"), &admin).await;
+    assert_ne!(p["data"]["node"], freed.as_str(), "{p}");
+    let (s, v) = env
+        .call(
+            Method::POST,
+            &format!("/api/workspaces/{ws}/start"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(s, &v, StatusCode::CONFLICT, &format!("--to {freed}"));
+    // A new project with nothing in it goes to the fullest node (pack,
+    // nothing reserved yet); its first workspace takes it, empty, where
+    // there is room.
+    let (ws2, pid2) = big_workspace(&env, &admin, "big", 100).await;
+    let (_, p) = env.get(&format!("/api/projects/{pid2}"), &admin).await;
+    assert_eq!(p["data"]["node"], freed.as_str(), "{p}");
+    env.start(&admin, &ws2).await;
+    within_capacity(&nodes(&env, &admin).await);
+    made.push((ws, pid));
+    made.push((ws2, pid2));
+    for (id, pid) in &made {
+        remove_workspace(&env, &admin, id).await;
+        env.call(
+            Method::DELETE,
+            &format!("/api/projects/{pid}?purge=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    }
 }
 
 /// Debian's docker-registry on the bridge address the namespace engines

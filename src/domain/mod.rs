@@ -126,6 +126,18 @@ spelled_enum! {
     }
 }
 
+impl WorkspaceStatus {
+    /// Whether a workspace in this status holds room on its node (what a
+    /// node's "allocated" counts, for placement and for every start): from
+    /// the start until it is stopped.
+    pub fn holds_room(self) -> bool {
+        matches!(
+            self,
+            WorkspaceStatus::Starting | WorkspaceStatus::Running | WorkspaceStatus::Stopping
+        )
+    }
+}
+
 spelled_enum! {
     /// How a workspace's health check stands, as the engine reports it
     /// (`Starting`, `Healthy`, `Unhealthy`) or as a summary says why there

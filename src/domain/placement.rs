@@ -42,7 +42,7 @@ pub struct NodeSeen {
     pub labels: BTreeMap<String, String>,
     /// Images the engine has, by reference (`repo:tag`).
     pub images: BTreeSet<String>,
-    /// Capacity.
+    /// Capacity (CPUs times `nodes.cpu_allocation_ratio`).
     pub cpus: f64,
     pub memory_mb: u64,
     /// What the workspaces placed here reserve (see [`Demand`]).
@@ -158,23 +158,51 @@ pub fn refusal(node: &NodeSeen, req: &PlacementRequest) -> Option<String> {
             req.image
         ));
     }
+    shortfall(node, req.demand)
+}
+
+/// Why `node` has no room for `demand` more, or `None` when it has: what
+/// is free, of what, and what is needed. The same rule for placement and
+/// for every start, resize and restart on the node.
+pub fn shortfall(node: &NodeSeen, demand: Demand) -> Option<String> {
     let free = node.free();
-    if free.memory_mb < req.demand.memory_mb {
+    if free.memory_mb < demand.memory_mb {
         return Some(format!(
             "{} MB free of {} MB, needs {} MB",
-            free.memory_mb, node.memory_mb, req.demand.memory_mb
+            free.memory_mb, node.memory_mb, demand.memory_mb
         ));
     }
     // A thousandth of a core of slack: 0.1 + 0.2 reserved must leave 0.7.
-    if free.cpus + 1e-3 < req.demand.cpus {
+    if free.cpus + 1e-3 < demand.cpus {
         return Some(format!(
             "{} CPUs free of {}, needs {}",
             round(free.cpus),
             round(node.cpus),
-            round(req.demand.cpus)
+            round(demand.cpus)
         ));
     }
     None
+}
+
+/// The refusal of a start (or resize) on `node`, which lacks room for it:
+/// what is free and needed there, and what to do — stop a workspace
+/// there, or move the project to one of `elsewhere` (nodes with room, from
+/// the planner), or, with none, that no node has room.
+pub fn no_room(node: &str, why: &str, project: Option<&str>, elsewhere: &[String]) -> String {
+    let mut m =
+        format!("node {node} has no room for this workspace: {why}. Stop a workspace on {node}");
+    match (elsewhere.first(), project) {
+        (Some(first), Some(p)) => m.push_str(&format!(
+            ", or move the project to a node with room ({}): berth project move {p} --to {first}",
+            elsewhere.join(", ")
+        )),
+        (Some(_), None) => m.push_str(&format!(
+            ", or use a node with room: {}",
+            elsewhere.join(", ")
+        )),
+        (None, _) => m.push_str("; no other node has room either (an admin can add one)"),
+    }
+    m
 }
 
 fn round(x: f64) -> f64 {
@@ -521,5 +549,71 @@ mod tests {
             place(&nodes, &req(0.0, 0), Strategy::Spread).unwrap().name,
             "zero"
         );
+    }
+
+    #[test]
+    fn the_room_a_start_needs_is_the_room_placement_counts() {
+        let mut n = node("bar1", 2.0, 23_500);
+        n.allocated = Demand {
+            cpus: 0.5,
+            memory_mb: 14_463,
+        };
+        let demand = Demand {
+            cpus: 0.5,
+            memory_mb: 14_463,
+        };
+        let why = shortfall(&n, demand).unwrap();
+        assert_eq!(why, "9037 MB free of 23500 MB, needs 14463 MB");
+        // The planner refuses the node for the same reason.
+        let mut r = req(0.5, 14_463);
+        r.image = "code:1".into();
+        assert_eq!(refusal(&n, &r), Some(why));
+        // Exactly full fits; a core's thousandth of slack.
+        n.allocated = Demand {
+            cpus: 1.7,
+            memory_mb: 9_037,
+        };
+        assert_eq!(
+            shortfall(
+                &n,
+                Demand {
+                    cpus: 0.3,
+                    memory_mb: 14_463
+                }
+            ),
+            None
+        );
+        assert!(shortfall(
+            &n,
+            Demand {
+                cpus: 0.31,
+                memory_mb: 1
+            }
+        )
+        .unwrap()
+        .contains("CPUs free of 2"));
+    }
+
+    #[test]
+    fn a_refused_start_says_what_to_do() {
+        let m = no_room(
+            "bar1",
+            "1 MB free of 2 MB, needs 3 MB",
+            Some("P"),
+            &["foo1".into(), "foo2".into()],
+        );
+        assert!(
+            m.starts_with(
+                "node bar1 has no room for this workspace: 1 MB free of 2 MB, needs 3 MB."
+            ),
+            "{m}"
+        );
+        assert!(m.contains("Stop a workspace on bar1"), "{m}");
+        assert!(
+            m.contains("(foo1, foo2): berth project move P --to foo1"),
+            "{m}"
+        );
+        let m = no_room("local", "x", Some("P"), &[]);
+        assert!(m.contains("no other node has room either"), "{m}");
     }
 }

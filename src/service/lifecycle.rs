@@ -98,13 +98,21 @@ impl Berth {
             ws.updated_at = crate::domain::now_millis();
             self.store().save_workspace(&ws).await?;
         }
-        // Its owner's quota: checked, and the workspace counted as running
-        // (starting), under the owner's lock.
+        // Room on its node, then its owner's quota: each checked, and the
+        // workspace counted as holding them (starting), under the node's
+        // and the owner's locks.
+        let room = if ws.status.holds_room() {
+            None
+        } else {
+            let d = self.demand_of(&ws)?;
+            Some(self.claim_room(&ws, d, d).await?)
+        };
         let hold = self.reserve(ws.owner_id, self.start_need(&ws)).await?;
         let ws = self
             .transition(&ws, Transition::Starting { reason: None })
             .await?;
         drop(hold);
+        drop(room);
         match self.create_and_start(&ws, &project, container).await {
             Ok(state) => {
                 let ws = self

@@ -7,12 +7,14 @@
 
 use std::collections::BTreeMap;
 
+use uuid::Uuid;
+
 use crate::domain::nodes::LOCAL;
 use crate::domain::placement::Demand;
-use crate::domain::WorkspaceStatus;
 
 use super::nodes::NodeView;
-use super::{Berth, Result};
+use super::{Berth, Result, ServiceError, WorkspaceLock};
+use crate::domain::Workspace;
 
 /// One node with what is placed on it.
 #[derive(Debug, Clone)]
@@ -29,10 +31,7 @@ impl Berth {
         let views = self.nodes().list().await?;
         let mut placed: BTreeMap<String, (Demand, usize)> = BTreeMap::new();
         for ws in self.store().workspaces(None).await? {
-            if !matches!(
-                ws.status,
-                WorkspaceStatus::Starting | WorkspaceStatus::Running | WorkspaceStatus::Stopping
-            ) {
+            if !ws.status.holds_room() {
                 continue;
             }
             // A type removed from the config since: nothing to count.
@@ -69,15 +68,19 @@ impl Berth {
 }
 
 impl NodeReport {
-    /// The node as the placement planner sees it.
-    pub fn seen(&self) -> crate::domain::placement::NodeSeen {
+    /// The node as the placement planner sees it, its CPUs counted
+    /// `cpu_ratio` times (`nodes.cpu_allocation_ratio`).
+    pub fn seen(&self, cpu_ratio: f64) -> crate::domain::placement::NodeSeen {
         let n = &self.node;
         crate::domain::placement::NodeSeen {
             name: n.row.name.clone(),
             condition: n.state.condition(),
             labels: n.row.labels.clone(),
             images: n.images.clone(),
-            cpus: n.info.as_ref().map_or(0.0, |i| f64::from(i.cpus)),
+            cpus: n
+                .info
+                .as_ref()
+                .map_or(0.0, |i| f64::from(i.cpus) * cpu_ratio),
             memory_mb: n.info.as_ref().map_or(0, |i| {
                 u64::try_from(i.memory_bytes / (1024 * 1024)).unwrap_or(0)
             }),
@@ -135,7 +138,7 @@ impl Berth {
         labels: BTreeMap<String, String>,
     ) -> Result<PlacementPlan> {
         use crate::domain::placement::{place, refusal};
-        let req = self.placement_request(type_name, pinned, labels)?;
+        let req = self.placement_request(type_name, pinned, labels, None)?;
         let seen = self.nodes_seen().await?;
         let chosen = place(&seen, &req, self.config().nodes.strategy())
             .map_err(|u| super::ServiceError::Conflict(u.to_string()))?;
@@ -155,7 +158,7 @@ impl Berth {
         type_name: Option<&str>,
         node: &str,
     ) -> Result<Option<String>> {
-        let req = self.placement_request(type_name, None, BTreeMap::new())?;
+        let req = self.placement_request(type_name, None, BTreeMap::new(), None)?;
         let seen = self.nodes_seen().await?;
         let n = seen
             .iter()
@@ -165,12 +168,14 @@ impl Berth {
     }
 
     /// The planner's request for something of `type_name` (`None`: any
-    /// type, nothing reserved yet, no image to look for).
+    /// type, nothing reserved yet, no image to look for), reserving
+    /// `demand` when given (a workspace's own limits), else the type's.
     fn placement_request(
         &self,
         type_name: Option<&str>,
         pinned: Option<String>,
         labels: BTreeMap<String, String>,
+        demand: Option<Demand>,
     ) -> Result<crate::domain::placement::PlacementRequest> {
         use crate::domain::placement::PlacementRequest;
         Ok(match type_name {
@@ -178,7 +183,7 @@ impl Berth {
                 let t = self.workspace_type(name)?;
                 PlacementRequest {
                     image: t.image.clone(),
-                    demand: Demand::of(&t.resources),
+                    demand: demand.unwrap_or_else(|| Demand::of(&t.resources)),
                     node_labels: labels,
                     pinned,
                     can_pull: self.config().images.pull_on_start,
@@ -200,7 +205,126 @@ impl Berth {
             .node_reports()
             .await?
             .iter()
-            .map(|r| r.seen())
+            .map(|r| r.seen(self.config().nodes.cpu_allocation_ratio))
             .collect())
+    }
+}
+
+/// A node's room, held from the check until the workspace counts as
+/// holding it (its status saved as starting, or its new limits saved), so
+/// that two starts cannot both take the last of it.
+pub(crate) struct RoomHold {
+    _lock: Option<WorkspaceLock>,
+}
+
+/// The in-process key of a node's room lock (the lock map is keyed by id).
+fn room_key(node: &str) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("berth-node-room:{node}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    Uuid::from_bytes(b)
+}
+
+impl Berth {
+    /// Checks, under the lock of `ws`'s node, that the node has room for
+    /// `more` (what a start, or a resize's growth, adds to what the node's
+    /// workspaces hold: the planner's "allocated", one notion for both),
+    /// and holds the lock. A node whose capacity no heartbeat has told yet
+    /// is not judged. Refused: a 409 that names the node, what is free and
+    /// needed, and what to do, with the nodes where `full` (the whole
+    /// workspace) would fit. Lock order: the workspace's lock, then its
+    /// node's, then its owner's quota.
+    pub(crate) async fn claim_room(
+        &self,
+        ws: &Workspace,
+        more: Demand,
+        full: Demand,
+    ) -> Result<RoomHold> {
+        use crate::domain::placement::{no_room, refusal, shortfall};
+        if more.cpus <= 0.0 && more.memory_mb == 0 {
+            return Ok(RoomHold { _lock: None });
+        }
+        let node = ws.node.as_str();
+        let lock = self
+            .lock_key(
+                room_key(node),
+                crate::store::LockKey::Node(node.to_string()),
+            )
+            .await?;
+        let reports = self.node_reports().await?;
+        let ratio = self.config().nodes.cpu_allocation_ratio;
+        let Some(here) = reports
+            .iter()
+            .find(|r| r.node.row.name == node && r.node.info.is_some())
+        else {
+            return Ok(RoomHold { _lock: Some(lock) });
+        };
+        let Some(why) = shortfall(&here.seen(ratio), more) else {
+            return Ok(RoomHold { _lock: Some(lock) });
+        };
+        let req = self.placement_request(Some(&ws.type_name), None, BTreeMap::new(), Some(full))?;
+        let elsewhere: Vec<String> = reports
+            .iter()
+            .filter(|r| r.node.row.name != node)
+            .map(|r| r.seen(ratio))
+            .filter(|n| refusal(n, &req).is_none())
+            .map(|n| n.name)
+            .collect();
+        metrics::counter!("berth_capacity_refusals_total", "node" => node.to_string()).increment(1);
+        let project = ws.project_id.map(|p| p.to_string());
+        Err(ServiceError::Conflict(no_room(
+            node,
+            &why,
+            project.as_deref(),
+            &elsewhere,
+        )))
+    }
+
+    /// What a workspace of `type_name` with `overrides` would hold on its
+    /// node while it runs.
+    pub(crate) fn demand_for(
+        &self,
+        type_name: &str,
+        overrides: &crate::domain::ResourceOverrides,
+    ) -> Result<Demand> {
+        let t = self.workspace_type(type_name)?;
+        Ok(Demand::of(&t.resources.merged(overrides)))
+    }
+
+    /// What `ws` holds on its node while it runs (the planner's demand of
+    /// its effective limits).
+    pub(crate) fn demand_of(&self, ws: &Workspace) -> Result<Demand> {
+        Ok(Demand::of(&self.effective_limits(ws)?))
+    }
+
+    /// Where a project that holds nothing yet should be for a first
+    /// workspace of `type_name` reserving `demand`: `None` when its node
+    /// has room for it (or there is one node), else the planner's choice
+    /// among the others (`None` too when no node has room: the start will
+    /// say so).
+    pub(crate) async fn better_node_for(
+        &self,
+        project_node: &str,
+        type_name: &str,
+        demand: Demand,
+    ) -> Result<Option<String>> {
+        use crate::domain::placement::{place, shortfall};
+        if self.nodes().names().await?.len() <= 1 {
+            return Ok(None);
+        }
+        let seen = self.nodes_seen().await?;
+        let fits_here = seen
+            .iter()
+            .find(|n| n.name == project_node)
+            .is_some_and(|n| shortfall(n, demand).is_none());
+        if fits_here {
+            return Ok(None);
+        }
+        let req = self.placement_request(Some(type_name), None, BTreeMap::new(), Some(demand))?;
+        Ok(place(&seen, &req, self.config().nodes.strategy())
+            .ok()
+            .map(|n| n.name.clone())
+            .filter(|n| n != project_node))
     }
 }

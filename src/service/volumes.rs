@@ -284,10 +284,7 @@ impl Backups {
                     "a workspace on the target project is running; stop it first".into(),
                 ));
             }
-            target_was_empty = match self.access(&t.node, &t.volume_name).await? {
-                Access::Host(d) => blocking(move || backup::dir_is_empty(&d)).await?,
-                Access::Engine(e) => self.is_empty_via_engine(&e, &t.volume_name).await?,
-            };
+            target_was_empty = self.volume_is_empty(&t.node, &t.volume_name).await?;
             if !target_was_empty && !overwrite {
                 return Err(ServiceError::Conflict(
                     "the target project's volume is not empty; pass \"overwrite\": true to replace its content"
@@ -378,6 +375,89 @@ impl Backups {
             tracing::info!(project = %project.id, skipped = skipped.count, "paths vanished while the volume was cloned");
         }
         Ok(Cloned { project, skipped })
+    }
+
+    /// Whether `volume` on `node` holds nothing.
+    async fn volume_is_empty(&self, node: &str, volume: &str) -> Result<bool> {
+        match self.access(node, volume).await? {
+            Access::Host(d) => blocking(move || backup::dir_is_empty(&d)).await,
+            Access::Engine(e) => self.is_empty_via_engine(&e, volume).await,
+        }
+    }
+
+    /// Places a project that holds nothing yet where its first workspace
+    /// (of `type_name`, with `overrides`) has room: a project is placed
+    /// when it is made, before anything says what will run on it, so when
+    /// its node cannot hold that workspace and another can (the
+    /// planner's choice), its empty volume is made anew there and the
+    /// project follows in one statement. Nothing happens to a project that
+    /// has a workspace or holds data, or when no node has room (the start
+    /// says so then).
+    pub async fn place_for_first_workspace(
+        &self,
+        user: &User,
+        project_id: Uuid,
+        type_name: &str,
+        overrides: &crate::domain::ResourceOverrides,
+    ) -> Result<()> {
+        let berth = self.berth();
+        let project = berth.project(user, project_id).await?;
+        let demand = berth.demand_for(type_name, overrides)?;
+        if !self
+            .store()
+            .workspaces_on_project(project.id)
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let Some(to) = berth
+            .better_node_for(&project.node, type_name, demand)
+            .await?
+        else {
+            return Ok(());
+        };
+        let _guard = berth.lock_workspace(project.id).await?;
+        // Again under the lock: a workspace may have come meanwhile.
+        let Some(project) = self.store().project(project.id).await? else {
+            return Ok(());
+        };
+        if !self
+            .store()
+            .workspaces_on_project(project.id)
+            .await?
+            .is_empty()
+            || !self
+                .volume_is_empty(&project.node, &project.volume_name)
+                .await?
+        {
+            return Ok(());
+        }
+        let short = Uuid::new_v4().simple().to_string();
+        let volume = format!("berth-project-{}-{}", project.id, &short[..8]);
+        let mut labels = berth.base_labels();
+        labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
+        self.engine_on(&to)
+            .await?
+            .create_volume(&volume, labels)
+            .await?;
+        self.store()
+            .set_project_node_volume(project.id, &to, &volume, now_millis())
+            .await?;
+        // Empty and mounted by nothing: gone now (else an orphan for the
+        // cleanup job).
+        match self.engine_on(&project.node).await {
+            Ok(e) => {
+                if let Err(e) = e.remove_volume(&project.volume_name).await {
+                    tracing::warn!(volume = %project.volume_name, error = %e, "removing an empty project's old volume failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(volume = %project.volume_name, error = %e, "removing an empty project's old volume failed")
+            }
+        }
+        tracing::info!(project = %project.id, from = %project.node, %to, "an empty project placed where its first workspace has room");
+        Ok(())
     }
 
     /// Copies `src`'s data into the new, empty volume `dst`: on the host a

@@ -504,6 +504,20 @@ impl Berth {
         } else {
             crate::domain::quota::Need::default()
         };
+        // A running workspace that grows needs the room on its node too.
+        let _room = if ws.status.holds_room() {
+            let (old, new) = (
+                self.demand_of(&ws)?,
+                crate::domain::placement::Demand::of(&limits),
+            );
+            let more = crate::domain::placement::Demand {
+                cpus: (new.cpus - old.cpus).max(0.0),
+                memory_mb: new.memory_mb.saturating_sub(old.memory_mb),
+            };
+            Some(self.claim_room(&ws, more, new).await?)
+        } else {
+            None
+        };
         let _hold = self.reserve(ws.owner_id, need).await?;
         let engine = self.engine_of(&ws).await?;
         if let Some(c) = engine.inspect_container(&ws.container_name()).await? {

@@ -48,6 +48,9 @@ pub enum LockKey {
     Quota(Uuid),
     /// The site's caps on what all running workspaces reserve.
     Site,
+    /// A node's room: what starts there reserve is checked and taken
+    /// under it.
+    Node(String),
 }
 
 impl LockKey {
@@ -63,6 +66,7 @@ impl LockKey {
             LockKey::Login(key) => (0x6265_0005, key.as_bytes().to_vec()),
             LockKey::Quota(id) => (0x6265_0006, id.as_bytes().to_vec()),
             LockKey::Site => (0x6265_0007, Vec::new()),
+            LockKey::Node(node) => (0x6265_0008, node.as_bytes().to_vec()),
         };
         let h = Sha256::digest(&bytes);
         (class, i32::from_be_bytes([h[0], h[1], h[2], h[3]]))

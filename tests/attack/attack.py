@@ -81,6 +81,9 @@ listen = "127.0.0.1:{self.port}"
 data_dir = "{self.dir}/data"
 instance = "{self.instance}"
 stop_timeout_s = 1
+[nodes]
+# Many quiet workspaces at once on two cores: CPU limits overcommitted.
+cpu_allocation_ratio = 16.0
 [backups]
 max_unpacked_mb = 256
 [auth]

@@ -13,7 +13,7 @@ use crate::http::wire::{
     ProjectDto, ProjectIdRequest, StatsDto, StatusDto, TypeDto, UpdateWorkspaceRequest,
     WorkspaceConfigDto, WorkspaceDto,
 };
-use crate::service::{Berth, CreateWorkspace, UpdateWorkspace};
+use crate::service::{Backups, Berth, CreateWorkspace, UpdateWorkspace};
 
 /// A workspace as the API shows it, with its effective configuration.
 pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
@@ -91,9 +91,21 @@ pub async fn get(
 
 pub async fn create(
     State(berth): State<Berth>,
+    State(backups): State<Backups>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> ApiResult<Response> {
+    // A project's first workspace may place the project where it has room;
+    // when that cannot be done the project stays, and the start says why.
+    if let Some(pid) = req.project_id {
+        let overrides = req.resource_limits.clone().unwrap_or_default();
+        if let Err(e) = backups
+            .place_for_first_workspace(&caller.user, pid, &req.type_name, &overrides)
+            .await
+        {
+            tracing::info!(project = %pid, error = %e, "the project stays where it is");
+        }
+    }
     let w = berth
         .create_workspace(
             &caller.user,
