@@ -16,6 +16,15 @@ Parts (each prints what it measured; any finding fails the run):
   archives   a corpus of hostile archives uploaded and, when accepted,
              restored: nothing lands outside the volume, refusals are 4xx,
              the server's resident memory stays bounded;
+  race       a workspace swaps its directories with symlinks to a marker
+             directory on the host, without pause, while its project is
+             backed up, cloned, sized, restored and (under
+             scripts/with-nodes) moved: no marker content in any archive,
+             clone, size or moved volume, nothing written into the marker
+             directory;
+  texts      every string field of every operation (body, query, path)
+             sent CR/LF, NUL, U+202E and one character over its bound:
+             each a 400 naming the field, nothing stored, no 5xx;
   csrf       cookie-authenticated changes from another origin are refused;
   throttle   failed logins are locked out, known and unknown emails alike;
   load       wrk (Debian's) at fixed concurrency on status, list, logs and
@@ -48,6 +57,10 @@ IMAGE = os.environ["ATTACK_IMAGE"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = {}
 FINDINGS = []
+# The host directory the racing workspace points its symlinks at: what no
+# archive, clone, size or moved volume may ever hold.
+MARKER = "BERTH-HOST-MARKER-" + os.urandom(8).hex()
+MARKER_DIR = tempfile.mkdtemp(prefix="berth-attack-marker-")
 
 
 def say(part, msg):
@@ -59,12 +72,35 @@ def finding(part, msg):
     print(f"attack[{part}]: FINDING: {msg}", flush=True)
 
 
+def server_env():
+    """The environment for the berth binary: the tests' own BERTH_TEST_*
+    and BERTH_REQUIRE_* variables left out (the binary refuses BERTH_ keys
+    it does not know)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BERTH_TEST_", "BERTH_REQUIRE_"))}
+    env["BERTH_LOG"] = "warn"
+    return env
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+# The racing workspace: four directories of files, swapped without pause
+# for symlinks to the marker directory (and a file for a symlink to a
+# marker file) by a native loop (tests/attack/racer.c, built static by
+# scripts/attack as ATTACK_RACER and copied into the volume), while it
+# serves its health check.
+RACER = (
+    "cd /workspace && for d in 0 1 2 3; do mkdir -p d$d; for f in 0 1 2 3 4 5 6 7; do "
+    "echo volume-data > d$d/f$f; done; done; "
+    "(./.racer " + MARKER_DIR + " 4 &) ; "
+    "mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www"
+)
 
 
 class Berth:
@@ -102,13 +138,20 @@ interval_s = 1
 timeout_s = 2
 retries = 2
 start_period_s = 0
+[types.racer]
+image = "{IMAGE}"
+port = 8080
+command = ["sh", "-c", '''{RACER}''']
+[types.racer.resources]
+cpus = 0.5
+memory_mb = 64
 """)
         self.proc = None
         self.base = f"http://127.0.0.1:{self.port}"
 
     def cli(self, *args, stdin=None):
         out = subprocess.run([BIN, "--config", self.config, *args], input=stdin, capture_output=True,
-                             text=True, env={**os.environ, "BERTH_LOG": "warn"})
+                             text=True, env=server_env())
         if out.returncode != 0:
             raise RuntimeError(f"berth {args}: {out.stderr}")
         return out.stdout.strip()
@@ -122,7 +165,7 @@ start_period_s = 0
     def start(self):
         log = open(os.path.join(self.dir, "server.log"), "a")
         self.proc = subprocess.Popen([BIN, "--config", self.config, "serve"], stdout=log, stderr=log,
-                                     env={**os.environ, "BERTH_LOG": "warn"})
+                                     env=server_env())
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -467,6 +510,306 @@ def _swallow(f):
         pass
 
 
+# ---------------------------------------------------------------- race
+
+def marker_tree():
+    """The marker directory: every file with its hash, and its mtime."""
+    os.makedirs(os.path.join(MARKER_DIR, "sub"), exist_ok=True)
+    for n in range(30):
+        with open(os.path.join(MARKER_DIR, f"secret{n}"), "w") as f:
+            f.write(MARKER + "\n")
+    with open(os.path.join(MARKER_DIR, "sub", "deep"), "w") as f:
+        f.write(MARKER + "\n")
+    # Large: a size that counted it would show.
+    with open(os.path.join(MARKER_DIR, "big"), "w") as f:
+        f.write((MARKER + "\n") * ((20 << 20) // (len(MARKER) + 1)))
+
+
+def marker_state():
+    return (manifest(MARKER_DIR), os.stat(MARKER_DIR).st_mtime_ns,
+            os.stat(os.path.join(MARKER_DIR, "sub")).st_mtime_ns)
+
+
+def leaks_in_dir(root):
+    """Regular files under `root` (not followed) whose content holds the
+    marker. Only for a volume no workspace is changing: this walk is by
+    path, as the old one in Berth was."""
+    out = []
+    for d, dirs, files in os.walk(root, followlinks=False):
+        for f in files:
+            p = os.path.join(d, f)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            try:
+                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue  # a symlink or gone by now: nothing Berth wrote there
+            with os.fdopen(fd, "rb") as fh:
+                if MARKER.encode() in fh.read():
+                    out.append(os.path.relpath(p, root))
+    return out
+
+
+def leaks_in_archive(data):
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as t:
+        for m in t:
+            if m.isfile() and MARKER.encode() in t.extractfile(m).read():
+                out.append(m.name)
+    return out
+
+
+def wait_healthy(berth, token, wid, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = api(berth, "GET", f"/api/workspaces/{wid}/status", token)
+        if st["status"] == "running":
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"workspace {wid} never ran")
+
+
+def race(berth, a):
+    part = "race"
+    tries = 50 if FULL else 5
+    marker_tree()
+    before = marker_state()
+    p = api(berth, "POST", "/api/projects", a["token"], {"name": "race"})
+    # The member's own program in the member's own volume.
+    racer = os.path.join(mountpoint(p["volumeName"]), ".racer")
+    shutil.copy(os.environ["ATTACK_RACER"], racer)
+    os.chmod(racer, 0o755)
+    w = api(berth, "POST", "/api/workspaces", a["token"], {"name": "racer", "type": "racer", "projectId": p["id"]})
+    api(berth, "POST", f"/api/workspaces/{w['id']}/start", a["token"])
+    wait_healthy(berth, a["token"], w["id"])
+    time.sleep(1)  # the loop has made its files and is swapping
+    counts = {}
+    leaks = {}
+
+    def leak(op, what):
+        leaks.setdefault(op, 0)
+        leaks[op] += 1
+        finding(part, f"{op}: host marker content in {what}")
+
+    # Backups, each downloaded and read through.
+    backups = []
+    for i in range(tries):
+        b = api(berth, "POST", f"/api/workspaces/projects/{p['id']}/backup", a["token"], {"compression": "gzip"})
+        s, _, data = request(berth, "GET", f"/api/backups/{b['id']}/download", a["token"])
+        if s != 200:
+            finding(part, f"backup {i}: download {s}")
+            continue
+        for name in leaks_in_archive(data):
+            leak("backup", f"archive entry {name}")
+        backups.append(b["id"])
+    counts["backup"] = tries
+    # Clones into new projects, read on the host.
+    for i in range(tries):
+        c = api(berth, "POST", f"/api/workspaces/projects/{p['id']}/clone", a["token"], {"name": f"race-clone-{i}"})
+        target = c["targetProject"]
+        for name in leaks_in_dir(mountpoint(target["volumeName"])):
+            leak("clone", f"clone file {name}")
+        api(berth, "DELETE", f"/api/projects/{target['id']}?purge=true", a["token"])
+    counts["clone"] = tries
+    # Sizes, measured afresh each time by the volume-sizes job.
+    most = 0
+    for i in range(tries):
+        api(berth, "POST", "/api/jobs/volume-sizes/run", a["admin_token"])
+        size = api(berth, "GET", f"/api/workspaces/projects/{p['id']}/volume-size", a["token"])["sizeBytes"]
+        most = max(most, size)
+    if most > 10 << 20:
+        leak("size", f"a size of {most} bytes (the volume holds a few KB; the marker directory 20 MB)")
+    counts["size"] = tries
+    # Restores of backups the race made (they hold its symlinks), each
+    # with the workspace stopped and started again after.
+    for i in range(tries):
+        bid = backups[i % len(backups)] if backups else None
+        if not bid:
+            break
+        # Stopped first, so the restored volume is read before the racer
+        # runs in it again.
+        api(berth, "POST", f"/api/workspaces/{w['id']}/stop", a["token"])
+        api(berth, "POST", f"/api/workspaces/projects/{p['id']}/restore", a["token"],
+            {"backupId": bid, "stopWorkspace": True})
+        vol = api(berth, "GET", f"/api/projects/{p['id']}", a["token"])["volumeName"]
+        for name in leaks_in_dir(mountpoint(vol)):
+            leak("restore", f"restored file {name}")
+        if marker_state() != before:
+            finding(part, "restore: the marker directory changed")
+        api(berth, "POST", f"/api/workspaces/{w['id']}/start", a["token"])
+        wait_healthy(berth, a["token"], w["id"])
+    counts["restore"] = tries
+    # Moves to another engine and back, when scripts/with-nodes made one.
+    nodes = os.environ.get("BERTH_TEST_NODES", "")
+    if nodes:
+        name, endpoint = nodes.split(",")[0].split("=", 1)
+        addrs = dict(x.split("=", 1) for x in os.environ["BERTH_TEST_NODE_ADDRS"].split(","))
+        socks = dict(x.split("=", 1) for x in os.environ["BERTH_TEST_NODE_SOCKS"].split(","))
+        body = {"name": name, "endpoint": endpoint, "address": addrs[name]}
+        if endpoint.endswith(":2376"):
+            tls = os.environ["BERTH_TEST_NODE_TLS"]
+            body["tls"] = {k: open(os.path.join(tls, f"{k}.pem")).read() for k in ("ca", "cert", "key")}
+        added = api(berth, "POST", "/api/nodes", a["admin_token"], body)
+        deadline = time.time() + 60
+        while added["state"] != "ready":
+            if time.time() > deadline:
+                raise RuntimeError(f"node {name} never ready: {added}")
+            time.sleep(1)
+            added = api(berth, "GET", f"/api/nodes/{name}", a["admin_token"])
+        moves = 50 if FULL else 2
+        for i in range(moves):
+            for to in (name, "local"):
+                wait_healthy(berth, a["token"], w["id"])
+                time.sleep(0.3)
+                api(berth, "POST", f"/api/projects/{p['id']}/move", a["admin_token"], {"node": to})
+                # The move starts the racer again there: stopped, so that
+                # this check reads a volume nobody is changing.
+                api(berth, "POST", f"/api/workspaces/{w['id']}/stop", a["token"])
+                vol = api(berth, "GET", f"/api/projects/{p['id']}", a["token"])["volumeName"]
+                host = ["docker"] if to == "local" else ["docker", "-H", socks[name]]
+                mp = subprocess.run(host + ["volume", "inspect", "-f", "{{.Mountpoint}}", vol],
+                                    capture_output=True, text=True).stdout.strip()
+                for f in leaks_in_dir(mp):
+                    leak("move", f"moved file {f} (to {to})")
+                api(berth, "POST", f"/api/workspaces/{w['id']}/start", a["token"])
+        api(berth, "DELETE", f"/api/nodes/{name}", a["admin_token"], ok=(200, 409))
+        counts["move"] = moves * 2
+    else:
+        say(part, "no extra engine (run under scripts/with-nodes for moves): moves not tried")
+    if marker_state() != before:
+        finding(part, "the marker directory changed")
+    api(berth, "POST", f"/api/workspaces/{w['id']}/stop", a["token"])
+    api(berth, "DELETE", f"/api/workspaces/{w['id']}", a["token"])
+    api(berth, "DELETE", f"/api/projects/{p['id']}?purge=true", a["token"])
+    say(part, "tries " + ", ".join(f"{k} {v}" for k, v in counts.items()) +
+        f"; marker leaks {sum(leaks.values())}; largest size {most} bytes")
+    RESULTS["race"] = {"tries": counts, "leaks": leaks, "largest_size": most}
+
+
+# ---------------------------------------------------------------- texts
+
+def texts(berth, a):
+    """The text rule through the real server: every string field of every
+    operation sent what it must refuse."""
+    part = "texts"
+    with open(os.path.join(ROOT, "docs", "openapi.json")) as f:
+        doc = json.load(f)
+    schemas = doc["components"]["schemas"]
+
+    def resolve(s):
+        while "$ref" in s:
+            s = schemas[s["$ref"].split("/")[-1]]
+        for key in ("anyOf", "oneOf"):
+            if key in s:
+                b = [x for x in s[key] if x.get("type") != "null"]
+                if b:
+                    return resolve(b[0])
+        return s
+
+    def is_text(s):
+        t = s.get("type")
+        t = t if isinstance(t, list) else [t]
+        return "string" in t and s.get("format") != "uuid"
+
+    def fields(s, at):
+        s = resolve(s)
+        if is_text(s):
+            yield at, s
+            return
+        for k, sub in s.get("properties", {}).items():
+            yield from fields(sub, at + [k])
+        if isinstance(s.get("additionalProperties"), dict):
+            yield from fields(s["additionalProperties"], at + ["k"])
+
+    def sample(sch):
+        """A value `sch` accepts: required fields only, enums and consts
+        as declared (a valid body but for the field under test)."""
+        if "$ref" in sch:
+            return sample(schemas[sch["$ref"].split("/")[-1]])
+        if "const" in sch:
+            return sch["const"]
+        if "enum" in sch:
+            return sch["enum"][0]
+        for key in ("anyOf", "oneOf"):
+            if key in sch:
+                b = [x for x in sch[key] if x.get("type") != "null"]
+                return sample(b[0]) if b else None
+        t = sch.get("type")
+        t = next((x for x in t if x != "null"), None) if isinstance(t, list) else t
+        if t == "object" or "properties" in sch:
+            return {k: sample(sch["properties"][k]) for k in sch.get("required", [])}
+        if t == "string":
+            return {"uuid": IDS["project"], "date-time": "2026-01-01T00:00:00Z"}.get(sch.get("format"), "ok-value-1")
+        if t in ("integer", "number"):
+            return max(1, sch.get("minimum", 1))
+        if t == "boolean":
+            return False
+        if t == "array":
+            return []
+        return None
+
+    def with_field(base, schema, path, v):
+        body = json.loads(json.dumps(base))
+        cur, s = body, resolve(schema)
+        for i, k in enumerate(path):
+            sub = s.get("additionalProperties") if k == "k" and "properties" not in s else s["properties"][k]
+            if i == len(path) - 1:
+                cur[k] = v
+                break
+            if not isinstance(cur.get(k), dict):
+                cur[k] = sample(sub) or {}
+            cur, s = cur[k], resolve(sub)
+        return body
+
+    def bad(s):
+        n = s.get("maxLength", 256)
+        return [("CR/LF", "a\r\nSet-Cookie: pwn=1"), ("NUL", "a\u0000b"), ("U+202E", "abc\u202egpj.exe"),
+                ("overlong", "x" * (n + 1))]
+
+    IDS = {k: "00000000-0000-4000-8000-000000000000" for k in ("project", "backup", "user", "workspace")}
+    cases = wrong = 0
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method in ("head", "options") or path.endswith("/logout"):
+                continue
+            if op["operationId"].startswith(("proxy", "portProxy")):
+                continue
+            fill_path = lambda bad_name=None, v=None: "/".join(
+                urllib.parse.quote(v, safe="") if seg == "{" + str(bad_name) + "}" else
+                ("8080" if seg == "{port}" else "00000000-0000-4000-8000-000000000000" if seg == "{id}"
+                 else "nothing-here" if seg.startswith("{") else seg)
+                for seg in path.split("/"))
+            schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            base = sample(schema) if schema else None
+            todo = []
+            for prm in op.get("parameters", []):
+                ps = resolve(prm.get("schema", {}))
+                if not is_text(ps):
+                    continue
+                for what, v in bad(ps):
+                    if prm["in"] == "query":
+                        todo.append((what, prm["name"], fill_path() + "?" + urllib.parse.urlencode({prm["name"]: v}), base))
+                    elif prm["in"] == "path":
+                        todo.append((what, prm["name"], fill_path(prm["name"], v), base))
+            if schema:
+                for fpath, fs in fields(schema, []):
+                    for what, v in bad(fs):
+                        todo.append((what, ".".join(fpath), fill_path(), with_field(base, schema, fpath, v)))
+            for what, field, uri, body in todo:
+                cases += 1
+                s, _, out = request(berth, method.upper(), uri, a["admin_token"], body)
+                text = out.decode(errors="replace")
+                if s >= 500 or s != 400 or field not in text:
+                    wrong += 1
+                    finding(part, f"{method.upper()} {path} {field} ({what}): {s} {text[:160]}")
+    # Nothing with the marker text was stored.
+    stored = [x["name"] for x in api(berth, "GET", "/api/projects", a["admin_token"]) if "pwn" in x["name"]]
+    if stored:
+        finding(part, f"stored: {stored}")
+    say(part, f"{cases} cases, {wrong} answered otherwise than a 400 naming the field")
+    RESULTS["texts"] = {"cases": cases, "wrong": wrong}
+
+
 # ---------------------------------------------------------------- archives
 
 def tar_gz(members):
@@ -734,7 +1077,7 @@ def load(berth, a):
 
 
 def main():
-    parts = [p for p in os.environ.get("ATTACK_PARTS", "matrix,kill,archives,csrf,throttle,load").split(",") if p]
+    parts = [p for p in os.environ.get("ATTACK_PARTS", "matrix,kill,race,texts,archives,csrf,throttle,load").split(",") if p]
     berth = Berth()
     try:
         admin = berth.user("admin@example.com", admin=True)
@@ -749,6 +1092,10 @@ def main():
             matrix(berth, a, b)
         if "kill" in parts:
             kill_suite(berth, a)
+        if "race" in parts:
+            race(berth, a)
+        if "texts" in parts:
+            texts(berth, a)
         if "archives" in parts:
             archives(berth, a)
         if "csrf" in parts:
@@ -759,6 +1106,7 @@ def main():
             load(berth, a)
     finally:
         berth.cleanup()
+        shutil.rmtree(MARKER_DIR, ignore_errors=True)
     out = os.path.join(ROOT, "target", "attack")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
