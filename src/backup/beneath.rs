@@ -126,6 +126,23 @@ fn proc_fds() -> io::Result<BorrowedFd<'static>> {
     }
 }
 
+/// Opens for reading the regular file `at` (an `O_PATH` descriptor whose
+/// metadata is `meta`) through its `/proc/self/fd` link, which names that
+/// very inode, checked to be it.
+fn reopen(at: &File, meta: &Metadata) -> io::Result<File> {
+    let file = File::from(rustix::fs::openat(
+        proc_fds()?,
+        at.as_raw_fd().to_string(),
+        OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?);
+    let opened = file.metadata()?;
+    if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+        return Err(gone("reopened as another file"));
+    }
+    Ok(file)
+}
+
 fn timestamps(atime: (i64, i64), mtime: (i64, i64)) -> Timestamps {
     Timestamps {
         last_access: Timespec {
@@ -153,6 +170,17 @@ pub struct Attrs {
 }
 
 impl Attrs {
+    /// What an entry a [`Dir::stat`] saw has.
+    pub fn of_stat(st: &rustix::fs::Stat) -> Attrs {
+        Attrs {
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode as u32 & 0o7777,
+            atime: (st.st_atime as i64, st.st_atime_nsec as i64),
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+        }
+    }
+
     /// What a volume's entry has.
     pub fn of(md: &Metadata) -> Attrs {
         Attrs {
@@ -255,17 +283,7 @@ impl Dir {
                 file: File::from(fd),
             })
         } else if ft.is_file() {
-            let file = File::from(rustix::fs::openat(
-                proc_fds()?,
-                at.as_raw_fd().to_string(),
-                OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?);
-            let opened = file.metadata()?;
-            if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
-                return Err(gone("reopened as another file"));
-            }
-            Kind::File(file)
+            Kind::File(reopen(&at, &meta)?)
         } else if ft.is_symlink() {
             let target = rustix::fs::readlinkat(&at, "", Vec::new())?;
             Kind::Symlink(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
@@ -277,8 +295,39 @@ impl Dir {
         Ok(Entry { meta, kind })
     }
 
+    /// Opens the regular file `name` for reading, as [`Dir::open`] does,
+    /// when it is still the file `(dev, ino)` a [`Dir::stat`] saw (else an
+    /// error for which [`changed`] is true): what a walk that classified
+    /// its entries by `stat` hands to the threads that read them.
+    pub fn open_file(&self, name: &OsStr, (dev, ino): (u64, u64)) -> io::Result<(File, Metadata)> {
+        check_name(name)?;
+        let at = File::from(rustix::fs::openat(
+            self,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?);
+        let meta = at.metadata()?;
+        if !meta.file_type().is_file() || (meta.dev(), meta.ino()) != (dev, ino) {
+            return Err(gone("no longer the file it was"));
+        }
+        Ok((reopen(&at, &meta)?, meta))
+    }
+
+    /// The target of the symlink `name` (read from the entry itself, never
+    /// followed); an entry that is no longer a symlink is an error for
+    /// which [`changed`] is true.
+    pub fn read_link(&self, name: &OsStr) -> io::Result<PathBuf> {
+        check_name(name)?;
+        match rustix::fs::readlinkat(self, name, Vec::new()) {
+            Ok(t) => Ok(PathBuf::from(OsStr::from_bytes(t.as_bytes()))),
+            Err(rustix::io::Errno::INVAL) => Err(gone("no longer a symlink")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The entry `name`'s metadata, not following it (no descriptor is
-    /// opened: enough to size a tree).
+    /// opened: enough to size a tree, or to tell what an entry is).
     pub fn stat(&self, name: &OsStr) -> io::Result<rustix::fs::Stat> {
         check_name(name)?;
         Ok(rustix::fs::statat(self, name, AtFlags::SYMLINK_NOFOLLOW)?)
@@ -374,16 +423,16 @@ impl Dir {
         )?)
     }
 
-    /// Makes a FIFO or device file `name` like the one `meta` describes.
-    pub fn mknod(&self, name: &OsStr, meta: &Metadata) -> io::Result<()> {
+    /// Makes a FIFO or device file `name` like the one `st` describes.
+    pub fn mknod(&self, name: &OsStr, st: &rustix::fs::Stat) -> io::Result<()> {
         check_name(name)?;
-        let kind = FileType::from_raw_mode(meta.mode() as _);
+        let kind = FileType::from_raw_mode(st.st_mode as _);
         rustix::fs::mknodat(
             self,
             name,
             kind,
-            Mode::from_raw_mode((meta.mode() & 0o777) as _),
-            meta.rdev() as _,
+            Mode::from_raw_mode((st.st_mode as u32 & 0o777) as _),
+            st.st_rdev as _,
         )?;
         Ok(())
     }

@@ -66,10 +66,13 @@ pub struct Copied {
     pub skipped: Skipped,
 }
 
-/// A regular file for a copy worker: opened, its metadata, where it goes.
+/// A regular file for a copy worker: where it is, what a stat saw, where
+/// it goes. The worker opens it (a walk that opened every file itself
+/// would leave the workers waiting).
 struct FileJob {
-    src: File,
-    meta: beneath::Metadata,
+    src_dir: Arc<Dir>,
+    id: (u64, u64),
+    attrs: Attrs,
     dst_dir: Arc<Dir>,
     name: OsString,
     rel: PathBuf,
@@ -79,22 +82,26 @@ struct FileJob {
 /// (a new volume nobody mounts yet), as `cp -a src/. dst/` does minus
 /// extended attributes: contents, owners, modes, times, symlinks as links,
 /// hard links as links, FIFOs and device files as nodes; sockets are left
-/// out (as archives leave them). Regular files are copied by `workers`
-/// threads (in-kernel `copy_file_range`) while the walk goes on;
-/// directories get their attributes last, deepest first. An entry that
-/// changes while it is copied (a workspace writing to the volume) is
-/// skipped and counted. Errors name paths relative to `src`.
+/// out (as archives leave them). The walk tells entries apart by
+/// `fstatat` beneath their directory's descriptor; regular files are
+/// opened (checked to be the file the walk saw) and copied by `workers`
+/// threads (in-kernel `copy_file_range`) while it goes on; directories get
+/// their attributes last, deepest first. An entry that changes while it is
+/// copied (a workspace writing to the volume) is skipped and counted.
+/// Errors name paths relative to `src`.
 pub fn copy_tree(src: &Path, dst: &Path, workers: usize) -> Result<Copied, ArchiveError> {
-    let src_root = open_root(src)?;
+    use rustix::fs::FileType;
+    let src_root = Arc::new(open_root(src)?);
     let dst_root = Arc::new(open_root(dst)?);
     let root_meta = src_root.metadata().map_err(ctx("reading", Path::new("")))?;
     let mut skipped = Skipped::default();
     let mut dirs: Vec<(PathBuf, Attrs)> = vec![(PathBuf::new(), Attrs::of(&root_meta))];
     let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut first_of: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<FileJob>(64);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<FileJob>(256);
     let rx = Mutex::new(rx);
     let failure: Mutex<Option<ArchiveError>> = Mutex::new(None);
+    let gone: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let copied = std::sync::atomic::AtomicU64::new(0);
     let walked = std::thread::scope(|scope| {
         for _ in 0..workers.max(1) {
@@ -106,16 +113,20 @@ pub fn copy_tree(src: &Path, dst: &Path, workers: usize) -> Result<Copied, Archi
                 if failure.lock().expect("poisoned").is_some() {
                     continue;
                 }
-                if let Err(e) = copy_file(job) {
-                    failure.lock().expect("poisoned").get_or_insert(e);
-                } else {
-                    copied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let rel = job.rel.clone();
+                match copy_file(job) {
+                    Ok(true) => {
+                        copied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(false) => gone.lock().expect("poisoned").push(rel),
+                    Err(e) => {
+                        failure.lock().expect("poisoned").get_or_insert(e);
+                    }
                 }
             });
         }
-        let walk = || -> Result<(), ArchiveError> {
-            let mut stack: Vec<Pending<(Rc<Dir>, Arc<Dir>)>> = Vec::new();
-            let src_root = Rc::new(src_root);
+        let mut walk = || -> Result<(), ArchiveError> {
+            let mut stack: Vec<Pending<(Arc<Dir>, Arc<Dir>)>> = Vec::new();
             let Some(names) = sorted_names(&src_root, Path::new(""))? else {
                 return Err(ctx("listing", Path::new(""))(beneath_gone()));
             };
@@ -135,24 +146,34 @@ pub fn copy_tree(src: &Path, dst: &Path, workers: usize) -> Result<Copied, Archi
                 if failure.lock().expect("poisoned").is_some() {
                     return Ok(());
                 }
-                let entry = match from.open(&name) {
-                    Ok(e) => e,
+                let st = match from.stat(&name) {
+                    Ok(st) => st,
                     Err(e) if changed(&e) => {
                         skipped.add(&rel);
                         continue;
                     }
                     Err(e) => return Err(ctx("reading", &rel)(e)),
                 };
-                let meta = entry.meta;
-                match entry.kind {
-                    Kind::Dir(d) => {
+                let attrs = Attrs::of_stat(&st);
+                match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => {
+                        let d = match from.open_dir(&name) {
+                            Ok(d) => d,
+                            Err(e) if changed(&e) => {
+                                skipped.add(&rel);
+                                continue;
+                            }
+                            Err(e) => return Err(ctx("opening", &rel)(e)),
+                        };
                         let Some(names) = sorted_names(&d, &rel)? else {
                             skipped.add(&rel);
                             continue;
                         };
                         let made = to.create_dir(&name, 0o700).map_err(ctx("creating", &rel))?;
+                        // The attributes of what was opened.
+                        let meta = d.metadata().map_err(ctx("reading", &rel))?;
                         dirs.push((rel.clone(), Attrs::of(&meta)));
-                        let pair = (Rc::new(d), Arc::new(made));
+                        let pair = (Arc::new(d), Arc::new(made));
                         for child in names.into_iter().rev() {
                             stack.push(Pending {
                                 parent: pair.clone(),
@@ -161,17 +182,19 @@ pub fn copy_tree(src: &Path, dst: &Path, workers: usize) -> Result<Copied, Archi
                             });
                         }
                     }
-                    Kind::File(f) => {
-                        if meta.nlink() > 1 {
-                            if let Some(first) = first_of.get(&(meta.dev(), meta.ino())) {
+                    FileType::RegularFile => {
+                        let id = (st.st_dev as u64, st.st_ino as u64);
+                        if st.st_nlink > 1 {
+                            if let Some(first) = first_of.get(&id) {
                                 links.push((first.clone(), rel));
                                 continue;
                             }
-                            first_of.insert((meta.dev(), meta.ino()), rel.clone());
+                            first_of.insert(id, rel.clone());
                         }
                         let job = FileJob {
-                            src: f,
-                            meta,
+                            src_dir: from.clone(),
+                            id,
+                            attrs,
                             dst_dir: to.clone(),
                             name,
                             rel,
@@ -180,17 +203,25 @@ pub fn copy_tree(src: &Path, dst: &Path, workers: usize) -> Result<Copied, Archi
                             return Ok(());
                         }
                     }
-                    Kind::Symlink(target) => {
+                    FileType::Symlink => {
+                        let target = match from.read_link(&name) {
+                            Ok(t) => t,
+                            Err(e) if changed(&e) => {
+                                skipped.add(&rel);
+                                continue;
+                            }
+                            Err(e) => return Err(ctx("reading", &rel)(e)),
+                        };
                         to.symlink(&name, &target).map_err(ctx("creating", &rel))?;
-                        to.set_attrs_at(&name, &Attrs::of(&meta), true)
+                        to.set_attrs_at(&name, &attrs, true)
                             .map_err(ctx("owning", &rel))?;
                     }
-                    Kind::Special => {
-                        to.mknod(&name, &meta).map_err(ctx("creating", &rel))?;
-                        to.set_attrs_at(&name, &Attrs::of(&meta), false)
+                    FileType::Socket => {}
+                    _ => {
+                        to.mknod(&name, &st).map_err(ctx("creating", &rel))?;
+                        to.set_attrs_at(&name, &attrs, false)
                             .map_err(ctx("owning", &rel))?;
                     }
-                    Kind::Socket => {}
                 }
             }
             Ok(())
@@ -203,7 +234,15 @@ pub fn copy_tree(src: &Path, dst: &Path, workers: usize) -> Result<Copied, Archi
         return Err(e);
     }
     walked?;
+    let gone = gone.into_inner().expect("poisoned");
+    for rel in &gone {
+        skipped.add(rel);
+    }
     for (first, rel) in links {
+        if gone.contains(&first) {
+            skipped.add(&rel);
+            continue;
+        }
         let link = || -> io::Result<()> {
             let (fdir, fname) = split(&first);
             let (ldir, lname) = split(&rel);
@@ -236,18 +275,26 @@ fn split(rel: &Path) -> (&Path, &OsStr) {
     )
 }
 
-fn copy_file(job: FileJob) -> Result<(), ArchiveError> {
+/// Copies one file; `false`: it changed under the walk (skipped).
+fn copy_file(job: FileJob) -> Result<bool, ArchiveError> {
     let FileJob {
-        mut src,
-        meta,
+        src_dir,
+        id,
+        attrs,
         dst_dir,
         name,
         rel,
     } = job;
+    let mut src = match src_dir.open_file(&name, id) {
+        Ok((f, _)) => f,
+        Err(e) if changed(&e) => return Ok(false),
+        Err(e) => return Err(ctx("opening", &rel)(e)),
+    };
     let mut out = dst_dir.create_file(&name).map_err(ctx("creating", &rel))?;
     // `io::copy` between two files is `copy_file_range` on Linux.
     io::copy(&mut src, &mut out).map_err(ctx("copying", &rel))?;
-    beneath::set_attrs(&out, &Attrs::of(&meta)).map_err(ctx("owning", &rel))
+    beneath::set_attrs(&out, &attrs).map_err(ctx("owning", &rel))?;
+    Ok(true)
 }
 
 /// Apparent size of everything under `root`, as `du -sb` counts it: files,
