@@ -175,9 +175,9 @@ impl Attrs {
         Attrs {
             uid: st.st_uid,
             gid: st.st_gid,
-            mode: st.st_mode as u32 & 0o7777,
-            atime: (st.st_atime as i64, st.st_atime_nsec as i64),
-            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            mode: st.st_mode & 0o7777,
+            atime: (st.st_atime, st.st_atime_nsec as i64),
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
         }
     }
 
@@ -431,7 +431,7 @@ impl Dir {
             self,
             name,
             kind,
-            Mode::from_raw_mode((st.st_mode as u32 & 0o777) as _),
+            Mode::from_raw_mode((st.st_mode & 0o777) as _),
             st.st_rdev as _,
         )?;
         Ok(())

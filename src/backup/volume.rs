@@ -183,7 +183,7 @@ pub fn copy_tree(src: &Path, dst: &Path, workers: usize) -> Result<Copied, Archi
                         }
                     }
                     FileType::RegularFile => {
-                        let id = (st.st_dev as u64, st.st_ino as u64);
+                        let id = (st.st_dev, st.st_ino);
                         if st.st_nlink > 1 {
                             if let Some(first) = first_of.get(&id) {
                                 links.push((first.clone(), rel));
