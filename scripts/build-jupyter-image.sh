@@ -22,11 +22,8 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-if ! command -v debootstrap >/dev/null 2>&1; then
-  echo "build-jupyter-image: installing debootstrap" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq debootstrap >/dev/null
-fi
+. "$(dirname "$0")/lib.sh"
+need_command debootstrap "to make the image's Debian root" debootstrap
 root="$(mktemp -d /var/tmp/berth-jupyter.XXXXXX)"
 trap '$sudo rm -rf "$root"' EXIT
 echo "build-jupyter-image: debootstrap $SUITE into $root" >&2

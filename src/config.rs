@@ -1,5 +1,5 @@
 //! Configuration: built-in defaults, then a TOML file, then `BERTH_*`
-//! environment variables (SPEC §4). Every key is optional; a misspelt key is
+//! environment variables (`docs/original-api.md` §4). Every key is optional; a misspelt key is
 //! an error that names it, never silently ignored.
 
 use std::collections::BTreeMap;
@@ -519,7 +519,7 @@ impl Default for Config {
                 inactive_after_h: 24,
                 volume_retention_days: 7,
                 container_grace_min: 10,
-                // The design note's defaults.
+                // The original's defaults (`docs/original-api.md` §3).
                 schedules: CleanupSchedules {
                     inactive: "0 * * * *".into(),
                     orphaned_containers: "0 */6 * * *".into(),
@@ -812,7 +812,7 @@ fn readable(message: &str) -> String {
 }
 
 /// Lays the file over the defaults: tables merge key by key, except that a
-/// `[types.X]` table replaces the built-in type X whole (SPEC §4), so a
+/// `[types.X]` table replaces the built-in type X whole (`docs/original-api.md` §1), so a
 /// replaced type never inherits half of the old one.
 fn merge_file(base: &mut toml::Value, file: toml::Value) {
     fn merge(base: &mut toml::Value, over: toml::Value, path: &[&str]) {

@@ -218,7 +218,7 @@ fn start_at_zero() {
     for scope in ["user", "site"] {
         counter!("berth_quota_refusals_total", "scope" => scope).absolute(0);
     }
-    for job in crate::jobs::JobName::ALL {
+    for job in crate::domain::jobs::JobName::ALL {
         for outcome in [
             crate::domain::jobs::JobOutcome::Ok,
             crate::domain::jobs::JobOutcome::Failed,

@@ -2,6 +2,7 @@
 //! source tree: who may import which crate, and that the domain does no
 //! I/O. Needs neither an engine nor a database.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -258,4 +259,139 @@ fn each_service_is_written_in_its_own_files() {
         }
     }
     assert_eq!(found, Vec::<String>::new());
+}
+
+/// The top-level module a source file (relative to `src/`) belongs to:
+/// `service/nodes.rs` is `service`, `metrics.rs` is `metrics`; the crate
+/// roots and the helper binaries are none.
+fn top_module(rel: &str) -> Option<String> {
+    let first = rel.split('/').next()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    (!matches!(name, "main" | "lib" | "bin")).then(|| name.to_string())
+}
+
+/// The top-level modules a file's code names: `use crate::x…`,
+/// `use crate::{x, y::z}` and inline paths `crate::x::…` (its unit tests
+/// left out).
+fn modules_named(text: &str) -> BTreeSet<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let mut out = BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Items at the group's top level: what follows `{` or a `,`
+            // at depth 0.
+            let mut depth = 0;
+            let mut start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => start = true,
+                    c if start && !c.is_whitespace() => {
+                        out.insert(ident(&group[j..]));
+                        start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+/// Every top-level module with the ones it names, and which files name
+/// each.
+type ModuleGraph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+fn module_graph(files: &[(String, String)]) -> ModuleGraph {
+    let tops: BTreeSet<String> = files.iter().filter_map(|(r, _)| top_module(r)).collect();
+    let mut g = ModuleGraph::new();
+    for (rel, text) in files {
+        let Some(from) = top_module(rel) else {
+            continue;
+        };
+        let entry = g.entry(from.clone()).or_default();
+        for to in modules_named(text) {
+            if to != from && tops.contains(&to) {
+                entry.entry(to).or_default().insert(rel.clone());
+            }
+        }
+    }
+    g
+}
+
+/// The cycles of the graph, each as its modules in order with the files
+/// that make each step.
+fn cycles(g: &ModuleGraph) -> Vec<String> {
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(m) = stack.pop() {
+            for next in g.get(&m).map(|e| e.keys()).into_iter().flatten() {
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let mut out = Vec::new();
+    for (a, edges) in g {
+        for (b, files) in edges {
+            // An edge a -> b on a cycle: b reaches a again.
+            if reach(b).contains(a) {
+                out.push(format!(
+                    "{a} -> {b} (in {files:?}), and {b} reaches {a} again"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_cycles_between_top_level_modules() {
+    let g = module_graph(&tree());
+    assert!(g.len() >= 10, "the graph was read: {g:?}");
+    assert_eq!(cycles(&g), Vec::<String>::new());
+}
+
+#[test]
+fn the_cycle_check_finds_a_cycle_and_reads_every_form_of_path() {
+    let file = |rel: &str, text: &str| (rel.to_string(), text.to_string());
+    // metrics -> jobs -> service -> metrics, written three ways.
+    let planted = [
+        file(
+            "metrics.rs",
+            "fn f() { for j in crate::jobs::JobName::ALL {} }",
+        ),
+        file(
+            "jobs/mod.rs",
+            "use crate::{\n    domain::x,\n    service::{Berth, Result},\n};",
+        ),
+        file("service/mod.rs", "use crate::metrics;"),
+        file("domain/mod.rs", "pub fn pure() {}"),
+        file("lib.rs", "pub mod jobs; use crate::jobs::x;"),
+    ];
+    let g = module_graph(&planted);
+    assert_eq!(
+        g["jobs"].keys().cloned().collect::<Vec<_>>(),
+        ["domain", "service"]
+    );
+    let found = cycles(&g);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found[0].starts_with("jobs -> service"), "{found:?}");
+    // Without the planted edge, none.
+    let g = module_graph(&planted[1..]);
+    assert_eq!(cycles(&g), Vec::<String>::new());
 }

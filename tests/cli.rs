@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use common::{docker_inspect, ensure_test_image, TEST_IMAGE};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
 struct Server {
     child: Child,
 }
@@ -62,7 +60,7 @@ start_period_s = 0
 }
 
 fn berth(args: &[&str], config: &std::path::Path, stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::berth_bin();
     cmd.args(args)
         .env("BERTH_CONFIG", config)
         .env_remove("BERTH_LISTEN")
@@ -145,7 +143,7 @@ async fn a_new_user_runs_a_workspace_through_the_binary_and_the_api() {
     assert!(!out.status.success());
 
     // Serve, and wait for healthcheck to say so.
-    let child = Command::new(BIN)
+    let child = common::berth_bin()
         .args(["serve", "--config"])
         .arg(&config)
         .env_remove("BERTH_LISTEN")
@@ -249,7 +247,7 @@ async fn a_new_user_runs_a_workspace_through_the_binary_and_the_api() {
 fn serve_says_clearly_when_the_engine_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), free_port(), "test-unreachable");
-    let out = Command::new(BIN)
+    let out = common::berth_bin()
         .args(["serve", "--config"])
         .arg(&config)
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
@@ -268,7 +266,7 @@ fn a_bad_config_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
-    let out = Command::new(BIN)
+    let out = common::berth_bin()
         .args(["serve", "--config"])
         .arg(&path)
         .output()
@@ -276,7 +274,7 @@ fn a_bad_config_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lisen"), "{err}");
-    let out = Command::new(BIN)
+    let out = common::berth_bin()
         .args(["serve"])
         .env("BERTH_LISTEN", "not an address")
         .output()
@@ -308,7 +306,7 @@ async fn a_backup_cut_short_by_a_killed_server_is_failed_on_restart() {
             .trim()
             .to_string();
     let serve = || {
-        Command::new(BIN)
+        common::berth_bin()
             .args(["serve", "--config"])
             .arg(&config)
             .env_remove("BERTH_LISTEN")
@@ -427,7 +425,7 @@ async fn a_backup_cut_short_by_a_killed_server_is_failed_on_restart() {
 /// Runs the client half of the binary against `server` with the kept
 /// credentials in `creds`; the environment's BERTH_TOKEN is not used.
 fn client(args: &[&str], server: &str, creds: &std::path::Path, stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::berth_bin();
     cmd.args(args)
         .env("BERTH_SERVER", server)
         .env("BERTH_CLIENT_CONFIG", creds)
@@ -480,7 +478,7 @@ async fn the_cli_client_drives_a_server_end_to_end() {
         &config,
         Some("correct-horse\n"),
     ));
-    let child = Command::new(BIN)
+    let child = common::berth_bin()
         .args(["serve", "--config"])
         .arg(&config)
         .env_remove("BERTH_LISTEN")
@@ -583,7 +581,7 @@ async fn the_cli_client_drives_a_server_end_to_end() {
     assert_eq!(run(&["ws", "update", &ws]).status.code(), Some(2));
     let events = json_of(&run(&["ws", "events", &ws, "--json"]));
     assert!(!events.as_array().unwrap().is_empty(), "{events}");
-    let mut watch = Command::new(BIN)
+    let mut watch = common::berth_bin()
         .args(["ws", "stats", &ws, "--watch"])
         .env("BERTH_SERVER", &base)
         .env("BERTH_CLIENT_CONFIG", &creds)

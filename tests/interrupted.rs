@@ -17,8 +17,6 @@ use common::{ensure_test_image, TEST_IMAGE};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
 struct Server(Child);
 
 impl Drop for Server {
@@ -79,7 +77,7 @@ memory_mb = 64
         )
         .unwrap();
         let run = |args: &[&str], stdin: Option<&str>| {
-            let mut c = Command::new(BIN)
+            let mut c = common::berth_bin()
                 .args(args)
                 .env("BERTH_CONFIG", &config)
                 .env_remove("BERTH_LISTEN")
@@ -123,7 +121,7 @@ memory_mb = 64
     }
 
     fn serve(&self) -> Server {
-        let child = Command::new(BIN)
+        let child = common::berth_bin()
             .args(["serve", "--config"])
             .arg(&self.config)
             .env_remove("BERTH_LISTEN")

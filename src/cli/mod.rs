@@ -1,4 +1,4 @@
-//! The `berth` command line (SPEC §4): `serve`, `healthcheck`, the admin
+//! The `berth` command line (`docs/original-api.md` §4 for what stays stable): `serve`, `healthcheck`, the admin
 //! commands that work on the data directory directly (`user add`,
 //! `token create`), and the client commands that talk to a running server
 //! (`client.rs`). Errors end here: printed once, with an exit code.

@@ -1,4 +1,4 @@
-//! What the cleanup jobs would do, decided from a snapshot (SPEC §3
+//! What the cleanup jobs would do, decided from a snapshot (`docs/original-api.md` §3
 //! "Cleanup"). Pure: each planner takes records, what the engine shows, the
 //! time and the policy, and returns actions; the executor in `jobs` carries
 //! them out. Nothing without Berth's managed label and this installation's
@@ -52,7 +52,7 @@ pub struct ProjectSeen {
     pub volume_name: String,
 }
 
-/// The thresholds of SPEC §3 "Cleanup".
+/// The thresholds of `docs/original-api.md` §3 "Cleanup".
 #[derive(Debug, Clone, PartialEq)]
 pub struct CleanupPolicy {
     /// This installation's `berth.instance`.

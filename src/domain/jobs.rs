@@ -9,6 +9,46 @@ use uuid::Uuid;
 
 use super::Millis;
 
+super::spelled_enum! {
+    /// The jobs Berth runs.
+    #[derive(PartialOrd, Ord)]
+    pub enum JobName("job") {
+        Inactive = "inactive",
+        OrphanedContainers = "orphaned-containers",
+        OrphanedVolumes = "orphaned-volumes",
+        ErrorRecovery = "error-recovery",
+        /// Backs up projects whose schedule is due, then prunes by retention.
+        Backups = "backups",
+        /// Measures every project volume's size (what storage quotas count).
+        VolumeSizes = "volume-sizes",
+        /// Removes audit records older than `audit.retention_days`.
+        AuditRetention = "audit-retention",
+    }
+}
+
+impl JobName {
+    /// The four cleanup jobs of the original (`docs/original-api.md` §3).
+    pub const CLEANUP: [JobName; 4] = [
+        JobName::Inactive,
+        JobName::OrphanedContainers,
+        JobName::OrphanedVolumes,
+        JobName::ErrorRecovery,
+    ];
+
+    /// The count's name in the cleanup report (the original API's keys).
+    pub fn count_key(self) -> &'static str {
+        match self {
+            JobName::Inactive => "inactiveContainers",
+            JobName::OrphanedContainers => "orphanedContainers",
+            JobName::OrphanedVolumes => "orphanedVolumes",
+            JobName::ErrorRecovery => "errorWorkspaces",
+            JobName::Backups => "backups",
+            JobName::VolumeSizes => "volumesMeasured",
+            JobName::AuditRetention => "auditRecordsRemoved",
+        }
+    }
+}
+
 /// One thing a job did (or, in a dry run, would do) to one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobDetail {

@@ -92,7 +92,7 @@ impl ResourceLimits {
         self.memory_swap_mb.unwrap_or(self.memory_mb)
     }
 
-    /// Checks the rules of SPEC §3 "Limits": everything positive, cpus at
+    /// Checks the rules of `docs/original-api.md` §3 "Limits": everything positive, cpus at
     /// most the host's, reservation ≤ memory ≤ memory+swap.
     pub fn validate(&self, host_cpus: u32) -> Result<(), LimitsError> {
         let err = |m: String| Err(LimitsError(m));
@@ -186,7 +186,7 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
-    /// The design note's default check: `curl -f` on the type's port.
+    /// The original's default check: `curl -f` on the type's port.
     pub fn http_default(port: u16) -> HealthCheck {
         HealthCheck {
             command: format!("curl -f http://localhost:{port}/healthz || exit 1"),

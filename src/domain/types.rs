@@ -1,5 +1,5 @@
 //! Workspace types: what image a workspace runs, on which port, with which
-//! default limits and health check. They come from the config file (SPEC §1);
+//! default limits and health check. They come from the config file (`docs/original-api.md` §1);
 //! the built-in `vscode` and `spreadsheet` types are only defaults.
 
 use std::collections::BTreeMap;
@@ -140,7 +140,7 @@ impl WorkspaceType {
     }
 }
 
-/// The built-in types of SPEC §1. A `[types.X]` table in the config file
+/// The built-in types (`docs/original-api.md` §1). A `[types.X]` table in the config file
 /// adds a type or replaces one of these whole.
 pub fn builtin_types() -> BTreeMap<String, WorkspaceType> {
     let mut m = BTreeMap::new();
@@ -175,7 +175,7 @@ pub fn builtin_types() -> BTreeMap<String, WorkspaceType> {
     m.insert(
         "spreadsheet".to_string(),
         WorkspaceType {
-            // SPEC §1: the spreadsheet image is the operator's choice.
+            // `docs/original-api.md` §1: the spreadsheet image is the operator's choice.
             image: String::new(),
             port: 8081,
             command: Vec::new(),

@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §2): routes, extractors, wire types and the mapping of
+//! The HTTP API (`docs/original-api.md` §2 for the paths it keeps): routes, extractors, wire types and the mapping of
 //! errors to status codes. [`app`] builds the whole router, so tests drive it
 //! without a socket and `serve` only binds it.
 

@@ -20,7 +20,7 @@ use crate::engine::{Engine, LABEL_PROJECT_ID};
 use crate::service::maintenance::Applied;
 use crate::service::{Berth, Result};
 
-/// What `POST /api/workspaces/cleanup` answers: the design note's four
+/// What `POST /api/workspaces/cleanup` answers: the original API's four
 /// counts, and every action with its resource, reason and outcome.
 #[derive(Debug, Clone)]
 pub struct CleanupReport {

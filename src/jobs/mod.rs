@@ -1,4 +1,4 @@
-//! Scheduled jobs: the four cleanup reconcilers of SPEC §3 "Cleanup" and
+//! Scheduled jobs: the four cleanup reconcilers (`docs/original-api.md` §3 "Cleanup") and
 //! the backups job on 5-field cron schedules. Every replica runs the
 //! schedules; each tick is run once, by the replica that records it first
 //! (`job_runs` has one row per job and tick). Each run is recorded with
@@ -25,71 +25,32 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::config::{parse_schedule, Config};
+pub use crate::domain::jobs::JobName;
 use crate::domain::jobs::{JobOutcome, JobRun};
 use crate::domain::{now_millis, Millis};
 use crate::service::{Audit, Backups, Berth, Result};
 use crate::store::LockKey;
 
-crate::domain::spelled_enum! {
-    /// The jobs Berth runs.
-    #[derive(PartialOrd, Ord)]
-    pub enum JobName("job") {
-        Inactive = "inactive",
-        OrphanedContainers = "orphaned-containers",
-        OrphanedVolumes = "orphaned-volumes",
-        ErrorRecovery = "error-recovery",
-        /// Backs up projects whose schedule is due, then prunes by retention.
-        Backups = "backups",
-        /// Measures every project volume's size (what storage quotas count).
-        VolumeSizes = "volume-sizes",
-        /// Removes audit records older than `audit.retention_days`.
-        AuditRetention = "audit-retention",
+/// The configured schedule text of `job`.
+pub fn schedule_of(job: JobName, config: &Config) -> &str {
+    let s = &config.cleanup.schedules;
+    match job {
+        JobName::Inactive => &s.inactive,
+        JobName::OrphanedContainers => &s.orphaned_containers,
+        JobName::OrphanedVolumes => &s.orphaned_volumes,
+        JobName::ErrorRecovery => &s.error_recovery,
+        JobName::Backups => &config.backups.check_schedule,
+        JobName::VolumeSizes => &s.volume_sizes,
+        JobName::AuditRetention => &config.audit.schedule,
     }
 }
 
-impl JobName {
-    /// The four cleanup jobs of the design note.
-    pub const CLEANUP: [JobName; 4] = [
-        JobName::Inactive,
-        JobName::OrphanedContainers,
-        JobName::OrphanedVolumes,
-        JobName::ErrorRecovery,
-    ];
-
-    /// The count's name in the cleanup report (the design note's keys).
-    pub fn count_key(self) -> &'static str {
-        match self {
-            JobName::Inactive => "inactiveContainers",
-            JobName::OrphanedContainers => "orphanedContainers",
-            JobName::OrphanedVolumes => "orphanedVolumes",
-            JobName::ErrorRecovery => "errorWorkspaces",
-            JobName::Backups => "backups",
-            JobName::VolumeSizes => "volumesMeasured",
-            JobName::AuditRetention => "auditRecordsRemoved",
-        }
-    }
-
-    /// The configured schedule text.
-    pub fn schedule(self, config: &Config) -> &str {
-        let s = &config.cleanup.schedules;
-        match self {
-            JobName::Inactive => &s.inactive,
-            JobName::OrphanedContainers => &s.orphaned_containers,
-            JobName::OrphanedVolumes => &s.orphaned_volumes,
-            JobName::ErrorRecovery => &s.error_recovery,
-            JobName::Backups => &config.backups.check_schedule,
-            JobName::VolumeSizes => &s.volume_sizes,
-            JobName::AuditRetention => &config.audit.schedule,
-        }
-    }
-
-    /// When the job runs next after `now`; `None` when it is off.
-    pub fn next_run(self, config: &Config, now: DateTime<Local>) -> Option<DateTime<Local>> {
-        parse_schedule(self.schedule(config))
-            .ok()
-            .flatten()
-            .and_then(|c| next_tick(&c, now))
-    }
+/// When `job` runs next after `now`; `None` when it is off.
+pub fn next_run_of(job: JobName, config: &Config, now: DateTime<Local>) -> Option<DateTime<Local>> {
+    parse_schedule(schedule_of(job, config))
+        .ok()
+        .flatten()
+        .and_then(|c| next_tick(&c, now))
 }
 
 /// The schedule's next occurrence after `now`, in whole seconds: the tick
@@ -170,12 +131,12 @@ impl Scheduler {
 
     /// The job's configured schedule text.
     pub fn schedule(&self, job: JobName) -> &str {
-        job.schedule(self.berth.config())
+        schedule_of(job, self.berth.config())
     }
 
     /// When the job runs next; `None` when it is off.
     pub fn next_run(&self, job: JobName, now: DateTime<Local>) -> Option<DateTime<Local>> {
-        job.next_run(self.berth.config(), now)
+        next_run_of(job, self.berth.config(), now)
     }
 
     /// Runs one job now (or plans it, with `dry_run`), records the run and
@@ -321,7 +282,8 @@ impl Scheduler {
         tokio::spawn(async move {
             let mut tasks = Vec::new();
             for job in JobName::ALL {
-                let Ok(Some(cron)) = parse_schedule(job.schedule(scheduler.berth.config())) else {
+                let Ok(Some(cron)) = parse_schedule(schedule_of(job, scheduler.berth.config()))
+                else {
                     tracing::info!(job = job.as_str(), "job is off");
                     continue;
                 };

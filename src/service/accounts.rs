@@ -1,7 +1,7 @@
 //! Accounts: users, their roles and passwords, and API tokens, with the
 //! rules of `domain::accounts`. Written against the store alone, so the
 //! CLI's admin commands (on the data directory, with or without a running
-//! server, SPEC §4) and the API run the same code; logging in and
+//! server, `docs/original-api.md` §4) and the API run the same code; logging in and
 //! authenticating requests are in `auth`.
 
 use std::sync::Arc;

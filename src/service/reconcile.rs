@@ -1,5 +1,5 @@
-//! Bringing the database into agreement with the engine (SPEC §3
-//! "Reconcile"), and recovering workspaces that failed (SPEC §3 "Health").
+//! Bringing the database into agreement with the engine (`docs/original-api.md`
+//! §3 "Reconcile"), and recovering workspaces that failed (§3 "Health").
 //!
 //! [`observe`] is the pure decision: from what the record says and what the
 //! engine shows, either the status the record should take, or a failure of a

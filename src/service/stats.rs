@@ -39,7 +39,7 @@ pub struct HistoryPoint {
     pub tx_bytes: u64,
 }
 
-/// Figures for one running workspace, in the design note's units.
+/// Figures for one running workspace, in the original API's units.
 #[derive(Debug, Clone)]
 pub struct StatsView {
     pub workspace_id: Uuid,

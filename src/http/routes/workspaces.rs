@@ -1,4 +1,4 @@
-//! `/api/workspaces`: Phase 1 (records) and Phase 2 (lifecycle) endpoints.
+//! `/api/workspaces`: the records and their lifecycle.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -77,7 +77,7 @@ impl From<&JobRun> for RunDto {
     }
 }
 
-/// The design note's report: four counts, plus what was (or would be) done.
+/// The original API's report: four counts, plus what was (or would be) done.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupDto {

@@ -22,7 +22,7 @@ impl StatsDto {
     }
 }
 
-/// Stats of one workspace in the design note's shape (MB, percent), plus
+/// Stats of one workspace in the original API's shape (MB, percent), plus
 /// network, block I/O, pids and, for one workspace, its recent history.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -368,7 +368,7 @@ pub struct StatusDto {
     pub resources: Option<ResourcesDto>,
 }
 
-/// The design note's `resources`: CPU % and memory in MB.
+/// The original API's `resources`: CPU % and memory in MB.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcesDto {
@@ -400,7 +400,7 @@ pub struct LastCheckDto {
     pub timestamp: String,
 }
 
-/// `GET /api/workspaces/:id/health`, the design note's shape plus a message.
+/// `GET /api/workspaces/:id/health`, the original API's shape plus a message.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthResponseDto {
