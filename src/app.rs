@@ -41,16 +41,16 @@ impl App {
     pub fn around(berth: Berth) -> App {
         let backups = Backups::new(berth.clone());
         let audit = Audit::new(
-            berth.store().clone(),
-            berth.config().audit.clone(),
-            Some(berth.replicas().id()),
+            berth.core().store().clone(),
+            berth.core().config().audit.clone(),
+            Some(berth.core().replicas().id()),
         );
         App {
             scheduler: Scheduler::new(berth.clone(), backups.clone(), audit.clone()),
             audit,
             backups,
-            accounts: berth.accounts().clone(),
-            nodes: berth.nodes().clone(),
+            accounts: berth.core().accounts().clone(),
+            nodes: berth.core().nodes().clone(),
             berth,
         }
     }
@@ -62,15 +62,16 @@ impl App {
     /// before it serves. Refused (`Conflict`, saying what to change) when
     /// this process may not serve beside the live replicas.
     pub async fn start_replica(&self, name: &str) -> crate::service::Result<()> {
-        let engine = self.berth.local_engine().info().await?;
+        let engine = self.berth.core().local_engine().info().await?;
         self.berth
+            .core()
             .replicas()
             .register(crate::service::ReplicaStart {
                 name: name.to_string(),
                 engine_id: engine.id,
                 archive_dir: self.backups.archive_dir_id()?,
                 remote_archives: self.backups.stores_remotely(),
-                instance: self.berth.config().instance.clone(),
+                instance: self.berth.core().config().instance.clone(),
             })
             .await?;
         self.scheduler.reap_at_start().await

@@ -244,7 +244,14 @@ async fn path_mode_serves_the_owner_only_and_scopes_the_apps_cookies() {
     // site, so the browser sends the cookie) may not open a WebSocket into
     // the app with the owner's session; Berth's own pages may.
     let (owner_id, session) = env.session(Role::Member).await;
-    let owner_user = env.berth.store().user(owner_id).await.unwrap().unwrap();
+    let owner_user = env
+        .berth
+        .core()
+        .store()
+        .user(owner_id)
+        .await
+        .unwrap()
+        .unwrap();
     let mine_token = env
         .accounts
         .issue_api_token(&owner_user, "t")
@@ -304,7 +311,13 @@ async fn app_origins_hand_the_login_over_and_keep_berths_credentials_out() {
     let owner_token = env
         .accounts
         .issue_api_token(
-            &env.berth.store().user(owner_id).await.unwrap().unwrap(),
+            &env.berth
+                .core()
+                .store()
+                .user(owner_id)
+                .await
+                .unwrap()
+                .unwrap(),
             "t",
         )
         .await
@@ -393,6 +406,7 @@ async fn app_origins_hand_the_login_over_and_keep_berths_credentials_out() {
         let code = "expired-code-for-the-test";
         let now = berth::domain::now_millis();
         env.berth
+            .core()
             .store()
             .insert_app_code(
                 &hex::encode(sha2::Sha256::digest(code.as_bytes())),
@@ -603,7 +617,14 @@ async fn app_origins_hand_the_login_over_and_keep_berths_credentials_out() {
 async fn a_password_change_ends_app_cookies() {
     let (env, addr) = env(true).await;
     let (owner_id, session) = env.session(Role::Member).await;
-    let owner = env.berth.store().user(owner_id).await.unwrap().unwrap();
+    let owner = env
+        .berth
+        .core()
+        .store()
+        .user(owner_id)
+        .await
+        .unwrap()
+        .unwrap();
     let token = env.accounts.issue_api_token(&owner, "t").await.unwrap().1;
     let ws = workspace(&env, &token, "echo").await;
     let app = ws["appUrl"].as_str().unwrap().to_string();

@@ -146,10 +146,10 @@ fn the_http_layer_reaches_the_engine_and_the_store_only_through_services() {
     // stats stream, the proxy's exit grace); listed so that a new one is a
     // decision, not a slip.
     let calls = [
-        "berth.local_engine()",
-        "berth.engine_of(",
-        "berth.engine_on(",
-        "berth.store()",
+        "berth.core().local_engine()",
+        "berth.core().engine_of(",
+        "berth.core().engine_on(",
+        "berth.core().store()",
     ];
     let found: Vec<String> = tree()
         .into_iter()

@@ -253,6 +253,7 @@ async fn the_log_comes_by_pages_and_old_records_go() {
     // Retention: records older than the configured days go; a dry run
     // counts them.
     env.berth
+        .core()
         .store()
         .insert_audit(&berth::domain::audit::AuditRecord {
             id: uuid::Uuid::new_v4(),

@@ -43,7 +43,7 @@ async fn the_inactive_job_stops_idle_workspaces_only() {
     let (stale, _) = started(&env, &t).await;
     let (fresh, _) = started(&env, &t).await;
     let (reports_use, _) = started(&env, &t).await;
-    let store = env.berth.store();
+    let store = env.berth.core().store();
     let old = now_millis() - 25 * H;
     for id in [&stale, &reports_use] {
         store
@@ -98,26 +98,49 @@ async fn viewing_logs_counts_as_activity_and_status_polling_does_not() {
     let wid = Uuid::parse_str(&id).unwrap();
     let old = now_millis() - 25 * H;
     env.berth
+        .core()
         .store()
         .set_last_activity(wid, Some(old))
         .await
         .unwrap();
     env.get(&format!("/api/workspaces/{id}/status"), &t).await;
     env.get(&format!("/api/workspaces/{id}/health"), &t).await;
-    let ws = env.berth.store().workspace(wid).await.unwrap().unwrap();
+    let ws = env
+        .berth
+        .core()
+        .store()
+        .workspace(wid)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ws.last_activity_at, Some(old), "status polling is not use");
     env.get(&format!("/api/workspaces/{id}/logs"), &t).await;
-    let ws = env.berth.store().workspace(wid).await.unwrap().unwrap();
+    let ws = env
+        .berth
+        .core()
+        .store()
+        .workspace(wid)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(ws.last_activity_at.unwrap() > now_millis() - 60_000);
     // An admin looking is not the owner using it.
     env.berth
+        .core()
         .store()
         .set_last_activity(wid, Some(old))
         .await
         .unwrap();
     let a = admin(&env).await;
     env.get(&format!("/api/workspaces/{id}/logs"), &a).await;
-    let ws = env.berth.store().workspace(wid).await.unwrap().unwrap();
+    let ws = env
+        .berth
+        .core()
+        .store()
+        .workspace(wid)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ws.last_activity_at, Some(old));
 }
 
@@ -183,7 +206,7 @@ async fn orphaned_volumes_past_retention_are_removed_unless_mounted_or_unmanaged
     let env = TestEnv::new().await;
     let t = env.member().await;
     let a = admin(&env).await;
-    let store = env.berth.store();
+    let store = env.berth.core().store();
     let long_ago = now_millis() - 8 * 24 * H;
 
     // A deleted project past retention: its volume goes, and its record.
@@ -308,7 +331,7 @@ async fn error_workspaces_are_recovered_or_cleaned() {
         None,
     )
     .await;
-    let store = env.berth.store();
+    let store = env.berth.core().store();
     for id in [&alive, &dead] {
         let mut w = store
             .workspace(Uuid::parse_str(id).unwrap())
@@ -339,6 +362,7 @@ async fn a_dry_run_changes_nothing_and_predicts_the_real_run() {
     let a = admin(&env).await;
     let (stale, _) = started(&env, &t).await;
     env.berth
+        .core()
         .store()
         .set_last_activity(
             Uuid::parse_str(&stale).unwrap(),
@@ -420,9 +444,9 @@ async fn a_failing_job_is_recorded_and_the_others_still_run() {
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     let broken_engine = berth::engine::Engine::at_unix_socket(sock.to_str().unwrap()).unwrap();
     let broken = berth::service::Berth::new(
-        env.berth.store().clone(),
+        env.berth.core().store().clone(),
         broken_engine,
-        env.berth.config().clone(),
+        env.berth.core().config().clone(),
         2,
     );
     let report = berth::app::App::around(broken)
@@ -439,7 +463,13 @@ async fn a_failing_job_is_recorded_and_the_others_still_run() {
         );
     }
     for job in JobName::CLEANUP {
-        let runs = env.berth.store().job_runs(job.as_str(), 5).await.unwrap();
+        let runs = env
+            .berth
+            .core()
+            .store()
+            .job_runs(job.as_str(), 5)
+            .await
+            .unwrap();
         assert_eq!(runs.len(), 1, "{job:?} recorded");
         assert_eq!(runs[0].outcome.as_str(), "failed");
     }

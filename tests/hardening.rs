@@ -22,7 +22,12 @@ use uuid::Uuid;
 fn mountpoint(env: &TestEnv, project: &str) -> PathBuf {
     let rt = tokio::runtime::Handle::current();
     let p = tokio::task::block_in_place(|| {
-        rt.block_on(env.berth.store().project(Uuid::parse_str(project).unwrap()))
+        rt.block_on(
+            env.berth
+                .core()
+                .store()
+                .project(Uuid::parse_str(project).unwrap()),
+        )
     })
     .unwrap()
     .unwrap();
@@ -174,6 +179,7 @@ async fn what_a_restore_writes_is_bounded() {
         Uuid::parse_str(v["data"]["userId"].as_str().unwrap()).unwrap()
     };
     env.berth
+        .core()
         .store()
         .insert_backup(&berth::domain::backups::Backup {
             id,
@@ -393,7 +399,7 @@ async fn failed_logins_are_throttled_per_account_without_telling_accounts_apart(
             Request::get("/metrics")
                 .header(
                     "authorization",
-                    format!("Bearer {}", env.berth.metrics_token()),
+                    format!("Bearer {}", env.berth.core().metrics_token()),
                 )
                 .body(Body::empty())
                 .unwrap(),
@@ -420,7 +426,10 @@ async fn metrics_need_a_token_by_default() {
     let (s, _, _) = env.send_raw(get(Some(format!("Bearer {member}")))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _, _) = env
-        .send_raw(get(Some(format!("Bearer {}", env.berth.metrics_token()))))
+        .send_raw(get(Some(format!(
+            "Bearer {}",
+            env.berth.core().metrics_token()
+        ))))
         .await;
     assert_eq!(s, StatusCode::OK);
     // The token is generated once, kept in the data directory (0600).
@@ -429,7 +438,7 @@ async fn metrics_need_a_token_by_default() {
     assert_eq!(md.permissions().mode() & 0o777, 0o600);
     assert_eq!(
         std::fs::read_to_string(&file).unwrap().trim(),
-        env.berth.metrics_token()
+        env.berth.core().metrics_token()
     );
 }
 

@@ -356,7 +356,7 @@ async fn status_follows_the_engine_and_a_restart_recovers_what_should_run() {
     let changed = restarted.reconcile_all().await.unwrap();
     // The vanished one is now stopped; the killed one runs again on a new port.
     assert_eq!(changed, 2);
-    let store = restarted.store();
+    let store = restarted.core().store();
     let rec = |w: &str| {
         let w = uuid::Uuid::parse_str(w).unwrap();
         async move { store.workspace(w).await.unwrap().unwrap() }

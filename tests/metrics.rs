@@ -71,7 +71,7 @@ async fn metrics_parse_and_move_with_what_happens() {
     let t = env.member().await;
     let a = env.user(Role::Admin).await.1;
     let (id, pid) = env.workspace(&t).await;
-    let (s, m) = scrape(&env, Some(env.berth.metrics_token())).await;
+    let (s, m) = scrape(&env, Some(env.berth.core().metrics_token())).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         value(
@@ -91,7 +91,7 @@ async fn metrics_parse_and_move_with_what_happens() {
     );
 
     env.start(&t, &id).await;
-    let (_, m) = scrape(&env, Some(env.berth.metrics_token())).await;
+    let (_, m) = scrape(&env, Some(env.berth.core().metrics_token())).await;
     assert_eq!(
         value(
             &m,
@@ -124,7 +124,7 @@ async fn metrics_parse_and_move_with_what_happens() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (_, m) = scrape(&env, Some(env.berth.metrics_token())).await;
+    let (_, m) = scrape(&env, Some(env.berth.core().metrics_token())).await;
     assert_eq!(
         value(&m, "berth_backups_total", &["outcome=\"complete\""]),
         before + 1.0
@@ -138,6 +138,7 @@ async fn metrics_parse_and_move_with_what_happens() {
 
     // A stale workspace stopped by the inactive job shows as a cleanup action.
     env.berth
+        .core()
         .store()
         .set_last_activity(
             uuid::Uuid::parse_str(&id).unwrap(),
@@ -155,7 +156,7 @@ async fn metrics_parse_and_move_with_what_happens() {
         .call(Method::POST, "/api/jobs/inactive/run", Some(&a), None)
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, m) = scrape(&env, Some(env.berth.metrics_token())).await;
+    let (_, m) = scrape(&env, Some(env.berth.core().metrics_token())).await;
     assert_eq!(
         value(&m, "berth_cleanup_actions_total", &labels),
         before + 1.0
@@ -209,7 +210,7 @@ async fn the_unhealthy_gauge_follows_the_health_check() {
         async move {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             loop {
-                let (_, m) = scrape(env, Some(env.berth.metrics_token())).await;
+                let (_, m) = scrape(env, Some(env.berth.core().metrics_token())).await;
                 if gauge(&m) == Some(want) {
                     return;
                 }

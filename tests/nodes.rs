@@ -53,7 +53,7 @@ async fn metrics(env: &TestEnv) -> String {
     let r = Request::get("/metrics")
         .header(
             "authorization",
-            format!("Bearer {}", env.berth.metrics_token()),
+            format!("Bearer {}", env.berth.core().metrics_token()),
         )
         .body(Body::empty())
         .unwrap();
@@ -73,7 +73,7 @@ fn docker_info(field: &str) -> i64 {
 async fn the_local_node_has_the_engines_capacity_and_what_running_workspaces_reserve() {
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     let list = nodes(&env, &admin).await;
     let local = &list[0];
     assert_eq!(local["name"], "local", "{list:?}");
@@ -98,7 +98,7 @@ async fn the_local_node_has_the_engines_capacity_and_what_running_workspaces_res
     let before = node(&env, &admin, "local").await;
     env.start(&admin, &ws).await;
     let after = node(&env, &admin, "local").await;
-    let want = Demand::of(&env.berth.config().types["box"].resources);
+    let want = Demand::of(&env.berth.core().config().types["box"].resources);
     let mb = |v: &Value| v["allocated"]["memoryMb"].as_u64().unwrap();
     let cpus = |v: &Value| v["allocated"]["cpus"].as_f64().unwrap();
     assert_eq!(mb(&after) - mb(&before), want.memory_mb, "{after}");
@@ -176,7 +176,7 @@ async fn ten_concurrent_starts_against_room_for_one_start_one() {
     })
     .await;
     let (_, admin) = env.user(Role::Admin).await;
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     let mut made = Vec::new();
     for i in 0..10 {
         made.push(big_workspace(&env, &admin, "big", i).await);
@@ -212,7 +212,7 @@ async fn ten_concurrent_starts_against_room_for_one_start_one() {
     let started = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     let statuses: Vec<u16> = answers.iter().map(|(s, _)| s.as_u16()).collect();
     assert_eq!(started, 1, "one start takes the room: {statuses:?}");
-    let need = env.berth.config().types["big"]
+    let need = env.berth.core().config().types["big"]
         .resources
         .memory_reservation_mb
         .unwrap();
@@ -255,7 +255,7 @@ async fn a_live_resize_that_would_overcommit_its_node_is_refused() {
     })
     .await;
     let (_, admin) = env.user(Role::Admin).await;
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     let (a, pa) = big_workspace(&env, &admin, "grow", 0).await;
     let (b, pb) = big_workspace(&env, &admin, "half", 1).await;
     env.start(&admin, &a).await;
@@ -272,7 +272,7 @@ async fn a_live_resize_that_would_overcommit_its_node_is_refused() {
         .await;
     assert_error(s, &v, StatusCode::CONFLICT, "node local has no room");
     let (_, w) = env.get(&format!("/api/workspaces/{a}"), &admin).await;
-    let grow = &env.berth.config().types["grow"].resources;
+    let grow = &env.berth.core().config().types["grow"].resources;
     assert_eq!(
         w["data"]["config"]["resourceLimits"]["memoryReservation"],
         grow.memory_reservation_mb.unwrap(),
@@ -332,7 +332,7 @@ async fn a_node_that_stops_answering_is_unreachable_since_its_first_failure_and_
         "{v}"
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     let b = node(&env, &admin, "b").await;
     assert_eq!(
         b["unreachableSince"],
@@ -344,7 +344,7 @@ async fn a_node_that_stops_answering_is_unreachable_since_its_first_failure_and_
     // An engine behind the socket: ready at the next heartbeat, with its
     // capacity, the API version negotiated with it.
     let forwarder = common::forward_engine(&sock);
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     let b = node(&env, &admin, "b").await;
     assert_eq!(b["state"], "ready", "{b}");
     assert!(
@@ -361,7 +361,7 @@ async fn a_node_that_stops_answering_is_unreachable_since_its_first_failure_and_
     // Gone again: unreachable from this beat on, the last answer kept.
     forwarder.abort();
     let _ = std::fs::remove_file(&sock);
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     let b = node(&env, &admin, "b").await;
     assert_eq!(b["state"], "unreachable", "{b}");
     assert!(b["lastSeen"].is_string(), "{b}");
@@ -386,7 +386,7 @@ async fn a_node_that_stops_answering_is_unreachable_since_its_first_failure_and_
 async fn cordon_labels_and_removal_follow_the_rules() {
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
 
     let (s, v) = patch(&env, &admin, "local", json!({ "cordoned": true })).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -600,7 +600,7 @@ async fn plan(env: &TestEnv, admin: &str, body: Value) -> (StatusCode, Value) {
 async fn the_planner_answers_from_the_nodes_as_the_heartbeat_saw_them() {
     let env = TestEnv::new().await;
     let (_, admin) = env.user(Role::Admin).await;
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     let local = node(&env, &admin, "local").await;
     assert_eq!(local["types"]["box"], true, "{local}");
     assert_eq!(local["types"][common::MISSING_TYPE], false, "{local}");
@@ -955,6 +955,7 @@ async fn a_project_placed_on_another_node_runs_serves_logs_and_backs_up_there() 
     // old record, a recent answer, so it keeps running with that time.
     let old = berth::domain::now_millis() - 25 * 3_600_000;
     env.berth
+        .core()
         .store()
         .set_last_activity(uuid::Uuid::parse_str(&id).unwrap(), Some(old))
         .await
@@ -1070,6 +1071,7 @@ async fn a_node_that_stops_answering_is_reported_the_others_keep_working_and_it_
     patch(&env, &admin, "local", json!({ "cordoned": true })).await;
     let heartbeat = env
         .berth
+        .core()
         .nodes()
         .spawn_heartbeat(tokio_util::sync::CancellationToken::new());
 
@@ -1520,6 +1522,7 @@ async fn a_project_on_a_lost_node_is_recovered_onto_another_from_its_backup_by_a
     // n1 is lost.
     let heartbeat = env
         .berth
+        .core()
         .nodes()
         .spawn_heartbeat(tokio_util::sync::CancellationToken::new());
     let dockerd = dockerd_pid(&a);
@@ -1953,7 +1956,7 @@ async fn a_node_without_a_types_image_pulls_it_from_the_registry_when_a_workspac
     // Pulled onto that node's engine, not this host's.
     docker_on(&target, &["image", "inspect", &image]);
     assert!(common::docker_inspect("image", &image).is_none());
-    env.berth.nodes().beat().await.unwrap();
+    env.berth.core().nodes().beat().await.unwrap();
     assert_eq!(node(&env, &admin, &target).await["types"]["pulled"], true);
 
     remove_workspace(&env, &admin, &id).await;
@@ -1984,6 +1987,7 @@ async fn a_nodes_engine_stopped_and_started_again_is_reported_then_reconciled() 
     patch(&env, &admin, "local", json!({ "cordoned": true })).await;
     let heartbeat = env
         .berth
+        .core()
         .nodes()
         .spawn_heartbeat(tokio_util::sync::CancellationToken::new());
     // One workspace on the victim, one on another node.

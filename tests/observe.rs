@@ -199,7 +199,7 @@ async fn sse_logs_stream_new_lines_resume_and_close_the_engine_stream() {
     let id = talker(&env, &t).await;
     logs_contain(&env, &t, &id, "err-2").await;
     let name = format!("berth-ws-{id}");
-    assert_eq!(env.berth.active_log_streams(), 0);
+    assert_eq!(env.berth.observe().active_log_streams(), 0);
 
     // `since` rather than `tail=0`: lines written between the request and
     // the engine connection opening still count, so the test cannot race.
@@ -215,7 +215,7 @@ async fn sse_logs_stream_new_lines_resume_and_close_the_engine_stream() {
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    assert_eq!(env.berth.active_log_streams(), 1);
+    assert_eq!(env.berth.observe().active_log_streams(), 1);
     let mut body = resp.into_body();
 
     // Lines printed after connecting arrive in order, one event each; a
@@ -263,7 +263,7 @@ async fn sse_logs_stream_new_lines_resume_and_close_the_engine_stream() {
     // The client goes away: the engine stream is dropped with it.
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while env.berth.active_log_streams() != 0 {
+    while env.berth.observe().active_log_streams() != 0 {
         assert!(Instant::now() < deadline, "log stream leaked");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -297,7 +297,7 @@ async fn sse_logs_stream_new_lines_resume_and_close_the_engine_stream() {
     assert!(got.contains("event: end"), "{got:?}");
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while env.berth.active_log_streams() != 0 {
+    while env.berth.observe().active_log_streams() != 0 {
         assert!(Instant::now() < deadline, "log stream leaked");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -419,10 +419,10 @@ async fn stats_stream_sends_figures_until_the_client_leaves() {
         let v: Value = serde_json::from_str(&d).unwrap();
         assert_eq!(v["memory"]["limit"], 64.0);
     }
-    assert!(env.berth.active_log_streams() >= 1);
+    assert!(env.berth.observe().active_log_streams() >= 1);
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while env.berth.active_log_streams() != 0 {
+    while env.berth.observe().active_log_streams() != 0 {
         assert!(Instant::now() < deadline, "stats stream leaked");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

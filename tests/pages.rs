@@ -174,6 +174,7 @@ async fn projects_users_backups_and_events_page_too() {
     let wid = id.parse().unwrap();
     for i in 0..120 {
         env.berth
+            .core()
             .store()
             .insert_event(
                 wid,

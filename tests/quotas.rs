@@ -298,8 +298,8 @@ async fn limits_and_usage_survive_a_restart() {
     let (a, _) = env.workspace(&member).await;
     assert_eq!(start(&env, &member, &a).await.0, StatusCode::OK);
     let again = env.reopen().await;
-    let u = again.store().user(member_id).await.unwrap().unwrap();
-    let q = again.quota(&u).await.unwrap();
+    let u = again.core().store().user(member_id).await.unwrap().unwrap();
+    let q = again.quotas().quota(&u).await.unwrap();
     assert_eq!(q.limits.running.0, Some(3));
     assert_eq!(q.limits.cpus.0, Some(2.5));
     assert_eq!(q.limits.storage_mb.0, Some(100));

@@ -33,7 +33,7 @@ async fn started(env: &TestEnv, t: &str, type_name: &str) -> String {
 async fn wait_synced(berth: &berth::service::Berth) -> berth::service::ViewState {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v = berth.view_state("local");
+        let v = berth.observe().view().view_state("local");
         if v.synced {
             return v;
         }
@@ -75,7 +75,7 @@ async fn status_follows_the_engine_without_asking_it() {
 
     // The watcher looks at the container once for the `start` event of our
     // own start: let that pass before counting.
-    let engine = env.berth.local_engine().clone();
+    let engine = env.berth.core().local_engine().clone();
     let mut before = engine.inspect_count();
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -133,7 +133,7 @@ async fn status_follows_the_engine_without_asking_it() {
     })
     .await;
     assert_eq!(st["containerRunning"], false, "{st}");
-    assert_eq!(env.berth.view_state("local").containers, 0);
+    assert_eq!(env.berth.observe().view().view_state("local").containers, 0);
 }
 
 #[tokio::test]
@@ -188,7 +188,7 @@ async fn a_dropped_event_stream_is_noticed_and_the_view_rebuilt() {
     let relayed = env.relayed(&sock);
     let watcher = relayed.spawn_watcher();
     let first = wait_synced(&relayed).await;
-    let user = relayed.store().user(uid).await.unwrap().unwrap();
+    let user = relayed.core().store().user(uid).await.unwrap().unwrap();
     let wid = id.parse().unwrap();
     let st = relayed.workspace_status(&user, wid).await.unwrap();
     assert!(st.container.as_ref().unwrap().running);
@@ -196,7 +196,7 @@ async fn a_dropped_event_stream_is_noticed_and_the_view_rebuilt() {
     // The stream drops: noticed at once, and the view no longer answers.
     relay.cut();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while relayed.view_state("local").synced {
+    while relayed.observe().view().view_state("local").synced {
         assert!(
             Instant::now() < deadline,
             "the dropped stream went unnoticed"
@@ -217,7 +217,7 @@ async fn a_dropped_event_stream_is_noticed_and_the_view_rebuilt() {
     let _relay = EngineRelay::start(&sock);
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
-        let v = relayed.view_state("local");
+        let v = relayed.observe().view().view_state("local");
         if v.synced && v.resyncs > first.resyncs {
             break;
         }
@@ -246,7 +246,7 @@ async fn the_view_is_rebuilt_periodically() {
     let env = TestEnv::with(|c| c.nodes.resync_s = 1).await;
     let first = wait_synced(&env.berth).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let later = env.berth.view_state("local");
+    let later = env.berth.observe().view().view_state("local");
     assert!(later.synced);
     assert!(
         later.resyncs >= first.resyncs + 2,
@@ -262,12 +262,12 @@ async fn a_stopped_watcher_leaves_no_view_that_looks_current() {
     wait_synced(&env.berth).await;
     env.stop_watcher();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while env.berth.view_state("local").synced {
+    while env.berth.observe().view().view_state("local").synced {
         assert!(Instant::now() < deadline, "still synced without a watcher");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Readers ask the engine again.
-    let engine = env.berth.local_engine().clone();
+    let engine = env.berth.core().local_engine().clone();
     let before = engine.inspect_count();
     let (s, v) = env
         .call(

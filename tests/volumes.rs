@@ -19,7 +19,12 @@ use uuid::Uuid;
 fn volume_of(env: &TestEnv, project: &str) -> String {
     let rt = tokio::runtime::Handle::current();
     let p = tokio::task::block_in_place(|| {
-        rt.block_on(env.berth.store().project(Uuid::parse_str(project).unwrap()))
+        rt.block_on(
+            env.berth
+                .core()
+                .store()
+                .project(Uuid::parse_str(project).unwrap()),
+        )
     })
     .unwrap()
     .unwrap();
@@ -214,6 +219,7 @@ async fn damaged_or_unsafe_archives_are_refused_and_change_nothing() {
     // as a stored backup would be.
     let owner = env
         .berth
+        .core()
         .store()
         .project(Uuid::parse_str(&pid).unwrap())
         .await
@@ -254,7 +260,7 @@ async fn damaged_or_unsafe_archives_are_refused_and_change_nothing() {
             sha256: Some(sum),
             ..b
         };
-        env.berth.store().insert_backup(&b).await.unwrap();
+        env.berth.core().store().insert_backup(&b).await.unwrap();
         let (s, v) = env
             .post(
                 &format!("/api/workspaces/projects/{pid}/restore"),
@@ -633,6 +639,7 @@ async fn scheduled_backups_run_when_due_and_prune_by_policy() {
     // Three old backups in the catalogue; the schedule is overdue.
     let project = env
         .berth
+        .core()
         .store()
         .project(Uuid::parse_str(&pid).unwrap())
         .await
@@ -655,7 +662,7 @@ async fn scheduled_backups_run_when_due_and_prune_by_policy() {
             remote: None,
             ..Default::default()
         };
-        env.berth.store().insert_backup(&b).await.unwrap();
+        env.berth.core().store().insert_backup(&b).await.unwrap();
     }
     let (s, run) = env
         .call(Method::POST, "/api/jobs/backups/run", Some(&a), None)

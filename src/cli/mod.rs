@@ -822,13 +822,13 @@ async fn serve(config: Config) -> Result<()> {
     app.start_replica(&name)
         .await
         .context("this Berth cannot serve beside the others on its database")?;
-    tracing::info!(replica = %berth.replicas().id(), %name, shared, "serving as a replica");
+    tracing::info!(replica = %berth.core().replicas().id(), %name, shared, "serving as a replica");
     if store.user_count().await? == 0 {
         tracing::warn!(
             "no users yet: create the first with `berth user add you@example.com --admin --password-stdin` (same --config), then log in at http://{addr}/"
         );
     }
-    for t in berth.types().await? {
+    for t in berth.types().list().await? {
         if !t.available {
             tracing::warn!(r#type = %t.name, reason = t.reason.as_deref().unwrap_or(""), "workspace type unavailable");
         }
@@ -837,21 +837,27 @@ async fn serve(config: Config) -> Result<()> {
     // jobs have finished, or the other replicas would take them for
     // interrupted.
     let replica_stop = tokio_util::sync::CancellationToken::new();
-    let replica_beat = berth.replicas().spawn_heartbeat(replica_stop.clone());
-    let reaper = app.scheduler.spawn_reaper(berth.shutdown_token());
+    let replica_beat = berth
+        .core()
+        .replicas()
+        .spawn_heartbeat(replica_stop.clone());
+    let reaper = app.scheduler.spawn_reaper(berth.core().shutdown_token());
     // The watcher reconciles first, then follows engine events.
     let watcher = berth.spawn_watcher();
-    let sampler = berth.spawn_sampler();
+    let sampler = berth.observe().spawn_sampler();
     // Every node asked once before serving, so the first answers already
     // say which engines answer (each ask is bounded).
-    if let Err(e) = berth.nodes().beat().await {
+    if let Err(e) = berth.core().nodes().beat().await {
         tracing::warn!(error = %e, "the first node heartbeat failed");
     }
-    let heartbeat = berth.nodes().spawn_heartbeat(berth.shutdown_token());
-    let follow = berth.nodes().spawn_follower();
+    let heartbeat = berth
+        .core()
+        .nodes()
+        .spawn_heartbeat(berth.core().shutdown_token());
+    let follow = berth.core().nodes().spawn_follower();
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let scheduler = app.scheduler.spawn(jobs_stopped);
-    let fenced = berth.replicas().fenced();
+    let fenced = berth.core().replicas().fenced();
     let stop = {
         let fenced = fenced.clone();
         async move {
@@ -882,10 +888,10 @@ async fn serve(config: Config) -> Result<()> {
         store.close().await;
         bail!(
             "the other replicas took this one for gone (no heartbeat for {} s) and took over its work; it stopped serving — start it again",
-            berth.replicas().policy().dead_after_s
+            berth.core().replicas().policy().dead_after_s
         );
     }
-    berth.replicas().stopped().await;
+    berth.core().replicas().stopped().await;
     store.close().await;
     Ok(())
 }

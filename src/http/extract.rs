@@ -119,7 +119,7 @@ where
                 "authentication required: send 'Authorization: Bearer <token>' or log in",
             )
         })?;
-        if from_cookie && !cookie_request_allowed(parts, &berth.app_urls().public_base()) {
+        if from_cookie && !cookie_request_allowed(parts, &berth.core().app_urls().public_base()) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "cross_origin",

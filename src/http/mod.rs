@@ -637,7 +637,7 @@ pub fn operations() -> Vec<Op> {
 /// The whole API as one router, built from [`operations`].
 pub fn app(state: App) -> Router {
     let berth = state.berth.clone();
-    let max_body = berth.config().max_body_bytes;
+    let max_body = berth.core().config().max_body_bytes;
     // Several operations share a path (one per method): merge them.
     let mut by_path: Vec<(&'static str, MethodRouter<App>)> = Vec::new();
     for op in operations() {
@@ -741,10 +741,10 @@ pub async fn serve(
     let stopping = berth.clone();
     let signal = async move {
         shutdown.await;
-        stopping.begin_shutdown();
+        stopping.core().begin_shutdown();
     };
     let deadline = {
-        let token = berth.shutdown_token();
+        let token = berth.core().shutdown_token();
         async move {
             token.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;

@@ -37,13 +37,13 @@ impl Scheduler {
         let now = Local::now();
         let mut details = Vec::new();
         // Three queries for every project's due date, not two per project.
-        let own = self.berth.store().backup_policies().await?;
-        let newest_of = self.berth.store().newest_backup_times().await?;
+        let own = self.berth.core().store().backup_policies().await?;
+        let newest_of = self.berth.core().store().newest_backup_times().await?;
         // Most projects share the default schedule: its latest time at or
         // before now is found once, not once per project.
         let mut came: std::collections::HashMap<String, Option<DateTime<Local>>> =
             Default::default();
-        for project in self.berth.store().projects(None).await? {
+        for project in self.berth.core().store().projects(None).await? {
             let policy = self
                 .backups
                 .effective_policy(own.get(&project.id).cloned().unwrap_or_default());

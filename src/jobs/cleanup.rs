@@ -57,10 +57,10 @@ impl CleanupReport {
 }
 
 fn policy(berth: &Berth) -> CleanupPolicy {
-    let c = &berth.config().cleanup;
+    let c = &berth.core().config().cleanup;
     let h = |x: u64| i64::try_from(x.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
     CleanupPolicy {
-        instance: berth.config().instance.clone(),
+        instance: berth.core().config().instance.clone(),
         inactive_after_ms: h(c.inactive_after_h),
         container_grace_ms: i64::try_from(c.container_grace_min.saturating_mul(60_000))
             .unwrap_or(i64::MAX),
@@ -109,8 +109,8 @@ impl Scheduler {
         // that does not answer is left alone (nothing of it is judged from
         // an absent answer); the local engine failing fails the run.
         let mut details = Vec::new();
-        for node in self.berth.nodes().names().await? {
-            let engine = match self.berth.engine_on(&node).await {
+        for node in self.berth.core().nodes().names().await? {
+            let engine = match self.berth.core().engine_on(&node).await {
                 Ok(e) => e,
                 Err(e) if node == crate::domain::nodes::LOCAL => return Err(e),
                 Err(e) => {
@@ -142,7 +142,7 @@ impl Scheduler {
         use crate::domain::WorkspaceStatus;
         // Each planner is fed only the records it decides on, by indexed
         // queries: not every workspace of every node.
-        let store = self.berth.store();
+        let store = self.berth.core().store();
         // Which project each managed volume belongs to (read once: the
         // volume planner and the executor both need it).
         let mut volume_projects = BTreeMap::new();
@@ -162,7 +162,7 @@ impl Scheduler {
                 plan_orphaned_containers(&ids, &containers, now, &policy)
             }
             JobName::OrphanedVolumes => {
-                let projects = self.berth.store().projects_seen().await?;
+                let projects = self.berth.core().store().projects_seen().await?;
                 let volumes = engine.list_managed_volumes().await?;
                 volume_projects = volumes
                     .iter()
@@ -171,7 +171,7 @@ impl Scheduler {
                         Some((v.name.clone(), Uuid::parse_str(p).ok()?))
                     })
                     .collect();
-                let clocks = self.berth.store().volume_clocks().await?;
+                let clocks = self.berth.core().store().volume_clocks().await?;
                 plan_orphaned_volumes(&projects, &volumes, &containers, &clocks, now, &policy)
             }
             JobName::ErrorRecovery => {
@@ -227,13 +227,14 @@ impl Scheduler {
     /// and records the answer. A probe that fails says nothing: the
     /// workspace keeps its last activity.
     async fn probe_activity(&self, node: &str) -> Result<()> {
-        let host = self.berth.nodes().address(node).await?;
+        let host = self.berth.core().nodes().address(node).await?;
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(2))
             .build()
             .map_err(|e| crate::service::ServiceError::Internal(e.to_string()))?;
         let running = self
             .berth
+            .core()
             .store()
             .workspaces_on(node, Some(crate::domain::WorkspaceStatus::Running))
             .await?;
@@ -243,6 +244,7 @@ impl Scheduler {
             };
             let Some((probe, keep_prefix)) = self
                 .berth
+                .core()
                 .config()
                 .types
                 .get(&ws.type_name)
@@ -270,6 +272,7 @@ impl Scheduler {
             if let Some(at) = probe.read(&body) {
                 // Never in the future: a workspace's clock may run ahead.
                 self.berth
+                    .core()
                     .store()
                     .touch_activity(ws.id, at.min(now_millis()))
                     .await?;
@@ -302,21 +305,25 @@ impl Scheduler {
             }
             CleanupAction::RemoveVolume { name, .. } => {
                 engine.remove_volume(name).await?;
-                self.berth.store().clear_volume_clock(name).await?;
+                self.berth.core().store().clear_volume_clock(name).await?;
                 if let Some(pid) = volume_projects.get(name) {
                     // The record was only kept for the retained volume.
-                    if self.berth.store().project(*pid).await?.is_none() {
-                        self.berth.store().purge_project(*pid).await?;
+                    if self.berth.core().store().project(*pid).await?.is_none() {
+                        self.berth.core().store().purge_project(*pid).await?;
                     }
                 }
                 Ok(Applied::Done)
             }
             CleanupAction::StartVolumeClock { name } => {
-                self.berth.store().start_volume_clock(name, now).await?;
+                self.berth
+                    .core()
+                    .store()
+                    .start_volume_clock(name, now)
+                    .await?;
                 Ok(Applied::Done)
             }
             CleanupAction::ClearVolumeClock { name } => {
-                self.berth.store().clear_volume_clock(name).await?;
+                self.berth.core().store().clear_volume_clock(name).await?;
                 Ok(Applied::Done)
             }
             CleanupAction::MarkRunning {

@@ -117,7 +117,12 @@ impl Scheduler {
 
     /// The newest `limit` recorded runs of a job, newest first.
     pub async fn recent_runs(&self, job: JobName, limit: i64) -> Result<Vec<JobRun>> {
-        Ok(self.berth.store().job_runs(job.as_str(), limit).await?)
+        Ok(self
+            .berth
+            .core()
+            .store()
+            .job_runs(job.as_str(), limit)
+            .await?)
     }
 
     /// A page of the job's history, newest first.
@@ -126,17 +131,22 @@ impl Scheduler {
         job: JobName,
         page: &crate::domain::page::PageRequest,
     ) -> Result<crate::domain::page::Page<JobRun>> {
-        Ok(self.berth.store().job_runs_page(job.as_str(), page).await?)
+        Ok(self
+            .berth
+            .core()
+            .store()
+            .job_runs_page(job.as_str(), page)
+            .await?)
     }
 
     /// The job's configured schedule text.
     pub fn schedule(&self, job: JobName) -> &str {
-        schedule_of(job, self.berth.config())
+        schedule_of(job, self.berth.core().config())
     }
 
     /// When the job runs next; `None` when it is off.
     pub fn next_run(&self, job: JobName, now: DateTime<Local>) -> Option<DateTime<Local>> {
-        next_run_of(job, self.berth.config(), now)
+        next_run_of(job, self.berth.core().config(), now)
     }
 
     /// Runs one job now (or plans it, with `dry_run`), records the run and
@@ -167,9 +177,9 @@ impl Scheduler {
             details: Vec::new(),
             error: None,
             tick,
-            replica: Some(self.berth.replicas().id()),
+            replica: Some(self.berth.core().replicas().id()),
         };
-        match self.berth.store().insert_job_run(&run).await {
+        match self.berth.core().store().insert_job_run(&run).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!(job = job.as_str(), ?tick, "another replica runs this tick");
@@ -187,6 +197,7 @@ impl Scheduler {
         let shared = match &local {
             Some(_) => self
                 .berth
+                .core()
                 .replicas()
                 .try_lock(&LockKey::Job(job.as_str().to_string()))
                 .await
@@ -247,7 +258,7 @@ impl Scheduler {
     }
 
     async fn finish(&self, run: &JobRun) {
-        if let Err(e) = self.berth.store().finish_job_run(run).await {
+        if let Err(e) = self.berth.core().store().finish_job_run(run).await {
             tracing::error!(job = %run.name, error = %e, "recording a job run failed");
         }
     }
@@ -256,6 +267,7 @@ impl Scheduler {
     pub async fn running(&self) -> Result<Vec<JobName>> {
         Ok(self
             .berth
+            .core()
             .store()
             .running_jobs()
             .await?
@@ -282,7 +294,8 @@ impl Scheduler {
         tokio::spawn(async move {
             let mut tasks = Vec::new();
             for job in JobName::ALL {
-                let Ok(Some(cron)) = parse_schedule(schedule_of(job, scheduler.berth.config()))
+                let Ok(Some(cron)) =
+                    parse_schedule(schedule_of(job, scheduler.berth.core().config()))
                 else {
                     tracing::info!(job = job.as_str(), "job is off");
                     continue;

@@ -30,7 +30,7 @@ impl Scheduler {
     async fn reap(&self, whose: Whose, why: &str, live: &[Uuid]) -> Result<Reaped> {
         let done = self.backups.reap(whose, why, live).await?;
         let now = now_millis();
-        let store = self.berth.store();
+        let store = self.berth.core().store();
         let runs = store.interrupt_job_runs(whose, now, why).await?;
         let ops = store.interrupt_progress(whose, now, why).await?;
         if done != Reaped::default() || runs > 0 || ops > 0 {
@@ -50,7 +50,7 @@ impl Scheduler {
 
     /// At this replica's start (after it registered).
     pub async fn reap_at_start(&self) -> Result<()> {
-        let replicas = self.berth.replicas();
+        let replicas = self.berth.core().replicas();
         let me = replicas.id();
         if replicas.is_shared() {
             // Rows from before replicas were recorded; the gone are taken
@@ -82,7 +82,7 @@ impl Scheduler {
     /// Takes care of the replicas that are gone and not yet seen to;
     /// returns how many. Nothing when another replica is at it.
     pub async fn reap_gone(&self) -> Result<usize> {
-        let replicas = self.berth.replicas();
+        let replicas = self.berth.core().replicas();
         let gone = replicas.to_reap().await?;
         if gone.is_empty() {
             return Ok(0);
@@ -112,7 +112,7 @@ impl Scheduler {
         stop: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let scheduler = self.clone();
-        let every = Duration::from_secs(self.berth.replicas().policy().heartbeat_s.max(1));
+        let every = Duration::from_secs(self.berth.core().replicas().policy().heartbeat_s.max(1));
         tokio::spawn(async move {
             let mut swept = std::time::Instant::now();
             loop {

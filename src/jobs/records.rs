@@ -10,7 +10,7 @@ use crate::service::Result;
 impl Scheduler {
     pub(super) async fn measure_volumes(&self, dry_run: bool) -> Result<Vec<JobDetail>> {
         let mut details = Vec::new();
-        for project in self.berth.store().projects(None).await? {
+        for project in self.berth.core().store().projects(None).await? {
             let mut detail = JobDetail {
                 job: "volume-sizes".into(),
                 action: "measure".into(),

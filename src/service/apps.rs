@@ -162,16 +162,13 @@ fn random_secret(prefix: &str) -> String {
 }
 
 impl Berth {
-    pub fn app_urls(&self) -> &AppUrls {
-        &self.inner.app_urls
-    }
-
     /// The app a host names: the workspace whose id starts with the label's
     /// short id and whose name gives the label's slug; after a rename, the
     /// one workspace with that short id (not `canonical` then).
     pub async fn resolve_app(&self, host: &AppHost) -> Result<AppTarget> {
         let not_found = || ServiceError::NotFound("no such workspace app".into());
         let mut found: Vec<Workspace> = self
+            .core()
             .store()
             .workspaces_by_short_id(&host.short_id)
             .await?
@@ -190,7 +187,7 @@ impl Berth {
 
     /// The target for `port` of `ws` (`None`: the type's port).
     pub fn app_target(&self, ws: Workspace, port: Option<u16>) -> Result<AppTarget> {
-        let t = self.workspace_type(&ws.type_name)?;
+        let t = self.types().workspace_type(&ws.type_name)?;
         let port = port.unwrap_or(t.port);
         Ok(AppTarget {
             main: port == t.port,
@@ -204,6 +201,7 @@ impl Berth {
     /// A port's share level (`owner` when it has none).
     pub async fn share_level(&self, workspace_id: Uuid, port: u16) -> Result<ShareLevel> {
         Ok(self
+            .core()
             .store()
             .share(workspace_id, port)
             .await?
@@ -218,7 +216,7 @@ impl Berth {
             viewer,
             target.ws.owner_id,
             share,
-            self.config().proxy.allow_public_shares,
+            self.core().config().proxy.allow_public_shares,
         ))
     }
 
@@ -236,7 +234,8 @@ impl Berth {
         }
         let code = random_secret("");
         let now = now_millis();
-        self.store()
+        self.core()
+            .store()
             .insert_app_code(
                 &hash(&code),
                 user.id,
@@ -264,6 +263,7 @@ impl Berth {
             )
         };
         let taken: AppCode = self
+            .core()
             .store()
             .take_app_code(&hash(code))
             .await?
@@ -276,6 +276,7 @@ impl Berth {
             return Err(refused());
         }
         let user = self
+            .core()
             .store()
             .user(taken.user_id)
             .await?
@@ -285,6 +286,7 @@ impl Berth {
         }
         // The session lasts as long as the login it came from.
         let parent_expiry = self
+            .core()
             .store()
             .tokens_of(user.id, now)
             .await?
@@ -292,14 +294,15 @@ impl Berth {
             .find(|t| t.id == taken.parent_token_id)
             .ok_or_else(refused)?
             .expires_at;
-        let ttl_ms = i64::try_from(self.config().auth.session_ttl_h)
+        let ttl_ms = i64::try_from(self.core().config().auth.session_ttl_h)
             .unwrap_or(i64::MAX / 3_600_000)
             .saturating_mul(3_600_000);
         let expires_at = parent_expiry
             .unwrap_or(i64::MAX)
             .min(now.saturating_add(ttl_ms));
         let token = random_secret(APP_TOKEN_PREFIX);
-        self.store()
+        self.core()
+            .store()
             .insert_app_session(
                 &hash(&token),
                 &AppCode {
@@ -319,6 +322,7 @@ impl Berth {
             return Ok(None);
         }
         Ok(self
+            .core()
             .store()
             .app_session_user(&hash(token), target.ws.id, target.port, now_millis())
             .await?)
@@ -327,10 +331,11 @@ impl Berth {
     /// The ports a workspace listens on, with their shares and URLs
     /// (running workspaces only; a stopped one listens on nothing).
     pub async fn workspace_ports(&self, user: &User, id: Uuid) -> Result<Vec<PortInfo>> {
-        let ws = self.workspace(user, id).await?;
-        let t = self.workspace_type(&ws.type_name)?;
-        let engine = self.engine_of(&ws).await?;
+        let ws = self.core().workspace(user, id).await?;
+        let t = self.types().workspace_type(&ws.type_name)?;
+        let engine = self.core().engine_of(&ws).await?;
         let Some(c) = self
+            .observe()
             .container_on(&ws.node, &ws.container_name())
             .await?
             .filter(|c| c.running)
@@ -338,7 +343,7 @@ impl Berth {
             return Ok(Vec::new());
         };
         let listeners = engine.listening_ports(&c.id, c.pid).await?;
-        let shares = self.store().shares(Some(id)).await?;
+        let shares = self.core().store().shares(Some(id)).await?;
         Ok(listeners
             .into_iter()
             .map(|l| {
@@ -352,9 +357,9 @@ impl Berth {
                         .map(|s| s.level)
                         .unwrap_or_default(),
                     url: if main {
-                        self.app_urls().app_url(&ws)
+                        self.core().app_urls().app_url(&ws)
                     } else {
-                        self.app_urls().port_url(&ws, l.port)
+                        self.core().app_urls().port_url(&ws, l.port)
                     },
                 }
             })
@@ -370,14 +375,14 @@ impl Berth {
         port: u16,
         level: ShareLevel,
     ) -> Result<AppShare> {
-        let ws = self.workspace(user, id).await?;
+        let ws = self.core().workspace(user, id).await?;
         if ws.owner_id != user.id {
             return Err(ServiceError::Forbidden(
                 "only the workspace's owner may share its ports".into(),
             ));
         }
         check_port(port)?;
-        if level == ShareLevel::Public && !self.config().proxy.allow_public_shares {
+        if level == ShareLevel::Public && !self.core().config().proxy.allow_public_shares {
             return Err(ServiceError::Forbidden(
                 "public shares are off on this installation (proxy.allow_public_shares)".into(),
             ));
@@ -390,18 +395,18 @@ impl Berth {
             created_at: now_millis(),
         };
         if level == ShareLevel::Owner {
-            self.store().delete_share(id, port).await?;
+            self.core().store().delete_share(id, port).await?;
         } else {
-            self.store().put_share(&share).await?;
+            self.core().store().put_share(&share).await?;
         }
         Ok(share)
     }
 
     /// Ends a port's share (its owner or an admin); back to owner-only.
     pub async fn remove_share(&self, user: &User, id: Uuid, port: u16) -> Result<()> {
-        self.workspace(user, id).await?;
+        self.core().workspace(user, id).await?;
         check_port(port)?;
-        if !self.store().delete_share(id, port).await? {
+        if !self.core().store().delete_share(id, port).await? {
             return Err(ServiceError::NotFound(format!(
                 "port {port} of this workspace is not shared"
             )));
@@ -412,8 +417,8 @@ impl Berth {
     /// Every share, with its workspace (admins only, checked by the caller).
     pub async fn all_shares(&self) -> Result<Vec<(AppShare, Workspace)>> {
         let mut out = Vec::new();
-        for s in self.store().shares(None).await? {
-            if let Some(ws) = self.store().workspace(s.workspace_id).await? {
+        for s in self.core().store().shares(None).await? {
+            if let Some(ws) = self.core().store().workspace(s.workspace_id).await? {
                 out.push((s, ws));
             }
         }
@@ -422,7 +427,7 @@ impl Berth {
 
     /// How long an app request waits for a stopped workspace it wakes.
     pub fn app_wake_wait(&self, navigation: bool) -> Duration {
-        let wake = Duration::from_secs(self.config().proxy.wake_timeout_s);
+        let wake = Duration::from_secs(self.core().config().proxy.wake_timeout_s);
         if navigation {
             wake.min(Duration::from_secs(3))
         } else {

@@ -161,10 +161,11 @@ impl Backups {
     pub fn new(berth: Berth) -> Backups {
         // The loader checked the settings; what fails here is the client
         // itself (TLS roots, say): say so and go on without remote copies.
-        let remote = Remote::from_config(&berth.config().backups.remote).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "remote backup storage is off");
-            None
-        });
+        let remote =
+            Remote::from_config(&berth.core().config().backups.remote).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "remote backup storage is off");
+                None
+            });
         Backups {
             inner: Arc::new(BackupsInner {
                 berth,
@@ -181,16 +182,16 @@ impl Backups {
     }
 
     pub(super) fn store(&self) -> &Store {
-        self.inner.berth.store()
+        self.inner.berth.core().store()
     }
 
     /// The engine of the node `node` (a project's volume lives on one).
     pub(super) async fn engine_on(&self, node: &str) -> Result<Engine> {
-        self.inner.berth.engine_on(node).await
+        self.inner.berth.core().engine_on(node).await
     }
 
     pub fn config(&self) -> &Config {
-        self.inner.berth.config()
+        self.inner.berth.core().config()
     }
 }
 
@@ -249,7 +250,7 @@ impl Backups {
     /// (`domain::replicas::tmp_file_name`): a gone replica's are known by
     /// it.
     pub(super) fn tmp_name(&self, name: &str) -> String {
-        crate::domain::replicas::tmp_file_name(name, self.berth().replicas().id())
+        crate::domain::replicas::tmp_file_name(name, self.berth().core().replicas().id())
     }
 
     /// The id of this replica's backup directory: a marker file in it
@@ -417,6 +418,7 @@ impl Backups {
         for ws in self.store().workspaces_on_project(project.id).await? {
             if let Some(c) = self
                 .berth()
+                .core()
                 .engine_of(&ws)
                 .await?
                 .inspect_container(&ws.container_name())
@@ -438,7 +440,7 @@ impl Backups {
         compression: Compression,
         pause: bool,
     ) -> Result<Backup> {
-        let project = self.berth().project(user, project_id).await?;
+        let project = self.berth().core().project(user, project_id).await?;
         self.backup_project(&project, compression, pause).await
     }
 
@@ -450,7 +452,7 @@ impl Backups {
         pause: bool,
     ) -> Result<Backup> {
         let project_id = project.id;
-        let _guard = self.berth().lock_workspace(project.id).await?;
+        let _guard = self.berth().core().lock_workspace(project.id).await?;
         // Its owner's storage, by an estimate: the project's last backup,
         // else its volume as last measured (the archive's size is known
         // only once it is written).
@@ -467,6 +469,7 @@ impl Backups {
         };
         drop(
             self.berth()
+                .quotas()
                 .reserve(
                     project.owner_id,
                     crate::domain::quota::Need::storage(estimate),
@@ -490,7 +493,7 @@ impl Backups {
             crash_consistent: !running.is_empty() && !pause,
             error: None,
             remote: None,
-            replica: Some(self.berth().replicas().id()),
+            replica: Some(self.berth().core().replicas().id()),
             ..Default::default()
         };
         self.store().insert_backup(&b).await?;
@@ -589,7 +592,7 @@ impl Backups {
     }
 
     pub async fn backups_of(&self, user: &User, project_id: Uuid) -> Result<Vec<Backup>> {
-        self.berth().project(user, project_id).await?;
+        self.berth().core().project(user, project_id).await?;
         Ok(self.store().backups_of(project_id).await?)
     }
 
@@ -600,7 +603,7 @@ impl Backups {
         project_id: Uuid,
         page: &crate::domain::page::PageRequest,
     ) -> Result<crate::domain::page::Page<Backup>> {
-        self.berth().project(user, project_id).await?;
+        self.berth().core().project(user, project_id).await?;
         Ok(self.store().backups_page(project_id, page).await?)
     }
 
@@ -728,7 +731,7 @@ impl Backups {
     }
 
     pub async fn backup_policy(&self, user: &User, project_id: Uuid) -> Result<BackupPolicy> {
-        self.berth().project(user, project_id).await?;
+        self.berth().core().project(user, project_id).await?;
         let own = self.store().backup_policy(project_id).await?;
         Ok(self.effective_policy(own))
     }
@@ -745,7 +748,7 @@ impl Backups {
         project_id: Uuid,
         own: BackupPolicyRow,
     ) -> Result<BackupPolicy> {
-        self.berth().project(user, project_id).await?;
+        self.berth().core().project(user, project_id).await?;
         if let Some(s) = &own.schedule {
             crate::config::parse_schedule(s)
                 .map_err(|e| ServiceError::Invalid(format!("schedule: {e}")))?;
@@ -811,7 +814,7 @@ impl Backups {
         use sha2::{Digest, Sha256};
         use tokio::io::AsyncWriteExt;
 
-        let project = self.berth().project(user, project_id).await?;
+        let project = self.berth().core().project(user, project_id).await?;
         let limit = self
             .config()
             .backups
@@ -939,6 +942,7 @@ impl Backups {
         // Its owner's storage: the archive's exact size, known now.
         drop(
             self.berth()
+                .quotas()
                 .reserve(project.owner_id, crate::domain::quota::Need::storage(size))
                 .await
                 .map_err(fail)?,

@@ -21,14 +21,14 @@ impl Berth {
         let publish_ip = if ws.node == crate::domain::nodes::LOCAL {
             "127.0.0.1".to_string()
         } else {
-            let address = self.nodes().address(&ws.node).await?;
+            let address = self.core().nodes().address(&ws.node).await?;
             match address.parse::<std::net::IpAddr>() {
                 Ok(ip) => ip.to_string(),
                 Err(_) => "0.0.0.0".to_string(),
             }
         };
-        let t = self.workspace_type(&ws.type_name)?;
-        let mut labels = self.base_labels();
+        let t = self.types().workspace_type(&ws.type_name)?;
+        let mut labels = self.core().base_labels();
         labels.insert(LABEL_WORKSPACE_ID.into(), ws.id.to_string());
         labels.insert(LABEL_WORKSPACE_TYPE.into(), ws.type_name.clone());
         let mut env: Vec<String> = t.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -42,15 +42,18 @@ impl Berth {
             "BERTH_PROXY_PREFIX={}",
             super::apps::AppUrls::proxy_prefix(ws.id)
         ));
-        env.push(format!("BERTH_APP_URL={}", self.app_urls().app_url(ws)));
+        env.push(format!(
+            "BERTH_APP_URL={}",
+            self.core().app_urls().app_url(ws)
+        ));
         Ok(ContainerSpec {
             name: ws.container_name(),
             image: t.image.clone(),
             cmd: t.command.clone(),
             env,
             labels,
-            limits: self.effective_limits(ws)?,
-            health_check: self.effective_health_check(ws)?,
+            limits: self.types().effective_limits(ws)?,
+            health_check: self.types().effective_health_check(ws)?,
             port: t.port,
             publish_ip,
             volume: Some(project.volume_name.clone()),
@@ -60,8 +63,8 @@ impl Berth {
     /// Starts a workspace: creates its container if there is none. Running
     /// already is success.
     pub async fn start_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await?;
-        let ws = self.workspace(user, id).await?;
+        let _guard = self.core().lock_workspace(id).await?;
+        let ws = self.core().workspace(user, id).await?;
         self.start_locked(ws).await
     }
 
@@ -80,23 +83,32 @@ impl Berth {
                 "workspace has no project; give it one with switch-project first".into(),
             )
         })?;
-        let project = self.store().project(project_id).await?.ok_or_else(|| {
-            ServiceError::Conflict(format!(
+        let project = self
+            .core()
+            .store()
+            .project(project_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Conflict(format!(
                 "project {project_id} of this workspace no longer exists; switch to another project"
             ))
-        })?;
+            })?;
         if ws.node != project.node {
             // The project moved: the container follows its volume (the old
             // one, stopped, goes; its node must answer for that).
             if let Some(c) = container.take() {
-                self.engine_of(&ws).await?.remove_container(&c.id).await?;
+                self.core()
+                    .engine_of(&ws)
+                    .await?
+                    .remove_container(&c.id)
+                    .await?;
             }
             tracing::info!(workspace = %ws.id, from = %ws.node, to = %project.node, "workspace follows its project to another node");
             ws.node = project.node.clone();
             ws.container_id = None;
             ws.host_port = None;
             ws.updated_at = crate::domain::now_millis();
-            self.store().save_workspace(&ws).await?;
+            self.core().store().save_workspace(&ws).await?;
         }
         // Room on its node, then its owner's quota: each checked, and the
         // workspace counted as holding them (starting), under the node's
@@ -104,11 +116,15 @@ impl Berth {
         let room = if ws.status.holds_room() {
             None
         } else {
-            let d = self.demand_of(&ws)?;
-            Some(self.claim_room(&ws, d, d).await?)
+            let d = self.placement().demand_of(&ws)?;
+            Some(self.placement().claim_room(&ws, d, d).await?)
         };
-        let hold = self.reserve(ws.owner_id, self.start_need(&ws)).await?;
+        let hold = self
+            .quotas()
+            .reserve(ws.owner_id, self.quotas().start_need(&ws))
+            .await?;
         let ws = self
+            .core()
             .transition(&ws, Transition::Starting { reason: None })
             .await?;
         drop(hold);
@@ -116,6 +132,7 @@ impl Berth {
         match self.create_and_start(&ws, &project, container).await {
             Ok(state) => {
                 let ws = self
+                    .core()
                     .transition(
                         &ws,
                         Transition::Running {
@@ -125,19 +142,21 @@ impl Berth {
                         },
                     )
                     .await?;
-                self.store()
+                self.core()
+                    .store()
                     .insert_event(ws.id, ws.updated_at, EventKind::Started, "started")
                     .await?;
                 Ok(ws)
             }
             Err(e) => {
-                self.transition(
-                    &ws,
-                    Transition::Failed {
-                        reason: format!("start failed: {e}"),
-                    },
-                )
-                .await?;
+                self.core()
+                    .transition(
+                        &ws,
+                        Transition::Failed {
+                            reason: format!("start failed: {e}"),
+                        },
+                    )
+                    .await?;
                 Err(e)
             }
         }
@@ -149,16 +168,16 @@ impl Berth {
         project: &Project,
         existing: Option<ContainerState>,
     ) -> Result<ContainerState> {
-        let engine = self.engine_of(ws).await?;
+        let engine = self.core().engine_of(ws).await?;
         let id = match existing {
             Some(c) => c.id,
             None => {
                 let spec = self.container_spec(ws, project).await?;
                 match engine.create_container(&spec).await {
                     Ok(id) => id,
-                    Err(EngineError::NotFound(_)) if self.config().images.pull_on_start => {
+                    Err(EngineError::NotFound(_)) if self.core().config().images.pull_on_start => {
                         tracing::info!(image = %spec.image, node = %ws.node, "pulling a missing type image at start");
-                        self.pull_and_wait(&engine, &ws.node, &spec.image).await?;
+                        self.types().pull_and_wait(&engine, &ws.node, &spec.image).await?;
                         engine.create_container(&spec).await?
                     }
                     Err(EngineError::NotFound(_)) => {
@@ -175,7 +194,8 @@ impl Berth {
             }
         };
         engine.start_container(&id).await?;
-        self.inspect_on(&ws.node, &ws.container_name())
+        self.observe()
+            .inspect_on(&ws.node, &ws.container_name())
             .await?
             .ok_or_else(|| ServiceError::Conflict("container vanished right after start".into()))
     }
@@ -183,8 +203,8 @@ impl Berth {
     /// Stops a workspace, keeping its container (and so its logs).
     /// Stopped already is success.
     pub async fn stop_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await?;
-        let ws = self.workspace(user, id).await?;
+        let _guard = self.core().lock_workspace(id).await?;
+        let ws = self.core().workspace(user, id).await?;
         self.stop_locked(ws, "stopped").await
     }
 
@@ -194,16 +214,18 @@ impl Berth {
         let Some(c) = container.filter(|c| c.running) else {
             if ws.status == WorkspaceStatus::Error {
                 return self
+                    .core()
                     .transition(&ws, Transition::Stopped { reason: None })
                     .await;
             }
             return Ok(ws);
         };
-        let ws = self.transition(&ws, Transition::Stopping).await?;
+        let ws = self.core().transition(&ws, Transition::Stopping).await?;
         let result = self
+            .core()
             .engine_of(&ws)
             .await?
-            .stop_container(&c.id, self.config().stop_timeout_s)
+            .stop_container(&c.id, self.core().config().stop_timeout_s)
             .await;
         if let Err(e) = result {
             // Leave the record as the engine has it, then report.
@@ -212,11 +234,15 @@ impl Berth {
         }
         // The view learns of the stop now rather than at the `die` event,
         // so the next status read agrees without a second look.
-        self.inspect_on(&ws.node, &ws.container_name()).await?;
+        self.observe()
+            .inspect_on(&ws.node, &ws.container_name())
+            .await?;
         let ws = self
+            .core()
             .transition(&ws, Transition::Stopped { reason: None })
             .await?;
-        self.store()
+        self.core()
+            .store()
             .insert_event(ws.id, ws.updated_at, EventKind::Stopped, why)
             .await?;
         Ok(ws)
@@ -224,17 +250,18 @@ impl Berth {
 
     /// Restarts a running workspace; starts a stopped one.
     pub async fn restart_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await?;
-        let ws = self.workspace(user, id).await?;
+        let _guard = self.core().lock_workspace(id).await?;
+        let ws = self.core().workspace(user, id).await?;
         let (ws, container) = self.refresh(ws, false).await?;
         let Some(c) = container.filter(|c| c.running) else {
             return self.start_locked(ws).await;
         };
-        let engine = self.engine_of(&ws).await?;
+        let engine = self.core().engine_of(&ws).await?;
         engine
-            .restart_container(&c.id, self.config().stop_timeout_s)
+            .restart_container(&c.id, self.core().config().stop_timeout_s)
             .await?;
         let state = self
+            .observe()
             .inspect_on(&ws.node, &ws.container_name())
             .await?
             .filter(|s| s.running);
@@ -246,9 +273,10 @@ impl Berth {
             },
             None => Transition::Stopped { reason: None },
         };
-        let ws = self.transition(&ws, next).await?;
+        let ws = self.core().transition(&ws, next).await?;
         // A restart by a person resets the recovery budget, as a start does.
-        self.store()
+        self.core()
+            .store()
             .insert_event(ws.id, ws.updated_at, EventKind::Started, "restarted")
             .await?;
         Ok(ws)

@@ -24,8 +24,8 @@ impl Berth {
         idle_since: Millis,
         reason: &str,
     ) -> Result<Applied> {
-        let _guard = self.lock_workspace(id).await?;
-        let Some(ws) = self.store().workspace(id).await? else {
+        let _guard = self.core().lock_workspace(id).await?;
+        let Some(ws) = self.core().store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };
         if ws.status != WorkspaceStatus::Running {
@@ -41,14 +41,15 @@ impl Berth {
 
     /// An errored workspace whose container runs healthy is running again.
     pub async fn mark_error_running(&self, id: Uuid, reason: &str) -> Result<Applied> {
-        let _guard = self.lock_workspace(id).await?;
-        let Some(ws) = self.store().workspace(id).await? else {
+        let _guard = self.core().lock_workspace(id).await?;
+        let Some(ws) = self.core().store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };
         if ws.status != WorkspaceStatus::Error {
             return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
         }
         let c = self
+            .core()
             .engine_of(&ws)
             .await?
             .inspect_container(&ws.container_name())
@@ -57,6 +58,7 @@ impl Berth {
             return Ok(Applied::Skipped("container no longer runs".into()));
         };
         let ws = self
+            .core()
             .transition(
                 &ws,
                 Transition::Running {
@@ -67,7 +69,8 @@ impl Berth {
             )
             .await?;
         // A fresh start as far as the recovery budget is concerned.
-        self.store()
+        self.core()
+            .store()
             .insert_event(
                 id,
                 ws.updated_at,
@@ -81,20 +84,25 @@ impl Berth {
     /// An errored workspace that cannot be recovered: its container is
     /// removed (never its volume) and it is marked stopped.
     pub async fn clean_errored_workspace(&self, id: Uuid, reason: &str) -> Result<Applied> {
-        let _guard = self.lock_workspace(id).await?;
-        let Some(ws) = self.store().workspace(id).await? else {
+        let _guard = self.core().lock_workspace(id).await?;
+        let Some(ws) = self.core().store().workspace(id).await? else {
             return Ok(Applied::Skipped("workspace deleted".into()));
         };
         if ws.status != WorkspaceStatus::Error {
             return Ok(Applied::Skipped(format!("workspace is {}", ws.status)));
         }
-        self.engine_of(&ws)
+        self.core()
+            .engine_of(&ws)
             .await?
             .remove_container(&ws.container_name())
             .await?;
         let was = ws.status_reason.clone().unwrap_or_default();
-        let ws = self.transition(&ws, Transition::ContainerRemoved).await?;
-        self.store()
+        let ws = self
+            .core()
+            .transition(&ws, Transition::ContainerRemoved)
+            .await?;
+        self.core()
+            .store()
             .insert_event(
                 id,
                 ws.updated_at,
@@ -107,13 +115,13 @@ impl Berth {
 
     /// Records use of a workspace by its owner (API actions, proxy traffic).
     pub async fn touch(&self, user_id: Uuid, id: Uuid) {
-        let Ok(Some(ws)) = self.store().workspace(id).await else {
+        let Ok(Some(ws)) = self.core().store().workspace(id).await else {
             return;
         };
         if ws.owner_id != user_id {
             return;
         }
-        if let Err(e) = self.store().touch_activity(id, now_millis()).await {
+        if let Err(e) = self.core().store().touch_activity(id, now_millis()).await {
             tracing::warn!(workspace = %id, error = %e, "recording activity failed");
         }
     }

@@ -13,7 +13,9 @@ use crate::domain::nodes::LOCAL;
 use crate::domain::placement::Demand;
 
 use super::nodes::NodeView;
-use super::{Berth, Result, ServiceError, WorkspaceLock};
+use std::sync::Arc;
+
+use super::{Core, Result, ServiceError, Types, WorkspaceLock};
 use crate::domain::Workspace;
 
 /// One node with what is placed on it.
@@ -25,17 +27,46 @@ pub struct NodeReport {
     pub running: usize,
 }
 
-impl Berth {
+/// Where workspaces run and whether a node has room (see the module's
+/// doc): the planner's snapshot, placing new projects, and the room check
+/// of every start.
+#[derive(Clone)]
+pub struct Placement {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Core,
+    types: Types,
+}
+
+impl Placement {
+    pub fn new(core: Core, types: Types) -> Placement {
+        Placement {
+            inner: Arc::new(Inner { core, types }),
+        }
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    fn types(&self) -> &Types {
+        &self.inner.types
+    }
+}
+
+impl Placement {
     /// Every node, as the heartbeat last saw it, with its allocation.
     pub async fn node_reports(&self) -> Result<Vec<NodeReport>> {
-        let views = self.nodes().list().await?;
+        let views = self.core().nodes().list().await?;
         let mut placed: BTreeMap<String, (Demand, usize)> = BTreeMap::new();
-        for ws in self.store().workspaces(None).await? {
+        for ws in self.core().store().workspaces(None).await? {
             if !ws.status.holds_room() {
                 continue;
             }
             // A type removed from the config since: nothing to count.
-            let Ok(limits) = self.effective_limits(&ws) else {
+            let Ok(limits) = self.types().effective_limits(&ws) else {
                 continue;
             };
             let e = placed.entry(ws.node.clone()).or_default();
@@ -58,7 +89,7 @@ impl Berth {
     /// One node with its allocation.
     pub async fn node_report(&self, name: &str) -> Result<NodeReport> {
         // The node's existence first, so an unknown name is a 404.
-        self.nodes().get(name).await?;
+        self.core().nodes().get(name).await?;
         self.node_reports()
             .await?
             .into_iter()
@@ -98,7 +129,7 @@ pub struct PlacementPlan {
     pub nodes: Vec<(String, Option<String>)>,
 }
 
-impl Berth {
+impl Placement {
     /// Asks the planner where a workspace of `type_name` (on `project`,
     /// which pins it to its volume's node, with `labels` a node must carry)
     /// would go now, as the last heartbeat saw the nodes. Nothing is placed.
@@ -109,9 +140,9 @@ impl Berth {
         project: Option<uuid::Uuid>,
         labels: BTreeMap<String, String>,
     ) -> Result<PlacementPlan> {
-        self.workspace_type(type_name)?;
+        self.types().workspace_type(type_name)?;
         let pinned = match project {
-            Some(id) => Some(self.project(user, id).await?.node),
+            Some(id) => Some(self.core().project(user, id).await?.node),
             None => None,
         };
         self.plan(Some(type_name), pinned, labels).await
@@ -121,8 +152,8 @@ impl Berth {
     /// workspace; `None`: any type, nothing reserved) goes now. With one
     /// node, `local`, it is `local` whatever its heartbeat says: a
     /// single-host installation behaves as it did before nodes.
-    pub(super) async fn place_new(&self, type_name: Option<&str>) -> Result<String> {
-        let names = self.nodes().names().await?;
+    pub(crate) async fn place_new(&self, type_name: Option<&str>) -> Result<String> {
+        let names = self.core().nodes().names().await?;
         if names.len() <= 1 {
             return Ok(LOCAL.to_string());
         }
@@ -131,7 +162,7 @@ impl Berth {
         Ok(plan.node)
     }
 
-    pub(super) async fn plan(
+    pub(crate) async fn plan(
         &self,
         type_name: Option<&str>,
         pinned: Option<String>,
@@ -140,7 +171,7 @@ impl Berth {
         use crate::domain::placement::{place, refusal};
         let req = self.placement_request(type_name, pinned, labels, None)?;
         let seen = self.nodes_seen().await?;
-        let chosen = place(&seen, &req, self.config().nodes.strategy())
+        let chosen = place(&seen, &req, self.core().config().nodes.strategy())
             .map_err(|u| super::ServiceError::Conflict(u.to_string()))?;
         Ok(PlacementPlan {
             node: chosen.name.clone(),
@@ -153,7 +184,7 @@ impl Berth {
 
     /// Why the node `node` would not take something of `type_name` now
     /// (`None`: it would), as the planner judges it; unknown node: 404.
-    pub(super) async fn refusal_on(
+    pub(crate) async fn refusal_on(
         &self,
         type_name: Option<&str>,
         node: &str,
@@ -180,13 +211,13 @@ impl Berth {
         use crate::domain::placement::PlacementRequest;
         Ok(match type_name {
             Some(name) => {
-                let t = self.workspace_type(name)?;
+                let t = self.types().workspace_type(name)?;
                 PlacementRequest {
                     image: t.image.clone(),
                     demand: demand.unwrap_or_else(|| Demand::of(&t.resources)),
                     node_labels: labels,
                     pinned,
-                    can_pull: self.config().images.pull_on_start,
+                    can_pull: self.core().config().images.pull_on_start,
                 }
             }
             None => PlacementRequest {
@@ -205,7 +236,7 @@ impl Berth {
             .node_reports()
             .await?
             .iter()
-            .map(|r| r.seen(self.config().nodes.cpu_allocation_ratio))
+            .map(|r| r.seen(self.core().config().nodes.cpu_allocation_ratio))
             .collect())
     }
 }
@@ -226,7 +257,7 @@ fn room_key(node: &str) -> Uuid {
     Uuid::from_bytes(b)
 }
 
-impl Berth {
+impl Placement {
     /// Checks, under the lock of `ws`'s node, that the node has room for
     /// `more` (what a start, or a resize's growth, adds to what the node's
     /// workspaces hold: the planner's "allocated", one notion for both),
@@ -247,13 +278,14 @@ impl Berth {
         }
         let node = ws.node.as_str();
         let lock = self
+            .core()
             .lock_key(
                 room_key(node),
                 crate::store::LockKey::Node(node.to_string()),
             )
             .await?;
         let reports = self.node_reports().await?;
-        let ratio = self.config().nodes.cpu_allocation_ratio;
+        let ratio = self.core().config().nodes.cpu_allocation_ratio;
         let Some(here) = reports
             .iter()
             .find(|r| r.node.row.name == node && r.node.info.is_some())
@@ -288,14 +320,14 @@ impl Berth {
         type_name: &str,
         overrides: &crate::domain::ResourceOverrides,
     ) -> Result<Demand> {
-        let t = self.workspace_type(type_name)?;
+        let t = self.types().workspace_type(type_name)?;
         Ok(Demand::of(&t.resources.merged(overrides)))
     }
 
     /// What `ws` holds on its node while it runs (the planner's demand of
     /// its effective limits).
     pub(crate) fn demand_of(&self, ws: &Workspace) -> Result<Demand> {
-        Ok(Demand::of(&self.effective_limits(ws)?))
+        Ok(Demand::of(&self.types().effective_limits(ws)?))
     }
 
     /// Where a project that holds nothing yet should be for a first
@@ -310,7 +342,7 @@ impl Berth {
         demand: Demand,
     ) -> Result<Option<String>> {
         use crate::domain::placement::{place, shortfall};
-        if self.nodes().names().await?.len() <= 1 {
+        if self.core().nodes().names().await?.len() <= 1 {
             return Ok(None);
         }
         let seen = self.nodes_seen().await?;
@@ -322,7 +354,7 @@ impl Berth {
             return Ok(None);
         }
         let req = self.placement_request(Some(type_name), None, BTreeMap::new(), Some(demand))?;
-        Ok(place(&seen, &req, self.config().nodes.strategy())
+        Ok(place(&seen, &req, self.core().config().nodes.strategy())
             .ok()
             .map(|n| n.name.clone())
             .filter(|n| n != project_node))

@@ -23,12 +23,12 @@ impl Berth {
         let description =
             validate_description(description.unwrap_or("")).map_err(ServiceError::Invalid)?;
         if let Some(t) = workspace_type {
-            self.workspace_type(t)?;
+            self.types().workspace_type(t)?;
         }
         // Where its volume goes, as the planner says (a 409 naming every
         // node's reason when none can take it).
-        let node = self.place_new(workspace_type).await?;
-        let engine = self.engine_on(&node).await?;
+        let node = self.placement().place_new(workspace_type).await?;
+        let engine = self.core().engine_on(&node).await?;
         let id = Uuid::new_v4();
         let now = now_millis();
         let project = Project {
@@ -43,32 +43,24 @@ impl Berth {
             created_at: now,
             updated_at: now,
         };
-        let mut labels = self.base_labels();
+        let mut labels = self.core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), id.to_string());
         // Volume first: a record without a volume would be a lie; a volume
         // without a record is an orphan that cleanup reclaims.
         engine.create_volume(&project.volume_name, labels).await?;
-        if let Err(e) = self.store().insert_project(&project).await {
+        if let Err(e) = self.core().store().insert_project(&project).await {
             let _ = engine.remove_volume(&project.volume_name).await;
             return Err(e.into());
         }
         // A new volume is empty: measured, as storage quotas count it.
-        self.store().set_project_size(id, 0, now).await?;
+        self.core().store().set_project_size(id, 0, now).await?;
         Ok(project)
-    }
-
-    /// A project the user may see, or NotFound.
-    pub async fn project(&self, user: &User, id: Uuid) -> Result<Project> {
-        match self.store().project(id).await? {
-            Some(p) if user.can_access(p.owner_id) => Ok(p),
-            _ => Err(ServiceError::NotFound(format!("project {id} not found"))),
-        }
     }
 
     /// The user's projects (all of them for an admin), newest first.
     pub async fn projects(&self, user: &User) -> Result<Vec<Project>> {
         let owner = (!user.is_admin()).then_some(user.id);
-        Ok(self.store().projects(owner).await?)
+        Ok(self.core().store().projects(owner).await?)
     }
 
     /// A page of [`Berth::projects`].
@@ -78,15 +70,15 @@ impl Berth {
         page: &crate::domain::page::PageRequest,
     ) -> Result<crate::domain::page::Page<Project>> {
         let owner = (!user.is_admin()).then_some(user.id);
-        Ok(self.store().projects_page(owner, page).await?)
+        Ok(self.core().store().projects_page(owner, page).await?)
     }
 
     /// Deletes a project. Its volume is kept for the retention period unless
     /// `purge`. Refused while a workspace on the project runs; stopped
     /// workspaces lose their (volume-holding) container and their project.
     pub async fn delete_project(&self, user: &User, id: Uuid, purge: bool) -> Result<()> {
-        let project = self.project(user, id).await?;
-        let on_project = self.store().workspaces_on_project(id).await?;
+        let project = self.core().project(user, id).await?;
+        let on_project = self.core().store().workspaces_on_project(id).await?;
         for ws in &on_project {
             if matches!(
                 ws.status,
@@ -99,15 +91,15 @@ impl Berth {
             }
         }
         for ws in on_project {
-            let _guard = self.lock_workspace(ws.id).await?;
+            let _guard = self.core().lock_workspace(ws.id).await?;
             // Re-read under the lock: it may have started meanwhile.
-            let Some(mut ws) = self.store().workspace(ws.id).await? else {
+            let Some(mut ws) = self.core().store().workspace(ws.id).await? else {
                 continue;
             };
             if ws.project_id != Some(id) {
                 continue;
             }
-            let engine = self.engine_of(&ws).await?;
+            let engine = self.core().engine_of(&ws).await?;
             if let Some(c) = engine.inspect_container(&ws.container_name()).await? {
                 if c.running {
                     return Err(ServiceError::Conflict(format!(
@@ -121,10 +113,11 @@ impl Berth {
             ws.container_id = None;
             ws.host_port = None;
             ws.updated_at = now_millis();
-            self.store().save_workspace(&ws).await?;
+            self.core().store().save_workspace(&ws).await?;
         }
         if purge {
             match self
+                .core()
                 .engine_on(&project.node)
                 .await?
                 .remove_volume(&project.volume_name)
@@ -139,9 +132,12 @@ impl Berth {
                 }
                 Err(e) => return Err(e.into()),
             }
-            self.store().purge_project(id).await?;
+            self.core().store().purge_project(id).await?;
         } else {
-            self.store().soft_delete_project(id, now_millis()).await?;
+            self.core()
+                .store()
+                .soft_delete_project(id, now_millis())
+                .await?;
         }
         Ok(())
     }

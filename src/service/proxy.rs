@@ -43,7 +43,7 @@ impl Berth {
     /// workspace is started and waited for (until healthy, when it has a
     /// health check) at most `wait`.
     pub async fn proxy_upstream(&self, user: &User, id: Uuid, wait: Duration) -> Result<Upstream> {
-        self.workspace(user, id).await?;
+        self.core().workspace(user, id).await?;
         self.upstream_of(id, Some(user), wait).await
     }
 
@@ -60,13 +60,17 @@ impl Berth {
         let mut started = false;
         loop {
             let ws = self
+                .core()
                 .store()
                 .workspace(id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("no workspace with id {id}")))?;
             // From the engine view: a proxied request asks the engine
             // nothing while the node's events are followed.
-            let container = self.container_on(&ws.node, &ws.container_name()).await?;
+            let container = self
+                .observe()
+                .container_on(&ws.node, &ws.container_name())
+                .await?;
             let running = container.as_ref().is_some_and(|c| c.running);
             let step = wake_step(&WakeView {
                 status: ws.status,
@@ -85,7 +89,7 @@ impl Berth {
             match step {
                 WakeStep::Forward(port) => {
                     return Ok(Upstream::Ready(Reach {
-                        host: self.nodes().address(&ws.node).await?,
+                        host: self.core().nodes().address(&ws.node).await?,
                         node: ws.node,
                         host_port: port,
                         container: container.map(|c| c.id).unwrap_or_default(),
@@ -129,7 +133,7 @@ impl Berth {
     /// Records proxy traffic to workspace `id` by `user_id` as activity,
     /// at most once per `proxy.activity_interval_s`.
     pub fn proxy_activity(&self, user_id: Uuid, id: Uuid) {
-        let every = Duration::from_secs(self.config().proxy.activity_interval_s);
+        let every = Duration::from_secs(self.core().config().proxy.activity_interval_s);
         {
             let mut last = self.inner.proxy_touched.lock().expect("proxy map poisoned");
             let now = Instant::now();

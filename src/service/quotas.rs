@@ -1,14 +1,16 @@
 //! Quotas in force: a user's limits (their role's defaults, an admin's
-//! overrides), what they use now, and [`Berth::reserve`], which checks an
+//! overrides), what they use now, and [`Quotas::reserve`], which checks an
 //! action's need under the user's lock (and the site's, when caps are
 //! set), shared with every replica: the lock is held until the action has
 //! recorded what it takes (a workspace `starting`, a backup written), so
 //! two concurrent starts cannot both pass a limit of one. The decisions
 //! are `domain::quota`'s.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError, WorkspaceLock};
+use super::{Core, Result, ServiceError, Types, WorkspaceLock};
 use crate::config::RoleQuota;
 use crate::domain::quota::{check, check_site, Limits, Need, Overrides, RoleLimits, Site, Usage};
 use crate::domain::{Role, User, Workspace};
@@ -42,9 +44,36 @@ fn role_limits(q: &RoleQuota) -> RoleLimits {
     }
 }
 
-impl Berth {
+/// Users' limits and what they use (see the module's doc).
+#[derive(Clone)]
+pub struct Quotas {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Core,
+    types: Types,
+}
+
+impl Quotas {
+    pub fn new(core: Core, types: Types) -> Quotas {
+        Quotas {
+            inner: Arc::new(Inner { core, types }),
+        }
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    fn types(&self) -> &Types {
+        &self.inner.types
+    }
+}
+
+impl Quotas {
     fn role_defaults(&self, role: Role) -> RoleLimits {
-        let q = &self.config().quotas;
+        let q = &self.core().config().quotas;
         match role {
             Role::Admin => role_limits(&q.admin),
             Role::Member => role_limits(&q.member),
@@ -52,14 +81,14 @@ impl Berth {
     }
 
     fn site_capped(&self) -> bool {
-        let s = &self.config().quotas.site;
+        let s = &self.core().config().quotas.site;
         s.cpus.is_some() || s.memory_mb.is_some()
     }
 
     /// What a workspace reserves while it runs: its CPU limit, and its
     /// memory reservation (else its limit), as placement counts them.
     fn reserves(&self, ws: &Workspace) -> (f64, u64) {
-        match self.effective_limits(ws) {
+        match self.types().effective_limits(ws) {
             Ok(l) => (l.cpus, l.memory_reservation_mb.unwrap_or(l.memory_mb)),
             Err(_) => (0.0, 0),
         }
@@ -67,7 +96,7 @@ impl Berth {
 
     /// What `owner` holds and uses now.
     async fn usage_of(&self, owner: Uuid) -> Result<Usage> {
-        let store = self.store();
+        let store = self.core().store();
         let reserving = store.reserving_workspaces(Some(owner)).await?;
         let storage = store.storage_of(owner).await?;
         let (mut cpus, mut memory_mb) = (0.0, 0);
@@ -89,9 +118,9 @@ impl Berth {
 
     /// What every running workspace reserves, with the caps.
     async fn site(&self) -> Result<Site> {
-        let caps = &self.config().quotas.site;
+        let caps = &self.core().config().quotas.site;
         let (mut cpus, mut memory_mb) = (0.0, 0);
-        for w in self.store().reserving_workspaces(None).await? {
+        for w in self.core().store().reserving_workspaces(None).await? {
             let (c, m) = self.reserves(&w);
             cpus += c;
             memory_mb += m;
@@ -106,7 +135,7 @@ impl Berth {
 
     /// `user`'s limits in force: their role's, with an admin's overrides.
     async fn limits_of(&self, user: &User) -> Result<Limits> {
-        let overrides = self.store().quota_overrides(user.id).await?;
+        let overrides = self.core().store().quota_overrides(user.id).await?;
         Ok(Limits::of(&self.role_defaults(user.role), &overrides))
     }
 
@@ -151,7 +180,7 @@ impl Berth {
     /// queries (not a few per user): what the admins' page and the metrics
     /// read.
     pub async fn all_quotas(&self) -> Result<Vec<QuotaReport>> {
-        let store = self.store();
+        let store = self.core().store();
         let counts = store.workspace_counts().await?;
         let storage = store.storage_by_owner().await?;
         let overrides = store.all_quota_overrides().await?;
@@ -169,7 +198,7 @@ impl Berth {
             None
         };
         let mut out = Vec::new();
-        for (user, _) in self.accounts().user_summaries().await? {
+        for (user, _) in self.core().accounts().user_summaries().await? {
             let o = overrides.get(&user.id).copied().unwrap_or_default();
             let s = storage.get(&user.id).copied().unwrap_or_default();
             let (running, cpus, memory_mb) = reserving.get(&user.id).copied().unwrap_or_default();
@@ -204,7 +233,7 @@ impl Berth {
                 }
             }
         }
-        self.store().set_quota_overrides(user.id, &o).await?;
+        self.core().store().set_quota_overrides(user.id, &o).await?;
         self.report_of(user).await
     }
 
@@ -214,7 +243,8 @@ impl Berth {
                 "only an admin may see or set another user's quota".into(),
             ));
         }
-        self.store()
+        self.core()
+            .store()
             .user(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("user {id} not found")))
@@ -239,13 +269,14 @@ impl Berth {
         // default: none is set) nothing is measured or locked, so an
         // unlimited user's start costs no lock and no usage queries.
         let owner_user = self
+            .core()
             .store()
             .user(owner)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("user {owner} not found")))?;
         let limits = self.limits_of(&owner_user).await?;
         if limits.bind(&need) {
-            hold._user = Some(self.lock_key(owner, LockKey::Quota(owner)).await?);
+            hold._user = Some(self.core().lock_key(owner, LockKey::Quota(owner)).await?);
             let usage = self.usage_of(owner).await?;
             if let Err(why) = check(&usage, &need, &limits) {
                 metrics::counter!("berth_quota_refusals_total", "scope" => "user").increment(1);
@@ -253,7 +284,7 @@ impl Berth {
             }
         }
         if site_binds {
-            hold._site = Some(self.lock_key(Uuid::nil(), LockKey::Site).await?);
+            hold._site = Some(self.core().lock_key(Uuid::nil(), LockKey::Site).await?);
             if let Err(why) = check_site(&self.site().await?, &need) {
                 metrics::counter!("berth_quota_refusals_total", "scope" => "site").increment(1);
                 return Err(ServiceError::Quota(why));

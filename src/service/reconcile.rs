@@ -133,9 +133,12 @@ impl Berth {
         mut ws: Workspace,
         recover: bool,
     ) -> Result<(Workspace, Option<ContainerState>)> {
-        let container = self.inspect_on(&ws.node, &ws.container_name()).await?;
+        let container = self
+            .observe()
+            .inspect_on(&ws.node, &ws.container_name())
+            .await?;
         let seen = container.as_ref().map(Seen::from);
-        let recovering = self.store().recovery_due(ws.id).await?.is_some();
+        let recovering = self.core().store().recovery_due(ws.id).await?.is_some();
         let verdict = observe(
             ws.status,
             ws.status_reason.as_deref(),
@@ -160,11 +163,14 @@ impl Berth {
             Verdict::Failed(failure) => {
                 if dirty {
                     ws.updated_at = now_millis();
-                    self.store().save_status(&ws).await?;
+                    self.core().store().save_status(&ws).await?;
                 }
                 if recover {
                     let ws = self.apply_failure(ws, failure).await?;
-                    let container = self.inspect_on(&ws.node, &ws.container_name()).await?;
+                    let container = self
+                        .observe()
+                        .inspect_on(&ws.node, &ws.container_name())
+                        .await?;
                     return Ok((ws, container));
                 }
                 if failure != Failure::Unhealthy {
@@ -176,7 +182,7 @@ impl Berth {
         }
         if dirty {
             ws.updated_at = now_millis();
-            self.store().save_status(&ws).await?;
+            self.core().store().save_status(&ws).await?;
         }
         Ok((ws, container))
     }
@@ -184,6 +190,7 @@ impl Berth {
     async fn record(&self, id: Uuid, kind: EventKind, message: &str) -> Result<()> {
         tracing::info!(workspace = %id, kind = kind.as_str(), message, "workspace event");
         Ok(self
+            .core()
             .store()
             .insert_event(id, now_millis(), kind, message)
             .await?)
@@ -192,12 +199,13 @@ impl Berth {
     /// Carries out the recovery step for a failure. The caller holds the
     /// workspace's lock.
     async fn apply_failure(&self, mut ws: Workspace, failure: Failure) -> Result<Workspace> {
-        let policy = self.config().recovery.clone();
+        let policy = self.core().config().recovery.clone();
         let what = failure_reason(&failure);
         if !policy.enabled {
             self.record(ws.id, EventKind::Failed, &what).await?;
             if failure != Failure::Unhealthy {
                 ws = self
+                    .core()
                     .transition(&ws, Transition::Stopped { reason: Some(what) })
                     .await?;
             }
@@ -206,6 +214,7 @@ impl Berth {
         let now = now_millis();
         let window_ms = i64::try_from(policy.window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
         let restarts = self
+            .core()
             .store()
             .event_times(
                 ws.id,
@@ -214,6 +223,7 @@ impl Berth {
             )
             .await?;
         let since = self
+            .core()
             .store()
             .last_event_time(ws.id, EventKind::Started)
             .await?;
@@ -228,14 +238,17 @@ impl Berth {
                 // Keep the container (its logs say why) but stop it, so an
                 // unhealthy one does not keep burning resources.
                 if let Some(cid) = &ws.container_id {
-                    self.engine_of(&ws)
+                    self.core()
+                        .engine_of(&ws)
                         .await?
-                        .stop_container(cid, self.config().stop_timeout_s)
+                        .stop_container(cid, self.core().config().stop_timeout_s)
                         .await?;
                 }
                 self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
                     .await?;
-                self.transition(&ws, Transition::Failed { reason }).await
+                self.core()
+                    .transition(&ws, Transition::Failed { reason })
+                    .await
             }
             RecoveryStep::Restart {
                 after_ms: 0,
@@ -251,6 +264,7 @@ impl Berth {
                 )
                 .await?;
                 let ws = self
+                    .core()
                     .transition(
                         &ws,
                         Transition::Starting {
@@ -262,17 +276,18 @@ impl Berth {
                     .await?;
                 // Kept in the database: whichever replica's timer finds it
                 // due first restarts it, and it survives this one.
-                self.store()
+                self.core()
+                    .store()
                     .schedule_recovery(&RecoveryDue {
                         workspace_id: ws.id,
                         due_at: now_millis().saturating_add(after_ms as i64),
                         attempt,
                         failure: what,
-                        scheduled_by: self.replicas().id(),
+                        scheduled_by: self.core().replicas().id(),
                     })
                     .await?;
                 self.inner.recovery_wake.notify_one();
-                self.replicas().notify(Notice::Recovery).await;
+                self.core().replicas().notify(Notice::Recovery).await;
                 Ok(ws)
             }
         }
@@ -281,15 +296,15 @@ impl Berth {
     /// A restart whose backoff has passed, by whichever replica takes the
     /// workspace's lock first: the others find it done.
     async fn scheduled_restart(&self, id: Uuid) -> Result<()> {
-        let _guard = self.lock_workspace(id).await?;
-        let Some(due) = self.store().recovery_due(id).await? else {
+        let _guard = self.core().lock_workspace(id).await?;
+        let Some(due) = self.core().store().recovery_due(id).await? else {
             return Ok(());
         };
         if due.due_at > now_millis() {
             return Ok(());
         }
-        self.store().clear_recovery(id).await?;
-        let Some(ws) = self.store().workspace(id).await? else {
+        self.core().store().clear_recovery(id).await?;
+        let Some(ws) = self.core().store().workspace(id).await? else {
             return Ok(());
         };
         // A person stopped, archived or deleted it meanwhile: their call.
@@ -307,13 +322,13 @@ impl Berth {
     /// until aborted.
     pub fn spawn_recovery_timer(&self) -> tokio::task::JoinHandle<()> {
         let berth = self.clone();
-        let mut notices = self.replicas().subscribe();
+        let mut notices = self.core().replicas().subscribe();
         tokio::spawn(async move {
             // At most this long between looks, so a lost notice costs at
             // most this much delay.
             const LOOK_EVERY: Duration = Duration::from_secs(5);
             loop {
-                let wait = match berth.store().next_recovery_due().await {
+                let wait = match berth.core().store().next_recovery_due().await {
                     Ok(Some(due)) => {
                         let ms = due.saturating_sub(now_millis()).max(0) as u64;
                         Duration::from_millis(ms).min(LOOK_EVERY)
@@ -331,12 +346,12 @@ impl Berth {
                         _ = berth.inner.recovery_wake.notified() => {}
                         n = notices.recv() => {
                             if matches!(n, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                                notices = berth.replicas().subscribe();
+                                notices = berth.core().replicas().subscribe();
                             }
                         }
                     }
                 }
-                let due = match berth.store().recoveries_due(now_millis()).await {
+                let due = match berth.core().store().recoveries_due(now_millis()).await {
                     Ok(due) => due,
                     Err(e) => {
                         crate::metrics::loop_failed("recovery", "store");
@@ -362,18 +377,21 @@ impl Berth {
             &format!("restart {attempt} after: {what}"),
         )
         .await?;
-        let engine = self.engine_of(&ws).await?;
-        let container = self.inspect_on(&ws.node, &ws.container_name()).await?;
+        let engine = self.core().engine_of(&ws).await?;
+        let container = self
+            .observe()
+            .inspect_on(&ws.node, &ws.container_name())
+            .await?;
         let result = match &container {
             Some(c) if c.running => engine
-                .restart_container(&c.id, self.config().stop_timeout_s)
+                .restart_container(&c.id, self.core().config().stop_timeout_s)
                 .await
                 .map_err(Into::into),
             Some(c) => engine.start_container(&c.id).await.map_err(Into::into),
             None => {
                 // Recreate from the spec (the project may be gone).
                 match ws.project_id {
-                    Some(pid) => match self.store().project(pid).await? {
+                    Some(pid) => match self.core().store().project(pid).await? {
                         // Recreated where it was: a project that moved
                         // takes its workspaces along at their next start.
                         Some(p) if p.node == ws.node => {
@@ -397,7 +415,10 @@ impl Berth {
                 }
             }
         };
-        let state = self.inspect_on(&ws.node, &ws.container_name()).await?;
+        let state = self
+            .observe()
+            .inspect_on(&ws.node, &ws.container_name())
+            .await?;
         let host_port = state
             .as_ref()
             .filter(|s| s.running)
@@ -422,15 +443,15 @@ impl Berth {
         // The container as the engine has it now (made anew, or gone).
         ws.container_id = state.as_ref().map(|s| s.id.clone());
         ws.host_port = host_port;
-        self.store().save_status(&ws).await?;
+        self.core().store().save_status(&ws).await?;
         Ok(ws)
     }
 
     /// Re-checks one workspace against the engine, recovering it if it
     /// failed. What the event watcher calls for every event.
     pub async fn check_workspace(&self, id: Uuid) -> Result<()> {
-        let _guard = self.lock_workspace(id).await?;
-        if let Some(ws) = self.store().workspace(id).await? {
+        let _guard = self.core().lock_workspace(id).await?;
+        if let Some(ws) = self.core().store().workspace(id).await? {
             self.refresh(ws, true).await?;
         }
         Ok(())
@@ -450,14 +471,14 @@ impl Berth {
     /// synced: only the node's watcher, which follows its events, does
     /// that), and only the records that disagree looked at under their lock.
     pub async fn reconcile_node(&self, node: &str) -> Result<usize> {
-        let listed = self.resync_view(node, false).await?;
+        let listed = self.observe().view().resync_view(node, false).await?;
         self.reconcile_where(Some(node), Some(listed)).await
     }
 
     /// As [`Berth::reconcile_node`], by the node's watcher, which follows
     /// the node's events from now: the view is synced after.
     pub(super) async fn reconcile_followed(&self, node: &str) -> Result<usize> {
-        let listed = self.resync_view(node, true).await?;
+        let listed = self.observe().view().resync_view(node, true).await?;
         self.reconcile_where(Some(node), Some(listed)).await
     }
 
@@ -467,7 +488,7 @@ impl Berth {
         listed: Option<HashMap<String, ContainerState>>,
     ) -> Result<usize> {
         let mut changed = 0;
-        for ws in self.store().workspaces(None).await? {
+        for ws in self.core().store().workspaces(None).await? {
             if node.is_some_and(|n| n != ws.node) {
                 continue;
             }
@@ -478,8 +499,8 @@ impl Berth {
             {
                 continue;
             }
-            let _guard = self.lock_workspace(ws.id).await?;
-            let Some(ws) = self.store().workspace(ws.id).await? else {
+            let _guard = self.core().lock_workspace(ws.id).await?;
+            let Some(ws) = self.core().store().workspace(ws.id).await? else {
                 continue;
             };
             let before = (ws.status, ws.status_reason.clone(), ws.host_port);

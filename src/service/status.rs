@@ -95,21 +95,25 @@ impl Berth {
         // write: answer without the workspace's lock, so readers of one
         // workspace do not queue behind each other (or behind a start).
         // Otherwise reconcile under the lock, from a fresh read.
-        let ws = self.workspace(user, id).await?;
-        let container = self.container_on(&ws.node, &ws.container_name()).await?;
+        let ws = self.core().workspace(user, id).await?;
+        let container = self
+            .observe()
+            .container_on(&ws.node, &ws.container_name())
+            .await?;
         let (workspace, container) = if self.agrees(&ws, container.as_ref()) {
             (ws, container)
         } else {
-            let _guard = self.lock_workspace(id).await?;
-            let ws = self.workspace(user, id).await?;
+            let _guard = self.core().lock_workspace(id).await?;
+            let ws = self.core().workspace(user, id).await?;
             self.refresh(ws, true).await?
         };
         let resources = match container.as_ref().filter(|c| c.running) {
             Some(c) => {
-                let engine = self.engine_of(&workspace).await?;
-                self.current_use(&engine, workspace.id, &c.id, c.pid)
+                let engine = self.core().engine_of(&workspace).await?;
+                self.observe()
+                    .current_use(&engine, workspace.id, &c.id, c.pid)
                     .map(|(later, cpu)| {
-                        let v = super::stats::view(workspace.id, &c.id, cpu, &later);
+                        let v = super::observe::stats::view(workspace.id, &c.id, cpu, &later);
                         ResourceUse {
                             cpu_percent: v.cpu_percent,
                             memory_usage_mb: v.memory_usage_mb,

@@ -11,7 +11,7 @@
 //! reconnect, when the heartbeat sees the node answer again, and every
 //! `nodes.resync_s` (an event stream can stall without failing).
 //!
-//! Every inspect made through [`Berth::inspect_on`] (lifecycle operations,
+//! Every inspect made through [`View::inspect_noted`] (lifecycle operations,
 //! reconcile, the watcher's per-event look) updates the view, so a
 //! workspace Berth itself just started is current before its `start` event
 //! arrives. Entries carry the sequence number taken *before* their inspect
@@ -19,9 +19,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{Berth, Result};
+use super::{Core, Result};
 use crate::engine::ContainerState;
 
 /// Every node's view.
@@ -177,17 +177,44 @@ impl EngineView {
 /// Marks a node's view unsynced when dropped: held by its watcher, so a
 /// watcher that ends or is aborted leaves no view behind that looks current.
 pub(super) struct SyncedWhileAlive {
-    pub(super) berth: Berth,
+    pub(super) view: View,
     pub(super) node: String,
 }
 
 impl Drop for SyncedWhileAlive {
     fn drop(&mut self) {
-        self.berth.inner.view.unsync(&self.node);
+        self.view.unsync_view(&self.node);
     }
 }
 
-impl Berth {
+/// The engine view as a service (see the module's doc): what readers ask
+/// before they ask an engine.
+#[derive(Clone)]
+pub struct View {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Core,
+    view: EngineView,
+}
+
+impl View {
+    pub fn new(core: Core) -> View {
+        View {
+            inner: Arc::new(Inner {
+                core,
+                view: EngineView::default(),
+            }),
+        }
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+}
+
+impl View {
     /// Asks `node`'s engine about the container `name` and records the
     /// answer in the view. Returns the state and whether it differs, for a
     /// reader, from what the view held.
@@ -196,58 +223,42 @@ impl Berth {
         node: &str,
         name: &str,
     ) -> Result<(Option<ContainerState>, bool)> {
-        let engine = self.engine_on(node).await?;
+        let engine = self.core().engine_on(node).await?;
         let seq = self.inner.view.ticket();
         let state = engine.inspect_container(name).await?;
         let changed = self.inner.view.note(node, name, seq, state.clone());
-        if let Some(s) = state.as_ref().filter(|_| changed) {
-            self.seed_sample(&engine, s);
-        }
         Ok((state, changed))
     }
 
-    /// As [`Berth::inspect_noted`], the state only: what lifecycle
-    /// operations and reconcile use, which must see the engine itself.
-    pub(super) async fn inspect_on(
-        &self,
-        node: &str,
-        name: &str,
-    ) -> Result<Option<ContainerState>> {
-        Ok(self.inspect_noted(node, name).await?.0)
-    }
-
-    /// The container `name` on `node` from the view when it is synced, else
-    /// from the engine: what readers (status, health, the proxy, stats)
-    /// use. A node that does not answer is `Unavailable` either way, so the
+    /// What `node`'s view holds for the container `name` while it is
+    /// synced (`Some(None)`: no such container), `None` when the view
+    /// cannot answer; a node that does not answer is `Unavailable`, so the
     /// view never answers for an engine the heartbeat has lost.
-    pub(super) async fn container_on(
+    pub(super) async fn cached(
         &self,
         node: &str,
         name: &str,
-    ) -> Result<Option<ContainerState>> {
-        self.engine_on(node).await?;
-        match self.inner.view.get(node, name) {
-            Some(state) => Ok(state),
-            None => self.inspect_on(node, name).await,
-        }
+    ) -> Result<Option<Option<ContainerState>>> {
+        self.core().engine_on(node).await?;
+        Ok(self.inner.view.get(node, name))
     }
 
     /// Lists and inspects every workspace container of this installation
     /// on `node` and makes that the node's view; `claim`: the caller
     /// follows the node's event stream, so the view is synced after.
     /// Returns what it found, by container name.
-    pub(super) async fn resync_view(
+    pub(crate) async fn resync_view(
         &self,
         node: &str,
         claim: bool,
     ) -> Result<HashMap<String, ContainerState>> {
-        let engine = self.engine_on(node).await?;
+        let engine = self.core().engine_on(node).await?;
         let from = self.inner.view.begin(node);
         let list = engine
             .list_managed_containers(&[format!(
                 "{}={}",
                 crate::engine::LABEL_INSTANCE,
-                self.config().instance
+                self.core().config().instance
             )])
             .await?;
         let mut found = Vec::with_capacity(list.len());
@@ -269,7 +280,7 @@ impl Berth {
     }
 
     /// Stops answering from `node`'s view until the next resync.
-    pub(super) fn unsync_view(&self, node: &str) {
+    pub(crate) fn unsync_view(&self, node: &str) {
         self.inner.view.unsync(node);
     }
 

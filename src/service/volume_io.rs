@@ -137,7 +137,7 @@ impl Backups {
     /// job.
     pub(super) async fn remove_helpers_of_the_gone(&self, live: &[Uuid]) -> usize {
         let mut removed = 0;
-        let nodes = match self.berth().nodes().names().await {
+        let nodes = match self.berth().core().nodes().names().await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "listing nodes to remove helpers failed");
@@ -177,11 +177,11 @@ impl Backups {
     }
 
     async fn helper(&self, engine: &Engine, volume: &str, read_only: bool) -> Result<Helper> {
-        let mut labels = self.berth().base_labels();
+        let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_HELPER.to_string(), "true".to_string());
         labels.insert(
             LABEL_REPLICA.to_string(),
-            self.berth().replicas().id().to_string(),
+            self.berth().core().replicas().id().to_string(),
         );
         let name = format!(
             "berth-helper-{}",

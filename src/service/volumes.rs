@@ -90,9 +90,9 @@ impl Backups {
         backup_id: Uuid,
         stop_workspaces: bool,
     ) -> Result<Restored> {
-        let project = self.berth().project(user, project_id).await?;
+        let project = self.berth().core().project(user, project_id).await?;
         let (b, path) = self.backup_file(user, backup_id).await?;
-        let _guard = self.berth().lock_workspace(project.id).await?;
+        let _guard = self.berth().core().lock_workspace(project.id).await?;
         if b.sha256.is_none() {
             return Err(ServiceError::Refused(
                 "this backup has no recorded checksum; it cannot be restored".into(),
@@ -113,12 +113,13 @@ impl Backups {
             .saturating_sub(self.store().project_size(project.id).await?.unwrap_or(0));
         drop(
             self.berth()
+                .quotas()
                 .reserve(project.owner_id, Need::storage(adds))
                 .await?,
         );
         let short = Uuid::new_v4().simple().to_string();
         let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
-        let mut labels = self.berth().base_labels();
+        let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
         let op = VolumeOp {
             id: Uuid::new_v4(),
@@ -128,7 +129,7 @@ impl Backups {
             node: project.node.clone(),
             new_project: false,
             started_at: now_millis(),
-            replica: Some(self.berth().replicas().id()),
+            replica: Some(self.berth().core().replicas().id()),
         };
         // Restored where the project's volume is.
         let engine = self.engine_on(&project.node).await?;
@@ -221,8 +222,9 @@ impl Backups {
     /// job's retention period.
     async fn switch_project_volume(&self, project: &Project, new_volume: &str) -> Result<()> {
         for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.berth().lock_workspace(ws.id).await?;
+            let _wg = self.berth().core().lock_workspace(ws.id).await?;
             self.berth()
+                .core()
                 .engine_of(&ws)
                 .await?
                 .remove_container(&ws.container_name())
@@ -256,11 +258,11 @@ impl Backups {
         target: CloneTarget,
         overwrite: bool,
     ) -> Result<Cloned> {
-        let source = self.berth().project(user, source_id).await?;
+        let source = self.berth().core().project(user, source_id).await?;
         // The new volume, and what the target is.
         let (existing, new_id, new_volume) = match &target {
             CloneTarget::Existing(id) => {
-                let t = self.berth().project(user, *id).await?;
+                let t = self.berth().core().project(user, *id).await?;
                 if t.id == source.id {
                     return Err(ServiceError::Invalid(
                         "source and target are the same project".into(),
@@ -276,7 +278,7 @@ impl Backups {
                 (None, id, crate::domain::project_volume_name(id))
             }
         };
-        let _guard = self.berth().lock_workspace(new_id).await?;
+        let _guard = self.berth().core().lock_workspace(new_id).await?;
         let mut target_was_empty = false;
         if let Some(t) = &existing {
             if !self.running_on(t).await?.is_empty() {
@@ -303,7 +305,12 @@ impl Backups {
             Some(t) => self.store().project_size(t.id).await?.unwrap_or(0),
             None => 0,
         });
-        drop(self.berth().reserve(owner, Need::storage(adds)).await?);
+        drop(
+            self.berth()
+                .quotas()
+                .reserve(owner, Need::storage(adds))
+                .await?,
+        );
         // Into the target's node (a new project: the source's).
         let node = existing
             .as_ref()
@@ -317,10 +324,10 @@ impl Backups {
             node: node.clone(),
             new_project: existing.is_none(),
             started_at: now_millis(),
-            replica: Some(self.berth().replicas().id()),
+            replica: Some(self.berth().core().replicas().id()),
         };
         self.store().insert_volume_op(&op).await?;
-        let mut labels = self.berth().base_labels();
+        let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), new_id.to_string());
         let copied = match engine.create_volume(&new_volume, labels).await {
             Ok(()) => {
@@ -401,8 +408,8 @@ impl Backups {
         overrides: &crate::domain::ResourceOverrides,
     ) -> Result<()> {
         let berth = self.berth();
-        let project = berth.project(user, project_id).await?;
-        let demand = berth.demand_for(type_name, overrides)?;
+        let project = berth.core().project(user, project_id).await?;
+        let demand = berth.placement().demand_for(type_name, overrides)?;
         if !self
             .store()
             .workspaces_on_project(project.id)
@@ -412,12 +419,13 @@ impl Backups {
             return Ok(());
         }
         let Some(to) = berth
+            .placement()
             .better_node_for(&project.node, type_name, demand)
             .await?
         else {
             return Ok(());
         };
-        let _guard = berth.lock_workspace(project.id).await?;
+        let _guard = berth.core().lock_workspace(project.id).await?;
         // Again under the lock: a workspace may have come meanwhile.
         let Some(project) = self.store().project(project.id).await? else {
             return Ok(());
@@ -435,7 +443,7 @@ impl Backups {
         }
         let short = Uuid::new_v4().simple().to_string();
         let volume = format!("berth-project-{}-{}", project.id, &short[..8]);
-        let mut labels = berth.base_labels();
+        let mut labels = berth.core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
         self.engine_on(&to)
             .await?
@@ -511,8 +519,8 @@ impl Backups {
                 "only an admin may move a project to another node".into(),
             ));
         }
-        let project = self.berth().project(user, project_id).await?;
-        self.berth().nodes().get(to).await?;
+        let project = self.berth().core().project(user, project_id).await?;
+        self.berth().core().nodes().get(to).await?;
         if project.node == to {
             return Err(ServiceError::Conflict(format!(
                 "project {} is already on node {to}",
@@ -523,7 +531,7 @@ impl Backups {
         // image, room for what its type reserves).
         self.check_target(&project, to).await?;
         let started = Instant::now();
-        let _guard = self.berth().lock_workspace(project.id).await?;
+        let _guard = self.berth().core().lock_workspace(project.id).await?;
         let from = self.engine_on(&project.node).await?;
         let target = self.engine_on(to).await?;
         let running = self.running_on(&project).await?;
@@ -537,14 +545,14 @@ impl Backups {
             node: to.to_string(),
             new_project: false,
             started_at: now_millis(),
-            replica: Some(self.berth().replicas().id()),
+            replica: Some(self.berth().core().replicas().id()),
         };
         let stopped: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
         for w in &stopped {
             self.berth().stop_workspace(user, *w).await?;
         }
         self.store().insert_volume_op(&op).await?;
-        let mut labels = self.berth().base_labels();
+        let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
         let copied = async {
             target.create_volume(&new_volume, labels).await?;
@@ -633,8 +641,8 @@ impl Backups {
                 "only an admin may recover a project onto another node".into(),
             ));
         }
-        let project = self.berth().project(user, project_id).await?;
-        self.berth().nodes().get(to).await?;
+        let project = self.berth().core().project(user, project_id).await?;
+        self.berth().core().nodes().get(to).await?;
         if project.node == to {
             return Err(ServiceError::Conflict(format!(
                 "project {} is on node {to} already; restore a backup instead (POST /api/workspaces/projects/{}/restore)",
@@ -642,7 +650,7 @@ impl Backups {
             )));
         }
         self.check_target(&project, to).await?;
-        let _guard = self.berth().lock_workspace(project.id).await?;
+        let _guard = self.berth().core().lock_workspace(project.id).await?;
         let b = self
             .store()
             .backups_of(project.id)
@@ -671,10 +679,10 @@ impl Backups {
             node: to.to_string(),
             new_project: false,
             started_at: now_millis(),
-            replica: Some(self.berth().replicas().id()),
+            replica: Some(self.berth().core().replicas().id()),
         };
         self.store().insert_volume_op(&op).await?;
-        let mut labels = self.berth().base_labels();
+        let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
         let extracted = match target.create_volume(&new_volume, labels).await {
             Ok(()) => self.extract_backup(&b, &path, to, &new_volume).await,
@@ -716,7 +724,7 @@ impl Backups {
                 "only an admin may drain a node".into(),
             ));
         }
-        let nodes = self.berth().nodes();
+        let nodes = self.berth().core().nodes();
         nodes.get(node).await?;
         let projects: Vec<Project> = self
             .store()
@@ -735,7 +743,7 @@ impl Backups {
         // time, whichever replica was asked.
         if !self
             .store()
-            .begin_drain(&progress, self.berth().replicas().id())
+            .begin_drain(&progress, self.berth().core().replicas().id())
             .await?
         {
             return Err(ServiceError::Conflict(format!(
@@ -774,6 +782,7 @@ impl Backups {
             let moved = async {
                 let plan = self
                     .berth()
+                    .placement()
                     .plan(p.workspace_type.as_deref(), None, Default::default())
                     .await?;
                 self.move_project(user, p.id, &plan.node).await
@@ -796,7 +805,7 @@ impl Backups {
             draining: Some(false),
             ..Default::default()
         };
-        if let Err(e) = self.berth().nodes().change(&node, done).await {
+        if let Err(e) = self.berth().core().nodes().change(&node, done).await {
             tracing::warn!(%node, error = %e, "cordoning a drained node failed");
         }
         d.current = None;
@@ -821,6 +830,7 @@ impl Backups {
     async fn check_target(&self, project: &Project, to: &str) -> Result<()> {
         match self
             .berth()
+            .placement()
             .refusal_on(project.workspace_type.as_deref(), to)
             .await?
         {
@@ -843,7 +853,7 @@ impl Backups {
         old: Option<&Engine>,
     ) -> Result<()> {
         for ws in self.store().workspaces_on_project(project.id).await? {
-            let _wg = self.berth().lock_workspace(ws.id).await?;
+            let _wg = self.berth().core().lock_workspace(ws.id).await?;
             let Some(ws) = self.store().workspace(ws.id).await? else {
                 continue;
             };
@@ -878,7 +888,7 @@ impl Backups {
 
     /// The apparent size of a project's data (as `du -sb`), cached briefly.
     pub async fn volume_size(&self, user: &User, project_id: Uuid) -> Result<u64> {
-        let project = self.berth().project(user, project_id).await?;
+        let project = self.berth().core().project(user, project_id).await?;
         if let Some((at, size)) = self
             .inner
             .sizes

@@ -43,9 +43,9 @@ impl Berth {
             std::collections::BTreeMap::new();
         // Nodes the heartbeat last saw failing.
         let mut failing: std::collections::BTreeSet<String> = Default::default();
-        let every = Duration::from_secs(self.config().nodes.heartbeat_s.max(1));
+        let every = Duration::from_secs(self.core().config().nodes.heartbeat_s.max(1));
         loop {
-            match self.nodes().names().await {
+            match self.core().nodes().names().await {
                 Ok(names) => {
                     watching.retain(|n, _| names.contains(n));
                     for name in &names {
@@ -53,7 +53,7 @@ impl Berth {
                         // Events it sent as it came back were refused while
                         // the heartbeat still called it unreachable, and its
                         // event stream may have lived through the outage.
-                        let fails = self.nodes().seen(name).1.is_some();
+                        let fails = self.core().nodes().seen(name).1.is_some();
                         if !fails && failing.remove(name) {
                             let berth = self.clone();
                             let node = name.clone();
@@ -95,14 +95,14 @@ impl Berth {
         // However this task ends (aborted with the supervisor, or its node
         // removed), the view it kept current stops answering.
         let _view = super::view::SyncedWhileAlive {
-            berth: self.clone(),
+            view: self.observe().view().clone(),
             node: node.clone(),
         };
         let mut backoff = Duration::from_secs(1);
-        let resync_every = Duration::from_secs(self.config().nodes.resync_s.max(1));
+        let resync_every = Duration::from_secs(self.core().config().nodes.resync_s.max(1));
         loop {
             let since = now_millis() / 1000 - 1;
-            match self.engine_on(&node).await {
+            match self.core().engine_on(&node).await {
                 Ok(engine) => {
                     // Listed, inspected and reconciled before the stream is
                     // followed; events from `since` on are replayed, so
@@ -118,7 +118,7 @@ impl Berth {
                         }
                     }
                     let mut events =
-                        Box::pin(engine.workspace_events(&self.config().instance, since));
+                        Box::pin(engine.workspace_events(&self.core().config().instance, since));
                     let mut resync = tokio::time::interval(resync_every);
                     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     resync.tick().await;
@@ -159,13 +159,13 @@ impl Berth {
                         }
                     }
                     // Events may be missed from here until the next resync.
-                    self.unsync_view(&node);
+                    self.observe().view().unsync_view(&node);
                 }
                 // Unreachable by the heartbeat: ask again at the next beat,
                 // so a node that returns is reconciled within about one.
                 Err(e) => {
                     tracing::debug!(%node, error = %e, "no event stream");
-                    let every = Duration::from_secs(self.config().nodes.heartbeat_s.max(1));
+                    let every = Duration::from_secs(self.core().config().nodes.heartbeat_s.max(1));
                     tokio::time::sleep(every).await;
                     continue;
                 }
@@ -183,12 +183,13 @@ impl Berth {
         tracing::debug!(workspace = %id, action = ev.action.as_str(), "engine event");
         if ev.action == ContainerAction::Oom {
             let limit = self
+                .core()
                 .store()
                 .workspace(id)
                 .await
                 .ok()
                 .flatten()
-                .and_then(|w| self.effective_limits(&w).ok())
+                .and_then(|w| self.types().effective_limits(&w).ok())
                 .map(|l| format!(" ({} MB)", l.memory_mb))
                 .unwrap_or_default();
             let msg = format!("a process was killed for exceeding the memory limit{limit}");
@@ -201,6 +202,7 @@ impl Berth {
                 ev.time_nano
             );
             match self
+                .core()
                 .store()
                 .insert_event_once(id, now_millis(), EventKind::Oom, &msg, &source)
                 .await
@@ -218,7 +220,7 @@ impl Berth {
         let node = node.to_string();
         tokio::spawn(async move {
             let name = crate::domain::workspace_container_name(id);
-            let (state, changed) = match berth.inspect_noted(&node, &name).await {
+            let (state, changed) = match berth.observe().inspect_noted(&node, &name).await {
                 Ok(seen) => seen,
                 Err(e) => {
                     crate::metrics::loop_failed("watcher", e.kind());
@@ -226,7 +228,7 @@ impl Berth {
                     return;
                 }
             };
-            let disagrees = match berth.store().workspace(id).await {
+            let disagrees = match berth.core().store().workspace(id).await {
                 Ok(Some(ws)) => ws.node == node && !berth.agrees(&ws, state.as_ref()),
                 Ok(None) => false,
                 Err(_) => true,

@@ -11,9 +11,8 @@ use uuid::Uuid;
 use super::{Berth, Result, ServiceError};
 use crate::domain::transition::{transition, Transition};
 use crate::domain::{
-    now_millis, validate_description, validate_name, EventKind, HealthCheck, HealthCheckOverride,
-    Project, ResourceLimits, ResourceOverrides, User, Workspace, WorkspaceEvent, WorkspaceSettings,
-    WorkspaceStatus, WorkspaceType,
+    now_millis, validate_description, validate_name, EventKind, HealthCheckOverride, Project,
+    ResourceOverrides, User, Workspace, WorkspaceEvent, WorkspaceSettings, WorkspaceStatus,
 };
 use crate::engine::{ContainerState, EngineError};
 
@@ -40,18 +39,6 @@ pub struct UpdateWorkspace {
     pub health_check: Option<HealthCheckOverride>,
 }
 
-/// A workspace type as listed: its config and whether it can be used now.
-#[derive(Debug, Clone)]
-pub struct TypeInfo {
-    pub name: String,
-    pub config: WorkspaceType,
-    /// On the local node (asked now).
-    pub available: bool,
-    pub reason: Option<String>,
-    /// Per node: whether its engine had the image at the last heartbeat.
-    pub nodes: BTreeMap<String, bool>,
-}
-
 /// `GET /api/workspaces/stats`.
 #[derive(Debug, Clone)]
 pub struct WorkspaceStats {
@@ -69,102 +56,6 @@ fn is_active(s: WorkspaceStatus) -> bool {
 }
 
 impl Berth {
-    /// Moves a workspace to its next state and saves exactly the columns
-    /// that state owns. The caller holds the workspace's lock.
-    pub(super) async fn transition(&self, ws: &Workspace, t: Transition) -> Result<Workspace> {
-        let next = transition(ws, t, now_millis());
-        self.store().save_status(&next).await?;
-        Ok(next)
-    }
-
-    /// A configured type, or a 400 that lists the known ones.
-    pub fn workspace_type(&self, name: &str) -> Result<&WorkspaceType> {
-        self.config().types.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.config().types.keys().map(String::as_str).collect();
-            ServiceError::Invalid(format!(
-                "unknown workspace type {name:?}; configured types: {}",
-                known.join(", ")
-            ))
-        })
-    }
-
-    /// Whether a type's image is on the local node (nothing is pulled).
-    async fn availability(&self, t: &WorkspaceType) -> Result<(bool, Option<String>)> {
-        self.availability_on(crate::domain::nodes::LOCAL, t).await
-    }
-
-    /// Whether a type's image is on the node `node`.
-    async fn availability_on(
-        &self,
-        node: &str,
-        t: &WorkspaceType,
-    ) -> Result<(bool, Option<String>)> {
-        if t.image.trim().is_empty() {
-            return Ok((false, Some("no image configured for this type".into())));
-        }
-        if self.engine_on(node).await?.image_present(&t.image).await? {
-            Ok((true, None))
-        } else {
-            Ok((
-                false,
-                Some(format!(
-                    "image {} is not present on the Docker host{} (an admin can pull it: berth type pull, or POST /api/workspaces/types/{{type}}/pull)",
-                    t.image,
-                    super::lifecycle::on_node(node)
-                )),
-            ))
-        }
-    }
-
-    pub async fn types(&self) -> Result<Vec<TypeInfo>> {
-        let views = self.nodes().list().await?;
-        let mut out = Vec::new();
-        for (name, t) in &self.config().types {
-            let (available, reason) = self.availability(t).await?;
-            out.push(TypeInfo {
-                name: name.clone(),
-                config: t.clone(),
-                available,
-                reason,
-                nodes: per_node(&views, name),
-            });
-        }
-        Ok(out)
-    }
-
-    pub async fn type_info(&self, name: &str) -> Result<TypeInfo> {
-        let t =
-            self.config().types.get(name).ok_or_else(|| {
-                ServiceError::NotFound(format!("workspace type {name:?} not found"))
-            })?;
-        let (available, reason) = self.availability(t).await?;
-        let views = self.nodes().list().await?;
-        Ok(TypeInfo {
-            name: name.to_string(),
-            config: t.clone(),
-            available,
-            reason,
-            nodes: per_node(&views, name),
-        })
-    }
-
-    /// The limits a workspace runs with: its type's, overridden.
-    pub fn effective_limits(&self, ws: &Workspace) -> Result<ResourceLimits> {
-        Ok(self
-            .workspace_type(&ws.type_name)?
-            .resources
-            .merged(&ws.settings.resources))
-    }
-
-    /// The health check a workspace runs with.
-    pub fn effective_health_check(&self, ws: &Workspace) -> Result<Option<HealthCheck>> {
-        let base = self.workspace_type(&ws.type_name)?.health_check.as_ref();
-        ws.settings
-            .health_check
-            .apply(base)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))
-    }
-
     fn check_compatible(project: &Project, type_name: &str) -> Result<()> {
         match &project.workspace_type {
             Some(t) if t != type_name => Err(ServiceError::Invalid(format!(
@@ -179,11 +70,11 @@ impl Berth {
         let name = validate_name("name", &req.name).map_err(ServiceError::Invalid)?;
         let description = validate_description(req.description.as_deref().unwrap_or(""))
             .map_err(ServiceError::Invalid)?;
-        let t = self.workspace_type(&req.type_name)?.clone();
+        let t = self.types().workspace_type(&req.type_name)?.clone();
         let overrides = req.resources.unwrap_or_default();
         t.resources
             .merged(&overrides)
-            .validate(self.host_cpus())
+            .validate(self.core().host_cpus())
             .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
         let health_check = req.health_check.unwrap_or_default();
         health_check
@@ -192,16 +83,16 @@ impl Berth {
         // Its project's node; without one, where the planner says.
         let node = match req.project_id {
             Some(pid) => {
-                let p = self.project(user, pid).await?;
+                let p = self.core().project(user, pid).await?;
                 Self::check_compatible(&p, &req.type_name)?;
                 p.node
             }
-            None => self.place_new(Some(&req.type_name)).await?,
+            None => self.placement().place_new(Some(&req.type_name)).await?,
         };
-        let (available, reason) = self.availability_on(&node, &t).await?;
+        let (available, reason) = self.types().availability_on(&node, &t).await?;
         // A configured image that is missing is pulled at the first start
         // when images.pull_on_start says so.
-        let pulled_later = self.config().images.pull_on_start && !t.image.trim().is_empty();
+        let pulled_later = self.core().config().images.pull_on_start && !t.image.trim().is_empty();
         if !available && !pulled_later {
             return Err(ServiceError::Conflict(format!(
                 "workspace type {:?} is unavailable: {}",
@@ -211,9 +102,10 @@ impl Berth {
         }
         // Counted, under the user's lock, until it is recorded.
         let _hold = self
+            .quotas()
             .reserve(user.id, crate::domain::quota::Need::workspace())
             .await?;
-        let existing = self.store().workspaces(Some(user.id)).await?;
+        let existing = self.core().store().workspaces(Some(user.id)).await?;
         let make_default = req.is_default.unwrap_or(false) || existing.is_empty();
         let now = now_millis();
         let ws = Workspace {
@@ -237,32 +129,24 @@ impl Berth {
             created_at: now,
             updated_at: now,
         };
-        self.store().insert_workspace(&ws).await?;
+        self.core().store().insert_workspace(&ws).await?;
         if make_default {
-            self.store()
+            self.core()
+                .store()
                 .set_default_workspace(user.id, ws.id, now)
                 .await?;
         }
-        self.workspace(user, ws.id).await
-    }
-
-    /// A workspace record the user may see, or NotFound. From the database
-    /// only: cheap enough for listings.
-    pub async fn workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        match self.store().workspace(id).await? {
-            Some(w) if user.can_access(w.owner_id) => Ok(w),
-            _ => Err(ServiceError::NotFound(format!("workspace {id} not found"))),
-        }
+        self.core().workspace(user, ws.id).await
     }
 
     /// The user's workspaces (all for an admin): default first, then newest.
     pub async fn workspaces(&self, user: &User) -> Result<Vec<Workspace>> {
         let owner = (!user.is_admin()).then_some(user.id);
-        Ok(self.store().workspaces(owner).await?)
+        Ok(self.core().store().workspaces(owner).await?)
     }
 
     pub async fn workspaces_of_type(&self, user: &User, type_name: &str) -> Result<Vec<Workspace>> {
-        self.workspace_type(type_name)?;
+        self.types().workspace_type(type_name)?;
         let mut all = self.workspaces(user).await?;
         all.retain(|w| w.type_name == type_name);
         Ok(all)
@@ -297,8 +181,8 @@ impl Berth {
         // One lock for the whole update, and every check before the first
         // change: a refused request leaves the workspace and its container
         // exactly as they were.
-        let guard = self.lock_workspace(id).await?;
-        let ws = self.workspace(user, id).await?;
+        let guard = self.core().lock_workspace(id).await?;
+        let ws = self.core().workspace(user, id).await?;
         let name = req
             .name
             .as_deref()
@@ -318,7 +202,7 @@ impl Berth {
         }
         let new_project = match req.project_id {
             Some(pid) if ws.project_id != Some(pid) => {
-                let project = self.project(user, pid).await?;
+                let project = self.core().project(user, pid).await?;
                 if project.owner_id != ws.owner_id {
                     return Err(ServiceError::NotFound(format!("project {pid} not found")));
                 }
@@ -331,7 +215,12 @@ impl Berth {
             Some(hc) => {
                 let updated = ws.settings.health_check.updated(hc);
                 updated
-                    .apply(self.workspace_type(&ws.type_name)?.health_check.as_ref())
+                    .apply(
+                        self.types()
+                            .workspace_type(&ws.type_name)?
+                            .health_check
+                            .as_ref(),
+                    )
                     .map_err(|e| ServiceError::Invalid(e.to_string()))?;
                 (updated != ws.settings.health_check).then_some(updated)
             }
@@ -375,46 +264,50 @@ impl Berth {
             ws = self.recreate_locked(ws, container).await?;
         } else {
             ws.updated_at = now_millis();
-            self.store().save_workspace(&ws).await?;
+            self.core().store().save_workspace(&ws).await?;
         }
         drop(guard);
         if req.is_default == Some(true) {
-            self.store()
+            self.core()
+                .store()
                 .set_default_workspace(ws.owner_id, id, now_millis())
                 .await?;
         }
-        self.workspace(user, id).await
+        self.core().workspace(user, id).await
     }
 
     pub async fn set_default(&self, user: &User, id: Uuid) -> Result<Workspace> {
-        let ws = self.workspace(user, id).await?;
-        self.store()
+        let ws = self.core().workspace(user, id).await?;
+        self.core()
+            .store()
             .set_default_workspace(ws.owner_id, id, now_millis())
             .await?;
-        self.workspace(user, id).await
+        self.core().workspace(user, id).await
     }
 
     /// Removes the workspace and its container; never the project volume.
     pub async fn delete_workspace(&self, user: &User, id: Uuid) -> Result<()> {
-        let guard = self.lock_workspace(id).await?;
-        let ws = self.workspace(user, id).await?;
-        self.engine_of(&ws)
+        let guard = self.core().lock_workspace(id).await?;
+        let ws = self.core().workspace(user, id).await?;
+        self.core()
+            .engine_of(&ws)
             .await?
             .remove_container(&ws.container_name())
             .await?;
-        self.store().unassign_projects_of(id).await?;
-        self.store().delete_workspace(id).await?;
-        self.store().delete_events(id).await?;
+        self.core().store().unassign_projects_of(id).await?;
+        self.core().store().delete_workspace(id).await?;
+        self.core().store().delete_events(id).await?;
         if ws.is_default {
-            let rest = self.store().workspaces(Some(ws.owner_id)).await?;
+            let rest = self.core().store().workspaces(Some(ws.owner_id)).await?;
             if let Some(next) = rest.first() {
-                self.store()
+                self.core()
+                    .store()
                     .set_default_workspace(ws.owner_id, next.id, now_millis())
                     .await?;
             }
         }
         drop(guard);
-        self.forget_lock(id);
+        self.core().forget_lock(id);
         Ok(())
     }
 
@@ -426,9 +319,9 @@ impl Berth {
         id: Uuid,
         project_id: Uuid,
     ) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await?;
-        let ws = self.workspace(user, id).await?;
-        let project = self.project(user, project_id).await?;
+        let _guard = self.core().lock_workspace(id).await?;
+        let ws = self.core().workspace(user, id).await?;
+        let project = self.core().project(user, project_id).await?;
         if project.owner_id != ws.owner_id {
             return Err(ServiceError::NotFound(format!(
                 "project {project_id} not found"
@@ -454,18 +347,22 @@ impl Berth {
     ) -> Result<Workspace> {
         let was_running = container.as_ref().is_some_and(|c| c.running);
         if let Some(c) = container {
-            self.engine_of(&ws).await?.remove_container(&c.id).await?;
+            self.core()
+                .engine_of(&ws)
+                .await?
+                .remove_container(&c.id)
+                .await?;
         }
         // The record's own changes (a project, a health check) and the
         // container's removal, in one save; the new container is made on
         // its project's node.
         let mut ws = transition(&ws, Transition::ContainerRemoved, now_millis());
         if let Some(pid) = ws.project_id {
-            if let Some(p) = self.store().project(pid).await? {
+            if let Some(p) = self.core().store().project(pid).await? {
                 ws.node = p.node;
             }
         }
-        self.store().save_workspace(&ws).await?;
+        self.core().store().save_workspace(&ws).await?;
         if was_running {
             return self.start_locked(ws).await;
         }
@@ -480,20 +377,20 @@ impl Berth {
         id: Uuid,
         patch: ResourceOverrides,
     ) -> Result<Workspace> {
-        let _guard = self.lock_workspace(id).await?;
-        let mut ws = self.workspace(user, id).await?;
-        let type_limits = &self.workspace_type(&ws.type_name)?.resources;
+        let _guard = self.core().lock_workspace(id).await?;
+        let mut ws = self.core().workspace(user, id).await?;
+        let type_limits = &self.types().workspace_type(&ws.type_name)?.resources;
         let merged_overrides = type_limits.patched(&ws.settings.resources, &patch);
         let limits = type_limits.merged(&merged_overrides);
         limits
-            .validate(self.host_cpus())
+            .validate(self.core().host_cpus())
             .map_err(|e| ServiceError::Invalid(format!("resourceLimits: {e}")))?;
         // A running workspace that grows takes more of its owner's quota.
         let need = if matches!(
             ws.status,
             WorkspaceStatus::Running | WorkspaceStatus::Starting
         ) {
-            let old = self.effective_limits(&ws)?;
+            let old = self.types().effective_limits(&ws)?;
             crate::domain::quota::Need::resize(
                 (old.cpus, old.memory_reservation_mb.unwrap_or(old.memory_mb)),
                 (
@@ -507,19 +404,19 @@ impl Berth {
         // A running workspace that grows needs the room on its node too.
         let _room = if ws.status.holds_room() {
             let (old, new) = (
-                self.demand_of(&ws)?,
+                self.placement().demand_of(&ws)?,
                 crate::domain::placement::Demand::of(&limits),
             );
             let more = crate::domain::placement::Demand {
                 cpus: (new.cpus - old.cpus).max(0.0),
                 memory_mb: new.memory_mb.saturating_sub(old.memory_mb),
             };
-            Some(self.claim_room(&ws, more, new).await?)
+            Some(self.placement().claim_room(&ws, more, new).await?)
         } else {
             None
         };
-        let _hold = self.reserve(ws.owner_id, need).await?;
-        let engine = self.engine_of(&ws).await?;
+        let _hold = self.quotas().reserve(ws.owner_id, need).await?;
+        let engine = self.core().engine_of(&ws).await?;
         if let Some(c) = engine.inspect_container(&ws.container_name()).await? {
             match engine.update_limits(&c.id, &limits).await {
                 Ok(()) => {}
@@ -533,8 +430,9 @@ impl Berth {
         }
         ws.settings.resources = merged_overrides;
         ws.updated_at = now_millis();
-        self.store().save_workspace(&ws).await?;
-        self.store()
+        self.core().store().save_workspace(&ws).await?;
+        self.core()
+            .store()
             .insert_event(
                 ws.id,
                 ws.updated_at,
@@ -561,8 +459,8 @@ impl Berth {
         id: Uuid,
         limit: i64,
     ) -> Result<Vec<WorkspaceEvent>> {
-        self.workspace(user, id).await?;
-        Ok(self.store().events(id, limit.clamp(1, 1000)).await?)
+        self.core().workspace(user, id).await?;
+        Ok(self.core().store().events(id, limit.clamp(1, 1000)).await?)
     }
 
     /// A page of a workspace's events, newest first.
@@ -572,8 +470,8 @@ impl Berth {
         id: Uuid,
         page: &crate::domain::page::PageRequest,
     ) -> Result<crate::domain::page::Page<WorkspaceEvent>> {
-        self.workspace(user, id).await?;
-        Ok(self.store().events_page(id, page).await?)
+        self.core().workspace(user, id).await?;
+        Ok(self.core().store().events_page(id, page).await?)
     }
 
     /// A page of [`Berth::workspaces`].
@@ -583,13 +481,13 @@ impl Berth {
         page: &crate::domain::page::PageRequest,
     ) -> Result<crate::domain::page::Page<Workspace>> {
         let owner = (!user.is_admin()).then_some(user.id);
-        Ok(self.store().workspaces_page(owner, page).await?)
+        Ok(self.core().store().workspaces_page(owner, page).await?)
     }
 
     /// Projects of a workspace: its current one and those assigned to it.
     pub async fn workspace_projects(&self, user: &User, id: Uuid) -> Result<Vec<Project>> {
-        let ws = self.workspace(user, id).await?;
-        let all = self.store().projects(Some(ws.owner_id)).await?;
+        let ws = self.core().workspace(user, id).await?;
+        let all = self.core().store().projects(Some(ws.owner_id)).await?;
         Ok(all
             .into_iter()
             .filter(|p| Some(p.id) == ws.project_id || p.workspace_id == Some(id))
@@ -598,8 +496,8 @@ impl Berth {
 
     /// The owner's projects this workspace could mount.
     pub async fn compatible_projects(&self, user: &User, id: Uuid) -> Result<Vec<Project>> {
-        let ws = self.workspace(user, id).await?;
-        let all = self.store().projects(Some(ws.owner_id)).await?;
+        let ws = self.core().workspace(user, id).await?;
+        let all = self.core().store().projects(Some(ws.owner_id)).await?;
         Ok(all
             .into_iter()
             .filter(|p| {
@@ -613,30 +511,18 @@ impl Berth {
     /// Assigns a project to a workspace (without mounting it; see
     /// [`Berth::switch_project`]).
     pub async fn assign_project(&self, user: &User, id: Uuid, project_id: Uuid) -> Result<Project> {
-        let ws = self.workspace(user, id).await?;
-        let project = self.project(user, project_id).await?;
+        let ws = self.core().workspace(user, id).await?;
+        let project = self.core().project(user, project_id).await?;
         if project.owner_id != ws.owner_id {
             return Err(ServiceError::NotFound(format!(
                 "project {project_id} not found"
             )));
         }
         Self::check_compatible(&project, &ws.type_name)?;
-        self.store()
+        self.core()
+            .store()
             .assign_project(project_id, id, &ws.type_name, now_millis())
             .await?;
-        self.project(user, project_id).await
+        self.core().project(user, project_id).await
     }
-}
-
-/// Whether each node had a type's image at its last heartbeat.
-fn per_node(views: &[super::NodeView], type_name: &str) -> BTreeMap<String, bool> {
-    views
-        .iter()
-        .map(|v| {
-            (
-                v.row.name.clone(),
-                v.types.get(type_name).copied().unwrap_or(false),
-            )
-        })
-        .collect()
 }

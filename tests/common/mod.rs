@@ -315,7 +315,7 @@ impl TestEnv {
         let accounts = app.accounts.clone();
         let router = berth::http::app(app);
         let watcher = Some(berth.spawn_watcher());
-        let sampler = berth.spawn_sampler();
+        let sampler = berth.observe().spawn_sampler();
         TestEnv {
             berth,
             backups,
@@ -342,9 +342,9 @@ impl TestEnv {
     pub fn relayed(&self, sock: &std::path::Path) -> Berth {
         let engine = Engine::at_unix_socket(sock.to_str().unwrap()).unwrap();
         Berth::new(
-            self.berth.store().clone(),
+            self.berth.core().store().clone(),
             engine,
-            self.berth.config().clone(),
+            self.berth.core().config().clone(),
             2,
         )
     }

@@ -32,7 +32,8 @@ use crate::service::Berth;
 
 /// Serves app origins; passes every other request on to the API.
 pub async fn by_host(State(berth): State<Berth>, req: Request, next: Next) -> Response {
-    let app = request_host(req.headers(), req.uri()).and_then(|h| berth.app_urls().parse_host(&h));
+    let app =
+        request_host(req.headers(), req.uri()).and_then(|h| berth.core().app_urls().parse_host(&h));
     match app {
         Some(app) => serve(berth, app, req).await,
         None => next.run(req).await,
@@ -86,7 +87,7 @@ async fn viewer(
     headers: &HeaderMap,
 ) -> Result<(Option<User>, bool), ApiError> {
     if let Some(token) = bearer(headers) {
-        let (user, _) = berth.accounts().authenticate(token).await?;
+        let (user, _) = berth.core().accounts().authenticate(token).await?;
         return Ok((Some(user), false));
     }
     match cookie_value(headers, APP_COOKIE) {
@@ -101,7 +102,7 @@ async fn serve_app(
     req: Request,
     navigation: bool,
 ) -> Result<Response, ApiError> {
-    let urls = berth.app_urls();
+    let urls = berth.core().app_urls();
     let target = berth.resolve_app(&app).await?;
     let host = request_host(req.headers(), req.uri()).unwrap_or_default();
     let origin = format!("{}://{}", urls.scheme(), host);
@@ -202,7 +203,7 @@ fn is_safe(m: &Method) -> bool {
 /// The app cookie: host-only on the app origin (no `Domain`), HttpOnly,
 /// `SameSite=Lax` (a link from Berth's page carries it), `Secure` behind TLS.
 fn app_cookie(berth: &Berth, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if berth.app_urls().secure() {
+    let secure = if berth.core().app_urls().secure() {
         "; Secure"
     } else {
         ""
@@ -270,7 +271,7 @@ pub async fn handoff(
     ApiQuery(q): ApiQuery<HandoffQuery>,
     OriginalUri(original): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let urls = berth.app_urls();
+    let urls = berth.core().app_urls();
     if !urls.subdomain() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -324,8 +325,8 @@ fn id_and_port(params: &HashMap<String, String>) -> Result<(uuid::Uuid, u16), Ap
 
 fn share_dto(berth: &Berth, s: &crate::store::AppShare, ws: &crate::domain::Workspace) -> ShareDto {
     let url = match berth.app_target(ws.clone(), Some(s.port)) {
-        Ok(t) if t.main => berth.app_urls().app_url(ws),
-        _ => berth.app_urls().port_url(ws, s.port),
+        Ok(t) if t.main => berth.core().app_urls().app_url(ws),
+        _ => berth.core().app_urls().port_url(ws, s.port),
     };
     ShareDto {
         workspace_id: ws.id,
@@ -347,7 +348,7 @@ pub async fn put_share(
 ) -> ApiResult<Response> {
     let (id, port) = id_and_port(&params)?;
     let share = berth.set_share(&caller.user, id, port, req.level).await?;
-    let ws = berth.workspace(&caller.user, id).await?;
+    let ws = berth.core().workspace(&caller.user, id).await?;
     Ok(ok(share_dto(&berth, &share, &ws)))
 }
 

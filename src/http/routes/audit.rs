@@ -47,12 +47,14 @@ pub async fn log(
 
 /// `GET /api/auth/me/quota`.
 pub async fn mine(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    Ok(ok(QuotaDto::from(&berth.quota(&caller.user).await?)))
+    Ok(ok(QuotaDto::from(
+        &berth.quotas().quota(&caller.user).await?,
+    )))
 }
 
 /// `GET /api/quotas`.
 pub async fn all(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    let list = berth.quotas(&caller.user).await?;
+    let list = berth.quotas().quotas(&caller.user).await?;
     Ok(ok(list.iter().map(QuotaDto::from).collect::<Vec<_>>()))
 }
 
@@ -62,7 +64,9 @@ pub async fn of_user(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    Ok(ok(QuotaDto::from(&berth.quota_of(&caller.user, id).await?)))
+    Ok(ok(QuotaDto::from(
+        &berth.quotas().quota_of(&caller.user, id).await?,
+    )))
 }
 
 /// `PUT /api/users/{id}/quota`.
@@ -72,6 +76,9 @@ pub async fn set(
     IdPath(id): IdPath,
     ApiJson(req): ApiJson<SetQuotaRequest>,
 ) -> ApiResult<Response> {
-    let report = berth.set_quota(&caller.user, id, req.overrides()).await?;
+    let report = berth
+        .quotas()
+        .set_quota(&caller.user, id, req.overrides())
+        .await?;
     Ok(ok(QuotaDto::from(&report)))
 }

@@ -99,8 +99,8 @@ pub async fn replicas(
     State(berth): State<crate::service::Berth>,
     _caller: Caller,
 ) -> ApiResult<Response> {
-    let me = berth.replicas().id();
-    let list = berth.replicas().list().await?;
+    let me = berth.core().replicas().id();
+    let list = berth.core().replicas().list().await?;
     Ok(ok(list
         .iter()
         .map(|(r, s)| ReplicaDto::new(r, *s, me))

@@ -12,8 +12,8 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::service::Berth;
 
 pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult<Response> {
-    if !berth.metrics_public() {
-        let want = berth.metrics_token();
+    if !berth.core().metrics_public() {
+        let want = berth.core().metrics_token();
         let got = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -37,11 +37,12 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
     // Fleet gauges from the store: every type × status, zeros included, so
     // a series that drops to zero says so instead of vanishing.
     let all = berth
+        .core()
         .store()
         .workspaces(None)
         .await
         .map_err(crate::service::ServiceError::from)?;
-    for t in berth.config().types.keys() {
+    for t in berth.core().config().types.keys() {
         for st in WorkspaceStatus::ALL {
             let n = all
                 .iter()
@@ -52,7 +53,7 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
         }
     }
     // Per node: whether it answers, what it has, what is placed on it.
-    for r in berth.node_reports().await? {
+    for r in berth.placement().node_reports().await? {
         let n = r.node.row.name.clone();
         let up = r.node.beat.reachable() == Some(true);
         metrics::gauge!("berth_node_up", "node" => n.clone()).set(if up { 1.0 } else { 0.0 });
@@ -75,7 +76,7 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
     }
     // The replicas on this database, as every replica sees them: how many
     // in each state, and per replica whether it beats.
-    let replicas = berth.replicas().list().await?;
+    let replicas = berth.core().replicas().list().await?;
     for st in crate::domain::replicas::ReplicaState::ALL {
         let n = replicas.iter().filter(|(_, s)| *s == st).count();
         metrics::gauge!("berth_replicas", "state" => st.as_str()).set(n as f64);
@@ -87,7 +88,7 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
     }
     // Each user's usage against their limits (a limit only where there is
     // one).
-    for q in berth.all_quotas().await? {
+    for q in berth.quotas().all_quotas().await? {
         let (u, l) = (&q.usage, &q.limits);
         let user = q.user.email.clone();
         let series: [(&str, f64, Option<f64>); 5] = [

@@ -18,7 +18,7 @@ use crate::service::{Berth, NewNode, NodeChange};
 use crate::store::NodeTls;
 
 pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
-    let reports = berth.node_reports().await?;
+    let reports = berth.placement().node_reports().await?;
     Ok(ok(reports.iter().map(NodeDto::from).collect::<Vec<_>>()))
 }
 
@@ -27,7 +27,9 @@ pub async fn get(
     _caller: Caller,
     TextPath(name): TextPath,
 ) -> ApiResult<Response> {
-    Ok(ok(NodeDto::from(&berth.node_report(&name).await?)))
+    Ok(ok(NodeDto::from(
+        &berth.placement().node_report(&name).await?,
+    )))
 }
 
 pub async fn add(
@@ -37,6 +39,7 @@ pub async fn add(
 ) -> ApiResult<Response> {
     let name = req.name.clone();
     berth
+        .core()
         .nodes()
         .add(NewNode {
             name: req.name,
@@ -50,7 +53,7 @@ pub async fn add(
             }),
         })
         .await?;
-    let dto = NodeDto::from(&berth.node_report(&name).await?);
+    let dto = NodeDto::from(&berth.placement().node_report(&name).await?);
     let message = match (dto.state.as_str(), &dto.error) {
         ("unreachable", Some(e)) => {
             format!("node {name} added, but it does not answer yet: {e}")
@@ -67,6 +70,7 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateNodeRequest>,
 ) -> ApiResult<Response> {
     berth
+        .core()
         .nodes()
         .change(
             &name,
@@ -78,7 +82,9 @@ pub async fn update(
             },
         )
         .await?;
-    Ok(ok(NodeDto::from(&berth.node_report(&name).await?)))
+    Ok(ok(NodeDto::from(
+        &berth.placement().node_report(&name).await?,
+    )))
 }
 
 pub async fn remove(
@@ -86,7 +92,7 @@ pub async fn remove(
     _caller: Caller,
     TextPath(name): TextPath,
 ) -> ApiResult<Response> {
-    berth.nodes().remove(&name).await?;
+    berth.core().nodes().remove(&name).await?;
     Ok(ok_with(
         NodeRemovedDto {
             name: name.clone(),
@@ -102,6 +108,7 @@ pub async fn plan(
     ApiJson(req): ApiJson<PlacementRequestDto>,
 ) -> ApiResult<Response> {
     let plan = berth
+        .placement()
         .plan_placement(&caller.user, &req.type_name, req.project_id, req.labels)
         .await?;
     let message = format!(

@@ -19,8 +19,8 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiQuery, Caller, IdPath};
 use crate::http::wire::*;
 use crate::http::wire::{ok, ResourceStatsDto};
-use crate::service::logs::StreamGuard;
-use crate::service::stats::view;
+use crate::service::observe::logs::StreamGuard;
+use crate::service::observe::stats::view;
 use crate::service::Berth;
 
 fn parse_tail(raw: Option<&str>, default: Option<u64>, max: u64) -> Result<Option<u64>, ApiError> {
@@ -64,7 +64,7 @@ fn log_query(
     let tail = parse_tail(
         p.tail.as_deref(),
         default_tail,
-        berth.config().logs.max_tail,
+        berth.core().config().logs.max_tail,
     )?;
     let since = parse_time("since", p.since)?;
     let until = parse_time("until", p.until)?;
@@ -93,9 +93,9 @@ pub async fn logs(
     ApiQuery(p): ApiQuery<LogsParams>,
 ) -> ApiResult<Response> {
     let q = log_query(&berth, &p, Some(100))?;
-    let logs = berth.workspace_logs(&caller.user, id, q).await?;
+    let logs = berth.observe().workspace_logs(&caller.user, id, q).await?;
     berth.touch(caller.user.id, id).await;
-    let cap = berth.config().logs.max_bytes;
+    let cap = berth.core().config().logs.max_bytes;
     let guard = logs.guard;
     let mut sent = 0u64;
     let body = logs
@@ -247,7 +247,7 @@ pub async fn log_stream(
     let tail = parse_tail(
         p.tail.as_deref(),
         default_tail,
-        berth.config().logs.max_tail,
+        berth.core().config().logs.max_tail,
     )?;
     let mut since = parse_time("since", p.since)?;
     if let Some(t) = resume_after {
@@ -263,7 +263,7 @@ pub async fn log_stream(
         stderr,
         follow: true,
     };
-    let logs = berth.workspace_logs(&caller.user, id, q).await?;
+    let logs = berth.observe().workspace_logs(&caller.user, id, q).await?;
     berth.touch(caller.user.id, id).await;
     let state = LineEvents {
         engine: pump(Box::pin(logs.stream), logs.guard),
@@ -302,7 +302,7 @@ fn sse(
     berth: &Berth,
     events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
 ) -> Response {
-    let stop = berth.shutdown_token().cancelled_owned();
+    let stop = berth.core().shutdown_token().cancelled_owned();
     let events = futures_util::stream::unfold(
         (Box::pin(events), Box::pin(stop), false),
         |(mut events, mut stop, done)| async move {
@@ -338,7 +338,7 @@ pub async fn stats(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let (v, history) = berth.resource_stats(&caller.user, id).await?;
+    let (v, history) = berth.observe().resource_stats(&caller.user, id).await?;
     berth.touch(caller.user.id, id).await;
     Ok(ok(ResourceStatsDto::new(&v, Some(&history))))
 }
@@ -357,11 +357,11 @@ pub async fn stats_stream(
         )));
     }
     // Checks ownership and that it runs, and gives the first figures.
-    let (first, _) = berth.resource_stats(&caller.user, id).await?;
+    let (first, _) = berth.observe().resource_stats(&caller.user, id).await?;
     berth.touch(caller.user.id, id).await;
     let cid = first.container_id.clone();
-    let ws = berth.workspace(&caller.user, id).await?;
-    let engine = berth.engine_of(&ws).await?;
+    let ws = berth.core().workspace(&caller.user, id).await?;
+    let engine = berth.core().engine_of(&ws).await?;
     let pid = engine
         .inspect_container(&cid)
         .await
@@ -382,7 +382,7 @@ pub async fn stats_stream(
     tick.tick().await;
     let this = berth.clone();
     let st = St {
-        _guard: berth.stream_guard(),
+        _guard: berth.observe().stream_guard(),
         engine,
         cid,
         pid,
@@ -433,7 +433,7 @@ fn json_event<T: serde::Serialize>(v: &T) -> Event {
 
 /// `GET /api/workspaces/stats/live`: every running workspace of the caller.
 pub async fn fleet(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    let all = berth.fleet_stats(&caller.user).await?;
+    let all = berth.observe().fleet_stats(&caller.user).await?;
     Ok(ok(all
         .iter()
         .map(|v| ResourceStatsDto::new(v, None))
@@ -460,7 +460,7 @@ pub async fn live(State(berth): State<Berth>, caller: Caller) -> ApiResult<Respo
         _guard: StreamGuard,
     }
     let st = St {
-        _guard: berth.stream_guard(),
+        _guard: berth.observe().stream_guard(),
         berth: berth.clone(),
         user: caller.user,
         rx,

@@ -44,7 +44,7 @@ pub async fn get(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let p = berth.project(&caller.user, id).await?;
+    let p = berth.core().project(&caller.user, id).await?;
     Ok(ok(ProjectDto::from(&p)))
 }
 
@@ -60,7 +60,7 @@ pub async fn delete(
     } else {
         format!(
             "project deleted; its volume is kept for {} days",
-            berth.config().cleanup.volume_retention_days
+            berth.core().config().cleanup.volume_retention_days
         )
     };
     Ok(ok_with(

@@ -122,9 +122,9 @@ async fn path_mode(
     // Credentials first: an anonymous request learns nothing from the path.
     let id = parse_uuid("workspace id", raw_id)?;
     let port = raw_port.map(parse_port).transpose()?;
-    let ws = berth.workspace(&caller.user, id).await?;
+    let ws = berth.core().workspace(&caller.user, id).await?;
     let target = berth.app_target(ws, port)?;
-    let config = &berth.config().proxy;
+    let config = &berth.core().config().proxy;
     if path_access(
         &caller.user,
         target.ws.owner_id,
@@ -144,7 +144,7 @@ async fn path_mode(
     // Where app origins exist, a page is shown there, never on Berth's.
     if navigation {
         let label_port = (!target.main).then_some(target.port);
-        if let Some(origin) = berth.app_urls().app_origin(&target.ws, label_port) {
+        if let Some(origin) = berth.core().app_urls().app_origin(&target.ws, label_port) {
             let rest = upstream_path(false, false, &prefix, &requested);
             return Ok(see_other(&format!("{origin}{rest}")));
         }
@@ -200,7 +200,7 @@ pub(crate) fn see_other(to: &str) -> Response {
 fn path_refused(berth: &Berth, target: &AppTarget, navigation: bool) -> Response {
     let why = "This app runs on Berth's own origin here (path mode), where its pages could act \
                with your Berth credentials. Only the workspace's owner opens it in path mode.";
-    let fix = if berth.app_urls().subdomain() {
+    let fix = if berth.core().app_urls().subdomain() {
         "Open it from Berth's workspace page: it opens on an origin of its own."
     } else {
         "Ask the operator to serve apps on their own origins (proxy.app_domain), where an \
@@ -251,7 +251,7 @@ pub(crate) async fn wake(
             "workspace_starting",
             format!(
                 "workspace did not become ready within {} s (proxy.wake_timeout_s); it is still starting, try again",
-                berth.config().proxy.wake_timeout_s
+                berth.core().config().proxy.wake_timeout_s
             ),
         )),
     }
@@ -291,7 +291,7 @@ pub(crate) async fn forward(
             let name = crate::domain::workspace_container_name(id);
             let deadline = tokio::time::Instant::now() + EXIT_GRACE;
             loop {
-                let engine = match berth.engine_on(&node).await {
+                let engine = match berth.core().engine_on(&node).await {
                     Ok(e) => e,
                     Err(e) => break Err(e.into()),
                 };
@@ -430,7 +430,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> UpstreamIo for T {}
 
 async fn connect(berth: &Berth, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, ApiError> {
     if !f.target.main {
-        let engine = berth.engine_on(&f.reach.node).await?;
+        let engine = berth.core().engine_on(&f.reach.node).await?;
         return match engine
             .relay_connect(&f.reach.container, f.target.port)
             .await
@@ -479,7 +479,7 @@ async fn forward_once(
     mut req: Request,
     f: Forward<'_>,
 ) -> Result<Response, ApiError> {
-    let response_timeout = Duration::from_secs(berth.config().proxy.response_timeout_s);
+    let response_timeout = Duration::from_secs(berth.core().config().proxy.response_timeout_s);
     let upgrade = upgrade_requested(req.headers());
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let client_addr = req
@@ -526,7 +526,8 @@ async fn forward_once(
         }
     }
     if !h.contains_key("x-forwarded-proto") {
-        let proto = if berth.config().auth.cookie_secure || berth.app_urls().secure() {
+        let proto = if berth.core().config().auth.cookie_secure || berth.core().app_urls().secure()
+        {
             "https"
         } else {
             "http"
@@ -676,8 +677,8 @@ fn tunnel(
         };
         let mut client = TokioIo::new(client);
         let mut upstream = TokioIo::new(upstream);
-        let every = Duration::from_secs(berth.config().proxy.activity_interval_s.max(1));
-        let stop = berth.shutdown_token();
+        let every = Duration::from_secs(berth.core().config().proxy.activity_interval_s.max(1));
+        let stop = berth.core().shutdown_token();
         let keep_active = async {
             let mut tick = tokio::time::interval(every);
             loop {

@@ -18,6 +18,7 @@ use crate::service::{Backups, Berth, CreateWorkspace, UpdateWorkspace};
 /// A workspace as the API shows it, with its effective configuration.
 pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
     let config = berth
+        .types()
         .workspace_type(&w.type_name)
         .ok()
         .map(|t| WorkspaceConfigDto {
@@ -25,6 +26,7 @@ pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
             port: t.port,
             resource_limits: (&t.resources.merged(&w.settings.resources)).into(),
             health_check: berth
+                .types()
                 .effective_health_check(w)
                 .ok()
                 .flatten()
@@ -34,8 +36,8 @@ pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
     WorkspaceDto::new(
         w,
         config,
-        berth.app_urls().app_url(w),
-        berth.nodes().seen(&w.node),
+        berth.core().app_urls().app_url(w),
+        berth.core().nodes().seen(&w.node),
     )
 }
 
@@ -44,7 +46,7 @@ fn list_dto(berth: &Berth, ws: &[Workspace]) -> Vec<WorkspaceDto> {
 }
 
 pub async fn types(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
-    let ts = berth.types().await?;
+    let ts = berth.types().list().await?;
     Ok(ok(ts.iter().map(TypeDto::from).collect::<Vec<_>>()))
 }
 
@@ -85,7 +87,7 @@ pub async fn get(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let w = berth.workspace(&caller.user, id).await?;
+    let w = berth.core().workspace(&caller.user, id).await?;
     Ok(ok(workspace_dto(&berth, &w)))
 }
 
@@ -300,7 +302,10 @@ pub async fn pull_type(
     caller: Caller,
     TextPath(type_name): TextPath,
 ) -> ApiResult<Response> {
-    let p = berth.pull_type_image(&caller.user, &type_name).await?;
+    let p = berth
+        .types()
+        .pull_type_image(&caller.user, &type_name)
+        .await?;
     let status = if p.state == crate::domain::images::PullState::Done {
         StatusCode::OK
     } else {
@@ -315,6 +320,6 @@ pub async fn type_pull(
     caller: Caller,
     TextPath(type_name): TextPath,
 ) -> ApiResult<Response> {
-    let p = berth.type_pull(&caller.user, &type_name).await?;
+    let p = berth.types().type_pull(&caller.user, &type_name).await?;
     Ok(ok(crate::http::wire::PullDto::from(&p)))
 }

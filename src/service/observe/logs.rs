@@ -8,7 +8,8 @@ use std::sync::Arc;
 use futures_util::Stream;
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::super::{Result, ServiceError};
+use super::Observe;
 use crate::domain::User;
 use crate::engine::{EngineError, LogChunk, LogQuery};
 
@@ -35,7 +36,7 @@ pub struct WorkspaceLogs<S> {
     pub guard: StreamGuard,
 }
 
-impl Berth {
+impl Observe {
     /// Log streams open right now (plain and SSE).
     pub fn active_log_streams(&self) -> usize {
         self.inner.log_streams.load(Ordering::SeqCst)
@@ -52,8 +53,8 @@ impl Berth {
             impl Stream<Item = std::result::Result<LogChunk, EngineError>> + Send + 'static,
         >,
     > {
-        let ws = self.workspace(user, id).await?;
-        let engine = self.engine_of(&ws).await?;
+        let ws = self.core().workspace(user, id).await?;
+        let engine = self.core().engine_of(&ws).await?;
         let c = self
             .container_on(&ws.node, &ws.container_name())
             .await?

@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::{Berth, Result, ServiceError};
+use super::{Result, ServiceError, Types};
 use crate::domain::images::{registry_of, PullProgress, PullState};
 use crate::domain::{now_millis, User};
 use crate::engine::EngineError;
 
 /// Pulls under way or finished, by image.
-pub(super) type Pulls = Mutex<std::collections::HashMap<String, Arc<Mutex<PullProgress>>>>;
+pub type Pulls = Mutex<std::collections::HashMap<String, Arc<Mutex<PullProgress>>>>;
 
-impl Berth {
+impl Types {
     /// Starts pulling `type_name`'s image (or joins the pull under way) and
     /// answers its progress once it has begun, or failed at once.
     pub async fn pull_type_image(&self, user: &User, type_name: &str) -> Result<PullProgress> {
@@ -32,7 +32,7 @@ impl Berth {
                 "type {type_name:?} has no image configured (types.{type_name}.image)"
             )));
         }
-        let engine = self.local_engine().clone();
+        let engine = self.core().local_engine().clone();
         let progress = self.start_pull(&engine, crate::domain::nodes::LOCAL, &image);
         // An unreachable registry fails within moments: say so now.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -66,7 +66,7 @@ impl Berth {
                 .map(|p| p.lock().expect("pull poisoned").clone())
         };
         // The newest: this replica's as it goes, or another's as recorded.
-        let recorded = self.store().pull(&image).await?;
+        let recorded = self.core().store().pull(&image).await?;
         match (here, recorded) {
             (Some(h), Some(r)) if r.started_at > h.started_at => Ok(r),
             (Some(h), _) => Ok(h),
@@ -77,7 +77,8 @@ impl Berth {
 
     /// The image of a type named in a path (unknown: not found).
     fn type_image(&self, type_name: &str) -> Result<String> {
-        self.config()
+        self.core()
+            .config()
             .types
             .get(type_name)
             .map(|t| t.image.clone())
@@ -86,7 +87,7 @@ impl Berth {
 
     /// Pulls `image` onto the node `node` (whose engine is `engine`) and
     /// waits for the end (a workspace's start there).
-    pub(super) async fn pull_and_wait(
+    pub(crate) async fn pull_and_wait(
         &self,
         engine: &crate::engine::Engine,
         node: &str,
@@ -132,6 +133,7 @@ impl Berth {
         drop(pulls);
         let registry = registry_of(image).to_string();
         let credentials = self
+            .core()
             .config()
             .images
             .registries
@@ -149,8 +151,13 @@ impl Berth {
                     p.lock().expect("pull poisoned").clone(),
                 );
                 async move {
-                    let me = berth.replicas().id();
-                    if let Err(e) = berth.store().save_pull(&key, &p, me, now_millis()).await {
+                    let me = berth.core().replicas().id();
+                    if let Err(e) = berth
+                        .core()
+                        .store()
+                        .save_pull(&key, &p, me, now_millis())
+                        .await
+                    {
                         tracing::warn!(image = %p.image, error = %e, "recording a pull's progress failed");
                     }
                 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::super::{Result, ServiceError};
+use super::Observe;
 use crate::domain::{now_millis, Millis, User};
 use crate::engine::{cpu_percent, Engine, NetIo, ResourceSample};
 
@@ -121,7 +122,7 @@ pub fn view(
     }
 }
 
-impl Berth {
+impl Observe {
     fn previous(&self, container_id: &str, now: &ResourceSample) -> Previous {
         let tracked = self.inner.tracked.lock().expect("tracked poisoned");
         let Some(t) = tracked.get(container_id) else {
@@ -163,7 +164,7 @@ impl Berth {
 
     /// A sample now, the one it was compared with, and the CPU %: against
     /// the last sample kept when recent, else a second one a moment later.
-    pub(super) async fn sample_pair(
+    pub(crate) async fn sample_pair(
         &self,
         engine: &Engine,
         workspace_id: Uuid,
@@ -198,7 +199,7 @@ impl Berth {
     /// sees them, with CPU % against the last sample kept; else the
     /// sampler's last sample of it, if it is recent. CPU % is `None` until
     /// there are two samples (see [`Berth::seed_sample`]).
-    pub(super) fn current_use(
+    pub(crate) fn current_use(
         &self,
         engine: &Engine,
         workspace_id: Uuid,
@@ -265,13 +266,13 @@ impl Berth {
         user: &User,
         id: Uuid,
     ) -> Result<(StatsView, Vec<HistoryPoint>)> {
-        let ws = self.workspace(user, id).await?;
+        let ws = self.core().workspace(user, id).await?;
         let not_running = || {
             ServiceError::Conflict(
                 "the workspace is not running; start it to see its figures".into(),
             )
         };
-        let engine = self.engine_of(&ws).await?;
+        let engine = self.core().engine_of(&ws).await?;
         let c = self
             .container_on(&ws.node, &ws.container_name())
             .await?
@@ -301,7 +302,7 @@ impl Berth {
     /// for a second cgroup read, shared by all of them.
     pub async fn fleet_stats(&self, user: &User) -> Result<Vec<StatsView>> {
         let owner = (!user.is_admin()).then_some(user.id);
-        let running = self.store().running_workspaces(owner).await?;
+        let running = self.core().store().running_workspaces(owner).await?;
         let mut out = Vec::with_capacity(running.len());
         let mut unpaired = Vec::new();
         for w in running {
@@ -310,7 +311,7 @@ impl Berth {
             };
             // A node that does not answer leaves its workspaces out (their
             // records say so); the others' figures still come.
-            let Ok(engine) = self.engine_on(&w.node).await else {
+            let Ok(engine) = self.core().engine_on(&w.node).await else {
                 continue;
             };
             let pid = match self.known_pid(&cid) {
@@ -351,7 +352,7 @@ impl Berth {
     pub fn spawn_sampler(&self) -> JoinHandle<()> {
         let berth = self.clone();
         tokio::spawn(async move {
-            let every = Duration::from_secs(berth.config().stats.interval_s.max(1));
+            let every = Duration::from_secs(berth.core().config().stats.interval_s.max(1));
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -367,14 +368,14 @@ impl Berth {
     }
 
     async fn sample_all(&self) -> Result<()> {
-        let cfg = &self.config().stats;
+        let cfg = &self.core().config().stats;
         let keep = (cfg.history_min.saturating_mul(60) / cfg.interval_s.max(1)).max(1) as usize;
         // Every node's running containers; a node that does not answer
         // keeps what was tracked of it until it does.
         let mut running = Vec::new();
         let mut silent = Vec::new();
-        for node in self.nodes().names().await? {
-            let engine = match self.engine_on(&node).await {
+        for node in self.core().nodes().names().await? {
+            let engine = match self.core().engine_on(&node).await {
                 Ok(e) => e,
                 Err(e) if node == crate::domain::nodes::LOCAL => return Err(e),
                 Err(_) => {
@@ -383,7 +384,7 @@ impl Berth {
                 }
             };
             match engine
-                .running_workspace_containers(&self.config().instance)
+                .running_workspace_containers(&self.core().config().instance)
                 .await
             {
                 Ok(list) => running.extend(
