@@ -9,7 +9,7 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::Scheduler;
-use crate::service::{Accounts, Audit, Backups, Berth, Nodes};
+use crate::service::{Accounts, Apps, Audit, Backups, Berth, Nodes, Projects, Quotas};
 use crate::store::Store;
 
 /// Everything a request or a loop may use.
@@ -18,6 +18,11 @@ pub struct App {
     /// Workspaces, projects, accounts, apps: the services that answer
     /// requests (see `service`).
     pub berth: Berth,
+    /// Workspace apps: their origins, the login handoff, shares, ports,
+    /// and the proxy's wake on access; drives `berth`.
+    pub apps: Apps,
+    /// Projects and their volumes.
+    pub projects: Projects,
     /// Backups, restores, clones and sizes of project volumes; drives
     /// `berth`'s workspaces.
     pub backups: Backups,
@@ -46,6 +51,12 @@ impl App {
             Some(berth.core().replicas().id()),
         );
         App {
+            apps: Apps::new(berth.clone()),
+            projects: Projects::new(
+                berth.core().clone(),
+                berth.types().clone(),
+                berth.placement().clone(),
+            ),
             scheduler: Scheduler::new(berth.clone(), backups.clone(), audit.clone()),
             audit,
             backups,
@@ -111,5 +122,23 @@ impl FromRef<App> for Audit {
 impl FromRef<App> for Nodes {
     fn from_ref(app: &App) -> Nodes {
         app.nodes.clone()
+    }
+}
+
+impl FromRef<App> for Apps {
+    fn from_ref(app: &App) -> Apps {
+        app.apps.clone()
+    }
+}
+
+impl FromRef<App> for Quotas {
+    fn from_ref(app: &App) -> Quotas {
+        app.berth.quotas().clone()
+    }
+}
+
+impl FromRef<App> for Projects {
+    fn from_ref(app: &App) -> Projects {
+        app.projects.clone()
     }
 }

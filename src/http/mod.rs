@@ -667,7 +667,7 @@ pub fn app(state: App) -> Router {
         .layer(axum::middleware::from_fn(track_requests))
         // App origins are answered before the API's routes are looked at.
         .layer(axum::middleware::from_fn_with_state(
-            berth.clone(),
+            state.apps.clone(),
             apps::by_host,
         ))
         .layer(TraceLayer::new_for_http())

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
-use super::apps::AppUrls;
+use super::app_urls::AppUrls;
 use super::{Accounts, Nodes, Replicas, Result, ServiceError};
 use crate::config::Config;
 use crate::domain::transition::Transition;

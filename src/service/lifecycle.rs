@@ -40,7 +40,7 @@ impl Berth {
         // person opens in the configured mode.
         env.push(format!(
             "BERTH_PROXY_PREFIX={}",
-            super::apps::AppUrls::proxy_prefix(ws.id)
+            super::app_urls::AppUrls::proxy_prefix(ws.id)
         ));
         env.push(format!(
             "BERTH_APP_URL={}",

@@ -4,6 +4,7 @@
 //! HTTP; the CLI's admin commands and the tests call it directly.
 
 mod accounts;
+mod app_urls;
 pub mod apps;
 mod audit;
 mod auth;
@@ -15,8 +16,7 @@ pub mod nodes;
 pub mod observe;
 mod offsite;
 mod placement;
-mod projects;
-pub mod proxy;
+pub mod projects;
 mod quotas;
 pub mod reconcile;
 mod replicas;
@@ -29,6 +29,7 @@ mod watcher;
 mod workspaces;
 
 pub use accounts::Accounts;
+pub use apps::Apps;
 pub use audit::Audit;
 pub use auth::{AuthSession, NewUser};
 pub use backups::Backups;
@@ -38,6 +39,7 @@ pub use nodes::{NewNode, NodeChange, NodeView, Nodes};
 pub use observe::stats::{HistoryPoint, StatsView};
 pub use observe::Observe;
 pub use placement::{NodeReport, Placement, PlacementPlan};
+pub use projects::Projects;
 pub use quotas::{QuotaHold, QuotaReport, Quotas};
 pub use replicas::{ReplicaStart, Replicas};
 pub use status::{HealthSummary, ResourceUse, StatusReport};
@@ -45,8 +47,7 @@ pub use types::{TypeInfo, Types};
 pub use view::{View, ViewState};
 pub use workspaces::{CreateWorkspace, UpdateWorkspace, WorkspaceStats};
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -185,8 +186,6 @@ struct Inner {
     core: Core,
     /// Wakes this replica's recovery timer (a restart was scheduled).
     recovery_wake: tokio::sync::Notify,
-    /// When proxy traffic last recorded activity, per workspace.
-    proxy_touched: Mutex<HashMap<Uuid, std::time::Instant>>,
     /// Workspaces the engine just said something about (their health may
     /// have changed): what live status streams look at again.
     changes: tokio::sync::broadcast::Sender<Uuid>,
@@ -219,7 +218,6 @@ impl Berth {
                 observe,
                 core,
                 recovery_wake: tokio::sync::Notify::new(),
-                proxy_touched: Mutex::new(HashMap::new()),
                 changes: tokio::sync::broadcast::channel(1024).0,
             }),
         }

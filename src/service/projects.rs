@@ -1,15 +1,60 @@
-//! Projects: a record plus its Docker volume `berth-project-{id}`.
+//! Projects: a record plus its Docker volume `berth-project-{id}`, placed
+//! on a node when made (`Placement`); deleting one detaches the stopped
+//! workspaces that mount it.
+
+use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::{Core, Placement, Result, ServiceError, Types};
 use crate::domain::{
     now_millis, project_volume_name, validate_description, validate_name, Project, User,
     WorkspaceStatus,
 };
 use crate::engine::{EngineError, LABEL_PROJECT_ID};
 
-impl Berth {
+/// Projects and their volumes (see the module's doc).
+#[derive(Clone)]
+pub struct Projects {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Core,
+    types: Types,
+    placement: Placement,
+}
+
+impl Projects {
+    pub fn new(core: Core, types: Types, placement: Placement) -> Projects {
+        Projects {
+            inner: Arc::new(Inner {
+                core,
+                types,
+                placement,
+            }),
+        }
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    fn types(&self) -> &Types {
+        &self.inner.types
+    }
+
+    /// Days a deleted project's volume is kept before cleanup removes it.
+    pub fn volume_retention_days(&self) -> u64 {
+        self.core().config().cleanup.volume_retention_days
+    }
+
+    fn placement(&self) -> &Placement {
+        &self.inner.placement
+    }
+}
+
+impl Projects {
     /// Creates a project and its volume. A volume that cannot be made leaves
     /// no record behind.
     pub async fn create_project(
@@ -55,6 +100,11 @@ impl Berth {
         // A new volume is empty: measured, as storage quotas count it.
         self.core().store().set_project_size(id, 0, now).await?;
         Ok(project)
+    }
+
+    /// A project the user may see, or NotFound.
+    pub async fn project(&self, user: &User, id: Uuid) -> Result<Project> {
+        self.core().project(user, id).await
     }
 
     /// The user's projects (all of them for an admin), newest first.

@@ -28,14 +28,14 @@ use crate::http::routes::proxy::{
 };
 use crate::http::wire::{ok, rfc3339, HandoffQuery, PortDto, ShareDto, ShareRequest, UnsharedDto};
 use crate::service::apps::{AppTarget, AppUrls};
-use crate::service::Berth;
+use crate::service::Apps;
 
 /// Serves app origins; passes every other request on to the API.
-pub async fn by_host(State(berth): State<Berth>, req: Request, next: Next) -> Response {
-    let app =
-        request_host(req.headers(), req.uri()).and_then(|h| berth.core().app_urls().parse_host(&h));
+pub async fn by_host(State(apps): State<Apps>, req: Request, next: Next) -> Response {
+    let app = request_host(req.headers(), req.uri())
+        .and_then(|h| apps.berth().core().app_urls().parse_host(&h));
     match app {
-        Some(app) => serve(berth, app, req).await,
+        Some(app) => serve(apps, app, req).await,
         None => next.run(req).await,
     }
 }
@@ -49,9 +49,9 @@ fn request_host(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
         .or_else(|| uri.authority().map(|a| a.to_string()))
 }
 
-async fn serve(berth: Berth, app: AppHost, req: Request) -> Response {
+async fn serve(apps: Apps, app: AppHost, req: Request) -> Response {
     let navigation = is_navigation(req.headers());
-    match serve_app(&berth, app, req, navigation).await {
+    match serve_app(&apps, app, req, navigation).await {
         Ok(r) => r,
         Err(e) if navigation => error_page(&e),
         Err(e) => e.into_response(),
@@ -82,28 +82,28 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// app cookie (browsers, after the handoff). Also whether the cookie was
 /// what authenticated the request.
 async fn viewer(
-    berth: &Berth,
+    apps: &Apps,
     target: &AppTarget,
     headers: &HeaderMap,
 ) -> Result<(Option<User>, bool), ApiError> {
     if let Some(token) = bearer(headers) {
-        let (user, _) = berth.core().accounts().authenticate(token).await?;
+        let (user, _) = apps.berth().core().accounts().authenticate(token).await?;
         return Ok((Some(user), false));
     }
     match cookie_value(headers, APP_COOKIE) {
-        Some(token) => Ok((berth.app_user(token, target).await?, true)),
+        Some(token) => Ok((apps.app_user(token, target).await?, true)),
         None => Ok((None, false)),
     }
 }
 
 async fn serve_app(
-    berth: &Berth,
+    apps: &Apps,
     app: AppHost,
     req: Request,
     navigation: bool,
 ) -> Result<Response, ApiError> {
-    let urls = berth.core().app_urls();
-    let target = berth.resolve_app(&app).await?;
+    let urls = apps.berth().core().app_urls();
+    let target = apps.resolve_app(&app).await?;
     let host = request_host(req.headers(), req.uri()).unwrap_or_default();
     let origin = format!("{}://{}", urls.scheme(), host);
     let requested = req
@@ -119,10 +119,10 @@ async fn serve_app(
         }
     }
     if req.uri().path() == AUTH_PATH {
-        return exchange(berth, &target, req.uri().query().unwrap_or("")).await;
+        return exchange(apps, &target, req.uri().query().unwrap_or("")).await;
     }
-    let (viewer, by_cookie) = viewer(berth, &target, req.headers()).await?;
-    match berth.app_access(viewer.as_ref(), &target).await? {
+    let (viewer, by_cookie) = viewer(apps, &target, req.headers()).await?;
+    match apps.app_access(viewer.as_ref(), &target).await? {
         AppAccess::Allow => {}
         AppAccess::Login if navigation => {
             let back = format!("{origin}{requested}");
@@ -135,7 +135,7 @@ async fn serve_app(
             if by_cookie {
                 // A cookie that no longer works (logged out, revoked): gone.
                 resp.headers_mut()
-                    .insert(header::SET_COOKIE, app_cookie(berth, "", 0));
+                    .insert(header::SET_COOKIE, app_cookie(apps, "", 0));
             }
             return Ok(resp);
         }
@@ -170,7 +170,7 @@ async fn serve_app(
     let waker = viewer
         .as_ref()
         .filter(|u| u.id == target.ws.owner_id || u.is_admin());
-    let Some(reach) = wake(berth, &target, waker, navigation).await? else {
+    let Some(reach) = wake(apps, &target, waker, navigation).await? else {
         return Ok(starting_page());
     };
     let path_and_query = upstream_path(
@@ -180,10 +180,10 @@ async fn serve_app(
         &requested,
     );
     if let Some(u) = &viewer {
-        berth.proxy_activity(u.id, target.ws.id);
+        apps.proxy_activity(u.id, target.ws.id);
     }
     forward(
-        berth,
+        apps,
         req,
         Forward {
             target: &target,
@@ -202,8 +202,8 @@ fn is_safe(m: &Method) -> bool {
 
 /// The app cookie: host-only on the app origin (no `Domain`), HttpOnly,
 /// `SameSite=Lax` (a link from Berth's page carries it), `Secure` behind TLS.
-fn app_cookie(berth: &Berth, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if berth.core().app_urls().secure() {
+fn app_cookie(apps: &Apps, value: &str, max_age_s: i64) -> HeaderValue {
+    let secure = if apps.berth().core().app_urls().secure() {
         "; Secure"
     } else {
         ""
@@ -216,19 +216,19 @@ fn app_cookie(berth: &Berth, value: &str, max_age_s: i64) -> HeaderValue {
 
 /// `/__berth/auth?code=…&next=…` on an app origin: the code for the app
 /// cookie, then on to where the browser was going.
-async fn exchange(berth: &Berth, target: &AppTarget, query: &str) -> Result<Response, ApiError> {
+async fn exchange(apps: &Apps, target: &AppTarget, query: &str) -> Result<Response, ApiError> {
     let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
     let code = q
         .get("code")
         .ok_or_else(|| ApiError::bad_request("the sign-in link has no code; open the app again"))?;
-    let (token, expires_at) = berth.redeem_app_code(code, target).await?;
+    let (token, expires_at) = apps.redeem_app_code(code, target).await?;
     let max_age = (expires_at - crate::domain::now_millis()).max(0) / 1000;
     let next = q.get("next").and_then(|n| safe_next(n)).unwrap_or("/");
     let mut resp = see_other(next);
     resp.headers_mut()
-        .insert(header::SET_COOKIE, app_cookie(berth, &token, max_age));
+        .insert(header::SET_COOKIE, app_cookie(apps, &token, max_age));
     Ok(resp)
 }
 
@@ -266,12 +266,12 @@ fn error_page(e: &ApiError) -> Response {
 /// user who may open the app gets a single-use code, carried to the app's
 /// origin; without a session, the UI's login first, which comes back here.
 pub async fn handoff(
-    State(berth): State<Berth>,
+    State(apps): State<Apps>,
     caller: Result<Caller, ApiError>,
     ApiQuery(q): ApiQuery<HandoffQuery>,
     OriginalUri(original): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let urls = berth.core().app_urls();
+    let urls = apps.berth().core().app_urls();
     if !urls.subdomain() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -289,8 +289,8 @@ pub async fn handoff(
         Err(e) if e.status == StatusCode::UNAUTHORIZED => return Ok(to_login(&original)),
         Err(e) => return Err(e),
     };
-    let target = berth.resolve_app(&app).await?;
-    let code = berth
+    let target = apps.resolve_app(&app).await?;
+    let code = apps
         .issue_app_code(&caller.user, caller.token_id, &target)
         .await?;
     let next = match url.query() {
@@ -306,11 +306,11 @@ pub async fn handoff(
 
 /// `GET /api/workspaces/{id}/ports`.
 pub async fn ports(
-    State(berth): State<Berth>,
+    State(apps): State<Apps>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let ports = berth.workspace_ports(&caller.user, id).await?;
+    let ports = apps.workspace_ports(&caller.user, id).await?;
     Ok(ok(ports.iter().map(PortDto::from).collect::<Vec<_>>()))
 }
 
@@ -323,10 +323,10 @@ fn id_and_port(params: &HashMap<String, String>) -> Result<(uuid::Uuid, u16), Ap
     Ok((id, port))
 }
 
-fn share_dto(berth: &Berth, s: &crate::store::AppShare, ws: &crate::domain::Workspace) -> ShareDto {
-    let url = match berth.app_target(ws.clone(), Some(s.port)) {
-        Ok(t) if t.main => berth.core().app_urls().app_url(ws),
-        _ => berth.core().app_urls().port_url(ws, s.port),
+fn share_dto(apps: &Apps, s: &crate::store::AppShare, ws: &crate::domain::Workspace) -> ShareDto {
+    let url = match apps.app_target(ws.clone(), Some(s.port)) {
+        Ok(t) if t.main => apps.berth().core().app_urls().app_url(ws),
+        _ => apps.berth().core().app_urls().port_url(ws, s.port),
     };
     ShareDto {
         workspace_id: ws.id,
@@ -341,25 +341,25 @@ fn share_dto(berth: &Berth, s: &crate::store::AppShare, ws: &crate::domain::Work
 
 /// `PUT /api/workspaces/{id}/shares/{port}`.
 pub async fn put_share(
-    State(berth): State<Berth>,
+    State(apps): State<Apps>,
     caller: Caller,
     Path(params): Path<HashMap<String, String>>,
     ApiJson(req): ApiJson<ShareRequest>,
 ) -> ApiResult<Response> {
     let (id, port) = id_and_port(&params)?;
-    let share = berth.set_share(&caller.user, id, port, req.level).await?;
-    let ws = berth.core().workspace(&caller.user, id).await?;
-    Ok(ok(share_dto(&berth, &share, &ws)))
+    let share = apps.set_share(&caller.user, id, port, req.level).await?;
+    let ws = apps.berth().core().workspace(&caller.user, id).await?;
+    Ok(ok(share_dto(&apps, &share, &ws)))
 }
 
 /// `DELETE /api/workspaces/{id}/shares/{port}`.
 pub async fn delete_share(
-    State(berth): State<Berth>,
+    State(apps): State<Apps>,
     caller: Caller,
     Path(params): Path<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let (id, port) = id_and_port(&params)?;
-    berth.remove_share(&caller.user, id, port).await?;
+    apps.remove_share(&caller.user, id, port).await?;
     Ok(ok(UnsharedDto {
         workspace_id: id,
         port,
@@ -367,10 +367,10 @@ pub async fn delete_share(
 }
 
 /// `GET /api/shares` (admins, checked by the route table): every shared port.
-pub async fn list_shares(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
-    let shares = berth.all_shares().await?;
+pub async fn list_shares(State(apps): State<Apps>, _caller: Caller) -> ApiResult<Response> {
+    let shares = apps.all_shares().await?;
     Ok(ok(shares
         .iter()
-        .map(|(s, ws)| share_dto(&berth, s, ws))
+        .map(|(s, ws)| share_dto(&apps, s, ws))
         .collect::<Vec<_>>()))
 }

@@ -9,14 +9,14 @@ use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
 use crate::http::wire::{
     ok, ok_with, CreateProjectRequest, DeleteProjectQuery, ProjectDeletedDto, ProjectDto,
 };
-use crate::service::Berth;
+use crate::service::Projects;
 
 pub async fn create(
-    State(berth): State<Berth>,
+    State(projects): State<Projects>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateProjectRequest>,
 ) -> ApiResult<Response> {
-    let p = berth
+    let p = projects
         .create_project(
             &caller.user,
             &req.name,
@@ -28,39 +28,39 @@ pub async fn create(
 }
 
 pub async fn list(
-    State(berth): State<Berth>,
+    State(projects): State<Projects>,
     caller: Caller,
     ApiQuery(q): ApiQuery<crate::http::wire::PageQuery>,
 ) -> ApiResult<Response> {
     let page = q
         .request()
         .map_err(crate::http::error::ApiError::bad_request)?;
-    let ps = berth.projects_page(&caller.user, &page).await?;
+    let ps = projects.projects_page(&caller.user, &page).await?;
     Ok(crate::http::wire::ok_page(ps, |p| ProjectDto::from(&p)))
 }
 
 pub async fn get(
-    State(berth): State<Berth>,
+    State(projects): State<Projects>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    let p = berth.core().project(&caller.user, id).await?;
+    let p = projects.project(&caller.user, id).await?;
     Ok(ok(ProjectDto::from(&p)))
 }
 
 pub async fn delete(
-    State(berth): State<Berth>,
+    State(projects): State<Projects>,
     caller: Caller,
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<DeleteProjectQuery>,
 ) -> ApiResult<Response> {
-    berth.delete_project(&caller.user, id, q.purge).await?;
+    projects.delete_project(&caller.user, id, q.purge).await?;
     let message = if q.purge {
         "project and its volume deleted".to_string()
     } else {
         format!(
             "project deleted; its volume is kept for {} days",
-            berth.core().config().cleanup.volume_retention_days
+            projects.volume_retention_days()
         )
     };
     Ok(ok_with(

@@ -37,9 +37,9 @@ use crate::domain::apps::{
 };
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_uuid, Caller};
+use crate::service::apps::proxy::{Reach, Upstream};
 use crate::service::apps::AppTarget;
-use crate::service::proxy::{Reach, Upstream};
-use crate::service::Berth;
+use crate::service::Apps;
 
 /// How long the workspace has to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,19 +70,19 @@ pub async fn bare(OriginalUri(uri): OriginalUri) -> Response {
 
 /// The workspace's app in path mode.
 pub async fn proxy(
-    State(berth): State<Berth>,
+    State(apps): State<Apps>,
     caller: Result<Caller, ApiError>,
     Path(params): Path<std::collections::HashMap<String, String>>,
     OriginalUri(original): OriginalUri,
     req: Request,
 ) -> Result<Response, ApiError> {
     let raw_id = params.get("id").cloned().unwrap_or_default();
-    path_mode(berth, caller, &raw_id, None, original, req).await
+    path_mode(apps, caller, &raw_id, None, original, req).await
 }
 
 /// Another port of the workspace in path mode.
 pub async fn port_proxy(
-    State(berth): State<Berth>,
+    State(apps): State<Apps>,
     caller: Result<Caller, ApiError>,
     Path(params): Path<std::collections::HashMap<String, String>>,
     OriginalUri(original): OriginalUri,
@@ -90,11 +90,11 @@ pub async fn port_proxy(
 ) -> Result<Response, ApiError> {
     let raw_id = params.get("id").cloned().unwrap_or_default();
     let raw_port = params.get("port").cloned().unwrap_or_default();
-    path_mode(berth, caller, &raw_id, Some(&raw_port), original, req).await
+    path_mode(apps, caller, &raw_id, Some(&raw_port), original, req).await
 }
 
 async fn path_mode(
-    berth: Berth,
+    apps: Apps,
     caller: Result<Caller, ApiError>,
     raw_id: &str,
     raw_port: Option<&str>,
@@ -122,16 +122,16 @@ async fn path_mode(
     // Credentials first: an anonymous request learns nothing from the path.
     let id = parse_uuid("workspace id", raw_id)?;
     let port = raw_port.map(parse_port).transpose()?;
-    let ws = berth.core().workspace(&caller.user, id).await?;
-    let target = berth.app_target(ws, port)?;
-    let config = &berth.core().config().proxy;
+    let ws = apps.berth().core().workspace(&caller.user, id).await?;
+    let target = apps.app_target(ws, port)?;
+    let config = &apps.berth().core().config().proxy;
     if path_access(
         &caller.user,
         target.ws.owner_id,
         config.dangerous_allow_path_app_admin_access,
     ) == PathAccess::AdminRefused
     {
-        return Ok(path_refused(&berth, &target, navigation));
+        return Ok(path_refused(&apps, &target, navigation));
     }
     let prefix = match port {
         None => format!("/api/workspaces/{raw_id}/proxy/"),
@@ -144,19 +144,24 @@ async fn path_mode(
     // Where app origins exist, a page is shown there, never on Berth's.
     if navigation {
         let label_port = (!target.main).then_some(target.port);
-        if let Some(origin) = berth.core().app_urls().app_origin(&target.ws, label_port) {
+        if let Some(origin) = apps
+            .berth()
+            .core()
+            .app_urls()
+            .app_origin(&target.ws, label_port)
+        {
             let rest = upstream_path(false, false, &prefix, &requested);
             return Ok(see_other(&format!("{origin}{rest}")));
         }
     }
     let path_and_query = upstream_path(false, target.keep_prefix, &prefix, &requested);
-    let upstream = wake(&berth, &target, Some(&caller.user), navigation).await?;
+    let upstream = wake(&apps, &target, Some(&caller.user), navigation).await?;
     let Some(reach) = upstream else {
         return Ok(starting_page());
     };
-    berth.proxy_activity(caller.user.id, id);
+    apps.proxy_activity(caller.user.id, id);
     forward(
-        &berth,
+        &apps,
         req,
         Forward {
             target: &target,
@@ -197,10 +202,10 @@ pub(crate) fn see_other(to: &str) -> Response {
 
 /// An admin opening another user's app in path mode: refused, with a page
 /// (or, for an API client, an error) that says why and what to do.
-fn path_refused(berth: &Berth, target: &AppTarget, navigation: bool) -> Response {
+fn path_refused(apps: &Apps, target: &AppTarget, navigation: bool) -> Response {
     let why = "This app runs on Berth's own origin here (path mode), where its pages could act \
                with your Berth credentials. Only the workspace's owner opens it in path mode.";
-    let fix = if berth.core().app_urls().subdomain() {
+    let fix = if apps.berth().core().app_urls().subdomain() {
         "Open it from Berth's workspace page: it opens on an origin of its own."
     } else {
         "Ask the operator to serve apps on their own origins (proxy.app_domain), where an \
@@ -235,13 +240,13 @@ fn path_refused(berth: &Berth, target: &AppTarget, navigation: bool) -> Response
 /// navigation should get the starting page, a 504 for an API client that
 /// waited the whole wake timeout.
 pub(crate) async fn wake(
-    berth: &Berth,
+    apps: &Apps,
     target: &AppTarget,
     waker: Option<&crate::domain::User>,
     navigation: bool,
 ) -> Result<Option<Reach>, ApiError> {
-    match berth
-        .upstream_of(target.ws.id, waker, berth.app_wake_wait(navigation))
+    match apps
+        .upstream_of(target.ws.id, waker, apps.app_wake_wait(navigation))
         .await?
     {
         Upstream::Ready(reach) => Ok(Some(reach)),
@@ -251,7 +256,7 @@ pub(crate) async fn wake(
             "workspace_starting",
             format!(
                 "workspace did not become ready within {} s (proxy.wake_timeout_s); it is still starting, try again",
-                berth.core().config().proxy.wake_timeout_s
+                apps.berth().core().config().proxy.wake_timeout_s
             ),
         )),
     }
@@ -275,13 +280,13 @@ pub(crate) struct Forward<'a> {
 /// Forwards `req`; a workspace that died meanwhile is a 503 with its exit
 /// code rather than a bare 502.
 pub(crate) async fn forward(
-    berth: &Berth,
+    apps: &Apps,
     req: Request,
     f: Forward<'_>,
 ) -> Result<Response, ApiError> {
     let id = f.target.ws.id;
     let node = f.reach.node.clone();
-    match forward_once(berth, req, f).await {
+    match forward_once(apps, req, f).await {
         // The workspace may have died between the check and the request
         // (a program that exits at once): say so, rather than blame the
         // connection. The engine may not have seen the exit yet when the
@@ -291,7 +296,7 @@ pub(crate) async fn forward(
             let name = crate::domain::workspace_container_name(id);
             let deadline = tokio::time::Instant::now() + EXIT_GRACE;
             loop {
-                let engine = match berth.core().engine_on(&node).await {
+                let engine = match apps.berth().core().engine_on(&node).await {
                     Ok(e) => e,
                     Err(e) => break Err(e.into()),
                 };
@@ -428,9 +433,9 @@ fn upstream_error(status: StatusCode, code: &'static str, message: String) -> Ap
 trait UpstreamIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> UpstreamIo for T {}
 
-async fn connect(berth: &Berth, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, ApiError> {
+async fn connect(apps: &Apps, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, ApiError> {
     if !f.target.main {
-        let engine = berth.core().engine_on(&f.reach.node).await?;
+        let engine = apps.berth().core().engine_on(&f.reach.node).await?;
         return match engine
             .relay_connect(&f.reach.container, f.target.port)
             .await
@@ -474,12 +479,9 @@ async fn connect(berth: &Berth, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, 
     }
 }
 
-async fn forward_once(
-    berth: &Berth,
-    mut req: Request,
-    f: Forward<'_>,
-) -> Result<Response, ApiError> {
-    let response_timeout = Duration::from_secs(berth.core().config().proxy.response_timeout_s);
+async fn forward_once(apps: &Apps, mut req: Request, f: Forward<'_>) -> Result<Response, ApiError> {
+    let response_timeout =
+        Duration::from_secs(apps.berth().core().config().proxy.response_timeout_s);
     let upgrade = upgrade_requested(req.headers());
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let client_addr = req
@@ -526,7 +528,8 @@ async fn forward_once(
         }
     }
     if !h.contains_key("x-forwarded-proto") {
-        let proto = if berth.core().config().auth.cookie_secure || berth.core().app_urls().secure()
+        let proto = if apps.berth().core().config().auth.cookie_secure
+            || apps.berth().core().app_urls().secure()
         {
             "https"
         } else {
@@ -552,7 +555,7 @@ async fn forward_once(
     parts.version = Version::HTTP_11;
     let upstream_req = Request::from_parts(parts, body);
 
-    let stream = connect(berth, &f).await?;
+    let stream = connect(apps, &f).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| {
@@ -609,7 +612,7 @@ async fn forward_once(
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tunnel(
-            berth.clone(),
+            apps.clone(),
             f.activity_user,
             f.target.ws.id,
             client_upgrade,
@@ -661,7 +664,7 @@ fn rewrite_response_headers(headers: &mut HeaderMap, path_prefix: Option<&str>) 
 /// bytes both ways until either side closes. An open tunnel counts as
 /// activity (an editor left open keeps its workspace).
 fn tunnel(
-    berth: Berth,
+    apps: Apps,
     user_id: Option<Uuid>,
     id: Uuid,
     client: hyper::upgrade::OnUpgrade,
@@ -677,14 +680,21 @@ fn tunnel(
         };
         let mut client = TokioIo::new(client);
         let mut upstream = TokioIo::new(upstream);
-        let every = Duration::from_secs(berth.core().config().proxy.activity_interval_s.max(1));
-        let stop = berth.core().shutdown_token();
+        let every = Duration::from_secs(
+            apps.berth()
+                .core()
+                .config()
+                .proxy
+                .activity_interval_s
+                .max(1),
+        );
+        let stop = apps.berth().core().shutdown_token();
         let keep_active = async {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 if let Some(user_id) = user_id {
-                    berth.proxy_activity(user_id, id);
+                    apps.proxy_activity(user_id, id);
                 }
             }
         };

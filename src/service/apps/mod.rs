@@ -10,11 +10,14 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
-use crate::config::Config;
-use crate::domain::apps::{
-    app_access, app_label, parse_app_host, short_id, slug, AppAccess, AppHost, Listener, ShareLevel,
-};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use super::app_urls::AppUrls;
+use super::{Berth, Core, Observe, Result, ServiceError, Types};
+
+pub mod proxy;
+use crate::domain::apps::{app_access, short_id, slug, AppAccess, AppHost, Listener, ShareLevel};
 use crate::domain::{now_millis, Millis, User, Workspace};
 use crate::store::{AppCode, AppShare};
 
@@ -22,107 +25,6 @@ use crate::store::{AppCode, AppShare};
 const CODE_TTL_MS: Millis = 60_000;
 /// Prefix of app-session tokens (they are no API tokens: another prefix).
 const APP_TOKEN_PREFIX: &str = "berthapp_";
-
-/// Where apps are served, from the config: Berth's public origin and, in
-/// subdomain mode, the app domain (app origins take the public URL's scheme
-/// and port).
-#[derive(Debug, Clone)]
-pub struct AppUrls {
-    public: url::Url,
-    app_domain: String,
-}
-
-impl AppUrls {
-    pub fn new(config: &Config) -> AppUrls {
-        AppUrls {
-            // Checked when the config was loaded.
-            public: config
-                .public_origin()
-                .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1:7780").expect("valid URL")),
-            app_domain: config.proxy.app_domain.clone(),
-        }
-    }
-
-    /// Whether apps have origins of their own.
-    pub fn subdomain(&self) -> bool {
-        !self.app_domain.is_empty()
-    }
-
-    /// Berth's origin, e.g. `http://127.0.0.1:7780`.
-    pub fn public_base(&self) -> String {
-        self.public.origin().ascii_serialization()
-    }
-
-    pub fn scheme(&self) -> &str {
-        self.public.scheme()
-    }
-
-    /// Whether app cookies get `Secure` (app origins behind TLS).
-    pub fn secure(&self) -> bool {
-        self.public.scheme() == "https"
-    }
-
-    fn port_suffix(&self) -> String {
-        self.public
-            .port()
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default()
-    }
-
-    /// Path mode's prefix of a workspace's app.
-    pub fn proxy_prefix(id: Uuid) -> String {
-        format!("/api/workspaces/{id}/proxy/")
-    }
-
-    /// Path mode's prefix of another port of a workspace.
-    pub fn port_prefix(id: Uuid, port: u16) -> String {
-        format!("/api/workspaces/{id}/ports/{port}/")
-    }
-
-    /// The origin of a workspace's app (`port`: another port than the
-    /// type's), in subdomain mode.
-    pub fn app_origin(&self, ws: &Workspace, port: Option<u16>) -> Option<String> {
-        self.subdomain().then(|| {
-            format!(
-                "{}://{}.{}{}",
-                self.scheme(),
-                app_label(&ws.name, ws.id, port),
-                self.app_domain,
-                self.port_suffix()
-            )
-        })
-    }
-
-    /// The URL a person opens for a workspace's app in the configured mode.
-    pub fn app_url(&self, ws: &Workspace) -> String {
-        match self.app_origin(ws, None) {
-            Some(o) => format!("{o}/"),
-            None => format!("{}{}", self.public_base(), Self::proxy_prefix(ws.id)),
-        }
-    }
-
-    /// The URL of another port of a workspace in the configured mode.
-    pub fn port_url(&self, ws: &Workspace, port: u16) -> String {
-        match self.app_origin(ws, Some(port)) {
-            Some(o) => format!("{o}/"),
-            None => format!("{}{}", self.public_base(), Self::port_prefix(ws.id, port)),
-        }
-    }
-
-    /// The app a request's `Host` names, if it names one.
-    pub fn parse_host(&self, host: &str) -> Option<AppHost> {
-        parse_app_host(host, &self.app_domain)
-    }
-
-    /// Whether `url` is on an app origin of this installation: the same
-    /// scheme and port as Berth's, a host on the app domain.
-    pub fn parse_app_url(&self, url: &url::Url) -> Option<AppHost> {
-        if url.scheme() != self.scheme() || url.port() != self.public.port() {
-            return None;
-        }
-        self.parse_host(url.host_str()?)
-    }
-}
 
 /// A request's app: the workspace, the port inside it, and how to forward.
 #[derive(Debug, Clone)]
@@ -161,7 +63,48 @@ fn random_secret(prefix: &str) -> String {
     )
 }
 
-impl Berth {
+/// Workspace apps and the proxy's side of them (see the module's doc).
+/// Above the workspaces: opening a stopped workspace's app starts it.
+#[derive(Clone)]
+pub struct Apps {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    berth: Berth,
+    /// When proxy traffic last recorded activity, per workspace.
+    proxy_touched: Mutex<HashMap<Uuid, std::time::Instant>>,
+}
+
+impl Apps {
+    pub fn new(berth: Berth) -> Apps {
+        Apps {
+            inner: Arc::new(Inner {
+                berth,
+                proxy_touched: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The workspaces whose apps these are.
+    pub fn berth(&self) -> &Berth {
+        &self.inner.berth
+    }
+
+    fn core(&self) -> &Core {
+        self.inner.berth.core()
+    }
+
+    fn observe(&self) -> &Observe {
+        self.inner.berth.observe()
+    }
+
+    fn types(&self) -> &Types {
+        self.inner.berth.types()
+    }
+}
+
+impl Apps {
     /// The app a host names: the workspace whose id starts with the label's
     /// short id and whose name gives the label's slug; after a rename, the
     /// one workspace with that short id (not `canonical` then).

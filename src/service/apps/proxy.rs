@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::super::{Result, ServiceError};
+use super::Apps;
 use crate::domain::proxy::{wake_step, WakeStep, WakeView};
 use crate::domain::User;
 
@@ -38,7 +39,7 @@ pub struct Reach {
 /// How often a waiting request looks at the workspace again.
 const POLL: Duration = Duration::from_millis(200);
 
-impl Berth {
+impl Apps {
     /// The port to forward a proxy request for workspace `id` to. A stopped
     /// workspace is started and waited for (until healthy, when it has a
     /// health check) at most `wait`.
@@ -107,7 +108,8 @@ impl Berth {
                     // cancel a start half way.
                     let this = self.clone();
                     let user = waker.cloned().expect("checked above");
-                    let start = tokio::spawn(async move { this.start_workspace(&user, id).await });
+                    let start =
+                        tokio::spawn(async move { this.berth().start_workspace(&user, id).await });
                     match start.await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e @ (ServiceError::Conflict(_) | ServiceError::Invalid(_)))) => {
@@ -146,6 +148,6 @@ impl Berth {
             last.insert(id, now);
         }
         let this = self.clone();
-        tokio::spawn(async move { this.touch(user_id, id).await });
+        tokio::spawn(async move { this.berth().touch(user_id, id).await });
     }
 }
