@@ -9,7 +9,7 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::Scheduler;
-use crate::service::{Accounts, Apps, Audit, Backups, Berth, Nodes, Projects, Quotas};
+use crate::service::{Accounts, Apps, Audit, Backups, Berth, Nodes, Projects, Quotas, Volumes};
 use crate::store::Store;
 
 /// Everything a request or a loop may use.
@@ -23,8 +23,10 @@ pub struct App {
     pub apps: Apps,
     /// Projects and their volumes.
     pub projects: Projects,
-    /// Backups, restores, clones and sizes of project volumes; drives
+    /// Clones, sizes, moves and drains of project volumes; drives
     /// `berth`'s workspaces.
+    pub volumes: Volumes,
+    /// Backups and restores of project volumes, through `volumes`.
     pub backups: Backups,
     /// Users, sessions and tokens (the one `berth` was built with: it
     /// authenticates app-origin viewers).
@@ -44,7 +46,8 @@ impl App {
 
     /// The rest of the application around services already built.
     pub fn around(berth: Berth) -> App {
-        let backups = Backups::new(berth.clone());
+        let volumes = Volumes::new(berth.clone());
+        let backups = Backups::new(volumes.clone());
         let audit = Audit::new(
             berth.core().store().clone(),
             berth.core().config().audit.clone(),
@@ -59,6 +62,7 @@ impl App {
             ),
             scheduler: Scheduler::new(berth.clone(), backups.clone(), audit.clone()),
             audit,
+            volumes,
             backups,
             accounts: berth.core().accounts().clone(),
             nodes: berth.core().nodes().clone(),
@@ -98,6 +102,12 @@ impl FromRef<App> for Berth {
 impl FromRef<App> for Scheduler {
     fn from_ref(app: &App) -> Scheduler {
         app.scheduler.clone()
+    }
+}
+
+impl FromRef<App> for Volumes {
+    fn from_ref(app: &App) -> Volumes {
+        app.volumes.clone()
     }
 }
 

@@ -210,55 +210,175 @@ fn the_cli_client_reads_answers_as_wire_types() {
     assert_eq!(found, Vec::<String>::new());
 }
 
+/// Each service type and where its `impl` blocks may be: its own file or
+/// folder under `src/`.
+const SERVICES: [(&str, &[&str]); 15] = [
+    ("Berth", &["service/workspaces/"]),
+    ("Core", &["service/core.rs"]),
+    ("Types", &["service/types/"]),
+    ("Quotas", &["service/quotas.rs"]),
+    ("Placement", &["service/placement.rs"]),
+    ("View", &["service/view.rs"]),
+    ("Observe", &["service/observe/"]),
+    ("Apps", &["service/apps/"]),
+    ("Projects", &["service/projects.rs"]),
+    ("Volumes", &["service/volumes/"]),
+    ("Backups", &["service/backups/"]),
+    ("Accounts", &["service/accounts.rs", "service/auth.rs"]),
+    ("Nodes", &["service/nodes.rs"]),
+    ("Replicas", &["service/replicas.rs"]),
+    ("Scheduler", &["jobs/"]),
+];
+
+/// The methods of each `impl NAME {` block (not trait impls) in `text`,
+/// before its tests: their names.
+fn methods_of(text: &str, name: &str) -> Vec<String> {
+    let text = before_tests(text);
+    let mut found = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("impl") && line.ends_with('{') {
+            let head = line.trim_end_matches('{').trim();
+            let ty = head.rsplit([' ', ':']).next().unwrap_or("");
+            inside = !head.contains(" for ") && (ty == name || ty.starts_with(&format!("{name}<")));
+            continue;
+        }
+        if line == "}" {
+            inside = false;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("    ") else {
+            continue;
+        };
+        let rest = match rest.strip_prefix("pub") {
+            Some(r) if r.starts_with('(') => r.split_once(") ").map_or(r, |(_, r)| r),
+            Some(r) => r.trim_start(),
+            None => rest,
+        };
+        let rest = rest.strip_prefix("async ").unwrap_or(rest);
+        if let Some(f) = rest.strip_prefix("fn ") {
+            let n: String = f
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            found.push(n);
+        }
+    }
+    found
+}
+
 #[test]
 fn each_service_is_written_in_its_own_files() {
-    // No module adds methods to another's service: Backups and Accounts
-    // are not extended by the workspace files, nor Berth by the jobs.
-    let homes: [(&str, &[&str]); 6] = [
-        (
-            "impl Backups",
-            &[
-                "service/backups.rs",
-                "service/volumes.rs",
-                "service/offsite.rs",
-                "service/volume_io.rs",
-            ],
-        ),
-        ("impl Accounts", &["service/accounts.rs", "service/auth.rs"]),
-        ("impl Nodes", &["service/nodes.rs"]),
-        ("impl Replicas", &["service/replicas.rs"]),
-        (
-            "impl Scheduler",
-            &[
-                "jobs/mod.rs",
-                "jobs/backups.rs",
-                "jobs/cleanup.rs",
-                "jobs/reaper.rs",
-                "jobs/records.rs",
-            ],
-        ),
-        ("impl Berth", &[]),
-    ];
+    // No module adds methods to another's service: Backups is not extended
+    // by the workspace files, nor Berth by the jobs.
     let mut found = Vec::new();
     for (rel, text) in tree() {
-        for (needle, allowed) in homes {
-            let here = text
-                .lines()
-                .any(|l| l.starts_with(needle) && l[needle.len()..].starts_with([' ', '<']));
-            let ok = if needle == "impl Berth" {
-                rel.starts_with("service/")
-                    && !homes[..5]
-                        .iter()
-                        .any(|(_, files)| files.contains(&rel.as_str()))
-            } else {
-                allowed.contains(&rel.as_str())
-            };
-            if here && !ok {
-                found.push(format!("{rel}: {needle}"));
+        for (name, homes) in SERVICES {
+            let here = !methods_of(&text, name).is_empty()
+                || text.lines().any(|l| l == format!("impl {name} {{"));
+            if here && !homes.iter().any(|h| rel.starts_with(h)) {
+                found.push(format!("{rel}: impl {name}"));
             }
         }
     }
     assert_eq!(found, Vec::<String>::new());
+}
+
+#[test]
+fn no_service_holds_more_than_sixty_methods() {
+    // Berth had 142 before it was split (issue 29): past sixty, a service
+    // holds two things, and the second wants a type of its own.
+    let files = tree();
+    let over: Vec<String> = SERVICES
+        .iter()
+        .filter_map(|(name, _)| {
+            let n: usize = files.iter().map(|(_, t)| methods_of(t, name).len()).sum();
+            (n > 60).then(|| format!("{name}: {n} methods"))
+        })
+        .collect();
+    assert_eq!(over, Vec::<String>::new());
+}
+
+/// Pairs of service files whose methods call each other both ways. A
+/// method counts by its name when that name is defined once in the whole
+/// tree (so `store.workspaces()` is not taken for a service's own).
+fn both_way_calls(files: &[(String, String)]) -> Vec<String> {
+    let mut home: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (rel, text) in files {
+        for (name, homes) in SERVICES {
+            if homes.iter().any(|h| rel.starts_with(h)) {
+                for m in methods_of(text, name) {
+                    home.entry(m).or_default().push(rel.clone());
+                }
+            }
+        }
+    }
+    let mut defined: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, text) in files {
+        for part in before_tests(text).split("fn ").skip(1) {
+            let n: String = part
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            *defined.entry(n).or_default() += 1;
+        }
+    }
+    let mut calls: BTreeSet<(String, String)> = BTreeSet::new();
+    for (rel, text) in files {
+        if !SERVICES
+            .iter()
+            .any(|(_, h)| h.iter().any(|h| rel.starts_with(h)))
+        {
+            continue;
+        }
+        for part in before_tests(text).split('.').skip(1) {
+            let n: String = part
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !part[n.len()..].starts_with('(') || defined.get(&n) != Some(&1) {
+                continue;
+            }
+            if let Some([to]) = home.get(&n).map(Vec::as_slice) {
+                if to != rel {
+                    calls.insert((rel.clone(), to.clone()));
+                }
+            }
+        }
+    }
+    calls
+        .iter()
+        .filter(|(a, b)| a < b && calls.contains(&(b.clone(), a.clone())))
+        .map(|(a, b)| format!("{a} <-> {b}"))
+        .collect()
+}
+
+#[test]
+fn no_two_service_files_call_each_other_both_ways() {
+    assert_eq!(both_way_calls(&tree()), Vec::<String>::new());
+}
+
+#[test]
+fn the_both_way_check_finds_a_pair() {
+    let files = vec![
+        (
+            "service/workspaces/lifecycle.rs".to_string(),
+            "impl Berth {\n    pub async fn start_it(&self) {\n        self.refresh_it();\n    }\n}\n"
+                .to_string(),
+        ),
+        (
+            "service/workspaces/reconcile.rs".to_string(),
+            "impl Berth {\n    fn refresh_it(&self) {\n        self.start_it();\n    }\n}\n"
+                .to_string(),
+        ),
+    ];
+    assert_eq!(
+        both_way_calls(&files),
+        vec!["service/workspaces/lifecycle.rs <-> service/workspaces/reconcile.rs".to_string()]
+    );
 }
 
 /// The top-level module a source file (relative to `src/`) belongs to:

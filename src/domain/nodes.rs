@@ -299,6 +299,16 @@ pub struct DrainProgress {
     pub interrupted: Option<String>,
 }
 
+/// " (node n1)" for a node other than `local`, for messages that name the
+/// Docker host.
+pub fn on_node(node: &str) -> String {
+    if node == LOCAL {
+        String::new()
+    } else {
+        format!(" (node {node})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use error::ApiError;
 use openapi::Op;
 use routes::{
     apps, audit as audit_routes, auth, backups, jobs, nodes, observe, projects, proxy, users,
-    workspaces as ws,
+    volumes, workspaces as ws,
 };
 
 /// The whole API, in one list: each entry is a route and its description.
@@ -521,14 +521,14 @@ pub fn operations() -> Vec<Op> {
             .ok::<RestoredDto>()
             .errors(&[409, 422])
             .engine(),
-        Op::post("/api/workspaces/projects/{id}/clone", "cloneVolume", backups::clone)
+        Op::post("/api/workspaces/projects/{id}/clone", "cloneVolume", volumes::clone)
             .tag("backups")
             .summary("Copy the project's volume into another project (existing or new)")
             .json::<CloneRequest>()
             .ok::<ClonedDto>()
             .errors(&[409, 422])
             .engine(),
-        Op::post("/api/projects/{id}/move", "moveProject", backups::move_project)
+        Op::post("/api/projects/{id}/move", "moveProject", volumes::move_project)
             .tag("nodes")
             .admin()
             .summary("Move a project to another node (admins)")
@@ -546,7 +546,7 @@ pub fn operations() -> Vec<Op> {
             .ok::<RecoveredDto>()
             .errors(&[409, 503])
             .engine(),
-        Op::get("/api/workspaces/projects/{id}/volume-size", "volumeSize", backups::size)
+        Op::get("/api/workspaces/projects/{id}/volume-size", "volumeSize", volumes::size)
             .tag("backups")
             .summary("The size of the project's volume")
             .ok::<SizeDto>()

@@ -19,7 +19,7 @@ impl Scheduler {
                 outcome: ActionOutcome::Planned,
             };
             if !dry_run {
-                detail.outcome = match self.backups.measure_project(&project).await {
+                detail.outcome = match self.backups.volumes().measure_project(&project).await {
                     Ok(bytes) => {
                         detail.reason = format!("volume {}: {bytes} bytes", project.volume_name);
                         ActionOutcome::Done

@@ -10,22 +10,15 @@ mod audit;
 mod auth;
 pub mod backups;
 mod core;
-mod lifecycle;
-pub mod maintenance;
 pub mod nodes;
 pub mod observe;
-mod offsite;
 mod placement;
 pub mod projects;
 mod quotas;
-pub mod reconcile;
 mod replicas;
-mod status;
 pub mod types;
 mod view;
-mod volume_io;
 pub mod volumes;
-mod watcher;
 mod workspaces;
 
 pub use accounts::Accounts;
@@ -42,18 +35,15 @@ pub use placement::{NodeReport, Placement, PlacementPlan};
 pub use projects::Projects;
 pub use quotas::{QuotaHold, QuotaReport, Quotas};
 pub use replicas::{ReplicaStart, Replicas};
-pub use status::{HealthSummary, ResourceUse, StatusReport};
 pub use types::{TypeInfo, Types};
 pub use view::{View, ViewState};
-pub use workspaces::{CreateWorkspace, UpdateWorkspace, WorkspaceStats};
+pub use volumes::Volumes;
+pub use workspaces::status::{HealthSummary, ResourceUse, StatusReport};
+pub use workspaces::{maintenance, reconcile};
+pub use workspaces::{Berth, CreateWorkspace, UpdateWorkspace, WorkspaceStats};
 
-use std::sync::Arc;
-
-use uuid::Uuid;
-
-use crate::config::Config;
-use crate::engine::{Engine, EngineError};
-use crate::store::{Store, StoreError};
+use crate::engine::EngineError;
+use crate::store::StoreError;
 
 /// Why a request could not be carried out. The HTTP layer maps each variant
 /// to a status code in one place (`http::error`).
@@ -174,82 +164,3 @@ impl ServiceError {
 }
 
 pub type Result<T> = std::result::Result<T, ServiceError>;
-
-/// The running application: a cheap-to-clone handle shared by every request.
-#[derive(Clone)]
-pub struct Berth {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// The store, config, engines, shared locks and accounts.
-    core: Core,
-    /// Wakes this replica's recovery timer (a restart was scheduled).
-    recovery_wake: tokio::sync::Notify,
-    /// Workspaces the engine just said something about (their health may
-    /// have changed): what live status streams look at again.
-    changes: tokio::sync::broadcast::Sender<Uuid>,
-    /// The type catalogue and its images.
-    types: Types,
-    /// Users' limits and usage, checked where a resource is taken.
-    quotas: Quotas,
-    /// Where workspaces go and whether their node has room.
-    placement: Placement,
-    /// Figures, logs, and the engine view they read.
-    observe: Observe,
-}
-
-impl Berth {
-    pub fn new(store: Store, engine: Engine, config: Config, host_cpus: u32) -> Berth {
-        Berth::on(Core::new(store, engine, config, host_cpus))
-    }
-
-    /// The workspaces service on a core already built.
-    pub fn on(core: Core) -> Berth {
-        let types = Types::new(core.clone());
-        let quotas = Quotas::new(core.clone(), types.clone());
-        let placement = Placement::new(core.clone(), types.clone());
-        let observe = Observe::new(core.clone(), View::new(core.clone()));
-        Berth {
-            inner: Arc::new(Inner {
-                types,
-                quotas,
-                placement,
-                observe,
-                core,
-                recovery_wake: tokio::sync::Notify::new(),
-                changes: tokio::sync::broadcast::channel(1024).0,
-            }),
-        }
-    }
-
-    /// The store, config, engines and shared locks this service stands on.
-    pub fn core(&self) -> &Core {
-        &self.inner.core
-    }
-
-    /// The workspace types and their images.
-    pub fn types(&self) -> &Types {
-        &self.inner.types
-    }
-
-    /// Users' limits and usage.
-    pub fn quotas(&self) -> &Quotas {
-        &self.inner.quotas
-    }
-
-    /// Where workspaces go and whether their node has room.
-    pub fn placement(&self) -> &Placement {
-        &self.inner.placement
-    }
-
-    /// Figures, logs, and the engine view they read.
-    pub fn observe(&self) -> &Observe {
-        &self.inner.observe
-    }
-
-    /// Workspaces the engine reported changes of, as they come.
-    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
-        self.inner.changes.subscribe()
-    }
-}

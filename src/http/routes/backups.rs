@@ -1,5 +1,5 @@
-//! Project volumes over HTTP: backup, the catalogue, download, verify,
-//! restore, clone and size.
+//! Backups over HTTP: make one, the catalogue, download, upload, verify,
+//! restore, recovery onto another node, and the backup policy.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -13,7 +13,6 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Caller, IdPath};
 use crate::http::wire::*;
 use crate::http::wire::{ok, ok_with, DeletedDto, ProjectDto};
-use crate::service::volumes::CloneTarget;
 use crate::service::Backups;
 
 /// `POST /api/workspaces/projects/:projectId/backup`; an empty body is fine.
@@ -188,75 +187,6 @@ pub async fn restore(
     ))
 }
 
-pub async fn clone(
-    State(backups): State<Backups>,
-    caller: Caller,
-    IdPath(project_id): IdPath,
-    ApiJson(req): ApiJson<CloneRequest>,
-) -> ApiResult<Response> {
-    let target = match (req.target_project_id, req.name) {
-        (Some(t), None) => CloneTarget::Existing(t),
-        (None, Some(name)) => CloneTarget::New { name },
-        _ => {
-            return Err(ApiError::bad_request(
-                "give either targetProjectId (an existing project) or name (a new one)",
-            ))
-        }
-    };
-    let cloned = backups
-        .clone_volume(
-            &caller.user,
-            project_id,
-            target,
-            req.overwrite.unwrap_or(false),
-        )
-        .await?;
-    let t = cloned.project;
-    Ok(ok_with(
-        ClonedDto {
-            volume_name: t.volume_name.clone(),
-            target_project: ProjectDto::from(&t),
-            skipped: SkippedDto {
-                count: cloned.skipped.count,
-                sample: cloned.skipped.sample,
-            },
-        },
-        "volume cloned",
-    ))
-}
-
-/// `POST /api/projects/:id/move` (admins).
-pub async fn move_project(
-    State(backups): State<Backups>,
-    caller: Caller,
-    IdPath(project_id): IdPath,
-    ApiJson(req): ApiJson<MoveRequest>,
-) -> ApiResult<Response> {
-    let m = backups
-        .move_project(&caller.user, project_id, req.node.trim())
-        .await?;
-    let to = m.project.node.clone();
-    Ok(ok_with(
-        MovedDto {
-            volume_name: m.project.volume_name.clone(),
-            project: ProjectDto::from(&m.project),
-            from: m.from.clone(),
-            to: to.clone(),
-            previous_volume: m.previous_volume,
-            entries: m.entries,
-            digest: m.digest,
-            restarted_workspaces: m.restarted,
-            seconds: (m.seconds * 1000.0).round() / 1000.0,
-        },
-        format!(
-            "moved from {} to {to}; the old volume is kept on {} for {} days",
-            m.from,
-            m.from,
-            backups.config().cleanup.volume_retention_days
-        ),
-    ))
-}
-
 /// `POST /api/projects/:id/recover` (admins).
 pub async fn recover_project(
     State(backups): State<Backups>,
@@ -295,20 +225,6 @@ fn human_age(s: u64) -> String {
         7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
         _ => format!("{} days {} h", s / 86400, s % 86400 / 3600),
     }
-}
-
-pub async fn size(
-    State(backups): State<Backups>,
-    caller: Caller,
-    IdPath(project_id): IdPath,
-) -> ApiResult<Response> {
-    let bytes = backups.volume_size(&caller.user, project_id).await?;
-    let round2 = |x: f64| (x * 100.0).round() / 100.0;
-    Ok(ok(SizeDto {
-        size_bytes: bytes,
-        size_mb: round2(bytes as f64 / 1_048_576.0),
-        size_gb: round2(bytes as f64 / 1_073_741_824.0),
-    }))
 }
 
 /// `POST /api/projects/:id/backups/upload`: the archive as the raw body,

@@ -13,4 +13,5 @@ pub mod projects;
 pub mod proxy;
 pub mod ui;
 pub mod users;
+pub mod volumes;
 pub mod workspaces;

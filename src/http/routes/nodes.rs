@@ -120,11 +120,11 @@ pub async fn plan(
 
 /// `POST /api/nodes/:node/drain`: begins; the answer is the progress so far.
 pub async fn drain(
-    State(backups): State<crate::service::Backups>,
+    State(volumes): State<crate::service::Volumes>,
     caller: Caller,
     TextPath(name): TextPath,
 ) -> ApiResult<Response> {
-    let d = backups.start_drain(&caller.user, &name).await?;
+    let d = volumes.start_drain(&caller.user, &name).await?;
     Ok(crate::http::wire::ok_with(
         DrainDto::from(&d),
         format!(
@@ -136,11 +136,11 @@ pub async fn drain(
 
 /// `GET /api/nodes/:node/drain`.
 pub async fn drain_progress(
-    State(backups): State<crate::service::Backups>,
+    State(volumes): State<crate::service::Volumes>,
     caller: Caller,
     TextPath(name): TextPath,
 ) -> ApiResult<Response> {
     Ok(ok(DrainDto::from(
-        &backups.drain(&caller.user, &name).await?,
+        &volumes.drain(&caller.user, &name).await?,
     )))
 }

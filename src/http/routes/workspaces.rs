@@ -13,7 +13,7 @@ use crate::http::wire::{
     ProjectDto, ProjectIdRequest, StatsDto, StatusDto, TypeDto, UpdateWorkspaceRequest,
     WorkspaceConfigDto, WorkspaceDto,
 };
-use crate::service::{Backups, Berth, CreateWorkspace, UpdateWorkspace};
+use crate::service::{Berth, CreateWorkspace, UpdateWorkspace, Volumes};
 
 /// A workspace as the API shows it, with its effective configuration.
 pub fn workspace_dto(berth: &Berth, w: &Workspace) -> WorkspaceDto {
@@ -93,7 +93,7 @@ pub async fn get(
 
 pub async fn create(
     State(berth): State<Berth>,
-    State(backups): State<Backups>,
+    State(volumes): State<Volumes>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> ApiResult<Response> {
@@ -101,7 +101,7 @@ pub async fn create(
     // when that cannot be done the project stays, and the start says why.
     if let Some(pid) = req.project_id {
         let overrides = req.resource_limits.clone().unwrap_or_default();
-        if let Err(e) = backups
+        if let Err(e) = volumes
             .place_for_first_workspace(&caller.user, pid, &req.type_name, &overrides)
             .await
         {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::super::{Result, ServiceError};
 use super::Observe;
 use crate::domain::{now_millis, Millis, User};
-use crate::engine::{cpu_percent, Engine, NetIo, ResourceSample};
+use crate::engine::{cpu_percent, ContainerState, Engine, NetIo, ResourceSample};
 
 /// A previous sample younger than this gives CPU % directly.
 const FRESH: Duration = Duration::from_secs(60);
@@ -123,6 +123,47 @@ pub fn view(
 }
 
 impl Observe {
+    /// Asks `node`'s engine about the container `name`, notes the answer
+    /// in the view, and takes a first sample of a container it sees
+    /// running anew. Returns the state and whether it changed for a
+    /// reader: what the watcher acts on.
+    pub(crate) async fn inspect_noted(
+        &self,
+        node: &str,
+        name: &str,
+    ) -> Result<(Option<ContainerState>, bool)> {
+        let (state, changed) = self.view().inspect_noted(node, name).await?;
+        if let Some(s) = state.as_ref().filter(|_| changed) {
+            let engine = self.core().engine_on(node).await?;
+            self.seed_sample(&engine, s);
+        }
+        Ok((state, changed))
+    }
+
+    /// As [`Observe::inspect_noted`], the state only: what lifecycle
+    /// operations and reconcile use, which must see the engine itself.
+    pub(crate) async fn inspect_on(
+        &self,
+        node: &str,
+        name: &str,
+    ) -> Result<Option<ContainerState>> {
+        Ok(self.inspect_noted(node, name).await?.0)
+    }
+
+    /// The container `name` on `node` from the view when it is synced, else
+    /// from the engine: what readers (status, health, the proxy, stats)
+    /// use.
+    pub(crate) async fn container_on(
+        &self,
+        node: &str,
+        name: &str,
+    ) -> Result<Option<ContainerState>> {
+        match self.view().cached(node, name).await? {
+            Some(state) => Ok(state),
+            None => self.inspect_on(node, name).await,
+        }
+    }
+
     fn previous(&self, container_id: &str, now: &ResourceSample) -> Previous {
         let tracked = self.inner.tracked.lock().expect("tracked poisoned");
         let Some(t) = tracked.get(container_id) else {

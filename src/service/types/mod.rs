@@ -11,6 +11,7 @@ use super::{Core, Result, ServiceError};
 use crate::domain::{HealthCheck, ResourceLimits, Workspace, WorkspaceType};
 
 mod images;
+mod spec;
 
 pub use images::Pulls;
 
@@ -96,7 +97,7 @@ impl Types {
                 Some(format!(
                     "image {} is not present on the Docker host{} (an admin can pull it: berth type pull, or POST /api/workspaces/types/{{type}}/pull)",
                     t.image,
-                    super::lifecycle::on_node(node)
+                    crate::domain::nodes::on_node(node)
                 )),
             ))
         }

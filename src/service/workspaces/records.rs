@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::Berth;
 use crate::domain::transition::{transition, Transition};
 use crate::domain::{
     now_millis, validate_description, validate_name, EventKind, HealthCheckOverride, Project,
     ResourceOverrides, User, Workspace, WorkspaceEvent, WorkspaceSettings, WorkspaceStatus,
 };
 use crate::engine::{ContainerState, EngineError};
+use crate::service::{Result, ServiceError};
 
 /// Input of `POST /api/workspaces`, already parsed.
 #[derive(Debug, Clone, Default)]

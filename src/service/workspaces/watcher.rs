@@ -94,7 +94,7 @@ impl Berth {
     async fn watch(self, node: String) {
         // However this task ends (aborted with the supervisor, or its node
         // removed), the view it kept current stops answering.
-        let _view = super::view::SyncedWhileAlive {
+        let _view = crate::service::view::SyncedWhileAlive {
             view: self.observe().view().clone(),
             node: node.clone(),
         };
@@ -132,7 +132,7 @@ impl Berth {
                                 }
                                 Some(Err(e)) => {
                                     // One mapping of errors to kinds: the service's.
-                                    let e = super::ServiceError::from(e);
+                                    let e = crate::service::ServiceError::from(e);
                                     crate::metrics::loop_failed("watcher", e.kind());
                                     tracing::warn!(%node, error = %e, "engine event stream failed");
                                     break;

@@ -1,65 +1,16 @@
-//! The lifecycle of a workspace's container: its spec, start (creating
-//! the container, or recreating it when its spec changed), stop and
-//! restart. Each runs under the workspace's lock and is idempotent.
+//! The lifecycle of a workspace's container: start (creating the
+//! container from its type's spec, or recreating it when that changed),
+//! stop and restart. Each runs under the workspace's lock and is idempotent.
 
 use uuid::Uuid;
 
-use super::{Berth, Result, ServiceError};
+use super::Berth;
 use crate::domain::transition::Transition;
 use crate::domain::{EventKind, Project, User, Workspace, WorkspaceStatus};
-use crate::engine::{
-    ContainerSpec, ContainerState, EngineError, LABEL_WORKSPACE_ID, LABEL_WORKSPACE_TYPE,
-};
+use crate::engine::{ContainerState, EngineError};
+use crate::service::{Result, ServiceError};
 
 impl Berth {
-    /// The container spec of a workspace, from its type and settings.
-    pub(super) async fn container_spec(
-        &self,
-        ws: &Workspace,
-        project: &Project,
-    ) -> Result<ContainerSpec> {
-        let publish_ip = if ws.node == crate::domain::nodes::LOCAL {
-            "127.0.0.1".to_string()
-        } else {
-            let address = self.core().nodes().address(&ws.node).await?;
-            match address.parse::<std::net::IpAddr>() {
-                Ok(ip) => ip.to_string(),
-                Err(_) => "0.0.0.0".to_string(),
-            }
-        };
-        let t = self.types().workspace_type(&ws.type_name)?;
-        let mut labels = self.core().base_labels();
-        labels.insert(LABEL_WORKSPACE_ID.into(), ws.id.to_string());
-        labels.insert(LABEL_WORKSPACE_TYPE.into(), ws.type_name.clone());
-        let mut env: Vec<String> = t.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        env.push(format!("WORKSPACE_ID={}", ws.id));
-        env.push(format!("WORKSPACE_TYPE={}", ws.type_name));
-        env.push(format!("PROJECT_ID={}", project.id));
-        // Where the app is served: apps that take a base path use the
-        // prefix (`[types.X.proxy] keep_prefix`); BERTH_APP_URL is what a
-        // person opens in the configured mode.
-        env.push(format!(
-            "BERTH_PROXY_PREFIX={}",
-            super::app_urls::AppUrls::proxy_prefix(ws.id)
-        ));
-        env.push(format!(
-            "BERTH_APP_URL={}",
-            self.core().app_urls().app_url(ws)
-        ));
-        Ok(ContainerSpec {
-            name: ws.container_name(),
-            image: t.image.clone(),
-            cmd: t.command.clone(),
-            env,
-            labels,
-            limits: self.types().effective_limits(ws)?,
-            health_check: self.types().effective_health_check(ws)?,
-            port: t.port,
-            publish_ip,
-            volume: Some(project.volume_name.clone()),
-        })
-    }
-
     /// Starts a workspace: creates its container if there is none. Running
     /// already is success.
     pub async fn start_workspace(&self, user: &User, id: Uuid) -> Result<Workspace> {
@@ -172,7 +123,7 @@ impl Berth {
         let id = match existing {
             Some(c) => c.id,
             None => {
-                let spec = self.container_spec(ws, project).await?;
+                let spec = self.types().container_spec(ws, project).await?;
                 match engine.create_container(&spec).await {
                     Ok(id) => id,
                     Err(EngineError::NotFound(_)) if self.core().config().images.pull_on_start => {
@@ -185,7 +136,7 @@ impl Berth {
                             "image {} of type {:?} is not present on the Docker host{}; an admin can pull it (berth type pull {}), or set images.pull_on_start",
                             spec.image,
                             ws.type_name,
-                            on_node(&ws.node),
+                            crate::domain::nodes::on_node(&ws.node),
                             ws.type_name
                         )))
                     }
@@ -280,15 +231,5 @@ impl Berth {
             .insert_event(ws.id, ws.updated_at, EventKind::Started, "restarted")
             .await?;
         Ok(ws)
-    }
-}
-
-/// " (node n1)" for a node other than `local`, for messages that name the
-/// Docker host.
-pub(super) fn on_node(node: &str) -> String {
-    if node == crate::domain::nodes::LOCAL {
-        String::new()
-    } else {
-        format!(" (node {node})")
     }
 }

@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Berth, Result};
+use super::Berth;
 use crate::domain::recovery::{next_recovery_step, Failure, RecoveryStep};
 use crate::domain::transition::{transition, Transition};
 use crate::domain::{now_millis, EventKind, Health, Workspace, WorkspaceStatus};
 use crate::engine::ContainerState;
+use crate::service::Result;
 use crate::store::{Notice, RecoveryDue};
 
 /// The parts of a container's state that decide a workspace's status.
@@ -395,21 +396,21 @@ impl Berth {
                         // Recreated where it was: a project that moved
                         // takes its workspaces along at their next start.
                         Some(p) if p.node == ws.node => {
-                            let spec = self.container_spec(&ws, &p).await?;
+                            let spec = self.types().container_spec(&ws, &p).await?;
                             match engine.create_container(&spec).await {
                                 Ok(id) => engine.start_container(&id).await.map_err(Into::into),
                                 Err(e) => Err(e.into()),
                             }
                         }
-                        Some(p) => Err(super::ServiceError::Conflict(format!(
+                        Some(p) => Err(crate::service::ServiceError::Conflict(format!(
                             "the project moved to node {}; start the workspace there",
                             p.node
                         ))),
-                        None => Err(super::ServiceError::Conflict(
+                        None => Err(crate::service::ServiceError::Conflict(
                             "project no longer exists".into(),
                         )),
                     },
-                    None => Err(super::ServiceError::Conflict(
+                    None => Err(crate::service::ServiceError::Conflict(
                         "workspace has no project".into(),
                     )),
                 }

@@ -12,16 +12,17 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use uuid::Uuid;
 
-use super::{Backups, Result, ServiceError};
+use super::{blocking, Volumes};
 use crate::backup::{self, ArchiveError, TarSource, Written};
 use crate::config::VolumeAccess;
 use crate::domain::backups::Compression;
 use crate::domain::cleanup::{LABEL_HELPER, LABEL_INSTANCE, LABEL_REPLICA};
 use crate::engine::archive::HELPER_MOUNT;
 use crate::engine::Engine;
+use crate::service::{Result, ServiceError};
 
 /// How a volume's data is reached.
-pub(super) enum Access {
+pub(in crate::service) enum Access {
     /// Its directory on this host.
     Host(PathBuf),
     /// Through the archive API of the engine of its node.
@@ -89,27 +90,39 @@ fn strip_root() -> &'static str {
     HELPER_MOUNT.trim_start_matches('/')
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::result::Result<T, ArchiveError> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ServiceError::Internal(format!("archive task failed: {e}")))?
-        .map_err(Into::into)
-}
+impl Volumes {
+    /// The directory of a volume's data on this host.
+    pub(in crate::service) async fn volume_dir(
+        &self,
+        engine: &Engine,
+        volume: &str,
+    ) -> Result<PathBuf> {
+        let mp = engine.volume_mountpoint(volume).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!("volume {volume} does not exist on the Docker host"))
+        })?;
+        let dir = PathBuf::from(mp);
+        if std::fs::read_dir(&dir).is_err() {
+            return Err(ServiceError::VolumeAccess(format!(
+                "cannot read the volume's data at {} from here (backups.volume_access = \"host\" \
+                 needs Berth to run as root on the Docker host); set it to \"auto\" or \"engine\" \
+                 to go through the engine's archive API",
+                dir.display()
+            )));
+        }
+        Ok(dir)
+    }
 
-impl Backups {
     /// How to reach `volume`'s data, on the node `node`, under the
     /// configured policy. Another host's volume is always reached through
     /// its engine (its directory is not here).
-    pub(super) async fn access(&self, node: &str, volume: &str) -> Result<Access> {
+    pub(in crate::service) async fn access(&self, node: &str, volume: &str) -> Result<Access> {
         let engine = self.engine_on(node).await?;
         let mode = self.config().backups.volume_access;
         if mode == VolumeAccess::Engine || (!engine.host_local() && mode == VolumeAccess::Auto) {
             if engine.volume_labels(volume).await?.is_none() {
                 return Err(ServiceError::Conflict(format!(
                     "volume {volume} does not exist on the Docker host{}",
-                    super::lifecycle::on_node(node)
+                    crate::domain::nodes::on_node(node)
                 )));
             }
             return Ok(Access::Engine(engine));
@@ -135,7 +148,7 @@ impl Backups {
     /// while it read or wrote a volume); returns how many. Helpers from
     /// before replicas were recorded are left to the orphaned-containers
     /// job.
-    pub(super) async fn remove_helpers_of_the_gone(&self, live: &[Uuid]) -> usize {
+    pub(in crate::service) async fn remove_helpers_of_the_gone(&self, live: &[Uuid]) -> usize {
         let mut removed = 0;
         let nodes = match self.berth().core().nodes().names().await {
             Ok(n) => n,
@@ -221,7 +234,7 @@ impl Backups {
     }
 
     /// Writes an archive of `volume` to `out` through the engine.
-    pub(super) async fn archive_via_engine(
+    pub(in crate::service) async fn archive_via_engine(
         &self,
         engine: &Engine,
         volume: &str,
@@ -245,7 +258,11 @@ impl Backups {
     }
 
     /// Sizes `volume` by reading its tar stream through the engine.
-    pub(super) async fn size_via_engine(&self, engine: &Engine, volume: &str) -> Result<u64> {
+    pub(in crate::service) async fn size_via_engine(
+        &self,
+        engine: &Engine,
+        volume: &str,
+    ) -> Result<u64> {
         let (reader, helper) = self.volume_reader(engine, volume).await?;
         let size = blocking(move || backup::tar_stream_size(reader)).await;
         drop(helper);
@@ -255,7 +272,7 @@ impl Backups {
 
     /// The digest of what `volume` holds (`backup::tar_stream_digest`)
     /// and its number of entries, read through the engine.
-    pub(super) async fn digest_via_engine(
+    pub(in crate::service) async fn digest_via_engine(
         &self,
         engine: &Engine,
         volume: &str,
@@ -267,7 +284,11 @@ impl Backups {
     }
 
     /// Whether `volume` holds nothing (through the engine).
-    pub(super) async fn is_empty_via_engine(&self, engine: &Engine, volume: &str) -> Result<bool> {
+    pub(in crate::service) async fn is_empty_via_engine(
+        &self,
+        engine: &Engine,
+        volume: &str,
+    ) -> Result<bool> {
         let (reader, helper) = self.volume_reader(engine, volume).await?;
         let entries = blocking(move || {
             let mut a = tar::Archive::new(reader);
@@ -293,7 +314,7 @@ impl Backups {
     /// Extracts a verified archive into `volume` (new and empty) through the
     /// engine. The caller has checked the checksum and every entry first:
     /// the engine extracts as the bytes arrive.
-    pub(super) async fn extract_via_engine(
+    pub(in crate::service) async fn extract_via_engine(
         &self,
         engine: &Engine,
         archive: &Path,
@@ -329,7 +350,7 @@ impl Backups {
     /// Copies `src`'s data into `dst` through the engines (the same one,
     /// or another node's): the source helper's tar stream goes straight
     /// into the target helper.
-    pub(super) async fn copy_via_engine(
+    pub(in crate::service) async fn copy_via_engine(
         &self,
         (from_engine, src): (&Engine, &str),
         (to_engine, dst): (&Engine, &str),

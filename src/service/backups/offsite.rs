@@ -9,12 +9,13 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use super::{Backups, Result, ServiceError};
+use super::Backups;
 use crate::domain::backups::{Backup, RemoteCopy, RemoteState};
 use crate::domain::jobs::{ActionOutcome, JobDetail};
 use crate::domain::now_millis;
 use crate::domain::retention::{plan_local_eviction, LocalSeen};
 use crate::remote::{Remote, RemoteError};
+use crate::service::{Result, ServiceError};
 
 impl From<RemoteError> for ServiceError {
     fn from(e: RemoteError) -> Self {

@@ -3,9 +3,10 @@
 
 use uuid::Uuid;
 
-use super::{Berth, Result};
+use super::Berth;
 use crate::domain::{Health, User, Workspace};
 use crate::engine::{ContainerState, HealthProbe, HealthReport};
+use crate::service::Result;
 
 /// `GET /api/workspaces/:id/status`: the record, reconciled, with the
 /// engine's view of its container.
@@ -113,7 +114,8 @@ impl Berth {
                 self.observe()
                     .current_use(&engine, workspace.id, &c.id, c.pid)
                     .map(|(later, cpu)| {
-                        let v = super::observe::stats::view(workspace.id, &c.id, cpu, &later);
+                        let v =
+                            crate::service::observe::stats::view(workspace.id, &c.id, cpu, &later);
                         ResourceUse {
                             cpu_percent: v.cpu_percent,
                             memory_usage_mb: v.memory_usage_mb,

@@ -4,9 +4,10 @@
 
 use uuid::Uuid;
 
-use super::{Berth, Result};
+use super::Berth;
 use crate::domain::transition::Transition;
 use crate::domain::{now_millis, EventKind, Millis, WorkspaceStatus};
+use crate::service::Result;
 
 /// What became of one planned action.
 #[derive(Debug, Clone, PartialEq, Eq)]
