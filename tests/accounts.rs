@@ -67,7 +67,7 @@ async fn patch(env: &TestEnv, path: &str, token: &str, body: Value) -> (StatusCo
 
 #[tokio::test]
 async fn changing_your_password_ends_your_other_sessions_but_not_api_tokens() {
-    let env = TestEnv::new().await;
+    let env = TestEnv::engineless().await;
     let (_, email) = account(&env, Role::Member, "old-password").await;
     let here = login(&env, &email, "old-password").await.unwrap();
     let elsewhere = login(&env, &email, "old-password").await.unwrap();
@@ -129,7 +129,7 @@ async fn changing_your_password_ends_your_other_sessions_but_not_api_tokens() {
 
 #[tokio::test]
 async fn tokens_are_listed_without_secrets_made_once_and_revoked_by_their_owner_only() {
-    let env = TestEnv::new().await;
+    let env = TestEnv::engineless().await;
     let (_, email) = account(&env, Role::Member, "password123").await;
     let session = login(&env, &email, "password123").await.unwrap();
     let other = env.member().await;
@@ -189,7 +189,7 @@ async fn tokens_are_listed_without_secrets_made_once_and_revoked_by_their_owner_
 
 #[tokio::test]
 async fn admins_add_change_and_reset_users_and_members_cannot() {
-    let env = TestEnv::new().await;
+    let env = TestEnv::engineless().await;
     let (admin_id, admin_email) = account(&env, Role::Admin, "admin-password").await;
     let admin = login(&env, &admin_email, "admin-password").await.unwrap();
     let member = env.member().await;
@@ -307,7 +307,7 @@ async fn admins_add_change_and_reset_users_and_members_cannot() {
 
 #[tokio::test]
 async fn the_last_admin_stays_and_nobody_removes_themselves() {
-    let env = TestEnv::new().await;
+    let env = TestEnv::engineless().await;
     let (a_id, a_email) = account(&env, Role::Admin, "admin-password").await;
     let a = login(&env, &a_email, "admin-password").await.unwrap();
     let (b_id, _) = account(&env, Role::Member, "member-password").await;
@@ -348,7 +348,7 @@ async fn the_last_admin_stays_and_nobody_removes_themselves() {
 
 #[tokio::test]
 async fn removing_a_user_hands_their_projects_workspaces_and_backups_to_the_heir() {
-    let env = TestEnv::new().await;
+    let env = TestEnv::new().await; // projects have volumes: it needs the engine
     let (_, admin_email) = account(&env, Role::Admin, "admin-password").await;
     let admin = login(&env, &admin_email, "admin-password").await.unwrap();
     let (leaver_id, leaver) = env.user(Role::Member).await;

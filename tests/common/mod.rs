@@ -258,7 +258,7 @@ pub struct TestEnv {
     pub instance: String,
     pub dir: tempfile::TempDir,
     watcher: Option<tokio::task::JoinHandle<()>>,
-    sampler: tokio::task::JoinHandle<()>,
+    sampler: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestEnv {
@@ -294,6 +294,36 @@ impl TestEnv {
         (env, addr)
     }
 
+    /// A test environment without a Docker engine: its engine is a socket
+    /// nobody listens on, so whatever would reach one fails as it would
+    /// with the engine down. For tests of what needs none (the route
+    /// table, the OpenAPI document, accounts): a contributor without
+    /// Docker can run them. No replica is registered (that asks the
+    /// engine who it is), no watcher or sampler runs.
+    pub async fn engineless() -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let instance = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let config = test_config(dir.path(), &instance);
+        let store = open_store(&config).await;
+        // A file where a socket would be: connecting to it is refused.
+        let nowhere = dir.path().join("no-engine.sock");
+        std::fs::write(&nowhere, b"").expect("the socket stand-in");
+        let engine = Engine::at_unix_socket(nowhere.to_str().unwrap()).unwrap();
+        let berth = Berth::new(store, engine, config, 2);
+        let app = berth::app::App::around(berth.clone());
+        TestEnv {
+            backups: app.backups.clone(),
+            accounts: app.accounts.clone(),
+            scheduler: app.scheduler.clone(),
+            router: berth::http::app(app),
+            berth,
+            instance,
+            dir,
+            watcher: None,
+            sampler: None,
+        }
+    }
+
     async fn build(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestEnv {
         // BERTH_TEST_LOG=debug (or any filter): the server's log on stderr.
         if let Ok(filter) = std::env::var("BERTH_TEST_LOG") {
@@ -315,7 +345,7 @@ impl TestEnv {
         let accounts = app.accounts.clone();
         let router = berth::http::app(app);
         let watcher = Some(berth.spawn_watcher());
-        let sampler = berth.observe().spawn_sampler();
+        let sampler = Some(berth.observe().spawn_sampler());
         TestEnv {
             berth,
             backups,
@@ -576,6 +606,14 @@ impl TestEnv {
 }
 
 async fn open(config: Config) -> Berth {
+    let store = open_store(&config).await;
+    let (engine, info) = Engine::connect().await.expect("engine");
+    Berth::new(store, engine, config, info.cpus)
+}
+
+/// The test's database (a PostgreSQL one made on first use when the
+/// tests run on PostgreSQL).
+async fn open_store(config: &Config) -> Store {
     let url = config.database_url();
     if let Some((server, db)) = url
         .strip_prefix("postgres://")
@@ -590,16 +628,17 @@ async fn open(config: Config) -> Berth {
             .execute(&mut admin)
             .await;
     }
-    let store = Store::connect(&url).await.expect("store");
-    let (engine, info) = Engine::connect().await.expect("engine");
-    Berth::new(store, engine, config, info.cpus)
+    Store::connect(&url).await.expect("store")
 }
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
         self.stop_watcher();
-        self.sampler.abort();
-        remove_instance(&self.instance);
+        if let Some(s) = self.sampler.take() {
+            s.abort();
+            // Nothing of this instance is on an engine it never had.
+            remove_instance(&self.instance);
+        }
     }
 }
 
