@@ -105,6 +105,12 @@ impl FromRef<App> for Scheduler {
     }
 }
 
+impl FromRef<App> for crate::service::Replicas {
+    fn from_ref(app: &App) -> crate::service::Replicas {
+        app.berth.core().replicas().clone()
+    }
+}
+
 impl FromRef<App> for Volumes {
     fn from_ref(app: &App) -> Volumes {
         app.volumes.clone()

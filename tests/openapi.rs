@@ -373,3 +373,47 @@ fn the_response_check_catches_what_the_document_does_not_say() {
         "an error without its message"
     );
 }
+
+#[test]
+fn every_alias_is_described_as_the_operation_it_stands_for() {
+    // The original API's paths kept beside a resource's own: same method,
+    // same body, same answers, the same rights.
+    let d = doc();
+    let mut by_id = std::collections::BTreeMap::new();
+    for (path, item) in d["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            if let Some(id) = op["operationId"].as_str() {
+                by_id.insert(id.to_string(), (path.clone(), m.clone(), op.clone()));
+            }
+        }
+    }
+    let mut aliases = 0;
+    for (path, m, op) in by_id.values() {
+        let Some(of) = op.get("x-berth-alias-of").and_then(Value::as_str) else {
+            continue;
+        };
+        aliases += 1;
+        let (own_path, own_m, own) = by_id
+            .get(of)
+            .unwrap_or_else(|| panic!("{path}: {of} is not described"));
+        assert_eq!(m, own_m, "{path} and {own_path}");
+        assert!(
+            own.get("x-berth-alias-of").is_none(),
+            "{own_path} is an alias of an alias"
+        );
+        for key in [
+            "requestBody",
+            "responses",
+            "security",
+            "parameters",
+            "x-berth-admin",
+        ] {
+            assert_eq!(
+                op.get(key),
+                own.get(key),
+                "{m} {path} and {own_path} differ in {key}"
+            );
+        }
+    }
+    assert_eq!(aliases, 4, "backup, restore, clone and volume-size");
+}

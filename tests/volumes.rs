@@ -832,3 +832,122 @@ async fn the_engine_archive_path_backs_up_restores_clones_and_sizes() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// An answer with what differs between two runs of one operation (ids,
+/// names, times, volume names) replaced by its kind, so two answers can be
+/// compared as shapes and fixed values.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let varies = [
+                        "id",
+                        "createdAt",
+                        "updatedAt",
+                        "completedAt",
+                        "fileName",
+                        "volumeName",
+                        "previousVolume",
+                        "name",
+                        "durationSeconds",
+                        "sha256",
+                        "sizeBytes",
+                        "sizeMb",
+                        "sizeGb",
+                        "path",
+                        "backupPath",
+                        "backupId",
+                    ];
+                    let v = if varies.contains(&k.as_str()) {
+                        json!(format!("<{}>", kind(v)))
+                    } else {
+                        shape(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(shape).collect()),
+        other => other.clone(),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projects_volume_operations_answer_alike_under_both_paths() {
+    // `/api/projects/{id}/…` is the resource's own URL space; the original
+    // API's `/api/workspaces/projects/{id}/…` stays as its alias.
+    let env = TestEnv::new().await;
+    let t = env.member().await;
+    let p = env.project(&t, "both-paths").await;
+    populate(&volume_of(&env, &p));
+    let before = manifest(&mountpoint(&volume_of(&env, &p)));
+    let original = |op: &str| format!("/api/workspaces/projects/{p}/{op}");
+    let own = |op: &str| format!("/api/projects/{p}/{op}");
+
+    let (s1, size1) = env.get(&original("volume-size"), &t).await;
+    let (s2, size2) = env.get(&own("volume-size"), &t).await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::OK, StatusCode::OK),
+        "{size1} {size2}"
+    );
+    assert_eq!(size1, size2);
+
+    let (s1, b1) = env.post(&original("backup"), &t, json!({})).await;
+    let (s2, b2) = env.post(&own("backup"), &t, json!({})).await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::CREATED, StatusCode::CREATED),
+        "{b1} {b2}"
+    );
+    assert_eq!(shape(&b1), shape(&b2));
+    assert_ne!(b1["data"]["id"], b2["data"]["id"], "two backups were made");
+
+    std::fs::write(mountpoint(&volume_of(&env, &p)).join("later"), "x").unwrap();
+    let mut restored = Vec::new();
+    for (url, backup) in [(original("restore"), &b1), (own("restore"), &b2)] {
+        let (s, v) = env
+            .post(&url, &t, json!({ "backupId": backup["data"]["id"] }))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{url}: {v}");
+        assert_eq!(
+            manifest(&mountpoint(&volume_of(&env, &p))),
+            before,
+            "{url} restored the backup"
+        );
+        restored.push(shape(&v));
+    }
+    assert_eq!(restored[0], restored[1]);
+
+    let mut clones = Vec::new();
+    for (url, name) in [(original("clone"), "copy-a"), (own("clone"), "copy-b")] {
+        let (s, v) = env.post(&url, &t, json!({ "name": name })).await;
+        assert_eq!(s, StatusCode::OK, "{url}: {v}");
+        let copy = v["data"]["targetProject"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(manifest(&mountpoint(&volume_of(&env, &copy))), before);
+        clones.push(shape(&v));
+    }
+    assert_eq!(clones[0], clones[1]);
+
+    // Another member gets the same 404 on both.
+    let other = env.member().await;
+    for url in [original("volume-size"), own("volume-size")] {
+        let (s, v) = env.get(&url, &other).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{url}: {v}");
+    }
+}

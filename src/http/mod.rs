@@ -24,8 +24,8 @@ use crate::app::App;
 use error::ApiError;
 use openapi::Op;
 use routes::{
-    apps, audit as audit_routes, auth, backups, jobs, nodes, observe, projects, proxy, users,
-    volumes, workspaces as ws,
+    apps, audit as audit_routes, auth, backups, jobs, nodes, observe, projects, proxy, quotas,
+    replicas, users, volumes, workspaces as ws,
 };
 
 /// The whole API, in one list: each entry is a route and its description.
@@ -35,7 +35,7 @@ pub fn operations() -> Vec<Op> {
     use crate::domain::ResourceOverrides;
     use wire::*;
     const SSE: &[&str] = &["text/event-stream"];
-    vec![
+    openapi::expand_aliases(vec![
         // ---- service ----
         Op::get("/healthz", "healthz", healthz)
             .public()
@@ -97,7 +97,7 @@ pub fn operations() -> Vec<Op> {
             .tag("auth")
             .summary("The signed-in user")
             .ok::<UserDto>(),
-        Op::get("/api/auth/me/quota", "myQuota", audit_routes::mine)
+        Op::get("/api/auth/me/quota", "myQuota", quotas::mine)
             .tag("quotas")
             .summary("Your quota: each limit and what you use against it")
             .describe("Limits come from your role (`quotas.member`, `quotas.admin`) unless an admin set yours (`source`); `null` is no limit. Running workspaces count (running or starting) with their CPU limits and memory reservations (else limits); storage is your project volumes as last measured (`measuredAt`: approximate between measurements) and your backups.")
@@ -151,19 +151,19 @@ pub fn operations() -> Vec<Op> {
             .json::<UpdateUserRequest>()
             .ok::<AccountDto>()
             .errors(&[409]),
-        Op::get("/api/users/{id}/quota", "userQuota", audit_routes::of_user)
+        Op::get("/api/users/{id}/quota", "userQuota", quotas::of_user)
             .tag("quotas")
             .admin()
             .summary("A user's quota and usage")
             .ok::<QuotaDto>(),
-        Op::put("/api/users/{id}/quota", "setUserQuota", audit_routes::set)
+        Op::put("/api/users/{id}/quota", "setUserQuota", quotas::set)
             .tag("quotas")
             .admin()
             .summary("Set a user's limits over their role's defaults")
             .describe("Each limit a number, `\"unlimited\"`, or left out for the role's default; replaces what was set before. What the user already uses stays; it counts against the new limits from their next action on.")
             .json::<SetQuotaRequest>()
             .ok::<QuotaDto>(),
-        Op::get("/api/quotas", "listQuotas", audit_routes::all)
+        Op::get("/api/quotas", "listQuotas", quotas::all)
             .tag("quotas")
             .admin()
             .summary("Every user's quota and usage")
@@ -513,21 +513,24 @@ pub fn operations() -> Vec<Op> {
             .optional_json::<BackupRequest>()
             .created::<BackupDto>()
             .errors(&[409, 413, 415, 422])
-            .engine(),
+            .engine()
+            .also_at("/api/projects/{id}/backup", "backupProject"),
         Op::post("/api/workspaces/projects/{id}/restore", "restoreBackup", backups::restore)
             .tag("backups")
             .summary("Restore a backup into the project (a new volume; the old one is kept)")
             .json::<RestoreRequest>()
             .ok::<RestoredDto>()
             .errors(&[409, 422])
-            .engine(),
+            .engine()
+            .also_at("/api/projects/{id}/restore", "restoreProject"),
         Op::post("/api/workspaces/projects/{id}/clone", "cloneVolume", volumes::clone)
             .tag("backups")
             .summary("Copy the project's volume into another project (existing or new)")
             .json::<CloneRequest>()
             .ok::<ClonedDto>()
             .errors(&[409, 422])
-            .engine(),
+            .engine()
+            .also_at("/api/projects/{id}/clone", "cloneProject"),
         Op::post("/api/projects/{id}/move", "moveProject", volumes::move_project)
             .tag("nodes")
             .admin()
@@ -550,7 +553,8 @@ pub fn operations() -> Vec<Op> {
             .tag("backups")
             .summary("The size of the project's volume")
             .ok::<SizeDto>()
-            .engine(),
+            .engine()
+            .also_at("/api/projects/{id}/volume-size", "projectVolumeSize"),
         Op::get("/api/projects/{id}/backups", "listBackups", backups::list)
             .tag("backups")
             .summary("The project's backup catalogue, newest first")
@@ -611,7 +615,7 @@ pub fn operations() -> Vec<Op> {
             .summary("Scheduled jobs, their next run and recent runs")
             .describe("Every replica keeps the schedules; each tick runs once, on the replica that records it first (`replica` in a run). `running`: a run is under way on any replica.")
             .ok::<Vec<JobDto>>(),
-        Op::get("/api/replicas", "listReplicas", jobs::replicas)
+        Op::get("/api/replicas", "listReplicas", replicas::list)
             .admin()
             .tag("jobs")
             .summary("The Berth processes serving from this database, and their state")
@@ -631,7 +635,7 @@ pub fn operations() -> Vec<Op> {
             .summary("Run one job now")
             .query::<DryRunQuery>()
             .ok::<RunDto>(),
-    ]
+    ])
 }
 
 /// The whole API as one router, built from [`operations`].

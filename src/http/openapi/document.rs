@@ -304,8 +304,23 @@ pub fn document_of(ops: &[Op]) -> Value {
             };
             o.insert("operationId".into(), Value::String(id));
             o.insert("summary".into(), Value::String(op.summary.into()));
-            if let Some(d) = op.description {
-                o.insert("description".into(), Value::String(d.into()));
+            match (op.alias_of(), op.description) {
+                (Some((path, id)), d) => {
+                    let said = format!(
+                        "The original API's path, kept: the same operation as `{} {path}` (`{id}`), answering alike.",
+                        m.as_str()
+                    );
+                    let text = match d {
+                        Some(d) => format!("{said} {d}"),
+                        None => said,
+                    };
+                    o.insert("description".into(), Value::String(text));
+                    o.insert("x-berth-alias-of".into(), Value::String(id.into()));
+                }
+                (None, Some(d)) => {
+                    o.insert("description".into(), Value::String(d.into()));
+                }
+                (None, None) => {}
             }
             o.insert("tags".into(), json!([op.tag]));
             o.insert("security".into(), security.clone());

@@ -49,6 +49,7 @@ pub enum Auth {
 }
 
 /// A request body.
+#[derive(Clone)]
 enum Input {
     Json(SchemaFn),
     /// JSON that may also be left out entirely.
@@ -60,6 +61,7 @@ enum Input {
 }
 
 /// A success response.
+#[derive(Clone)]
 enum Output {
     /// The success envelope around `data`.
     Json(SchemaFn),
@@ -74,6 +76,7 @@ enum Output {
 }
 
 /// One route of the API and its description.
+#[derive(Clone)]
 pub struct Op {
     methods: Vec<Method>,
     path: &'static str,
@@ -91,6 +94,32 @@ pub struct Op {
     headers: Vec<(&'static str, &'static str, Option<&'static str>)>,
     /// 503 may also be the HTML "starting your workspace" page.
     starting_page: bool,
+    /// The resource's own path and id for the same operation, when this
+    /// entry is the original API's path for it ([`Op::also_at`]).
+    also_at: Option<(&'static str, &'static str)>,
+    /// On the original API's path: the id of the same operation at the
+    /// resource's own path (the document marks it as an alias).
+    alias_of: Option<(&'static str, &'static str)>,
+    /// The audit log's action: the original operation's id on both paths.
+    audit_id: Option<&'static str>,
+}
+
+/// Each entry with [`Op::also_at`] becomes two: the operation at the
+/// resource's own path, then the original path marked as its alias.
+pub fn expand_aliases(ops: Vec<Op>) -> Vec<Op> {
+    let mut out = Vec::with_capacity(ops.len());
+    for mut op in ops {
+        if let Some((path, id)) = op.also_at.take() {
+            let mut own = op.clone();
+            own.path = path;
+            own.id = id;
+            own.audit_id = Some(op.id);
+            op.alias_of = Some((path, id));
+            out.push(own);
+        }
+        out.push(op);
+    }
+    out
 }
 
 macro_rules! method_ctor {
@@ -132,6 +161,9 @@ impl Op {
             errors: Vec::new(),
             headers: Vec::new(),
             starting_page: false,
+            also_at: None,
+            alias_of: None,
+            audit_id: None,
         }
     }
 
@@ -286,6 +318,20 @@ impl Op {
         self
     }
 
+    /// The same operation at the resource's own `path`, as `id`: this
+    /// entry's path is the original API's, kept as a documented alias (the
+    /// document says `x-berth-alias-of`); both answer alike and the audit
+    /// log names both by this entry's id. See [`expand_aliases`].
+    pub fn also_at(mut self, path: &'static str, id: &'static str) -> Op {
+        self.also_at = Some((path, id));
+        self
+    }
+
+    /// When this entry is an alias: the path and id of its operation.
+    pub fn alias_of(&self) -> Option<(&'static str, &'static str)> {
+        self.alias_of
+    }
+
     pub fn path(&self) -> &'static str {
         self.path
     }
@@ -315,7 +361,7 @@ impl Op {
     pub fn into_router(self, app: &App) -> MethodRouter<App> {
         let audited = crate::http::audit::audited(&self.methods, self.path).then_some(
             crate::http::audit::Audited {
-                id: self.id,
+                id: self.audit_id.unwrap_or(self.id),
                 path: self.path,
                 tag: self.tag,
             },

@@ -1,15 +1,13 @@
-//! The audit log (`GET /api/audit`, admins) and quotas: your own
-//! (`GET /api/auth/me/quota`), everyone's (`GET /api/quotas`, admins), and
-//! one user's, read and set by admins (`/api/users/{id}/quota`).
+//! The audit log (`GET /api/audit`, admins).
 
 use axum::extract::State;
 use axum::response::Response;
 
 use crate::domain::audit::AuditFilter;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
-use crate::http::wire::{ok, ok_page, AuditDto, AuditQuery, QuotaDto, SetQuotaRequest};
-use crate::service::{Audit, Berth};
+use crate::http::extract::{ApiQuery, Caller};
+use crate::http::wire::{ok_page, AuditDto, AuditQuery};
+use crate::service::Audit;
 
 fn time(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     v.as_deref()
@@ -43,42 +41,4 @@ pub async fn log(
             .map_err(ApiError::bad_request)?;
     let records = audit.page(&caller.user, &filter, &page).await?;
     Ok(ok_page(records, |r| AuditDto::from(&r)))
-}
-
-/// `GET /api/auth/me/quota`.
-pub async fn mine(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    Ok(ok(QuotaDto::from(
-        &berth.quotas().quota(&caller.user).await?,
-    )))
-}
-
-/// `GET /api/quotas`.
-pub async fn all(State(berth): State<Berth>, caller: Caller) -> ApiResult<Response> {
-    let list = berth.quotas().quotas(&caller.user).await?;
-    Ok(ok(list.iter().map(QuotaDto::from).collect::<Vec<_>>()))
-}
-
-/// `GET /api/users/{id}/quota`.
-pub async fn of_user(
-    State(berth): State<Berth>,
-    caller: Caller,
-    IdPath(id): IdPath,
-) -> ApiResult<Response> {
-    Ok(ok(QuotaDto::from(
-        &berth.quotas().quota_of(&caller.user, id).await?,
-    )))
-}
-
-/// `PUT /api/users/{id}/quota`.
-pub async fn set(
-    State(berth): State<Berth>,
-    caller: Caller,
-    IdPath(id): IdPath,
-    ApiJson(req): ApiJson<SetQuotaRequest>,
-) -> ApiResult<Response> {
-    let report = berth
-        .quotas()
-        .set_quota(&caller.user, id, req.overrides())
-        .await?;
-    Ok(ok(QuotaDto::from(&report)))
 }

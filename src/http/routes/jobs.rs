@@ -1,6 +1,6 @@
-//! Cleanup, the job scheduler and the replicas that run it: `POST
-//! /api/workspaces/cleanup`, `GET /api/jobs`, `POST /api/jobs/:name/run`,
-//! `GET /api/replicas`. Admins only.
+//! Cleanup and the job scheduler: `POST /api/workspaces/cleanup`,
+//! `GET /api/jobs`, `GET /api/jobs/:name/runs`, `POST /api/jobs/:name/run`.
+//! Admins only.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -92,17 +92,4 @@ pub async fn run(
     let job = job_named(&name)?;
     let run = scheduler.run_job(job, q.dry_run).await;
     Ok(ok(RunDto::from(&run)))
-}
-
-/// `GET /api/replicas`: the Berth processes on this database.
-pub async fn replicas(
-    State(berth): State<crate::service::Berth>,
-    _caller: Caller,
-) -> ApiResult<Response> {
-    let me = berth.core().replicas().id();
-    let list = berth.core().replicas().list().await?;
-    Ok(ok(list
-        .iter()
-        .map(|(r, s)| ReplicaDto::new(r, *s, me))
-        .collect::<Vec<_>>()))
 }

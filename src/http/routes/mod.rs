@@ -11,6 +11,8 @@ pub mod nodes;
 pub mod observe;
 pub mod projects;
 pub mod proxy;
+pub mod quotas;
+pub mod replicas;
 pub mod ui;
 pub mod users;
 pub mod volumes;
