@@ -158,3 +158,138 @@ impl FromRef<App> for Projects {
         app.projects.clone()
     }
 }
+
+/// The loops a serving replica runs beside its router, in the order they
+/// start; [`Running::stop`] stops them in the order that loses nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loop {
+    /// This replica's own heartbeat in the database (stopped last: the
+    /// others must not take it for gone while its jobs finish).
+    ReplicaHeartbeat,
+    /// Takes over what dead replicas left under way.
+    Reaper,
+    /// Reconciles with each engine, then follows its events.
+    Watcher,
+    /// Samples running workspaces' CPU and memory.
+    Sampler,
+    /// Asks every node for its engine and capacity (once before serving,
+    /// then on its interval).
+    NodeHeartbeat,
+    /// Follows node changes other replicas make.
+    NodeFollower,
+    /// The jobs, on their schedules (a running one finishes at shutdown).
+    Scheduler,
+}
+
+impl Loop {
+    /// What `berth serve` runs.
+    pub const ALL: [Loop; 7] = [
+        Loop::ReplicaHeartbeat,
+        Loop::Reaper,
+        Loop::Watcher,
+        Loop::Sampler,
+        Loop::NodeHeartbeat,
+        Loop::NodeFollower,
+        Loop::Scheduler,
+    ];
+}
+
+/// The loops started by [`App::start_loops`].
+pub struct Running {
+    loops: Vec<(Loop, tokio::task::JoinHandle<()>)>,
+    replica_stop: tokio_util::sync::CancellationToken,
+    stop_jobs: tokio::sync::watch::Sender<bool>,
+}
+
+impl App {
+    /// Starts `which` of the loops (in [`Loop::ALL`]'s order, whatever the
+    /// order given): `berth serve` starts them all, the tests' harness the
+    /// ones whose outcome a test does not drive itself.
+    pub async fn start_loops(&self, which: &[Loop]) -> Running {
+        let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let replica_stop = tokio_util::sync::CancellationToken::new();
+        let core = self.berth.core();
+        let mut loops = Vec::new();
+        for l in Loop::ALL.into_iter().filter(|l| which.contains(l)) {
+            let handle = match l {
+                Loop::ReplicaHeartbeat => core.replicas().spawn_heartbeat(replica_stop.clone()),
+                Loop::Reaper => self.scheduler.spawn_reaper(core.shutdown_token()),
+                Loop::Watcher => self.berth.spawn_watcher(),
+                Loop::Sampler => self.berth.observe().spawn_sampler(),
+                Loop::NodeHeartbeat => {
+                    // Every node asked once before serving, so the first
+                    // answers already say which engines answer (each ask
+                    // is bounded).
+                    if let Err(e) = core.nodes().beat().await {
+                        tracing::warn!(error = %e, "the first node heartbeat failed");
+                    }
+                    core.nodes().spawn_heartbeat(core.shutdown_token())
+                }
+                Loop::NodeFollower => core.nodes().spawn_follower(),
+                Loop::Scheduler => self.scheduler.spawn(jobs_stopped.clone()),
+            };
+            loops.push((l, handle));
+        }
+        Running {
+            loops,
+            replica_stop,
+            stop_jobs,
+        }
+    }
+}
+
+impl Running {
+    /// Stops the loops: the readers at once; then a job that is running
+    /// is let finish (at most `jobs_grace`), so no action is cut in half;
+    /// the replica's own heartbeat last.
+    pub async fn stop(mut self, jobs_grace: std::time::Duration) {
+        let _ = self.stop_jobs.send(true);
+        let (mut jobs, mut beat) = (None, None);
+        for (l, handle) in std::mem::take(&mut self.loops) {
+            match l {
+                Loop::Scheduler => jobs = Some(handle),
+                Loop::ReplicaHeartbeat => beat = Some(handle),
+                _ => handle.abort(),
+            }
+        }
+        if let Some(jobs) = jobs {
+            if tokio::time::timeout(jobs_grace, jobs).await.is_err() {
+                tracing::warn!(
+                    "a job was still running {} s after the shutdown began; exiting anyway",
+                    jobs_grace.as_secs()
+                );
+            }
+        }
+        self.replica_stop.cancel();
+        if let Some(beat) = beat {
+            let _ = beat.await;
+        }
+    }
+
+    /// Ends one loop now (a test stopping the watcher, as if Berth were
+    /// down).
+    pub fn abort(&mut self, l: Loop) {
+        self.loops.retain(|(x, handle)| {
+            if *x == l {
+                handle.abort();
+            }
+            *x != l
+        });
+    }
+
+    /// Whether `l` runs.
+    pub fn runs(&self, l: Loop) -> bool {
+        self.loops.iter().any(|(x, _)| *x == l)
+    }
+}
+
+impl Drop for Running {
+    /// Dropped without [`Running::stop`] (a test ending): every loop ends
+    /// now.
+    fn drop(&mut self) {
+        self.replica_stop.cancel();
+        for (_, handle) in &self.loops {
+            handle.abort();
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod process;
 pub mod remote;
 pub mod secret;
 pub mod service;

@@ -515,3 +515,30 @@ fn the_cycle_check_finds_a_cycle_and_reads_every_form_of_path() {
     let g = module_graph(&planted[1..]);
     assert_eq!(cycles(&g), Vec::<String>::new());
 }
+
+#[test]
+fn the_loops_are_started_in_one_place() {
+    // `App::start_loops` starts every background loop, for `berth serve`
+    // and the tests' harness alike; nothing else in the tree spawns one.
+    let starts = [
+        ".spawn_watcher()",
+        ".spawn_sampler()",
+        ".spawn_heartbeat(",
+        ".spawn_reaper(",
+        ".spawn_follower()",
+        "scheduler.spawn(",
+    ];
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel != "app.rs")
+        .flat_map(|(rel, text)| {
+            let text = before_tests(&text).to_string();
+            starts
+                .iter()
+                .filter(|s| text.contains(*s))
+                .map(|s| format!("{rel}: {s}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}

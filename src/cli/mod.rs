@@ -833,67 +833,9 @@ async fn serve(config: Config) -> Result<()> {
             tracing::warn!(r#type = %t.name, reason = t.reason.as_deref().unwrap_or(""), "workspace type unavailable");
         }
     }
-    // The replica's own heartbeat outlives the others: it beats until the
-    // jobs have finished, or the other replicas would take them for
-    // interrupted.
-    let replica_stop = tokio_util::sync::CancellationToken::new();
-    let replica_beat = berth
-        .core()
-        .replicas()
-        .spawn_heartbeat(replica_stop.clone());
-    let reaper = app.scheduler.spawn_reaper(berth.core().shutdown_token());
-    // The watcher reconciles first, then follows engine events.
-    let watcher = berth.spawn_watcher();
-    let sampler = berth.observe().spawn_sampler();
-    // Every node asked once before serving, so the first answers already
-    // say which engines answer (each ask is bounded).
-    if let Err(e) = berth.core().nodes().beat().await {
-        tracing::warn!(error = %e, "the first node heartbeat failed");
-    }
-    let heartbeat = berth
-        .core()
-        .nodes()
-        .spawn_heartbeat(berth.core().shutdown_token());
-    let follow = berth.core().nodes().spawn_follower();
-    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
-    let scheduler = app.scheduler.spawn(jobs_stopped);
-    let fenced = berth.core().replicas().fenced();
-    let stop = {
-        let fenced = fenced.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = fenced.cancelled() => {}
-            }
-        }
-    };
-    crate::http::serve(app, addr, stop).await?;
-    watcher.abort();
-    sampler.abort();
-    heartbeat.abort();
-    follow.abort();
-    reaper.abort();
-    // Let a job that is running finish (bounded), so no action is cut
-    // in half.
-    let _ = stop_jobs.send(true);
-    if tokio::time::timeout(Duration::from_secs(60), scheduler)
-        .await
-        .is_err()
-    {
-        tracing::warn!("a job was still running after 60 s; exiting anyway");
-    }
-    replica_stop.cancel();
-    let _ = replica_beat.await;
-    if fenced.is_cancelled() {
-        store.close().await;
-        bail!(
-            "the other replicas took this one for gone (no heartbeat for {} s) and took over its work; it stopped serving — start it again",
-            berth.core().replicas().policy().dead_after_s
-        );
-    }
-    berth.core().replicas().stopped().await;
+    let result = app.run(addr, shutdown_signal()).await;
     store.close().await;
-    Ok(())
+    result
 }
 
 /// How this replica is shown to people: the host's name and the port.

@@ -257,9 +257,18 @@ pub struct TestEnv {
     pub router: Router,
     pub instance: String,
     pub dir: tempfile::TempDir,
-    watcher: Option<tokio::task::JoinHandle<()>>,
-    sampler: Option<tokio::task::JoinHandle<()>>,
+    /// The loops running beside the router (none without an engine).
+    loops: Option<berth::app::Running>,
 }
+
+/// The loops the harness runs, through the same `App::start_loops` as
+/// `berth serve`. The others are driven by the tests that need them, so
+/// that what they assert does not race a background beat or job: node
+/// heartbeats (`nodes().beat()`), the scheduler and the reaper (run on
+/// request), the replica heartbeat and node follower (tests/replicas.rs
+/// runs whole `berth serve` processes).
+pub const HARNESS_LOOPS: [berth::app::Loop; 2] =
+    [berth::app::Loop::Watcher, berth::app::Loop::Sampler];
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
@@ -319,8 +328,7 @@ impl TestEnv {
             berth,
             instance,
             dir,
-            watcher: None,
-            sampler: None,
+            loops: None,
         }
     }
 
@@ -343,9 +351,8 @@ impl TestEnv {
         let scheduler = app.scheduler.clone();
         let backups = app.backups.clone();
         let accounts = app.accounts.clone();
+        let loops = Some(app.start_loops(&HARNESS_LOOPS).await);
         let router = berth::http::app(app);
-        let watcher = Some(berth.spawn_watcher());
-        let sampler = Some(berth.observe().spawn_sampler());
         TestEnv {
             berth,
             backups,
@@ -354,15 +361,14 @@ impl TestEnv {
             router,
             instance,
             dir,
-            watcher,
-            sampler,
+            loops,
         }
     }
 
     /// Stops the event watcher, as if Berth were down.
     pub fn stop_watcher(&mut self) {
-        if let Some(w) = self.watcher.take() {
-            w.abort();
+        if let Some(l) = self.loops.as_mut() {
+            l.abort(berth::app::Loop::Watcher);
         }
     }
 
@@ -634,9 +640,8 @@ async fn open_store(config: &Config) -> Store {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         self.stop_watcher();
-        if let Some(s) = self.sampler.take() {
-            s.abort();
-            // Nothing of this instance is on an engine it never had.
+        // Nothing of this instance is on an engine it never had.
+        if self.loops.take().is_some() {
             remove_instance(&self.instance);
         }
     }
