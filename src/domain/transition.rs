@@ -1,9 +1,12 @@
 //! Status transitions: the one function that changes where a workspace
 //! stands. Each transition owns the columns it writes (status, its reason,
-//! the container and its port, activity) and nothing else, so the store
-//! can save exactly those (`Store::save_status`) without overwriting a
-//! name, settings or the default flag written meanwhile. Pure; the
-//! services decide when, and record the events.
+//! the container and its port, the node, activity) and nothing else, so
+//! the store can save exactly those (`Store::save_status`) without
+//! overwriting a name, settings or the default flag written meanwhile; and
+//! it refuses a move the lifecycle does not make (an archived workspace
+//! started, a running one archived), as [`Illegal`]. Pure; the services
+//! decide when, and record the events. `tests/architecture.rs` fails on
+//! any other writer of those fields.
 
 use super::{Millis, Workspace, WorkspaceStatus};
 
@@ -43,10 +46,57 @@ pub enum Transition {
         status: WorkspaceStatus,
         reason: Option<String>,
     },
+    /// The container as the engine has it now (reconcile, a recovery
+    /// restart): its id (none when it is gone) and its published port.
+    Seen {
+        container_id: Option<String>,
+        host_port: Option<u16>,
+    },
+    /// It lives on `node` now, without a container (it is made there at
+    /// the next start): the workspace followed its project, or left it.
+    /// The status is not touched.
+    Rehomed {
+        node: String,
+    },
 }
 
-/// The workspace after `t`, at `now`.
-pub fn transition(ws: &Workspace, t: Transition, now: Millis) -> Workspace {
+/// A transition the lifecycle does not make from where the workspace
+/// stands; the message says what to do first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("workspace {workspace} is {from}: {what}")]
+pub struct Illegal {
+    pub workspace: uuid::Uuid,
+    pub from: WorkspaceStatus,
+    pub what: &'static str,
+}
+
+/// Why `t` may not happen to a workspace that is `from`, if it may not.
+pub fn refusal(from: WorkspaceStatus, t: &Transition) -> Option<&'static str> {
+    use WorkspaceStatus as S;
+    match (from, t) {
+        (
+            S::Archived,
+            Transition::Starting { .. } | Transition::Running { .. } | Transition::Stopping,
+        ) => Some("unarchive it before starting or stopping it"),
+        (S::Starting | S::Running | S::Stopping, Transition::Archived) => {
+            Some("stop it before archiving it")
+        }
+        (f, Transition::Unarchived) if f != S::Archived => {
+            Some("only an archived workspace is unarchived")
+        }
+        _ => None,
+    }
+}
+
+/// The workspace after `t`, at `now`; refused as [`refusal`] says.
+pub fn transition(ws: &Workspace, t: Transition, now: Millis) -> Result<Workspace, Illegal> {
+    if let Some(what) = refusal(ws.status, &t) {
+        return Err(Illegal {
+            workspace: ws.id,
+            from: ws.status,
+            what,
+        });
+    }
     let mut w = ws.clone();
     w.updated_at = now;
     match t {
@@ -97,8 +147,20 @@ pub fn transition(ws: &Workspace, t: Transition, now: Millis) -> Workspace {
             w.status = status;
             w.status_reason = reason;
         }
+        Transition::Seen {
+            container_id,
+            host_port,
+        } => {
+            w.container_id = container_id;
+            w.host_port = host_port;
+        }
+        Transition::Rehomed { node } => {
+            w.node = node;
+            w.container_id = None;
+            w.host_port = None;
+        }
     }
-    w
+    Ok(w)
 }
 
 #[cfg(test)]
@@ -138,7 +200,8 @@ mod tests {
                 activity: true,
             },
             100,
-        );
+        )
+        .unwrap();
         assert_eq!(w.status, WorkspaceStatus::Running);
         assert_eq!(w.status_reason, None);
         assert_eq!(w.container_id.as_deref(), Some("c1"));
@@ -154,7 +217,8 @@ mod tests {
                 activity: false,
             },
             100,
-        );
+        )
+        .unwrap();
         assert_eq!(r.last_activity_at, Some(5));
         assert_eq!(r.container_id.as_deref(), Some("c0"), "kept when not given");
     }
@@ -165,7 +229,8 @@ mod tests {
             &ws(WorkspaceStatus::Running),
             Transition::Stopped { reason: None },
             3,
-        );
+        )
+        .unwrap();
         assert_eq!(
             (s.status, s.status_reason, s.host_port),
             (WorkspaceStatus::Stopped, None, None)
@@ -177,11 +242,12 @@ mod tests {
                 reason: "boom".into(),
             },
             3,
-        );
+        )
+        .unwrap();
         assert_eq!(f.status, WorkspaceStatus::Error);
         assert_eq!(f.status_reason.as_deref(), Some("boom"));
         assert_eq!(f.host_port, None);
-        let r = transition(&ws(WorkspaceStatus::Error), Transition::ContainerRemoved, 3);
+        let r = transition(&ws(WorkspaceStatus::Error), Transition::ContainerRemoved, 3).unwrap();
         assert_eq!(
             (r.status, r.container_id, r.host_port, r.status_reason),
             (WorkspaceStatus::Stopped, None, None, None)
@@ -190,24 +256,21 @@ mod tests {
             &ws(WorkspaceStatus::Archived),
             Transition::ContainerRemoved,
             3,
-        );
+        )
+        .unwrap();
         assert_eq!(a.status, WorkspaceStatus::Archived, "archived stays");
     }
 
     #[test]
     fn a_transition_touches_nothing_but_the_state() {
-        let before = ws(WorkspaceStatus::Stopped);
-        for t in [
-            Transition::Starting { reason: None },
-            Transition::Stopping,
-            Transition::Archived,
-            Transition::Unarchived,
-            Transition::Observed {
-                status: WorkspaceStatus::Running,
-                reason: None,
-            },
-        ] {
-            let after = transition(&before, t.clone(), 9);
+        for t in every_transition() {
+            let from = if t == Transition::Unarchived {
+                WorkspaceStatus::Archived
+            } else {
+                WorkspaceStatus::Stopped
+            };
+            let before = ws(from);
+            let after = transition(&before, t.clone(), 9).unwrap();
             assert_eq!(
                 (
                     &after.name,
@@ -225,6 +288,107 @@ mod tests {
             );
             assert_eq!(after.project_id, before.project_id, "{t:?}");
             assert_eq!(after.created_at, before.created_at, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn the_container_and_node_are_set_by_transitions_too() {
+        let seen = transition(
+            &ws(WorkspaceStatus::Running),
+            Transition::Seen {
+                container_id: Some("c9".into()),
+                host_port: None,
+            },
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            (seen.container_id.as_deref(), seen.host_port),
+            (Some("c9"), None)
+        );
+        assert_eq!(seen.status, WorkspaceStatus::Running, "status untouched");
+        let moved = transition(
+            &ws(WorkspaceStatus::Error),
+            Transition::Rehomed { node: "n2".into() },
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                moved.node.as_str(),
+                moved.container_id,
+                moved.host_port,
+                moved.status
+            ),
+            ("n2", None, None, WorkspaceStatus::Error)
+        );
+    }
+
+    /// Every transition, with a value where it takes one.
+    fn every_transition() -> Vec<Transition> {
+        vec![
+            Transition::Starting { reason: None },
+            Transition::Running {
+                container_id: None,
+                host_port: None,
+                activity: false,
+            },
+            Transition::Stopping,
+            Transition::Stopped { reason: None },
+            Transition::Failed { reason: "x".into() },
+            Transition::ContainerRemoved,
+            Transition::Archived,
+            Transition::Unarchived,
+            Transition::Observed {
+                status: WorkspaceStatus::Stopped,
+                reason: None,
+            },
+            Transition::Seen {
+                container_id: None,
+                host_port: None,
+            },
+            Transition::Rehomed { node: "n".into() },
+        ]
+    }
+
+    #[test]
+    fn only_the_moves_the_lifecycle_makes_are_taken() {
+        use WorkspaceStatus as S;
+        let statuses = [
+            S::Stopped,
+            S::Starting,
+            S::Running,
+            S::Stopping,
+            S::Error,
+            S::Archived,
+        ];
+        // (from, transition index in every_transition()) pairs refused.
+        let refused: &[(S, usize)] = &[
+            (S::Archived, 0),
+            (S::Archived, 1),
+            (S::Archived, 2),
+            (S::Starting, 6),
+            (S::Running, 6),
+            (S::Stopping, 6),
+            (S::Stopped, 7),
+            (S::Starting, 7),
+            (S::Running, 7),
+            (S::Stopping, 7),
+            (S::Error, 7),
+        ];
+        for from in statuses {
+            for (i, t) in every_transition().into_iter().enumerate() {
+                let got = transition(&ws(from), t.clone(), 7);
+                let should_refuse = refused.contains(&(from, i));
+                match got {
+                    Ok(w) => assert!(!should_refuse, "{from} -> {t:?} was taken: {:?}", w.status),
+                    Err(e) => {
+                        assert!(should_refuse, "{from} -> {t:?} was refused: {e}");
+                        assert_eq!((e.from, e.workspace), (from, Uuid::nil()));
+                        assert!(!e.what.is_empty());
+                    }
+                }
+            }
         }
     }
 }

@@ -282,7 +282,7 @@ impl Core {
     /// Moves a workspace to its next state and saves exactly the columns
     /// that state owns. The caller holds the workspace's lock.
     pub(crate) async fn transition(&self, ws: &Workspace, t: Transition) -> Result<Workspace> {
-        let next = crate::domain::transition::transition(ws, t, now_millis());
+        let next = crate::domain::transition::transition(ws, t, now_millis())?;
         self.store().save_status(&next).await?;
         Ok(next)
     }

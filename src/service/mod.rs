@@ -115,6 +115,12 @@ pub enum ServiceError {
     Internal(String),
 }
 
+impl From<crate::domain::transition::Illegal> for ServiceError {
+    fn from(e: crate::domain::transition::Illegal) -> Self {
+        ServiceError::Conflict(e.to_string())
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -159,10 +159,14 @@ impl Projects {
                 }
                 engine.remove_container(&c.id).await?;
             }
+            // Its container is gone; it stays on its node, without a project.
             ws.project_id = None;
-            ws.container_id = None;
-            ws.host_port = None;
-            ws.updated_at = now_millis();
+            let node = ws.node.clone();
+            let ws = crate::domain::transition::transition(
+                &ws,
+                crate::domain::transition::Transition::Rehomed { node },
+                now_millis(),
+            )?;
             self.core().store().save_workspace(&ws).await?;
         }
         if purge {

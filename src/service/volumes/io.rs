@@ -101,7 +101,9 @@ impl Volumes {
             ServiceError::Conflict(format!("volume {volume} does not exist on the Docker host"))
         })?;
         let dir = PathBuf::from(mp);
-        if std::fs::read_dir(&dir).is_err() {
+        // Readable here: opened (as every walk opens it) and listed.
+        let readable = crate::backup::beneath::Dir::open_root(&dir).and_then(|d| d.is_empty());
+        if readable.is_err() {
             return Err(ServiceError::VolumeAccess(format!(
                 "cannot read the volume's data at {} from here (backups.volume_access = \"host\" \
                  needs Berth to run as root on the Docker host); set it to \"auto\" or \"engine\" \

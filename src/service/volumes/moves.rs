@@ -279,12 +279,15 @@ impl Volumes {
                     tracing::warn!(workspace = %ws.id, error = %e, "removing a moved workspace's old container failed; cleanup removes it later");
                 }
             }
-            let mut ws = crate::domain::transition::transition(
+            use crate::domain::transition::{transition, Transition};
+            let ws = transition(&ws, Transition::ContainerRemoved, now_millis())?;
+            let ws = transition(
                 &ws,
-                crate::domain::transition::Transition::ContainerRemoved,
+                Transition::Rehomed {
+                    node: to.to_string(),
+                },
                 now_millis(),
-            );
-            ws.node = to.to_string();
+            )?;
             self.store().save_workspace(&ws).await?;
         }
         Ok(())

@@ -55,10 +55,13 @@ impl Berth {
                     .await?;
             }
             tracing::info!(workspace = %ws.id, from = %ws.node, to = %project.node, "workspace follows its project to another node");
-            ws.node = project.node.clone();
-            ws.container_id = None;
-            ws.host_port = None;
-            ws.updated_at = crate::domain::now_millis();
+            ws = crate::domain::transition::transition(
+                &ws,
+                Transition::Rehomed {
+                    node: project.node.clone(),
+                },
+                crate::domain::now_millis(),
+            )?;
             self.core().store().save_workspace(&ws).await?;
         }
         // Room on its node, then its owner's quota: each checked, and the

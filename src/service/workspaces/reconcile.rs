@@ -152,18 +152,25 @@ impl Berth {
             .filter(|c| c.running)
             .and_then(|c| c.host_port);
         let mut dirty = container_id != ws.container_id || host_port != ws.host_port;
-        ws.container_id = container_id;
-        ws.host_port = host_port;
+        if dirty {
+            ws = transition(
+                &ws,
+                Transition::Seen {
+                    container_id,
+                    host_port,
+                },
+                now_millis(),
+            )?;
+        }
         match verdict {
             Verdict::Keep => {}
             Verdict::Set(status, reason) => {
                 tracing::info!(workspace = %ws.id, from = %ws.status, to = %status, ?reason, "reconciled with engine");
-                ws = transition(&ws, Transition::Observed { status, reason }, now_millis());
+                ws = transition(&ws, Transition::Observed { status, reason }, now_millis())?;
                 dirty = true;
             }
             Verdict::Failed(failure) => {
                 if dirty {
-                    ws.updated_at = now_millis();
                     self.core().store().save_status(&ws).await?;
                 }
                 if recover {
@@ -176,13 +183,12 @@ impl Berth {
                 }
                 if failure != Failure::Unhealthy {
                     let reason = Some(failure_reason(&failure));
-                    ws = transition(&ws, Transition::Stopped { reason }, now_millis());
+                    ws = transition(&ws, Transition::Stopped { reason }, now_millis())?;
                     dirty = true;
                 }
             }
         }
         if dirty {
-            ws.updated_at = now_millis();
             self.core().store().save_status(&ws).await?;
         }
         Ok((ws, container))
@@ -424,7 +430,7 @@ impl Berth {
             .as_ref()
             .filter(|s| s.running)
             .and_then(|s| s.host_port);
-        let mut ws = match result {
+        let ws = match result {
             Ok(()) => transition(
                 &ws,
                 Transition::Running {
@@ -433,17 +439,23 @@ impl Berth {
                     activity: false,
                 },
                 now_millis(),
-            ),
+            )?,
             Err(e) => {
                 let reason = format!("recovery restart failed: {e}");
                 self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
                     .await?;
-                transition(&ws, Transition::Failed { reason }, now_millis())
+                transition(&ws, Transition::Failed { reason }, now_millis())?
             }
         };
         // The container as the engine has it now (made anew, or gone).
-        ws.container_id = state.as_ref().map(|s| s.id.clone());
-        ws.host_port = host_port;
+        let ws = transition(
+            &ws,
+            Transition::Seen {
+                container_id: state.as_ref().map(|s| s.id.clone()),
+                host_port,
+            },
+            now_millis(),
+        )?;
         self.core().store().save_status(&ws).await?;
         Ok(ws)
     }

@@ -248,8 +248,8 @@ impl Berth {
             ws.description = d;
         }
         match archive {
-            Some(true) => ws = transition(&ws, Transition::Archived, now_millis()),
-            Some(false) => ws = transition(&ws, Transition::Unarchived, now_millis()),
+            Some(true) => ws = transition(&ws, Transition::Archived, now_millis())?,
+            Some(false) => ws = transition(&ws, Transition::Unarchived, now_millis())?,
             None => {}
         }
         // The engine changes neither the mounted volume nor the health
@@ -357,10 +357,10 @@ impl Berth {
         // The record's own changes (a project, a health check) and the
         // container's removal, in one save; the new container is made on
         // its project's node.
-        let mut ws = transition(&ws, Transition::ContainerRemoved, now_millis());
+        let mut ws = transition(&ws, Transition::ContainerRemoved, now_millis())?;
         if let Some(pid) = ws.project_id {
             if let Some(p) = self.core().store().project(pid).await? {
-                ws.node = p.node;
+                ws = transition(&ws, Transition::Rehomed { node: p.node }, now_millis())?;
             }
         }
         self.core().store().save_workspace(&ws).await?;
