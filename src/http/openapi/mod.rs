@@ -100,8 +100,6 @@ pub struct Op {
     /// On the original API's path: the id of the same operation at the
     /// resource's own path (the document marks it as an alias).
     alias_of: Option<(&'static str, &'static str)>,
-    /// The audit log's action: the original operation's id on both paths.
-    audit_id: Option<&'static str>,
 }
 
 /// Each entry with [`Op::also_at`] becomes two: the operation at the
@@ -113,7 +111,6 @@ pub fn expand_aliases(ops: Vec<Op>) -> Vec<Op> {
             let mut own = op.clone();
             own.path = path;
             own.id = id;
-            own.audit_id = Some(op.id);
             op.alias_of = Some((path, id));
             out.push(own);
         }
@@ -163,7 +160,6 @@ impl Op {
             starting_page: false,
             also_at: None,
             alias_of: None,
-            audit_id: None,
         }
     }
 
@@ -320,8 +316,8 @@ impl Op {
 
     /// The same operation at the resource's own `path`, as `id`: this
     /// entry's path is the original API's, kept as a documented alias (the
-    /// document says `x-berth-alias-of`); both answer alike and the audit
-    /// log names both by this entry's id. See [`expand_aliases`].
+    /// document says `x-berth-alias-of`); both answer alike; the audit log
+    /// names each by its own id (the operation id is the action). See [`expand_aliases`].
     pub fn also_at(mut self, path: &'static str, id: &'static str) -> Op {
         self.also_at = Some((path, id));
         self
@@ -361,7 +357,7 @@ impl Op {
     pub fn into_router(self, app: &App) -> MethodRouter<App> {
         let audited = crate::http::audit::audited(&self.methods, self.path).then_some(
             crate::http::audit::Audited {
-                id: self.audit_id.unwrap_or(self.id),
+                id: self.id,
                 path: self.path,
                 tag: self.tag,
             },
