@@ -5,6 +5,7 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod backups;
+mod forward;
 pub mod jobs;
 pub mod metrics;
 pub mod nodes;
