@@ -269,6 +269,23 @@ fn since_arg(raw: &str) -> Res<i64> {
 }
 
 pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
+    match cmd {
+        WsCmd::Types => types(opts, TypeCmd::Ls).await,
+        cmd @ (WsCmd::Create { .. }
+        | WsCmd::Ls
+        | WsCmd::Show { .. }
+        | WsCmd::Update { .. }
+        | WsCmd::Resources { .. }) => ws_records(opts, cmd).await,
+        cmd @ (WsCmd::Start { .. }
+        | WsCmd::Stop { .. }
+        | WsCmd::Restart { .. }
+        | WsCmd::Rm { .. }) => ws_lifecycle(opts, cmd).await,
+        cmd => ws_observe(opts, cmd).await,
+    }
+}
+
+/// `berth ws create|ls|show|update|resources`: the records.
+async fn ws_records(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
     let c = Client::new(opts);
     match cmd {
         WsCmd::Create {
@@ -305,7 +322,6 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                 )
             })?;
         }
-        WsCmd::Types => return types(opts, TypeCmd::Ls).await,
         WsCmd::Show { id } => {
             let v = c.get(&format!("/api/workspaces/{id}")).await?;
             c.show(&v, |w: &wire::WorkspaceDto| {
@@ -326,6 +342,88 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                 }
             })?;
         }
+        WsCmd::Resources {
+            id,
+            cpus,
+            memory,
+            memory_swap,
+            memory_reservation,
+        } => {
+            let change = crate::domain::ResourceOverrides {
+                cpus,
+                memory,
+                memory_swap,
+                memory_reservation,
+            };
+            let v = if change == crate::domain::ResourceOverrides::default() {
+                c.get(&format!("/api/workspaces/{id}")).await?
+            } else {
+                c.call(
+                    reqwest::Method::PATCH,
+                    &format!("/api/workspaces/{id}/resources"),
+                    Some(serde_json::to_value(&change).expect("JSON")),
+                )
+                .await?
+            };
+            let w: wire::WorkspaceDto = read(&v)?;
+            let limits = w.config.map(|c| c.resource_limits).ok_or_else(|| {
+                Failure::Server(format!("workspace {id}'s type is no longer configured"))
+            })?;
+            c.show(
+                &serde_json::to_value(&limits).expect("JSON"),
+                |l: &wire::LimitsDto| {
+                    println!("cpus               {}", num(l.cpus));
+                    println!("memory             {} MB", l.memory);
+                    println!("memory+swap        {} MB", l.memory_swap);
+                    println!("memory reservation {} MB", opt(&l.memory_reservation));
+                },
+            )?;
+        }
+        WsCmd::Update {
+            id,
+            name,
+            description,
+            default,
+            archive,
+            unarchive,
+        } => {
+            let body = wire::UpdateWorkspaceRequest {
+                name,
+                description,
+                is_default: default.then_some(true),
+                current_project_id: None,
+                archived: (archive || unarchive).then_some(archive),
+                health_check: None,
+            };
+            if body.name.is_none()
+                && body.description.is_none()
+                && body.is_default.is_none()
+                && body.archived.is_none()
+            {
+                return Err(Failure::Usage(
+                    "nothing to change: give --name, --description, --default, --archive or --unarchive".into(),
+                ));
+            }
+            let v = c
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/workspaces/{id}"),
+                    Some(serde_json::to_value(&body).expect("JSON")),
+                )
+                .await?;
+            c.show(&v, |w: &wire::WorkspaceDto| {
+                eprintln!("updated {} ({}, {})", w.name, w.status, w.id)
+            })?;
+        }
+        _ => unreachable!("ws sends only create ls show update resources here"),
+    }
+    Ok(())
+}
+
+/// `berth ws start|stop|restart|rm`: the lifecycle.
+async fn ws_lifecycle(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
         WsCmd::Start { id, wait, timeout } => {
             let v = c
                 .post(&format!("/api/workspaces/{id}/start"), json!({}))
@@ -360,6 +458,15 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                 eprintln!("deleted workspace {id}")
             })?;
         }
+        _ => unreachable!("ws sends only start stop restart rm here"),
+    }
+    Ok(())
+}
+
+/// `berth ws status|health|logs|stats|events`: what a workspace is doing.
+async fn ws_observe(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
+    let c = Client::new(opts);
+    match cmd {
         WsCmd::Status { id } => {
             let v = c.get(&format!("/api/workspaces/{id}/status")).await?;
             c.show(&v, |st: &wire::StatusDto| {
@@ -439,79 +546,6 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
             })
             .await?;
         }
-        WsCmd::Resources {
-            id,
-            cpus,
-            memory,
-            memory_swap,
-            memory_reservation,
-        } => {
-            let change = crate::domain::ResourceOverrides {
-                cpus,
-                memory,
-                memory_swap,
-                memory_reservation,
-            };
-            let v = if change == crate::domain::ResourceOverrides::default() {
-                c.get(&format!("/api/workspaces/{id}")).await?
-            } else {
-                c.call(
-                    reqwest::Method::PATCH,
-                    &format!("/api/workspaces/{id}/resources"),
-                    Some(serde_json::to_value(&change).expect("JSON")),
-                )
-                .await?
-            };
-            let w: wire::WorkspaceDto = read(&v)?;
-            let limits = w.config.map(|c| c.resource_limits).ok_or_else(|| {
-                Failure::Server(format!("workspace {id}'s type is no longer configured"))
-            })?;
-            c.show(
-                &serde_json::to_value(&limits).expect("JSON"),
-                |l: &wire::LimitsDto| {
-                    println!("cpus               {}", num(l.cpus));
-                    println!("memory             {} MB", l.memory);
-                    println!("memory+swap        {} MB", l.memory_swap);
-                    println!("memory reservation {} MB", opt(&l.memory_reservation));
-                },
-            )?;
-        }
-        WsCmd::Update {
-            id,
-            name,
-            description,
-            default,
-            archive,
-            unarchive,
-        } => {
-            let body = wire::UpdateWorkspaceRequest {
-                name,
-                description,
-                is_default: default.then_some(true),
-                current_project_id: None,
-                archived: (archive || unarchive).then_some(archive),
-                health_check: None,
-            };
-            if body.name.is_none()
-                && body.description.is_none()
-                && body.is_default.is_none()
-                && body.archived.is_none()
-            {
-                return Err(Failure::Usage(
-                    "nothing to change: give --name, --description, --default, --archive or --unarchive".into(),
-                ));
-            }
-            let v = c
-                .call(
-                    reqwest::Method::PUT,
-                    &format!("/api/workspaces/{id}"),
-                    Some(serde_json::to_value(&body).expect("JSON")),
-                )
-                .await?;
-            c.show(&v, |w: &wire::WorkspaceDto| {
-                eprintln!("updated {} ({}, {})", w.name, w.status, w.id)
-            })?;
-        }
         WsCmd::Events { id, limit } => {
             let v = c
                 .get(&format!("/api/workspaces/{id}/events?limit={limit}"))
@@ -524,6 +558,7 @@ pub async fn ws(opts: &ClientOpts, cmd: WsCmd) -> Res<()> {
                 table(&["AT", "KIND", "MESSAGE"], rows);
             })?;
         }
+        _ => unreachable!("ws sends only status health logs stats events here"),
     }
     Ok(())
 }
