@@ -348,6 +348,12 @@ async fn stats_show_limits_cpu_load_and_memory_without_cache() {
         "-c",
         "while :; do :; done",
     ]);
+    // A percentage is over the time since the previous sample: take one
+    // once the loop runs, so the next covers the loop alone (the first
+    // sample, taken at the start, would mix in the idle time before it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stats(&env, &t, &busy).await;
+    stats(&env, &t, &idle).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let b = stats(&env, &t, &busy).await;
     let i = stats(&env, &t, &idle).await;
