@@ -276,11 +276,6 @@ impl Running {
             *x != l
         });
     }
-
-    /// Whether `l` runs.
-    pub fn runs(&self, l: Loop) -> bool {
-        self.loops.iter().any(|(x, _)| *x == l)
-    }
 }
 
 impl Drop for Running {

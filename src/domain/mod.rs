@@ -102,6 +102,13 @@ pub fn project_volume_name(id: Uuid) -> String {
     format!("berth-project-{id}")
 }
 
+/// A new volume for project `id`'s data, named apart from the one it has
+/// (a restore, clone, move or recovery fills it, then switches to it).
+pub fn fresh_volume_name(id: Uuid) -> String {
+    let short = Uuid::new_v4().simple().to_string();
+    format!("berth-project-{id}-{}", &short[..8])
+}
+
 /// What every workspace container's name starts with.
 pub const WORKSPACE_CONTAINER_PREFIX: &str = "berth-ws-";
 

@@ -15,7 +15,6 @@ use crate::domain::{now_millis, Project, User};
 use crate::engine::LABEL_PROJECT_ID;
 use crate::service::volumes::io::Access;
 use crate::service::{Result, ServiceError};
-use crate::store::VolumeOp;
 
 /// What a recovery onto another node did.
 #[derive(Debug, Clone)]
@@ -80,20 +79,12 @@ impl Backups {
                 .reserve(project.owner_id, Need::storage(adds))
                 .await?,
         );
-        let short = Uuid::new_v4().simple().to_string();
-        let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
+        let new_volume = crate::domain::fresh_volume_name(project.id);
         let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
-        let op = VolumeOp {
-            id: Uuid::new_v4(),
-            kind: "restore".into(),
-            project_id: project.id,
-            volume: new_volume.clone(),
-            node: project.node.clone(),
-            new_project: false,
-            started_at: now_millis(),
-            replica: Some(self.berth().core().replicas().id()),
-        };
+        let op = self
+            .volumes()
+            .volume_op("restore", project.id, &new_volume, &project.node, false);
         // Restored where the project's volume is.
         let engine = self.engine_on(&project.node).await?;
         self.store().insert_volume_op(&op).await?;
@@ -229,18 +220,10 @@ impl Backups {
         let fetched = !path.exists();
         self.ensure_local(&b, &path).await?;
         let target = self.engine_on(to).await?;
-        let short = Uuid::new_v4().simple().to_string();
-        let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
-        let op = VolumeOp {
-            id: Uuid::new_v4(),
-            kind: "recover".into(),
-            project_id: project.id,
-            volume: new_volume.clone(),
-            node: to.to_string(),
-            new_project: false,
-            started_at: now_millis(),
-            replica: Some(self.berth().core().replicas().id()),
-        };
+        let new_volume = crate::domain::fresh_volume_name(project.id);
+        let op = self
+            .volumes()
+            .volume_op("recover", project.id, &new_volume, to, false);
         self.store().insert_volume_op(&op).await?;
         let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());

@@ -11,7 +11,6 @@ use crate::domain::quota::Need;
 use crate::domain::{now_millis, Project, User};
 use crate::engine::LABEL_PROJECT_ID;
 use crate::service::{Result, ServiceError};
-use crate::store::VolumeOp;
 
 impl Volumes {
     /// Copies one project's data into another project: an existing one
@@ -40,8 +39,7 @@ impl Volumes {
                         "source and target are the same project".into(),
                     ));
                 }
-                let short = Uuid::new_v4().simple().to_string();
-                let v = format!("berth-project-{}-{}", t.id, &short[..8]);
+                let v = crate::domain::fresh_volume_name(t.id);
                 (Some(t), *id, v)
             }
             CloneTarget::New { name } => {
@@ -88,16 +86,7 @@ impl Volumes {
             .as_ref()
             .map_or_else(|| source.node.clone(), |t| t.node.clone());
         let engine = self.engine_on(&node).await?;
-        let op = VolumeOp {
-            id: Uuid::new_v4(),
-            kind: "clone".into(),
-            project_id: new_id,
-            volume: new_volume.clone(),
-            node: node.clone(),
-            new_project: existing.is_none(),
-            started_at: now_millis(),
-            replica: Some(self.berth().core().replicas().id()),
-        };
+        let op = self.volume_op("clone", new_id, &new_volume, &node, existing.is_none());
         self.store().insert_volume_op(&op).await?;
         let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), new_id.to_string());
@@ -217,8 +206,7 @@ impl Volumes {
         {
             return Ok(());
         }
-        let short = Uuid::new_v4().simple().to_string();
-        let volume = format!("berth-project-{}-{}", project.id, &short[..8]);
+        let volume = crate::domain::fresh_volume_name(project.id);
         let mut labels = berth.core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
         self.engine_on(&to)

@@ -111,6 +111,29 @@ impl Volumes {
     pub fn config(&self) -> &Config {
         self.inner.berth.core().config()
     }
+
+    /// The record of a `kind` operation filling `volume` on `node` for
+    /// `project_id`, by this replica, starting now (what `volume_ops`
+    /// holds until it completes, so an interrupted one is cleaned up).
+    pub(in crate::service) fn volume_op(
+        &self,
+        kind: &str,
+        project_id: Uuid,
+        volume: &str,
+        node: &str,
+        new_project: bool,
+    ) -> VolumeOp {
+        VolumeOp {
+            id: Uuid::new_v4(),
+            kind: kind.into(),
+            project_id,
+            volume: volume.to_string(),
+            node: node.to_string(),
+            new_project,
+            started_at: now_millis(),
+            replica: Some(self.berth().core().replicas().id()),
+        }
+    }
 }
 
 impl Volumes {

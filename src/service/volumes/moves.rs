@@ -10,7 +10,6 @@ use crate::domain::nodes::DrainProgress;
 use crate::domain::{now_millis, Project, User};
 use crate::engine::{Engine, LABEL_PROJECT_ID};
 use crate::service::{Result, ServiceError};
-use crate::store::VolumeOp;
 
 impl Volumes {
     /// Moves a project to the node `to` (admins only): its running
@@ -43,18 +42,8 @@ impl Volumes {
         let from = self.engine_on(&project.node).await?;
         let target = self.engine_on(to).await?;
         let running = self.running_on(&project).await?;
-        let short = Uuid::new_v4().simple().to_string();
-        let new_volume = format!("berth-project-{}-{}", project.id, &short[..8]);
-        let op = VolumeOp {
-            id: Uuid::new_v4(),
-            kind: "move".into(),
-            project_id: project.id,
-            volume: new_volume.clone(),
-            node: to.to_string(),
-            new_project: false,
-            started_at: now_millis(),
-            replica: Some(self.berth().core().replicas().id()),
-        };
+        let new_volume = crate::domain::fresh_volume_name(project.id);
+        let op = self.volume_op("move", project.id, &new_volume, to, false);
         let stopped: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
         for w in &stopped {
             self.berth().stop_workspace(user, *w).await?;
