@@ -165,6 +165,25 @@ fn the_http_layer_reaches_the_engine_and_the_store_only_through_services() {
     assert_eq!(found, Vec::<String>::new());
 }
 
+/// Answers are made from domain and service types: no HTTP file names a
+/// store row or an engine type, but the one place errors become answers
+/// (which maps the engine's) and the stats and log streams (listed above).
+#[test]
+fn the_http_layer_names_no_store_or_engine_type() {
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("http/"))
+        .filter(|(rel, _)| rel != "http/error.rs" && rel != "http/routes/observe.rs")
+        .filter(|(_, text)| {
+            ["crate::store", "crate::engine"]
+                .iter()
+                .any(|n| before_tests(text).contains(n))
+        })
+        .map(|(rel, _)| rel)
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}
+
 #[test]
 fn only_the_transition_function_writes_a_workspace_state() {
     let found: Vec<String> = tree()
@@ -183,6 +202,24 @@ fn only_the_transition_function_writes_a_workspace_state() {
             ]
             .iter()
             .any(|n| text.contains(n))
+        })
+        .map(|(rel, _)| rel)
+        .collect();
+    assert_eq!(found, Vec::<String>::new());
+}
+
+/// A status is saved, and an event recorded, by `Core::steps` alone:
+/// the step and the event that says why land in one transaction, and no
+/// caller can record one without the other.
+#[test]
+fn only_the_core_saves_a_state_or_records_an_event() {
+    let found: Vec<String> = tree()
+        .into_iter()
+        .filter(|(rel, _)| rel != "service/core.rs" && !rel.starts_with("store/"))
+        .filter(|(_, text)| {
+            [".save_status(", ".insert_event(", ".insert_event_once("]
+                .iter()
+                .any(|n| before_tests(text).contains(n))
         })
         .map(|(rel, _)| rel)
         .collect();

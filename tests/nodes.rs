@@ -1625,7 +1625,7 @@ async fn placement_by_reservation_fills_the_nodes_in_the_planned_order_then_says
     let total_mb = (docker_info("MemTotal") / (1024 * 1024)) as u64;
     let half = total_mb / 2 - 64;
     let env = TestEnv::with(|c| {
-        c.nodes.placement = "pack".into();
+        c.nodes.placement = berth::domain::placement::Strategy::Pack;
         let mut big = common::box_type();
         big.resources.memory_mb = half;
         big.resources.memory_swap_mb = None;
@@ -1739,7 +1739,7 @@ async fn starts_never_overcommit_a_node_and_an_empty_project_follows_its_first_w
         return;
     };
     let env = TestEnv::with(|c| {
-        c.nodes.placement = "pack".into();
+        c.nodes.placement = berth::domain::placement::Strategy::Pack;
         c.types.insert("big".into(), share_of_host(60, 60));
     })
     .await;

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::TestEnv;
 use serde_json::Value;
+use std::time::Duration;
 
 fn doc() -> Value {
     berth::http::openapi::document()
@@ -188,6 +189,69 @@ async fn every_described_operation_is_routed_and_nothing_else_is() {
     // A path the document does not have is not routed either.
     let (s, v) = env.get("/api/not-described", &admin).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+/// Without an engine (a host whose Docker is down), every operation still
+/// answers as the document says: the engine-backed ones with their 503,
+/// described, never an undescribed status or a 500.
+#[tokio::test]
+async fn every_operation_answers_as_described_without_an_engine() {
+    let env = TestEnv::engineless().await;
+    let (_, admin) = env.user(berth::domain::Role::Admin).await;
+    let (_, member) = env.user(berth::domain::Role::Member).await;
+    let d = doc();
+    let mut probed = 0;
+    let mut wrong = Vec::new();
+    for (path, item) in d["paths"].as_object().unwrap() {
+        let mut uri = concrete(path);
+        if path.ends_with("/cleanup") {
+            uri.push_str("?dryRun=true");
+        }
+        for (m, _) in item.as_object().unwrap() {
+            let Ok(method) = m.to_ascii_uppercase().parse::<Method>() else {
+                continue;
+            };
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                continue;
+            }
+            for token in [&admin, &member] {
+                if path.ends_with("/logout") {
+                    continue;
+                }
+                let call = tower::ServiceExt::oneshot(
+                    env.router.clone(),
+                    probe(&method, &uri, Some(token)),
+                );
+                let Ok(resp) = tokio::time::timeout(Duration::from_secs(20), call).await else {
+                    wrong.push(format!("{method} {path}: no answer in 20 s"));
+                    continue;
+                };
+                let resp = resp.unwrap();
+                let (status, headers) = (resp.status(), resp.headers().clone());
+                let matched = resp
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .cloned();
+                // An event stream does not end: its first second is enough.
+                let read = axum::body::to_bytes(resp.into_body(), 1 << 20);
+                let body = tokio::time::timeout(Duration::from_secs(1), read)
+                    .await
+                    .map(|b| b.unwrap_or_default())
+                    .unwrap_or_default();
+                // Every offender at once, not only the first.
+                let checked = std::panic::catch_unwind(|| {
+                    common::described::check(&method, matched.as_ref(), status, &headers, &body)
+                });
+                if checked.is_err() || status == StatusCode::INTERNAL_SERVER_ERROR {
+                    wrong.push(format!("{method} {path}: {status}"));
+                }
+                probed += 1;
+            }
+        }
+    }
+    wrong.dedup();
+    assert_eq!(wrong, Vec::<String>::new());
+    assert!(probed >= 120, "only {probed} calls probed");
 }
 
 /// Authorization comes from the route table: every operation the document

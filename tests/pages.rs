@@ -179,8 +179,10 @@ async fn projects_users_backups_and_events_page_too() {
             .insert_event(
                 wid,
                 1_000_000 + i,
-                berth::domain::EventKind::Started,
-                &format!("e{i}"),
+                &berth::domain::transition::Note::new(
+                    berth::domain::EventKind::Started,
+                    format!("e{i}"),
+                ),
             )
             .await
             .unwrap();

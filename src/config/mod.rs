@@ -292,12 +292,6 @@ impl Config {
                 "nodes.cpu_allocation_ratio ({r}) must be above 0 and at most 100 (CPUs of limits per core)"
             )));
         }
-        if !matches!(self.nodes.placement.as_str(), "spread" | "pack") {
-            return Err(ConfigError::Invalid(format!(
-                "nodes.placement {:?}: use \"spread\" or \"pack\"",
-                self.nodes.placement
-            )));
-        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),
@@ -542,6 +536,20 @@ mod tests {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), text).unwrap();
         f
+    }
+
+    #[test]
+    fn the_placement_is_one_of_its_strategies() {
+        use crate::domain::placement::Strategy;
+        let c = Config::load_from(None, &env(&[("BERTH_NODES_PLACEMENT", "pack")])).unwrap();
+        assert_eq!(c.nodes.placement, Strategy::Pack);
+        let e = Config::load_from(None, &env(&[("BERTH_NODES_PLACEMENT", "fill")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nodes.placement") && e.contains("`spread` or `pack`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct NodesConfig {
     /// How a workspace's node is chosen among those that can take it:
     /// `spread` (the most memory left, then CPU: load spreads out) or
     /// `pack` (the least: nodes fill one by one).
-    pub placement: String,
+    pub placement: crate::domain::placement::Strategy,
     /// How often each node's engine view (what status reads answer from)
     /// is rebuilt from a full listing, in seconds, besides at start and
     /// after every reconnect: an event stream can stall without failing.
@@ -36,22 +36,12 @@ pub struct NodesConfig {
     pub cpu_allocation_ratio: f64,
 }
 
-impl NodesConfig {
-    /// The placement strategy (`check` made sure it is one).
-    pub fn strategy(&self) -> crate::domain::placement::Strategy {
-        match self.placement.as_str() {
-            "pack" => crate::domain::placement::Strategy::Pack,
-            _ => crate::domain::placement::Strategy::Spread,
-        }
-    }
-}
-
 impl Default for NodesConfig {
     fn default() -> Self {
         NodesConfig {
             heartbeat_s: 10,
             heartbeat_timeout_s: 5,
-            placement: "spread".into(),
+            placement: crate::domain::placement::Strategy::Spread,
             resync_s: 300,
             cpu_allocation_ratio: 1.0,
         }

@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use super::{Role, User};
+use super::{Millis, Role, User};
 
 /// Shortest password accepted (NIST SP 800-63B's minimum for a chosen one).
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -109,6 +109,28 @@ pub fn check_removal(
             ))
         }
     }
+}
+
+super::spelled_enum! {
+    /// What a token was made for.
+    pub enum TokenKind("token kind") {
+        /// Made by `berth token create`; does not expire.
+        Api = "api",
+        /// Made by a login; expires and is revoked by logout.
+        Session = "session",
+    }
+}
+
+/// A token as listed to its owner: never the token itself (only its hash is
+/// stored), but enough to recognise and revoke it.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub kind: TokenKind,
+    pub name: String,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
 }
 
 #[cfg(test)]

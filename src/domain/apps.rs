@@ -402,6 +402,16 @@ pub fn listening_ports(mut all: Vec<Listener>) -> Vec<Listener> {
     all
 }
 
+/// One port's share.
+#[derive(Debug, Clone)]
+pub struct AppShare {
+    pub workspace_id: uuid::Uuid,
+    pub port: u16,
+    pub level: ShareLevel,
+    pub created_by: uuid::Uuid,
+    pub created_at: super::Millis,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

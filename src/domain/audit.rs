@@ -126,25 +126,45 @@ pub fn naming_fields(value: &serde_json::Value) -> BTreeMap<String, String> {
     out
 }
 
-/// The resource a route acts on: its kind and the path parameter that
-/// names it. `/api/workspaces/projects/{id}/…` is a project's.
-pub fn resource_of(route: &str) -> Option<(&'static str, &'static str)> {
-    const KINDS: &[(&str, &str, &str)] = &[
-        ("/api/workspaces/projects/{id}", "project", "id"),
-        ("/api/workspaces/types/{type}", "type", "type"),
-        ("/api/workspaces/{id}/shares/{port}", "workspace", "id"),
-        ("/api/workspaces/{id}", "workspace", "id"),
-        ("/api/projects/{id}", "project", "id"),
-        ("/api/backups/{id}", "backup", "id"),
-        ("/api/users/{id}", "user", "id"),
-        ("/api/auth/tokens/{id}", "token", "id"),
-        ("/api/nodes/{node}", "node", "node"),
-        ("/api/jobs/{name}", "job", "name"),
-    ];
-    KINDS
-        .iter()
-        .find(|(prefix, _, _)| route == *prefix || route.starts_with(&format!("{prefix}/")))
-        .map(|(_, kind, param)| (*kind, *param))
+super::spelled_enum! {
+    /// What kind of thing an audited operation acts on; the audit log's
+    /// `resourceType`.
+    pub enum ResourceKind("resource kind") {
+        Workspace = "workspace",
+        Project = "project",
+        Type = "type",
+        Backup = "backup",
+        User = "user",
+        Token = "token",
+        Node = "node",
+        Job = "job",
+    }
+}
+
+impl ResourceKind {
+    /// The field of a creation's answer (`data.…`) that names what it made.
+    pub fn id_field(self) -> &'static str {
+        match self {
+            Self::Node | Self::Type | Self::Job => "name",
+            _ => "id",
+        }
+    }
+}
+
+/// What the audit log records of an operation, declared with it in the
+/// route table (`Op::acts_on`, `Op::creates`, `Op::unaudited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditFacts {
+    /// Whether its calls are recorded: it may change state (a method other
+    /// than GET and HEAD), and it is not traffic to a workspace's own app.
+    pub recorded: bool,
+    /// The resource it acts on, and the path parameter that names it.
+    pub on: Option<(ResourceKind, &'static str)>,
+    /// What it makes when it acts on no named resource: the answer's
+    /// `data.id` (or `data.name`) names it. An operation that acts on one
+    /// and makes another (a backup of a project) notes the new id as
+    /// `created`.
+    pub creates: Option<ResourceKind>,
 }
 
 /// What `GET /api/audit` asks for.
@@ -201,29 +221,6 @@ mod tests {
             .values()
             .any(|v| v.contains("secret") || v.contains("PRIVATE")));
         assert!(naming_fields(&json!(["email"])).is_empty());
-    }
-
-    #[test]
-    fn routes_name_their_resource() {
-        assert_eq!(
-            resource_of("/api/workspaces/{id}/start"),
-            Some(("workspace", "id"))
-        );
-        assert_eq!(
-            resource_of("/api/workspaces/projects/{id}/backup"),
-            Some(("project", "id"))
-        );
-        assert_eq!(resource_of("/api/projects/{id}"), Some(("project", "id")));
-        assert_eq!(
-            resource_of("/api/nodes/{node}/drain"),
-            Some(("node", "node"))
-        );
-        assert_eq!(resource_of("/api/auth/login"), None);
-        assert_eq!(resource_of("/api/workspaces"), None);
-        assert_eq!(
-            resource_of("/api/workspaces/types/{type}/pull"),
-            Some(("type", "type"))
-        );
     }
 
     #[test]

@@ -133,3 +133,12 @@ impl Backup {
         format!("{}.{}", self.id, self.compression.extension())
     }
 }
+
+/// A project's own backup settings; `None` fields fall back to the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicySettings {
+    pub schedule: Option<String>,
+    pub keep_last: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+}

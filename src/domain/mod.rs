@@ -6,6 +6,7 @@ pub mod apps;
 pub mod audit;
 pub mod backups;
 pub mod cleanup;
+pub mod containers;
 pub mod images;
 pub mod jobs;
 pub mod limits;
@@ -199,6 +200,17 @@ pub struct Workspace {
 impl Workspace {
     pub fn container_name(&self) -> String {
         workspace_container_name(self.id)
+    }
+}
+
+spelled_enum! {
+    /// Where a workspace's resource figures were read.
+    pub enum SampleSource("sample source") {
+        /// The container's cgroup files, read directly (the fast way).
+        Cgroup = "cgroup",
+        /// The engine's stats API (another host's engine, or no access to
+        /// the cgroup files).
+        Engine = "engine",
     }
 }
 

@@ -309,6 +309,14 @@ pub fn on_node(node: &str) -> String {
     }
 }
 
+/// The client certificates of a TLS node (PEM text).
+#[derive(Debug, Clone)]
+pub struct NodeTls {
+    pub ca: String,
+    pub cert: String,
+    pub key: crate::secret::Secret,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,14 +86,16 @@ impl std::ops::Add for Demand {
     }
 }
 
-/// How nodes are scored among those that fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    /// The most free memory after placing (then CPU): load spreads out.
-    #[default]
-    Spread,
-    /// The least free memory after placing: nodes fill one by one.
-    Pack,
+super::spelled_enum! {
+    /// How nodes are scored among those that fit (`nodes.placement`).
+    #[derive(Default)]
+    pub enum Strategy("placement") {
+        /// The most free memory after placing (then CPU): load spreads out.
+        #[default]
+        Spread = "spread",
+        /// The least free memory after placing: nodes fill one by one.
+        Pack = "pack",
+    }
 }
 
 /// One workspace to place.

@@ -5,10 +5,28 @@
 //! overwriting a name, settings or the default flag written meanwhile; and
 //! it refuses a move the lifecycle does not make (an archived workspace
 //! started, a running one archived), as [`Illegal`]. Pure; the services
-//! decide when, and record the events. `tests/architecture.rs` fails on
-//! any other writer of those fields.
+//! decide when. A step's event ([`Note`]) is saved with it by the one
+//! service method that applies transitions (`Core::steps`), in the same
+//! database transaction. `tests/architecture.rs` fails on any other writer
+//! of those fields, and on any other writer of a status or an event.
 
-use super::{Millis, Workspace, WorkspaceStatus};
+use super::{EventKind, Millis, Workspace, WorkspaceStatus};
+
+/// What a workspace's history says about a step: the event saved with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub kind: EventKind,
+    pub message: String,
+}
+
+impl Note {
+    pub fn new(kind: EventKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
 
 /// What happened to a workspace's state.
 #[derive(Debug, Clone, PartialEq, Eq)]

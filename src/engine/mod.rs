@@ -10,7 +10,8 @@ mod relay;
 mod resources;
 mod volumes;
 
-pub use containers::{ContainerSpec, ContainerState, HealthProbe, HealthReport};
+pub use crate::domain::containers::{ContainerState, HealthProbe, HealthReport};
+pub use containers::ContainerSpec;
 pub use events::{ContainerAction, ContainerEvent};
 pub use logs::{LogChunk, LogQuery, LogStream};
 pub use relay::{RelayStream, RELAY_PATH};

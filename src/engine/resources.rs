@@ -8,6 +8,7 @@
 //! (cgroup v1 `total_inactive_file`, v2 `inactive_file`). Percentages are
 //! computed from two samples by [`cpu_percent`]; a sample alone is counters.
 
+use crate::domain::SampleSource;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -48,7 +49,7 @@ pub struct ResourceSample {
     pub pids: Option<u64>,
     pub at: Instant,
     /// Where the figures came from: `cgroup` or `engine`.
-    pub source: &'static str,
+    pub source: SampleSource,
 }
 
 /// Limits at or above this are "unlimited" (cgroup v1 reports a page-aligned
@@ -213,7 +214,7 @@ pub fn read_cgroup(
                 blk_write,
                 pids: read_u64(&dir.join("pids.current")),
                 at,
-                source: "cgroup",
+                source: SampleSource::Cgroup,
             });
         }
     }
@@ -245,7 +246,7 @@ pub fn read_cgroup(
         blk_write,
         pids: find("pids", "pids.current").and_then(|d| read_u64(&d.join("pids.current"))),
         at,
-        source: "cgroup",
+        source: SampleSource::Cgroup,
     })
 }
 
@@ -372,7 +373,7 @@ impl Engine {
             blk_write,
             pids: stats.pids_stats.and_then(|p| p.current),
             at: Instant::now(),
-            source: "engine",
+            source: SampleSource::Engine,
         }))
     }
 }
@@ -503,7 +504,7 @@ mod tests {
             blk_write: 0,
             pids: None,
             at,
-            source: "cgroup",
+            source: SampleSource::Cgroup,
         }
     }
 

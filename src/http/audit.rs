@@ -25,7 +25,7 @@ use axum::response::Response;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::domain::audit::{naming_fields, resource_of, AuditOutcome, AuditRecord, Credential};
+use crate::domain::audit::{naming_fields, AuditFacts, AuditOutcome, AuditRecord, Credential};
 use crate::domain::User;
 
 /// Who acted, as the request's handling found out.
@@ -53,17 +53,7 @@ impl AuditSlot {
 pub struct Audited {
     pub id: &'static str,
     pub path: &'static str,
-    pub tag: &'static str,
-}
-
-/// Whether an operation is audited: it may change state, and it is not a
-/// proxy to a workspace's own app.
-pub fn audited(methods: &[Method], path: &str) -> bool {
-    methods
-        .iter()
-        .any(|m| *m != Method::GET && *m != Method::HEAD)
-        && !path.contains("/proxy")
-        && !path.contains("/ports/{port}")
+    pub facts: AuditFacts,
 }
 
 /// The largest JSON body whose naming fields are read.
@@ -140,8 +130,8 @@ pub async fn layer(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     let user_agent = header_text(&req, header::USER_AGENT, 300);
-    let (mut resource_type, mut resource_id) = match resource_of(op.path) {
-        Some((kind, param)) => (Some(kind.to_string()), params.get(param).cloned()),
+    let (mut resource_type, mut resource_id) = match op.facts.on {
+        Some((kind, param)) => (Some(kind), params.get(param).cloned()),
         None => (None, None),
     };
     // Looked up before the action (a delete removes it); only for a
@@ -149,7 +139,7 @@ pub async fn layer(
     let credentials = req.headers().contains_key(header::AUTHORIZATION)
         || req.headers().contains_key(header::COOKIE);
     let owner = match (&resource_type, &resource_id, credentials) {
-        (Some(kind), Some(id), true) => app.audit.owner_of(kind, id).await,
+        (Some(kind), Some(id), true) => app.audit.owner_of(*kind, id).await,
         _ => None,
     };
     let slot = AuditSlot::default();
@@ -159,7 +149,7 @@ pub async fn layer(
     let code = resp
         .extensions()
         .get::<crate::http::error::ErrorCode>()
-        .map(|c| c.0.to_string());
+        .map(|c| c.as_str().to_string());
     // What a creation made, from its answer: only one whose whole length
     // is known and small (a larger one would be cut to nothing).
     if status == StatusCode::CREATED && peekable(resp.body()) {
@@ -167,24 +157,24 @@ pub async fn layer(
         let bytes = axum::body::to_bytes(body, BODY_PEEK)
             .await
             .unwrap_or_default();
-        let created = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| {
-                v["data"]["id"]
-                    .as_str()
-                    .or(v["data"]["name"].as_str())
-                    .map(str::to_string)
-            });
-        if let Some(id) = created {
-            if resource_id.is_none() {
-                resource_type = Some(match op.tag {
-                    "auth" => "token".to_string(),
-                    t => t.trim_end_matches('s').to_string(),
-                });
-                resource_id = Some(id);
-            } else {
-                details.insert("created".into(), id);
+        let answer = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        let named = |field: &str| {
+            answer
+                .as_ref()
+                .and_then(|v| v["data"][field].as_str())
+                .map(str::to_string)
+        };
+        match (op.facts.on, op.facts.creates) {
+            (None, Some(kind)) => {
+                resource_type = Some(kind);
+                resource_id = named(kind.id_field());
             }
+            (Some(_), _) => {
+                if let Some(id) = named("id") {
+                    details.insert("created".into(), id);
+                }
+            }
+            (None, None) => {}
         }
         resp = Response::from_parts(parts, Body::from(bytes));
     }
@@ -211,7 +201,7 @@ pub async fn layer(
         action: op.id.to_string(),
         method: method.to_string(),
         route: op.path.to_string(),
-        resource_type,
+        resource_type: resource_type.map(|k| k.as_str().to_string()),
         resource_id,
         owner_id: owner.filter(|o| Some(*o) != actor_id),
         details,
@@ -227,6 +217,7 @@ pub async fn layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::audit::ResourceKind;
 
     #[test]
     fn path_parameters_are_read_from_the_route() {
@@ -239,22 +230,59 @@ mod tests {
         assert!(path_params("/api/workspaces", "/api/workspaces").is_empty());
     }
 
+    fn facts(id: &str) -> AuditFacts {
+        crate::http::operations::operations()
+            .into_iter()
+            .find(|op| op.id() == id)
+            .unwrap_or_else(|| panic!("no operation {id}"))
+            .audit_facts()
+    }
+
     #[test]
     fn proxies_and_reads_are_not_audited() {
-        assert!(audited(&[Method::POST], "/api/workspaces/{id}/start"));
-        assert!(audited(&[Method::DELETE], "/api/backups/{id}"));
-        assert!(!audited(&[Method::GET], "/api/workspaces"));
-        assert!(!audited(
-            &[Method::GET, Method::POST, Method::PUT],
-            "/api/workspaces/{id}/proxy/{*rest}"
-        ));
-        assert!(!audited(
-            &[Method::POST],
-            "/api/workspaces/{id}/ports/{port}/{*rest}"
-        ));
-        assert!(audited(
-            &[Method::PUT],
-            "/api/workspaces/{id}/shares/{port}"
-        ));
+        assert!(facts("startWorkspace").recorded);
+        assert!(facts("deleteBackup").recorded);
+        assert!(facts("shareWorkspacePort").recorded);
+        assert!(!facts("listWorkspaces").recorded);
+        for proxy in [
+            "proxy",
+            "proxyRoot",
+            "proxyBare",
+            "portProxy",
+            "portProxyRoot",
+        ] {
+            assert!(!facts(proxy).recorded, "{proxy}");
+        }
+    }
+
+    #[test]
+    fn operations_name_their_resource() {
+        use ResourceKind as K;
+        assert_eq!(facts("startWorkspace").on, Some((K::Workspace, "id")));
+        assert_eq!(facts("createBackup").on, Some((K::Project, "id")));
+        assert_eq!(facts("backupProject").on, Some((K::Project, "id")));
+        assert_eq!(facts("drainNode").on, Some((K::Node, "node")));
+        assert_eq!(facts("pullTypeImage").on, Some((K::Type, "type")));
+        assert_eq!(facts("login").on, None);
+        assert_eq!(facts("createToken").creates, Some(K::Token));
+        assert_eq!(facts("addNode").creates, Some(K::Node));
+    }
+
+    /// A recorded operation whose path names something says what it is,
+    /// and one that makes something without naming one says what it makes.
+    #[test]
+    fn every_recorded_operation_declares_what_it_acts_on() {
+        for op in crate::http::operations::operations() {
+            let f = op.audit_facts();
+            if !f.recorded {
+                continue;
+            }
+            if op.path().contains('{') {
+                assert!(f.on.is_some(), "{} names no resource", op.id());
+            }
+            if op.answers_status(201) && f.on.is_none() {
+                assert!(f.creates.is_some(), "{} says not what it makes", op.id());
+            }
+        }
     }
 }

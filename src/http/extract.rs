@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::domain::{text, User};
 use crate::service::{Accounts, Berth};
 
@@ -35,8 +35,7 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("only an admin may {what}"),
             ))
         }
@@ -114,23 +113,21 @@ where
         }
         let (token, from_cookie) = token_from(parts).ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "authentication required: send 'Authorization: Bearer <token>' or log in",
             )
         })?;
         if from_cookie && !cookie_request_allowed(parts, &berth.core().app_urls().public_base()) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "cross_origin",
-                "a request that changes something with the session cookie must come from Berth's own pages (same Origin); scripts send 'Authorization: Bearer <token>'",
+            return Err(ApiError::new(ErrorCode::CrossOrigin, "a request that changes something with the session cookie must come from Berth's own pages (same Origin); scripts send 'Authorization: Bearer <token>'",
             ));
         }
         let used = Accounts::from_ref(state).authenticate_use(&token).await?;
         if let Some(slot) = parts.extensions.get::<crate::http::audit::AuditSlot>() {
             let credential = match used.kind {
-                crate::store::TokenKind::Session => crate::domain::audit::Credential::Session,
-                crate::store::TokenKind::Api => crate::domain::audit::Credential::Token,
+                crate::domain::accounts::TokenKind::Session => {
+                    crate::domain::audit::Credential::Session
+                }
+                crate::domain::accounts::TokenKind::Api => crate::domain::audit::Credential::Token,
             };
             slot.set(&used.user, credential, used.token_id, &used.name);
         }
@@ -183,11 +180,7 @@ where
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "request body is too large",
-                )
+                ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
             } else {
                 ApiError::bad_request(e.body_text())
             }
@@ -457,8 +450,7 @@ fn find_array_for_object(
 fn json_rejection(rej: JsonRejection) -> ApiError {
     match &rej {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as JSON with 'Content-Type: application/json'",
         ),
         JsonRejection::JsonDataError(e) => {
@@ -467,11 +459,9 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(e) => {
             ApiError::bad_request(format!("malformed JSON: {}", e.body_text()))
         }
-        _ if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body is too large",
-        ),
+        _ if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+        }
         _ => ApiError::bad_request(rej.body_text()),
     }
 }

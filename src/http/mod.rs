@@ -14,7 +14,6 @@ use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
@@ -22,7 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
 pub use operations::operations;
 
@@ -49,12 +48,8 @@ pub fn app(state: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error (logged on the server)",
-            )
-            .into_response()
+            ApiError::new(ErrorCode::Internal, "internal error (logged on the server)")
+                .into_response()
         }))
         .layer(axum::middleware::from_fn(track_requests))
         // App origins are answered before the API's routes are looked at.
@@ -101,13 +96,12 @@ async fn healthz() -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not accept that method",
     )
 }

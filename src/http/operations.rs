@@ -13,6 +13,7 @@ use super::*;
 /// The router ([`app`]) and the OpenAPI document ([`openapi::document`]) are
 /// both built from this list and nothing else.
 pub fn operations() -> Vec<Op> {
+    use crate::domain::audit::ResourceKind;
     use crate::domain::ResourceOverrides;
     use wire::*;
     const SSE: &[&str] = &["text/event-stream"];
@@ -94,12 +95,14 @@ pub fn operations() -> Vec<Op> {
             .summary("Your tokens: API tokens and login sessions (never the secrets)")
             .ok::<Vec<TokenDto>>(),
         Op::post("/api/auth/tokens", "createToken", auth::create_token)
+            .creates(ResourceKind::Token)
             .tag("auth")
             .summary("Make an API token for scripts")
             .describe("The token is in the answer, and only there. It does not expire; revoke it when done.")
             .json::<CreateTokenRequest>()
             .created::<CreatedTokenDto>(),
         Op::delete("/api/auth/tokens/{id}", "revokeToken", auth::revoke_token)
+            .acts_on(ResourceKind::Token, "id")
             .tag("auth")
             .summary("Revoke one of your tokens or sessions")
             .describe("Not the one the request is made with (409): that is `POST /api/auth/logout`.")
@@ -113,6 +116,7 @@ pub fn operations() -> Vec<Op> {
             .query::<PageQuery>()
             .ok::<Vec<AccountDto>>(),
         Op::post("/api/users", "createUser", users::create)
+            .creates(ResourceKind::User)
             .tag("users")
             .admin()
             .summary("Add a user")
@@ -125,6 +129,7 @@ pub fn operations() -> Vec<Op> {
             .summary("One user")
             .ok::<AccountDto>(),
         Op::patch("/api/users/{id}", "updateUser", users::update)
+            .acts_on(ResourceKind::User, "id")
             .tag("users")
             .admin()
             .summary("Change a user's role or reset their password")
@@ -138,6 +143,7 @@ pub fn operations() -> Vec<Op> {
             .summary("A user's quota and usage")
             .ok::<QuotaDto>(),
         Op::put("/api/users/{id}/quota", "setUserQuota", quotas::set)
+            .acts_on(ResourceKind::User, "id")
             .tag("quotas")
             .admin()
             .summary("Set a user's limits over their role's defaults")
@@ -157,6 +163,7 @@ pub fn operations() -> Vec<Op> {
             .query::<AuditQuery>()
             .ok::<Vec<AuditDto>>(),
         Op::delete("/api/users/{id}", "deleteUser", users::delete)
+            .acts_on(ResourceKind::User, "id")
             .tag("users")
             .admin()
             .summary("Remove a user")
@@ -172,6 +179,7 @@ pub fn operations() -> Vec<Op> {
             .describe("`local` (the engine Berth started with) first. State and engine facts are from the last heartbeat (`nodes.heartbeat_s`).")
             .ok::<Vec<NodeDto>>(),
         Op::post("/api/nodes", "addNode", nodes::add)
+            .creates(ResourceKind::Node)
             .tag("nodes")
             .admin()
             .summary("Add a Docker engine")
@@ -185,6 +193,7 @@ pub fn operations() -> Vec<Op> {
             .summary("One node")
             .ok::<NodeDto>(),
         Op::patch("/api/nodes/{node}", "updateNode", nodes::update)
+            .acts_on(ResourceKind::Node, "node")
             .tag("nodes")
             .admin()
             .summary("Change a node's address or labels, cordon or uncordon it")
@@ -192,6 +201,7 @@ pub fn operations() -> Vec<Op> {
             .json::<UpdateNodeRequest>()
             .ok::<NodeDto>(),
         Op::delete("/api/nodes/{node}", "removeNode", nodes::remove)
+            .acts_on(ResourceKind::Node, "node")
             .tag("nodes")
             .admin()
             .summary("Remove a node that holds no project")
@@ -199,6 +209,7 @@ pub fn operations() -> Vec<Op> {
             .ok::<NodeRemovedDto>()
             .errors(&[409]),
         Op::post("/api/nodes/{node}/drain", "drainNode", nodes::drain)
+            .acts_on(ResourceKind::Node, "node")
             .tag("nodes")
             .admin()
             .summary("Move every project off a node, one at a time, then leave it cordoned")
@@ -221,6 +232,7 @@ pub fn operations() -> Vec<Op> {
             .errors(&[404, 409]),
         // ---- projects ----
         Op::post("/api/projects", "createProject", projects::create)
+            .creates(ResourceKind::Project)
             .tag("projects")
             .summary("Create a project and its volume")
             .json::<CreateProjectRequest>()
@@ -236,6 +248,7 @@ pub fn operations() -> Vec<Op> {
             .summary("One project")
             .ok::<ProjectDto>(),
         Op::delete("/api/projects/{id}", "deleteProject", projects::delete)
+            .acts_on(ResourceKind::Project, "id")
             .tag("projects")
             .summary("Delete a project")
             .describe("Refused while a workspace uses it. With `purge=true` its volume goes now; otherwise the volume is kept for the retention period. Its backups stay in the catalogue until deleted.")
@@ -250,6 +263,7 @@ pub fn operations() -> Vec<Op> {
             .query::<PageQuery>()
             .ok::<Vec<WorkspaceDto>>(),
         Op::post("/api/workspaces", "createWorkspace", ws::create)
+            .creates(ResourceKind::Workspace)
             .tag("workspaces")
             .summary("Create a workspace of a configured type")
             .json::<CreateWorkspaceRequest>()
@@ -258,8 +272,11 @@ pub fn operations() -> Vec<Op> {
         Op::get("/api/workspaces/types", "listTypes", ws::types)
             .tag("workspaces")
             .summary("The configured workspace types, and whether each can start here")
-            .ok::<Vec<TypeDto>>(),
+            .describe("Whether a type can start is read from the nodes' engines: 503 when no engine answers.")
+            .ok::<Vec<TypeDto>>()
+            .errors(&[503]),
         Op::post("/api/workspaces/types/{type}/pull", "pullTypeImage", ws::pull_type)
+            .acts_on(ResourceKind::Type, "type")
             .tag("workspaces")
             .admin()
             .summary("Pull a type's image from its registry")
@@ -297,6 +314,7 @@ pub fn operations() -> Vec<Op> {
             .summary("One workspace")
             .ok::<WorkspaceDto>(),
         Op::put("/api/workspaces/{id}", "updateWorkspace", ws::update)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("workspaces")
             .summary("Rename, describe, archive, set default, change the health check")
             .json::<UpdateWorkspaceRequest>()
@@ -304,27 +322,32 @@ pub fn operations() -> Vec<Op> {
             .errors(&[409])
             .engine(),
         Op::delete("/api/workspaces/{id}", "deleteWorkspace", ws::delete)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("workspaces")
             .summary("Delete a workspace (its container goes; the project's volume stays)")
             .ok::<DeletedDto>()
             .engine(),
         Op::post("/api/workspaces/{id}/set-default", "setDefaultWorkspace", ws::set_default)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("workspaces")
             .summary("Make this the caller's default workspace")
             .ok::<WorkspaceDto>(),
         Op::post("/api/workspaces/{id}/start", "startWorkspace", ws::start)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("lifecycle")
             .summary("Start (creating the container if needed)")
             .ok::<WorkspaceDto>()
             .errors(&[409, 422])
             .engine(),
         Op::post("/api/workspaces/{id}/stop", "stopWorkspace", ws::stop)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("lifecycle")
             .summary("Stop")
             .ok::<WorkspaceDto>()
             .errors(&[409])
             .engine(),
         Op::post("/api/workspaces/{id}/restart", "restartWorkspace", ws::restart)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("lifecycle")
             .summary("Restart")
             .ok::<WorkspaceDto>()
@@ -346,6 +369,7 @@ pub fn operations() -> Vec<Op> {
             .query::<EventsQuery>()
             .ok::<Vec<EventDto>>(),
         Op::patch("/api/workspaces/{id}/resources", "updateResources", ws::update_resources)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("lifecycle")
             .summary("Change CPU and memory limits, live when running")
             .describe("Fields left out keep their value. Units: cores and MB.")
@@ -354,6 +378,7 @@ pub fn operations() -> Vec<Op> {
             .errors(&[409, 422])
             .engine(),
         Op::post("/api/workspaces/{id}/switch-project", "switchProject", ws::switch_project)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("workspaces")
             .summary("Put another project's volume in the workspace (restarts it if running)")
             .json::<ProjectIdRequest>()
@@ -369,6 +394,7 @@ pub fn operations() -> Vec<Op> {
             .summary("The caller's projects this workspace can open")
             .ok::<Vec<ProjectDto>>(),
         Op::post("/api/workspaces/{id}/assign-project", "assignProject", ws::assign_project)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("workspaces")
             .summary("Assign a project to this workspace")
             .json::<ProjectIdRequest>()
@@ -411,11 +437,13 @@ pub fn operations() -> Vec<Op> {
             .engine(),
         // ---- proxy ----
         Op::any("/api/workspaces/{id}/proxy", "proxyBare", proxy::bare)
+            .unaudited()
             .public()
             .tag("proxy")
             .summary("Redirects to `/proxy/`, keeping the query")
             .redirect(308, "To the same path with a trailing slash."),
         Op::any("/api/workspaces/{id}/proxy/", "proxyRoot", proxy::proxy)
+            .unaudited()
             .tag("proxy")
             .summary("The workspace's own app, at its root")
             .describe("Path mode: forwarded to the workspace's published port on 127.0.0.1, bodies streamed both ways; WebSocket upgrades are tunnelled. A stopped workspace is started and waited for. Serves the workspace's owner only (403 for an admin, unless `proxy.dangerous_allow_path_app_admin_access`); with `proxy.app_domain` set, browser navigations go to the app's own origin.")
@@ -425,6 +453,7 @@ pub fn operations() -> Vec<Op> {
             .errors(&[403, 502, 503, 504])
             .starting_page(),
         Op::any("/api/workspaces/{id}/proxy/{*rest}", "proxy", proxy::proxy)
+            .unaudited()
             .tag("proxy")
             .summary("The workspace's own app")
             .describe("As `/proxy/`, for any path below it.")
@@ -441,12 +470,14 @@ pub fn operations() -> Vec<Op> {
             .ok::<Vec<PortDto>>()
             .engine(),
         Op::put("/api/workspaces/{id}/shares/{port}", "shareWorkspacePort", apps::put_share)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("apps")
             .summary("Share a port of your workspace on its app origin")
             .describe("`authenticated`: anyone logged in to Berth may open it; `public`: anyone (only with `proxy.allow_public_shares`); `owner` ends the share. Shares apply on app origins only (`proxy.app_domain`); path mode serves the owner alone.")
             .json::<ShareRequest>()
             .ok::<ShareDto>(),
         Op::delete("/api/workspaces/{id}/shares/{port}", "unshareWorkspacePort", apps::delete_share)
+            .acts_on(ResourceKind::Workspace, "id")
             .tag("apps")
             .summary("End a port's share (its owner, or an admin)")
             .ok::<UnsharedDto>(),
@@ -464,11 +495,13 @@ pub fn operations() -> Vec<Op> {
             .redirect(303, "To the app origin with a code, or to the login.")
             .errors(&[400, 404]),
         Op::any("/api/workspaces/{id}/ports/{port}", "portProxyBare", proxy::bare)
+            .unaudited()
             .public()
             .tag("apps")
             .summary("Redirects to `/ports/{port}/`, keeping the query")
             .redirect(308, "To the same path with a trailing slash."),
         Op::any("/api/workspaces/{id}/ports/{port}/", "portProxyRoot", proxy::port_proxy)
+            .unaudited()
             .tag("apps")
             .summary("Another port of the workspace, at its root (path mode, owner only)")
             .describe("Reached inside the container through the engine (never its IP address). Browser navigations go to the port's own origin when `proxy.app_domain` is set.")
@@ -478,6 +511,7 @@ pub fn operations() -> Vec<Op> {
             .errors(&[403, 502, 503, 504])
             .starting_page(),
         Op::any("/api/workspaces/{id}/ports/{port}/{*rest}", "portProxy", proxy::port_proxy)
+            .unaudited()
             .tag("apps")
             .summary("Another port of the workspace (path mode, owner only)")
             .describe("As `/ports/{port}/`, for any path below it.")
@@ -488,6 +522,7 @@ pub fn operations() -> Vec<Op> {
             .starting_page(),
         // ---- volumes and backups ----
         Op::post("/api/workspaces/projects/{id}/backup", "createBackup", backups::create)
+            .acts_on(ResourceKind::Project, "id")
             .tag("backups")
             .summary("Back up the project's volume into the catalogue")
             .describe("An empty body is fine (zstd, no pause).")
@@ -497,6 +532,7 @@ pub fn operations() -> Vec<Op> {
             .engine()
             .also_at("/api/projects/{id}/backup", "backupProject"),
         Op::post("/api/workspaces/projects/{id}/restore", "restoreBackup", backups::restore)
+            .acts_on(ResourceKind::Project, "id")
             .tag("backups")
             .summary("Restore a backup into the project (a new volume; the old one is kept)")
             .json::<RestoreRequest>()
@@ -505,6 +541,7 @@ pub fn operations() -> Vec<Op> {
             .engine()
             .also_at("/api/projects/{id}/restore", "restoreProject"),
         Op::post("/api/workspaces/projects/{id}/clone", "cloneVolume", volumes::clone)
+            .acts_on(ResourceKind::Project, "id")
             .tag("backups")
             .summary("Copy the project's volume into another project (existing or new)")
             .json::<CloneRequest>()
@@ -513,6 +550,7 @@ pub fn operations() -> Vec<Op> {
             .engine()
             .also_at("/api/projects/{id}/clone", "cloneProject"),
         Op::post("/api/projects/{id}/move", "moveProject", volumes::move_project)
+            .acts_on(ResourceKind::Project, "id")
             .tag("nodes")
             .admin()
             .summary("Move a project to another node (admins)")
@@ -522,6 +560,7 @@ pub fn operations() -> Vec<Op> {
             .errors(&[409, 503])
             .engine(),
         Op::post("/api/projects/{id}/recover", "recoverProject", backups::recover_project)
+            .acts_on(ResourceKind::Project, "id")
             .tag("nodes")
             .admin()
             .summary("Recover a project onto another node from its newest complete backup (admins)")
@@ -542,6 +581,7 @@ pub fn operations() -> Vec<Op> {
             .query::<PageQuery>()
             .ok::<Vec<BackupDto>>(),
         Op::post("/api/projects/{id}/backups/upload", "uploadBackup", backups::upload)
+            .acts_on(ResourceKind::Project, "id")
             .tag("backups")
             .summary("Add an archive to the catalogue (checked before it is kept)")
             .query::<UploadQuery>()
@@ -559,6 +599,7 @@ pub fn operations() -> Vec<Op> {
             .summary("The project's schedule and retention (own settings and effective)")
             .ok::<PolicyDto>(),
         Op::put("/api/projects/{id}/backup-policy", "putBackupPolicy", backups::put_policy)
+            .acts_on(ResourceKind::Project, "id")
             .tag("backups")
             .summary("Set the project's schedule and retention; a field left out follows the config")
             .json::<PolicyRequest>()
@@ -568,6 +609,7 @@ pub fn operations() -> Vec<Op> {
             .summary("One backup")
             .ok::<BackupDto>(),
         Op::delete("/api/backups/{id}", "deleteBackup", backups::delete)
+            .acts_on(ResourceKind::Backup, "id")
             .tag("backups")
             .summary("Delete a backup and its archive")
             .ok::<DeletedDto>()
@@ -579,6 +621,7 @@ pub fn operations() -> Vec<Op> {
             .raw(&["application/zstd", "application/gzip"], "The archive.")
             .errors(&[409, 422, 502]),
         Op::post("/api/backups/{id}/verify", "verifyBackup", backups::verify)
+            .acts_on(ResourceKind::Backup, "id")
             .tag("backups")
             .summary("Check the archive's checksum and read it through")
             .ok::<VerifyDto>()
@@ -611,6 +654,7 @@ pub fn operations() -> Vec<Op> {
             .ok::<Vec<RunDto>>()
             .errors(&[404]),
         Op::post("/api/jobs/{name}/run", "runJob", jobs::run)
+            .acts_on(ResourceKind::Job, "name")
             .admin()
             .tag("jobs")
             .summary("Run one job now")

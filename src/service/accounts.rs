@@ -12,8 +12,9 @@ use super::auth::{check_email, hash_password, hash_token, new_token};
 use super::{NewUser, Result, ServiceError};
 use crate::config::AuthConfig;
 use crate::domain::accounts::{check_password, check_removal, check_role_change, Holdings};
+use crate::domain::accounts::{TokenInfo, TokenKind};
 use crate::domain::{now_millis, Role, User};
-use crate::store::{Store, TokenInfo, TokenKind};
+use crate::store::Store;
 
 /// Accounts over one store: management, logging in, authenticating.
 /// Cheap to clone. Failed logins are counted in the store, so every

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{Result, ServiceError};
 use crate::config::AuditConfig;
-use crate::domain::audit::{retention_cutoff, AuditFilter, AuditRecord};
+use crate::domain::audit::{retention_cutoff, AuditFilter, AuditRecord, ResourceKind};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::{now_millis, User};
 use crate::store::Store;
@@ -131,15 +131,17 @@ impl Audit {
 
     /// The owner of the resource a record names (for an admin acting on
     /// someone else's): a workspace, project, backup or user.
-    pub async fn owner_of(&self, kind: &str, id: &str) -> Option<Uuid> {
+    pub async fn owner_of(&self, kind: ResourceKind, id: &str) -> Option<Uuid> {
         let id = Uuid::parse_str(id).ok()?;
         let store = &self.inner.store;
         match kind {
-            "workspace" => store.workspace(id).await.ok()?.map(|w| w.owner_id),
-            "project" => store.project(id).await.ok()?.map(|p| p.owner_id),
-            "backup" => store.backup(id).await.ok()?.map(|b| b.owner_id),
-            "user" => Some(id),
-            _ => None,
+            ResourceKind::Workspace => store.workspace(id).await.ok()?.map(|w| w.owner_id),
+            ResourceKind::Project => store.project(id).await.ok()?.map(|p| p.owner_id),
+            ResourceKind::Backup => store.backup(id).await.ok()?.map(|b| b.owner_id),
+            ResourceKind::User => Some(id),
+            ResourceKind::Type | ResourceKind::Token | ResourceKind::Node | ResourceKind::Job => {
+                None
+            }
         }
     }
 }

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::{Accounts, Result, ServiceError};
 use crate::domain::accounts::{check_password, check_role_change, Holdings};
+use crate::domain::accounts::{TokenInfo, TokenKind};
 use crate::domain::{now_millis, Millis, Role, User};
-use crate::store::{TokenInfo, TokenKind};
 
 /// How stale a token's "last used" may get before a request refreshes it:
 /// recording every request would put a database write on every read.

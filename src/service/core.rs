@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::app_urls::AppUrls;
 use super::{Accounts, Nodes, Replicas, Result, ServiceError};
 use crate::config::Config;
-use crate::domain::transition::Transition;
+use crate::domain::transition::{Note, Transition};
 use crate::domain::{now_millis, Project, User, Workspace};
 use crate::engine::Engine;
 use crate::store::Store;
@@ -282,8 +282,61 @@ impl Core {
     /// Moves a workspace to its next state and saves exactly the columns
     /// that state owns. The caller holds the workspace's lock.
     pub(crate) async fn transition(&self, ws: &Workspace, t: Transition) -> Result<Workspace> {
-        let next = crate::domain::transition::transition(ws, t, now_millis())?;
-        self.store().save_status(&next).await?;
+        self.steps(ws, [t], None).await
+    }
+
+    /// [`Core::transition`], with the event that says why saved alongside.
+    pub(crate) async fn transition_noting(
+        &self,
+        ws: &Workspace,
+        t: Transition,
+        note: Note,
+    ) -> Result<Workspace> {
+        self.steps(ws, [t], Some(note)).await
+    }
+
+    /// The one writer of a workspace's state: moves it through `steps` in
+    /// order (the first illegal one refused, nothing saved), then saves the
+    /// columns they own and `note`, if any, in one database transaction.
+    /// No step: nothing of the record is saved, the note alone is. The
+    /// caller holds the workspace's lock.
+    pub(crate) async fn steps(
+        &self,
+        ws: &Workspace,
+        steps: impl IntoIterator<Item = Transition>,
+        note: Option<Note>,
+    ) -> Result<Workspace> {
+        let now = now_millis();
+        let mut next = ws.clone();
+        let mut moved = false;
+        for t in steps {
+            next = crate::domain::transition::transition(&next, t, now)?;
+            moved = true;
+        }
+        if let Some(n) = &note {
+            tracing::info!(workspace = %ws.id, kind = n.kind.as_str(), message = %n.message, status = %next.status, "workspace event");
+        }
+        if moved {
+            self.store().save_status(&next, note.as_ref()).await?;
+        } else if let Some(n) = &note {
+            self.store().insert_event(ws.id, now, n).await?;
+        }
         Ok(next)
+    }
+
+    /// Records an event that moves no state: a recovery attempt begun, a
+    /// limits change, an unhealthy check while recovery is off.
+    pub(crate) async fn note(&self, ws: &Workspace, note: Note) -> Result<()> {
+        self.steps(ws, [], Some(note)).await.map(drop)
+    }
+
+    /// Records an event every replica may notice (an engine event each
+    /// follows) once: `false` when another replica recorded `source`.
+    pub(crate) async fn note_once(&self, id: Uuid, note: Note, source: &str) -> Result<bool> {
+        tracing::info!(workspace = %id, kind = note.kind.as_str(), message = %note.message, "workspace event");
+        Ok(self
+            .store()
+            .insert_event_once(id, now_millis(), &note, source)
+            .await?)
     }
 }

@@ -14,10 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::NodesConfig;
+use crate::domain::nodes::NodeTls;
 use crate::domain::nodes::{self, Endpoint, Heartbeat, NodeState, Schedule, LOCAL};
 use crate::domain::now_millis;
 use crate::engine::{Engine, EngineAddress, EngineInfo};
-use crate::store::{NodeRow, NodeTls, Store};
+use crate::store::{NodeRow, Store};
 
 use super::{Result, ServiceError};
 

@@ -171,7 +171,7 @@ impl Placement {
         use crate::domain::placement::{place, refusal};
         let req = self.placement_request(type_name, pinned, labels, None)?;
         let seen = self.nodes_seen().await?;
-        let chosen = place(&seen, &req, self.core().config().nodes.strategy())
+        let chosen = place(&seen, &req, self.core().config().nodes.placement)
             .map_err(|u| super::ServiceError::Conflict(u.to_string()))?;
         Ok(PlacementPlan {
             node: chosen.name.clone(),
@@ -354,7 +354,7 @@ impl Placement {
             return Ok(None);
         }
         let req = self.placement_request(Some(type_name), None, BTreeMap::new(), Some(demand))?;
-        Ok(place(&seen, &req, self.core().config().nodes.strategy())
+        Ok(place(&seen, &req, self.core().config().nodes.placement)
             .ok()
             .map(|n| n.name.clone())
             .filter(|n| n != project_node))

@@ -8,7 +8,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_uuid, Result, Store, StoreError};
-use crate::domain::apps::ShareLevel;
+use crate::domain::apps::{AppShare, ShareLevel};
 use crate::domain::{Millis, Workspace};
 
 /// What a redeemed handoff code was issued for.
@@ -19,16 +19,6 @@ pub struct AppCode {
     pub workspace_id: Uuid,
     pub port: u16,
     pub expires_at: Millis,
-}
-
-/// One port's share.
-#[derive(Debug, Clone)]
-pub struct AppShare {
-    pub workspace_id: Uuid,
-    pub port: u16,
-    pub level: ShareLevel,
-    pub created_by: Uuid,
-    pub created_at: Millis,
 }
 
 fn port_of(row: &AnyRow) -> Result<u16> {

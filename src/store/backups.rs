@@ -5,6 +5,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_uuid, Result, Store, StoreError};
+use crate::domain::backups::PolicySettings;
 use crate::domain::backups::{Backup, BackupOrigin, RemoteCopy, RemoteState};
 use crate::domain::Millis;
 
@@ -192,29 +193,20 @@ impl Store {
     }
 }
 
-/// A project's own backup settings; `None` fields fall back to the config.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BackupPolicyRow {
-    pub schedule: Option<String>,
-    pub keep_last: Option<u32>,
-    pub keep_daily: Option<u32>,
-    pub keep_weekly: Option<u32>,
-}
-
 impl Store {
-    pub async fn backup_policy(&self, project_id: Uuid) -> Result<BackupPolicyRow> {
+    pub async fn backup_policy(&self, project_id: Uuid) -> Result<PolicySettings> {
         let row = sqlx::query("SELECT * FROM backup_policies WHERE project_id = $1")
             .bind(project_id.to_string())
             .fetch_optional(&self.pool)
             .await?;
         let Some(r) = row else {
-            return Ok(BackupPolicyRow::default());
+            return Ok(PolicySettings::default());
         };
         let n = |c: &str| -> Result<Option<u32>> {
             let v: Option<i64> = r.try_get(c)?;
             Ok(v.map(|v| v.clamp(0, u32::MAX as i64) as u32))
         };
-        Ok(BackupPolicyRow {
+        Ok(PolicySettings {
             schedule: r.try_get("schedule")?,
             keep_last: n("keep_last")?,
             keep_daily: n("keep_daily")?,
@@ -224,9 +216,7 @@ impl Store {
 
     /// Every project's own policy, by project (projects without one use
     /// the default): one query for the backup schedule's sweep.
-    pub async fn backup_policies(
-        &self,
-    ) -> Result<std::collections::HashMap<Uuid, BackupPolicyRow>> {
+    pub async fn backup_policies(&self) -> Result<std::collections::HashMap<Uuid, PolicySettings>> {
         let rows = sqlx::query("SELECT * FROM backup_policies")
             .fetch_all(&self.pool)
             .await?;
@@ -238,7 +228,7 @@ impl Store {
             };
             out.insert(
                 super::get_uuid(r, "project_id")?,
-                BackupPolicyRow {
+                PolicySettings {
                     schedule: r.try_get("schedule")?,
                     keep_last: n("keep_last")?,
                     keep_daily: n("keep_daily")?,
@@ -262,7 +252,7 @@ impl Store {
             .collect()
     }
 
-    pub async fn set_backup_policy(&self, project_id: Uuid, p: &BackupPolicyRow) -> Result<()> {
+    pub async fn set_backup_policy(&self, project_id: Uuid, p: &PolicySettings) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM backup_policies WHERE project_id = $1")
             .bind(project_id.to_string())
@@ -284,12 +274,25 @@ impl Store {
     }
 }
 
+crate::domain::spelled_enum! {
+    /// What a volume operation fills a new volume for.
+    pub enum VolumeOpKind("volume operation") {
+        /// A clone of a project, into a new project or over one.
+        Clone = "clone",
+        /// A backup unpacked into a project's next volume.
+        Restore = "restore",
+        /// A project's volume copied to another node.
+        Move = "move",
+        /// A project made anew on another node from its newest backup.
+        Recover = "recover",
+    }
+}
+
 /// A volume operation under way (see the `volume_ops` table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeOp {
     pub id: Uuid,
-    /// `clone` or `restore`.
-    pub kind: String,
+    pub kind: VolumeOpKind,
     pub project_id: Uuid,
     /// The volume being filled.
     pub volume: String,
@@ -309,7 +312,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(op.id.to_string())
-        .bind(&op.kind)
+        .bind(op.kind.as_str())
         .bind(op.project_id.to_string())
         .bind(&op.volume)
         .bind(i64::from(op.new_project))
@@ -354,7 +357,10 @@ impl Store {
                 let new_project: i64 = r.try_get("new_project")?;
                 Ok(VolumeOp {
                     id: get_uuid(r, "id")?,
-                    kind: r.try_get("kind")?,
+                    kind: r
+                        .try_get::<String, _>("kind")?
+                        .parse()
+                        .map_err(StoreError::Corrupt)?,
                     project_id: get_uuid(r, "project_id")?,
                     volume: r.try_get("volume")?,
                     node: r.try_get("node")?,

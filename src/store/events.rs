@@ -4,26 +4,32 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_uuid, Result, Store, StoreError};
+use crate::domain::transition::Note;
 use crate::domain::{EventKind, Millis, WorkspaceEvent};
 
+/// The statement that records `note` for a workspace at `at`, for a
+/// transaction of its own or one that saves a status with it.
+pub(super) fn insert_event_query<'q>(
+    workspace_id: Uuid,
+    at: Millis,
+    note: &'q Note,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "INSERT INTO workspace_events (id, workspace_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(workspace_id.to_string())
+    .bind(at)
+    .bind(note.kind.as_str())
+    .bind(note.message.as_str())
+}
+
 impl Store {
-    pub async fn insert_event(
-        &self,
-        workspace_id: Uuid,
-        at: Millis,
-        kind: EventKind,
-        message: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO workspace_events (id, workspace_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(Uuid::new_v4().to_string())
-        .bind(workspace_id.to_string())
-        .bind(at)
-        .bind(kind.as_str())
-        .bind(message)
-        .execute(&self.pool)
-        .await?;
+    /// Records an event that moves no state (an attempt, a limits change).
+    pub async fn insert_event(&self, workspace_id: Uuid, at: Millis, note: &Note) -> Result<()> {
+        insert_event_query(workspace_id, at, note)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -34,8 +40,7 @@ impl Store {
         &self,
         workspace_id: Uuid,
         at: Millis,
-        kind: EventKind,
-        message: &str,
+        note: &Note,
         source: &str,
     ) -> Result<bool> {
         let done = sqlx::query(
@@ -45,8 +50,8 @@ impl Store {
         .bind(Uuid::new_v4().to_string())
         .bind(workspace_id.to_string())
         .bind(at)
-        .bind(kind.as_str())
-        .bind(message)
+        .bind(note.kind.as_str())
+        .bind(note.message.as_str())
         .bind(source)
         .execute(&self.pool)
         .await?;

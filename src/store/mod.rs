@@ -21,14 +21,14 @@ mod settings;
 mod users;
 mod workspaces;
 
-pub use apps::{AppCode, AppShare};
-pub use backups::{BackupPolicyRow, VolumeOp};
+pub use apps::AppCode;
+pub use backups::{VolumeOp, VolumeOpKind};
 pub use coord::{Coordinator, HeldLock, LockKey, Notice};
-pub use nodes::{NodeRow, NodeTls};
+pub use nodes::NodeRow;
 pub use operations::RecoveryDue;
 pub use quotas::Storage;
 pub use replicas::Whose;
-pub use users::{TokenInfo, TokenKind, TokenUse};
+pub use users::TokenUse;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Row};

@@ -8,17 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{conflict_on_unique, Result, Store, StoreError};
+use crate::domain::nodes::NodeTls;
 use crate::domain::nodes::{Endpoint, Schedule, LOCAL};
 use crate::domain::Millis;
 use crate::secret::Secret;
-
-/// The client certificates of a TLS node (PEM text).
-#[derive(Debug, Clone)]
-pub struct NodeTls {
-    pub ca: String,
-    pub cert: String,
-    pub key: Secret,
-}
 
 /// One node as stored.
 #[derive(Debug, Clone)]

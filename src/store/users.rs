@@ -7,29 +7,8 @@ use uuid::Uuid;
 
 use super::{conflict_on_unique, get_uuid, Result, Store, StoreError};
 use crate::domain::accounts::Holdings;
+use crate::domain::accounts::{TokenInfo, TokenKind};
 use crate::domain::{Millis, Role, User};
-
-crate::domain::spelled_enum! {
-    /// What a token was made for.
-    pub enum TokenKind("token kind") {
-        /// Made by `berth token create`; does not expire.
-        Api = "api",
-        /// Made by a login; expires and is revoked by logout.
-        Session = "session",
-    }
-}
-
-/// A token as listed to its owner: never the token itself (only its hash is
-/// stored), but enough to recognise and revoke it.
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    pub id: Uuid,
-    pub kind: TokenKind,
-    pub name: String,
-    pub created_at: Millis,
-    pub expires_at: Option<Millis>,
-    pub last_used_at: Option<Millis>,
-}
 
 /// The token a request presented, as authentication found it.
 #[derive(Debug, Clone)]

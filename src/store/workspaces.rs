@@ -5,6 +5,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_opt_uuid, get_uuid, Result, Store, StoreError};
+use crate::domain::transition::Note;
 use crate::domain::{Millis, Workspace};
 
 pub(super) fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
@@ -123,7 +124,10 @@ impl Store {
     /// Writes the columns a status transition owns
     /// (`domain::transition`): status, its reason, the container and its
     /// port, the time; activity only forward. Nothing else of the record.
-    pub async fn save_status(&self, w: &Workspace) -> Result<()> {
+    /// With `note`, its event is written in the same transaction, so a
+    /// reader never sees the one without the other.
+    pub async fn save_status(&self, w: &Workspace, note: Option<&Note>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         bind_status(
             sqlx::query(concat!(
                 "UPDATE workspaces SET ",
@@ -132,8 +136,14 @@ impl Store {
             )),
             w,
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(n) = note {
+            super::events::insert_event_query(w.id, w.updated_at, n)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::app::App;
+use crate::domain::audit::{AuditFacts, ResourceKind};
 
 mod document;
 
@@ -100,6 +101,8 @@ pub struct Op {
     /// On the original API's path: the id of the same operation at the
     /// resource's own path (the document marks it as an alias).
     alias_of: Option<(&'static str, &'static str)>,
+    /// What the audit log records of it.
+    audit: AuditFacts,
 }
 
 /// Each entry with [`Op::also_at`] becomes two: the operation at the
@@ -144,7 +147,7 @@ impl Op {
         T: 'static,
     {
         Op {
-            methods: vec![method],
+            methods: vec![method.clone()],
             path,
             id,
             router: axum::routing::on(filter, handler),
@@ -160,6 +163,11 @@ impl Op {
             starting_page: false,
             also_at: None,
             alias_of: None,
+            audit: AuditFacts {
+                recorded: method != Method::GET && method != Method::HEAD,
+                on: None,
+                creates: None,
+            },
         }
     }
 
@@ -178,7 +186,34 @@ impl Op {
         let mut op = Op::on(Method::GET, MethodFilter::GET, path, id, handler.clone());
         op.router = axum::routing::any(handler);
         op.methods = ANY_METHODS.to_vec();
+        // Every method, state-changing ones included: recorded unless the
+        // table says otherwise.
+        op.audit.recorded = true;
         op
+    }
+
+    /// The resource it acts on, named by the path parameter `param`.
+    pub fn acts_on(mut self, kind: ResourceKind, param: &'static str) -> Op {
+        assert!(
+            self.path.contains(&format!("{{{param}}}")),
+            "{}: no {{{param}}} in its path",
+            self.id
+        );
+        self.audit.on = Some((kind, param));
+        self
+    }
+
+    /// What it makes, named by its answer's `data.id` (or `data.name`).
+    pub fn creates(mut self, kind: ResourceKind) -> Op {
+        self.audit.creates = Some(kind);
+        self
+    }
+
+    /// Not recorded by the audit log, whatever its method: traffic to a
+    /// workspace's own app, which is the app's business.
+    pub fn unaudited(mut self) -> Op {
+        self.audit.recorded = false;
+        self
     }
 
     pub fn summary(mut self, s: &'static str) -> Op {
@@ -355,13 +390,11 @@ impl Op {
     /// an admin operation answers 401/403 before its handler (or any of its
     /// extractors) runs, so a handler cannot forget it.
     pub fn into_router(self, app: &App) -> MethodRouter<App> {
-        let audited = crate::http::audit::audited(&self.methods, self.path).then_some(
-            crate::http::audit::Audited {
-                id: self.id,
-                path: self.path,
-                tag: self.tag,
-            },
-        );
+        let audited = self.audit.recorded.then_some(crate::http::audit::Audited {
+            id: self.id,
+            path: self.path,
+            facts: self.audit,
+        });
         let router = match self.auth {
             Auth::Admin => self
                 .router
@@ -383,7 +416,17 @@ impl Op {
 
     /// Whether the audit layer records this operation's calls.
     pub fn is_audited(&self) -> bool {
-        crate::http::audit::audited(&self.methods, self.path)
+        self.audit.recorded
+    }
+
+    /// Whether one of its answers has this status.
+    pub fn answers_status(&self, status: u16) -> bool {
+        self.outputs.iter().any(|(s, _)| *s == status)
+    }
+
+    /// What the audit log records of it.
+    pub fn audit_facts(&self) -> AuditFacts {
+        self.audit
     }
 
     /// Every error status this operation can answer with.

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::apps::{safe_next, upstream_path, AppAccess, AppHost, APP_COOKIE, AUTH_PATH};
 use crate::domain::User;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::extract::{parse_uuid, ApiJson, ApiQuery, Caller, IdPath};
 use crate::http::routes::proxy::{
     forward, is_navigation, parse_port, percent_encode, see_other, starting_page, to_login, wake,
@@ -140,17 +140,11 @@ async fn serve_app(
             return Ok(resp);
         }
         AppAccess::Login => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "log in to Berth first: open the app in a browser, or send 'Authorization: Bearer <token>'",
+            return Err(ApiError::new(ErrorCode::Unauthorized, "log in to Berth first: open the app in a browser, or send 'Authorization: Bearer <token>'",
             ))
         }
         AppAccess::Deny => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such workspace app",
+            return Err(ApiError::new(ErrorCode::NotFound, "no such workspace app",
             ))
         }
     }
@@ -161,8 +155,7 @@ async fn serve_app(
         let from = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok());
         if from.is_some_and(|o| !o.eq_ignore_ascii_case(&origin)) {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "cross_origin",
+                ErrorCode::CrossOrigin,
                 "a request from another origin may not use this app's cookie",
             ));
         }
@@ -234,7 +227,7 @@ async fn exchange(apps: &Apps, target: &AppTarget, query: &str) -> Result<Respon
 
 /// An error as a small page, for a browser on an app origin.
 fn error_page(e: &ApiError) -> Response {
-    let title = match e.status {
+    let title = match e.status() {
         StatusCode::NOT_FOUND => "No such app",
         StatusCode::UNPROCESSABLE_ENTITY => "This sign-in link cannot be used",
         s if s.is_server_error() => "The app cannot be reached",
@@ -252,7 +245,7 @@ fn error_page(e: &ApiError) -> Response {
         esc(&e.message)
     );
     (
-        e.status,
+        e.status(),
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
@@ -274,8 +267,7 @@ pub async fn handoff(
     let urls = apps.berth().core().app_urls();
     if !urls.subdomain() {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "apps have no origins of their own here (proxy.app_domain is not set)",
         ));
     }
@@ -286,7 +278,7 @@ pub async fn handoff(
     })?;
     let caller = match caller {
         Ok(c) => c,
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => return Ok(to_login(&original)),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => return Ok(to_login(&original)),
         Err(e) => return Err(e),
     };
     let target = apps.resolve_app(&app).await?;
@@ -323,7 +315,11 @@ fn id_and_port(params: &HashMap<String, String>) -> Result<(uuid::Uuid, u16), Ap
     Ok((id, port))
 }
 
-fn share_dto(apps: &Apps, s: &crate::store::AppShare, ws: &crate::domain::Workspace) -> ShareDto {
+fn share_dto(
+    apps: &Apps,
+    s: &crate::domain::apps::AppShare,
+    ws: &crate::domain::Workspace,
+) -> ShareDto {
     let url = match apps.app_target(ws.clone(), Some(s.port)) {
         Ok(t) if t.main => apps.berth().core().app_urls().app_url(ws),
         _ => apps.berth().core().app_urls().port_url(ws, s.port),

@@ -290,7 +290,7 @@ pub async fn put_policy(
     IdPath(id): IdPath,
     ApiJson(req): ApiJson<PolicyRequest>,
 ) -> ApiResult<Response> {
-    let own = crate::store::BackupPolicyRow {
+    let own = crate::domain::backups::PolicySettings {
         schedule: req.schedule,
         keep_last: req.keep_last,
         keep_daily: req.keep_daily,

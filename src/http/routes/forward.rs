@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
 use crate::domain::apps::{rewrite_location, rewrite_set_cookie, strip_berth_cookies, CookieScope};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::service::apps::proxy::Reach;
 use crate::service::apps::AppTarget;
 use crate::service::Apps;
@@ -77,7 +77,7 @@ pub(crate) async fn forward(
         // connection. The engine may not have seen the exit yet when the
         // connection drops, so look for a short while before blaming the
         // workspace's server.
-        Err(e) if e.status == StatusCode::BAD_GATEWAY => {
+        Err(e) if e.status() == StatusCode::BAD_GATEWAY => {
             let name = crate::domain::workspace_container_name(id);
             let deadline = tokio::time::Instant::now() + EXIT_GRACE;
             loop {
@@ -87,10 +87,7 @@ pub(crate) async fn forward(
                 };
                 match engine.inspect_container(&name).await {
                     Ok(Some(c)) if !c.running => {
-                        break Err(ApiError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "workspace_unavailable",
-                            format!(
+                        break Err(ApiError::new(ErrorCode::WorkspaceUnavailable, format!(
                                 "the workspace's container exited (code {}) while the request was forwarded; recovery will restart it",
                                 c.exit_code
                             ),
@@ -162,9 +159,9 @@ pub(super) fn strip_credentials(headers: &mut HeaderMap) {
     }
 }
 
-fn upstream_error(status: StatusCode, code: &'static str, message: String) -> ApiError {
-    tracing::info!(%status, %message, "proxy upstream error");
-    ApiError::new(status, code, message)
+fn upstream_error(code: ErrorCode, message: String) -> ApiError {
+    tracing::info!(%code, %message, "proxy upstream error");
+    ApiError::new(code, message)
 }
 
 async fn connect(apps: &Apps, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, ApiError> {
@@ -176,13 +173,11 @@ async fn connect(apps: &Apps, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, Ap
         {
             Ok(Ok(stream)) => Ok(Box::new(stream)),
             Ok(Err(why)) => Err(upstream_error(
-                StatusCode::BAD_GATEWAY,
-                "port_not_listening",
+                ErrorCode::PortNotListening,
                 format!("{why}; start a server on it inside the workspace"),
             )),
             Err(e) => Err(upstream_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
+                ErrorCode::UpstreamError,
                 format!(
                     "cannot reach port {} inside the workspace: {e}",
                     f.target.port
@@ -201,13 +196,11 @@ async fn connect(apps: &Apps, f: &Forward<'_>) -> Result<Box<dyn UpstreamIo>, Ap
             Ok(Box::new(s))
         }
         Ok(Err(e)) => Err(upstream_error(
-            StatusCode::BAD_GATEWAY,
-            "upstream_unreachable",
+            ErrorCode::UpstreamUnreachable,
             format!("the workspace did not accept the connection on its port: {e}"),
         )),
         Err(_) => Err(upstream_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
+            ErrorCode::UpstreamTimeout,
             "the workspace did not accept the connection in time".into(),
         )),
     }
@@ -244,8 +237,7 @@ async fn forward_once(apps: &Apps, mut req: Request, f: Forward<'_>) -> Result<R
             let v = HeaderValue::from_str(&format!("{}:{}", f.reach.host, f.reach.host_port))
                 .map_err(|_| {
                     ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "upstream_error",
+                        ErrorCode::UpstreamError,
                         format!("node address {:?} is not a host name", f.reach.host),
                     )
                 })?;
@@ -294,8 +286,7 @@ async fn forward_once(apps: &Apps, mut req: Request, f: Forward<'_>) -> Result<R
         .await
         .map_err(|e| {
             upstream_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
+                ErrorCode::UpstreamError,
                 format!("HTTP handshake with the workspace failed: {e}"),
             )
         })?;
@@ -311,24 +302,15 @@ async fn forward_once(apps: &Apps, mut req: Request, f: Forward<'_>) -> Result<R
         // Docker's port forwarder accepts the connection even when nothing
         // listens inside the container, then closes it.
         Ok(Err(e)) if e.is_canceled() || e.is_incomplete_message() => {
-            return Err(upstream_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
-                "the workspace closed the connection without answering; is its server listening on the type's port?".into(),
+            return Err(upstream_error(ErrorCode::UpstreamUnreachable, "the workspace closed the connection without answering; is its server listening on the type's port?".into(),
             ))
         }
         Ok(Err(e)) => {
-            return Err(upstream_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!("the workspace failed to answer: {e}"),
+            return Err(upstream_error(ErrorCode::UpstreamError, format!("the workspace failed to answer: {e}"),
             ))
         }
         Err(_) => {
-            return Err(upstream_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                format!(
+            return Err(upstream_error(ErrorCode::UpstreamTimeout, format!(
                     "the workspace did not answer within {} s (proxy.response_timeout_s)",
                     response_timeout.as_secs()
                 ),
@@ -339,8 +321,7 @@ async fn forward_once(apps: &Apps, mut req: Request, f: Forward<'_>) -> Result<R
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
             return Err(upstream_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
+                ErrorCode::UpstreamError,
                 "the workspace switched protocols without being asked".into(),
             ));
         };

@@ -3,11 +3,10 @@
 //! Admins only.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Local;
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::extract::{ApiQuery, Caller, TextPath};
 use crate::http::wire::ok;
 use crate::http::wire::*;
@@ -63,8 +62,7 @@ fn job_named(name: &str) -> Result<JobName, ApiError> {
     JobName::parse(name).ok_or_else(|| {
         let known: Vec<&str> = JobName::ALL.iter().map(|j| j.as_str()).collect();
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no job {name:?}; jobs: {}", known.join(", ")),
         )
     })

@@ -4,11 +4,11 @@
 
 use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::WorkspaceStatus;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::service::Berth;
 
 pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult<Response> {
@@ -27,10 +27,7 @@ pub async fn render(State(berth): State<Berth>, headers: HeaderMap) -> ApiResult
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         if !same {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "metrics need 'Authorization: Bearer <token>': metrics.token, or the one in <data_dir>/metrics-token",
+            return Err(ApiError::new(ErrorCode::Unauthorized, "metrics need 'Authorization: Bearer <token>': metrics.token, or the one in <data_dir>/metrics-token",
             ));
         }
     }

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::nodes::NodeTls;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, Caller, TextPath};
 use crate::http::wire::DrainDto;
@@ -15,7 +16,6 @@ use crate::http::wire::{
 };
 use crate::secret::Secret;
 use crate::service::{Berth, NewNode, NodeChange};
-use crate::store::NodeTls;
 
 pub async fn list(State(berth): State<Berth>, _caller: Caller) -> ApiResult<Response> {
     let reports = berth.placement().node_reports().await?;

@@ -22,7 +22,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::apps::{path_access, upstream_path, PathAccess};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{parse_uuid, Caller};
 use crate::service::apps::proxy::{Reach, Upstream};
 use crate::service::apps::AppTarget;
@@ -80,7 +80,7 @@ async fn path_mode(
         // A page load without a session (a link from another site: the
         // SameSite=Strict cookie is not sent; or a session that expired)
         // goes to the UI's login, which comes back here afterwards.
-        Err(e) if e.status == StatusCode::UNAUTHORIZED && navigation => {
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED && navigation => {
             let back = original
                 .path_and_query()
                 .map(|pq| pq.as_str())
@@ -186,8 +186,7 @@ fn path_refused(apps: &Apps, target: &AppTarget, navigation: bool) -> Response {
     };
     if !navigation {
         return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "path_app_refused",
+            ErrorCode::PathAppRefused,
             format!("{why} {fix} (workspace {})", target.ws.id),
         )
         .into_response();
@@ -224,10 +223,7 @@ pub(crate) async fn wake(
     {
         Upstream::Ready(reach) => Ok(Some(reach)),
         Upstream::Waking if navigation => Ok(None),
-        Upstream::Waking => Err(ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "workspace_starting",
-            format!(
+        Upstream::Waking => Err(ApiError::new(ErrorCode::WorkspaceStarting, format!(
                 "workspace did not become ready within {} s (proxy.wake_timeout_s); it is still starting, try again",
                 apps.berth().core().config().proxy.wake_timeout_s
             ),

@@ -33,15 +33,15 @@ pub use stats::*;
 pub use workspaces::*;
 
 use crate::domain::accounts::Holdings;
+use crate::domain::accounts::TokenInfo;
+use crate::domain::containers::{ContainerState, HealthProbe, HealthReport};
 use crate::domain::{
     Health, HealthCheck, HealthCheckOverride, Project, ResourceLimits, ResourceOverrides, Role,
     User, Workspace, WorkspaceEvent,
 };
-use crate::engine::{ContainerState, HealthProbe, HealthReport};
 use crate::service::{
     HealthSummary, HistoryPoint, ResourceUse, StatsView, StatusReport, TypeInfo, WorkspaceStats,
 };
-use crate::store::TokenInfo;
 
 /// The success envelope `{"success": true, "data": …, "message"?: …,
 /// "page"?: …}`.

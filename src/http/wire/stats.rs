@@ -36,8 +36,7 @@ pub struct ResourceStatsDto {
     pub block_io: BlockIoDto,
     pub pids: Option<u64>,
     /// Where the figures were read: the cgroup files or the engine's stats API.
-    #[schemars(extend("enum" = ["cgroup", "engine"]))]
-    pub source: String,
+    pub source: crate::domain::SampleSource,
     #[schemars(with = "Timestamp")]
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,7 +144,7 @@ impl ResourceStatsDto {
                 write_bytes: v.blk_write,
             },
             pids: v.pids,
-            source: v.source.to_string(),
+            source: v.source,
             timestamp: rfc3339(v.at),
             history: history.map(|h| {
                 h.iter()

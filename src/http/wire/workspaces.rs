@@ -376,8 +376,7 @@ pub struct ResourcesDto {
     pub memory_usage: f64,
     pub memory_limit: Option<f64>,
     /// Where the figures were read: the cgroup files or the engine's stats API.
-    #[schemars(extend("enum" = ["cgroup", "engine"]))]
-    pub source: String,
+    pub source: crate::domain::SampleSource,
 }
 
 impl From<&ResourceUse> for ResourcesDto {
@@ -386,7 +385,7 @@ impl From<&ResourceUse> for ResourcesDto {
             cpu_usage: r.cpu_percent,
             memory_usage: r.memory_usage_mb,
             memory_limit: r.memory_limit_mb,
-            source: r.source.to_string(),
+            source: r.source,
         }
     }
 }

@@ -17,9 +17,10 @@ pub use super::app_urls::AppUrls;
 use super::{Berth, Core, Observe, Result, ServiceError, Types};
 
 pub mod proxy;
+use crate::domain::apps::AppShare;
 use crate::domain::apps::{app_access, short_id, slug, AppAccess, AppHost, Listener, ShareLevel};
 use crate::domain::{now_millis, Millis, User, Workspace};
-use crate::store::{AppCode, AppShare};
+use crate::store::AppCode;
 
 /// How long a handoff code may wait to be exchanged: one redirect's time.
 const CODE_TTL_MS: Millis = 60_000;

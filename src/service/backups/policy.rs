@@ -4,10 +4,10 @@
 use uuid::Uuid;
 
 use super::*;
+use crate::domain::backups::PolicySettings;
 use crate::domain::retention::{plan_retention, BackupSeen, RetentionPolicy};
 use crate::domain::User;
 use crate::service::{Result, ServiceError};
-use crate::store::BackupPolicyRow;
 
 /// A project's backup schedule and retention, with where each came from.
 #[derive(Debug, Clone)]
@@ -15,11 +15,11 @@ pub struct BackupPolicy {
     pub schedule: String,
     pub retention: RetentionPolicy,
     /// What the project set itself (the rest is the config's default).
-    pub own: BackupPolicyRow,
+    pub own: PolicySettings,
 }
 
 impl Backups {
-    pub(crate) fn effective_policy(&self, own: BackupPolicyRow) -> BackupPolicy {
+    pub(crate) fn effective_policy(&self, own: PolicySettings) -> BackupPolicy {
         let d = &self.config().backups;
         BackupPolicy {
             schedule: own.schedule.clone().unwrap_or_else(|| d.schedule.clone()),
@@ -48,7 +48,7 @@ impl Backups {
         &self,
         user: &User,
         project_id: Uuid,
-        own: BackupPolicyRow,
+        own: PolicySettings,
     ) -> Result<BackupPolicy> {
         self.berth().core().project(user, project_id).await?;
         if let Some(s) = &own.schedule {

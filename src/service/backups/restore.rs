@@ -3,6 +3,7 @@
 //! it only when complete; and recoveries, the same onto another node when
 //! the project's own is lost.
 
+use crate::store::VolumeOpKind;
 use std::path::Path;
 
 use uuid::Uuid;
@@ -82,9 +83,13 @@ impl Backups {
         let new_volume = crate::domain::fresh_volume_name(project.id);
         let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());
-        let op = self
-            .volumes()
-            .volume_op("restore", project.id, &new_volume, &project.node, false);
+        let op = self.volumes().volume_op(
+            VolumeOpKind::Restore,
+            project.id,
+            &new_volume,
+            &project.node,
+            false,
+        );
         // Restored where the project's volume is.
         let engine = self.engine_on(&project.node).await?;
         self.store().insert_volume_op(&op).await?;
@@ -221,9 +226,9 @@ impl Backups {
         self.ensure_local(&b, &path).await?;
         let target = self.engine_on(to).await?;
         let new_volume = crate::domain::fresh_volume_name(project.id);
-        let op = self
-            .volumes()
-            .volume_op("recover", project.id, &new_volume, to, false);
+        let op =
+            self.volumes()
+                .volume_op(VolumeOpKind::Recover, project.id, &new_volume, to, false);
         self.store().insert_volume_op(&op).await?;
         let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), project.id.to_string());

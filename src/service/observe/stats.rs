@@ -58,7 +58,7 @@ pub struct StatsView {
     pub blk_read: u64,
     pub blk_write: u64,
     pub pids: Option<u64>,
-    pub source: &'static str,
+    pub source: crate::domain::SampleSource,
     pub at: Millis,
 }
 

@@ -2,6 +2,7 @@
 //! copy itself (through the host or the engines), and the first
 //! workspace's placement of a project that holds nothing yet.
 
+use crate::store::VolumeOpKind;
 use uuid::Uuid;
 
 use super::io::Access;
@@ -86,7 +87,13 @@ impl Volumes {
             .as_ref()
             .map_or_else(|| source.node.clone(), |t| t.node.clone());
         let engine = self.engine_on(&node).await?;
-        let op = self.volume_op("clone", new_id, &new_volume, &node, existing.is_none());
+        let op = self.volume_op(
+            VolumeOpKind::Clone,
+            new_id,
+            &new_volume,
+            &node,
+            existing.is_none(),
+        );
         self.store().insert_volume_op(&op).await?;
         let mut labels = self.berth().core().base_labels();
         labels.insert(LABEL_PROJECT_ID.to_string(), new_id.to_string());

@@ -11,6 +11,7 @@ mod copy;
 pub(super) mod io;
 mod moves;
 
+use crate::store::VolumeOpKind;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,7 +118,7 @@ impl Volumes {
     /// holds until it completes, so an interrupted one is cleaned up).
     pub(in crate::service) fn volume_op(
         &self,
-        kind: &str,
+        kind: VolumeOpKind,
         project_id: Uuid,
         volume: &str,
         node: &str,
@@ -125,7 +126,7 @@ impl Volumes {
     ) -> VolumeOp {
         VolumeOp {
             id: Uuid::new_v4(),
-            kind: kind.into(),
+            kind,
             project_id,
             volume: volume.to_string(),
             node: node.to_string(),

@@ -1,6 +1,7 @@
 //! Moves of a project to another node, and drains (every project of a
 //! node moved, one at a time).
 
+use crate::store::VolumeOpKind;
 use std::time::Instant;
 
 use uuid::Uuid;
@@ -43,7 +44,7 @@ impl Volumes {
         let target = self.engine_on(to).await?;
         let running = self.running_on(&project).await?;
         let new_volume = crate::domain::fresh_volume_name(project.id);
-        let op = self.volume_op("move", project.id, &new_volume, to, false);
+        let op = self.volume_op(VolumeOpKind::Move, project.id, &new_volume, to, false);
         let stopped: Vec<Uuid> = running.iter().map(|(w, _)| *w).collect();
         for w in &stopped {
             self.berth().stop_workspace(user, *w).await?;

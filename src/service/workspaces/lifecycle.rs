@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::Berth;
-use crate::domain::transition::Transition;
+use crate::domain::transition::{Note, Transition};
 use crate::domain::{EventKind, Project, User, Workspace, WorkspaceStatus};
 use crate::engine::{ContainerState, EngineError};
 use crate::service::{Result, ServiceError};
@@ -85,22 +85,17 @@ impl Berth {
         drop(room);
         match self.create_and_start(&ws, &project, container).await {
             Ok(state) => {
-                let ws = self
-                    .core()
-                    .transition(
+                self.core()
+                    .transition_noting(
                         &ws,
                         Transition::Running {
                             container_id: Some(state.id),
                             host_port: state.host_port,
                             activity: true,
                         },
+                        Note::new(EventKind::Started, "started"),
                     )
-                    .await?;
-                self.core()
-                    .store()
-                    .insert_event(ws.id, ws.updated_at, EventKind::Started, "started")
-                    .await?;
-                Ok(ws)
+                    .await
             }
             Err(e) => {
                 self.core()
@@ -191,15 +186,13 @@ impl Berth {
         self.observe()
             .inspect_on(&ws.node, &ws.container_name())
             .await?;
-        let ws = self
-            .core()
-            .transition(&ws, Transition::Stopped { reason: None })
-            .await?;
         self.core()
-            .store()
-            .insert_event(ws.id, ws.updated_at, EventKind::Stopped, why)
-            .await?;
-        Ok(ws)
+            .transition_noting(
+                &ws,
+                Transition::Stopped { reason: None },
+                Note::new(EventKind::Stopped, why),
+            )
+            .await
     }
 
     /// Restarts a running workspace; starts a stopped one.
@@ -227,12 +220,9 @@ impl Berth {
             },
             None => Transition::Stopped { reason: None },
         };
-        let ws = self.core().transition(&ws, next).await?;
         // A restart by a person resets the recovery budget, as a start does.
         self.core()
-            .store()
-            .insert_event(ws.id, ws.updated_at, EventKind::Started, "restarted")
-            .await?;
-        Ok(ws)
+            .transition_noting(&ws, next, Note::new(EventKind::Started, "restarted"))
+            .await
     }
 }

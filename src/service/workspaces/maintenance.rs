@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::Berth;
-use crate::domain::transition::Transition;
+use crate::domain::transition::{Note, Transition};
 use crate::domain::{now_millis, EventKind, Millis, WorkspaceStatus};
 use crate::service::Result;
 
@@ -58,25 +58,19 @@ impl Berth {
         let Some(c) = c.filter(|c| c.running) else {
             return Ok(Applied::Skipped("container no longer runs".into()));
         };
-        let ws = self
-            .core()
-            .transition(
+        // A fresh start as far as the recovery budget is concerned.
+        self.core()
+            .transition_noting(
                 &ws,
                 Transition::Running {
                     container_id: Some(c.id),
                     host_port: c.host_port,
                     activity: false,
                 },
-            )
-            .await?;
-        // A fresh start as far as the recovery budget is concerned.
-        self.core()
-            .store()
-            .insert_event(
-                id,
-                ws.updated_at,
-                EventKind::Started,
-                &format!("recovered by cleanup: {reason}"),
+                Note::new(
+                    EventKind::Started,
+                    format!("recovered by cleanup: {reason}"),
+                ),
             )
             .await?;
         Ok(Applied::Done)
@@ -98,17 +92,14 @@ impl Berth {
             .remove_container(&ws.container_name())
             .await?;
         let was = ws.status_reason.clone().unwrap_or_default();
-        let ws = self
-            .core()
-            .transition(&ws, Transition::ContainerRemoved)
-            .await?;
         self.core()
-            .store()
-            .insert_event(
-                id,
-                ws.updated_at,
-                EventKind::Stopped,
-                &format!("cleaned up by cleanup ({reason}); the error was: {was}"),
+            .transition_noting(
+                &ws,
+                Transition::ContainerRemoved,
+                Note::new(
+                    EventKind::Stopped,
+                    format!("cleaned up by cleanup ({reason}); the error was: {was}"),
+                ),
             )
             .await?;
         Ok(Applied::Done)

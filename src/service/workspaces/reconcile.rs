@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::Berth;
 use crate::domain::recovery::{next_recovery_step, Failure, RecoveryStep};
-use crate::domain::transition::{transition, Transition};
+use crate::domain::transition::{Note, Transition};
 use crate::domain::{now_millis, EventKind, Health, Workspace, WorkspaceStatus};
 use crate::engine::ContainerState;
 use crate::service::Result;
@@ -131,7 +131,7 @@ impl Berth {
     /// holds the workspace's lock.
     pub(super) async fn refresh(
         &self,
-        mut ws: Workspace,
+        ws: Workspace,
         recover: bool,
     ) -> Result<(Workspace, Option<ContainerState>)> {
         let container = self
@@ -151,29 +151,24 @@ impl Berth {
             .as_ref()
             .filter(|c| c.running)
             .and_then(|c| c.host_port);
-        let mut dirty = container_id != ws.container_id || host_port != ws.host_port;
-        if dirty {
-            ws = transition(
-                &ws,
-                Transition::Seen {
-                    container_id,
-                    host_port,
-                },
-                now_millis(),
-            )?;
+        // What changed, saved at once below (or before recovery decides).
+        let mut steps = Vec::new();
+        if container_id != ws.container_id || host_port != ws.host_port {
+            steps.push(Transition::Seen {
+                container_id,
+                host_port,
+            });
         }
         match verdict {
             Verdict::Keep => {}
             Verdict::Set(status, reason) => {
                 tracing::info!(workspace = %ws.id, from = %ws.status, to = %status, ?reason, "reconciled with engine");
-                ws = transition(&ws, Transition::Observed { status, reason }, now_millis())?;
-                dirty = true;
+                steps.push(Transition::Observed { status, reason });
             }
             Verdict::Failed(failure) => {
-                if dirty {
-                    self.core().store().save_status(&ws).await?;
-                }
                 if recover {
+                    // Saved first: recovery decides from what the engine has.
+                    let ws = self.core().steps(&ws, steps, None).await?;
                     let ws = self.apply_failure(ws, failure).await?;
                     let container = self
                         .observe()
@@ -183,40 +178,29 @@ impl Berth {
                 }
                 if failure != Failure::Unhealthy {
                     let reason = Some(failure_reason(&failure));
-                    ws = transition(&ws, Transition::Stopped { reason }, now_millis())?;
-                    dirty = true;
+                    steps.push(Transition::Stopped { reason });
                 }
             }
         }
-        if dirty {
-            self.core().store().save_status(&ws).await?;
-        }
+        let ws = self.core().steps(&ws, steps, None).await?;
         Ok((ws, container))
-    }
-
-    async fn record(&self, id: Uuid, kind: EventKind, message: &str) -> Result<()> {
-        tracing::info!(workspace = %id, kind = kind.as_str(), message, "workspace event");
-        Ok(self
-            .core()
-            .store()
-            .insert_event(id, now_millis(), kind, message)
-            .await?)
     }
 
     /// Carries out the recovery step for a failure. The caller holds the
     /// workspace's lock.
-    async fn apply_failure(&self, mut ws: Workspace, failure: Failure) -> Result<Workspace> {
+    async fn apply_failure(&self, ws: Workspace, failure: Failure) -> Result<Workspace> {
         let policy = self.core().config().recovery.clone();
         let what = failure_reason(&failure);
         if !policy.enabled {
-            self.record(ws.id, EventKind::Failed, &what).await?;
-            if failure != Failure::Unhealthy {
-                ws = self
-                    .core()
-                    .transition(&ws, Transition::Stopped { reason: Some(what) })
-                    .await?;
+            let note = Note::new(EventKind::Failed, what.clone());
+            if failure == Failure::Unhealthy {
+                self.core().note(&ws, note).await?;
+                return Ok(ws);
             }
-            return Ok(ws);
+            return self
+                .core()
+                .transition_noting(&ws, Transition::Stopped { reason: Some(what) }, note)
+                .await;
         }
         let now = now_millis();
         let window_ms = i64::try_from(policy.window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -251,10 +235,9 @@ impl Berth {
                         .stop_container(cid, self.core().config().stop_timeout_s)
                         .await?;
                 }
-                self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
-                    .await?;
+                let note = Note::new(EventKind::RecoveryGaveUp, reason.clone());
                 self.core()
-                    .transition(&ws, Transition::Failed { reason })
+                    .transition_noting(&ws, Transition::Failed { reason }, note)
                     .await
             }
             RecoveryStep::Restart {
@@ -264,21 +247,19 @@ impl Berth {
             RecoveryStep::Restart { after_ms, attempt } => {
                 metrics::counter!("berth_recovery_restarts_total", "reason" => kind).increment(1);
                 let secs = after_ms as f64 / 1000.0;
-                self.record(
-                    ws.id,
-                    EventKind::RecoveryScheduled,
-                    &format!("{what}; restart {attempt} in {secs} s"),
-                )
-                .await?;
                 let ws = self
                     .core()
-                    .transition(
+                    .transition_noting(
                         &ws,
                         Transition::Starting {
                             reason: Some(format!(
                                 "recovering: {what}; restart {attempt} in {secs} s"
                             )),
                         },
+                        Note::new(
+                            EventKind::RecoveryScheduled,
+                            format!("{what}; restart {attempt} in {secs} s"),
+                        ),
                     )
                     .await?;
                 // Kept in the database: whichever replica's timer finds it
@@ -378,12 +359,17 @@ impl Berth {
     }
 
     async fn recovery_restart(&self, ws: Workspace, what: &str, attempt: u32) -> Result<Workspace> {
-        self.record(
-            ws.id,
-            EventKind::RecoveryRestart,
-            &format!("restart {attempt} after: {what}"),
-        )
-        .await?;
+        // Recorded before the attempt: an attempt that never finishes
+        // still counts against the recovery budget.
+        self.core()
+            .note(
+                &ws,
+                Note::new(
+                    EventKind::RecoveryRestart,
+                    format!("restart {attempt} after: {what}"),
+                ),
+            )
+            .await?;
         let engine = self.core().engine_of(&ws).await?;
         let container = self
             .observe()
@@ -430,34 +416,27 @@ impl Berth {
             .as_ref()
             .filter(|s| s.running)
             .and_then(|s| s.host_port);
-        let ws = match result {
-            Ok(()) => transition(
-                &ws,
+        let (step, note) = match result {
+            Ok(()) => (
                 Transition::Running {
                     container_id: None,
                     host_port,
                     activity: false,
                 },
-                now_millis(),
-            )?,
+                None,
+            ),
             Err(e) => {
                 let reason = format!("recovery restart failed: {e}");
-                self.record(ws.id, EventKind::RecoveryGaveUp, &reason)
-                    .await?;
-                transition(&ws, Transition::Failed { reason }, now_millis())?
+                let note = Note::new(EventKind::RecoveryGaveUp, reason.clone());
+                (Transition::Failed { reason }, Some(note))
             }
         };
-        // The container as the engine has it now (made anew, or gone).
-        let ws = transition(
-            &ws,
-            Transition::Seen {
-                container_id: state.as_ref().map(|s| s.id.clone()),
-                host_port,
-            },
-            now_millis(),
-        )?;
-        self.core().store().save_status(&ws).await?;
-        Ok(ws)
+        // Then the container as the engine has it now (made anew, or gone).
+        let seen = Transition::Seen {
+            container_id: state.as_ref().map(|s| s.id.clone()),
+            host_port,
+        };
+        self.core().steps(&ws, [step, seen], note).await
     }
 
     /// Re-checks one workspace against the engine, recovering it if it

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::Berth;
-use crate::domain::transition::{transition, Transition};
+use crate::domain::transition::{transition, Note, Transition};
 use crate::domain::{
     now_millis, validate_description, validate_name, EventKind, HealthCheckOverride, Project,
     ResourceOverrides, User, Workspace, WorkspaceEvent, WorkspaceSettings, WorkspaceStatus,
@@ -432,24 +432,20 @@ impl Berth {
         ws.settings.resources = merged_overrides;
         ws.updated_at = now_millis();
         self.core().store().save_workspace(&ws).await?;
-        self.core()
-            .store()
-            .insert_event(
-                ws.id,
-                ws.updated_at,
-                EventKind::LimitsChanged,
-                &format!(
-                    "cpus {}, memory {} MB, memory+swap {} MB, reservation {}",
-                    limits.cpus,
-                    limits.memory_mb,
-                    limits.effective_swap_mb(),
-                    limits
-                        .memory_reservation_mb
-                        .map(|r| format!("{r} MB"))
-                        .unwrap_or_else(|| "none".into())
-                ),
-            )
-            .await?;
+        let note = Note::new(
+            EventKind::LimitsChanged,
+            format!(
+                "cpus {}, memory {} MB, memory+swap {} MB, reservation {}",
+                limits.cpus,
+                limits.memory_mb,
+                limits.effective_swap_mb(),
+                limits
+                    .memory_reservation_mb
+                    .map(|r| format!("{r} MB"))
+                    .unwrap_or_else(|| "none".into())
+            ),
+        );
+        self.core().note(&ws, note).await?;
         Ok(ws)
     }
 

@@ -27,7 +27,7 @@ pub struct ResourceUse {
     pub memory_usage_mb: f64,
     pub memory_limit_mb: Option<f64>,
     /// `cgroup` or `engine`.
-    pub source: &'static str,
+    pub source: crate::domain::SampleSource,
 }
 
 /// `GET /api/workspaces/:id/health`: one word for the state of the check,

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::Berth;
+use crate::domain::transition::Note;
 use crate::domain::{now_millis, EventKind};
 use crate::engine::{ContainerAction, ContainerEvent};
 
@@ -203,8 +204,7 @@ impl Berth {
             );
             match self
                 .core()
-                .store()
-                .insert_event_once(id, now_millis(), EventKind::Oom, &msg, &source)
+                .note_once(id, Note::new(EventKind::Oom, msg), &source)
                 .await
             {
                 Ok(true) => metrics::counter!("berth_oom_kills_total").increment(1),
