@@ -9,7 +9,9 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::Scheduler;
-use crate::service::{Accounts, Apps, Audit, Backups, Berth, Nodes, Projects, Quotas, Volumes};
+use crate::service::{
+    Accounts, Apps, Audit, Backups, Berth, Nodes, Projects, Quotas, Repos, Volumes,
+};
 use crate::store::Store;
 
 /// Everything a request or a loop may use.
@@ -23,6 +25,9 @@ pub struct App {
     pub apps: Apps,
     /// Projects and their volumes.
     pub projects: Projects,
+    /// Projects cloned from git repositories, through `projects` and
+    /// `volumes`.
+    pub repos: Repos,
     /// Clones, sizes, moves and drains of project volumes; drives
     /// `berth`'s workspaces.
     pub volumes: Volumes,
@@ -53,13 +58,15 @@ impl App {
             berth.core().config().audit.clone(),
             Some(berth.core().replicas().id()),
         );
+        let projects = Projects::new(
+            berth.core().clone(),
+            berth.types().clone(),
+            berth.placement().clone(),
+        );
         App {
             apps: Apps::new(berth.clone()),
-            projects: Projects::new(
-                berth.core().clone(),
-                berth.types().clone(),
-                berth.placement().clone(),
-            ),
+            repos: Repos::new(berth.core().clone(), projects.clone(), volumes.clone()),
+            projects,
             scheduler: Scheduler::new(berth.clone(), backups.clone(), audit.clone()),
             audit,
             volumes,
@@ -108,6 +115,12 @@ impl FromRef<App> for Scheduler {
 impl FromRef<App> for crate::service::Replicas {
     fn from_ref(app: &App) -> crate::service::Replicas {
         app.berth.core().replicas().clone()
+    }
+}
+
+impl FromRef<App> for Repos {
+    fn from_ref(app: &App) -> Repos {
+        app.repos.clone()
     }
 }
 

@@ -262,7 +262,7 @@ fn the_cli_client_reads_answers_as_wire_types() {
 
 /// Each service type and where its `impl` blocks may be: its own file or
 /// folder under `src/`.
-const SERVICES: [(&str, &[&str]); 15] = [
+const SERVICES: [(&str, &[&str]); 16] = [
     ("Berth", &["service/workspaces/"]),
     ("Core", &["service/core.rs"]),
     ("Types", &["service/types/"]),
@@ -272,6 +272,7 @@ const SERVICES: [(&str, &[&str]); 15] = [
     ("Observe", &["service/observe/"]),
     ("Apps", &["service/apps/"]),
     ("Projects", &["service/projects.rs"]),
+    ("Repos", &["service/repos.rs"]),
     ("Volumes", &["service/volumes/"]),
     ("Backups", &["service/backups/"]),
     ("Accounts", &["service/accounts.rs", "service/auth.rs"]),

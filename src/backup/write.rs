@@ -171,6 +171,64 @@ pub(super) fn rename_entries<W: Write>(
     rules: ReadRules,
     rename: impl Fn(&Path) -> Option<PathBuf>,
 ) -> Result<(W, Walked), ArchiveError> {
+    rename_and_edit(input, w, rules, rename, |_| {})
+}
+
+/// A tar stream of the tree at `src` (walked by descriptor as a backup
+/// walks a volume: symlinks stored as links, never followed) with every
+/// entry under `prefix/` and owned by `owner` (uid, gid), set-id bits
+/// cleared, for the engine to extract at `/` of a helper: a cloned
+/// repository going into a project's volume. `src` itself becomes
+/// `prefix/`.
+pub fn tar_tree_as<W: Write>(
+    src: &Path,
+    prefix: &str,
+    owner: (u64, u64),
+    w: W,
+) -> Result<W, ArchiveError> {
+    let (reader, writer) = rustix::pipe::pipe()
+        .map(|(r, w)| (std::fs::File::from(r), std::fs::File::from(w)))
+        .map_err(|e| io_err("a pipe for the tar stream")(e.into()))?;
+    let src = src.to_path_buf();
+    let walker = std::thread::spawn(move || tar_dir(&src, writer).map(drop));
+    let rules = ReadRules {
+        budget: u64::MAX,
+        strip_setid: true,
+    };
+    let prefix = Path::new(prefix);
+    let result = rename_and_edit(
+        reader,
+        w,
+        rules,
+        |p| {
+            let rel: PathBuf = p
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
+            Some(prefix.join(rel))
+        },
+        |h| {
+            h.set_uid(owner.0);
+            h.set_gid(owner.1);
+            let _ = h.set_username("");
+            let _ = h.set_groupname("");
+        },
+    );
+    let walked = walker
+        .join()
+        .map_err(|_| ArchiveError::Corrupt("the tree walk panicked".into()))?;
+    let (w, _) = result?;
+    walked?;
+    Ok(w)
+}
+
+fn rename_and_edit<W: Write>(
+    input: impl Read,
+    w: W,
+    rules: ReadRules,
+    rename: impl Fn(&Path) -> Option<PathBuf>,
+    edit: impl Fn(&mut tar::Header),
+) -> Result<(W, Walked), ArchiveError> {
     let corrupt = |e: io::Error| ArchiveError::Corrupt(format!("reading the tar stream: {e}"));
     let mut b = tar::Builder::new(w);
     let mut a = tar::Archive::new(input);
@@ -187,6 +245,7 @@ pub(super) fn rename_entries<W: Write>(
             )));
         };
         let mut h = e.header().clone();
+        edit(&mut h);
         if rules.strip_setid {
             if let Ok(mode) = h.mode() {
                 h.set_mode(mode & !0o6000);

@@ -83,6 +83,7 @@ pub struct Config {
     pub replicas: crate::domain::replicas::ReplicaPolicy,
     pub audit: AuditConfig,
     pub quotas: QuotasConfig,
+    pub git: GitConfig,
 }
 
 impl Default for Config {
@@ -153,6 +154,7 @@ impl Default for Config {
             replicas: Default::default(),
             audit: AuditConfig::default(),
             quotas: QuotasConfig::default(),
+            git: GitConfig::default(),
             proxy: ProxyConfig {
                 wake_timeout_s: 60,
                 response_timeout_s: 300,

@@ -96,6 +96,33 @@ pub struct ProxyConfig {
     pub allow_public_shares: bool,
 }
 
+/// Projects cloned from git (`[git]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    /// The git program Berth runs (on Berth's host; the clone then goes
+    /// into the project's volume on whichever node it lives).
+    pub program: String,
+    /// How long one clone may take, in seconds, before it is stopped and
+    /// the project is not made.
+    pub clone_timeout_s: u64,
+    /// The owner (uid, gid) of the cloned files in the volume: the user
+    /// the workspace images run as (code-server's `coder` is 1000).
+    pub file_uid: u64,
+    pub file_gid: u64,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        GitConfig {
+            program: "git".into(),
+            clone_timeout_s: 600,
+            file_uid: 1000,
+            file_gid: 1000,
+        }
+    }
+}
+
 /// The audit log (`[audit]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

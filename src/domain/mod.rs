@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backups;
 pub mod cleanup;
 pub mod containers;
+pub mod git;
 pub mod images;
 pub mod jobs;
 pub mod limits;
@@ -94,6 +95,8 @@ pub struct Project {
     pub volume_name: String,
     /// The node its volume lives on (which pins its workspaces there).
     pub node: String,
+    /// The repository it was cloned from, if it was.
+    pub git: Option<git::GitOrigin>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

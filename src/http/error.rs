@@ -58,6 +58,8 @@ crate::domain::spelled_enum! {
         RemoteStorageError = "remote_storage_error",
         /// The image registry failed.
         RegistryError = "registry_error",
+        /// A git server did not answer, or git failed (its words follow).
+        GitFailed = "git_failed",
         /// Volume data cannot be reached now.
         VolumeAccessUnavailable = "volume_access_unavailable",
         /// The workspace is not running or not ready.
@@ -99,6 +101,7 @@ impl ErrorCode {
             Self::PortNotListening => StatusCode::BAD_GATEWAY,
             Self::RemoteStorageError => StatusCode::BAD_GATEWAY,
             Self::RegistryError => StatusCode::BAD_GATEWAY,
+            Self::GitFailed => StatusCode::BAD_GATEWAY,
             Self::VolumeAccessUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::WorkspaceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -174,6 +177,10 @@ impl From<ServiceError> for ApiError {
             S::Remote(m) => {
                 tracing::warn!(error = %m, "remote backup store failed");
                 ApiError::new(ErrorCode::RemoteStorageError, m)
+            }
+            S::Git(m) => {
+                tracing::warn!(error = %m, "git failed");
+                ApiError::new(ErrorCode::GitFailed, m)
             }
             S::Registry(m) => {
                 tracing::warn!(error = %m, "image registry failed");

@@ -16,6 +16,7 @@ mod placement;
 pub mod projects;
 mod quotas;
 mod replicas;
+pub mod repos;
 pub mod types;
 mod view;
 pub mod volumes;
@@ -35,6 +36,7 @@ pub use placement::{NodeReport, Placement, PlacementPlan};
 pub use projects::Projects;
 pub use quotas::{QuotaHold, QuotaReport, Quotas};
 pub use replicas::{ReplicaStart, Replicas};
+pub use repos::{NewGitProject, Repos};
 pub use types::{TypeInfo, Types};
 pub use view::{View, ViewState};
 pub use volumes::Volumes;
@@ -88,6 +90,11 @@ pub enum ServiceError {
     /// what and where (relative to the volume).
     #[error("{0}")]
     Storage(String),
+    /// A git server did not answer, or git failed for a reason that is not
+    /// the request's (a bad URL, ref or credential is `Invalid` or
+    /// `Refused`); the message has git's own words.
+    #[error("{0}")]
+    Git(String),
     /// Too many failed attempts: try again after this many seconds.
     #[error("{message}")]
     Throttled { message: String, retry_after_s: u64 },
@@ -160,6 +167,7 @@ impl ServiceError {
             ServiceError::Store(_) => "store",
             ServiceError::Remote(_) => "remote",
             ServiceError::Registry(_) => "registry",
+            ServiceError::Git(_) => "git",
             ServiceError::Storage(_)
             | ServiceError::VolumeAccess(_)
             | ServiceError::InsufficientStorage(_) => "storage",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{Core, Placement, Result, ServiceError, Types};
+use crate::domain::git::GitOrigin;
 use crate::domain::{
     now_millis, project_volume_name, validate_description, validate_name, Project, User,
     WorkspaceStatus,
@@ -64,6 +65,20 @@ impl Projects {
         description: Option<&str>,
         workspace_type: Option<&str>,
     ) -> Result<Project> {
+        self.create_project_from(user, name, description, workspace_type, None)
+            .await
+    }
+
+    /// [`Projects::create_project`], with the repository its files come
+    /// from (written into the volume by `Repos`).
+    pub(in crate::service) async fn create_project_from(
+        &self,
+        user: &User,
+        name: &str,
+        description: Option<&str>,
+        workspace_type: Option<&str>,
+        git: Option<GitOrigin>,
+    ) -> Result<Project> {
         let name = validate_name("name", name).map_err(ServiceError::Invalid)?;
         let description =
             validate_description(description.unwrap_or("")).map_err(ServiceError::Invalid)?;
@@ -85,6 +100,7 @@ impl Projects {
             workspace_id: None,
             volume_name: project_volume_name(id),
             node,
+            git,
             created_at: now,
             updated_at: now,
         };

@@ -7,6 +7,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{get_opt_uuid, get_uuid, Result, Store};
+use crate::domain::git::GitOrigin;
 use crate::domain::{Millis, Project};
 
 pub(super) fn project_from_row(row: &AnyRow) -> Result<Project> {
@@ -19,6 +20,19 @@ pub(super) fn project_from_row(row: &AnyRow) -> Result<Project> {
         workspace_id: get_opt_uuid(row, "workspace_id")?,
         volume_name: row.try_get("volume_name")?,
         node: row.try_get("node")?,
+        git: match row.try_get::<Option<String>, _>("git_url")? {
+            Some(url) => Some(GitOrigin {
+                url,
+                reference: row.try_get("git_ref")?,
+                commit: row
+                    .try_get::<Option<String>, _>("git_commit")?
+                    .unwrap_or_default(),
+                dir: row
+                    .try_get::<Option<String>, _>("git_dir")?
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -28,8 +42,8 @@ impl Store {
     pub async fn insert_project(&self, p: &Project) -> Result<()> {
         sqlx::query(
             "INSERT INTO projects (id, owner_id, name, description, workspace_type, workspace_id, \
-             volume_name, node, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             volume_name, node, created_at, updated_at, git_url, git_ref, git_commit, git_dir) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(p.id.to_string())
         .bind(p.owner_id.to_string())
@@ -41,6 +55,10 @@ impl Store {
         .bind(&p.node)
         .bind(p.created_at)
         .bind(p.updated_at)
+        .bind(p.git.as_ref().map(|g| g.url.clone()))
+        .bind(p.git.as_ref().and_then(|g| g.reference.clone()))
+        .bind(p.git.as_ref().map(|g| g.commit.clone()))
+        .bind(p.git.as_ref().map(|g| g.dir.clone()))
         .execute(&self.pool)
         .await?;
         Ok(())

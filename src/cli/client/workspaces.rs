@@ -5,11 +5,29 @@ use super::*;
 
 #[derive(Subcommand)]
 pub enum ProjectCmd {
-    /// Create a project (and its volume).
+    /// Create a project (and its volume), empty or cloned from a git
+    /// repository (--git URL).
     Create {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
+        /// Clone this repository into the volume (git://, http(s)://,
+        /// ssh:// or user@host:path).
+        #[arg(long)]
+        git: Option<String>,
+        /// The branch, tag or commit to check out (with --git).
+        #[arg(long = "ref", requires = "git")]
+        reference: Option<String>,
+        /// A shallow clone of this many commits (with --git).
+        #[arg(long, requires = "git")]
+        depth: Option<u32>,
+        /// Also clone the submodules (with --git).
+        #[arg(long, requires = "git")]
+        submodules: bool,
+        /// The directory in the volume (with --git; the repository's name
+        /// by default).
+        #[arg(long, requires = "git")]
+        dir: Option<String>,
     },
     /// List your projects.
     Ls,
@@ -139,7 +157,22 @@ pub enum WsCmd {
 pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
     let c = Client::new(opts);
     match cmd {
-        ProjectCmd::Create { name, description } => {
+        ProjectCmd::Create {
+            name,
+            description,
+            git,
+            reference,
+            depth,
+            submodules,
+            dir,
+        } => {
+            let git = git.map(|url| wire::GitSourceRequest {
+                url,
+                reference,
+                depth,
+                submodules,
+                dir,
+            });
             let v = c
                 .post(
                     "/api/projects",
@@ -147,12 +180,21 @@ pub async fn project(opts: &ClientOpts, cmd: ProjectCmd) -> Res<()> {
                         name,
                         description: Some(description),
                         workspace_type: None,
+                        git,
                     },
                 )
                 .await?;
             c.show(&v, |p: &wire::ProjectDto| {
                 println!("{}", p.id);
                 eprintln!("created project {} on volume {}", p.name, p.volume_name);
+                if let Some(g) = &p.git {
+                    eprintln!(
+                        "cloned {} at {} into /workspace/{}",
+                        g.url,
+                        &g.commit[..g.commit.len().min(12)],
+                        g.dir
+                    );
+                }
             })?;
         }
         ProjectCmd::Ls => {

@@ -1,29 +1,52 @@
-//! `/api/projects`: create (with its volume), list, get, delete.
+//! `/api/projects`: create (with its volume, empty or cloned from git), list, get, delete.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::git::CloneRequest;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiQuery, Caller, IdPath};
 use crate::http::wire::{
     ok, ok_with, CreateProjectRequest, DeleteProjectQuery, ProjectDeletedDto, ProjectDto,
 };
-use crate::service::Projects;
+use crate::service::{NewGitProject, Projects, Repos};
 
 pub async fn create(
     State(projects): State<Projects>,
+    State(repos): State<Repos>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateProjectRequest>,
 ) -> ApiResult<Response> {
-    let p = projects
-        .create_project(
-            &caller.user,
-            &req.name,
-            req.description.as_deref(),
-            req.workspace_type.as_deref(),
-        )
-        .await?;
+    let p = match &req.git {
+        None => {
+            projects
+                .create_project(
+                    &caller.user,
+                    &req.name,
+                    req.description.as_deref(),
+                    req.workspace_type.as_deref(),
+                )
+                .await?
+        }
+        Some(g) => {
+            let clone = CloneRequest::new(
+                &g.url,
+                g.reference.as_deref(),
+                g.depth,
+                g.submodules,
+                g.dir.as_deref(),
+            )
+            .map_err(crate::http::error::ApiError::bad_request)?;
+            let new = NewGitProject {
+                name: &req.name,
+                description: req.description.as_deref(),
+                workspace_type: req.workspace_type.as_deref(),
+                clone,
+            };
+            repos.create_project(&caller.user, new).await?
+        }
+    };
     Ok((StatusCode::CREATED, ok(ProjectDto::from(&p))).into_response())
 }
 

@@ -12,6 +12,32 @@ pub struct CreateProjectRequest {
     pub description: Option<String>,
     #[schemars(length(max = 100))]
     pub workspace_type: Option<String>,
+    /// Clone a repository into the new project's volume (at `/workspace/<dir>`
+    /// in its workspaces). Nothing is made when the clone fails.
+    pub git: Option<GitSourceRequest>,
+}
+
+/// The repository a project is cloned from.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSourceRequest {
+    /// `git://`, `http(s)://`, `ssh://` or `user@host:path`; never with a
+    /// password in it (store a credential for its host).
+    #[schemars(length(max = 2048))]
+    pub url: String,
+    /// A branch, tag or commit; the remote's HEAD when left out.
+    #[serde(rename = "ref")]
+    #[schemars(length(max = 255))]
+    pub reference: Option<String>,
+    /// A shallow clone of this many commits.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub depth: Option<u32>,
+    /// Also clone the submodules.
+    #[serde(default)]
+    pub submodules: bool,
+    /// The directory in the volume (the repository's name by default).
+    #[schemars(length(max = 100))]
+    pub dir: Option<String>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -77,10 +103,27 @@ pub struct ProjectDto {
     pub volume_name: String,
     /// The node the volume lives on (its workspaces run there).
     pub node: String,
+    /// The repository it was cloned from, if it was.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub git: Option<ProjectGitDto>,
     #[schemars(with = "Timestamp")]
     pub created_at: String,
     #[schemars(with = "Timestamp")]
     pub updated_at: String,
+}
+
+/// Where a project's files came from.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectGitDto {
+    pub url: String,
+    /// The ref asked for; none: the remote's HEAD.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+    /// The commit checked out.
+    pub commit: String,
+    /// Its directory in the volume (`/workspace/<dir>` in a workspace).
+    pub dir: String,
 }
 
 impl From<&Project> for ProjectDto {
@@ -94,6 +137,12 @@ impl From<&Project> for ProjectDto {
             workspace_id: p.workspace_id,
             volume_name: p.volume_name.clone(),
             node: p.node.clone(),
+            git: p.git.as_ref().map(|g| ProjectGitDto {
+                url: g.url.clone(),
+                reference: g.reference.clone(),
+                commit: g.commit.clone(),
+                dir: g.dir.clone(),
+            }),
             created_at: rfc3339(p.created_at),
             updated_at: rfc3339(p.updated_at),
         }

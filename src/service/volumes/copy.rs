@@ -134,6 +134,7 @@ impl Volumes {
                     volume_name: new_volume.clone(),
                     // The clone is made on the source's engine.
                     node,
+                    git: None,
                     created_at: now,
                     updated_at: now,
                 };

@@ -349,6 +349,41 @@ impl Volumes {
         })
     }
 
+    /// Writes the tree at `src` (a clone Berth made on this host) into
+    /// `volume` at `dir/`, owned by `owner`, through the engine of the
+    /// volume's node: a node that is not this host included.
+    pub(in crate::service) async fn fill_via_engine(
+        &self,
+        engine: &Engine,
+        volume: &str,
+        src: &Path,
+        dir: &str,
+        owner: (u64, u64),
+    ) -> Result<()> {
+        let helper = self.helper(engine, volume, false).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
+        let src = src.to_path_buf();
+        let prefix = format!("{}/{dir}", strip_root());
+        let pump = tokio::task::spawn_blocking(move || {
+            let w = ChannelWrite { tx: tx.clone() };
+            let w = io::BufWriter::with_capacity(256 * 1024, w);
+            let done = backup::tar_tree_as(&src, &prefix, owner, w)
+                .and_then(|mut w| w.flush().map_err(|e| ArchiveError::Corrupt(e.to_string())));
+            if let Err(e) = done {
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            }
+        });
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let uploaded = engine.upload_tar(&helper.id, "/", body).await;
+        let _ = pump.await;
+        drop(helper);
+        uploaded.map_err(|e| {
+            ServiceError::Storage(format!(
+                "the engine could not write the clone into the volume: {e}"
+            ))
+        })
+    }
+
     /// Copies `src`'s data into `dst` through the engines (the same one,
     /// or another node's): the source helper's tar stream goes straight
     /// into the target helper.

@@ -1,0 +1,240 @@
+//! Projects from git repositories: the clone is made by the git program
+//! on Berth's host, in a private temporary directory, then written into
+//! the new project's volume through the engine of the node the project is
+//! placed on (a remote node included), owned by the workspace images'
+//! user. Nothing of the project exists until the clone succeeded, and a
+//! failure to write it removes the project again: no half-made project.
+//!
+//! What git is run with: no configuration but Berth's (no system or global
+//! file, no hooks path from anywhere), no prompt, only the transports
+//! `domain::git` accepts (`GIT_ALLOW_PROTOCOL`, which also binds
+//! submodules), English messages (`domain::git::explain` reads them), a
+//! time limit, and a credential only through `GIT_ASKPASS` reading the
+//! environment: never in the URL, the command line, the clone's
+//! `.git/config`, a log or an answer.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Core, Projects, Result, ServiceError, Volumes};
+use crate::domain::git::{explain, CloneFailure, CloneRequest, GitOrigin};
+use crate::domain::{Project, User};
+
+/// At most this much of git's error output is kept (its last lines say
+/// why).
+const STDERR_KEPT: usize = 4096;
+
+/// Projects cloned from git (see the module's doc).
+#[derive(Clone)]
+pub struct Repos {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Core,
+    projects: Projects,
+    volumes: Volumes,
+}
+
+/// What a new project from git is made of.
+#[derive(Debug, Clone)]
+pub struct NewGitProject<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub workspace_type: Option<&'a str>,
+    pub clone: CloneRequest,
+}
+
+impl Repos {
+    pub fn new(core: Core, projects: Projects, volumes: Volumes) -> Repos {
+        Repos {
+            inner: Arc::new(Inner {
+                core,
+                projects,
+                volumes,
+            }),
+        }
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// Clones the repository, then makes the project (placed as any new
+    /// project) with the clone in its volume at `clone.dir`. A clone that
+    /// fails makes nothing; a volume that cannot be written is removed
+    /// with its project.
+    pub async fn create_project(&self, user: &User, new: NewGitProject<'_>) -> Result<Project> {
+        // Checked before the clone, which may take a while.
+        crate::domain::validate_name("name", new.name).map_err(ServiceError::Invalid)?;
+        let scratch = self.scratch()?;
+        let tree = scratch.path().join("tree");
+        let commit = self.clone_into(&new.clone, scratch.path(), &tree).await?;
+        let origin = GitOrigin {
+            url: new.clone.url.url.clone(),
+            reference: new.clone.reference.clone(),
+            commit,
+            dir: new.clone.dir.clone(),
+        };
+        let project = self
+            .inner
+            .projects
+            .create_project_from(
+                user,
+                new.name,
+                new.description,
+                new.workspace_type,
+                Some(origin),
+            )
+            .await?;
+        let git = &self.core().config().git;
+        let written = async {
+            let engine = self.core().engine_on(&project.node).await?;
+            self.inner
+                .volumes
+                .fill_via_engine(
+                    &engine,
+                    &project.volume_name,
+                    &tree,
+                    &new.clone.dir,
+                    (git.file_uid, git.file_gid),
+                )
+                .await
+        }
+        .await;
+        if let Err(e) = written {
+            if let Err(undo) = self
+                .inner
+                .projects
+                .delete_project(user, project.id, true)
+                .await
+            {
+                tracing::warn!(project = %project.id, error = %undo, "removing a project whose clone could not be written failed; cleanup removes its volume");
+            }
+            return Err(e);
+        }
+        // What storage quotas count: measured now, as a restore does.
+        if let Err(e) = self.inner.volumes.measure_project(&project).await {
+            tracing::info!(project = %project.id, error = %e, "measuring a cloned project failed; the sizes job measures it");
+        }
+        Ok(project)
+    }
+
+    /// A private directory for one clone, removed when dropped.
+    fn scratch(&self) -> Result<tempfile::TempDir> {
+        let base = self.core().config().data_dir.join("tmp");
+        std::fs::create_dir_all(&base)
+            .map_err(|e| ServiceError::Storage(format!("making {}: {e}", base.display())))?;
+        tempfile::Builder::new()
+            .prefix("git-")
+            .tempdir_in(&base)
+            .map_err(|e| ServiceError::Storage(format!("a directory for the clone: {e}")))
+    }
+
+    /// Runs the clone's commands into `tree`; the commit checked out.
+    async fn clone_into(&self, req: &CloneRequest, scratch: &Path, tree: &Path) -> Result<String> {
+        let into = tree.to_string_lossy().into_owned();
+        let timeout = Duration::from_secs(self.core().config().git.clone_timeout_s.max(1));
+        let started = tokio::time::Instant::now();
+        for args in req.commands(&into) {
+            let left = timeout.saturating_sub(started.elapsed());
+            self.git(scratch, &args, left)
+                .await
+                .map_err(|e| self.failure(e, req, timeout))?;
+        }
+        let head = self
+            .git(
+                scratch,
+                &["-C".into(), into, "rev-parse".into(), "HEAD".into()],
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|e| self.failure(e, req, timeout))?;
+        Ok(head.trim().to_string())
+    }
+
+    /// One git command; its standard output, or why it failed.
+    async fn git(
+        &self,
+        scratch: &Path,
+        args: &[String],
+        limit: Duration,
+    ) -> std::result::Result<String, GitRun> {
+        let home = scratch.join("home");
+        let _ = std::fs::create_dir_all(&home);
+        let mut cmd = tokio::process::Command::new(&self.core().config().git.program);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+            .env("HOME", &home)
+            .env("LANG", "C")
+            .env("LC_ALL", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_ALLOW_PROTOCOL", "git:http:https:ssh")
+            .env(
+                "GIT_SSH_COMMAND",
+                format!(
+                    "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+                    known_hosts(scratch).display()
+                ),
+            )
+            // Berth's own settings, over anything a repository says.
+            .args(["-c", "protocol.file.allow=never", "-c", "core.hooksPath=/dev/null"])
+            .args(args)
+            .current_dir(scratch)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| GitRun::Spawn(e.to_string()))?;
+        let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
+            Ok(r) => r.map_err(|e| GitRun::Spawn(e.to_string()))?,
+            Err(_) => return Err(GitRun::Timeout),
+        };
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        let start = err.len().saturating_sub(STDERR_KEPT);
+        let start = (start..err.len())
+            .find(|i| err.is_char_boundary(*i))
+            .unwrap_or(0);
+        Err(GitRun::Failed(err[start..].to_string()))
+    }
+
+    fn failure(&self, e: GitRun, req: &CloneRequest, timeout: Duration) -> ServiceError {
+        match e {
+            GitRun::Spawn(m) => {
+                ServiceError::Internal(format!("running {}: {m}", self.core().config().git.program))
+            }
+            GitRun::Timeout => ServiceError::Git(format!(
+                "cloning {} took longer than {} s (git.clone_timeout_s) and was stopped",
+                req.url.url,
+                timeout.as_secs()
+            )),
+            GitRun::Failed(stderr) => match explain(&stderr, req) {
+                (CloneFailure::Auth, m) => ServiceError::Refused(m),
+                (CloneFailure::NotFound, m) => ServiceError::Invalid(m),
+                (CloneFailure::Unreachable | CloneFailure::Other, m) => ServiceError::Git(m),
+            },
+        }
+    }
+}
+
+/// Where ssh records host keys for one clone (first use accepted: the
+/// repository's host is the user's choice).
+fn known_hosts(scratch: &Path) -> PathBuf {
+    scratch.join("known_hosts")
+}
+
+/// How one git command went wrong.
+enum GitRun {
+    /// git could not be started.
+    Spawn(String),
+    Timeout,
+    /// It ran and failed; its error output.
+    Failed(String),
+}
