@@ -326,6 +326,16 @@ async fn a_clone_that_fails_makes_no_project_and_no_volume() {
             "must not hold a password",
         ),
         (
+            json!({"url": "https://git.example.com/team/app.git"}),
+            StatusCode::FORBIDDEN,
+            "not a host Berth may clone from",
+        ),
+        (
+            json!({"url": "git@0:app.git"}),
+            StatusCode::FORBIDDEN,
+            "not a host Berth may clone from",
+        ),
+        (
             json!({"url": r.daemon.url("app.git"), "dir": "../escape"}),
             StatusCode::BAD_REQUEST,
             "git.dir",

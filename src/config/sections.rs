@@ -106,6 +106,11 @@ pub struct GitConfig {
     /// How long one clone may take, in seconds, before it is stopped and
     /// the project is not made.
     pub clone_timeout_s: u64,
+    /// The hosts projects may be cloned from (and their submodules): `*`
+    /// (any), `*.example.com` (its subdomains) or a host name. Berth's host
+    /// makes the connection, so a site whose Berth can reach internal
+    /// services lists the git servers here.
+    pub allowed_hosts: Vec<String>,
     /// The owner (uid, gid) of the cloned files in the volume: the user
     /// the workspace images run as (code-server's `coder` is 1000).
     pub file_uid: u64,
@@ -117,6 +122,7 @@ impl Default for GitConfig {
         GitConfig {
             program: "git".into(),
             clone_timeout_s: 600,
+            allowed_hosts: vec!["*".into()],
             file_uid: 1000,
             file_gid: 1000,
         }

@@ -258,12 +258,6 @@ impl CloneRequest {
             }
             (None, _) => {}
         }
-        if self.submodules && commit.is_none() {
-            clone.push(s("--recurse-submodules"));
-            if self.depth.is_some() {
-                clone.push(s("--shallow-submodules"));
-            }
-        }
         clone.extend([s("--"), self.url.url.clone(), s(into)]);
         let mut out = vec![clone];
         if let Some(c) = commit {
@@ -283,20 +277,61 @@ impl CloneRequest {
                 // A revision, never a path.
                 s("--"),
             ]);
-            if self.submodules {
-                out.push(vec![
-                    s("-C"),
-                    s(into),
-                    s("submodule"),
-                    s("update"),
-                    s("--init"),
-                    s("--recursive"),
-                    s("--quiet"),
-                ]);
-            }
         }
         out
     }
+
+    /// The command that fetches the submodules once their URLs were
+    /// checked ([`submodule_urls_allowed`]): one level, or every level when
+    /// any host may be cloned from (nested ones' URLs are not read first).
+    pub fn submodule_command(&self, into: &str, recursive: bool) -> Vec<String> {
+        let s = |x: &str| x.to_string();
+        let mut cmd = vec![s("-C"), s(into), s("submodule"), s("update"), s("--init")];
+        if recursive {
+            cmd.push(s("--recursive"));
+        }
+        cmd.extend(self.depth.map(|_| s("--depth=1")));
+        cmd.push(s("--quiet"));
+        cmd
+    }
+}
+
+/// Whether `host` is one Berth may clone from: `*` (any), `*.example.com`
+/// (its subdomains) or the host itself, case aside.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    allowed.iter().any(|p| {
+        let p = p.to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            _ if p == "*" => true,
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => host == p,
+        }
+    })
+}
+
+/// Checks the submodule URLs a `.gitmodules` names (`git config
+/// --get-regexp` output: `submodule.NAME.url URL` per line) as the
+/// project's own URL is checked, and their hosts against `allowed`; a
+/// relative URL (`../lib.git`) is on the project's own host.
+pub fn submodule_urls_allowed(listing: &str, allowed: &[String]) -> Result<(), String> {
+    for line in listing.lines() {
+        let Some((_, url)) = line.split_once(' ') else {
+            continue;
+        };
+        let url = url.trim();
+        if url.starts_with("./") || url.starts_with("../") {
+            continue;
+        }
+        let u = parse_url(url).map_err(|e| format!("a submodule's URL is refused: {e}"))?;
+        if !host_allowed(&u.host, allowed) {
+            return Err(format!(
+                "a submodule is on {}, which is not a host Berth may clone from (git.allowed_hosts)",
+                u.host
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where a project's files came from: what its record keeps of the clone.
@@ -504,15 +539,18 @@ mod tests {
             line(&c[0]),
             "clone --quiet --depth=1 --branch v1 -- git://h/app.git /t/app"
         );
-        let c = req(None, None, true).commands("/t/app");
+        let r = req(None, None, true);
         assert_eq!(
-            line(&c[0]),
-            "clone --quiet --recurse-submodules -- git://h/app.git /t/app"
+            line(&r.commands("/t/app")[0]),
+            "clone --quiet -- git://h/app.git /t/app"
         );
-        let c = req(None, Some(1), true).commands("/t/app");
         assert_eq!(
-            line(&c[0]),
-            "clone --quiet --depth=1 --recurse-submodules --shallow-submodules -- git://h/app.git /t/app"
+            line(&r.submodule_command("/t/app", true)),
+            "-C /t/app submodule update --init --recursive --quiet"
+        );
+        assert_eq!(
+            line(&req(None, Some(2), true).submodule_command("/t/app", false)),
+            "-C /t/app submodule update --init --depth=1 --quiet"
         );
     }
 
@@ -527,16 +565,41 @@ mod tests {
             line(&c[1]),
             "-C /t/app checkout --quiet --detach a1b2c3d4 --"
         );
-        assert_eq!(
-            line(&c[2]),
-            "-C /t/app submodule update --init --recursive --quiet"
-        );
+        assert_eq!(c.len(), 2);
         let c = req(Some("a1b2c3d4"), Some(5), false).commands("/t/app");
         assert_eq!(
             line(&c[1]),
             "-C /t/app fetch --quiet --depth=5 origin a1b2c3d4"
         );
         assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn hosts_are_allowed_by_name_or_suffix() {
+        let allowed = vec!["git.example.com".to_string(), "*.corp.test".to_string()];
+        assert!(host_allowed("git.example.com", &allowed));
+        assert!(host_allowed("GIT.example.com", &allowed));
+        assert!(host_allowed("a.b.corp.test", &allowed));
+        assert!(!host_allowed("corp.test", &allowed));
+        assert!(!host_allowed("evil-corp.test", &allowed));
+        assert!(!host_allowed("example.com", &allowed));
+        assert!(host_allowed("anything", &["*".to_string()]));
+        assert!(!host_allowed("anything", &[]));
+    }
+
+    #[test]
+    fn submodule_urls_are_checked_like_the_project_s() {
+        let allowed = vec!["127.0.0.1".to_string()];
+        let ok = "submodule.lib.url git://127.0.0.1:9/lib.git\nsubmodule.rel.url ../rel.git\n";
+        assert_eq!(submodule_urls_allowed(ok, &allowed), Ok(()));
+        for bad in [
+            "submodule.x.url file:///etc",
+            "submodule.x.url /srv/repo.git",
+            "submodule.x.url ext::sh -c id",
+            "submodule.x.url git://elsewhere.example/x.git",
+        ] {
+            assert!(submodule_urls_allowed(bad, &allowed).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -235,10 +235,10 @@ pub fn operations() -> Vec<Op> {
             .creates(ResourceKind::Project)
             .tag("projects")
             .summary("Create a project and its volume, empty or cloned from a git repository")
-            .describe("With `git`, the repository is cloned on Berth's host and written into the volume at `<dir>/` (a workspace sees `/workspace/<dir>`), on whichever node the project is placed, with its own `.git`. A clone that fails makes nothing: 400 for a URL, ref or repository that does not exist, 422 when the repository refused the credentials (or wants some), 502 `git_failed` when its host did not answer, with git's own words.")
+            .describe("With `git`, the repository is cloned on Berth's host and written into the volume at `<dir>/` (a workspace sees `/workspace/<dir>`), on whichever node the project is placed, with its own `.git`. A clone that fails makes nothing: 400 for a URL, ref or repository that does not exist, 403 for a host `git.allowed_hosts` does not list, 422 when the repository refused the credentials (or wants some), 502 `git_failed` when its host did not answer, with git's own words.")
             .json::<CreateProjectRequest>()
             .created::<ProjectDto>()
-            .errors(&[422])
+            .errors(&[403, 422])
             .engine(),
         Op::get("/api/projects", "listProjects", projects::list)
             .tag("projects")

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Core, Projects, Result, ServiceError, Volumes};
-use crate::domain::git::{explain, CloneFailure, CloneRequest, GitOrigin};
+use crate::domain::git::{
+    explain, host_allowed, submodule_urls_allowed, CloneFailure, CloneRequest, GitOrigin,
+};
 use crate::domain::{Project, User};
 
 /// At most this much of git's error output is kept (its last lines say
@@ -69,6 +71,14 @@ impl Repos {
     pub async fn create_project(&self, user: &User, new: NewGitProject<'_>) -> Result<Project> {
         // Checked before the clone, which may take a while.
         crate::domain::validate_name("name", new.name).map_err(ServiceError::Invalid)?;
+        let allowed = &self.core().config().git.allowed_hosts;
+        if !host_allowed(&new.clone.url.host, allowed) {
+            return Err(ServiceError::Forbidden(format!(
+                "{} is not a host Berth may clone from (git.allowed_hosts: {})",
+                new.clone.url.host,
+                allowed.join(", ")
+            )));
+        }
         let scratch = self.scratch()?;
         let tree = scratch.path().join("tree");
         let commit = self.clone_into(&new.clone, scratch.path(), &tree).await?;
@@ -141,6 +151,33 @@ impl Repos {
         for args in req.commands(&into) {
             let left = timeout.saturating_sub(started.elapsed());
             self.git(scratch, &args, left)
+                .await
+                .map_err(|e| self.failure(e, req, timeout))?;
+        }
+        if req.submodules && tree.join(".gitmodules").exists() {
+            // Their URLs are checked as the project's is before any is
+            // fetched.
+            let listing = self
+                .git(
+                    scratch,
+                    &[
+                        "-C".into(),
+                        into.clone(),
+                        "config".into(),
+                        "-f".into(),
+                        ".gitmodules".into(),
+                        "--get-regexp".into(),
+                        r"^submodule\..*\.url$".into(),
+                    ],
+                    Duration::from_secs(30),
+                )
+                .await
+                .unwrap_or_default();
+            let allowed = &self.core().config().git.allowed_hosts;
+            submodule_urls_allowed(&listing, allowed).map_err(ServiceError::Forbidden)?;
+            let recursive = allowed.iter().any(|h| h == "*");
+            let left = timeout.saturating_sub(started.elapsed());
+            self.git(scratch, &req.submodule_command(&into, recursive), left)
                 .await
                 .map_err(|e| self.failure(e, req, timeout))?;
         }

@@ -201,6 +201,8 @@ pub fn test_config(dir: &std::path::Path, instance: &str) -> Config {
             .into(),
         );
     }
+    // Tests clone from servers they start on loopback, and nothing else.
+    c.git.allowed_hosts = vec!["127.0.0.1".into(), "localhost".into()];
     c.types.insert("box".into(), box_type());
     let mut other = box_type();
     other.description = "a second type".into();
