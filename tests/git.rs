@@ -80,11 +80,116 @@ impl Drop for Daemon {
     }
 }
 
+/// nginx with `auth_basic` in front of `git http-backend` (through
+/// fcgiwrap) serving `base` on a free loopback port: smart HTTP with a
+/// password, as a private repository's host is. Stopped on drop.
+struct HttpGit {
+    nginx: Child,
+    fcgi: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl HttpGit {
+    fn start(base: &Path, user: &str, password: &str) -> HttpGit {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("tmp")).unwrap();
+        let hash = Command::new("openssl")
+            .args(["passwd", "-apr1", password])
+            .output()
+            .expect("openssl");
+        let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
+        std::fs::write(d.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+        let sock = d.join("fcgi.sock");
+        let fcgi = Command::new("fcgiwrap")
+            .arg("-s")
+            .arg(format!("unix:{}", sock.display()))
+            .spawn()
+            .expect("fcgiwrap (scripts/setup installs it)");
+        let port = free_port();
+        let exec_path = git(base, &["--exec-path"]);
+        // As root, nginx's workers would run as nobody, who cannot reach
+        // the socket or the repositories of this test.
+        let user_line = if unsafe_is_root() { "user root;" } else { "" };
+        let conf = format!(
+            "{user_line}\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;\n\
+               proxy_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+                 auth_basic \"git\"; auth_basic_user_file {d}/htpasswd;\n\
+                 include /etc/nginx/fastcgi_params;\n\
+                 fastcgi_pass unix:{sock};\n\
+                 fastcgi_param SCRIPT_FILENAME {exec_path}/git-http-backend;\n\
+                 fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n\
+                 fastcgi_param GIT_PROJECT_ROOT {base};\n\
+                 fastcgi_param PATH_INFO $uri;\n\
+                 fastcgi_param REMOTE_USER $remote_user;\n    }}\n  }}\n}}\n",
+            d = d.display(),
+            sock = sock.display(),
+            base = base.display(),
+        );
+        std::fs::write(d.join("nginx.conf"), conf).unwrap();
+        let nginx = Command::new("nginx")
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .expect("nginx (scripts/setup installs nginx-light)");
+        wait_listening(port);
+        HttpGit {
+            nginx,
+            fcgi,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, repo: &str) -> String {
+        format!("http://127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+impl Drop for HttpGit {
+    fn drop(&mut self) {
+        for c in [&mut self.nginx, &mut self.fcgi] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Repositories served by a daemon: `app.git` (two commits on main, tag
 /// `v1` at the first, a symlink to a host file, an executable script) and
 /// `sub.git`, and `outer.git` with `sub.git` as a submodule.
 struct Repos {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     daemon: Daemon,
     first: String,
     head: String,
@@ -138,7 +243,7 @@ fn repos() -> Repos {
         &["clone", "-q", "--bare", "outer", "srv/outer.git"],
     );
     Repos {
-        _dir: dir,
+        dir,
         daemon,
         first,
         head,
@@ -364,4 +469,99 @@ async fn a_clone_that_fails_makes_no_project_and_no_volume() {
     let scratch: PathBuf = env.berth.core().config().data_dir.join("tmp");
     let left = std::fs::read_dir(&scratch).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "clones left in {}", scratch.display());
+}
+
+#[tokio::test]
+async fn a_private_repository_is_cloned_with_a_stored_token_that_is_never_shown() {
+    let env = TestEnv::new().await;
+    let (_, admin) = env.user(berth::domain::Role::Admin).await;
+    let (_, t) = env.user(berth::domain::Role::Member).await;
+    let r = repos();
+    const TOKEN: &str = "s3cret-Token-4242";
+    let http = HttpGit::start(&r.dir.path().join("srv"), "alice", TOKEN);
+    let url = http.url("app.git");
+
+    // No credential stored: the host asks for one, Berth has none.
+    let (s, v) = create(&env, &t, "private", json!({"url": url})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("127.0.0.1") && m.contains("git-credentials"),
+        "{m}"
+    );
+
+    // A wrong token: refused, and the wrong one is not repeated.
+    let (s, v) = env
+        .post(
+            "/api/auth/me/git-credentials",
+            &t,
+            json!({"host": "127.0.0.1", "username": "alice", "token": "not-it-777"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let wrong = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = create(&env, &t, "private", json!({"url": url})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(!v.to_string().contains("not-it-777"), "{v}");
+    assert_eq!(volumes_of(&env), Vec::<String>::new());
+
+    // One per host; replaced by removing it first.
+    let (s, v) = env
+        .post(
+            "/api/auth/me/git-credentials",
+            &t,
+            json!({"host": "127.0.0.1", "token": TOKEN}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, _) = env
+        .call(
+            axum::http::Method::DELETE,
+            &format!("/api/auth/me/git-credentials/{wrong}"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = env
+        .post(
+            "/api/auth/me/git-credentials",
+            &t,
+            json!({"host": "127.0.0.1", "username": "alice", "token": TOKEN}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = create(&env, &t, "private", json!({"url": url})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["data"]["git"]["commit"], r.head.as_str());
+    let volume = v["data"]["volumeName"].as_str().unwrap().to_string();
+    assert_eq!(in_volume(&volume, "cat /workspace/app/README"), "second");
+    // The token is nowhere in the volume (the clone's config included)...
+    let found = in_volume(&volume, &format!("grep -r -l '{TOKEN}' /workspace | wc -l"));
+    assert_eq!(found, "0");
+    assert!(in_volume(&volume, "cat /workspace/app/.git/config").contains(&url));
+
+    // ...nor in any answer: the list, another member's view, the audit log.
+    let (_, list) = env.get("/api/auth/me/git-credentials", &t).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["data"][0]["username"], "alice");
+    let other = env.member().await;
+    let (_, theirs) = env.get("/api/auth/me/git-credentials", &other).await;
+    assert_eq!(theirs["data"], json!([]));
+    let (s, audit) = env.get("/api/audit", &admin).await;
+    assert_eq!(s, StatusCode::OK, "{audit}");
+    for text in [list.to_string(), audit.to_string()] {
+        assert!(
+            !text.contains(TOKEN) && !text.contains("not-it-777"),
+            "{text}"
+        );
+    }
+    assert!(audit.to_string().contains("addGitCredential"), "{audit}");
+    // Nor in the database in a form another table shows, nor on disk
+    // outside it: the scratch directory is gone.
+    let scratch = env.berth.core().config().data_dir.join("tmp");
+    assert_eq!(
+        std::fs::read_dir(&scratch).map(|d| d.count()).unwrap_or(0),
+        0
+    );
 }

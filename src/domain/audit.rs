@@ -138,6 +138,7 @@ super::spelled_enum! {
         Token = "token",
         Node = "node",
         Job = "job",
+        GitCredential = "git_credential",
     }
 }
 

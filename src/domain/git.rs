@@ -347,6 +347,37 @@ pub struct GitOrigin {
     pub dir: String,
 }
 
+/// A user's stored credential for one git host (its token is kept apart,
+/// as a `Secret`, and never shown again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitCredential {
+    pub id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    /// Lower case, without a port: matched against a repository URL's.
+    pub host: String,
+    pub username: String,
+    pub created_at: super::Millis,
+}
+
+/// Checks a credential's host (a host name, no scheme, port or path) and
+/// username; the host as stored.
+pub fn check_credential(host: &str, username: &str) -> Result<String, String> {
+    let host_ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if !host_ok {
+        return Err(format!(
+            "host {host:?} must be a host name such as git.example.com (no scheme, port or path)"
+        ));
+    }
+    if username.is_empty() || username.len() > 255 || username.contains(':') {
+        return Err("username must be 1 to 255 characters without ':'".into());
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
 /// Why a clone failed, as a user can act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloneFailure {

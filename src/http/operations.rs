@@ -108,6 +108,23 @@ pub fn operations() -> Vec<Op> {
             .describe("Not the one the request is made with (409): that is `POST /api/auth/logout`.")
             .ok::<DeletedDto>()
             .errors(&[409]),
+        Op::get("/api/auth/me/git-credentials", "listGitCredentials", auth::git_credentials)
+            .tag("auth")
+            .summary("Your stored git credentials (never their tokens)")
+            .ok::<Vec<GitCredentialDto>>(),
+        Op::post("/api/auth/me/git-credentials", "addGitCredential", auth::add_git_credential)
+            .creates(ResourceKind::GitCredential)
+            .tag("auth")
+            .summary("Store a token for one git host")
+            .describe("Sent by HTTP basic authentication to that host alone, when it asks, while Berth clones a project from it (`POST /api/projects` with `git`); never written into the clone, a log, an answer or the audit log. One per host (409).")
+            .json::<GitCredentialRequest>()
+            .created::<GitCredentialDto>()
+            .errors(&[409]),
+        Op::delete("/api/auth/me/git-credentials/{id}", "removeGitCredential", auth::remove_git_credential)
+            .acts_on(ResourceKind::GitCredential, "id")
+            .tag("auth")
+            .summary("Remove one of your git credentials")
+            .ok::<DeletedDto>(),
         // ---- users (admins) ----
         Op::get("/api/users", "listUsers", users::list)
             .tag("users")

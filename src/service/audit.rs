@@ -139,9 +139,11 @@ impl Audit {
             ResourceKind::Project => store.project(id).await.ok()?.map(|p| p.owner_id),
             ResourceKind::Backup => store.backup(id).await.ok()?.map(|b| b.owner_id),
             ResourceKind::User => Some(id),
-            ResourceKind::Type | ResourceKind::Token | ResourceKind::Node | ResourceKind::Job => {
-                None
-            }
+            ResourceKind::Type
+            | ResourceKind::Token
+            | ResourceKind::Node
+            | ResourceKind::Job
+            | ResourceKind::GitCredential => None,
         }
     }
 }

@@ -20,9 +20,11 @@ use std::time::Duration;
 
 use super::{Core, Projects, Result, ServiceError, Volumes};
 use crate::domain::git::{
-    explain, host_allowed, submodule_urls_allowed, CloneFailure, CloneRequest, GitOrigin,
+    check_credential, explain, host_allowed, submodule_urls_allowed, CloneFailure, CloneRequest,
+    GitCredential, GitOrigin, Transport,
 };
-use crate::domain::{Project, User};
+use crate::domain::{now_millis, Project, User};
+use crate::secret::Secret;
 
 /// At most this much of git's error output is kept (its last lines say
 /// why).
@@ -81,7 +83,12 @@ impl Repos {
         }
         let scratch = self.scratch()?;
         let tree = scratch.path().join("tree");
-        let commit = self.clone_into(&new.clone, scratch.path(), &tree).await?;
+        let credential = self.credential_for(user, &new.clone).await?;
+        let git = Git {
+            scratch: scratch.path(),
+            credential: credential.as_ref(),
+        };
+        let commit = self.clone_into(&new.clone, &git, &tree).await?;
         let origin = GitOrigin {
             url: new.clone.url.url.clone(),
             reference: new.clone.reference.clone(),
@@ -132,6 +139,72 @@ impl Repos {
         Ok(project)
     }
 
+    /// The user's credential for the repository's host, for HTTP(S).
+    async fn credential_for(
+        &self,
+        user: &User,
+        req: &CloneRequest,
+    ) -> Result<Option<(GitCredential, Secret)>> {
+        if req.url.transport != Transport::Http {
+            return Ok(None);
+        }
+        Ok(self
+            .core()
+            .store()
+            .git_credential_for(user.id, &req.url.host)
+            .await?)
+    }
+
+    /// The user's stored git credentials (never their tokens).
+    pub async fn git_credentials(&self, user: &User) -> Result<Vec<GitCredential>> {
+        Ok(self.core().store().git_credentials(user.id).await?)
+    }
+
+    /// Stores a token for one host, sent by HTTP basic authentication to
+    /// that host alone when it asks; one per host.
+    pub async fn add_git_credential(
+        &self,
+        user: &User,
+        host: &str,
+        username: &str,
+        token: Secret,
+    ) -> Result<GitCredential> {
+        let host = check_credential(host, username).map_err(ServiceError::Invalid)?;
+        if token.expose().is_empty() || token.expose().len() > 4096 {
+            return Err(ServiceError::Invalid(
+                "token must be 1 to 4096 characters".into(),
+            ));
+        }
+        let c = GitCredential {
+            id: uuid::Uuid::new_v4(),
+            user_id: user.id,
+            host,
+            username: username.to_string(),
+            created_at: now_millis(),
+        };
+        self.core()
+            .store()
+            .insert_git_credential(&c, &token)
+            .await?;
+        Ok(c)
+    }
+
+    /// Removes one of the user's credentials (another's id is not found).
+    pub async fn remove_git_credential(&self, user: &User, id: uuid::Uuid) -> Result<()> {
+        if self
+            .core()
+            .store()
+            .delete_git_credential(user.id, id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "git credential {id} not found"
+            )))
+        }
+    }
+
     /// A private directory for one clone, removed when dropped.
     fn scratch(&self) -> Result<tempfile::TempDir> {
         let base = self.core().config().data_dir.join("tmp");
@@ -144,7 +217,12 @@ impl Repos {
     }
 
     /// Runs the clone's commands into `tree`; the commit checked out.
-    async fn clone_into(&self, req: &CloneRequest, scratch: &Path, tree: &Path) -> Result<String> {
+    async fn clone_into(
+        &self,
+        req: &CloneRequest,
+        scratch: &Git<'_>,
+        tree: &Path,
+    ) -> Result<String> {
         let into = tree.to_string_lossy().into_owned();
         let timeout = Duration::from_secs(self.core().config().git.clone_timeout_s.max(1));
         let started = tokio::time::Instant::now();
@@ -195,10 +273,11 @@ impl Repos {
     /// One git command; its standard output, or why it failed.
     async fn git(
         &self,
-        scratch: &Path,
+        run: &Git<'_>,
         args: &[String],
         limit: Duration,
     ) -> std::result::Result<String, GitRun> {
+        let scratch = run.scratch;
         let home = scratch.join("home");
         let _ = std::fs::create_dir_all(&home);
         let mut cmd = tokio::process::Command::new(&self.core().config().git.program);
@@ -226,6 +305,16 @@ impl Repos {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some((c, secret)) = run.credential {
+            // Asked for only when the server wants it; from the
+            // environment of this one process, never its command line.
+            cmd.env(
+                "GIT_ASKPASS",
+                askpass(scratch).map_err(|e| GitRun::Spawn(e.to_string()))?,
+            )
+            .env("BERTH_GIT_USERNAME", &c.username)
+            .env("BERTH_GIT_PASSWORD", secret.expose());
+        }
         let child = cmd.spawn().map_err(|e| GitRun::Spawn(e.to_string()))?;
         let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
             Ok(r) => r.map_err(|e| GitRun::Spawn(e.to_string()))?,
@@ -234,7 +323,10 @@ impl Repos {
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
-        let err = String::from_utf8_lossy(&out.stderr);
+        let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if let Some((_, secret)) = run.credential {
+            err = err.replace(secret.expose(), "***");
+        }
         let start = err.len().saturating_sub(STDERR_KEPT);
         let start = (start..err.len())
             .find(|i| err.is_char_boundary(*i))
@@ -259,6 +351,32 @@ impl Repos {
             },
         }
     }
+}
+
+/// One clone's git: its scratch directory, and the credential for the
+/// repository's host, if the user stored one.
+struct Git<'a> {
+    scratch: &'a Path,
+    credential: Option<&'a (GitCredential, Secret)>,
+}
+
+/// The `GIT_ASKPASS` program of a clone: answers git's username and
+/// password questions from the environment git was started with.
+fn askpass(scratch: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = scratch.join("askpass");
+    if !path.exists() {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&path)?;
+        std::io::Write::write_all(
+            &mut f,
+            b"#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BERTH_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BERTH_GIT_PASSWORD\" ;;\nesac\n",
+        )?;
+    }
+    Ok(path)
 }
 
 /// Where ssh records host keys for one clone (first use accepted: the

@@ -10,6 +10,7 @@ mod audit;
 mod backups;
 mod coord;
 mod events;
+mod git;
 mod jobs;
 mod nodes;
 mod operations;

@@ -265,10 +265,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM tokens WHERE user_id = $1")
-            .bind(&from)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM tokens WHERE user_id = $1",
+            // Credentials are the person's own: not handed to the heir.
+            "DELETE FROM git_credentials WHERE user_id = $1",
+        ] {
+            sqlx::query(sql).bind(&from).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(&from)
             .execute(&mut *tx)

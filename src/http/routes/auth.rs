@@ -12,7 +12,8 @@ use crate::http::wire::{
     ok, ok_with, rfc3339, ChangePasswordRequest, CreateTokenRequest, CreatedTokenDto, DeletedDto,
     LoggedOutDto, LoginRequest, LoginResponse, PasswordChangedDto, TokenDto, UserDto,
 };
-use crate::service::Accounts;
+use crate::http::wire::{GitCredentialDto, GitCredentialRequest};
+use crate::service::{Accounts, Repos};
 
 fn cookie(accounts: &Accounts, value: &str, max_age_s: u64) -> HeaderValue {
     let secure = if accounts.auth_config().cookie_secure {
@@ -124,5 +125,39 @@ pub async fn revoke_token(
     accounts
         .revoke_own_token(&caller.user, caller.token_id, id)
         .await?;
+    Ok(ok(DeletedDto { id }))
+}
+
+/// The caller's stored git credentials (never their tokens).
+pub async fn git_credentials(State(repos): State<Repos>, caller: Caller) -> ApiResult<Response> {
+    let list = repos.git_credentials(&caller.user).await?;
+    Ok(ok(list
+        .iter()
+        .map(GitCredentialDto::from)
+        .collect::<Vec<_>>()))
+}
+
+pub async fn add_git_credential(
+    State(repos): State<Repos>,
+    caller: Caller,
+    ApiJson(req): ApiJson<GitCredentialRequest>,
+) -> ApiResult<Response> {
+    let c = repos
+        .add_git_credential(
+            &caller.user,
+            &req.host,
+            req.username.as_deref().unwrap_or("git"),
+            crate::secret::Secret::new(req.token),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ok(GitCredentialDto::from(&c))).into_response())
+}
+
+pub async fn remove_git_credential(
+    State(repos): State<Repos>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    repos.remove_git_credential(&caller.user, id).await?;
     Ok(ok(DeletedDto { id }))
 }

@@ -75,6 +75,45 @@ pub struct CreateTokenRequest {
     pub name: String,
 }
 
+/// A token for one git host, stored once (`POST /api/auth/me/git-credentials`).
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitCredentialRequest {
+    /// The host it is for (`git.example.com`: no scheme, port or path).
+    #[schemars(length(max = 255))]
+    pub host: String,
+    /// The username sent with it (`git` when left out; most hosts accept
+    /// any with a token).
+    #[schemars(length(max = 255))]
+    pub username: Option<String>,
+    /// The token (or password): sent by HTTP basic authentication to that
+    /// host when it asks, never shown again.
+    #[schemars(length(max = 4096))]
+    pub token: String,
+}
+
+/// A stored git credential: never its token.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitCredentialDto {
+    pub id: Uuid,
+    pub host: String,
+    pub username: String,
+    #[schemars(with = "Timestamp")]
+    pub created_at: String,
+}
+
+impl From<&crate::domain::git::GitCredential> for GitCredentialDto {
+    fn from(c: &crate::domain::git::GitCredential) -> Self {
+        GitCredentialDto {
+            id: c.id,
+            host: c.host.clone(),
+            username: c.username.clone(),
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
 /// A token as its owner sees it listed: never the secret itself.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
