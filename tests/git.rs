@@ -45,11 +45,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(base: &Path) -> Daemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         // The daemon itself, not `git daemon`: killing that wrapper would
         // leave the daemon it started running.
         let exec_path = git(base, &["--exec-path"]);
@@ -60,11 +56,7 @@ impl Daemon {
             .arg(base)
             .spawn()
             .expect("git daemon");
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "git daemon did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port);
         Daemon { child, port }
     }
 
@@ -111,7 +103,7 @@ impl HttpGit {
         let exec_path = git(base, &["--exec-path"]);
         // As root, nginx's workers would run as nobody, who cannot reach
         // the socket or the repositories of this test.
-        let user_line = if unsafe_is_root() { "user root;" } else { "" };
+        let user_line = if is_root() { "user root;" } else { "" };
         let conf = format!(
             "{user_line}\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;\n\
@@ -161,7 +153,7 @@ impl Drop for HttpGit {
     }
 }
 
-fn unsafe_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -84,10 +84,8 @@ impl Repos {
         let scratch = self.scratch()?;
         let tree = scratch.path().join("tree");
         let credential = self.credential_for(user, &new.clone).await?;
-        let git = Git {
-            scratch: scratch.path(),
-            credential: credential.as_ref(),
-        };
+        let git = Git::prepare(scratch.path(), credential.as_ref())
+            .map_err(|e| ServiceError::Storage(format!("preparing the clone: {e}")))?;
         let commit = self.clone_into(&new.clone, &git, &tree).await?;
         let origin = GitOrigin {
             url: new.clone.url.url.clone(),
@@ -217,18 +215,13 @@ impl Repos {
     }
 
     /// Runs the clone's commands into `tree`; the commit checked out.
-    async fn clone_into(
-        &self,
-        req: &CloneRequest,
-        scratch: &Git<'_>,
-        tree: &Path,
-    ) -> Result<String> {
+    async fn clone_into(&self, req: &CloneRequest, run: &Git<'_>, tree: &Path) -> Result<String> {
         let into = tree.to_string_lossy().into_owned();
         let timeout = Duration::from_secs(self.core().config().git.clone_timeout_s.max(1));
         let started = tokio::time::Instant::now();
         for args in req.commands(&into) {
             let left = timeout.saturating_sub(started.elapsed());
-            self.git(scratch, &args, left)
+            self.git(run, &args, left)
                 .await
                 .map_err(|e| self.failure(e, req, timeout))?;
         }
@@ -237,7 +230,7 @@ impl Repos {
             // fetched.
             let listing = self
                 .git(
-                    scratch,
+                    run,
                     &[
                         "-C".into(),
                         into.clone(),
@@ -249,19 +242,26 @@ impl Repos {
                     ],
                     Duration::from_secs(30),
                 )
-                .await
-                .unwrap_or_default();
+                .await;
+            // `--get-regexp` exits 1, saying nothing, when no submodule has
+            // a URL; any other failure stops the clone rather than fetch
+            // URLs nobody checked.
+            let listing = match listing {
+                Ok(l) => l,
+                Err(GitRun::Failed(said)) if said.trim().is_empty() => String::new(),
+                Err(e) => return Err(self.failure(e, req, timeout)),
+            };
             let allowed = &self.core().config().git.allowed_hosts;
             submodule_urls_allowed(&listing, allowed).map_err(ServiceError::Forbidden)?;
             let recursive = allowed.iter().any(|h| h == "*");
             let left = timeout.saturating_sub(started.elapsed());
-            self.git(scratch, &req.submodule_command(&into, recursive), left)
+            self.git(run, &req.submodule_command(&into, recursive), left)
                 .await
                 .map_err(|e| self.failure(e, req, timeout))?;
         }
         let head = self
             .git(
-                scratch,
+                run,
                 &["-C".into(), into, "rev-parse".into(), "HEAD".into()],
                 Duration::from_secs(30),
             )
@@ -279,7 +279,6 @@ impl Repos {
     ) -> std::result::Result<String, GitRun> {
         let scratch = run.scratch;
         let home = scratch.join("home");
-        let _ = std::fs::create_dir_all(&home);
         let mut cmd = tokio::process::Command::new(&self.core().config().git.program);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
@@ -305,15 +304,12 @@ impl Repos {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some((c, secret)) = run.credential {
+        if let (Some((c, secret)), Some(askpass)) = (run.credential, &run.askpass) {
             // Asked for only when the server wants it; from the
             // environment of this one process, never its command line.
-            cmd.env(
-                "GIT_ASKPASS",
-                askpass(scratch).map_err(|e| GitRun::Spawn(e.to_string()))?,
-            )
-            .env("BERTH_GIT_USERNAME", &c.username)
-            .env("BERTH_GIT_PASSWORD", secret.expose());
+            cmd.env("GIT_ASKPASS", askpass)
+                .env("BERTH_GIT_USERNAME", &c.username)
+                .env("BERTH_GIT_PASSWORD", secret.expose());
         }
         let child = cmd.spawn().map_err(|e| GitRun::Spawn(e.to_string()))?;
         let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
@@ -353,11 +349,29 @@ impl Repos {
     }
 }
 
-/// One clone's git: its scratch directory, and the credential for the
-/// repository's host, if the user stored one.
+/// One clone's git: its scratch directory (with the `HOME` git gets), and
+/// the credential for the repository's host with its `GIT_ASKPASS`
+/// program, if the user stored one.
 struct Git<'a> {
     scratch: &'a Path,
     credential: Option<&'a (GitCredential, Secret)>,
+    askpass: Option<PathBuf>,
+}
+
+impl<'a> Git<'a> {
+    /// Makes what every git command of the clone uses, once.
+    fn prepare(
+        scratch: &'a Path,
+        credential: Option<&'a (GitCredential, Secret)>,
+    ) -> std::io::Result<Git<'a>> {
+        std::fs::create_dir(scratch.join("home"))?;
+        let askpass = credential.map(|_| askpass(scratch)).transpose()?;
+        Ok(Git {
+            scratch,
+            credential,
+            askpass,
+        })
+    }
 }
 
 /// The `GIT_ASKPASS` program of a clone: answers git's username and
@@ -365,17 +379,15 @@ struct Git<'a> {
 fn askpass(scratch: &Path) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = scratch.join("askpass");
-    if !path.exists() {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o700)
-            .open(&path)?;
-        std::io::Write::write_all(
-            &mut f,
-            b"#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BERTH_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BERTH_GIT_PASSWORD\" ;;\nesac\n",
-        )?;
-    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o700)
+        .open(&path)?;
+    std::io::Write::write_all(
+        &mut f,
+        b"#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BERTH_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BERTH_GIT_PASSWORD\" ;;\nesac\n",
+    )?;
     Ok(path)
 }
 

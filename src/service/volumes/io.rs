@@ -86,6 +86,9 @@ impl io::Write for ChannelWrite {
     }
 }
 
+/// What a tar stream for the engine is written into.
+type TarOut = io::BufWriter<ChannelWrite>;
+
 fn strip_root() -> &'static str {
     HELPER_MOUNT.trim_start_matches('/')
 }
@@ -324,29 +327,21 @@ impl Volumes {
         volume: &str,
         rules: backup::ReadRules,
     ) -> Result<()> {
-        let helper = self.helper(engine, volume, false).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let archive = archive.to_path_buf();
         // Entries go under `data/` and are unpacked at `/`: the engine
         // refuses symlinks that point above the directory it unpacks in,
         // and a volume may hold `../..` links that are fine inside the
         // workspace.
-        let pump = tokio::task::spawn_blocking(move || {
-            let w = ChannelWrite { tx: tx.clone() };
-            let w = io::BufWriter::with_capacity(256 * 1024, w);
-            let done = backup::write_prefixed_tar(&archive, compression, strip_root(), w, rules)
-                .and_then(|(mut w, _)| w.flush().map_err(|e| ArchiveError::Corrupt(e.to_string())));
-            if let Err(e) = done {
-                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-            }
-        });
-        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let uploaded = engine.upload_tar(&helper.id, "/", body).await;
-        let _ = pump.await;
-        drop(helper);
-        uploaded.map_err(|e| {
-            ServiceError::Refused(format!("the engine could not extract the archive: {e}"))
-        })
+        self.upload_via_engine(
+            engine,
+            volume,
+            move |w| {
+                backup::write_prefixed_tar(&archive, compression, strip_root(), w, rules)
+                    .map(|(w, _)| w)
+            },
+            |e| ServiceError::Refused(format!("the engine could not extract the archive: {e}")),
+        )
+        .await
     }
 
     /// Writes the tree at `src` (a clone Berth made on this host) into
@@ -360,14 +355,37 @@ impl Volumes {
         dir: &str,
         owner: (u64, u64),
     ) -> Result<()> {
-        let helper = self.helper(engine, volume, false).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let src = src.to_path_buf();
         let prefix = format!("{}/{dir}", strip_root());
+        self.upload_via_engine(
+            engine,
+            volume,
+            move |w| backup::tar_tree_as(&src, &prefix, owner, w),
+            |e| {
+                ServiceError::Storage(format!(
+                    "the engine could not write the clone into the volume: {e}"
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Streams the tar `write` makes (entries under `data/`, on a blocking
+    /// thread) into `volume` through a helper of `engine`, unpacked at `/`
+    /// as the bytes arrive; a failure of `write` fails the upload, and a
+    /// failed upload is `refused`'s error.
+    async fn upload_via_engine(
+        &self,
+        engine: &Engine,
+        volume: &str,
+        write: impl FnOnce(TarOut) -> std::result::Result<TarOut, ArchiveError> + Send + 'static,
+        refused: impl FnOnce(crate::engine::EngineError) -> ServiceError,
+    ) -> Result<()> {
+        let helper = self.helper(engine, volume, false).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let pump = tokio::task::spawn_blocking(move || {
-            let w = ChannelWrite { tx: tx.clone() };
-            let w = io::BufWriter::with_capacity(256 * 1024, w);
-            let done = backup::tar_tree_as(&src, &prefix, owner, w)
+            let w = io::BufWriter::with_capacity(256 * 1024, ChannelWrite { tx: tx.clone() });
+            let done = write(w)
                 .and_then(|mut w| w.flush().map_err(|e| ArchiveError::Corrupt(e.to_string())));
             if let Err(e) = done {
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
@@ -377,11 +395,7 @@ impl Volumes {
         let uploaded = engine.upload_tar(&helper.id, "/", body).await;
         let _ = pump.await;
         drop(helper);
-        uploaded.map_err(|e| {
-            ServiceError::Storage(format!(
-                "the engine could not write the clone into the volume: {e}"
-            ))
-        })
+        uploaded.map_err(refused)
     }
 
     /// Copies `src`'s data into `dst` through the engines (the same one,
